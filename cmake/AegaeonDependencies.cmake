@@ -1,0 +1,18 @@
+# All external dependencies, found once. Packages come from Debian (scripts/install-deps).
+find_package(Threads REQUIRED)
+find_package(CAF REQUIRED)                       # cmake/FindCAF.cmake (Debian ships no config)
+find_package(CapnProto CONFIG REQUIRED)          # capnp, kj, kj-async, kj-http, capnp-rpc
+find_package(spdlog CONFIG REQUIRED)
+find_package(nlohmann_json CONFIG REQUIRED)
+find_package(yaml-cpp CONFIG REQUIRED)
+find_package(CLI11 CONFIG REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+set(BLA_VENDOR OpenBLAS)
+find_package(BLAS REQUIRED)
+if(AEGAEON_BUILD_TESTS)
+  find_package(GTest CONFIG REQUIRED)
+endif()
+if(AEGAEON_BUILD_BENCH)
+  find_package(benchmark CONFIG REQUIRED)
+endif()

@@ -1,0 +1,10 @@
+# aegaeon_add_test(<name> SOURCES <files...> LIBS <targets...>)
+# One GoogleTest executable; every TEST becomes its own ctest entry.
+include(GoogleTest)
+function(aegaeon_add_test name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;LIBS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  aegaeon_target_defaults(${name})
+  target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 120)
+endfunction()

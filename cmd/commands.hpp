@@ -1,0 +1,25 @@
+// Subcommands of the `aegaeon` binary. Each add_*_command registers its CLI11 subcommand and
+// the callback that runs it; the callback throws CommandError for a failure to report.
+#pragma once
+
+#include <stdexcept>
+
+namespace CLI {
+class App;
+}
+
+namespace aegaeon::cmd {
+
+/// A failure a subcommand reports to the user: main prints the message and exits with `exit_code`.
+struct CommandError : std::runtime_error {
+  CommandError(const std::string& message, int exit_code = 1)
+      : std::runtime_error(message), exit_code(exit_code) {}
+  int exit_code;
+};
+
+/// `aegaeon version`: prints the version and the components it was built with.
+void add_version_command(CLI::App& app);
+/// `aegaeon serve`: everything in one process (HTTP API, actors, CPU backend).
+void add_serve_command(CLI::App& app);
+
+}  // namespace aegaeon::cmd

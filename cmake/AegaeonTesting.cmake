@@ -8,3 +8,14 @@ function(aegaeon_add_test name)
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 120)
 endfunction()
+
+# aegaeon_add_test_dir(<name> LIBS <targets...>)
+# One test executable from every *_test.cpp in the current folder, so several people can add
+# suites to a folder without editing its CMakeLists.txt.
+function(aegaeon_add_test_dir name)
+  cmake_parse_arguments(ARG "" "" "LIBS" ${ARGN})
+  file(GLOB _sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*_test.cpp)
+  if(_sources)
+    aegaeon_add_test(${name} SOURCES ${_sources} LIBS ${ARG_LIBS})
+  endif()
+endfunction()

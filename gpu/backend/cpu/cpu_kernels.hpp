@@ -1,0 +1,19 @@
+// Vectorized inner kernels of the CPU backend: dot products of F32 activations against F32,
+// BF16 or F16 weight rows. AVX2+FMA (+F16C) when the CPU has them, portable loops otherwise.
+#pragma once
+
+#include <cstddef>
+
+#include "gpu/backend/dtype.hpp"
+
+namespace aegaeon::backend::cpu {
+
+/// out[j] = dot(x + j*ldx, w) over k elements for j in [0, rows): one weight row against up to
+/// `rows` activation rows, so the row is read from memory once (the decode GEMV).
+void dot_rows(DType w_dtype, const void* w, const float* x, std::size_t ldx, int rows,
+              std::size_t k, float* out);
+
+/// True when the AVX2/FMA kernels are in use (for benchmark reports).
+bool using_avx2();
+
+}  // namespace aegaeon::backend::cpu

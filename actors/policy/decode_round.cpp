@@ -1,0 +1,66 @@
+#include "actors/policy/decode_round.hpp"
+
+#include <algorithm>
+#include <limits>
+
+namespace aegaeon::policy {
+
+RoundPlan plan_round(std::span<const BatchLoad> batches, const DecodeRoundConfig& config,
+                     std::optional<ModelId> resident) {
+  RoundPlan plan;
+  const std::size_t k = batches.size();
+  plan.quota_s.assign(k, 0.0);
+  if (k == 0) return plan;
+
+  // Order: resident model first, then by first appearance; stable within a model.
+  std::vector<ModelId> models;
+  if (resident) {
+    for (const auto& b : batches) {
+      if (b.model == *resident) {
+        models.push_back(*resident);
+        break;
+      }
+    }
+  }
+  for (const auto& b : batches) {
+    if (std::find(models.begin(), models.end(), b.model) == models.end()) models.push_back(b.model);
+  }
+  for (ModelId m : models) {
+    for (std::size_t i = 0; i < k; ++i) {
+      if (batches[i].model == m) plan.order.push_back(i);
+    }
+  }
+
+  double sum_inv_n = 0.0;
+  double min_n = std::numeric_limits<double>::infinity();
+  std::vector<double> n(k);
+  for (std::size_t i = 0; i < k; ++i) {
+    n[i] = config.tbt_slo_s / std::max(batches[i].step_s, 1e-9);
+    sum_inv_n += 1.0 / n[i];
+    min_n = std::min(min_n, n[i]);
+  }
+  if (models.size() > 1) {
+    for (ModelId m : models) {
+      for (const auto& b : batches) {
+        if (b.model == m) {
+          plan.switch_s += b.model_switch_s;
+          break;
+        }
+      }
+    }
+  }
+  if (config.count_kv_swap && k > 1) {
+    for (const auto& b : batches) plan.switch_s += b.kv_swap_s;
+  }
+  const double c = plan.switch_s;
+  plan.alpha = std::max(c / (min_n * config.q_max_s) + sum_inv_n, config.alpha_floor);
+  if (c > 0.0) {
+    const double denom = plan.alpha - sum_inv_n;  // ≥ c/(min n·Q_max) > 0 by α's definition
+    for (std::size_t i = 0; i < k; ++i) plan.quota_s[i] = c / (n[i] * denom);
+  }
+  plan.round_s = c;
+  for (double q : plan.quota_s) plan.round_s += q;
+  return plan;
+}
+
+}  // namespace aegaeon::policy

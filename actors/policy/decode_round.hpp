@@ -1,0 +1,50 @@
+// One round of weighted round-robin decoding: per-batch time quotas from step-time estimates
+// and switch costs (PAPER-NOTES.md "Decode round").
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "actors/policy/request.hpp"
+
+namespace aegaeon::policy {
+
+/// Knobs of the decode round.
+struct DecodeRoundConfig {
+  double tbt_slo_s = 0.1;
+  double q_max_s = 4.0;        ///< longest quota any batch gets (paper: 4 s)
+  double alpha_floor = 0.5;    ///< α never drops below this (paper: 0.5)
+  /// Also charge each batch's KV swap-in to the round's switch cost `c` when the round has more
+  /// than one batch (the paper's `c` counts model loads only; swaps are real time too).
+  bool count_kv_swap = true;
+};
+
+/// What the round planner needs to know about one batch.
+struct BatchLoad {
+  ModelId model = 0;
+  double step_s = 0.0;         ///< d_i: estimated decode step time of the batch
+  double model_switch_s = 0.0; ///< time to load the batch's model weights
+  double kv_swap_s = 0.0;      ///< time to swap the batch's KV back in
+};
+
+/// Quotas and order of one round.
+struct RoundPlan {
+  double alpha = 0.0;          ///< α: mean TBT / TBT SLO the round achieves (≤ 1: SLO holds)
+  double switch_s = 0.0;       ///< c: switch time spent per round
+  double round_s = 0.0;        ///< Σq + c
+  std::vector<double> quota_s; ///< q_i, indexed like the input batches
+  std::vector<std::size_t> order;  ///< execution order: batches grouped by model
+  /// True when α ≤ 1, i.e. the TBT SLO holds on average for every batch.
+  [[nodiscard]] bool tbt_feasible() const { return alpha <= 1.0 + 1e-9; }
+};
+
+/// Plans a round (PAPER-NOTES): n_i = TBT/d_i; c = Σ distinct-model switch times (+ KV swaps);
+/// α = max(c/(min n·Q_max) + Σ1/n, floor); q_i = c / (n_i (α − Σ 1/n)). The order puts
+/// `resident`'s batches first, then models in first-appearance order, so a round switches
+/// model once per distinct model. With one batch, c = 0 and its quota is 0 (one step per round).
+RoundPlan plan_round(std::span<const BatchLoad> batches, const DecodeRoundConfig& config,
+                     std::optional<ModelId> resident = std::nullopt);
+
+}  // namespace aegaeon::policy

@@ -1,0 +1,56 @@
+// Placement: which models a node's host cache holds and how many prefill/decode instances each
+// model group gets, rebalanced as rates change. Pure and simple: greedy bin packing by load.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "actors/policy/request.hpp"
+#include "core/result.hpp"
+
+namespace aegaeon::policy {
+
+/// Demand of one model, as measured (or forecast) by the caller.
+struct ModelDemand {
+  ModelId model = 0;
+  double rate_rps = 0.0;      ///< arrivals per second
+  double service_s = 1.0;     ///< mean device-seconds one request needs (prefill + decode share)
+  double weight_bytes = 0.0;  ///< host cache footprint
+};
+
+/// The cluster placement works on.
+struct PlacementConfig {
+  std::int32_t nodes = 1;
+  std::int32_t prefill_per_node = 1;
+  std::int32_t decode_per_node = 1;
+  double host_cache_bytes = 64.0 * 1024 * 1024 * 1024;  ///< per node
+  /// Rebalance only when some group's load share differs from its device share by more than this.
+  double rebalance_threshold = 0.25;
+};
+
+/// One model group: the models one node caches and serves, and its instances.
+struct ModelGroup {
+  std::int32_t node = 0;
+  std::vector<ModelId> models;
+  double load = 0.0;  ///< Σ rate · service_s (busy devices needed)
+  std::int32_t prefill_instances = 0;
+  std::int32_t decode_instances = 0;
+};
+
+/// A placement: one group per node.
+struct Placement {
+  std::vector<ModelGroup> groups;
+};
+
+/// Places models on nodes: heaviest model first onto the least loaded node whose host cache
+/// still has room. Every node keeps its prefill/decode instances. Fails naming the first model
+/// that fits no node.
+core::Result<Placement> plan_placement(std::span<const ModelDemand> demands, const PlacementConfig& config);
+
+/// True when the current placement is off from the demand by more than the threshold (some
+/// group's share of the load differs from its share of devices), or a model is missing.
+bool needs_rebalance(const Placement& current, std::span<const ModelDemand> demands,
+                     const PlacementConfig& config);
+
+}  // namespace aegaeon::policy

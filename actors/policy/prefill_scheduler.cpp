@@ -1,0 +1,87 @@
+#include "actors/policy/prefill_scheduler.hpp"
+
+#include <algorithm>
+
+namespace aegaeon::policy {
+
+PrefillScheduler::PrefillScheduler(std::int32_t instances, PrefillConfig config)
+    : config_(config), instances_(static_cast<std::size_t>(std::max(instances, 1))) {}
+
+std::optional<std::pair<InstanceId, std::size_t>> PrefillScheduler::find_open_group(ModelId model) const {
+  for (std::size_t i = 0; i < instances_.size(); ++i) {
+    const auto& groups = instances_[i].groups;
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+      if (groups[g].model == model && groups[g].joined < config_.max_group_size) {
+        return std::make_pair(static_cast<InstanceId>(i), g);
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+PrefillDispatch PrefillScheduler::preview(ModelId model) const {
+  if (auto open = find_open_group(model)) return {open->first, false};
+  InstanceId best = 0;
+  for (std::size_t i = 1; i < instances_.size(); ++i) {
+    if (instances_[i].queued < instances_[best].queued) best = static_cast<InstanceId>(i);
+  }
+  return {best, true};
+}
+
+PrefillDispatch PrefillScheduler::on_arrival(const RequestInfo& request) {
+  if (auto open = find_open_group(request.model)) {
+    auto& inst = instances_[open->first];
+    auto& group = inst.groups[open->second];
+    group.requests.push_back(request);
+    ++group.joined;
+    ++inst.queued;
+    return {open->first, false};
+  }
+  const PrefillDispatch d = preview(request.model);
+  auto& inst = instances_[d.instance];
+  inst.groups.push_back(Group{request.model, 1, {request}});
+  ++inst.queued;
+  return d;
+}
+
+PrefillAction PrefillScheduler::next_action(InstanceId instance, std::optional<ModelId> resident) const {
+  const auto& groups = instances_[instance].groups;
+  PrefillAction action;
+  if (groups.empty()) return action;
+  const Group& head = groups.front();
+  for (std::size_t g = 1; g < groups.size(); ++g) {
+    if (groups[g].model != head.model) {
+      action.prefetch_model = groups[g].model;
+      break;
+    }
+  }
+  action.model = head.model;
+  if (!resident || *resident != head.model) {
+    action.kind = PrefillAction::Kind::kSwitch;
+    return action;
+  }
+  action.kind = PrefillAction::Kind::kRun;
+  action.request = head.requests.front().id;
+  return action;
+}
+
+void PrefillScheduler::on_prefill_done(InstanceId instance, RequestId request) {
+  auto& inst = instances_[instance];
+  for (auto g = inst.groups.begin(); g != inst.groups.end(); ++g) {
+    auto it = std::find_if(g->requests.begin(), g->requests.end(),
+                           [&](const RequestInfo& r) { return r.id == request; });
+    if (it == g->requests.end()) continue;
+    g->requests.erase(it);
+    --inst.queued;
+    if (g->requests.empty()) inst.groups.erase(g);
+    return;
+  }
+}
+
+std::vector<RequestInfo> PrefillScheduler::pending(InstanceId instance) const {
+  std::vector<RequestInfo> out;
+  for (const auto& g : instances_[instance].groups) out.insert(out.end(), g.requests.begin(), g.requests.end());
+  return out;
+}
+
+}  // namespace aegaeon::policy

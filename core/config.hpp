@@ -1,0 +1,56 @@
+// Process configuration: plain structs with defaults, loaded from YAML and adjusted by
+// `key=value` overrides (the CLI's --set). Both paths go through one table of field
+// descriptors in config.cpp; adding a section means adding a struct here, a member to Config
+// and its rows to that table.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.hpp"
+
+namespace aegaeon::core {
+
+/// The OpenAI-compatible HTTP front door.
+struct HttpConfig {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8000;
+  std::uint64_t max_body_bytes = 1 << 20;     ///< larger request bodies get HTTP 413
+  std::uint64_t max_header_bytes = 64 << 10;  ///< larger header blocks get HTTP 431
+  std::string api_key;                        ///< empty: no authentication; never logged
+};
+
+/// Logging to stderr.
+struct LogConfig {
+  std::string level = "info";   ///< trace | debug | info | warn | error | off
+  std::string format = "text";  ///< text | json (one JSON object per line)
+};
+
+/// Everything a process reads at start.
+struct Config {
+  HttpConfig http;
+  LogConfig log;
+};
+
+/// Parses YAML text; `source_name` (usually the file name) prefixes every error message.
+/// Missing keys keep their defaults; unknown keys, wrong types and out-of-range values are
+/// errors naming the key and what was expected.
+[[nodiscard]] Result<Config> parse_config(std::string_view yaml_text, std::string_view source_name);
+
+/// Reads and parses a YAML file.
+[[nodiscard]] Result<Config> load_config_file(const std::filesystem::path& path);
+
+/// Applies one `dotted.key=value` override (e.g. "http.port=9000"), validated like YAML.
+[[nodiscard]] Result<void> apply_override(Config& config, std::string_view key_equals_value);
+
+/// One line per field, `dotted.key: value`, secrets redacted; for `aegaeon config` and the
+/// start-up log.
+std::string describe_config(const Config& config);
+
+/// Every settable dotted key, in table order.
+std::vector<std::string> config_keys();
+
+}  // namespace aegaeon::core

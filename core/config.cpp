@@ -59,7 +59,8 @@ std::string format_byte_size(std::uint64_t bytes) {
       {"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}};
   for (const auto& [suffix, bits] : kSuffixes) {
     const std::uint64_t unit = std::uint64_t{1} << bits;
-    if (bytes >= unit && bytes % unit == 0) return std::to_string(bytes / unit) + std::string(suffix);
+    if (bytes >= unit && bytes % unit == 0)
+      return std::to_string(bytes / unit) + std::string(suffix);
   }
   return std::to_string(bytes);
 }
@@ -133,7 +134,8 @@ Field enum_field(std::string key, Section Config::*section, std::string Section:
 
 // Accepts the YAML 1.1 spellings people write: true/false, yes/no, on/off.
 template <typename Section>
-[[maybe_unused]] Field bool_field(std::string key, Section Config::*section, bool Section::*member) {
+[[maybe_unused]] Field bool_field(std::string key, Section Config::*section,
+                                  bool Section::*member) {
   Field field;
   field.key = std::move(key);
   field.expected = "a boolean (true|false)";
@@ -226,7 +228,8 @@ std::string unknown_key_message(std::string_view key) {
     std::size_t distance = edit_distance(key, candidate);
     // A leaf written without its section ("port" for "http.port") is a close match too.
     const std::size_t dot = candidate.find('.');
-    if (dot != std::string::npos && key == std::string_view(candidate).substr(dot + 1)) distance = 1;
+    if (dot != std::string::npos && key == std::string_view(candidate).substr(dot + 1))
+      distance = 1;
     if (distance < best_distance) {
       best_distance = distance;
       best = candidate;
@@ -247,8 +250,9 @@ Result<void> set_field(Config& config, std::string_view key, std::string_view te
   const Field* field = find_field(key);
   if (field == nullptr) return error(ErrorCode::kInvalidArgument, unknown_key_message(key));
   if (!field->parse(config, text)) {
-    const std::string got = text.empty() ? "an empty value"
-                                         : "'" + (field->secret ? redact(text) : std::string(text)) + "'";
+    const std::string got = text.empty()
+                                ? "an empty value"
+                                : "'" + (field->secret ? redact(text) : std::string(text)) + "'";
     return error(ErrorCode::kInvalidArgument,
                  "key '" + field->key + "': expected " + field->expected + ", got " + got);
   }
@@ -257,10 +261,14 @@ Result<void> set_field(Config& config, std::string_view key, std::string_view te
 
 std::string node_kind(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Sequence: return "a sequence";
-    case YAML::NodeType::Null: return "an empty value";
-    default: return "'" + node.Scalar() + "'";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a sequence";
+    case YAML::NodeType::Null:
+      return "an empty value";
+    default:
+      return "'" + node.Scalar() + "'";
   }
 }
 
@@ -304,8 +312,8 @@ Result<Config> walk_document(const YAML::Node& root, std::string_view source) {
       if (!value.IsScalar() && !value.IsNull()) {
         const Field* field = find_field(key);
         if (field == nullptr) return fail(entry.first, unknown_key_message(key));
-        return fail(value, "key '" + key + "': expected " + field->expected + ", got " +
-                               node_kind(value));
+        return fail(value,
+                    "key '" + key + "': expected " + field->expected + ", got " + node_kind(value));
       }
       const Result<void> set = set_field(config, key, value.IsNull() ? "" : value.Scalar());
       if (!set.ok()) return fail(value.IsNull() ? entry.first : value, set.error().message);
@@ -350,9 +358,8 @@ Result<Config> load_config_file(const std::filesystem::path& path) {
 Result<void> apply_override(Config& config, std::string_view key_equals_value) {
   const std::size_t equals = key_equals_value.find('=');
   if (equals == std::string_view::npos || equals == 0) {
-    return error(ErrorCode::kInvalidArgument,
-                 "override '" + std::string(key_equals_value) +
-                     "': expected key=value, e.g. http.port=9000");
+    return error(ErrorCode::kInvalidArgument, "override '" + std::string(key_equals_value) +
+                                                  "': expected key=value, e.g. http.port=9000");
   }
   const Result<void> set =
       set_field(config, key_equals_value.substr(0, equals), key_equals_value.substr(equals + 1));
@@ -363,7 +370,8 @@ Result<void> apply_override(Config& config, std::string_view key_equals_value) {
 std::string describe_config(const Config& config) {
   std::string out;
   for (const Field& field : fields()) {
-    out += field.key + ": " + (field.secret ? redact(field.show(config)) : field.show(config)) + "\n";
+    out +=
+        field.key + ": " + (field.secret ? redact(field.show(config)) : field.show(config)) + "\n";
   }
   return out;
 }

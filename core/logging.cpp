@@ -22,11 +22,11 @@ struct LevelName {
 };
 // Config spellings; spdlog's own names differ ("warning", "critical").
 constexpr std::array<LevelName, 6> kLevels = {{{"trace", spdlog::level::trace},
-                                              {"debug", spdlog::level::debug},
-                                              {"info", spdlog::level::info},
-                                              {"warn", spdlog::level::warn},
-                                              {"error", spdlog::level::err},
-                                              {"off", spdlog::level::off}}};
+                                               {"debug", spdlog::level::debug},
+                                               {"info", spdlog::level::info},
+                                               {"warn", spdlog::level::warn},
+                                               {"error", spdlog::level::err},
+                                               {"off", spdlog::level::off}}};
 
 std::string_view level_name(spdlog::level::level_enum level) {
   if (level == spdlog::level::critical) return "critical";
@@ -55,13 +55,27 @@ void append_json_string(std::string& out, std::string_view text) {
       continue;
     }
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           out += "\\u00";
@@ -99,10 +113,10 @@ std::string format_timestamp(std::chrono::system_clock::time_point time) {
 class JsonLogFormatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
-    std::string line = format_json_log_line(
-        format_timestamp(msg.time), level_name(msg.level),
-        std::string_view(msg.logger_name.data(), msg.logger_name.size()),
-        std::string_view(msg.payload.data(), msg.payload.size()));
+    std::string line =
+        format_json_log_line(format_timestamp(msg.time), level_name(msg.level),
+                             std::string_view(msg.logger_name.data(), msg.logger_name.size()),
+                             std::string_view(msg.payload.data(), msg.payload.size()));
     line += '\n';
     dest.append(line.data(), line.data() + line.size());
   }

@@ -24,9 +24,7 @@ void atomic_add(std::atomic<double>& target, double amount) {
   }
 }
 
-bool is_name_start(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
+bool is_name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
@@ -36,8 +34,12 @@ std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"
 void append_escaped(std::string& out, std::string_view text, bool escape_quote) {
   for (const char c : text) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
       case '"':
         if (escape_quote) {
           out += "\\\"";
@@ -45,7 +47,8 @@ void append_escaped(std::string& out, std::string_view text, bool escape_quote) 
           out += c;
         }
         break;
-      default: out += c;
+      default:
+        out += c;
     }
   }
 }
@@ -100,9 +103,12 @@ std::string describe_labels(const Labels& labels) {
 
 std::string_view to_string(MetricType type) {
   switch (type) {
-    case MetricType::kCounter: return "counter";
-    case MetricType::kGauge: return "gauge";
-    case MetricType::kHistogram: return "histogram";
+    case MetricType::kCounter:
+      return "counter";
+    case MetricType::kGauge:
+      return "gauge";
+    case MetricType::kHistogram:
+      return "histogram";
   }
   return "untyped";
 }
@@ -200,22 +206,37 @@ std::vector<double> linear_buckets(double start, double width, std::size_t count
 
 // ---- Families ----------------------------------------------------------------------------------
 
-Result<Labels> FamilyBase::prepare_labels(const Labels& labels) const {
-  Labels merged = constant_labels();
+Result<void> FamilyBase::check_labels(const Labels& labels) const {
   for (const auto& [label, value] : labels) {
+    if (is_valid_label_name(label) && !(type() == MetricType::kHistogram && label == "le") &&
+        constant_labels().count(label) == 0) {
+      continue;
+    }
     const std::string where = "metric " + quoted(name()) + ": label " + quoted(label);
     if (!is_valid_label_name(label)) {
       return error(ErrorCode::kInvalidArgument,
-                   where + ": invalid label name, expected [a-zA-Z_][a-zA-Z0-9_]* not starting "
-                           "with '__'");
+                   where +
+                       ": invalid label name, expected [a-zA-Z_][a-zA-Z0-9_]* not starting "
+                       "with '__'");
     }
-    if (type() == MetricType::kHistogram && label == "le") {
+    if (label == "le") {
       return error(ErrorCode::kInvalidArgument,
                    where + ": 'le' is reserved for histogram bucket bounds");
     }
-    if (constant_labels().count(label) != 0) {
-      return error(ErrorCode::kInvalidArgument, where + ": already a constant label of the family");
-    }
+    return error(ErrorCode::kInvalidArgument, where + ": already a constant label of the family");
+  }
+  return ok();
+}
+
+bool FamilyBase::is_canonical(const Labels& labels) const {
+  if (!constant_labels().empty()) return false;
+  return std::all_of(labels.begin(), labels.end(),
+                     [](const auto& entry) { return is_valid_utf8(entry.second); });
+}
+
+Labels FamilyBase::canonical_labels(const Labels& labels) const {
+  Labels merged = constant_labels();
+  for (const auto& [label, value] : labels) {
     merged.emplace(label, to_valid_utf8(value));  // exposition must stay valid UTF-8
   }
   return merged;
@@ -223,10 +244,14 @@ Result<Labels> FamilyBase::prepare_labels(const Labels& labels) const {
 
 template <typename T>
 Result<T*> Family<T>::try_add(const Labels& labels) {
-  Result<Labels> merged = prepare_labels(labels);
-  if (!merged.ok()) return merged.error();
+  AEGAEON_TRY(check_labels(labels));
+  if (is_canonical(labels)) {  // the common case: look up without copying the labels
+    const std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = metrics_.find(labels); it != metrics_.end()) return it->second.get();
+  }
+  Labels key = canonical_labels(labels);
   const std::lock_guard<std::mutex> lock(mutex_);
-  auto [it, inserted] = metrics_.try_emplace(std::move(*merged));
+  auto [it, inserted] = metrics_.try_emplace(std::move(key));
   if (inserted) {
     if constexpr (std::is_same_v<T, Histogram>) {
       it->second = std::make_unique<Histogram>(bounds());
@@ -313,7 +338,8 @@ Result<FamilyBase*> Registry::add_family(FamilySpec spec) {
   }
   for (auto& [label, value] : spec.constant_labels) value = to_valid_utf8(value);
   if (spec.type == MetricType::kHistogram) {
-    if (!spec.bounds.empty() && std::isinf(spec.bounds.back()) && spec.bounds.back() > 0) spec.bounds.pop_back();
+    if (!spec.bounds.empty() && std::isinf(spec.bounds.back()) && spec.bounds.back() > 0)
+      spec.bounds.pop_back();
     for (std::size_t i = 0; i < spec.bounds.size(); ++i) {
       if (!std::isfinite(spec.bounds[i]) || (i > 0 && !(spec.bounds[i - 1] < spec.bounds[i]))) {
         return error(ErrorCode::kInvalidArgument,
@@ -330,14 +356,14 @@ Result<FamilyBase*> Registry::add_family(FamilySpec spec) {
     FamilyBase& existing = *it->second;
     const std::string exposed = "metric " + quoted(spec.name);
     if (existing.type() != spec.type) {
-      return error(ErrorCode::kAlreadyExists,
-                   exposed + " is already registered as a " + std::string(to_string(existing.type())) +
-                       ", not a " + std::string(to_string(spec.type)));
+      return error(ErrorCode::kAlreadyExists, exposed + " is already registered as a " +
+                                                  std::string(to_string(existing.type())) +
+                                                  ", not a " + std::string(to_string(spec.type)));
     }
     if (existing.constant_labels() != spec.constant_labels) {
-      return error(ErrorCode::kAlreadyExists,
-                   exposed + " is already registered with constant labels " +
-                       describe_labels(existing.constant_labels()));
+      return error(ErrorCode::kAlreadyExists, exposed +
+                                                  " is already registered with constant labels " +
+                                                  describe_labels(existing.constant_labels()));
     }
     if (existing.bounds() != spec.bounds) {
       return error(ErrorCode::kAlreadyExists,
@@ -362,8 +388,12 @@ Result<FamilyBase*> Registry::add_family(FamilySpec spec) {
   std::string name = spec.name;
   std::unique_ptr<FamilyBase> family;
   switch (spec.type) {
-    case MetricType::kCounter: family = std::make_unique<Family<Counter>>(std::move(spec)); break;
-    case MetricType::kGauge: family = std::make_unique<Family<Gauge>>(std::move(spec)); break;
+    case MetricType::kCounter:
+      family = std::make_unique<Family<Counter>>(std::move(spec));
+      break;
+    case MetricType::kGauge:
+      family = std::make_unique<Family<Gauge>>(std::move(spec));
+      break;
     case MetricType::kHistogram:
       family = std::make_unique<Family<Histogram>>(std::move(spec));
       break;

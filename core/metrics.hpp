@@ -22,7 +22,8 @@ namespace aegaeon::core {
 using Labels = std::map<std::string, std::string>;
 
 /// HTTP Content-Type of Registry::serialize() output.
-inline constexpr std::string_view kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
+inline constexpr std::string_view kPrometheusContentType =
+    "text/plain; version=0.0.4; charset=utf-8";
 
 /// The Prometheus metric types this registry exposes.
 enum class MetricType { kCounter, kGauge, kHistogram };
@@ -149,8 +150,13 @@ class FamilyBase {
 
  protected:
   explicit FamilyBase(FamilySpec spec) : spec_(std::move(spec)) {}
-  /// Checks label names of one add() call; merges in constant labels; sanitizes values.
-  [[nodiscard]] Result<Labels> prepare_labels(const Labels& labels) const;
+  /// Checks the label names of one add() call; allocates nothing unless it fails.
+  [[nodiscard]] Result<void> check_labels(const Labels& labels) const;
+  /// True when `labels` are already the canonical key (no constant labels, valid UTF-8), so a
+  /// lookup needs no copy.
+  [[nodiscard]] bool is_canonical(const Labels& labels) const;
+  /// The canonical key: `labels` plus the constant labels, values made valid UTF-8.
+  [[nodiscard]] Labels canonical_labels(const Labels& labels) const;
 
  private:
   FamilySpec spec_;  // validated by the Registry
@@ -221,13 +227,25 @@ template <typename T>
 class FamilyBuilder {
  public:
   /// The metric name; for counters "_total" is appended when missing.
-  FamilyBuilder& name(std::string name) { spec_.name = std::move(name); return *this; }
+  FamilyBuilder& name(std::string name) {
+    spec_.name = std::move(name);
+    return *this;
+  }
   /// The HELP text.
-  FamilyBuilder& help(std::string help) { spec_.help = std::move(help); return *this; }
+  FamilyBuilder& help(std::string help) {
+    spec_.help = std::move(help);
+    return *this;
+  }
   /// Labels every metric of the family carries.
-  FamilyBuilder& labels(Labels labels) { spec_.constant_labels = std::move(labels); return *this; }
+  FamilyBuilder& labels(Labels labels) {
+    spec_.constant_labels = std::move(labels);
+    return *this;
+  }
   /// Histogram bucket upper bounds (ignored for other types).
-  FamilyBuilder& buckets(std::vector<double> bounds) { spec_.bounds = std::move(bounds); return *this; }
+  FamilyBuilder& buckets(std::vector<double> bounds) {
+    spec_.bounds = std::move(bounds);
+    return *this;
+  }
 
   /// Finds or creates the family; an error names the metric and what was wrong.
   [[nodiscard]] Result<Family<T>*> try_register_on(Registry& registry) const;

@@ -42,8 +42,7 @@ TEST(VirtualClock, RefusesToGoBack) {
   const Result<void> back = clock.set(9ns);
   ASSERT_FALSE(back.ok());
   EXPECT_EQ(back.error().code, ErrorCode::kInvalidArgument);
-  EXPECT_EQ(back.error().message,
-            "VirtualClock::set: time 9 ns is before the current time 10 ns");
+  EXPECT_EQ(back.error().message, "VirtualClock::set: time 9 ns is before the current time 10 ns");
   const Result<void> negative = clock.advance(-1ns);
   ASSERT_FALSE(negative.ok());
   EXPECT_EQ(negative.error().message,

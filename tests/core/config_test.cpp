@@ -1,10 +1,10 @@
 #include "core/config.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 namespace aegaeon::core {
 namespace {
@@ -62,16 +62,19 @@ TEST(ConfigParse, EmptySectionKeepsDefaults) {
 }
 
 TEST(ConfigErrors, WrongTypeNamesFileLineKeyAndExpectation) {
-  expect_error_message(parse_config("http:\n  port: abc\n", "config.yaml"),
-                       "config.yaml:2: key 'http.port': expected an integer in 1..65535, got 'abc'");
-  expect_error_message(parse_config("http:\n  port: 70000\n", "config.yaml"),
-                       "config.yaml:2: key 'http.port': expected an integer in 1..65535, got '70000'");
+  expect_error_message(
+      parse_config("http:\n  port: abc\n", "config.yaml"),
+      "config.yaml:2: key 'http.port': expected an integer in 1..65535, got 'abc'");
+  expect_error_message(
+      parse_config("http:\n  port: 70000\n", "config.yaml"),
+      "config.yaml:2: key 'http.port': expected an integer in 1..65535, got '70000'");
   expect_error_message(parse_config("http:\n  port: 0\n", "config.yaml"),
                        "config.yaml:2: key 'http.port': expected an integer in 1..65535, got '0'");
   expect_error_message(parse_config("http:\n  port: -1\n", "config.yaml"),
                        "config.yaml:2: key 'http.port': expected an integer in 1..65535, got '-1'");
-  expect_error_message(parse_config("http:\n  port: 80.5\n", "config.yaml"),
-                       "config.yaml:2: key 'http.port': expected an integer in 1..65535, got '80.5'");
+  expect_error_message(
+      parse_config("http:\n  port: 80.5\n", "config.yaml"),
+      "config.yaml:2: key 'http.port': expected an integer in 1..65535, got '80.5'");
   expect_error_message(parse_config("http:\n  port:\n", "config.yaml"),
                        "config.yaml:2: key 'http.port': expected an integer in 1..65535, got an "
                        "empty value");
@@ -192,7 +195,7 @@ TEST(ConfigFile, LoadsAndReportsMissingFile) {
 TEST(ConfigOverride, AppliesAndValidates) {
   Config config;
   ASSERT_TRUE(apply_override(config, "http.port=9000").ok());
-  ASSERT_TRUE(apply_override(config, "http.api_key=").ok());  // empty is allowed: no auth
+  ASSERT_TRUE(apply_override(config, "http.api_key=").ok());     // empty is allowed: no auth
   ASSERT_TRUE(apply_override(config, "http.api_key=a=b").ok());  // only the first '=' splits
   ASSERT_TRUE(apply_override(config, "log.format=json").ok());
   ASSERT_TRUE(apply_override(config, "http.max_body_bytes=4KiB").ok());

@@ -1,10 +1,10 @@
 #include "core/logging.hpp"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <vector>
 
@@ -20,7 +20,8 @@ class LoggingTest : public ::testing::Test {
     LogConfig config;
     config.level = level;
     config.format = format;
-    ASSERT_TRUE(init_logging(config, std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_)).ok());
+    ASSERT_TRUE(
+        init_logging(config, std::make_shared<spdlog::sinks::ostream_sink_mt>(stream_)).ok());
   }
   std::vector<std::string> lines() const {
     std::vector<std::string> out;

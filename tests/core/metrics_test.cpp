@@ -1,6 +1,8 @@
 #include "core/metrics.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -8,8 +10,6 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <thread>
 #include <vector>
 
@@ -191,7 +191,10 @@ TEST(MetricsEscaping, LabelValuesAndHelp) {
 TEST(MetricsEscaping, InvalidUtf8LabelValueIsReplaced) {
   Registry registry;
   auto& family = build_gauge().name("g").help("G").register_on(registry);
-  family.add({{"model_name", "bad\xff"}}).set(1);
+  Gauge& gauge = family.add({{"model_name", "bad\xff"}});
+  gauge.set(1);
+  EXPECT_EQ(&family.add({{"model_name", "bad\xff"}}), &gauge);  // same series when asked again
+  EXPECT_EQ(&family.add({{"model_name", "bad\xEF\xBF\xBD"}}), &gauge);
   EXPECT_EQ(registry.serialize(),
             "# HELP g G\n# TYPE g gauge\ng{model_name=\"bad\xEF\xBF\xBD\"} 1\n");
 }
@@ -227,31 +230,31 @@ TEST(MetricsRegistry, Errors) {
                ErrorCode::kInvalidArgument, "metric 'bad name': invalid metric name");
   expect_error(build_gauge().name("").help("x").try_register_on(registry),
                ErrorCode::kInvalidArgument, "invalid metric name");
-  expect_error(build_gauge().name("no_help").try_register_on(registry),
-               ErrorCode::kInvalidArgument, "metric 'no_help': help text is empty");
+  expect_error(build_gauge().name("no_help").try_register_on(registry), ErrorCode::kInvalidArgument,
+               "metric 'no_help': help text is empty");
   expect_error(build_gauge().name("requests_total").help("x").try_register_on(registry),
                ErrorCode::kAlreadyExists,
                "metric 'requests_total' is already registered as a counter, not a gauge");
   expect_error(
       build_counter().name("requests").help("x").labels({{"a", "b"}}).try_register_on(registry),
       ErrorCode::kAlreadyExists, "already registered with constant labels {}");
-  expect_error(build_histogram().name("latency_seconds").help("L").buckets({2}).try_register_on(
-                   registry),
-               ErrorCode::kAlreadyExists, "other bucket bounds");
+  expect_error(
+      build_histogram().name("latency_seconds").help("L").buckets({2}).try_register_on(registry),
+      ErrorCode::kAlreadyExists, "other bucket bounds");
   expect_error(build_gauge().name("latency_seconds_count").help("x").try_register_on(registry),
                ErrorCode::kAlreadyExists,
                "series name 'latency_seconds_count' is already exposed by the histogram "
                "'latency_seconds'");
   expect_error(build_histogram().name("h2").help("x").buckets({1, 1}).try_register_on(registry),
                ErrorCode::kInvalidArgument, "strictly increasing, got 1 at index 1");
-  expect_error(build_histogram().name("h3").help("x").buckets({std::nan("")}).try_register_on(
-                   registry),
-               ErrorCode::kInvalidArgument, "got NaN at index 0");
+  expect_error(
+      build_histogram().name("h3").help("x").buckets({std::nan("")}).try_register_on(registry),
+      ErrorCode::kInvalidArgument, "got NaN at index 0");
   expect_error(build_gauge().name("g").help("x").labels({{"__x", "1"}}).try_register_on(registry),
                ErrorCode::kInvalidArgument, "constant label '__x'");
-  expect_error(build_histogram().name("h4").help("x").labels({{"le", "1"}}).try_register_on(
-                   registry),
-               ErrorCode::kInvalidArgument, "constant label 'le'");
+  expect_error(
+      build_histogram().name("h4").help("x").labels({{"le", "1"}}).try_register_on(registry),
+      ErrorCode::kInvalidArgument, "constant label 'le'");
 
   auto& gauges =
       build_gauge().name("gauges").help("G").labels({{"node", "n0"}}).register_on(registry);
@@ -262,8 +265,7 @@ TEST(MetricsRegistry, Errors) {
   expect_error(gauges.try_add({{"node", "n1"}}), ErrorCode::kInvalidArgument,
                "label 'node': already a constant label");
   auto& histograms = build_histogram().name("hist").help("H").register_on(registry);
-  expect_error(histograms.try_add({{"le", "1"}}), ErrorCode::kInvalidArgument,
-               "'le' is reserved");
+  expect_error(histograms.try_add({{"le", "1"}}), ErrorCode::kInvalidArgument, "'le' is reserved");
   EXPECT_EQ(gauges.size(), 0U);
 }
 
@@ -379,8 +381,10 @@ void fill_registry(Registry& registry, const std::string& prefix) {
     Histogram& h = ttft.add({{"model_name", model}});
     for (int i = 0; i < 50; ++i) h.observe(0.0007 * i * i);
   }
-  (void)build_histogram().name(prefix + "unused_seconds").help("No samples yet").register_on(
-      registry);
+  (void)build_histogram()
+      .name(prefix + "unused_seconds")
+      .help("No samples yet")
+      .register_on(registry);
   build_gauge()
       .name(prefix + "kv_cache_usage_ratio")
       .help("Share of KV blocks in use")

@@ -1,0 +1,283 @@
+#include "gpu/model/model_config.hpp"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace aegaeon::model {
+
+namespace {
+
+using nlohmann::json;
+using core::ErrorCode;
+
+core::Error key_error(std::string_view file, std::string_view key, std::string_view expected) {
+  return core::error(ErrorCode::kInvalidArgument, std::string(file) + ": key '" +
+                                                      std::string(key) + "': expected " +
+                                                      std::string(expected));
+}
+
+// Reads a required positive integer key.
+core::Result<int> positive_int(const json& j, std::string_view file, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end()) {
+    return core::error(ErrorCode::kInvalidArgument,
+                       std::string(file) + ": missing key '" + key + "'");
+  }
+  if (!it->is_number_integer() || it->get<long long>() <= 0 ||
+      it->get<long long>() > (1LL << 30)) {
+    return key_error(file, key, "a positive integer");
+  }
+  return static_cast<int>(it->get<long long>());
+}
+
+core::Result<float> positive_float(const json& j, std::string_view file, const char* key,
+                                   float fallback) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  if (!it->is_number() || it->get<double>() <= 0.0) return key_error(file, key, "a positive number");
+  return static_cast<float>(it->get<double>());
+}
+
+core::Result<bool> boolean(const json& j, std::string_view file, const char* key, bool fallback) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  if (!it->is_boolean()) return key_error(file, key, "true or false");
+  return it->get<bool>();
+}
+
+core::Result<backend::RopeParams> parse_rope(const json& j, std::string_view file) {
+  backend::RopeParams rope;
+  auto theta = positive_float(j, file, "rope_theta", 10000.0f);
+  if (!theta.ok()) return theta.error();
+  rope.theta = *theta;
+  auto it = j.find("rope_scaling");
+  if (it == j.end() || it->is_null()) return rope;
+  if (!it->is_object()) return key_error(file, "rope_scaling", "an object or null");
+  const json& s = *it;
+  std::string type;
+  if (auto t = s.find("rope_type"); t != s.end() && t->is_string()) {
+    type = t->get<std::string>();
+  } else if (auto t2 = s.find("type"); t2 != s.end() && t2->is_string()) {
+    type = t2->get<std::string>();
+  } else {
+    return key_error(file, "rope_scaling.rope_type", "a string");
+  }
+  if (type == "default") return rope;
+  auto factor = positive_float(s, file, "factor", 0.0f);
+  if (!factor.ok()) return factor.error();
+  if (*factor <= 0.0f) return key_error(file, "rope_scaling.factor", "a positive number");
+  rope.factor = *factor;
+  if (type == "linear") {
+    rope.scaling = backend::RopeScaling::kLinear;
+    return rope;
+  }
+  if (type == "llama3") {
+    rope.scaling = backend::RopeScaling::kLlama3;
+    auto low = positive_float(s, file, "low_freq_factor", 1.0f);
+    auto high = positive_float(s, file, "high_freq_factor", 4.0f);
+    if (!low.ok()) return low.error();
+    if (!high.ok()) return high.error();
+    if (*high <= *low) {
+      return key_error(file, "rope_scaling.high_freq_factor", "a number above low_freq_factor");
+    }
+    rope.low_freq_factor = *low;
+    rope.high_freq_factor = *high;
+    auto original = positive_int(s, file, "original_max_position_embeddings");
+    if (!original.ok()) return original.error();
+    rope.original_max_position = *original;
+    return rope;
+  }
+  return key_error(file, "rope_scaling.rope_type",
+                   "one of default, linear, llama3 (got '" + type + "')");
+}
+
+}  // namespace
+
+std::string_view to_string(Architecture architecture) {
+  switch (architecture) {
+    case Architecture::kLlama: return "LlamaForCausalLM";
+    case Architecture::kQwen2: return "Qwen2ForCausalLM";
+    case Architecture::kMistral: return "MistralForCausalLM";
+  }
+  return "?";
+}
+
+std::size_t ModelConfig::num_parameters() const {
+  const auto h = static_cast<std::size_t>(hidden_size);
+  const auto q = static_cast<std::size_t>(num_heads * head_dim);
+  const auto kv = static_cast<std::size_t>(num_kv_heads * head_dim);
+  const auto inter = static_cast<std::size_t>(intermediate_size);
+  const auto vocab = static_cast<std::size_t>(vocab_size);
+  std::size_t layer = 2 * h + h * q + 2 * h * kv + q * h + 3 * h * inter;
+  if (attention_bias) layer += q + 2 * kv;
+  std::size_t total = static_cast<std::size_t>(num_layers) * layer + vocab * h + h;
+  if (!tie_word_embeddings) total += vocab * h;
+  return total;
+}
+
+core::Result<ModelConfig> parse_model_config(std::string_view json_text, std::string_view file) {
+  json j = json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return core::error(ErrorCode::kInvalidArgument,
+                       std::string(file) + ": not a JSON object (malformed JSON?)");
+  }
+  ModelConfig c;
+  auto arch_it = j.find("architectures");
+  if (arch_it == j.end() || !arch_it->is_array() || arch_it->empty() ||
+      !(*arch_it)[0].is_string()) {
+    return key_error(file, "architectures", "a list with the model class name");
+  }
+  const std::string arch = (*arch_it)[0].get<std::string>();
+  if (arch == "LlamaForCausalLM") {
+    c.architecture = Architecture::kLlama;
+  } else if (arch == "Qwen2ForCausalLM") {
+    c.architecture = Architecture::kQwen2;
+  } else if (arch == "MistralForCausalLM") {
+    c.architecture = Architecture::kMistral;
+  } else {
+    return core::error(ErrorCode::kInvalidArgument,
+                       std::string(file) + ": key 'architectures': unsupported architecture '" +
+                           arch + "' (supported: LlamaForCausalLM, Qwen2ForCausalLM, "
+                                  "MistralForCausalLM)");
+  }
+#define AEGAEON_READ_INT(field, key)                 \
+  do {                                               \
+    auto value_ = positive_int(j, file, key);        \
+    if (!value_.ok()) return value_.error();         \
+    c.field = *value_;                               \
+  } while (false)
+  AEGAEON_READ_INT(hidden_size, "hidden_size");
+  AEGAEON_READ_INT(intermediate_size, "intermediate_size");
+  AEGAEON_READ_INT(num_layers, "num_hidden_layers");
+  AEGAEON_READ_INT(num_heads, "num_attention_heads");
+  AEGAEON_READ_INT(vocab_size, "vocab_size");
+  AEGAEON_READ_INT(max_position_embeddings, "max_position_embeddings");
+#undef AEGAEON_READ_INT
+  c.num_kv_heads = c.num_heads;
+  if (j.contains("num_key_value_heads") && !j["num_key_value_heads"].is_null()) {
+    auto kv = positive_int(j, file, "num_key_value_heads");
+    if (!kv.ok()) return kv.error();
+    c.num_kv_heads = *kv;
+  }
+  if (c.num_heads % c.num_kv_heads != 0) {
+    return key_error(file, "num_key_value_heads", "a divisor of num_attention_heads");
+  }
+  c.head_dim = c.hidden_size / c.num_heads;
+  if (j.contains("head_dim") && !j["head_dim"].is_null()) {
+    auto hd = positive_int(j, file, "head_dim");
+    if (!hd.ok()) return hd.error();
+    c.head_dim = *hd;
+  } else if (c.hidden_size % c.num_heads != 0) {
+    return key_error(file, "hidden_size", "a multiple of num_attention_heads");
+  }
+  if (c.head_dim % 2 != 0 || c.head_dim > 512) {
+    return key_error(file, "head_dim", "an even number up to 512");
+  }
+  auto eps = positive_float(j, file, "rms_norm_eps", 1e-6f);
+  if (!eps.ok()) return eps.error();
+  c.rms_norm_eps = *eps;
+  auto rope = parse_rope(j, file);
+  if (!rope.ok()) return rope.error();
+  c.rope = *rope;
+  auto tie = boolean(j, file, "tie_word_embeddings", false);
+  if (!tie.ok()) return tie.error();
+  c.tie_word_embeddings = *tie;
+  // Qwen2 always has q/k/v biases; Llama says so with attention_bias; Mistral never.
+  auto bias = boolean(j, file, "attention_bias", false);
+  if (!bias.ok()) return bias.error();
+  c.attention_bias = c.architecture == Architecture::kQwen2 || *bias;
+  auto mlp_bias = boolean(j, file, "mlp_bias", false);
+  if (!mlp_bias.ok()) return mlp_bias.error();
+  if (*mlp_bias) return key_error(file, "mlp_bias", "false (MLP biases are not supported)");
+  if (auto act = j.find("hidden_act"); act != j.end() && !act->is_null()) {
+    if (!act->is_string() || act->get<std::string>() != "silu") {
+      return key_error(file, "hidden_act", "\"silu\"");
+    }
+  }
+  auto use_window = boolean(j, file, "use_sliding_window", c.architecture == Architecture::kMistral);
+  if (!use_window.ok()) return use_window.error();
+  if (auto w = j.find("sliding_window"); *use_window && w != j.end() && !w->is_null()) {
+    if (!w->is_number_integer() || w->get<long long>() <= 0) {
+      return key_error(file, "sliding_window", "a positive integer or null");
+    }
+    c.sliding_window = static_cast<int>(std::min<long long>(w->get<long long>(), 1LL << 30));
+  }
+  if (auto dt = j.find("torch_dtype"); dt != j.end() && dt->is_string()) {
+    const std::string name = dt->get<std::string>();
+    if (name == "bfloat16") c.torch_dtype = backend::DType::kBF16;
+    if (name == "float16") c.torch_dtype = backend::DType::kF16;
+  }
+  if (auto bos = j.find("bos_token_id"); bos != j.end() && bos->is_number_integer()) {
+    c.bos_token_id = bos->get<int>();
+  }
+  if (auto eos = j.find("eos_token_id"); eos != j.end()) {
+    if (eos->is_number_integer()) {
+      c.eos_token_ids.push_back(eos->get<int>());
+    } else if (eos->is_array()) {
+      for (const auto& id : *eos) {
+        if (!id.is_number_integer()) return key_error(file, "eos_token_id", "integers");
+        c.eos_token_ids.push_back(id.get<int>());
+      }
+    }
+  }
+  return c;
+}
+
+core::Result<ModelConfig> load_model_config(const std::filesystem::path& dir) {
+  const auto path = dir / "config.json";
+  std::ifstream in(path);
+  if (!in) {
+    return core::error(ErrorCode::kNotFound, path.string() + ": cannot open (no such file?)");
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_model_config(text.str(), path.string());
+}
+
+std::string model_config_to_json(const ModelConfig& c) {
+  json j;
+  j["architectures"] = {std::string(to_string(c.architecture))};
+  j["model_type"] = c.architecture == Architecture::kLlama   ? "llama"
+                    : c.architecture == Architecture::kQwen2 ? "qwen2"
+                                                             : "mistral";
+  j["hidden_size"] = c.hidden_size;
+  j["intermediate_size"] = c.intermediate_size;
+  j["num_hidden_layers"] = c.num_layers;
+  j["num_attention_heads"] = c.num_heads;
+  j["num_key_value_heads"] = c.num_kv_heads;
+  j["head_dim"] = c.head_dim;
+  j["vocab_size"] = c.vocab_size;
+  j["max_position_embeddings"] = c.max_position_embeddings;
+  j["rms_norm_eps"] = c.rms_norm_eps;
+  j["rope_theta"] = c.rope.theta;
+  j["hidden_act"] = "silu";
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  if (c.architecture == Architecture::kLlama) j["attention_bias"] = c.attention_bias;
+  if (c.architecture != Architecture::kLlama) {
+    j["use_sliding_window"] = c.sliding_window > 0;
+    j["sliding_window"] = c.sliding_window > 0 ? json(c.sliding_window) : json(nullptr);
+  }
+  switch (c.rope.scaling) {
+    case backend::RopeScaling::kNone: j["rope_scaling"] = nullptr; break;
+    case backend::RopeScaling::kLinear:
+      j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", c.rope.factor}};
+      break;
+    case backend::RopeScaling::kLlama3:
+      j["rope_scaling"] = {{"rope_type", "llama3"},
+                           {"factor", c.rope.factor},
+                           {"low_freq_factor", c.rope.low_freq_factor},
+                           {"high_freq_factor", c.rope.high_freq_factor},
+                           {"original_max_position_embeddings", c.rope.original_max_position}};
+      break;
+  }
+  j["torch_dtype"] = c.torch_dtype == backend::DType::kBF16  ? "bfloat16"
+                     : c.torch_dtype == backend::DType::kF16 ? "float16"
+                                                             : "float32";
+  if (c.bos_token_id >= 0) j["bos_token_id"] = c.bos_token_id;
+  if (c.eos_token_ids.size() == 1) j["eos_token_id"] = c.eos_token_ids[0];
+  if (c.eos_token_ids.size() > 1) j["eos_token_id"] = c.eos_token_ids;
+  return j.dump(2);
+}
+
+}  // namespace aegaeon::model

@@ -1,0 +1,54 @@
+// A Hugging Face model's config.json, reduced to what the Llama-family forward pass needs.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.hpp"
+#include "gpu/backend/dtype.hpp"
+#include "gpu/backend/rope.hpp"
+
+namespace aegaeon::model {
+
+/// The decoder families we run; all are pre-norm RMSNorm + RoPE + GQA + SwiGLU transformers.
+enum class Architecture { kLlama, kQwen2, kMistral };
+
+/// HF class name of `architecture` ("LlamaForCausalLM", ...).
+std::string_view to_string(Architecture architecture);
+
+/// The shape and numerics of a model, validated.
+struct ModelConfig {
+  Architecture architecture = Architecture::kLlama;
+  int hidden_size = 0;
+  int intermediate_size = 0;
+  int num_layers = 0;
+  int num_heads = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  int vocab_size = 0;
+  int max_position_embeddings = 0;
+  float rms_norm_eps = 1e-6f;
+  backend::RopeParams rope;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;  ///< q/k/v projections have biases (always for Qwen2)
+  int sliding_window = 0;       ///< 0: full attention; sequences may not exceed it otherwise
+  backend::DType torch_dtype = backend::DType::kF32;
+  int bos_token_id = -1;
+  std::vector<int> eos_token_ids;
+
+  /// Parameters of the whole model (embeddings counted once when tied).
+  [[nodiscard]] std::size_t num_parameters() const;
+};
+
+/// Parses config.json text; `file` names the source in error messages.
+core::Result<ModelConfig> parse_model_config(std::string_view json_text, std::string_view file);
+
+/// Reads and parses `dir`/config.json.
+core::Result<ModelConfig> load_model_config(const std::filesystem::path& dir);
+
+/// Writes `config` as an HF config.json (used by the synthesizer).
+std::string model_config_to_json(const ModelConfig& config);
+
+}  // namespace aegaeon::model

@@ -1,0 +1,87 @@
+// Runs a Llama-family model's forward pass on a backend with continuous batching: one call
+// processes new tokens of several sequences of different lengths (prefill chunks and decode
+// tokens alike), writing their K/V into the paged cache and returning next-token logits.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/result.hpp"
+#include "gpu/backend/backend.hpp"
+#include "gpu/memory/kv_cache.hpp"
+#include "gpu/model/model_weights.hpp"
+
+namespace aegaeon::model {
+
+class Sampler;
+
+/// New tokens of one sequence, appended after the tokens already in its KV cache.
+struct SequenceChunk {
+  memory::SeqId seq = 0;
+  std::span<const std::int32_t> tokens;
+};
+
+/// Capacity limits of one forward call (they size the scratch region).
+struct RunnerLimits {
+  int max_batch_tokens = 256;
+  int max_batch_seqs = 32;
+};
+
+/// Next-token logits of a batch: row i belongs to the batch's i-th sequence.
+struct BatchLogits {
+  int vocab_size = 0;
+  std::vector<float> values;  ///< [num_seqs, vocab_size]
+
+  /// The logits row of sequence `i`.
+  [[nodiscard]] std::span<const float> row(std::size_t i) const {
+    return {values.data() + i * static_cast<std::size_t>(vocab_size),
+            static_cast<std::size_t>(vocab_size)};
+  }
+};
+
+/// Executes prefill and decode steps of one resident model. Owned by the gpu_worker thread.
+class ModelRunner {
+ public:
+  /// Scratch bytes (activations and per-step metadata) a runner with `limits` needs.
+  static std::size_t scratch_bytes(const ModelConfig& config, const RunnerLimits& limits);
+
+  /// Binds `weights` and `kv` (which must match the model's shape) with `scratch` of at least
+  /// scratch_bytes(); kInvalidArgument/kResourceExhausted otherwise.
+  static core::Result<std::unique_ptr<ModelRunner>> create(backend::Backend& backend,
+                                                           const ModelWeights& weights,
+                                                           memory::KvCache& kv,
+                                                           const backend::DeviceRegion& scratch,
+                                                           RunnerLimits limits);
+
+  /// Runs the chunks' tokens through the model (sequences may have any lengths and cached
+  /// contexts), appends their K/V and returns each chunk's last-token logits. Sequences must
+  /// exist in the KV cache and not be swapped out; a swap-in in flight is waited for.
+  core::Result<BatchLogits> forward(std::span<const SequenceChunk> chunks);
+
+  /// Prefill of whole prompts (new sequences or continuations); same as forward().
+  core::Result<BatchLogits> prefill(std::span<const SequenceChunk> prompts) {
+    return forward(prompts);
+  }
+
+  /// One decode step: appends `tokens[i]` to `seqs[i]` and returns next-token logits.
+  core::Result<BatchLogits> decode_step(std::span<const memory::SeqId> seqs,
+                                        std::span<const std::int32_t> tokens);
+
+  /// The model configuration.
+  [[nodiscard]] const ModelConfig& config() const { return weights_.config; }
+
+ private:
+  ModelRunner(backend::Backend& backend, const ModelWeights& weights, memory::KvCache& kv,
+              backend::DeviceRegion scratch, RunnerLimits limits);
+
+  backend::Backend& backend_;
+  ModelWeights weights_;
+  memory::KvCache& kv_;
+  backend::RegionCursor scratch_;
+  RunnerLimits limits_;
+  std::unique_ptr<backend::Event> done_;
+};
+
+}  // namespace aegaeon::model

@@ -1,0 +1,47 @@
+#include "gpu/model/model_weights.hpp"
+
+namespace aegaeon::model {
+
+core::Result<ModelWeights> upload_weights(const HostModel& host, backend::Backend& backend,
+                                          const backend::DeviceRegion& region,
+                                          backend::Event& done) {
+  if (host.weight_bytes > region.bytes) {
+    return core::error(core::ErrorCode::kResourceExhausted,
+                       "device region '" + region.label + "' has " + std::to_string(region.bytes) +
+                           " bytes but the model needs " + std::to_string(host.weight_bytes));
+  }
+  auto at = [&](const std::string& name) -> backend::Weight {
+    const HostTensor* t = host.find(name);
+    if (t == nullptr) return backend::Weight{};
+    return backend::Weight{region.at(t->offset), t->dtype};
+  };
+  ModelWeights w;
+  w.config = host.config;
+  w.embed_tokens = at("model.embed_tokens.weight");
+  w.final_norm = at("model.norm.weight");
+  w.lm_head = at("lm_head.weight");
+  if (w.lm_head.data == nullptr) w.lm_head = w.embed_tokens;  // tied
+  for (int l = 0; l < host.config.num_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerWeights layer;
+    layer.input_norm = at(p + "input_layernorm.weight");
+    layer.q_proj = at(p + "self_attn.q_proj.weight");
+    layer.k_proj = at(p + "self_attn.k_proj.weight");
+    layer.v_proj = at(p + "self_attn.v_proj.weight");
+    layer.q_bias = at(p + "self_attn.q_proj.bias");
+    layer.k_bias = at(p + "self_attn.k_proj.bias");
+    layer.v_bias = at(p + "self_attn.v_proj.bias");
+    layer.o_proj = at(p + "self_attn.o_proj.weight");
+    layer.post_norm = at(p + "post_attention_layernorm.weight");
+    layer.gate_proj = at(p + "mlp.gate_proj.weight");
+    layer.up_proj = at(p + "mlp.up_proj.weight");
+    layer.down_proj = at(p + "mlp.down_proj.weight");
+    w.layers.push_back(layer);
+  }
+  backend.copy(backend::Queue::kCopy, region.data, host.buffer->data(), host.weight_bytes,
+               backend::CopyKind::kHostToDevice);
+  backend.record(backend::Queue::kCopy, done);
+  return w;
+}
+
+}  // namespace aegaeon::model

@@ -1,0 +1,80 @@
+#include "gpu/model/sampler.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+
+namespace aegaeon::model {
+
+Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) {}
+
+std::int32_t Sampler::sample(std::span<const float> logits,
+                             std::span<const std::int32_t> generated) {
+  work_.assign(logits.begin(), logits.end());
+  const auto vocab = static_cast<std::int32_t>(work_.size());
+  if (vocab == 0) return -1;
+  if (!generated.empty() && (params_.presence_penalty != 0.0f ||
+                             params_.frequency_penalty != 0.0f ||
+                             params_.repetition_penalty != 1.0f)) {
+    std::unordered_map<std::int32_t, int> counts;
+    for (std::int32_t token : generated) {
+      if (token >= 0 && token < vocab) ++counts[token];
+    }
+    for (const auto& [token, count] : counts) {
+      float& logit = work_[static_cast<std::size_t>(token)];
+      if (params_.repetition_penalty != 1.0f) {
+        logit = logit > 0 ? logit / params_.repetition_penalty : logit * params_.repetition_penalty;
+      }
+      logit -= params_.frequency_penalty * static_cast<float>(count) + params_.presence_penalty;
+    }
+  }
+  if (params_.temperature <= 0.0f || params_.top_k == 1) {
+    return static_cast<std::int32_t>(std::max_element(work_.begin(), work_.end()) - work_.begin());
+  }
+  // Probabilities at temperature, sorted descending, then truncated by top-k / top-p / min-p.
+  const float max_logit = *std::max_element(work_.begin(), work_.end());
+  candidates_.clear();
+  double total = 0.0;
+  for (std::int32_t t = 0; t < vocab; ++t) {
+    const float p = std::exp((work_[static_cast<std::size_t>(t)] - max_logit) / params_.temperature);
+    candidates_.emplace_back(p, t);
+    total += p;
+  }
+  std::size_t keep = candidates_.size();
+  if (params_.top_k > 0) keep = std::min(keep, static_cast<std::size_t>(params_.top_k));
+  // Ties broken by token id so the order (and thus sampling) is deterministic.
+  auto by_prob = [](const auto& a, const auto& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
+  std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<std::ptrdiff_t>(keep),
+                    candidates_.end(), by_prob);
+  candidates_.resize(keep);
+  if (params_.top_p < 1.0f) {
+    double mass = 0.0;
+    std::size_t cut = 0;
+    while (cut < candidates_.size()) {
+      mass += candidates_[cut].first / total;
+      ++cut;
+      if (mass >= params_.top_p) break;
+    }
+    candidates_.resize(std::max<std::size_t>(cut, 1));
+  }
+  if (params_.min_p > 0.0f) {
+    const float threshold = candidates_.front().first * params_.min_p;
+    std::size_t cut = 1;
+    while (cut < candidates_.size() && candidates_[cut].first >= threshold) ++cut;
+    candidates_.resize(cut);
+  }
+  double kept = 0.0;
+  for (const auto& c : candidates_) kept += c.first;
+  // 53 random bits → [0, 1): the same on every platform, unlike uniform_real_distribution.
+  const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53 * kept;
+  double acc = 0.0;
+  for (const auto& c : candidates_) {
+    acc += c.first;
+    if (u < acc) return c.second;
+  }
+  return candidates_.back().second;
+}
+
+}  // namespace aegaeon::model

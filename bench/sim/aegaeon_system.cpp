@@ -1,0 +1,284 @@
+// The aegaeon system in virtual time: prefill devices run PrefillScheduler, decode devices run
+// DecodeInstance, the front door runs decide_admission — the same classes the actors call.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <vector>
+
+#include "actors/policy/admission.hpp"
+#include "actors/policy/decode_instance.hpp"
+#include "actors/policy/prefill_scheduler.hpp"
+#include "bench/sim/sim_core.hpp"
+
+namespace aegaeon::sim::detail {
+
+namespace {
+
+enum EventKind : std::int32_t { kArrival, kPrefillDone, kDecodeArrive, kDecodeDone };
+
+struct Device {
+  std::optional<policy::ModelId> resident;
+  bool busy = false;
+  double busy_until = 0;
+  std::optional<policy::ModelId> prefetch_model;
+  double prefetch_ready_s = 0;
+  // The operation in flight.
+  enum class Op { kNone, kSwitch, kPrefill, kStep } op = Op::kNone;
+  policy::ModelId op_model = 0;
+  std::int64_t op_request = 0;
+  policy::BatchId op_batch = 0;
+};
+
+struct PendingAdd {
+  std::int64_t request;
+  std::optional<policy::BatchId> batch;
+};
+
+class AegaeonSystem {
+ public:
+  explicit AegaeonSystem(SimCore& core)
+      : core_(core),
+        env_(core.env),
+        prefill_(env_.config.prefill_devices, policy::PrefillConfig{env_.config.prefill_max_group}),
+        prefill_dev_(static_cast<std::size_t>(env_.config.prefill_devices)),
+        decode_dev_(static_cast<std::size_t>(env_.config.devices - env_.config.prefill_devices)),
+        pending_(decode_dev_.size()) {
+    for (const auto& m : env_.models) {
+      // One batch's KV shares the device with its weights and, with prefetch, the largest
+      // other model being prefetched.
+      const double reserve = env_.config.prefetch ? env_.max_weight_bytes : 0.0;
+      const double kv_bytes = std::max(env_.usable_bytes - m.weight_bytes - reserve, 0.0);
+      costs_.push_back(policy::ModelCosts{m.decode, m.load_s, m.kv_s_per_token,
+                                          static_cast<std::int64_t>(kv_bytes / m.kv_bytes_per_token)});
+    }
+    policy::DecodeInstanceConfig dc;
+    dc.round.tbt_slo_s = env_.config.slo.tbt_s;
+    dc.max_batch_size = env_.config.max_batch_size;
+    dc.prefetch = env_.config.prefetch;
+    for (std::size_t i = 0; i < decode_dev_.size(); ++i) decode_.emplace_back(dc, costs_);
+  }
+
+  void run() {
+    const auto& reqs = core_.workload.requests;
+    for (std::size_t i = 0; i < reqs.size(); ++i) core_.at(reqs[i].arrival_s, kArrival, static_cast<std::int64_t>(i));
+    Event e;
+    while (core_.next(e)) {
+      switch (e.kind) {
+        case kArrival: on_arrival(e.target); break;
+        case kPrefillDone: on_prefill_done(static_cast<std::size_t>(e.target)); break;
+        case kDecodeArrive: on_decode_arrive(e.target); break;
+        case kDecodeDone: on_decode_done(static_cast<std::size_t>(e.target)); break;
+        default: break;
+      }
+    }
+  }
+
+ private:
+  policy::RequestInfo info(std::int64_t r) const {
+    const auto& t = core_.workload.requests[static_cast<std::size_t>(r)];
+    return policy::RequestInfo{r, t.model, t.arrival_s, t.input_tokens, t.output_tokens};
+  }
+
+  // Weight load time, shortened by a prefetch of the same model already under way.
+  double load_time(Device& d, policy::ModelId model) {
+    double s = env_.models[static_cast<std::size_t>(model)].load_s;
+    if (d.prefetch_model && *d.prefetch_model == model) s = std::max(0.0, d.prefetch_ready_s - core_.now());
+    d.prefetch_model.reset();
+    return s;
+  }
+
+  void start_prefetch(Device& d, std::optional<policy::ModelId> model) {
+    if (!env_.config.prefetch || !model || (d.resident && *d.resident == *model)) return;
+    if (d.prefetch_model && *d.prefetch_model == *model) return;
+    d.prefetch_model = model;
+    d.prefetch_ready_s = core_.now() + env_.models[static_cast<std::size_t>(*model)].load_s;
+  }
+
+  // Front door: admission control (when enabled), then grouped-FCFS dispatch.
+  void on_arrival(std::int64_t r) {
+    const auto req = info(r);
+    if (env_.config.admission.enabled) {
+      auto d = policy::decide_admission(env_.config.admission, env_.config.slo, admission_input(req));
+      if (!d.admit) {
+        core_.fail(r, true);
+        return;
+      }
+    }
+    const auto where = prefill_.on_arrival(req);
+    schedule_prefill(static_cast<std::size_t>(where.instance));
+  }
+
+  policy::AdmissionInput admission_input(const policy::RequestInfo& req) {
+    policy::AdmissionInput in;
+    const auto where = prefill_.preview(req.model);
+    const auto p = static_cast<std::size_t>(where.instance);
+    const Device& pd = prefill_dev_[p];
+    double wait = pd.busy ? std::max(0.0, pd.busy_until - core_.now()) : 0.0;
+    // A load in flight already counts in busy_until: its model is the one to compare against.
+    std::optional<policy::ModelId> model = pd.op == Device::Op::kSwitch ? std::optional(pd.op_model) : pd.resident;
+    for (const auto& q : prefill_.pending(where.instance)) {
+      const auto& m = env_.models[static_cast<std::size_t>(q.model)];
+      if (model != q.model) wait += m.load_s;
+      model = q.model;
+      wait += m.prefill.single_s(q.input_tokens);
+    }
+    const auto& own = env_.models[static_cast<std::size_t>(req.model)];
+    if (model != req.model) wait += own.load_s;
+    in.predicted_ttft_s = wait + own.prefill.single_s(req.input_tokens);
+    in.best_alpha = std::numeric_limits<double>::infinity();
+    in.decode_drain_s = std::numeric_limits<double>::infinity();
+    for (std::size_t i = 0; i < decode_.size(); ++i) {
+      in.best_alpha = std::min(in.best_alpha, decode_[i].what_if_alpha(req.model, req.input_tokens + 1, decode_dev_[i].resident));
+      for (const auto& b : decode_[i].batches()) {
+        for (const auto& dr : b.requests) {
+          in.decode_drain_s = std::min(in.decode_drain_s, dr.remaining_tokens * env_.config.slo.tbt_s);
+        }
+      }
+    }
+    if (decode_.empty() || !std::isfinite(in.decode_drain_s)) in.decode_drain_s = 0;
+    return in;
+  }
+
+  void schedule_prefill(std::size_t p) {
+    Device& d = prefill_dev_[p];
+    if (d.busy) return;
+    const auto act = prefill_.next_action(static_cast<policy::InstanceId>(p), d.resident);
+    double cost = 0;
+    switch (act.kind) {
+      case policy::PrefillAction::Kind::kIdle: return;
+      case policy::PrefillAction::Kind::kSwitch:
+        cost = load_time(d, act.model);
+        core_.add_switch(cost, true);
+        d.op = Device::Op::kSwitch;
+        d.op_model = act.model;
+        break;
+      case policy::PrefillAction::Kind::kRun: {
+        const auto& t = core_.workload.requests[static_cast<std::size_t>(act.request)];
+        cost = env_.models[static_cast<std::size_t>(act.model)].prefill.single_s(t.input_tokens);
+        core_.add_compute(cost);
+        d.op = Device::Op::kPrefill;
+        d.op_request = act.request;
+        start_prefetch(d, act.prefetch_model);
+        break;
+      }
+    }
+    d.busy = true;
+    d.busy_until = core_.now() + cost;
+    core_.at(d.busy_until, kPrefillDone, static_cast<std::int64_t>(p));
+  }
+
+  void on_prefill_done(std::size_t p) {
+    Device& d = prefill_dev_[p];
+    d.busy = false;
+    if (d.op == Device::Op::kSwitch) {
+      d.resident = d.op_model;
+    } else if (d.op == Device::Op::kPrefill) {
+      const std::int64_t r = d.op_request;
+      prefill_.on_prefill_done(static_cast<policy::InstanceId>(p), r);
+      core_.token(r);
+      const auto& t = core_.workload.requests[static_cast<std::size_t>(r)];
+      if (t.output_tokens > 1) {
+        // KV handoff to a decode device over the host link (a conservative stand-in for
+        // NVLink/RDMA).
+        const double handoff = (t.input_tokens + 1) * env_.models[static_cast<std::size_t>(t.model)].kv_s_per_token;
+        core_.at(core_.now() + handoff, kDecodeArrive, r);
+      }
+    }
+    d.op = Device::Op::kNone;
+    schedule_prefill(p);
+  }
+
+  void on_decode_arrive(std::int64_t r) {
+    const auto req = info(r);
+    const auto where = policy::dispatch_decode(decode_, req.model, req.input_tokens + 1);
+    const auto i = static_cast<std::size_t>(where.instance);
+    if (decode_dev_[i].busy) {
+      pending_[i].push_back(PendingAdd{r, where.batch});  // joins between steps, never mid-step
+    } else {
+      decode_[i].add_request(req, where.batch);
+      schedule_decode(i);
+    }
+  }
+
+  void schedule_decode(std::size_t i) {
+    Device& d = decode_dev_[i];
+    if (d.busy) return;
+    for (const auto& a : pending_[i]) decode_[i].add_request(info(a.request), a.batch);
+    pending_[i].clear();
+    const auto act = decode_[i].next_action(core_.now(), d.resident);
+    double cost = 0;
+    switch (act.kind) {
+      case policy::DecodeAction::Kind::kIdle: return;
+      case policy::DecodeAction::Kind::kSwitch: {
+        const auto& m = env_.models[static_cast<std::size_t>(act.model)];
+        const double weights = act.load_model ? load_time(d, act.model) : 0.0;
+        double out_s = 0;
+        if (act.swap_out) {
+          const auto* ob = decode_[i].batch(*act.swap_out);
+          if (ob != nullptr) out_s = static_cast<double>(act.swap_out_tokens) * env_.models[static_cast<std::size_t>(ob->model)].kv_s_per_token;
+        }
+        // Device→host and host→device copies use opposite directions of the link.
+        cost = std::max(out_s, weights + static_cast<double>(act.swap_in_tokens) * m.kv_s_per_token);
+        core_.add_switch(cost, act.load_model);
+        d.op = Device::Op::kSwitch;
+        d.op_model = act.model;
+        d.op_batch = act.batch;
+        break;
+      }
+      case policy::DecodeAction::Kind::kStep: {
+        const auto* b = decode_[i].batch(act.batch);
+        cost = env_.models[static_cast<std::size_t>(act.model)].decode.estimate_s(
+            static_cast<double>(b->context_tokens), static_cast<double>(b->requests.size()));
+        core_.add_compute(cost);
+        d.op = Device::Op::kStep;
+        d.op_batch = act.batch;
+        start_prefetch(d, act.prefetch_model);
+        break;
+      }
+    }
+    d.busy = true;
+    d.busy_until = core_.now() + cost;
+    core_.at(d.busy_until, kDecodeDone, static_cast<std::int64_t>(i));
+  }
+
+  void on_decode_done(std::size_t i) {
+    Device& d = decode_dev_[i];
+    d.busy = false;
+    if (d.op == Device::Op::kSwitch) {
+      d.resident = d.op_model;
+      decode_[i].on_switched(d.op_batch);
+    } else if (d.op == Device::Op::kStep) {
+      const auto* b = decode_[i].batch(d.op_batch);
+      for (const auto& r : b->requests) core_.token(r.info.id);
+      const auto out = decode_[i].on_step_done();
+      if (out.split_batch) {
+        // Truncated requests' KV goes to host before the device continues.
+        const double s = static_cast<double>(out.split_tokens) * env_.models[static_cast<std::size_t>(d.resident.value_or(0))].kv_s_per_token;
+        core_.add_switch(s, false);
+        d.op = Device::Op::kNone;
+        d.busy = true;
+        d.busy_until = core_.now() + s;
+        core_.at(d.busy_until, kDecodeDone, static_cast<std::int64_t>(i));
+        return;
+      }
+    }
+    d.op = Device::Op::kNone;
+    schedule_decode(i);
+  }
+
+  SimCore& core_;
+  const Env& env_;
+  std::vector<policy::ModelCosts> costs_;
+  policy::PrefillScheduler prefill_;
+  std::vector<policy::DecodeInstance> decode_;
+  std::vector<Device> prefill_dev_;
+  std::vector<Device> decode_dev_;
+  std::vector<std::vector<PendingAdd>> pending_;
+};
+
+}  // namespace
+
+void run_aegaeon(SimCore& core) { AegaeonSystem(core).run(); }
+
+}  // namespace aegaeon::sim::detail

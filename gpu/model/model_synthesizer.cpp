@@ -72,14 +72,19 @@ std::vector<float> synth_tensor_values(const SynthSpec& spec, const std::string&
     center = 1.0f;
     half_width = 0.2f;
   } else if (ends_with(name, ".bias")) {
-    half_width = 0.5f;
+    half_width = 0.1f;
   } else if (name == "model.embed_tokens.weight" || name == "lm_head.weight") {
-    half_width = std::sqrt(3.0f);
+    // Tied: a token's own embedding would dominate its logits and greedy decoding would repeat
+    // it forever, so keep embeddings small next to what the layers add to the residual.
+    half_width = std::sqrt(3.0f) * (c.tie_word_embeddings ? 0.25f : 1.0f);
   } else {
     const int fan_in = ends_with(name, "down_proj.weight") ? c.intermediate_size
                        : ends_with(name, "o_proj.weight")  ? c.num_heads * c.head_dim
                                                            : c.hidden_size;
     half_width = std::sqrt(3.0f / static_cast<float>(fan_in));
+    // Tied: the layers' token-specific output must outweigh the token's own embedding in the
+    // residual, or its logit wins every step.
+    if (c.tie_word_embeddings && fan_in != c.hidden_size) half_width *= 4.0f;
   }
   std::vector<float> values(count);
   for (float& v : values) {

@@ -87,7 +87,7 @@ void family_add_lookup(benchmark::State& state) {
 }
 
 #define AEGAEON_METRICS_BENCH(function, name) \
-  BENCHMARK(function)->Name("metrics/" name)->UseRealTime()->Threads(1)->Threads(2)
+  BENCHMARK(function)->Name("metrics/" name)->Threads(1)->Threads(2)
 
 // Baselines first: the reporter divides later runs by them.
 AEGAEON_METRICS_BENCH(baseline_atomic, "baseline_atomic");

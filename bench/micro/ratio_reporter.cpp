@@ -23,7 +23,9 @@ void RatioReporter::ReportRuns(const std::vector<Run>& reports) {
         run.run_type == Run::RT_Iteration || run.aggregate_unit == benchmark::kTime;
     if (run.error_occurred || !ratio_makes_sense) continue;
     const auto [suite, name] = split_name(run.run_name.function_name);
-    const double time = run.GetAdjustedRealTime();
+    // CPU time, not wall time: on a shared machine a descheduled thread inflates wall time at
+    // random, which would make the baseline and the subject incomparable.
+    const double time = run.GetAdjustedCPUTime();
     if (name.rfind(kBaselinePrefix, 0) == 0) {
       baselines_[{suite, name.substr(kBaselinePrefix.size()), run.threads, run.aggregate_name}] =
           time;

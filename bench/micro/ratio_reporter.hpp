@@ -14,8 +14,8 @@ namespace aegaeon::bench {
 
 /// Wraps the reporter that prints (console or JSON). Naming convention: a benchmark is
 /// "<suite>/<name>"; one whose name starts with "baseline_" is a baseline, and every later run
-/// of the suite gets a counter "vs_<rest of the baseline name>" = its real time / the
-/// baseline's real time at the same thread count (and the same aggregate, with repetitions).
+/// of the suite gets a counter "vs_<rest of the baseline name>" = its CPU time / the
+/// baseline's CPU time at the same thread count (and the same aggregate, with repetitions).
 class RatioReporter final : public benchmark::BenchmarkReporter {
  public:
   explicit RatioReporter(std::unique_ptr<benchmark::BenchmarkReporter> inner)
@@ -27,7 +27,7 @@ class RatioReporter final : public benchmark::BenchmarkReporter {
 
  private:
   std::unique_ptr<benchmark::BenchmarkReporter> inner_;
-  // (suite, baseline label, threads, aggregate name) -> real time per iteration
+  // (suite, baseline label, threads, aggregate name) -> CPU time per iteration
   std::map<std::tuple<std::string, std::string, std::int64_t, std::string>, double> baselines_;
 };
 

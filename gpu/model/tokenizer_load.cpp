@@ -617,6 +617,14 @@ Result<Tokenizer> Tokenizer::from_json(std::string_view json_text, std::string_v
     bpe.merges.emplace(key, std::pair{static_cast<std::uint32_t>(i), merged->second});
   }
 
+  // A normalized added token decodes as its normalized spelling, as tokenizers does (its
+  // id → token map holds the normalized content; token → id keeps the original).
+  for (const AddedToken& a : impl->added_tokens) {
+    if (a.normalized && !impl->normalizers.empty()) {
+      impl->id_to_token[static_cast<std::size_t>(a.id)] = normalize_text(impl->normalizers, a.content);
+    }
+  }
+
   // ---- added-token matchers ----
   build_matcher(impl->added_tokens, false, impl->normalizers, impl->raw_matcher);
   build_matcher(impl->added_tokens, true, impl->normalizers, impl->normalized_matcher);

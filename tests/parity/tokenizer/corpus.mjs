@@ -36,6 +36,7 @@ const kHandPicked = [
   '<s>[INST] Hello [/INST] Hi there </s>', 'text<|endoftext|>more text', 'a <mask> b', 'a<mask>b', 'a   <mask>',
   '<|im_start|><|im_start|>', '<|im_start', 'im_start|>', '<|IM_START|>', '< s >', '<<s>>', '<s><s></s>',
   '<tool_call>{"name": "f"}', 'x<tool_call>y', '<|reserved_special_token_0|>', '<|python_tag|>print(1)',
+  'hello world', 'say hello world!', 'hello worlds', 'hello  world', 'Hello world', 'hello world<s>hello world',
   '▁', '▁hello', 'hello▁world', '<0x41>', '<0xFF>', 'Ġhello', 'Ċ',
 ];
 

@@ -299,8 +299,11 @@ const kSentencePieceDecoder = {
 function llama2() {
   const { vocab, merges } = sentencePieceVocab(700);
   const kLlama2Template = "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}";
+  // A normalized, non-special added token: matched after the normalizer ran, on its own
+  // normalized spelling ("▁hello▁world").
+  const added = [...kSentencePieceAdded, addedToken(Object.keys(vocab).length, 'hello world', false, { normalized: true })];
   writeFamily('llama2', {
-    version: '1.0', truncation: null, padding: null, added_tokens: kSentencePieceAdded,
+    version: '1.0', truncation: null, padding: null, added_tokens: added,
     normalizer: {
       type: 'Sequence', normalizers: [
         { type: 'Prepend', prepend: '▁' },

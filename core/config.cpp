@@ -290,11 +290,29 @@ Result<Config> walk_document(const YAML::Node& root, std::string_view source) {
   }
   const std::vector<std::string> sections = section_names();
   std::set<std::string> seen;
+  // One dotted key with its YAML value, however it was written (nested or "http.port: 1").
+  const auto set_key = [&](const YAML::Node& key_node, const std::string& key,
+                           const YAML::Node& value) -> Result<void> {
+    if (!seen.insert(key).second) return fail(key_node, "duplicate key '" + key + "'");
+    if (!value.IsScalar() && !value.IsNull()) {
+      const Field* field = find_field(key);
+      if (field == nullptr) return fail(key_node, unknown_key_message(key));
+      return fail(value,
+                  "key '" + key + "': expected " + field->expected + ", got " + node_kind(value));
+    }
+    const Result<void> set = set_field(config, key, value.IsNull() ? "" : value.Scalar());
+    if (!set.ok()) return fail(value.IsNull() ? key_node : value, set.error().message);
+    return ok();
+  };
   for (const auto& section_entry : root) {
     const YAML::Node& section_key = section_entry.first;
     const YAML::Node& section_value = section_entry.second;
     if (!section_key.IsScalar()) return fail(section_key, "expected a section name");
     const std::string section = section_key.Scalar();
+    if (section.find('.') != std::string::npos) {  // a flat "http.port: 9000" line
+      AEGAEON_TRY(set_key(section_key, section, section_value));
+      continue;
+    }
     if (!seen.insert(section).second) return fail(section_key, "duplicate key '" + section + "'");
     if (std::find(sections.begin(), sections.end(), section) == sections.end()) {
       return fail(section_key, unknown_key_message(section));
@@ -306,17 +324,7 @@ Result<Config> walk_document(const YAML::Node& root, std::string_view source) {
     }
     for (const auto& entry : section_value) {
       if (!entry.first.IsScalar()) return fail(entry.first, "expected a key name");
-      const std::string key = section + "." + entry.first.Scalar();
-      if (!seen.insert(key).second) return fail(entry.first, "duplicate key '" + key + "'");
-      const YAML::Node& value = entry.second;
-      if (!value.IsScalar() && !value.IsNull()) {
-        const Field* field = find_field(key);
-        if (field == nullptr) return fail(entry.first, unknown_key_message(key));
-        return fail(value,
-                    "key '" + key + "': expected " + field->expected + ", got " + node_kind(value));
-      }
-      const Result<void> set = set_field(config, key, value.IsNull() ? "" : value.Scalar());
-      if (!set.ok()) return fail(value.IsNull() ? entry.first : value, set.error().message);
+      AEGAEON_TRY(set_key(entry.first, section + "." + entry.first.Scalar(), entry.second));
     }
   }
   return config;

@@ -54,6 +54,19 @@ log:
   EXPECT_EQ(config->log.format, "json");
 }
 
+TEST(ConfigParse, FlatDottedKeys) {
+  const Result<Config> config = parse_config("http.port: 9001\nlog:\n  level: warn\n", "c.yaml");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->http.port, 9001);
+  EXPECT_EQ(config->log.level, "warn");
+  expect_error_message(parse_config("http:\n  port: 1\nhttp.port: 2\n", "c.yaml"),
+                       "c.yaml:3: duplicate key 'http.port'");
+  expect_error_message(parse_config("http.prot: 2\n", "c.yaml"),
+                       "c.yaml:1: unknown key 'http.prot' (did you mean 'http.port'?)");
+  expect_error_message(parse_config("http.port: x\n", "c.yaml"),
+                       "c.yaml:1: key 'http.port': expected an integer in 1..65535, got 'x'");
+}
+
 TEST(ConfigParse, EmptySectionKeepsDefaults) {
   const Result<Config> config = parse_config("http:\nlog:\n  level: debug\n", "c.yaml");
   ASSERT_TRUE(config.ok()) << config.error().message;

@@ -1,12 +1,168 @@
+// `aegaeon serve`: the all-in-one process. So far: the actor system, the kj runtime and the
+// HTTP server with /health (answered by the status actor) and /metrics.
 #include <CLI/CLI.hpp>
+#include <caf/actor.hpp>
+#include <spdlog/spdlog.h>
 
+#include <csignal>
+#include <ctime>
+#include <pthread.h>
+
+#include "actors/actor_runtime.hpp"
+#include "actors/status_actor.hpp"
 #include "cmd/commands.hpp"
+#include "core/config.hpp"
+#include "core/logging.hpp"
+#include "core/metrics.hpp"
+#include "rpc/http/http_server.hpp"
+#include "rpc/kj_runtime.hpp"
 
 namespace aegaeon::cmd {
+namespace {
+
+struct ServeOptions {
+  std::string config_path;
+  std::vector<std::string> overrides;
+  std::string host;
+  int port = -1;
+};
+
+// Config from the file (if any), then --set overrides, then the dedicated flags.
+core::Config load_serve_config(const ServeOptions& options) {
+  core::Config config;
+  if (!options.config_path.empty()) {
+    auto loaded = core::load_config_file(options.config_path);
+    if (!loaded.ok()) throw CommandError(loaded.error().message, 2);
+    config = std::move(*loaded);
+  }
+  for (const auto& override_text : options.overrides) {
+    auto applied = core::apply_override(config, override_text);
+    if (!applied.ok()) throw CommandError("--set " + applied.error().message, 2);
+  }
+  if (!options.host.empty()) config.http.host = options.host;
+  if (options.port >= 0) config.http.port = static_cast<uint16_t>(options.port);
+  return config;
+}
+
+// HTTP metrics, labelled by route so unknown paths cannot blow up cardinality.
+class HttpMetrics {
+ public:
+  explicit HttpMetrics(core::Registry& registry)
+      : requests_(core::build_counter()
+                      .name("aegaeon_http_requests_total")
+                      .help("HTTP requests answered, by route and status code")
+                      .register_on(registry)),
+        durations_(core::build_histogram()
+                       .name("aegaeon_http_request_duration_seconds")
+                       .help("Time from request to the end of its response, by route")
+                       .buckets(core::exponential_buckets(0.0005, 4, 10))
+                       .register_on(registry)) {}
+
+  void observe(const rpc::http::HttpRequest& request, int status, double duration_s,
+               bool routed) {
+    std::string route = routed ? request.path : "other";
+    requests_.add({{"route", route}, {"code", std::to_string(status)}}).increment();
+    durations_.add({{"route", route}}).observe(duration_s);
+  }
+
+ private:
+  core::Family<core::Counter>& requests_;
+  core::Family<core::Histogram>& durations_;
+};
+
+void run_serve(const ServeOptions& options) {
+  core::Config config = load_serve_config(options);
+  if (auto logging = core::init_logging(config.log); !logging.ok()) {
+    throw CommandError(logging.error().message, 2);
+  }
+
+  // Block the shutdown signals before any thread starts, so every thread inherits the mask and
+  // only sigwait() below sees them.
+  sigset_t shutdown_signals;
+  sigemptyset(&shutdown_signals);
+  sigaddset(&shutdown_signals, SIGINT);
+  sigaddset(&shutdown_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &shutdown_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  core::Registry registry;
+  core::build_gauge()
+      .name("aegaeon_build_info")
+      .help("Always 1; the version label says which aegaeon build is running")
+      .register_on(registry)
+      .add({{"version", AEGAEON_VERSION}})
+      .set(1);
+  core::build_gauge()
+      .name("process_start_time_seconds")
+      .help("Start time of the process since the Unix epoch in seconds")
+      .register_on(registry)
+      .add({})
+      .set(static_cast<double>(std::time(nullptr)));
+  HttpMetrics http_metrics(registry);
+
+  auto actor_runtime = std::make_unique<actors::ActorRuntime>();
+  auto status = actors::spawn_status_actor(actor_runtime->system(), {AEGAEON_VERSION, "local"});
+
+  auto kj = rpc::KjRuntime::start();
+  if (!kj.ok()) throw CommandError(kj.error().message);
+  std::unique_ptr<rpc::KjRuntime> kj_runtime = std::move(*kj);
+
+  rpc::http::HttpRouter router;
+  router.add("GET", "/health",
+             [status](const rpc::http::HttpRequest&, const rpc::http::Responder& responder) {
+               actors::request_health(status, responder);
+             });
+  router.add("GET", "/metrics",
+             [&registry](const rpc::http::HttpRequest&, const rpc::http::Responder& responder) {
+               rpc::http::HttpResponse response{
+                   200, "text/plain; version=0.0.4; charset=utf-8", registry.serialize(), {}};
+               responder.respond(std::move(response));
+             });
+  rpc::http::HttpServerOptions http_options;
+  http_options.host = config.http.host;
+  http_options.port = config.http.port;
+  http_options.max_body_bytes = config.http.max_body_bytes;
+  http_options.max_header_bytes = config.http.max_header_bytes;
+  http_options.on_complete = [&http_metrics](const rpc::http::HttpRequest& request, int status_code,
+                                             double duration_s) {
+    bool routed = request.path == "/health" || request.path == "/metrics";
+    http_metrics.observe(request, status_code, duration_s, routed);
+  };
+  auto server = rpc::http::HttpServer::start(*kj_runtime, http_options, std::move(router));
+  if (!server.ok()) throw CommandError(server.error().message);
+  spdlog::info("aegaeon {} serving on http://{}:{} (try /health and /metrics)", AEGAEON_VERSION,
+               config.http.host, (*server)->port());
+
+  int received = 0;
+  sigwait(&shutdown_signals, &received);
+  spdlog::info("received {}: draining in-flight requests", received == SIGINT ? "SIGINT" : "SIGTERM");
+
+  // Order matters (DESIGN.md rule 4): HTTP drains, the kj loop stops, then the actors.
+  (*server)->shutdown();
+  server->reset();
+  kj_runtime.reset();
+  actors::stop_actor(status);
+  actor_runtime.reset();
+  spdlog::info("aegaeon stopped cleanly");
+}
+
+}  // namespace
 
 void add_serve_command(CLI::App& app) {
-  auto* sub = app.add_subcommand("serve", "Serve the OpenAI-compatible API in one process");
-  sub->callback([] { throw CommandError("serve: not built yet"); });
+  auto options = std::make_shared<ServeOptions>();
+  auto* sub = app.add_subcommand(
+      "serve",
+      "Serve the OpenAI-compatible API in one process (HTTP, actors, execution backend).\n"
+      "With no --config it runs its embedded default on 127.0.0.1:8000.\n"
+      "Stops gracefully on SIGINT/SIGTERM: in-flight requests finish or are cancelled.");
+  sub->add_option("-c,--config", options->config_path, "YAML configuration file")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--set", options->overrides,
+                  "Override a configuration key, e.g. --set http.port=9000 (repeatable)");
+  sub->add_option("--host", options->host, "Address to listen on (default 127.0.0.1)");
+  sub->add_option("--port", options->port, "Port to listen on; 0 picks a free one (default 8000)")
+      ->check(CLI::Range(0, 65535));
+  sub->callback([options] { run_serve(*options); });
 }
 
 }  // namespace aegaeon::cmd

@@ -31,6 +31,7 @@ kj::StringPtr status_text(int status) {
     case 415: return "Unsupported Media Type";
     case 422: return "Unprocessable Entity";
     case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
@@ -97,7 +98,9 @@ class KjHttpService final : public kj::HttpService {
     auto question = target.find('?');
     request->path = target.substr(0, question);
     if (question != std::string::npos) request->query = target.substr(question + 1);
+    uint64_t header_bytes = 0;
     headers.forEach([&](kj::StringPtr name, kj::StringPtr value) {
+      header_bytes += name.size() + value.size() + 4;  // ": " and CRLF
       request->headers.emplace_back(name.cStr(), value.cStr());
     });
 
@@ -105,7 +108,13 @@ class KjHttpService final : public kj::HttpService {
     HttpResponse not_routed;
     const Handler* handler = router_.find(request->method, request->path, not_routed);
     kj::Promise<void> answered = nullptr;
-    if (handler == nullptr) {
+    if (header_bytes > options_.max_header_bytes) {
+      exchange->phase = Phase::kResponded;
+      exchange->response = HttpResponse::error(
+          431, "request headers exceed the limit of " + std::to_string(options_.max_header_bytes) +
+                   " bytes", "invalid_request_error");
+      answered = answer(exchange, response);
+    } else if (handler == nullptr) {
       exchange->phase = Phase::kResponded;
       exchange->response = std::move(not_routed);
       answered = answer(exchange, response);

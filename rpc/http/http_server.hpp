@@ -41,6 +41,7 @@ struct HttpServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;                        ///< 0 picks an ephemeral port (see HttpServer::port)
   uint64_t max_body_bytes = 1 << 20;        ///< larger bodies get 413
+  uint64_t max_header_bytes = 64 << 10;     ///< larger header blocks get 431
   std::chrono::milliseconds drain_timeout{5000};  ///< shutdown waits this long for in-flight work
   CompletionObserver on_complete;
 };

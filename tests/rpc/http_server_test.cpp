@@ -107,6 +107,19 @@ TEST_F(HttpServerTest, RejectsOversizeBodiesWith413) {
   EXPECT_EQ(head.status, 413);
 }
 
+TEST_F(HttpServerTest, RejectsOversizeHeadersWith431) {
+  HttpRouter router;
+  router.add("GET", "/x", [](const HttpRequest&, const Responder& responder) {
+    responder.respond(HttpResponse::text(200, "ok"));
+  });
+  HttpServerOptions options;
+  options.max_header_bytes = 256;
+  start(std::move(router), options);
+  EXPECT_EQ(http_request(port(), "GET", "/x", {}, {{"X-Small", "1"}}).status, 200);
+  auto big = http_request(port(), "GET", "/x", {}, {{"X-Big", std::string(300, 'h')}});
+  EXPECT_EQ(big.status, 431);
+}
+
 TEST_F(HttpServerTest, AnswersFromAnotherThread) {
   HttpRouter router;
   router.add("POST", "/later", [this](const HttpRequest& request, const Responder& responder) {

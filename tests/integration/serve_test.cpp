@@ -1,0 +1,116 @@
+// `aegaeon serve` as a user runs it: a real process, real HTTP, promtool on the real /metrics,
+// graceful shutdown on signals, and clear errors for bad configuration.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/support/child_process.hpp"
+#include "tests/support/http_client.hpp"
+
+namespace aegaeon {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::ChildProcess;
+
+// Starts `aegaeon serve` on an ephemeral port and waits for its "serving on" line.
+class ServeProcess {
+ public:
+  explicit ServeProcess(std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {AEGAEON_BINARY, "serve", "--port", "0"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    process_ = std::make_unique<ChildProcess>(argv);
+    auto match = process_->wait_for_line(std::regex(R"(serving on http://[0-9.]+:([0-9]+))"), 20s);
+    if (match) port_ = static_cast<uint16_t>(std::stoi((*match)[1]));
+  }
+  [[nodiscard]] uint16_t port() const { return port_; }
+  ChildProcess& process() { return *process_; }
+
+ private:
+  std::unique_ptr<ChildProcess> process_;
+  uint16_t port_ = 0;
+};
+
+TEST(ServeProcess, AnswersHealthAndMetricsThenStopsOnSigterm) {
+  ServeProcess serve;
+  ASSERT_NE(serve.port(), 0) << serve.process().output();
+
+  auto health = testing::http_request(serve.port(), "GET", "/health");
+  EXPECT_EQ(health.status, 200);
+  auto body = nlohmann::json::parse(health.body);
+  EXPECT_EQ(body["status"], "ok");
+
+  auto metrics = testing::http_request(serve.port(), "GET", "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_EQ(metrics.header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  // The /health request above was counted.
+  EXPECT_NE(metrics.body.find(R"(aegaeon_http_requests_total{code="200",route="/health"} 1)"),
+            std::string::npos)
+      << metrics.body;
+
+  EXPECT_EQ(testing::http_request(serve.port(), "GET", "/nope").status, 404);
+
+  serve.process().signal(SIGTERM);
+  auto code = serve.process().wait(10s);
+  ASSERT_TRUE(code.has_value()) << "did not stop within 10 s of SIGTERM";
+  EXPECT_EQ(*code, 0) << serve.process().output();
+  EXPECT_NE(serve.process().output().find("stopped cleanly"), std::string::npos);
+}
+
+TEST(ServeProcess, MetricsPassPromtool) {
+  auto promtool = testing::find_on_path("promtool");
+  if (!promtool) GTEST_SKIP() << "promtool not installed (Debian package 'prometheus')";
+  ServeProcess serve;
+  ASSERT_NE(serve.port(), 0) << serve.process().output();
+  testing::http_request(serve.port(), "GET", "/health");
+  testing::http_request(serve.port(), "GET", "/missing");
+  auto metrics = testing::http_request(serve.port(), "GET", "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  auto [code, output] = testing::run_command({*promtool, "check", "metrics"}, metrics.body);
+  EXPECT_EQ(code, 0) << output << "\n--- metrics ---\n" << metrics.body;
+  serve.process().signal(SIGINT);
+  EXPECT_EQ(serve.process().wait(10s), 0);
+}
+
+TEST(ServeProcess, BadConfigNamesFileAndKey) {
+  auto path = std::filesystem::temp_directory_path() / "aegaeon-serve-test-bad.yaml";
+  std::ofstream(path) << "http:\n  port: many\n";
+  auto [code, output] = testing::run_command({AEGAEON_BINARY, "serve", "--config", path.string()});
+  EXPECT_EQ(code, 2) << output;
+  EXPECT_NE(output.find(path.filename().string()), std::string::npos) << output;
+  EXPECT_NE(output.find("http.port"), std::string::npos) << output;
+  std::filesystem::remove(path);
+
+  auto [set_code, set_output] =
+      testing::run_command({AEGAEON_BINARY, "serve", "--set", "log.level=loud"});
+  EXPECT_EQ(set_code, 2) << set_output;
+  EXPECT_NE(set_output.find("log.level"), std::string::npos) << set_output;
+}
+
+TEST(ServeProcess, PortInUseIsAClearError) {
+  ServeProcess first;
+  ASSERT_NE(first.port(), 0);
+  auto [code, output] = testing::run_command(
+      {AEGAEON_BINARY, "serve", "--port", std::to_string(first.port())}, {}, 20s);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(output.find("cannot listen on 127.0.0.1:" + std::to_string(first.port())),
+            std::string::npos)
+      << output;
+}
+
+TEST(AegaeonCli, VersionAndHelp) {
+  auto [code, output] = testing::run_command({AEGAEON_BINARY, "version"});
+  EXPECT_EQ(code, 0);
+  EXPECT_NE(output.find("aegaeon "), std::string::npos);
+  auto [help_code, help] = testing::run_command({AEGAEON_BINARY, "serve", "--help"});
+  EXPECT_EQ(help_code, 0);
+  EXPECT_NE(help.find("--config"), std::string::npos);
+  auto [bad_code, bad] = testing::run_command({AEGAEON_BINARY, "frobnicate"});
+  EXPECT_NE(bad_code, 0);
+}
+
+}  // namespace
+}  // namespace aegaeon

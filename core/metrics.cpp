@@ -186,6 +186,10 @@ Histogram::Snapshot Histogram::snapshot() const {
   return snapshot;
 }
 
+std::vector<double> default_buckets() {
+  return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+}
+
 std::vector<double> exponential_buckets(double start, double factor, std::size_t count) {
   std::vector<double> bounds;
   bounds.reserve(count);
@@ -338,6 +342,7 @@ Result<FamilyBase*> Registry::add_family(FamilySpec spec) {
   }
   for (auto& [label, value] : spec.constant_labels) value = to_valid_utf8(value);
   if (spec.type == MetricType::kHistogram) {
+    if (spec.bounds.empty()) spec.bounds = default_buckets();
     if (!spec.bounds.empty() && std::isinf(spec.bounds.back()) && spec.bounds.back() > 0)
       spec.bounds.pop_back();
     for (std::size_t i = 0; i < spec.bounds.size(); ++i) {

@@ -114,6 +114,8 @@ class Histogram {
   std::atomic<double> sum_{0.0};
 };
 
+/// The Prometheus client default bounds, 5 ms .. 10 s; used when a histogram names none.
+std::vector<double> default_buckets();
 /// Bucket bounds start, start*factor, ... (count of them); e.g. latencies 1 ms .. 10 s.
 std::vector<double> exponential_buckets(double start, double factor, std::size_t count);
 /// Bucket bounds start, start+width, ... (count of them).
@@ -241,7 +243,8 @@ class FamilyBuilder {
     spec_.constant_labels = std::move(labels);
     return *this;
   }
-  /// Histogram bucket upper bounds (ignored for other types).
+  /// Histogram bucket upper bounds (ignored for other types); default_buckets() when not
+  /// called, `{+Inf}` for a histogram with only the +Inf bucket.
   FamilyBuilder& buckets(std::vector<double> bounds) {
     spec_.bounds = std::move(bounds);
     return *this;

@@ -161,6 +161,23 @@ TEST(MetricsExposition, HistogramBucketEdges) {
   EXPECT_NEAR(s.sum, 5.5000001, 1e-9);
 }
 
+TEST(MetricsExposition, DefaultAndInfOnlyBuckets) {
+  Registry registry;
+  EXPECT_EQ(build_histogram().name("d").help("D").register_on(registry).bounds(),
+            default_buckets());
+  auto& inf_only = build_histogram()
+                       .name("i")
+                       .help("I")
+                       .buckets({std::numeric_limits<double>::infinity()})
+                       .register_on(registry);
+  EXPECT_TRUE(inf_only.bounds().empty());
+  inf_only.add({}).observe(3);
+  EXPECT_NE(registry.serialize().find(
+                "# TYPE i histogram\ni_bucket{le=\"+Inf\"} 1\ni_sum 3\ni_count 1\n"),
+            std::string::npos)
+      << registry.serialize();
+}
+
 TEST(MetricsExposition, BucketHelpers) {
   EXPECT_EQ(exponential_buckets(0.001, 10, 4), (std::vector<double>{0.001, 0.01, 0.1, 1}));
   EXPECT_EQ(linear_buckets(1, 2, 3), (std::vector<double>{1, 3, 5}));

@@ -65,8 +65,8 @@ class Tokenizer {
 /// broken character. Keeps only a short window of ids.
 class IncrementalDecoder {
  public:
-  /// Decodes with `tokenizer`, which must outlive this decoder.
-  IncrementalDecoder(const Tokenizer& tokenizer, bool skip_special_tokens);
+  /// Decodes with `tokenizer` (shares it; tokenizers are immutable).
+  IncrementalDecoder(Tokenizer tokenizer, bool skip_special_tokens);
 
   /// Adds one id; returns the newly completed text (often empty while a character is partial).
   std::string step(std::int32_t id);
@@ -75,7 +75,7 @@ class IncrementalDecoder {
   std::string flush();
 
  private:
-  const Tokenizer* tokenizer_;
+  Tokenizer tokenizer_;
   bool skip_special_tokens_;
   std::vector<std::int32_t> ids_;
   std::string prefix_;

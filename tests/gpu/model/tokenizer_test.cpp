@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
+#include <thread>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -229,6 +231,43 @@ TEST(TokenizerTest, QwenNormalizesToNfc) {
   // e + combining acute composes to é before tokenization.
   EXPECT_EQ(t->encode("Cafe\xCC\x81", false), t->encode("Caf\xC3\xA9", false));
   EXPECT_EQ(t->decode(t->encode("Cafe\xCC\x81", false), false), "Caf\xC3\xA9");
+}
+
+TEST(TokenizerTest, MetaspaceDecoderMatchesHuggingFace) {
+  // Expected strings from tokenizers 0.23.2 (npm) with this decoder on the mistral test file.
+  std::ifstream in(kData / "mistral" / "tokenizer.json");
+  json doc = json::parse(in);
+  for (const auto& [scheme, first_expected] : {std::pair{"first", "world it"}, std::pair{"never", " world it"}}) {
+    doc["decoder"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", scheme}, {"split", false}};
+    const Tokenizer t = make(doc);
+    const auto id = [&](const char* token) { return *t.token_to_id(token); };
+    EXPECT_EQ(t.decode(Ids{id("\xE2\x96\x81wor"), id("ld"), id("\xE2\x96\x81it")}, false), first_expected) << scheme;
+    EXPECT_EQ(t.decode(Ids{id("ld"), id("\xE2\x96\x81it"), id("\xE2\x96\x81")}, false), "ld it ") << scheme;
+    EXPECT_EQ(t.decode(Ids{id("<s>"), id("\xE2\x96\x81wor")}, false), "<s> wor") << scheme;
+  }
+}
+
+TEST(TokenizerTest, ConcurrentEncodesAgreeWithSerialOnes) {
+  auto t = Tokenizer::load(kData / "qwen2" / "tokenizer.json");
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  std::vector<std::string> texts;
+  for (int i = 0; i < 200; ++i) texts.push_back("request " + std::to_string(i * 31) + " says héllo wörld 你好 " + std::to_string(i));
+  std::vector<Ids> serial;
+  for (const auto& s : texts) serial.push_back(t->encode(s, false));
+  auto fresh = Tokenizer::load(kData / "qwen2" / "tokenizer.json");  // an empty word cache
+  ASSERT_TRUE(fresh.ok());
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int k = 0; k < 4; ++k) {
+    threads.emplace_back([&, k] {
+      for (std::size_t i = 0; i < texts.size(); ++i) {
+        const std::size_t j = (i * 7 + static_cast<std::size_t>(k) * 13) % texts.size();
+        if (fresh->encode(texts[j], false) != serial[j]) ++mismatches[static_cast<std::size_t>(k)];
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches, (std::vector<int>{0, 0, 0, 0}));
 }
 
 // ---- streaming decode ----------------------------------------------------------------------

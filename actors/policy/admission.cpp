@@ -27,11 +27,11 @@ AdmissionDecision decide_admission(const AdmissionConfig& config, const Slo& slo
                       input.predicted_ttft_s, ttft_limit_s);
     return d;
   }
-  if (input.best_alpha > config.alpha_limit) {
+  if (input.decode_alpha > config.alpha_limit) {
     d.admit = false;
     d.retry_after_s = std::clamp(input.decode_drain_s, config.min_retry_after_s, config.max_retry_after_s);
     d.reason = format("decode load would stretch time between tokens to %.2fx the SLO (limit %.2fx)",
-                      input.best_alpha, config.alpha_limit);
+                      input.decode_alpha, config.alpha_limit);
     return d;
   }
   return d;

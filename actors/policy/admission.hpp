@@ -30,7 +30,7 @@ struct AdmissionDecision {
 
 /// What admission knows about the cluster for one request.
 struct AdmissionInput {
-  double best_alpha = 0.0;        ///< lowest what-if α over the decode instances
+  double decode_alpha = 0.0;  ///< α of the decode instance dispatch would pick, with this request
   double predicted_ttft_s = 0.0;  ///< queue wait + switches + own prefill on its prefill instance
   /// Seconds until the decode side frees capacity (e.g. the earliest batch completion); used
   /// as the Retry-After hint for TBT rejections.

@@ -126,17 +126,18 @@ class AegaeonSystem {
     const auto& own = env_.models[static_cast<std::size_t>(req.model)];
     if (model != req.model) wait += own.load_s;
     in.predicted_ttft_s = wait + own.prefill.single_s(req.input_tokens);
-    in.best_alpha = std::numeric_limits<double>::infinity();
+    // α of the decode instance the dispatch rule would pick today (the request lands there after
+    // prefill; the state may shift by then, which is why this is a prediction).
+    const auto target = policy::dispatch_decode(decode_, req.model, req.input_tokens + 1);
+    const auto ti = static_cast<std::size_t>(target.instance);
+    in.decode_alpha = decode_[ti].what_if_alpha(req.model, req.input_tokens + 1, decode_dev_[ti].resident);
     in.decode_drain_s = std::numeric_limits<double>::infinity();
-    for (std::size_t i = 0; i < decode_.size(); ++i) {
-      in.best_alpha = std::min(in.best_alpha, decode_[i].what_if_alpha(req.model, req.input_tokens + 1, decode_dev_[i].resident));
-      for (const auto& b : decode_[i].batches()) {
-        for (const auto& dr : b.requests) {
-          in.decode_drain_s = std::min(in.decode_drain_s, dr.remaining_tokens * env_.config.slo.tbt_s);
-        }
+    for (const auto& b : decode_[ti].batches()) {
+      for (const auto& dr : b.requests) {
+        in.decode_drain_s = std::min(in.decode_drain_s, dr.remaining_tokens * env_.config.slo.tbt_s);
       }
     }
-    if (decode_.empty() || !std::isfinite(in.decode_drain_s)) in.decode_drain_s = 0;
+    if (!std::isfinite(in.decode_drain_s)) in.decode_drain_s = 0;
     return in;
   }
 

@@ -77,7 +77,7 @@ CpuBackend::CpuBackend(std::byte* arena_memory, std::size_t arena_bytes, int num
       arena_(arena_memory, arena_bytes),
       pool_(std::make_unique<ThreadPool>(num_threads)),
       copy_queue_(std::make_unique<CopyQueue>()) {
-  openblas_set_num_threads(pool_->num_threads());
+  openblas_set_num_threads(1);  // parallelism comes from our pool (matmul_gemm)
 }
 
 CpuBackend::~CpuBackend() {
@@ -135,8 +135,8 @@ void CpuBackend::embedding(Weight table, const std::int32_t* ids, int num_tokens
   const auto width = static_cast<std::size_t>(hidden);
   pool_->parallel_for(static_cast<std::size_t>(num_tokens), 1, [&](std::size_t b, std::size_t e) {
     for (std::size_t t = b; t < e; ++t) {
-      convert_to_f32(table.dtype, row_of(table, static_cast<std::size_t>(ids[t]), width),
-                     out + t * width, width);
+      widen_to_f32(table.dtype, row_of(table, static_cast<std::size_t>(ids[t]), width),
+                   out + t * width, width);
     }
   });
 }
@@ -165,38 +165,37 @@ void CpuBackend::matmul_gemv(const MatmulArgs& args) {
 
 void CpuBackend::matmul_gemm(const MatmulArgs& args) {
   const int m = args.m;
-  const int n = args.n;
   const int k = args.k;
   const auto ku = static_cast<std::size_t>(k);
-  if (args.w.dtype == DType::kF32) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, args.x, k,
-                static_cast<const float*>(args.w.data), k, 0.0f, args.y, n);
-  } else {
-    // Widen a panel of weight rows to F32, then let sgemm do the arithmetic; the widening is
-    // O(n·k) against sgemm's O(m·n·k), so it pays off once m is a few rows.
-    constexpr int kPanelRows = 256;
-    const std::size_t panel_floats = static_cast<std::size_t>(kPanelRows) * ku;
-    if (gemm_scratch_.size() < panel_floats) gemm_scratch_.resize(panel_floats);
-    for (int n0 = 0; n0 < n; n0 += kPanelRows) {
-      const int rows = std::min(kPanelRows, n - n0);
-      pool_->parallel_for(static_cast<std::size_t>(rows), 16, [&](std::size_t b, std::size_t e) {
-        for (std::size_t r = b; r < e; ++r) {
-          convert_to_f32(args.w.dtype, row_of(args.w, static_cast<std::size_t>(n0) + r, ku),
-                         gemm_scratch_.data() + r * ku, ku);
-        }
-      });
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, rows, k, 1.0f, args.x, k,
-                  gemm_scratch_.data(), k, 0.0f, args.y + n0, n);
-    }
-  }
-  if (args.bias.data != nullptr) {
-    const auto nu = static_cast<std::size_t>(n);
-    pool_->parallel_for(static_cast<std::size_t>(m), 1, [&](std::size_t b, std::size_t e) {
-      for (std::size_t row = b; row < e; ++row) {
-        for (std::size_t col = 0; col < nu; ++col) args.y[row * nu + col] += weight_at(args.bias, col);
+  const auto nu = static_cast<std::size_t>(args.n);
+  // Each pool thread runs single-threaded sgemm on its own slice of output columns, so all
+  // compute stays on the configured threads (OpenBLAS's own pool would spin against ours).
+  // Narrow weights are widened a panel at a time into a per-thread buffer: O(n·k) extra work
+  // against sgemm's O(m·n·k).
+  constexpr std::size_t kPanelRows = 64;
+  pool_->parallel_for(nu, kPanelRows, [&](std::size_t b, std::size_t e) {
+    thread_local std::vector<float> panel;
+    for (std::size_t n0 = b; n0 < e; n0 += kPanelRows) {
+      const std::size_t rows = std::min(kPanelRows, e - n0);
+      const float* w;
+      if (args.w.dtype == DType::kF32) {
+        w = static_cast<const float*>(args.w.data) + n0 * ku;
+      } else {
+        if (panel.size() < rows * ku) panel.resize(rows * ku);
+        widen_to_f32(args.w.dtype, row_of(args.w, n0, ku), panel.data(), rows * ku);
+        w = panel.data();
       }
-    });
-  }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, static_cast<int>(rows), k, 1.0f,
+                  args.x, k, w, k, 0.0f, args.y + n0, static_cast<int>(nu));
+      if (args.bias.data != nullptr) {
+        for (std::size_t row = 0; row < static_cast<std::size_t>(m); ++row) {
+          for (std::size_t col = n0; col < n0 + rows; ++col) {
+            args.y[row * nu + col] += weight_at(args.bias, col);
+          }
+        }
+      }
+    }
+  });
 }
 
 void CpuBackend::rms_norm(const float* x, Weight weight, float eps, int rows, int hidden,

@@ -5,7 +5,6 @@
 
 #include <cstddef>
 #include <memory>
-#include <vector>
 
 #include "gpu/backend/backend.hpp"
 
@@ -61,7 +60,7 @@ class CpuBackend final : public Backend {
 
   /// Rows at and above which matmul uses OpenBLAS sgemm instead of the GEMV kernel
   /// (benchmarks tune and report it).
-  static constexpr int kGemmMinRows = 8;
+  static constexpr int kGemmMinRows = 16;
 
  private:
   CpuBackend(std::byte* arena_memory, std::size_t arena_bytes, int num_threads);
@@ -72,7 +71,6 @@ class CpuBackend final : public Backend {
   DeviceArena arena_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<CopyQueue> copy_queue_;
-  std::vector<float> gemm_scratch_;  // widened weight panels (like a cuBLAS workspace)
 };
 
 }  // namespace aegaeon::backend::cpu

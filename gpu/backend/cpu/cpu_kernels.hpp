@@ -13,6 +13,9 @@ namespace aegaeon::backend::cpu {
 void dot_rows(DType w_dtype, const void* w, const float* x, std::size_t ldx, int rows,
               std::size_t k, float* out);
 
+/// dst[i] = float(src[i]) for `count` elements of `dtype` (vectorized widening of weights).
+void widen_to_f32(DType dtype, const void* src, float* dst, std::size_t count);
+
 /// True when the AVX2/FMA kernels are in use (for benchmark reports).
 bool using_avx2();
 

@@ -90,6 +90,13 @@ TEST(ServeProcess, BadConfigNamesFileAndKey) {
   EXPECT_NE(set_output.find("log.level"), std::string::npos) << set_output;
 }
 
+TEST(ServeProcess, StartsWithTheShippedExampleConfig) {
+  // Every key in the example config must exist in the schema, or serve refuses to start.
+  ServeProcess serve({"--config", AEGAEON_SOURCE_DIR "/deploy/config/aegaeon.yaml"});
+  ASSERT_NE(serve.port(), 0) << serve.process().output();
+  EXPECT_EQ(testing::http_request(serve.port(), "GET", "/health").status, 200);
+}
+
 TEST(ServeProcess, PortInUseIsAClearError) {
   ServeProcess first;
   ASSERT_NE(first.port(), 0);

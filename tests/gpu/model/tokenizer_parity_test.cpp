@@ -73,6 +73,40 @@ TEST_P(TokenizerParityTest, MatchesHuggingFaceTokenizers) {
   }
 }
 
+// The pipeline variants of tests/parity/tokenizer/variants.mjs: a family's tokenizer.json with
+// some top-level keys replaced, compared on every fourth corpus string.
+TEST(TokenizerVariantParityTest, MatchesHuggingFaceTokenizers) {
+  std::ifstream in(kData / "variants_hf_expected.json");
+  ASSERT_TRUE(in) << "missing variants_hf_expected.json";
+  const nlohmann::json expected = nlohmann::json::parse(in);
+  ASSERT_GE(expected.at("variants").size(), 12U);
+  for (const auto& [name, variant] : expected.at("variants").items()) {
+    std::ifstream base_in(kData / variant.at("base").get<std::string>() / "tokenizer.json");
+    nlohmann::json doc = nlohmann::json::parse(base_in);
+    for (const auto& [key, value] : variant.at("patch").items()) doc[key] = value;
+    auto tokenizer = Tokenizer::from_json(doc.dump(), name + "/tokenizer.json");
+    ASSERT_TRUE(tokenizer.ok()) << tokenizer.error().message;
+    std::size_t mismatches = 0;
+    for (const auto& c : variant.at("cases")) {
+      const std::string text = c.at("text").get<std::string>();
+      const auto want = c.at("ids").get<std::vector<std::int32_t>>();
+      const auto got = tokenizer->encode(text, false);
+      const auto got_special = tokenizer->encode(text, true);
+      const std::string decoded = tokenizer->decode(want, false);
+      const std::string decoded_skip = tokenizer->decode(want, true);
+      const bool ok = got == want && got_special == c.at("ids_with_special").get<std::vector<std::int32_t>>() &&
+                      decoded == c.at("decoded").get<std::string>() &&
+                      decoded_skip == c.at("decoded_skip_special").get<std::string>();
+      if (!ok && ++mismatches <= 3) {
+        ADD_FAILURE() << name << " text " << escaped(text) << "\n  ids  want " << ids_text(want) << "\n       got  "
+                      << ids_text(got) << "\n  decode want " << escaped(c.at("decoded").get<std::string>())
+                      << "\n         got  " << escaped(decoded);
+      }
+    }
+    EXPECT_EQ(mismatches, 0U) << name;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Families, TokenizerParityTest,
                          ::testing::Values("gpt2", "qwen2", "llama3", "llama2", "mistral"),
                          [](const auto& info) { return info.param; });

@@ -3,12 +3,14 @@
 // (tests/gpu/model/tokenizer_parity_test.cpp) can compare ids and decoded text exactly.
 // Regenerate (after `npm ci` in this folder):
 //   node tests/parity/tokenizer/parity.mjs
-// Writes tests/gpu/model/testdata/tokenizers/<family>/hf_expected.json.
+// Writes tests/gpu/model/testdata/tokenizers/<family>/hf_expected.json and, for the pipeline
+// variants of variants.mjs (on every fourth corpus string), variants_hf_expected.json.
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { corpus } from './corpus.mjs';
+import { kVariants } from './variants.mjs';
 
 const require = createRequire(import.meta.url);
 const { Tokenizer } = require('tokenizers');
@@ -18,9 +20,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const kDataDir = path.resolve(here, '../../gpu/model/testdata/tokenizers');
 const kFamilies = ['gpt2', 'qwen2', 'llama3', 'llama2', 'mistral'];
 
-const texts = corpus();
-for (const family of kFamilies) {
-  const tokenizer = Tokenizer.fromFile(path.join(kDataDir, family, 'tokenizer.json'));
+async function run(tokenizer, texts) {
   const cases = [];
   for (const text of texts) {
     const plain = await tokenizer.encode(text, null, { addSpecialTokens: false });
@@ -34,7 +34,24 @@ for (const family of kFamilies) {
       decoded_skip_special: await tokenizer.decode(ids, true),
     });
   }
+  return cases;
+}
+
+const texts = corpus();
+for (const family of kFamilies) {
+  const cases = await run(Tokenizer.fromFile(path.join(kDataDir, family, 'tokenizer.json')), texts);
   const out = { generator: `tokenizers (npm) ${kVersion}`, family, cases };
   fs.writeFileSync(path.join(kDataDir, family, 'hf_expected.json'), JSON.stringify(out) + '\n');
   console.log(`${family}: ${cases.length} strings`);
 }
+
+const variants = {};
+for (const [name, { base, patch }] of Object.entries(kVariants)) {
+  const doc = JSON.parse(fs.readFileSync(path.join(kDataDir, base, 'tokenizer.json'), 'utf8'));
+  Object.assign(doc, patch);
+  const cases = await run(Tokenizer.fromString(JSON.stringify(doc)), texts.filter((_, i) => i % 4 === 0));
+  variants[name] = { base, patch, cases };
+  console.log(`variant ${name}: ${cases.length} strings`);
+}
+fs.writeFileSync(path.join(kDataDir, 'variants_hf_expected.json'),
+  JSON.stringify({ generator: `tokenizers (npm) ${kVersion}`, variants }) + '\n');

@@ -1,0 +1,146 @@
+// DeviceWorker: everything one device does for the serving runtime, as plain synchronous C++
+// (no threads of its own beyond the backend's, no CAF): the arena carved
+// `| KV | weights | prefetch |`, a switch (copy a cached model's weights into the weights
+// region, or adopt a finished prefetch), prefill and decode steps with sampling, and per-sequence
+// KV swap and handoff. The gpu_worker actor owns one and calls it from its thread only.
+//
+// CONTRACT (written by the serving-runtime owner; the implementer may extend it, and must keep
+// these calls and their meaning).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+#include "gpu/model/sampler.hpp"
+
+namespace aegaeon::worker {
+
+/// Index of a served model, dense 0..N-1, identical to policy::ModelId.
+using ModelId = std::int32_t;
+/// A request's sequence id (the request id), unique in the process.
+using SeqId = std::uint64_t;
+
+/// One model to serve: its name (the API's "model") and its Hugging Face folder.
+struct ModelSpec {
+  std::string name;
+  std::filesystem::path path;
+};
+
+/// Facts about a cached model the schedulers need.
+struct ModelInfo {
+  std::string name;
+  std::uint64_t weight_bytes = 0;
+  std::int32_t max_context_tokens = 0;    ///< config max_position_embeddings
+  std::uint64_t kv_bytes_per_token = 0;
+  std::int32_t vocab_size = 0;
+};
+
+/// Every served model, loaded once into pinned host memory (the host model cache) and shared by
+/// all DeviceWorkers of the process. Immutable after load; safe to share across threads.
+class HostModelCache {
+ public:
+  /// Loads and validates every model; an error names the model and the file/tensor.
+  /// `progress` (optional) is called after each model with (index, count, name).
+  static core::Result<std::shared_ptr<const HostModelCache>> load(
+      std::span<const ModelSpec> models);
+  virtual ~HostModelCache() = default;
+  [[nodiscard]] virtual std::int32_t size() const = 0;
+  [[nodiscard]] virtual const ModelInfo& info(ModelId model) const = 0;
+  /// The id of the model called `name`, if served.
+  [[nodiscard]] virtual std::optional<ModelId> find(std::string_view name) const = 0;
+};
+
+/// How to build one device.
+struct DeviceWorkerOptions {
+  std::string device = "cpu";          ///< "cpu" (later "cuda:N")
+  int threads = 1;                     ///< CPU backend compute threads
+  std::uint64_t arena_bytes = 0;       ///< whole device arena; 0: weights+prefetch+kv_bytes
+  std::uint64_t kv_bytes = 64 << 20;   ///< KV blocks region
+  bool prefetch_region = true;         ///< carve a second weights-sized region for prefetch
+  int host_kv_blocks = 4096;           ///< host slab blocks for swapped-out KV
+  int max_batch_tokens = 512;
+  int max_batch_seqs = 32;
+};
+
+/// Measured cost of a switch (for the cost model's online refit and the metrics).
+struct SwitchStats {
+  std::uint64_t bytes_copied = 0;  ///< 0 when a finished prefetch was adopted
+  double seconds = 0;
+  bool from_prefetch = false;
+};
+
+/// A new sequence to prefill.
+struct PrefillItem {
+  SeqId seq = 0;
+  std::vector<std::int32_t> prompt;
+  model::SamplingParams sampling;
+};
+
+/// One sampled token of a sequence, with its log-probability.
+struct SampledToken {
+  SeqId seq = 0;
+  std::int32_t token = 0;
+  float logprob = 0;
+};
+
+/// A sequence's KV in host memory, for handoff between devices (prefill → decode).
+struct KvExport {
+  SeqId seq = 0;
+  ModelId model = 0;
+  std::int32_t tokens = 0;
+  std::vector<std::byte> bytes;  ///< blocks in cache layout, block after block
+};
+
+/// One device. Not thread-safe: one owner thread.
+class DeviceWorker {
+ public:
+  /// Creates the backend, carves the arena for the largest cached model. kResourceExhausted
+  /// when the arena cannot hold weights + KV; the message says how many bytes were needed.
+  static core::Result<std::unique_ptr<DeviceWorker>> create(
+      DeviceWorkerOptions options, std::shared_ptr<const HostModelCache> cache);
+  virtual ~DeviceWorker() = default;
+
+  /// The model whose weights are in the weights region, if any.
+  [[nodiscard]] virtual std::optional<ModelId> resident_model() const = 0;
+  /// Makes `model` resident: adopts a finished prefetch of it, or copies its weights (chunked,
+  /// on the copy queue). Sequences of other models must be swapped out first (kFailedPrecondition
+  /// style error otherwise). Components are reused: nothing is re-initialized.
+  virtual core::Result<SwitchStats> switch_model(ModelId model) = 0;
+  /// Starts copying `model` into the prefetch region in the background; no-op if it is already
+  /// resident or being prefetched. Never blocks.
+  virtual core::Result<void> prefetch(ModelId model) = 0;
+
+  /// Prefills new sequences of the resident model (one forward over all prompts) and samples
+  /// each one's first token. Their KV stays on this device.
+  virtual core::Result<std::vector<SampledToken>> prefill(std::span<const PrefillItem> items) = 0;
+  /// One decode step for resident sequences of the resident model: appends each sequence's last
+  /// sampled token and samples the next one (with the sequence's SamplingParams and history).
+  virtual core::Result<std::vector<SampledToken>> decode_step(std::span<const SeqId> seqs) = 0;
+
+  /// Moves a sequence's KV to the host slab / back (asynchronous; kv_ready() says when done).
+  virtual core::Result<void> swap_out(SeqId seq) = 0;
+  virtual core::Result<void> swap_in(SeqId seq) = 0;
+  [[nodiscard]] virtual bool kv_ready(SeqId seq) = 0;
+  /// Copies a resident sequence's KV (and sampling state) out for another device, then frees it.
+  virtual core::Result<KvExport> export_sequence(SeqId seq) = 0;
+  /// Adopts a sequence exported by another device (same model); `last_token` is the token the
+  /// next decode step appends; `generated` the tokens generated so far (for penalties).
+  virtual core::Result<void> import_sequence(KvExport kv, model::SamplingParams sampling,
+                                             std::int32_t last_token,
+                                             std::vector<std::int32_t> generated) = 0;
+  /// Forgets a sequence (finished, cancelled) and frees its KV wherever it is.
+  virtual void release(SeqId seq) = 0;
+
+  /// KV tokens one batch of `model` can hold on this device (for the decode policy).
+  [[nodiscard]] virtual std::int64_t kv_capacity_tokens(ModelId model) const = 0;
+  /// Share of KV blocks in use, 0..1 (for aegaeon_kv_cache_usage_perc).
+  [[nodiscard]] virtual double kv_usage() const = 0;
+};
+
+}  // namespace aegaeon::worker

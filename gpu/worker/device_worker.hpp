@@ -10,14 +10,20 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/result.hpp"
 #include "gpu/model/sampler.hpp"
+
+namespace aegaeon::model {
+struct HostModel;
+}  // namespace aegaeon::model
 
 namespace aegaeon::worker {
 
@@ -48,20 +54,25 @@ class HostModelCache {
   /// Loads and validates every model; an error names the model and the file/tensor.
   /// `progress` (optional) is called after each model with (index, count, name).
   static core::Result<std::shared_ptr<const HostModelCache>> load(
-      std::span<const ModelSpec> models);
+      std::span<const ModelSpec> models,
+      const std::function<void(int index, int count, std::string_view name)>& progress = {});
   virtual ~HostModelCache() = default;
   [[nodiscard]] virtual std::int32_t size() const = 0;
   [[nodiscard]] virtual const ModelInfo& info(ModelId model) const = 0;
   /// The id of the model called `name`, if served.
   [[nodiscard]] virtual std::optional<ModelId> find(std::string_view name) const = 0;
+  /// The model's tensors in pinned host memory (what a switch copies; benchmarks read it too).
+  [[nodiscard]] virtual const model::HostModel& host_model(ModelId model) const = 0;
 };
 
 /// How to build one device.
 struct DeviceWorkerOptions {
   std::string device = "cpu";          ///< "cpu" (later "cuda:N")
   int threads = 1;                     ///< CPU backend compute threads
-  std::uint64_t arena_bytes = 0;       ///< whole device arena; 0: weights+prefetch+kv_bytes
-  std::uint64_t kv_bytes = 64 << 20;   ///< KV blocks region
+  /// Whole device arena; 0: exactly kv_bytes + weights + prefetch + runner scratch. When set,
+  /// the KV region gets everything the other regions leave (at least kv_bytes).
+  std::uint64_t arena_bytes = 0;
+  std::uint64_t kv_bytes = 64 << 20;   ///< KV blocks region (minimum)
   bool prefetch_region = true;         ///< carve a second weights-sized region for prefetch
   int host_kv_blocks = 4096;           ///< host slab blocks for swapped-out KV
   int max_batch_tokens = 512;
@@ -95,9 +106,24 @@ struct KvExport {
   ModelId model = 0;
   std::int32_t tokens = 0;
   std::vector<std::byte> bytes;  ///< blocks in cache layout, block after block
+  // Sampling state, filled by export_sequence so the importer can continue exactly.
+  model::SamplingParams sampling;        ///< the request's settings
+  std::int32_t last_token = -1;          ///< token the next decode step appends
+  std::vector<std::int32_t> generated;   ///< tokens generated so far (penalties)
+  /// The sequence's sampler with its generator state: an importer that uses it continues the
+  /// seeded random stream, so seeded sampling gives the same tokens as staying on one device.
+  /// In-process only (a process boundary sends `sampling` and restarts the stream).
+  std::optional<model::Sampler> sampler;
 };
 
 /// One device. Not thread-safe: one owner thread.
+///
+/// KV placement: one memory::KvCache per distinct KV shape (layers, kv_heads, head_dim), all
+/// over the same KV region, with their own host slabs. Only one cache (the "active" one: the
+/// resident model's) may hold device blocks at a time, so a sequence may be on the device only
+/// if its model shares the resident model's shape; switching to another shape requires every
+/// other model's sequences to be off the device, which switch_model enforces anyway. Models of
+/// one shape share one cache, so the next batch's KV can be swapped in during the current turn.
 class DeviceWorker {
  public:
   /// Creates the backend, carves the arena for the largest cached model. kResourceExhausted
@@ -124,18 +150,36 @@ class DeviceWorker {
   virtual core::Result<std::vector<SampledToken>> decode_step(std::span<const SeqId> seqs) = 0;
 
   /// Moves a sequence's KV to the host slab / back (asynchronous; kv_ready() says when done).
+  /// swap_in needs the sequence's model to share the resident model's KV shape (see above).
   virtual core::Result<void> swap_out(SeqId seq) = 0;
   virtual core::Result<void> swap_in(SeqId seq) = 0;
+  /// True when the sequence's KV is on the device with no copy into it pending, i.e. a step
+  /// would not wait for it (false when swapped out, parked or unknown). Never blocks.
   [[nodiscard]] virtual bool kv_ready(SeqId seq) = 0;
   /// Copies a resident sequence's KV (and sampling state) out for another device, then frees it.
   virtual core::Result<KvExport> export_sequence(SeqId seq) = 0;
   /// Adopts a sequence exported by another device (same model); `last_token` is the token the
   /// next decode step appends; `generated` the tokens generated so far (for penalties).
+  /// `kv.sampler`, when set, is used instead of a fresh Sampler(sampling) (continues the stream).
+  /// When `kv.model` is resident and its blocks fit, the KV is copied onto the device
+  /// (asynchronously; kv_ready() says when); otherwise the worker keeps it on the host like a
+  /// swapped-out sequence and swap_in() places it later.
   virtual core::Result<void> import_sequence(KvExport kv, model::SamplingParams sampling,
                                              std::int32_t last_token,
                                              std::vector<std::int32_t> generated) = 0;
+  /// import_sequence with the sampling state the export carries.
+  core::Result<void> import_sequence(KvExport kv) {
+    auto sampling = kv.sampling;
+    auto last = kv.last_token;
+    auto generated = std::move(kv.generated);
+    return import_sequence(std::move(kv), sampling, last, std::move(generated));
+  }
   /// Forgets a sequence (finished, cancelled) and frees its KV wherever it is.
   virtual void release(SeqId seq) = 0;
+  /// True when the worker knows `seq` (resident, swapped out or parked after an import).
+  [[nodiscard]] virtual bool contains(SeqId seq) const = 0;
+  /// Tokens whose KV is written for `seq` (its context length), or -1 if unknown.
+  [[nodiscard]] virtual std::int32_t context_tokens(SeqId seq) const = 0;
 
   /// KV tokens one batch of `model` can hold on this device (for the decode policy).
   [[nodiscard]] virtual std::int64_t kv_capacity_tokens(ModelId model) const = 0;

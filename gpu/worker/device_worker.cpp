@@ -1,0 +1,756 @@
+// DeviceWorker on the backend interface: the arena carved once, weight switches as chunked
+// copies on the copy queue (or adoption of a finished prefetch), runners bound once per
+// (model, weights region), and sequences with their samplers over per-shape paged KV caches.
+#include "gpu/worker/device_worker.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+#include "gpu/backend/cpu/cpu_backend.hpp"
+#include "gpu/memory/kv_cache.hpp"
+#include "gpu/model/model_loader.hpp"
+#include "gpu/model/model_runner.hpp"
+#include "gpu/model/model_weights.hpp"
+
+namespace aegaeon::worker {
+
+namespace {
+
+using core::ErrorCode;
+
+// A switch copies in chunks of this size so other copies (KV swaps) can be queued between
+// them on a real copy engine, and a chunk stays within one DMA-friendly transfer.
+constexpr std::size_t kSwitchChunkBytes = std::size_t{8} << 20;
+// DeviceArena::carve's default alignment; every region may lose up to this much to padding.
+constexpr std::size_t kCarveAlignment = 256;
+constexpr int kBlockTokens = memory::KvCache::kBlockTokens;
+
+std::size_t align_up(std::size_t value, std::size_t alignment) {
+  return (value + alignment - 1) / alignment * alignment;
+}
+
+int blocks_for(int tokens) { return (tokens + kBlockTokens - 1) / kBlockTokens; }
+
+// Device addresses of `host`'s tensors inside `region`. model::upload_weights computes the
+// same addresses but always issues one whole copy; a switch copies in chunks and a prefetch
+// copies ahead of time, so the worker binds addresses without copying (same naming as there).
+model::ModelWeights bind_weights(const model::HostModel& host, const backend::DeviceRegion& region) {
+  auto at = [&](const std::string& name) -> backend::Weight {
+    const model::HostTensor* t = host.find(name);
+    if (t == nullptr) return backend::Weight{};
+    return backend::Weight{region.at(t->offset), t->dtype};
+  };
+  model::ModelWeights w;
+  w.config = host.config;
+  w.embed_tokens = at("model.embed_tokens.weight");
+  w.final_norm = at("model.norm.weight");
+  w.lm_head = at("lm_head.weight");
+  if (w.lm_head.data == nullptr) w.lm_head = w.embed_tokens;  // tied
+  for (int l = 0; l < host.config.num_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    model::LayerWeights layer;
+    layer.input_norm = at(p + "input_layernorm.weight");
+    layer.q_proj = at(p + "self_attn.q_proj.weight");
+    layer.k_proj = at(p + "self_attn.k_proj.weight");
+    layer.v_proj = at(p + "self_attn.v_proj.weight");
+    layer.q_bias = at(p + "self_attn.q_proj.bias");
+    layer.k_bias = at(p + "self_attn.k_proj.bias");
+    layer.v_bias = at(p + "self_attn.v_proj.bias");
+    layer.o_proj = at(p + "self_attn.o_proj.weight");
+    layer.post_norm = at(p + "post_attention_layernorm.weight");
+    layer.gate_proj = at(p + "mlp.gate_proj.weight");
+    layer.up_proj = at(p + "mlp.up_proj.weight");
+    layer.down_proj = at(p + "mlp.down_proj.weight");
+    w.layers.push_back(layer);
+  }
+  return w;
+}
+
+memory::KvShape shape_of(const model::ModelConfig& c) {
+  return memory::KvShape{c.num_layers, c.num_kv_heads, c.head_dim};
+}
+
+bool same_shape(const memory::KvShape& a, const memory::KvShape& b) {
+  return a.num_layers == b.num_layers && a.kv_heads == b.kv_heads && a.head_dim == b.head_dim;
+}
+
+// log softmax(logits)[token] at temperature 1, before penalties and truncation: the model's
+// own probability of the token (what OpenAI's logprobs report), independent of sampling knobs.
+float log_softmax_at(std::span<const float> logits, std::int32_t token) {
+  const float max_logit = *std::max_element(logits.begin(), logits.end());
+  double sum = 0.0;
+  for (float l : logits) sum += std::exp(static_cast<double>(l) - max_logit);
+  return static_cast<float>(static_cast<double>(logits[static_cast<std::size_t>(token)]) -
+                            max_logit - std::log(sum));
+}
+
+std::string seq_name(SeqId seq) { return "sequence " + std::to_string(seq); }
+
+// One request's state on this device.
+struct Sequence {
+  Sequence(ModelId m, std::size_t c, model::Sampler s) : model(m), cache(c), sampler(std::move(s)) {}
+
+  ModelId model;
+  std::size_t cache;  // index into the worker's per-shape caches
+  model::Sampler sampler;
+  std::vector<std::int32_t> generated;
+  std::int32_t last_token = -1;
+  // Imported KV the worker holds on the host until swap_in places it (like a swapped-out one).
+  bool parked = false;
+  std::int32_t parked_tokens = 0;
+  std::vector<std::byte> host_bytes;  // parked KV, then kept alive while its copy-in runs
+  std::unique_ptr<backend::Event> import_done;  // the copy-in of imported KV
+};
+
+// One KV cache per distinct KV shape, all over the same device region.
+struct ShapeCache {
+  memory::KvShape shape;
+  std::unique_ptr<memory::KvCache> kv;
+};
+
+class DeviceWorkerImpl final : public DeviceWorker {
+ public:
+  using DeviceWorker::import_sequence;
+
+  DeviceWorkerImpl(DeviceWorkerOptions options, std::shared_ptr<const HostModelCache> cache,
+                   std::unique_ptr<backend::Backend> backend)
+      : options_(std::move(options)), cache_(std::move(cache)), backend_(std::move(backend)) {}
+
+  ~DeviceWorkerImpl() override {
+    // Copies may still read host bytes of imported sequences or write the regions.
+    backend_->synchronize(backend::Queue::kCopy);
+  }
+
+  // Carves the arena and builds caches and runners; everything the hot path uses is made here.
+  core::Result<void> init(std::uint64_t kv_region_bytes, std::size_t weights_region_bytes,
+                          std::size_t scratch_bytes, model::RunnerLimits limits) {
+    auto& arena = backend_->arena();
+    auto kv_region = arena.carve(kv_region_bytes, "kv");
+    if (!kv_region.ok()) return kv_region.error();
+    kv_region_ = *kv_region;
+    auto weights = arena.carve(weights_region_bytes, "weights");
+    if (!weights.ok()) return weights.error();
+    weight_regions_.push_back(*weights);
+    if (options_.prefetch_region) {
+      auto prefetch = arena.carve(weights_region_bytes, "prefetch");
+      if (!prefetch.ok()) return prefetch.error();
+      weight_regions_.push_back(*prefetch);
+    }
+    auto scratch = arena.carve(scratch_bytes, "scratch");
+    if (!scratch.ok()) return scratch.error();
+    scratch_region_ = *scratch;
+
+    const std::int32_t n = cache_->size();
+    model_cache_.resize(static_cast<std::size_t>(n));
+    for (ModelId m = 0; m < n; ++m) {
+      const memory::KvShape shape = shape_of(cache_->host_model(m).config);
+      std::size_t index = caches_.size();
+      for (std::size_t c = 0; c < caches_.size(); ++c) {
+        if (same_shape(caches_[c].shape, shape)) index = c;
+      }
+      if (index == caches_.size()) {
+        auto kv = memory::KvCache::create(*backend_, shape, kv_region_, options_.host_kv_blocks);
+        if (!kv.ok()) return kv.error().with_context("model '" + cache_->info(m).name + "'");
+        caches_.push_back(ShapeCache{shape, std::move(kv).value()});
+      }
+      model_cache_[static_cast<std::size_t>(m)] = index;
+    }
+    // Runners are bound once per (model, weights region): a switch only picks one.
+    for (ModelId m = 0; m < n; ++m) {
+      const model::HostModel& host = cache_->host_model(m);
+      for (const backend::DeviceRegion& region : weight_regions_) {
+        auto runner = model::ModelRunner::create(
+            *backend_, bind_weights(host, region),
+            *caches_[model_cache_[static_cast<std::size_t>(m)]].kv, scratch_region_, limits);
+        if (!runner.ok()) return runner.error().with_context("model '" + cache_->info(m).name + "'");
+        runners_.push_back(std::move(runner).value());
+      }
+    }
+    compute_mark_ = backend_->create_event();
+    copy_mark_ = backend_->create_event();
+    switch_done_ = backend_->create_event();
+    prefetch_done_ = backend_->create_event();
+    return core::ok();
+  }
+
+  [[nodiscard]] std::optional<ModelId> resident_model() const override { return resident_; }
+
+  core::Result<SwitchStats> switch_model(ModelId model) override {
+    AEGAEON_TRY(check_model(model, "switch_model"));
+    SwitchStats stats;
+    if (resident_ == model) return stats;
+    std::vector<SeqId> blocking;
+    for (const auto& [id, s] : seqs_) {
+      if (s.model != model && on_device(id, s)) blocking.push_back(id);
+    }
+    if (!blocking.empty()) {
+      std::sort(blocking.begin(), blocking.end());
+      std::string list;
+      for (std::size_t i = 0; i < blocking.size() && i < 8; ++i) {
+        list += (i == 0 ? "" : ", ") + std::to_string(blocking[i]);
+      }
+      if (blocking.size() > 8) list += ", ...";
+      return core::error(ErrorCode::kInvalidArgument,
+                         "switch_model to '" + cache_->info(model).name + "': " +
+                             std::to_string(blocking.size()) +
+                             " sequence(s) of other models still hold device KV (" + list +
+                             "); swap them out or release them first");
+    }
+    const auto start = std::chrono::steady_clock::now();
+    if (prefetching_ == model) {
+      // Only this prefetch's event matters; the regions swap roles, nothing is copied.
+      backend_->synchronize(*prefetch_done_);
+      resident_slot_ = 1 - resident_slot_;
+      prefetching_.reset();
+      stats.from_prefetch = true;
+    } else {
+      resident_.reset();  // the weights region is overwritten from here on
+      const backend::DeviceRegion& region = weight_regions_[resident_slot_];
+      copy_weights(model, region, *switch_done_);
+      backend_->synchronize(*switch_done_);
+      stats.bytes_copied = cache_->host_model(model).weight_bytes;
+    }
+    resident_ = model;
+    activate_cache(model_cache_[static_cast<std::size_t>(model)]);
+    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return stats;
+  }
+
+  core::Result<void> prefetch(ModelId model) override {
+    AEGAEON_TRY(check_model(model, "prefetch"));
+    if (weight_regions_.size() < 2) return core::ok();  // no prefetch region: a hint ignored
+    if (resident_ == model || prefetching_ == model) return core::ok();
+    copy_weights(model, weight_regions_[1 - resident_slot_], *prefetch_done_);
+    prefetching_ = model;
+    return core::ok();
+  }
+
+  core::Result<std::vector<SampledToken>> prefill(std::span<const PrefillItem> items) override {
+    if (items.empty()) return std::vector<SampledToken>{};
+    if (!resident_) {
+      return core::error(ErrorCode::kInvalidArgument,
+                         "prefill: no model is resident (call switch_model first)");
+    }
+    const ModelId model = *resident_;
+    const ModelInfo& info = cache_->info(model);
+    const std::size_t cache_index = model_cache_[static_cast<std::size_t>(model)];
+    memory::KvCache& kv = *caches_[cache_index].kv;
+    std::unordered_set<SeqId> ids;
+    for (const PrefillItem& item : items) {
+      if (seqs_.count(item.seq) != 0 || !ids.insert(item.seq).second) {
+        return core::error(ErrorCode::kAlreadyExists,
+                           "prefill: " + seq_name(item.seq) + " already exists");
+      }
+      if (item.prompt.empty()) {
+        return core::error(ErrorCode::kInvalidArgument,
+                           "prefill: " + seq_name(item.seq) + " has an empty prompt");
+      }
+      if (static_cast<std::int64_t>(item.prompt.size()) >= info.max_context_tokens) {
+        return core::error(ErrorCode::kOutOfRange,
+                           "prefill: " + seq_name(item.seq) + " has a prompt of " +
+                               std::to_string(item.prompt.size()) + " tokens; model '" +
+                               info.name + "' allows " +
+                               std::to_string(info.max_context_tokens) +
+                               " tokens of context including the generated ones");
+      }
+      for (std::int32_t token : item.prompt) {
+        if (token < 0 || token >= info.vocab_size) {
+          return core::error(ErrorCode::kInvalidArgument,
+                             "prefill: " + seq_name(item.seq) + ": token id " +
+                                 std::to_string(token) + " outside the vocabulary of " +
+                                 std::to_string(info.vocab_size));
+        }
+      }
+    }
+    // Reserve every prompt's blocks first, so running out of KV fails before any compute.
+    auto undo = [&](std::size_t added) {
+      for (std::size_t i = 0; i < added; ++i) kv.remove_sequence(items[i].seq);
+    };
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      auto added = kv.add_sequence(items[i].seq);
+      auto reserved = added.ok() ? kv.reserve(items[i].seq,
+                                              static_cast<int>(items[i].prompt.size()))
+                                 : added;
+      if (!reserved.ok()) {
+        undo(i + (added.ok() ? 1 : 0));
+        return reserved.error().with_context("prefill of " + seq_name(items[i].seq));
+      }
+    }
+    model::ModelRunner& runner = runner_for(model);
+    // Prompts go through in forwards of at most max_batch_tokens / max_batch_seqs, a long
+    // prompt in several chunks; a sequence is sampled by the forward holding its last token.
+    std::vector<std::size_t> offsets(items.size(), 0);
+    std::vector<std::vector<float>> last_logits(items.size());
+    std::vector<model::SequenceChunk> chunks;
+    std::vector<std::size_t> owners;
+    std::size_t finished = 0;
+    while (finished < items.size()) {
+      chunks.clear();
+      owners.clear();
+      int budget = options_.max_batch_tokens;
+      for (std::size_t i = 0; i < items.size() && budget > 0 &&
+                              static_cast<int>(chunks.size()) < options_.max_batch_seqs;
+           ++i) {
+        const std::size_t left = items[i].prompt.size() - offsets[i];
+        if (left == 0) continue;
+        const std::size_t take = std::min(left, static_cast<std::size_t>(budget));
+        chunks.push_back({items[i].seq, std::span(items[i].prompt).subspan(offsets[i], take)});
+        owners.push_back(i);
+        budget -= static_cast<int>(take);
+      }
+      auto logits = runner.forward(chunks);
+      if (!logits.ok()) {
+        undo(items.size());
+        return logits.error().with_context("prefill");
+      }
+      for (std::size_t j = 0; j < chunks.size(); ++j) {
+        const std::size_t i = owners[j];
+        offsets[i] += chunks[j].tokens.size();
+        if (offsets[i] == items[i].prompt.size()) {
+          auto row = logits->row(j);
+          last_logits[i].assign(row.begin(), row.end());
+          ++finished;
+        }
+      }
+    }
+    std::vector<SampledToken> out;
+    out.reserve(items.size());
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      auto [it, inserted] = seqs_.try_emplace(items[i].seq, model, cache_index,
+                                              model::Sampler(items[i].sampling));
+      (void)inserted;
+      out.push_back(sample(items[i].seq, it->second, last_logits[i]));
+    }
+    return out;
+  }
+
+  core::Result<std::vector<SampledToken>> decode_step(std::span<const SeqId> seqs) override {
+    if (seqs.empty()) return std::vector<SampledToken>{};
+    if (!resident_) {
+      return core::error(ErrorCode::kInvalidArgument,
+                         "decode_step: no model is resident (call switch_model first)");
+    }
+    const ModelId model = *resident_;
+    const ModelInfo& info = cache_->info(model);
+    memory::KvCache& kv = *caches_[model_cache_[static_cast<std::size_t>(model)]].kv;
+    std::unordered_set<SeqId> ids;
+    std::vector<Sequence*> states;
+    states.reserve(seqs.size());
+    for (SeqId id : seqs) {
+      auto found = find(id, "decode_step");
+      if (!found.ok()) return found.error();
+      Sequence& s = **found;
+      if (!ids.insert(id).second) {
+        return core::error(ErrorCode::kInvalidArgument,
+                           "decode_step: " + seq_name(id) + " is listed twice");
+      }
+      if (s.model != model) {
+        return core::error(ErrorCode::kInvalidArgument,
+                           "decode_step: " + seq_name(id) + " belongs to model '" +
+                               cache_->info(s.model).name + "' but '" + info.name +
+                               "' is resident");
+      }
+      if (!on_device(id, s)) {
+        return core::error(ErrorCode::kUnavailable,
+                           "decode_step: " + seq_name(id) + " is swapped out (swap_in first)");
+      }
+      if (kv.num_tokens(id) + 1 > info.max_context_tokens) {
+        return core::error(ErrorCode::kOutOfRange,
+                           "decode_step: " + seq_name(id) + " reached the context limit of " +
+                               std::to_string(info.max_context_tokens) + " tokens of model '" +
+                               info.name + "'");
+      }
+      states.push_back(&s);
+    }
+    // Reserve the new token's slot for all first: a full cache fails before any compute.
+    for (SeqId id : seqs) {
+      auto reserved = kv.reserve(id, kv.num_tokens(id) + 1);
+      if (!reserved.ok()) return reserved.error().with_context("decode_step of " + seq_name(id));
+    }
+    for (Sequence* s : states) {
+      if (s->import_done) backend_->wait(backend::Queue::kCompute, *s->import_done);
+    }
+    model::ModelRunner& runner = runner_for(model);
+    std::vector<SampledToken> out;
+    out.reserve(seqs.size());
+    const std::size_t batch = static_cast<std::size_t>(
+        std::max(1, std::min(options_.max_batch_seqs, options_.max_batch_tokens)));
+    std::vector<std::int32_t> tokens;
+    for (std::size_t begin = 0; begin < seqs.size(); begin += batch) {
+      const std::size_t end = std::min(seqs.size(), begin + batch);
+      tokens.clear();
+      for (std::size_t i = begin; i < end; ++i) tokens.push_back(states[i]->last_token);
+      auto logits = runner.decode_step(seqs.subspan(begin, end - begin), tokens);
+      if (!logits.ok()) return logits.error().with_context("decode_step");
+      for (std::size_t i = begin; i < end; ++i) {
+        out.push_back(sample(seqs[i], *states[i], logits->row(i - begin)));
+      }
+    }
+    return out;
+  }
+
+  core::Result<void> swap_out(SeqId seq) override {
+    auto found = find(seq, "swap_out");
+    if (!found.ok()) return found.error();
+    Sequence& s = **found;
+    if (s.parked) {
+      return core::error(ErrorCode::kInvalidArgument,
+                         "swap_out: " + seq_name(seq) + " is already on the host");
+    }
+    return caches_[s.cache].kv->swap_out(seq);
+  }
+
+  core::Result<void> swap_in(SeqId seq) override {
+    auto found = find(seq, "swap_in");
+    if (!found.ok()) return found.error();
+    Sequence& s = **found;
+    if (!s.parked && !on_host_slab(seq, s)) {
+      return core::error(ErrorCode::kInvalidArgument,
+                         "swap_in: " + seq_name(seq) + " is not swapped out");
+    }
+    AEGAEON_TRY(check_placeable(seq, s, "swap_in"));
+    if (s.parked) return place_parked(seq, s);
+    AEGAEON_TRY(caches_[s.cache].kv->swap_in(seq));
+    activate_cache(s.cache);
+    return core::ok();
+  }
+
+  [[nodiscard]] bool kv_ready(SeqId seq) override {
+    auto it = seqs_.find(seq);
+    if (it == seqs_.end() || !on_device(seq, it->second)) return false;
+    Sequence& s = it->second;
+    if (s.import_done) {
+      if (!backend_->query(*s.import_done)) return false;
+      s.import_done.reset();
+      s.host_bytes = {};
+    }
+    return caches_[s.cache].kv->is_ready(seq);
+  }
+
+  core::Result<KvExport> export_sequence(SeqId seq) override {
+    auto found = find(seq, "export_sequence");
+    if (!found.ok()) return found.error();
+    Sequence& s = **found;
+    KvExport out;
+    out.seq = seq;
+    out.model = s.model;
+    if (s.parked) {
+      out.tokens = s.parked_tokens;
+      out.bytes = std::move(s.host_bytes);
+    } else {
+      memory::KvCache& kv = *caches_[s.cache].kv;
+      if (!on_device(seq, s)) {
+        return core::error(ErrorCode::kInvalidArgument,
+                           "export_sequence: " + seq_name(seq) +
+                               " is swapped out to this device's host slab (swap_in first)");
+      }
+      const std::size_t block_bytes = kv.layout().block_bytes();
+      const int tokens = kv.num_tokens(seq);
+      const auto& table = kv.block_table(seq);
+      const auto blocks = static_cast<std::size_t>(blocks_for(tokens));
+      out.tokens = tokens;
+      out.bytes.resize(blocks * block_bytes);
+      // The copies must see every K/V write issued so far (and follow any copy-in, in order).
+      backend_->record(backend::Queue::kCompute, *compute_mark_);
+      backend_->wait(backend::Queue::kCopy, *compute_mark_);
+      for (std::size_t b = 0; b < blocks; ++b) {
+        backend_->copy(backend::Queue::kCopy, out.bytes.data() + b * block_bytes,
+                       static_cast<const std::byte*>(kv.layout().base) +
+                           static_cast<std::size_t>(table[b]) * block_bytes,
+                       block_bytes, backend::CopyKind::kDeviceToHost);
+      }
+      backend_->record(backend::Queue::kCopy, *copy_mark_);
+      backend_->synchronize(*copy_mark_);
+      kv.remove_sequence(seq);
+    }
+    out.sampling = s.sampler.params();
+    out.last_token = s.last_token;
+    out.generated = std::move(s.generated);
+    out.sampler = std::move(s.sampler);
+    if (s.import_done) backend_->synchronize(*s.import_done);  // host_bytes may still be read
+    seqs_.erase(seq);
+    return out;
+  }
+
+  core::Result<void> import_sequence(KvExport kv, model::SamplingParams sampling,
+                                     std::int32_t last_token,
+                                     std::vector<std::int32_t> generated) override {
+    AEGAEON_TRY(check_model(kv.model, "import_sequence"));
+    if (seqs_.count(kv.seq) != 0) {
+      return core::error(ErrorCode::kAlreadyExists,
+                         "import_sequence: " + seq_name(kv.seq) + " already exists");
+    }
+    const ModelInfo& info = cache_->info(kv.model);
+    const std::size_t cache_index = model_cache_[static_cast<std::size_t>(kv.model)];
+    const std::size_t block_bytes = caches_[cache_index].kv->layout().block_bytes();
+    const std::size_t expected = static_cast<std::size_t>(blocks_for(kv.tokens)) * block_bytes;
+    if (kv.tokens < 0 || kv.bytes.size() != expected) {
+      return core::error(ErrorCode::kInvalidArgument,
+                         "import_sequence: " + seq_name(kv.seq) + " brings " +
+                             std::to_string(kv.bytes.size()) + " bytes for " +
+                             std::to_string(kv.tokens) + " tokens; model '" + info.name +
+                             "' needs " + std::to_string(expected));
+    }
+    if (last_token < 0 || last_token >= info.vocab_size) {
+      return core::error(ErrorCode::kInvalidArgument,
+                         "import_sequence: " + seq_name(kv.seq) + ": last_token " +
+                             std::to_string(last_token) + " outside the vocabulary of " +
+                             std::to_string(info.vocab_size));
+    }
+    model::Sampler sampler =
+        kv.sampler ? std::move(*kv.sampler) : model::Sampler(sampling);
+    auto [it, inserted] = seqs_.try_emplace(kv.seq, kv.model, cache_index, std::move(sampler));
+    (void)inserted;
+    Sequence& s = it->second;
+    s.generated = std::move(generated);
+    s.last_token = last_token;
+    s.parked = true;
+    s.parked_tokens = kv.tokens;
+    s.host_bytes = std::move(kv.bytes);
+    // Straight onto the device when the model runs here now and its blocks fit; otherwise
+    // parked on the host until swap_in (an import never fails for lack of device blocks).
+    if (resident_ == kv.model && check_placeable(kv.seq, s, "import_sequence").ok() &&
+        caches_[cache_index].kv->num_free_blocks() >= blocks_for(kv.tokens)) {
+      AEGAEON_TRY(place_parked(kv.seq, s));
+    }
+    return core::ok();
+  }
+
+  void release(SeqId seq) override {
+    auto it = seqs_.find(seq);
+    if (it == seqs_.end()) return;
+    Sequence& s = it->second;
+    // A copy-in may still read the host bytes about to be freed.
+    if (s.import_done) backend_->synchronize(*s.import_done);
+    caches_[s.cache].kv->remove_sequence(seq);
+    seqs_.erase(it);
+  }
+
+  [[nodiscard]] bool contains(SeqId seq) const override { return seqs_.count(seq) != 0; }
+
+  [[nodiscard]] std::int32_t context_tokens(SeqId seq) const override {
+    auto it = seqs_.find(seq);
+    if (it == seqs_.end()) return -1;
+    if (it->second.parked) return it->second.parked_tokens;
+    return caches_[it->second.cache].kv->num_tokens(seq);
+  }
+
+  [[nodiscard]] std::int64_t kv_capacity_tokens(ModelId model) const override {
+    if (model < 0 || model >= cache_->size()) return 0;
+    return static_cast<std::int64_t>(
+               caches_[model_cache_[static_cast<std::size_t>(model)]].kv->num_blocks()) *
+           kBlockTokens;
+  }
+
+  [[nodiscard]] double kv_usage() const override {
+    // Only the active cache holds device blocks; the others' free lists are all free.
+    double used = 0.0;
+    for (const ShapeCache& c : caches_) {
+      used += static_cast<double>(c.kv->num_blocks() - c.kv->num_free_blocks()) /
+              static_cast<double>(c.kv->num_blocks());
+    }
+    return std::min(used, 1.0);
+  }
+
+ private:
+  core::Result<void> check_model(ModelId model, const char* what) const {
+    if (model < 0 || model >= cache_->size()) {
+      return core::error(ErrorCode::kNotFound, std::string(what) + ": model id " +
+                                                   std::to_string(model) + " is not served (0.." +
+                                                   std::to_string(cache_->size() - 1) + ")");
+    }
+    return core::ok();
+  }
+
+  core::Result<Sequence*> find(SeqId seq, const char* what) {
+    auto it = seqs_.find(seq);
+    if (it == seqs_.end()) {
+      return core::error(ErrorCode::kNotFound,
+                         std::string(what) + ": " + seq_name(seq) + " is unknown on this device");
+    }
+    return &it->second;
+  }
+
+  // True when the sequence holds device blocks (resident, or being swapped/copied in).
+  bool on_device(SeqId id, const Sequence& s) const {
+    if (s.parked) return false;
+    const memory::KvCache& kv = *caches_[s.cache].kv;
+    return kv.contains(id) && !kv.block_table(id).empty();
+  }
+
+  // True when the sequence's KV is in (or on its way to) its cache's host slab.
+  bool on_host_slab(SeqId id, const Sequence& s) {
+    if (s.parked) return false;
+    const auto residency = caches_[s.cache].kv->residency(id);
+    return residency == memory::KvResidency::kSwappedOut ||
+           residency == memory::KvResidency::kSwappingOut;
+  }
+
+  // A sequence may take device blocks only from the cache owning the KV region: the resident
+  // model's, or any when no other cache holds device blocks (see the header's KV placement).
+  core::Result<void> check_placeable(SeqId id, const Sequence& s, const char* what) const {
+    if (resident_ && model_cache_[static_cast<std::size_t>(*resident_)] != s.cache) {
+      return core::error(ErrorCode::kInvalidArgument,
+                         std::string(what) + ": " + seq_name(id) + " of model '" +
+                             cache_->info(s.model).name +
+                             "' has a different KV shape than the resident model '" +
+                             cache_->info(*resident_).name + "' (switch_model first)");
+    }
+    if (active_cache_ && *active_cache_ != s.cache) {
+      for (const auto& [other_id, other] : seqs_) {
+        if (other.cache != s.cache && on_device(other_id, other)) {
+          return core::error(ErrorCode::kInvalidArgument,
+                             std::string(what) + ": " + seq_name(id) +
+                                 " needs the KV region, which holds " + seq_name(other_id) +
+                                 " of another KV shape");
+        }
+      }
+    }
+    return core::ok();
+  }
+
+  // Makes cache `index` the owner of the KV region. When the owner changes, blocks of the old
+  // owner may still be read by swap-outs on the copy queue: later compute waits for them.
+  void activate_cache(std::size_t index) {
+    if (active_cache_ == index) return;
+    if (active_cache_) {
+      backend_->record(backend::Queue::kCopy, *copy_mark_);
+      backend_->wait(backend::Queue::kCompute, *copy_mark_);
+    }
+    active_cache_ = index;
+  }
+
+  // Copies a parked sequence's host bytes into fresh device blocks on the copy queue.
+  core::Result<void> place_parked(SeqId seq, Sequence& s) {
+    memory::KvCache& kv = *caches_[s.cache].kv;
+    AEGAEON_TRY(kv.add_sequence(seq));
+    auto reserved = kv.reserve(seq, s.parked_tokens);
+    if (!reserved.ok()) {
+      kv.remove_sequence(seq);
+      return reserved.error().with_context("placing " + seq_name(seq));
+    }
+    activate_cache(s.cache);
+    const std::size_t block_bytes = kv.layout().block_bytes();
+    const auto& table = kv.block_table(seq);
+    // Compute that used these blocks before they were freed must be done first.
+    backend_->record(backend::Queue::kCompute, *compute_mark_);
+    backend_->wait(backend::Queue::kCopy, *compute_mark_);
+    for (std::size_t b = 0; b < table.size(); ++b) {
+      backend_->copy(backend::Queue::kCopy,
+                     static_cast<std::byte*>(kv.layout().base) +
+                         static_cast<std::size_t>(table[b]) * block_bytes,
+                     s.host_bytes.data() + b * block_bytes, block_bytes,
+                     backend::CopyKind::kHostToDevice);
+    }
+    if (!s.import_done) s.import_done = backend_->create_event();
+    backend_->record(backend::Queue::kCopy, *s.import_done);
+    kv.set_num_tokens(seq, s.parked_tokens);
+    s.parked = false;
+    return core::ok();
+  }
+
+  // Starts copying `model`'s host weights into `region` in chunks; `done` marks the end.
+  void copy_weights(ModelId model, const backend::DeviceRegion& region, backend::Event& done) {
+    const model::HostModel& host = cache_->host_model(model);
+    // Compute issued so far may still read the region's previous weights.
+    backend_->record(backend::Queue::kCompute, *compute_mark_);
+    backend_->wait(backend::Queue::kCopy, *compute_mark_);
+    const std::byte* src = host.buffer->data();
+    for (std::size_t offset = 0; offset < host.weight_bytes; offset += kSwitchChunkBytes) {
+      const std::size_t bytes = std::min(kSwitchChunkBytes, host.weight_bytes - offset);
+      backend_->copy(backend::Queue::kCopy, region.at(offset), src + offset, bytes,
+                     backend::CopyKind::kHostToDevice);
+    }
+    backend_->record(backend::Queue::kCopy, done);
+  }
+
+  model::ModelRunner& runner_for(ModelId model) {
+    return *runners_[static_cast<std::size_t>(model) * weight_regions_.size() + resident_slot_];
+  }
+
+  SampledToken sample(SeqId id, Sequence& s, std::span<const float> logits) {
+    const std::int32_t token = s.sampler.sample(logits, s.generated);
+    s.generated.push_back(token);
+    s.last_token = token;
+    return SampledToken{id, token, log_softmax_at(logits, token)};
+  }
+
+  DeviceWorkerOptions options_;
+  std::shared_ptr<const HostModelCache> cache_;
+  std::unique_ptr<backend::Backend> backend_;  // destroyed after everything below
+  backend::DeviceRegion kv_region_;
+  std::vector<backend::DeviceRegion> weight_regions_;  // [0] weights, [1] prefetch (roles swap)
+  backend::DeviceRegion scratch_region_;
+  std::vector<ShapeCache> caches_;
+  std::vector<std::size_t> model_cache_;  // model → index in caches_
+  std::optional<std::size_t> active_cache_;
+  std::vector<std::unique_ptr<model::ModelRunner>> runners_;  // [model * regions + region]
+  std::size_t resident_slot_ = 0;
+  std::optional<ModelId> resident_;
+  std::optional<ModelId> prefetching_;  // in (or copying into) weight_regions_[1 - slot]
+  std::unique_ptr<backend::Event> compute_mark_, copy_mark_, switch_done_, prefetch_done_;
+  std::unordered_map<SeqId, Sequence> seqs_;
+};
+
+}  // namespace
+
+core::Result<std::unique_ptr<DeviceWorker>> DeviceWorker::create(
+    DeviceWorkerOptions options, std::shared_ptr<const HostModelCache> cache) {
+  if (options.device != "cpu") {
+    return core::error(ErrorCode::kInvalidArgument,
+                       "device_worker: device '" + options.device + "': expected \"cpu\"");
+  }
+  if (cache == nullptr || cache->size() == 0) {
+    return core::error(ErrorCode::kInvalidArgument, "device_worker: the host model cache is empty");
+  }
+  if (options.threads < 1 || options.max_batch_tokens < 1 || options.max_batch_seqs < 1 ||
+      options.host_kv_blocks < 0) {
+    return core::error(ErrorCode::kInvalidArgument,
+                       "device_worker: threads, max_batch_tokens and max_batch_seqs must be "
+                       "positive and host_kv_blocks non-negative");
+  }
+  const model::RunnerLimits limits{options.max_batch_tokens, options.max_batch_seqs};
+  std::size_t max_weights = 0;
+  std::size_t scratch = 0;
+  std::size_t max_block = 0;
+  for (ModelId m = 0; m < cache->size(); ++m) {
+    const model::HostModel& host = cache->host_model(m);
+    max_weights = std::max(max_weights, host.weight_bytes);
+    scratch = std::max(scratch, model::ModelRunner::scratch_bytes(host.config, limits));
+    const memory::KvShape s = shape_of(host.config);
+    max_block = std::max(max_block, backend::KvLayout{nullptr, s.num_layers, s.kv_heads,
+                                                      s.head_dim, kBlockTokens}
+                                        .block_bytes());
+  }
+  const std::size_t weights_region = align_up(max_weights, kCarveAlignment);
+  const std::size_t prefetch_region = options.prefetch_region ? weights_region : 0;
+  const std::size_t scratch_region = align_up(scratch, kCarveAlignment);
+  const std::size_t fixed = weights_region + prefetch_region + scratch_region + 4 * kCarveAlignment;
+  const std::size_t kv_min = std::max<std::size_t>(options.kv_bytes, max_block);
+  const std::size_t need = fixed + kv_min;
+  const std::size_t arena = options.arena_bytes == 0 ? need : options.arena_bytes;
+  if (arena < need) {
+    return core::error(
+        ErrorCode::kResourceExhausted,
+        "device_worker: arena of " + std::to_string(arena) + " bytes cannot hold KV (" +
+            std::to_string(kv_min) + " bytes) + weights (" + std::to_string(weights_region) +
+            " bytes) + prefetch (" + std::to_string(prefetch_region) + " bytes) + scratch (" +
+            std::to_string(scratch_region) + " bytes): needs " + std::to_string(need) + " bytes");
+  }
+  auto backend = backend::cpu::CpuBackend::create({arena, options.threads});
+  if (!backend.ok()) return backend.error();
+  // Everything the other regions leave goes to KV (rounded down to the carve alignment).
+  const std::size_t kv_region = (arena - fixed) / kCarveAlignment * kCarveAlignment;
+  auto worker = std::make_unique<DeviceWorkerImpl>(std::move(options), std::move(cache),
+                                                   std::move(backend).value());
+  AEGAEON_TRY(worker->init(kv_region, weights_region, scratch_region, limits));
+  return std::unique_ptr<DeviceWorker>(std::move(worker));
+}
+
+}  // namespace aegaeon::worker

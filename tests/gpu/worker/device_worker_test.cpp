@@ -1,0 +1,461 @@
+// DeviceWorker on real synthesized models: switching, prefetch adoption, KV swap and handoff
+// must never change a sequence's tokens; errors name what was wrong.
+#include "gpu/worker/device_worker.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "gpu/model/model_synthesizer.hpp"
+
+namespace aegaeon::worker {
+namespace {
+
+using core::ErrorCode;
+
+constexpr int kSteps = 12;
+
+// A temp folder with three small models: "a" and "b" share a KV shape (Llama, hidden 64,
+// 2 layers), "c" has another (Qwen2, hidden 96, 3 layers). Written once per test binary.
+class Models {
+ public:
+  static const Models& get() {
+    static const Models models;
+    return models;
+  }
+  std::vector<ModelSpec> specs;
+  std::shared_ptr<const HostModelCache> cache;
+
+ private:
+  Models() {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("aegaeon_worker_test_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    struct Def {
+      const char* name;
+      model::Architecture arch;
+      int hidden, layers;
+      std::uint64_t seed;
+    };
+    for (const Def& d : {Def{"a", model::Architecture::kLlama, 64, 2, 11},
+                         Def{"b", model::Architecture::kLlama, 64, 2, 22},
+                         Def{"c", model::Architecture::kQwen2, 96, 3, 33}}) {
+      model::SynthSpec spec;
+      spec.config = model::synth_config(d.arch, d.hidden, d.layers, 256);
+      spec.seed = d.seed;
+      auto written = model::write_synthetic_model(dir_ / d.name, spec);
+      EXPECT_TRUE(written.ok()) << written.error().message;
+      specs.push_back({d.name, dir_ / d.name});
+    }
+    auto loaded = HostModelCache::load(specs);
+    EXPECT_TRUE(loaded.ok()) << loaded.error().message;
+    if (loaded.ok()) cache = *loaded;
+  }
+  ~Models() { std::filesystem::remove_all(dir_); }
+  std::filesystem::path dir_;
+};
+
+std::unique_ptr<DeviceWorker> make_worker(DeviceWorkerOptions options = {}) {
+  options.kv_bytes = std::uint64_t{4} << 20;
+  options.host_kv_blocks = 256;
+  auto worker = DeviceWorker::create(options, Models::get().cache);
+  EXPECT_TRUE(worker.ok()) << worker.error().message;
+  return worker.ok() ? std::move(worker).value() : nullptr;
+}
+
+std::vector<std::int32_t> prompt(int seed, int length = 9) {
+  std::vector<std::int32_t> p;
+  for (int i = 0; i < length; ++i) p.push_back((seed * 37 + i * 11 + 3) % 256);
+  return p;
+}
+
+std::int32_t one(const core::Result<std::vector<SampledToken>>& r) {
+  EXPECT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.ok() ? r->size() : 0U, 1U);
+  return r.ok() && r->size() == 1 ? r->front().token : -1;
+}
+
+// kSteps tokens of one sequence on a fresh worker, no switching.
+std::vector<std::int32_t> reference(ModelId model, SeqId seq, const std::vector<std::int32_t>& p,
+                                    model::SamplingParams sampling = {}) {
+  auto worker = make_worker();
+  EXPECT_TRUE(worker->switch_model(model).ok());
+  std::vector<std::int32_t> out;
+  out.push_back(one(worker->prefill(std::vector<PrefillItem>{{seq, p, sampling}})));
+  const std::vector<SeqId> ids{seq};
+  while (static_cast<int>(out.size()) < kSteps) out.push_back(one(worker->decode_step(ids)));
+  return out;
+}
+
+TEST(DeviceWorker, CacheRecordsModelInfo) {
+  const auto& cache = *Models::get().cache;
+  ASSERT_EQ(cache.size(), 3);
+  EXPECT_EQ(cache.find("b"), std::optional<ModelId>(1));
+  EXPECT_FALSE(cache.find("zzz").has_value());
+  const ModelInfo& a = cache.info(0);
+  EXPECT_EQ(a.name, "a");
+  EXPECT_EQ(a.vocab_size, 256);
+  EXPECT_EQ(a.max_context_tokens, 4096);
+  // 2 layers x K,V x 2 kv heads x head_dim 16 x 4 bytes.
+  EXPECT_EQ(a.kv_bytes_per_token, 2U * 2U * 2U * 16U * 4U);
+  EXPECT_GT(a.weight_bytes, 256U * 64U * 4U);
+  EXPECT_NE(cache.info(2).kv_bytes_per_token, a.kv_bytes_per_token);
+}
+
+TEST(DeviceWorker, SwitchingBetweenTokensKeepsGreedyTokens) {
+  const auto p1 = prompt(1);
+  const auto p2 = prompt(2, 20);
+  const auto ref_a = reference(0, 1, p1);
+  const auto ref_b = reference(1, 2, p2);
+  ASSERT_NE(ref_a, ref_b);
+
+  auto worker = make_worker({.prefetch_region = false});
+  auto first = worker->switch_model(0);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->bytes_copied, Models::get().cache->info(0).weight_bytes);
+  EXPECT_FALSE(first->from_prefetch);
+  std::vector<std::int32_t> got_a{one(worker->prefill(std::vector<PrefillItem>{{1, p1, {}}}))};
+  const std::vector<SeqId> s1{1}, s2{2};
+  for (int i = 0; i < 3; ++i) got_a.push_back(one(worker->decode_step(s1)));
+  // Turn of model b: a's KV leaves the device, the weights are replaced.
+  ASSERT_TRUE(worker->swap_out(1).ok());
+  auto to_b = worker->switch_model(1);
+  ASSERT_TRUE(to_b.ok()) << to_b.error().message;
+  EXPECT_EQ(to_b->bytes_copied, Models::get().cache->info(1).weight_bytes);
+  EXPECT_EQ(worker->resident_model(), std::optional<ModelId>(1));
+  std::vector<std::int32_t> got_b{one(worker->prefill(std::vector<PrefillItem>{{2, p2, {}}}))};
+  for (int i = 0; i < 5; ++i) got_b.push_back(one(worker->decode_step(s2)));
+  ASSERT_TRUE(worker->swap_out(2).ok());
+  // Back to a, and forth again until both finish.
+  ASSERT_TRUE(worker->switch_model(0).ok());
+  ASSERT_TRUE(worker->swap_in(1).ok());
+  while (static_cast<int>(got_a.size()) < kSteps) got_a.push_back(one(worker->decode_step(s1)));
+  EXPECT_TRUE(worker->kv_ready(1));
+  worker->release(1);
+  ASSERT_TRUE(worker->switch_model(1).ok());
+  ASSERT_TRUE(worker->swap_in(2).ok());
+  while (static_cast<int>(got_b.size()) < kSteps) got_b.push_back(one(worker->decode_step(s2)));
+  EXPECT_EQ(got_a, ref_a);
+  EXPECT_EQ(got_b, ref_b);
+  worker->release(2);
+  EXPECT_EQ(worker->kv_usage(), 0.0);
+}
+
+TEST(DeviceWorker, SwitchingAcrossKvShapesKeepsTokens) {
+  const auto p1 = prompt(3);
+  const auto p2 = prompt(4);
+  const auto ref_a = reference(0, 1, p1);
+  const auto ref_c = reference(2, 2, p2);
+  auto worker = make_worker();
+  EXPECT_NE(worker->kv_capacity_tokens(0), worker->kv_capacity_tokens(2));
+  EXPECT_EQ(worker->kv_capacity_tokens(0), worker->kv_capacity_tokens(1));
+  const std::vector<SeqId> s1{1}, s2{2};
+  std::vector<std::int32_t> got_a, got_c;
+  ASSERT_TRUE(worker->switch_model(0).ok());
+  got_a.push_back(one(worker->prefill(std::vector<PrefillItem>{{1, p1, {}}})));
+  for (int round = 0; static_cast<int>(got_a.size()) < kSteps || static_cast<int>(got_c.size()) < kSteps; ++round) {
+    ASSERT_TRUE(worker->swap_out(1).ok());
+    ASSERT_TRUE(worker->switch_model(2).ok());
+    if (round == 0) {
+      got_c.push_back(one(worker->prefill(std::vector<PrefillItem>{{2, p2, {}}})));
+    } else {
+      ASSERT_TRUE(worker->swap_in(2).ok());
+    }
+    for (int i = 0; i < 3 && static_cast<int>(got_c.size()) < kSteps; ++i) {
+      got_c.push_back(one(worker->decode_step(s2)));
+    }
+    ASSERT_TRUE(worker->swap_out(2).ok());
+    ASSERT_TRUE(worker->switch_model(0).ok());
+    ASSERT_TRUE(worker->swap_in(1).ok());
+    for (int i = 0; i < 3 && static_cast<int>(got_a.size()) < kSteps; ++i) {
+      got_a.push_back(one(worker->decode_step(s1)));
+    }
+  }
+  EXPECT_EQ(got_a, ref_a);
+  EXPECT_EQ(got_c, ref_c);
+}
+
+TEST(DeviceWorker, PrefetchIsAdoptedWithoutCopying) {
+  const auto p1 = prompt(5);
+  const auto ref_b = reference(1, 1, p1);
+  const auto ref_a = reference(0, 2, p1);
+  auto worker = make_worker();
+  ASSERT_TRUE(worker->switch_model(0).ok());
+  ASSERT_TRUE(worker->prefetch(1).ok());
+  ASSERT_TRUE(worker->prefetch(1).ok());  // no-op while in flight
+  // Compute on the resident model overlaps the prefetch.
+  std::vector<std::int32_t> got_a{one(worker->prefill(std::vector<PrefillItem>{{2, p1, {}}}))};
+  ASSERT_TRUE(worker->swap_out(2).ok());
+  auto to_b = worker->switch_model(1);
+  ASSERT_TRUE(to_b.ok()) << to_b.error().message;
+  EXPECT_TRUE(to_b->from_prefetch);
+  EXPECT_EQ(to_b->bytes_copied, 0U);
+  std::vector<std::int32_t> got_b{one(worker->prefill(std::vector<PrefillItem>{{1, p1, {}}}))};
+  const std::vector<SeqId> s1{1}, s2{2};
+  for (int i = 0; i < 4; ++i) got_b.push_back(one(worker->decode_step(s1)));
+  // And back: a is prefetched into the region b came from, adopted again.
+  ASSERT_TRUE(worker->prefetch(0).ok());
+  ASSERT_TRUE(worker->swap_out(1).ok());
+  auto to_a = worker->switch_model(0);
+  ASSERT_TRUE(to_a.ok());
+  EXPECT_TRUE(to_a->from_prefetch);
+  EXPECT_EQ(to_a->bytes_copied, 0U);
+  ASSERT_TRUE(worker->swap_in(2).ok());
+  while (static_cast<int>(got_a.size()) < kSteps) got_a.push_back(one(worker->decode_step(s2)));
+  // A prefetch that is not adopted (c) is simply overwritten by the next one (b).
+  ASSERT_TRUE(worker->prefetch(2).ok());
+  ASSERT_TRUE(worker->prefetch(1).ok());
+  worker->release(2);
+  auto again_b = worker->switch_model(1);
+  ASSERT_TRUE(again_b.ok());
+  EXPECT_TRUE(again_b->from_prefetch);
+  ASSERT_TRUE(worker->swap_in(1).ok());
+  while (static_cast<int>(got_b.size()) < kSteps) got_b.push_back(one(worker->decode_step(s1)));
+  EXPECT_EQ(got_a, ref_a);
+  EXPECT_EQ(got_b, ref_b);
+  // Without a prefetch region, prefetch is a hint that changes nothing.
+  auto plain = make_worker({.prefetch_region = false});
+  ASSERT_TRUE(plain->switch_model(0).ok());
+  ASSERT_TRUE(plain->prefetch(1).ok());
+  auto copied = plain->switch_model(1);
+  ASSERT_TRUE(copied.ok());
+  EXPECT_FALSE(copied->from_prefetch);
+  EXPECT_GT(copied->bytes_copied, 0U);
+}
+
+TEST(DeviceWorker, SwapOutAndInMidGenerationKeepsTokens) {
+  const auto p1 = prompt(6, 40);  // several blocks
+  const auto p2 = prompt(7, 17);
+  const auto ref1 = reference(0, 1, p1);
+  const auto ref2 = reference(0, 2, p2);
+  auto worker = make_worker();
+  ASSERT_TRUE(worker->switch_model(0).ok());
+  auto first = worker->prefill(std::vector<PrefillItem>{{1, p1, {}}, {2, p2, {}}});
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->size(), 2U);
+  std::vector<std::int32_t> got1{(*first)[0].token}, got2{(*first)[1].token};
+  const std::vector<SeqId> s1{1}, s2{2};
+  const double usage_both = worker->kv_usage();
+  EXPECT_GT(usage_both, 0.0);
+  ASSERT_TRUE(worker->swap_out(1).ok());
+  EXPECT_LT(worker->kv_usage(), usage_both);
+  EXPECT_FALSE(worker->kv_ready(1));  // off the device: not ready for compute
+  // A step of the other sequence needs nothing of the swapped one.
+  auto blocked = worker->decode_step(s1);
+  ASSERT_FALSE(blocked.ok());
+  EXPECT_EQ(blocked.error().code, ErrorCode::kUnavailable);
+  for (int i = 0; i < 5; ++i) got2.push_back(one(worker->decode_step(s2)));
+  ASSERT_TRUE(worker->swap_in(1).ok());
+  while (static_cast<int>(got1.size()) < kSteps) got1.push_back(one(worker->decode_step(s1)));
+  EXPECT_TRUE(worker->kv_ready(1));
+  EXPECT_EQ(worker->context_tokens(1), 40 + kSteps - 1);
+  while (static_cast<int>(got2.size()) < kSteps) got2.push_back(one(worker->decode_step(s2)));
+  EXPECT_EQ(got1, ref1);
+  EXPECT_EQ(got2, ref2);
+}
+
+TEST(DeviceWorker, ExportImportContinuesAsOnOneDevice) {
+  model::SamplingParams seeded;
+  seeded.temperature = 0.9f;
+  seeded.top_k = 40;
+  seeded.frequency_penalty = 0.3f;
+  seeded.seed = 1234;
+  const auto p1 = prompt(8, 23);
+  for (const auto& sampling : {model::SamplingParams{}, seeded}) {
+    const auto ref = reference(0, 1, p1, sampling);
+    auto prefill_worker = make_worker();
+    auto decode_worker = make_worker();
+    ASSERT_TRUE(prefill_worker->switch_model(0).ok());
+    ASSERT_TRUE(decode_worker->switch_model(0).ok());
+    std::vector<std::int32_t> got{
+        one(prefill_worker->prefill(std::vector<PrefillItem>{{1, p1, sampling}}))};
+    const std::vector<SeqId> s1{1};
+    got.push_back(one(prefill_worker->decode_step(s1)));
+    auto exported = prefill_worker->export_sequence(1);
+    ASSERT_TRUE(exported.ok()) << exported.error().message;
+    EXPECT_EQ(exported->tokens, 23 + 1);
+    EXPECT_EQ(exported->last_token, got.back());
+    EXPECT_EQ(exported->generated, got);
+    EXPECT_FALSE(prefill_worker->contains(1));
+    EXPECT_EQ(prefill_worker->kv_usage(), 0.0);
+    ASSERT_TRUE(decode_worker->import_sequence(std::move(exported).value()).ok());
+    while (static_cast<int>(got.size()) < kSteps) got.push_back(one(decode_worker->decode_step(s1)));
+    EXPECT_EQ(got, ref) << "temperature " << sampling.temperature;
+  }
+}
+
+TEST(DeviceWorker, ImportWhileAnotherModelRunsIsParkedUntilSwapIn) {
+  const auto p1 = prompt(9, 30);
+  const auto ref = reference(0, 1, p1);
+  auto prefill_worker = make_worker();
+  auto decode_worker = make_worker();
+  ASSERT_TRUE(prefill_worker->switch_model(0).ok());
+  ASSERT_TRUE(decode_worker->switch_model(2).ok());
+  std::vector<std::int32_t> got{one(prefill_worker->prefill(std::vector<PrefillItem>{{1, p1, {}}}))};
+  auto exported = prefill_worker->export_sequence(1);
+  ASSERT_TRUE(exported.ok());
+  auto sampling = exported->sampling;
+  auto last = exported->last_token;
+  auto generated = exported->generated;
+  ASSERT_TRUE(decode_worker->import_sequence(std::move(exported).value(), sampling, last, generated).ok());
+  EXPECT_TRUE(decode_worker->contains(1));
+  EXPECT_FALSE(decode_worker->kv_ready(1));
+  EXPECT_EQ(decode_worker->context_tokens(1), 30);
+  EXPECT_EQ(decode_worker->kv_usage(), 0.0);
+  auto wrong_shape = decode_worker->swap_in(1);
+  ASSERT_FALSE(wrong_shape.ok());
+  EXPECT_NE(wrong_shape.error().message.find("switch_model first"), std::string::npos);
+  ASSERT_TRUE(decode_worker->switch_model(0).ok());
+  ASSERT_TRUE(decode_worker->swap_in(1).ok());
+  const std::vector<SeqId> s1{1};
+  while (static_cast<int>(got.size()) < kSteps) got.push_back(one(decode_worker->decode_step(s1)));
+  EXPECT_TRUE(decode_worker->kv_ready(1));
+  EXPECT_EQ(got, ref);
+}
+
+TEST(DeviceWorker, SeededSamplingIsReproducible) {
+  model::SamplingParams sampling;
+  sampling.temperature = 1.0f;
+  sampling.top_p = 0.95f;
+  sampling.seed = 99;
+  const auto p = prompt(10);
+  const auto first = reference(1, 7, p, sampling);
+  EXPECT_EQ(reference(1, 7, p, sampling), first);
+  sampling.seed = 100;
+  EXPECT_NE(reference(1, 7, p, sampling), first);
+}
+
+TEST(DeviceWorker, BatchedPrefillSplitsByLimitsAndReportsLogprobs) {
+  auto worker = make_worker({.max_batch_tokens = 16, .max_batch_seqs = 2});
+  ASSERT_TRUE(worker->switch_model(0).ok());
+  std::vector<PrefillItem> items;
+  for (int i = 0; i < 5; ++i) items.push_back({static_cast<SeqId>(100 + i), prompt(20 + i, 7 + 5 * i), {}});
+  auto first = worker->prefill(items);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  ASSERT_EQ(first->size(), 5U);
+  std::vector<SeqId> ids;
+  for (int i = 0; i < 5; ++i) {
+    const SampledToken& t = (*first)[static_cast<std::size_t>(i)];
+    EXPECT_EQ(t.seq, items[static_cast<std::size_t>(i)].seq);
+    // Greedy picks the most likely token: at least as likely as uniform, at most certain.
+    EXPECT_LE(t.logprob, 0.0f);
+    EXPECT_GE(t.logprob, -std::log(256.0f));
+    EXPECT_EQ(worker->context_tokens(t.seq), static_cast<int>(items[static_cast<std::size_t>(i)].prompt.size()));
+    ids.push_back(t.seq);
+  }
+  auto next = worker->decode_step(ids);
+  ASSERT_TRUE(next.ok());
+  ASSERT_EQ(next->size(), 5U);
+  // The same prompt alone on a fresh worker gives the same first token.
+  const auto ref = reference(0, 104, items[4].prompt);
+  EXPECT_EQ((*first)[4].token, ref[0]);
+}
+
+TEST(DeviceWorker, ErrorsNameWhatIsWrong) {
+  auto worker = make_worker();
+  // Nothing resident yet.
+  auto no_model = worker->prefill(std::vector<PrefillItem>{{1, prompt(1), {}}});
+  ASSERT_FALSE(no_model.ok());
+  EXPECT_NE(no_model.error().message.find("switch_model"), std::string::npos);
+  auto bad_model = worker->switch_model(7);
+  ASSERT_FALSE(bad_model.ok());
+  EXPECT_EQ(bad_model.error().code, ErrorCode::kNotFound);
+  ASSERT_TRUE(worker->switch_model(0).ok());
+  ASSERT_TRUE(worker->prefill(std::vector<PrefillItem>{{1, prompt(1), {}}}).ok());
+  // Switching away while sequence 1 holds device KV is refused and names it.
+  auto busy = worker->switch_model(1);
+  ASSERT_FALSE(busy.ok());
+  EXPECT_EQ(busy.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(busy.error().message.find("(1)"), std::string::npos) << busy.error().message;
+  EXPECT_EQ(worker->resident_model(), std::optional<ModelId>(0));
+  // Unknown sequences.
+  const std::vector<SeqId> unknown{42};
+  auto step = worker->decode_step(unknown);
+  ASSERT_FALSE(step.ok());
+  EXPECT_EQ(step.error().code, ErrorCode::kNotFound);
+  EXPECT_NE(step.error().message.find("sequence 42"), std::string::npos);
+  EXPECT_EQ(worker->swap_out(42).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(worker->swap_in(42).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(worker->export_sequence(42).error().code, ErrorCode::kNotFound);
+  EXPECT_FALSE(worker->kv_ready(42));
+  worker->release(42);  // no-op
+  // Duplicates, bad prompts.
+  EXPECT_EQ(worker->prefill(std::vector<PrefillItem>{{1, prompt(2), {}}}).error().code,
+            ErrorCode::kAlreadyExists);
+  EXPECT_EQ(worker->prefill(std::vector<PrefillItem>{{3, {}, {}}}).error().code,
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(worker->prefill(std::vector<PrefillItem>{{3, {5, 256}, {}}}).error().code,
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(worker->prefill(std::vector<PrefillItem>{{3, std::vector<std::int32_t>(4096, 1), {}}})
+                .error()
+                .code,
+            ErrorCode::kOutOfRange);
+  EXPECT_FALSE(worker->contains(3));
+  // Swap-in of a resident sequence; import of a sequence that exists or has the wrong size.
+  EXPECT_EQ(worker->swap_in(1).error().code, ErrorCode::kInvalidArgument);
+  KvExport wrong;
+  wrong.seq = 9;
+  wrong.model = 0;
+  wrong.tokens = 20;
+  wrong.bytes.resize(10);
+  auto bad_import = worker->import_sequence(std::move(wrong), {}, 1, {});
+  ASSERT_FALSE(bad_import.ok());
+  EXPECT_NE(bad_import.error().message.find("10 bytes"), std::string::npos);
+  // After swapping sequence 1 out, the switch goes through.
+  ASSERT_TRUE(worker->swap_out(1).ok());
+  EXPECT_EQ(worker->swap_out(1).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(worker->switch_model(1).ok());
+  // A sequence of another model cannot step on this one.
+  const std::vector<SeqId> s1{1};
+  EXPECT_EQ(worker->decode_step(s1).error().code, ErrorCode::kInvalidArgument);
+}
+
+TEST(DeviceWorker, ArenaTooSmallSaysHowManyBytes) {
+  DeviceWorkerOptions options;
+  options.arena_bytes = 1 << 20;  // less than two copies of model c's weights
+  auto worker = DeviceWorker::create(options, Models::get().cache);
+  ASSERT_FALSE(worker.ok());
+  EXPECT_EQ(worker.error().code, ErrorCode::kResourceExhausted);
+  EXPECT_NE(worker.error().message.find("needs "), std::string::npos) << worker.error().message;
+  EXPECT_NE(worker.error().message.find("1048576 bytes"), std::string::npos);
+  // A larger arena gives KV everything the other regions leave.
+  options.arena_bytes = 0;
+  options.kv_bytes = 1 << 20;
+  auto exact = DeviceWorker::create(options, Models::get().cache);
+  ASSERT_TRUE(exact.ok());
+  options.arena_bytes = 64 << 20;
+  auto large = DeviceWorker::create(options, Models::get().cache);
+  ASSERT_TRUE(large.ok());
+  EXPECT_GT((*large)->kv_capacity_tokens(0), 4 * (*exact)->kv_capacity_tokens(0));
+  options.device = "tpu";
+  EXPECT_EQ(DeviceWorker::create(options, Models::get().cache).error().code,
+            ErrorCode::kInvalidArgument);
+}
+
+TEST(DeviceWorker, CacheLoadErrorsNameTheModel) {
+  std::vector<ModelSpec> missing{{"ghost", "/nonexistent/aegaeon/model"}};
+  auto r = HostModelCache::load(missing);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("model 'ghost'"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("/nonexistent/aegaeon/model"), std::string::npos);
+  std::vector<ModelSpec> twice{Models::get().specs[0], Models::get().specs[0]};
+  EXPECT_EQ(HostModelCache::load(twice).error().code, ErrorCode::kAlreadyExists);
+  EXPECT_FALSE(HostModelCache::load({}).ok());
+  int calls = 0;
+  auto ok = HostModelCache::load(std::span(Models::get().specs).first(1),
+                                 [&](int index, int count, std::string_view name) {
+                                   EXPECT_EQ(index, 0);
+                                   EXPECT_EQ(count, 1);
+                                   EXPECT_EQ(name, "a");
+                                   ++calls;
+                                 });
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(calls, 1);
+}
+
+}  // namespace
+}  // namespace aegaeon::worker

@@ -33,13 +33,14 @@ std::string_view to_string(ErrorCode code);
 struct Error {
   ErrorCode code = ErrorCode::kInternal;
   std::string message;
+  std::string field;  ///< the offending input field (JSON field, config key), when there is one
 
   /// Returns this error with `context: ` prepended to the message (e.g. a file name).
   [[nodiscard]] Error with_context(std::string_view context) const;
 };
 
 /// Builds an Error; a shorthand so call sites read `return error(kNotFound, "...")`.
-inline Error error(ErrorCode code, std::string message) { return Error{code, std::move(message)}; }
+inline Error error(ErrorCode code, std::string message) { return Error{code, std::move(message), {}}; }
 
 /// A value of type T or an Error. Cheap to move; checked access asserts in debug builds.
 template <typename T>

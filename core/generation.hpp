@@ -1,0 +1,52 @@
+// A generation request and its output events as plain data: what the HTTP API parses, what the
+// proxy, prefill and decode roles pass between them (in one process through CAF, across
+// processes mirrored in rpc/schema), and what the API formats back.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace aegaeon::core {
+
+/// How to pick tokens (OpenAI semantics; vLLM's extensions top_k and repetition handled alike).
+struct SamplingOptions {
+  float temperature = 1.0f;       ///< 0: greedy
+  float top_p = 1.0f;             ///< (0, 1]
+  std::int32_t top_k = 0;         ///< 0 or -1: disabled
+  float presence_penalty = 0.0f;  ///< [-2, 2]
+  float frequency_penalty = 0.0f; ///< [-2, 2]
+  std::optional<std::uint64_t> seed;
+};
+
+/// One message of a chat conversation.
+struct ChatTurn {
+  std::string role;
+  std::string content;
+};
+
+/// What the client asked for, validated.
+struct GenerationRequest {
+  enum class Api { kChat, kCompletion };
+  Api api = Api::kChat;
+  std::string model;
+  std::vector<ChatTurn> messages;  ///< kChat
+  std::string prompt;              ///< kCompletion
+  std::optional<std::int32_t> max_tokens;  ///< unset: up to the model's context
+  std::vector<std::string> stop;   ///< at most 4; the stop text is not returned
+  bool stream = false;
+  bool include_usage = false;      ///< stream_options.include_usage
+  bool logprobs = false;           ///< return the sampled tokens' log-probabilities
+  bool echo = false;               ///< kCompletion: prepend the prompt to the text
+  SamplingOptions sampling;
+  std::string user;                ///< OpenAI's end-user id; for logs and fairness only
+};
+
+/// Why a generation ended (OpenAI's finish_reason).
+enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
+
+/// Text name of a finish reason ("stop", "length", ...).
+const char* to_string(FinishReason reason);
+
+}  // namespace aegaeon::core

@@ -1,0 +1,374 @@
+#include "rpc/http/openai_api.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+namespace aegaeon::rpc::http::openai {
+namespace {
+
+using core::ErrorCode;
+using core::GenerationRequest;
+using json = nlohmann::json;
+
+core::Error invalid(std::string field, std::string message) {
+  core::Error e{ErrorCode::kInvalidArgument, std::move(message), std::move(field)};
+  return e;
+}
+
+const char* type_name(const json& value) {
+  switch (value.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::string: return "a string";
+    case json::value_t::array: return "an array";
+    case json::value_t::object: return "an object";
+    default: return "a number";
+  }
+}
+
+// Reads optional fields of a JSON object with type and range checks; the first error wins.
+class FieldReader {
+ public:
+  explicit FieldReader(const json& object) : object_(object) {}
+
+  [[nodiscard]] const json* get(const char* name) const {
+    auto it = object_.find(name);
+    return (it == object_.end() || it->is_null()) ? nullptr : &*it;
+  }
+
+  std::optional<core::Error> number(const char* name, double lo, double hi, float& out) const {
+    const json* v = get(name);
+    if (v == nullptr) return std::nullopt;
+    if (!v->is_number()) return invalid(name, std::string("'") + name + "' must be a number, got " + type_name(*v));
+    double x = v->get<double>();
+    if (!std::isfinite(x) || x < lo || x > hi) {
+      return invalid(name, std::string("'") + name + "' must be between " + fmt(lo) + " and " +
+                               fmt(hi) + ", got " + v->dump());
+    }
+    out = static_cast<float>(x);
+    return std::nullopt;
+  }
+
+  std::optional<core::Error> integer(const char* name, int64_t lo, int64_t hi,
+                                     std::optional<int64_t>& out) const {
+    const json* v = get(name);
+    if (v == nullptr) return std::nullopt;
+    if (!v->is_number_integer()) {
+      return invalid(name, std::string("'") + name + "' must be an integer, got " + v->dump());
+    }
+    int64_t x = v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)
+                    ? INT64_MAX
+                    : v->get<int64_t>();
+    if (x < lo || x > hi) {
+      return invalid(name, std::string("'") + name + "' must be between " + std::to_string(lo) +
+                               " and " + std::to_string(hi) + ", got " + v->dump());
+    }
+    out = x;
+    return std::nullopt;
+  }
+
+  std::optional<core::Error> boolean(const char* name, bool& out) const {
+    const json* v = get(name);
+    if (v == nullptr) return std::nullopt;
+    if (!v->is_boolean()) return invalid(name, std::string("'") + name + "' must be a boolean, got " + type_name(*v));
+    out = v->get<bool>();
+    return std::nullopt;
+  }
+
+ private:
+  static std::string fmt(double x) {
+    std::string s = std::to_string(x);
+    s.erase(s.find_last_not_of('0') + 1);
+    if (!s.empty() && s.back() == '.') s.pop_back();
+    return s;
+  }
+  const json& object_;
+};
+
+// Chat content is a string or an array of {"type":"text","text":...} parts.
+core::Result<std::string> message_content(const json& content, const std::string& field) {
+  if (content.is_string()) return content.get<std::string>();
+  if (!content.is_array()) {
+    return invalid(field, "'" + field + "' must be a string or an array of text parts");
+  }
+  std::string text;
+  for (size_t i = 0; i < content.size(); ++i) {
+    const json& part = content[i];
+    std::string part_field = field + "[" + std::to_string(i) + "]";
+    if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+        !part["text"].is_string()) {
+      return invalid(part_field, "'" + part_field +
+                                     "' must be {\"type\": \"text\", \"text\": ...}; only text "
+                                     "content is supported");
+    }
+    text += part["text"].get<std::string>();
+  }
+  return text;
+}
+
+core::Result<void> parse_messages(const json& body, GenerationRequest& request) {
+  auto it = body.find("messages");
+  if (it == body.end()) return invalid("messages", "'messages' is required");
+  if (!it->is_array() || it->empty()) {
+    return invalid("messages", "'messages' must be a non-empty array");
+  }
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& message = (*it)[i];
+    std::string field = "messages[" + std::to_string(i) + "]";
+    if (!message.is_object()) return invalid(field, "'" + field + "' must be an object");
+    auto role = message.find("role");
+    if (role == message.end() || !role->is_string()) {
+      return invalid(field + ".role", "'" + field + ".role' must be a string");
+    }
+    std::string role_name = role->get<std::string>();
+    if (role_name != "system" && role_name != "user" && role_name != "assistant" &&
+        role_name != "developer") {
+      return invalid(field + ".role", "'" + field + ".role' must be system, user or assistant, got '" +
+                                          role_name + "'");
+    }
+    if (role_name == "developer") role_name = "system";  // OpenAI's newer name for system
+    auto content = message.find("content");
+    if (content == message.end() || content->is_null()) {
+      return invalid(field + ".content", "'" + field + ".content' is required");
+    }
+    auto text = message_content(*content, field + ".content");
+    if (!text.ok()) return text.error();
+    request.messages.push_back({role_name, std::move(*text)});
+  }
+  return core::ok();
+}
+
+core::Result<void> parse_stop(const json& body, GenerationRequest& request) {
+  auto it = body.find("stop");
+  if (it == body.end() || it->is_null()) return core::ok();
+  if (it->is_string()) {
+    if (!it->get<std::string>().empty()) request.stop.push_back(it->get<std::string>());
+    return core::ok();
+  }
+  if (!it->is_array() || it->size() > 4) {
+    return invalid("stop", "'stop' must be a string or an array of at most 4 strings");
+  }
+  for (const auto& s : *it) {
+    if (!s.is_string()) return invalid("stop", "'stop' must contain only strings");
+    if (!s.get<std::string>().empty()) request.stop.push_back(s.get<std::string>());
+  }
+  return core::ok();
+}
+
+}  // namespace
+
+core::Result<GenerationRequest> parse_generation_request(std::string_view body,
+                                                         GenerationRequest::Api api) {
+  json root = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded()) return invalid("", "the request body is not valid JSON");
+  if (!root.is_object()) return invalid("", "the request body must be a JSON object");
+
+  GenerationRequest request;
+  request.api = api;
+  auto model = root.find("model");
+  if (model == root.end() || !model->is_string() || model->get<std::string>().empty()) {
+    return invalid("model", "'model' is required and must be a non-empty string");
+  }
+  request.model = model->get<std::string>();
+
+  if (api == GenerationRequest::Api::kChat) {
+    AEGAEON_TRY(parse_messages(root, request));
+  } else {
+    auto prompt = root.find("prompt");
+    if (prompt == root.end()) return invalid("prompt", "'prompt' is required");
+    if (prompt->is_string()) {
+      request.prompt = prompt->get<std::string>();
+    } else if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_string()) {
+      request.prompt = (*prompt)[0].get<std::string>();
+    } else {
+      return invalid("prompt", "'prompt' must be a string (batched prompts are not supported)");
+    }
+  }
+
+  FieldReader fields(root);
+  auto& s = request.sampling;
+  std::optional<int64_t> n, top_k, seed, max_tokens, max_completion_tokens, logprobs_count,
+      top_logprobs;
+  for (auto e : {fields.number("temperature", 0, 2, s.temperature), fields.number("top_p", 0, 1, s.top_p),
+                 fields.number("presence_penalty", -2, 2, s.presence_penalty),
+                 fields.number("frequency_penalty", -2, 2, s.frequency_penalty),
+                 fields.integer("n", 1, 128, n), fields.integer("top_k", -1, 1 << 20, top_k),
+                 fields.integer("seed", INT64_MIN, INT64_MAX, seed),
+                 fields.integer("max_tokens", 1, 1 << 24, max_tokens),
+                 fields.integer("max_completion_tokens", 1, 1 << 24, max_completion_tokens),
+                 fields.integer("top_logprobs", 0, 20, top_logprobs),
+                 fields.boolean("stream", request.stream), fields.boolean("echo", request.echo)}) {
+    if (e) return *e;
+  }
+  if (fields.get("top_p") && s.top_p <= 0) return invalid("top_p", "'top_p' must be greater than 0");
+  if (n && *n != 1) return invalid("n", "'n' must be 1 (several choices per request are not supported)");
+  if (top_k) s.top_k = static_cast<int32_t>(*top_k < 0 ? 0 : *top_k);
+  if (seed) s.seed = static_cast<uint64_t>(*seed);
+  if (max_completion_tokens) max_tokens = max_completion_tokens;  // the newer name wins
+  if (max_tokens) request.max_tokens = static_cast<int32_t>(*max_tokens);
+  if (request.echo && api == GenerationRequest::Api::kChat) {
+    return invalid("echo", "'echo' is only supported by /v1/completions");
+  }
+
+  // logprobs: a boolean on chat, an integer (0..5 alternatives) on completions.
+  if (const json* lp = fields.get("logprobs")) {
+    if (api == GenerationRequest::Api::kChat) {
+      if (auto e = fields.boolean("logprobs", request.logprobs)) return *e;
+    } else {
+      if (auto e = fields.integer("logprobs", 0, 5, logprobs_count)) return *e;
+      request.logprobs = true;
+    }
+    (void)lp;
+  }
+  if (top_logprobs && *top_logprobs > 0) {
+    return invalid("top_logprobs", "'top_logprobs' > 0 is not supported; use logprobs for the sampled tokens");
+  }
+  if (logprobs_count && *logprobs_count > 0) {
+    return invalid("logprobs", "alternatives ('logprobs' > 0) are not supported; use 0 for the sampled tokens");
+  }
+
+  AEGAEON_TRY(parse_stop(root, request));
+  if (const json* options = fields.get("stream_options")) {
+    if (!options->is_object()) return invalid("stream_options", "'stream_options' must be an object");
+    if (!request.stream) return invalid("stream_options", "'stream_options' is only allowed with stream: true");
+    FieldReader option_fields(*options);
+    if (auto e = option_fields.boolean("include_usage", request.include_usage)) {
+      e->field = "stream_options.include_usage";
+      return *e;
+    }
+  }
+  if (const json* user = fields.get("user"); user && user->is_string()) request.user = user->get<std::string>();
+  return request;
+}
+
+HttpResponse error_response(const core::Error& error, std::optional<int> retry_after_s) {
+  int status = 500;
+  const char* type = "server_error";
+  switch (error.code) {
+    case ErrorCode::kInvalidArgument: status = 400; type = "invalid_request_error"; break;
+    case ErrorCode::kNotFound: status = 404; type = "invalid_request_error"; break;
+    case ErrorCode::kOutOfRange: status = 400; type = "invalid_request_error"; break;
+    case ErrorCode::kResourceExhausted: status = 429; type = "rate_limit_exceeded"; break;
+    case ErrorCode::kUnauthenticated: status = 401; type = "authentication_error"; break;
+    case ErrorCode::kUnavailable: status = 503; type = "server_error"; break;
+    default: break;
+  }
+  auto response = HttpResponse::error(status, error.message, type, error.field);
+  if (error.code == ErrorCode::kNotFound) {
+    auto body = json::parse(response.body);
+    body["error"]["code"] = "model_not_found";
+    response.body = body.dump();
+  }
+  if (retry_after_s) response.headers.emplace_back("Retry-After", std::to_string(*retry_after_s));
+  return response;
+}
+
+ResponseFormatter::ResponseFormatter(GenerationRequest::Api api, std::string model,
+                                     std::uint64_t request_id, std::int64_t created_s,
+                                     bool logprobs)
+    : api_(api),
+      model_(std::move(model)),
+      id_((api == GenerationRequest::Api::kChat ? "chatcmpl-" : "cmpl-") + std::to_string(request_id)),
+      created_s_(created_s),
+      logprobs_(logprobs) {}
+
+namespace {
+
+json chat_logprobs(const std::vector<TokenOut>& tokens) {
+  json content = json::array();
+  for (const auto& t : tokens) {
+    json bytes = json::array();
+    for (unsigned char c : t.token) bytes.push_back(c);
+    content.push_back({{"token", t.token}, {"logprob", t.logprob}, {"bytes", bytes},
+                       {"top_logprobs", json::array()}});
+  }
+  return {{"content", content}};
+}
+
+json completion_logprobs(const std::vector<TokenOut>& tokens) {
+  json text_tokens = json::array();
+  json token_logprobs = json::array();
+  json top = json::array();
+  for (const auto& t : tokens) {
+    text_tokens.push_back(t.token);
+    token_logprobs.push_back(t.logprob);
+    top.push_back(nullptr);
+  }
+  return {{"tokens", text_tokens}, {"token_logprobs", token_logprobs}, {"top_logprobs", top},
+          {"text_offset", json::array()}};
+}
+
+std::string join_text(const std::vector<TokenOut>& tokens) {
+  std::string text;
+  for (const auto& t : tokens) text += t.text;
+  return text;
+}
+
+json usage_json(const Usage& usage) {
+  return {{"prompt_tokens", usage.prompt_tokens},
+          {"completion_tokens", usage.completion_tokens},
+          {"total_tokens", usage.prompt_tokens + usage.completion_tokens}};
+}
+
+}  // namespace
+
+std::string ResponseFormatter::chunk(const std::vector<TokenOut>& tokens) {
+  bool chat = api_ == GenerationRequest::Api::kChat;
+  json choice = {{"index", 0}, {"finish_reason", nullptr}};
+  if (chat) {
+    json delta = {{"content", join_text(tokens)}};
+    if (!sent_role_) delta["role"] = "assistant";
+    sent_role_ = true;
+    choice["delta"] = delta;
+    choice["logprobs"] = logprobs_ ? chat_logprobs(tokens) : json(nullptr);
+  } else {
+    choice["text"] = join_text(tokens);
+    choice["logprobs"] = logprobs_ ? completion_logprobs(tokens) : json(nullptr);
+  }
+  json out = {{"id", id_}, {"object", chat ? "chat.completion.chunk" : "text_completion"},
+              {"created", created_s_}, {"model", model_}, {"choices", json::array({choice})}};
+  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string ResponseFormatter::finish_chunk(core::FinishReason reason) {
+  bool chat = api_ == GenerationRequest::Api::kChat;
+  json choice = {{"index", 0}, {"finish_reason", core::to_string(reason)}, {"logprobs", nullptr}};
+  if (chat) {
+    choice["delta"] = sent_role_ ? json::object() : json{{"role", "assistant"}, {"content", ""}};
+    sent_role_ = true;
+  } else {
+    choice["text"] = "";
+  }
+  json out = {{"id", id_}, {"object", chat ? "chat.completion.chunk" : "text_completion"},
+              {"created", created_s_}, {"model", model_}, {"choices", json::array({choice})}};
+  return out.dump();
+}
+
+std::string ResponseFormatter::usage_chunk(const Usage& usage) const {
+  bool chat = api_ == GenerationRequest::Api::kChat;
+  json out = {{"id", id_}, {"object", chat ? "chat.completion.chunk" : "text_completion"},
+              {"created", created_s_}, {"model", model_}, {"choices", json::array()},
+              {"usage", usage_json(usage)}};
+  return out.dump();
+}
+
+std::string ResponseFormatter::full_response(const std::string& text,
+                                             const std::vector<TokenOut>& tokens,
+                                             core::FinishReason reason, const Usage& usage) const {
+  bool chat = api_ == GenerationRequest::Api::kChat;
+  json choice = {{"index", 0}, {"finish_reason", core::to_string(reason)}};
+  if (chat) {
+    choice["message"] = {{"role", "assistant"}, {"content", text}};
+    choice["logprobs"] = logprobs_ ? chat_logprobs(tokens) : json(nullptr);
+  } else {
+    choice["text"] = text;
+    choice["logprobs"] = logprobs_ ? completion_logprobs(tokens) : json(nullptr);
+  }
+  json out = {{"id", id_}, {"object", chat ? "chat.completion" : "text_completion"},
+              {"created", created_s_}, {"model", model_}, {"choices", json::array({choice})},
+              {"usage", usage_json(usage)}};
+  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace aegaeon::rpc::http::openai

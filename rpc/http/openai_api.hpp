@@ -1,0 +1,71 @@
+// The OpenAI-compatible wire format: validating /v1/chat/completions and /v1/completions
+// request bodies into core::GenerationRequest, and formatting responses, SSE chunks and errors
+// exactly as OpenAI's clients expect them.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/generation.hpp"
+#include "core/result.hpp"
+#include "rpc/http/http_types.hpp"
+
+namespace aegaeon::rpc::http::openai {
+
+/// Parses and validates a request body for `api`. Errors are kInvalidArgument with
+/// Error::field naming the offending field (e.g. "temperature", "messages[1].content").
+core::Result<core::GenerationRequest> parse_generation_request(std::string_view body,
+                                                               core::GenerationRequest::Api api);
+
+/// The HTTP answer for an error: 400 invalid_request_error, 404 model_not_found, 413, 429
+/// rate_limit_exceeded (with Retry-After when `retry_after_s` is set), 401, 500 server_error.
+HttpResponse error_response(const core::Error& error,
+                            std::optional<int> retry_after_s = std::nullopt);
+
+/// One generated token as the API reports it.
+struct TokenOut {
+  std::string text;    ///< its text (may be empty while UTF-8 is incomplete)
+  float logprob = 0;
+  std::string token;   ///< the token as a string, for logprobs
+};
+
+/// Token counts for "usage".
+struct Usage {
+  std::int64_t prompt_tokens = 0;
+  std::int64_t completion_tokens = 0;
+};
+
+/// Formats the responses of one request: ids, timestamps and object names stay consistent
+/// across its chunks.
+class ResponseFormatter {
+ public:
+  /// `request_id` becomes "chatcmpl-…" or "cmpl-…"; `created_s` is Unix seconds.
+  ResponseFormatter(core::GenerationRequest::Api api, std::string model, std::uint64_t request_id,
+                    std::int64_t created_s, bool logprobs);
+
+  /// An SSE chunk carrying `tokens` (their concatenated text); the first chat chunk also carries
+  /// the assistant role.
+  std::string chunk(const std::vector<TokenOut>& tokens);
+  /// The last content chunk: empty delta and the finish reason.
+  std::string finish_chunk(core::FinishReason reason);
+  /// The usage chunk sent before [DONE] when stream_options.include_usage is set.
+  std::string usage_chunk(const Usage& usage) const;
+  /// A complete (non-streaming) response.
+  std::string full_response(const std::string& text, const std::vector<TokenOut>& tokens,
+                            core::FinishReason reason, const Usage& usage) const;
+
+ private:
+  std::string envelope_prefix() const;
+
+  core::GenerationRequest::Api api_;
+  std::string model_;
+  std::string id_;
+  std::int64_t created_s_;
+  bool logprobs_;
+  bool sent_role_ = false;
+};
+
+}  // namespace aegaeon::rpc::http::openai

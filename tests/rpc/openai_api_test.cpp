@@ -1,0 +1,154 @@
+// Request validation names the offending field; responses have OpenAI's exact shape.
+#include "rpc/http/openai_api.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace aegaeon::rpc::http::openai {
+namespace {
+
+using core::GenerationRequest;
+using json = nlohmann::json;
+constexpr auto kChat = GenerationRequest::Api::kChat;
+constexpr auto kCompletion = GenerationRequest::Api::kCompletion;
+
+TEST(OpenAiParse, ChatRequestWithEveryOption) {
+  auto request = parse_generation_request(R"({
+    "model": "demo-a", "messages": [
+      {"role": "system", "content": "be brief"},
+      {"role": "user", "content": [{"type": "text", "text": "hi "}, {"type": "text", "text": "there"}]}],
+    "temperature": 0.5, "top_p": 0.9, "top_k": 40, "seed": 7, "stop": ["\n\n", "END"],
+    "max_completion_tokens": 12, "max_tokens": 99, "logprobs": true, "presence_penalty": 0.1,
+    "frequency_penalty": -0.2, "n": 1, "stream": true, "stream_options": {"include_usage": true},
+    "unknown_extension": {"ignored": true}})",
+                                          kChat);
+  ASSERT_TRUE(request.ok()) << request.error().message;
+  EXPECT_EQ(request->model, "demo-a");
+  ASSERT_EQ(request->messages.size(), 2u);
+  EXPECT_EQ(request->messages[1].content, "hi there");
+  EXPECT_FLOAT_EQ(request->sampling.temperature, 0.5f);
+  EXPECT_FLOAT_EQ(request->sampling.top_p, 0.9f);
+  EXPECT_EQ(request->sampling.top_k, 40);
+  EXPECT_EQ(request->sampling.seed, 7u);
+  EXPECT_EQ(request->stop, (std::vector<std::string>{"\n\n", "END"}));
+  EXPECT_EQ(request->max_tokens, 12) << "max_completion_tokens wins over max_tokens";
+  EXPECT_TRUE(request->logprobs);
+  EXPECT_TRUE(request->stream);
+  EXPECT_TRUE(request->include_usage);
+  EXPECT_FLOAT_EQ(request->sampling.frequency_penalty, -0.2f);
+}
+
+TEST(OpenAiParse, CompletionRequestDefaults) {
+  auto request = parse_generation_request(R"({"model": "m", "prompt": "Once upon"})", kCompletion);
+  ASSERT_TRUE(request.ok()) << request.error().message;
+  EXPECT_EQ(request->prompt, "Once upon");
+  EXPECT_FALSE(request->max_tokens.has_value());
+  EXPECT_FLOAT_EQ(request->sampling.temperature, 1.0f);
+  EXPECT_FALSE(request->stream);
+  EXPECT_TRUE(request->stop.empty());
+}
+
+struct BadCase {
+  const char* body;
+  GenerationRequest::Api api;
+  const char* field;
+  const char* message_part;
+};
+
+TEST(OpenAiParse, ErrorsNameTheField) {
+  const BadCase cases[] = {
+      {"not json", kChat, "", "not valid JSON"},
+      {"[1]", kChat, "", "JSON object"},
+      {R"({"messages": [{"role":"user","content":"x"}]})", kChat, "model", "'model' is required"},
+      {R"({"model": "m"})", kChat, "messages", "'messages' is required"},
+      {R"({"model": "m", "messages": []})", kChat, "messages", "non-empty"},
+      {R"({"model": "m", "messages": [{"role": "robot", "content": "x"}]})", kChat,
+       "messages[0].role", "robot"},
+      {R"({"model": "m", "messages": [{"role": "user"}]})", kChat, "messages[0].content", "required"},
+      {R"({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", kChat,
+       "messages[0].content[0]", "only text"},
+      {R"({"model": "m", "prompt": "x", "temperature": 3})", kCompletion, "temperature", "between 0 and 2"},
+      {R"({"model": "m", "prompt": "x", "temperature": "hot"})", kCompletion, "temperature", "number"},
+      {R"({"model": "m", "prompt": "x", "top_p": 0})", kCompletion, "top_p", "greater than 0"},
+      {R"({"model": "m", "prompt": "x", "n": 2})", kCompletion, "n", "must be 1"},
+      {R"({"model": "m", "prompt": "x", "max_tokens": 0})", kCompletion, "max_tokens", "between 1"},
+      {R"({"model": "m", "prompt": "x", "max_tokens": 1.5})", kCompletion, "max_tokens", "integer"},
+      {R"({"model": "m", "prompt": "x", "stop": ["a","b","c","d","e"]})", kCompletion, "stop", "at most 4"},
+      {R"({"model": "m", "prompt": "x", "stream_options": {"include_usage": true}})", kCompletion,
+       "stream_options", "stream: true"},
+      {R"({"model": "m", "prompt": "x", "stream": true, "stream_options": {"include_usage": 1}})",
+       kCompletion, "stream_options.include_usage", "boolean"},
+      {R"({"model": "m", "prompt": ["a", "b"]})", kCompletion, "prompt", "batched"},
+      {R"({"model": "m", "prompt": "x", "presence_penalty": -2.5})", kCompletion, "presence_penalty", "between -2 and 2"},
+      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "logprobs": 1})", kChat, "logprobs", "boolean"},
+      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "echo": true})", kChat, "echo", "completions"},
+  };
+  for (const auto& c : cases) {
+    auto request = parse_generation_request(c.body, c.api);
+    ASSERT_FALSE(request.ok()) << c.body;
+    EXPECT_EQ(request.error().code, core::ErrorCode::kInvalidArgument) << c.body;
+    EXPECT_EQ(request.error().field, c.field) << c.body;
+    EXPECT_NE(request.error().message.find(c.message_part), std::string::npos)
+        << c.body << " -> " << request.error().message;
+  }
+}
+
+TEST(OpenAiErrors, StatusTypeParamAndRetryAfter) {
+  core::Error bad{core::ErrorCode::kInvalidArgument, "'temperature' must be ...", "temperature"};
+  auto response = error_response(bad);
+  EXPECT_EQ(response.status, 400);
+  auto body = json::parse(response.body);
+  EXPECT_EQ(body["error"]["type"], "invalid_request_error");
+  EXPECT_EQ(body["error"]["param"], "temperature");
+
+  auto missing = error_response(core::error(core::ErrorCode::kNotFound, "model 'x' is not served"));
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(json::parse(missing.body)["error"]["code"], "model_not_found");
+
+  auto busy = error_response(core::error(core::ErrorCode::kResourceExhausted, "TBT SLO infeasible"), 3);
+  EXPECT_EQ(busy.status, 429);
+  ASSERT_EQ(busy.headers.size(), 1u);
+  EXPECT_EQ(busy.headers[0], (Header{"Retry-After", "3"}));
+}
+
+TEST(OpenAiFormat, ChatChunksCarryRoleOnceThenFinishAndUsage) {
+  ResponseFormatter format(kChat, "demo-a", 42, 1700000000, /*logprobs=*/true);
+  auto first = json::parse(format.chunk({{"Hel", -0.5f, "Hel"}, {"lo", -0.25f, "lo"}}));
+  EXPECT_EQ(first["id"], "chatcmpl-42");
+  EXPECT_EQ(first["object"], "chat.completion.chunk");
+  EXPECT_EQ(first["created"], 1700000000);
+  EXPECT_EQ(first["model"], "demo-a");
+  EXPECT_EQ(first["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_EQ(first["choices"][0]["delta"]["content"], "Hello");
+  EXPECT_TRUE(first["choices"][0]["finish_reason"].is_null());
+  EXPECT_EQ(first["choices"][0]["logprobs"]["content"][1]["logprob"], -0.25);
+  auto second = json::parse(format.chunk({{"!", -1.0f, "!"}}));
+  EXPECT_FALSE(second["choices"][0]["delta"].contains("role"));
+  auto finish = json::parse(format.finish_chunk(core::FinishReason::kLength));
+  EXPECT_EQ(finish["choices"][0]["finish_reason"], "length");
+  EXPECT_TRUE(finish["choices"][0]["delta"].empty());
+  auto usage = json::parse(format.usage_chunk({5, 3}));
+  EXPECT_TRUE(usage["choices"].empty());
+  EXPECT_EQ(usage["usage"]["total_tokens"], 8);
+}
+
+TEST(OpenAiFormat, FullCompletionResponse) {
+  ResponseFormatter format(kCompletion, "m", 7, 1, /*logprobs=*/false);
+  auto body = json::parse(format.full_response("abc", {}, core::FinishReason::kStop, {2, 3}));
+  EXPECT_EQ(body["id"], "cmpl-7");
+  EXPECT_EQ(body["object"], "text_completion");
+  EXPECT_EQ(body["choices"][0]["text"], "abc");
+  EXPECT_EQ(body["choices"][0]["finish_reason"], "stop");
+  EXPECT_TRUE(body["choices"][0]["logprobs"].is_null());
+  EXPECT_EQ(body["usage"]["prompt_tokens"], 2);
+  EXPECT_EQ(body["usage"]["completion_tokens"], 3);
+}
+
+TEST(OpenAiFormat, InvalidUtf8InTextIsReplacedNotThrown) {
+  ResponseFormatter format(kChat, "m", 1, 1, false);
+  auto text = json::parse(format.full_response(std::string("a\xff"), {}, core::FinishReason::kStop, {}));
+  EXPECT_EQ(text["choices"][0]["message"]["content"], "a\xEF\xBF\xBD");
+}
+
+}  // namespace
+}  // namespace aegaeon::rpc::http::openai

@@ -59,27 +59,4 @@ class Tokenizer {
   std::shared_ptr<const Impl> impl_;
 };
 
-/// Streaming detokenizer: feed generated ids one at a time, get back the text they complete.
-/// Holds back text while it ends in an incomplete UTF-8 sequence (or a partial run of
-/// byte-fallback tokens), the way Hugging Face's DecodeStream does, so no client ever sees a
-/// broken character. Keeps only a short window of ids.
-class IncrementalDecoder {
- public:
-  /// Decodes with `tokenizer` (shares it; tokenizers are immutable).
-  IncrementalDecoder(Tokenizer tokenizer, bool skip_special_tokens);
-
-  /// Adds one id; returns the newly completed text (often empty while a character is partial).
-  std::string step(std::int32_t id);
-
-  /// Returns whatever is still held back (incomplete bytes appear as U+FFFD) and resets.
-  std::string flush();
-
- private:
-  Tokenizer tokenizer_;
-  bool skip_special_tokens_;
-  std::vector<std::int32_t> ids_;
-  std::string prefix_;
-  std::size_t prefix_index_ = 0;
-};
-
 }  // namespace aegaeon::gpu

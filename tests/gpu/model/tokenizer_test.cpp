@@ -1,6 +1,7 @@
 // Tokenizer: hand-checked encodes/decodes on tiny tokenizer.json files built here, merges format
 // variants, added and special tokens, byte fallback, streaming decode, and every load error.
 #include "gpu/model/tokenizer.hpp"
+#include "gpu/model/tokenizer_incremental_decoder.hpp"
 
 #include <gtest/gtest.h>
 
@@ -304,6 +305,19 @@ TEST(IncrementalDecoderTest, ConcatenationEqualsFullDecodeForEveryFamily) {
       EXPECT_EQ(streamed, t->decode(ids, skip)) << family;
     }
   }
+}
+
+TEST(IncrementalDecoderTest, InvalidBytesAreNotHeldForever) {
+  const Tokenizer t = make(byte_level({}));
+  IncrementalDecoder d(t, false);
+  std::string out;
+  for (int i = 0; i < 20; ++i) out += d.step(0xFF);  // never valid UTF-8
+  out += d.step('a');
+  out += d.flush();
+  EXPECT_EQ(out, t.decode(Ids(20, 0xFF), false) + "a");
+  IncrementalDecoder held(t, false);
+  for (std::size_t i = 0; i < IncrementalDecoder::kMaxHeldIds; ++i) EXPECT_EQ(held.step(0xFF), "");
+  EXPECT_NE(held.step(0xFF), "");  // past the limit the U+FFFDs go out
 }
 
 TEST(IncrementalDecoderTest, ByteFallbackRunIsHeldUntilComplete) {

@@ -21,5 +21,9 @@ struct CommandError : std::runtime_error {
 void add_version_command(CLI::App& app);
 /// `aegaeon serve`: everything in one process (HTTP API, actors, CPU backend).
 void add_serve_command(CLI::App& app);
+/// `aegaeon simulate`: the scheduling policies and baselines in virtual time on measured profiles.
+void add_simulate_command(CLI::App& app);
+/// `aegaeon plan`: the fewest devices (and prefill/decode split) reaching the target attainment.
+void add_plan_command(CLI::App& app);
 
 }  // namespace aegaeon::cmd

@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", AEGAEON_VERSION);
   aegaeon::cmd::add_serve_command(app);
   aegaeon::cmd::add_version_command(app);
+  aegaeon::cmd::add_simulate_command(app);
+  aegaeon::cmd::add_plan_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <string>
 
+#include "gpu/model/sampler.hpp"
+
 namespace aegaeon::model {
 
 using core::ErrorCode;
@@ -24,6 +26,19 @@ constexpr std::size_t kAlign = 64;
 std::size_t padded(std::size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 
 }  // namespace
+
+std::vector<std::int32_t> sample_batch(const BatchLogits& logits,
+                                       std::span<Sampler* const> samplers,
+                                       std::span<const std::span<const std::int32_t>> generated) {
+  std::vector<std::int32_t> out;
+  out.reserve(samplers.size());
+  for (std::size_t i = 0; i < samplers.size(); ++i) {
+    out.push_back(samplers[i]->sample(logits.row(i), i < generated.size()
+                                                         ? generated[i]
+                                                         : std::span<const std::int32_t>{}));
+  }
+  return out;
+}
 
 std::size_t ModelRunner::scratch_bytes(const ModelConfig& config, const RunnerLimits& limits) {
   const Sizes s(config);
@@ -103,6 +118,13 @@ core::Result<BatchLogits> ModelRunner::forward(std::span<const SequenceChunk> ch
   std::vector<std::int32_t> ids, token_seq, token_pos, offsets, last_rows, tables;
   for (int i = 0; i < num_seqs; ++i) {
     const SequenceChunk& chunk = chunks[static_cast<std::size_t>(i)];
+    for (int j = 0; j < i; ++j) {
+      if (chunks[static_cast<std::size_t>(j)].seq == chunk.seq) {
+        return core::error(ErrorCode::kInvalidArgument,
+                           "forward: sequence " + std::to_string(chunk.seq) +
+                               " appears twice in one batch");
+      }
+    }
     if (!kv_.contains(chunk.seq)) {
       return core::error(ErrorCode::kNotFound,
                          "forward: sequence " + std::to_string(chunk.seq) + " is not in the KV cache");

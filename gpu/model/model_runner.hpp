@@ -41,6 +41,12 @@ struct BatchLogits {
   }
 };
 
+/// Draws each sequence's next token from its logits row: samplers[i] with the tokens it has
+/// generated so far, generated[i] (for the penalties). Returns one token per row.
+std::vector<std::int32_t> sample_batch(const BatchLogits& logits,
+                                       std::span<Sampler* const> samplers,
+                                       std::span<const std::span<const std::int32_t>> generated);
+
 /// Executes prefill and decode steps of one resident model. Owned by the gpu_worker thread.
 class ModelRunner {
  public:

@@ -298,19 +298,19 @@ void CpuBackend::attention(const AttentionArgs& args) {
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int pos = 0; pos <= last; ++pos) {
         const float* key = kv_row(layout, args.batch, seq, pos, args.layer, 0) + kv_head * dim;
-        float score = 0.0f;
-        for (std::size_t i = 0; i < dim; ++i) score += q[i] * key[i];
+        float score;
+        dot_rows(DType::kF32, key, q, dim, 1, dim, &score);
         score *= args.scale;
         const float* value = kv_row(layout, args.batch, seq, pos, args.layer, 1) + kv_head * dim;
+        float correction = 1.0f;
         if (score > running_max) {
-          const float correction = std::exp(running_max - score);
+          correction = std::exp(running_max - score);
           running_sum *= correction;
-          for (std::size_t i = 0; i < dim; ++i) acc[i] *= correction;
           running_max = score;
         }
         const float weight = std::exp(score - running_max);
         running_sum += weight;
-        for (std::size_t i = 0; i < dim; ++i) acc[i] += weight * value[i];
+        scale_axpy(correction, weight, value, acc.data(), dim);
       }
       float* out = args.out + (t * heads + h) * dim;
       const float inv = 1.0f / running_sum;

@@ -137,6 +137,19 @@ void widen_avx2(DType dtype, const void* src, float* dst, std::size_t count) {
   }
 }
 
+__attribute__((target("avx2,fma,f16c"))) void scale_axpy_avx2(float scale, float a,
+                                                              const float* x, float* y,
+                                                              std::size_t count) {
+  const __m256 vs = _mm256_set1_ps(scale);
+  const __m256 va = _mm256_set1_ps(a);
+  std::size_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    const __m256 scaled = _mm256_mul_ps(_mm256_loadu_ps(y + i), vs);
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), scaled));
+  }
+  for (; i < count; ++i) y[i] = y[i] * scale + a * x[i];
+}
+
 bool detect_avx2() {
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
          __builtin_cpu_supports("f16c");
@@ -160,6 +173,16 @@ void widen_to_f32(DType dtype, const void* src, float* dst, std::size_t count) {
   }
 #endif
   convert_to_f32(dtype, src, dst, count);
+}
+
+void scale_axpy(float scale, float a, const float* x, float* y, std::size_t count) {
+#if defined(__x86_64__)
+  if (using_avx2()) {
+    scale_axpy_avx2(scale, a, x, y, count);
+    return;
+  }
+#endif
+  for (std::size_t i = 0; i < count; ++i) y[i] = y[i] * scale + a * x[i];
 }
 
 void dot_rows(DType w_dtype, const void* w, const float* x, std::size_t ldx, int rows,

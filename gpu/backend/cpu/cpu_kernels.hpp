@@ -16,6 +16,9 @@ void dot_rows(DType w_dtype, const void* w, const float* x, std::size_t ldx, int
 /// dst[i] = float(src[i]) for `count` elements of `dtype` (vectorized widening of weights).
 void widen_to_f32(DType dtype, const void* src, float* dst, std::size_t count);
 
+/// y[i] = y[i] * scale + a * x[i] for `count` floats (the attention value accumulation).
+void scale_axpy(float scale, float a, const float* x, float* y, std::size_t count);
+
 /// True when the AVX2/FMA kernels are in use (for benchmark reports).
 bool using_avx2();
 

@@ -293,6 +293,9 @@ TEST(ModelRunnerEdgeTest, ChunkedPrefillEqualsOneShotAndErrorsAreClean) {
   const std::vector<std::int32_t> bad = {97};
   const std::vector<SequenceChunk> bad_chunk = {{1, bad}};
   EXPECT_EQ(e->runner->forward(bad_chunk).error().code, core::ErrorCode::kInvalidArgument);
+  const std::vector<std::int32_t> ok_token = {5};
+  const std::vector<SequenceChunk> twice = {{1, ok_token}, {1, ok_token}};
+  EXPECT_EQ(e->runner->forward(twice).error().code, core::ErrorCode::kInvalidArgument);
   const std::vector<SequenceChunk> unknown = {{77, bad}};
   EXPECT_EQ(e->runner->forward(unknown).error().code, core::ErrorCode::kNotFound);
   ASSERT_TRUE(e->kv->add_sequence(3).ok());
@@ -307,26 +310,32 @@ TEST(ModelRunnerEdgeTest, SampledGenerationIsReproducibleWithSeed) {
   ASSERT_TRUE(write_synthetic_model(dir.path(), spec).ok());
   auto e = testing::load_engine(dir.path());
   ASSERT_NE(e, nullptr);
-  auto generate = [&](memory::SeqId seq, std::uint64_t seed) {
-    EXPECT_TRUE(e->kv->add_sequence(seq).ok());
-    Sampler sampler(SamplingParams{0.9f, 40, 0.95f, 0.0f, 0.1f, 0.1f, 1.0f, seed});
-    const auto p = prompt(7, 3, 97);
-    const std::vector<SequenceChunk> chunk = {{seq, p}};
-    auto logits = e->runner->prefill(chunk);
-    std::vector<std::int32_t> out;
-    for (int i = 0; i < 12; ++i) {
-      out.push_back(sampler.sample(logits->row(0), out));
-      const std::vector<memory::SeqId> s = {seq};
-      logits = e->runner->decode_step(s, std::span<const std::int32_t>(out).last(1));
-      EXPECT_TRUE(logits.ok());
-    }
-    return out;
-  };
-  const auto a = generate(1, 1234);
-  const auto b = generate(2, 1234);
-  const auto c = generate(3, 999);
-  EXPECT_EQ(a, b);
-  EXPECT_NE(a, c);
+  // Sequences 1 and 2 (same prompt, same seed) decode together in one batch with
+  // sample_batch; sequence 3 uses another seed.
+  const auto p = prompt(7, 3, 97);
+  std::vector<memory::SeqId> seqs = {1, 2, 3};
+  std::vector<Sampler> samplers;
+  for (std::uint64_t seed : {1234u, 1234u, 999u}) {
+    samplers.emplace_back(SamplingParams{0.9f, 40, 0.95f, 0.0f, 0.1f, 0.1f, 1.0f, seed});
+  }
+  std::vector<SequenceChunk> chunks;
+  for (auto s : seqs) {
+    ASSERT_TRUE(e->kv->add_sequence(s).ok());
+    chunks.push_back({s, p});
+  }
+  auto logits = e->runner->prefill(chunks);
+  ASSERT_TRUE(logits.ok());
+  std::vector<std::vector<std::int32_t>> out(3);
+  std::vector<Sampler*> sampler_ptrs = {&samplers[0], &samplers[1], &samplers[2]};
+  for (int i = 0; i < 12; ++i) {
+    std::vector<std::span<const std::int32_t>> history(out.begin(), out.end());
+    const auto next = sample_batch(*logits, sampler_ptrs, history);
+    for (std::size_t s = 0; s < 3; ++s) out[s].push_back(next[s]);
+    logits = e->runner->decode_step(seqs, next);
+    ASSERT_TRUE(logits.ok());
+  }
+  EXPECT_EQ(out[0], out[1]);
+  EXPECT_NE(out[0], out[2]);
 }
 
 }  // namespace

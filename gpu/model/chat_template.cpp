@@ -1,5 +1,6 @@
 #include "gpu/model/chat_template.hpp"
 
+#include <ctime>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -12,6 +13,16 @@ using nlohmann::json;
 
 // Llama-3.1's template without a `date_string` variable; what transformers renders by default.
 constexpr std::string_view kLlama31Date = "26 Jul 2024";
+
+// Today's UTC date as strftime("%d %b %Y"), what Llama-3.2's template asks strftime_now for.
+std::string today_utc() {
+  const std::time_t now = std::time(nullptr);
+  std::tm parts{};
+  gmtime_r(&now, &parts);
+  char buffer[32];
+  const std::size_t n = std::strftime(buffer, sizeof(buffer), "%d %b %Y", &parts);
+  return std::string(buffer, n);
+}
 
 core::Error invalid(std::string message) { return core::error(ErrorCode::kInvalidArgument, std::move(message)); }
 
@@ -84,6 +95,7 @@ core::Result<ChatTemplate> ChatTemplate::from_template(std::string_view t, std::
   } else if (t.find("<|start_header_id|>") != std::string_view::npos) {
     result.family_ = ChatTemplateFamily::kLlama3;
     result.llama3_dated_system_ = t.find("Cutting Knowledge Date") != std::string_view::npos;
+    if (t.find("strftime_now") == std::string_view::npos) result.date_string_ = std::string(kLlama31Date);
   } else if (t.find("[INST]") != std::string_view::npos) {
     result.family_ = t.find("<<SYS>>") != std::string_view::npos ? ChatTemplateFamily::kLlama2
                                                                  : ChatTemplateFamily::kMistral;
@@ -176,7 +188,7 @@ core::Result<std::string> ChatTemplate::render(std::span<const ChatMessage> mess
           first = 1;
         }
         out += "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: " +
-               std::string(kLlama31Date) + "\n\n" + system + "<|eot_id|>";
+               (date_string_.empty() ? today_utc() : date_string_) + "\n\n" + system + "<|eot_id|>";
       }
       for (std::size_t i = first; i < messages.size(); ++i) {
         out += "<|start_header_id|>" + messages[i].role + "<|end_header_id|>\n\n" + trim(messages[i].content) +

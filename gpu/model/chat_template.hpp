@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "core/result.hpp"
 
@@ -56,6 +57,11 @@ class ChatTemplate {
   /// The system prompt used when the conversation has none (Qwen2's), or empty.
   [[nodiscard]] const std::string& default_system() const { return default_system_; }
 
+  /// Fixes the "Today Date" of Llama-3.1+ system blocks (e.g. "26 Jul 2024"). By default it is
+  /// "26 Jul 2024" as in Llama-3.1's template, or today's UTC date for templates that call
+  /// strftime_now (Llama-3.2+), as transformers renders them.
+  void set_date_string(std::string date) { date_string_ = std::move(date); }
+
  private:
   ChatTemplate() = default;
   ChatTemplateFamily family_ = ChatTemplateFamily::kChatMl;
@@ -63,6 +69,7 @@ class ChatTemplate {
   std::string eos_;
   std::string default_system_;
   bool llama3_dated_system_ = false;  // Llama-3.1+: "Cutting Knowledge Date" system block
+  std::string date_string_;           // empty: today's date, computed at render time
 };
 
 }  // namespace aegaeon::gpu

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <vector>
 
@@ -93,6 +94,25 @@ TEST(ChatTemplateTest, Llama31AlwaysHasDatedSystemBlock) {
   EXPECT_EQ(render(*t, {{"system", " Be brief. "}, {"user", "Hi"}}, false),
             "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
             "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nBe brief.<|eot_id|>"
+            "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>");
+}
+
+TEST(ChatTemplateTest, Llama32DatesTheSystemBlockToday) {
+  auto t = ChatTemplate::from_template(
+      "{%- if strftime_now is defined %}{%- set date_string = strftime_now(\"%d %b %Y\") %}{%- endif %}"
+      "{{- \"Cutting Knowledge Date: December 2023\\n\" }}<|start_header_id|>",
+      "<|begin_of_text|>", "<|eot_id|>", "tokenizer_config.json");
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  const std::string today = render(*t, {{"user", "Hi"}});
+  // "25 Nov 2026": two digits, a space, a month, a space, a four-digit year.
+  const std::size_t at = today.find("Today Date: ");
+  ASSERT_NE(at, std::string::npos);
+  const std::string date = today.substr(at + 12, 11);
+  EXPECT_TRUE(std::isdigit(static_cast<unsigned char>(date[0])) && date[2] == ' ' && date[6] == ' ') << date;
+  t->set_date_string("01 Jan 2025");
+  EXPECT_EQ(render(*t, {{"user", "Hi"}}, false),
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
+            "Cutting Knowledge Date: December 2023\nToday Date: 01 Jan 2025\n\n<|eot_id|>"
             "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>");
 }
 

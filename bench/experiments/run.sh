@@ -4,7 +4,7 @@
 #   models.csv   attainment vs number of models at 0.1 and 0.5 req/s per model
 #                (8-40 from the artifact traces, 48-80 generated with trace lengths)
 #   rate.csv     attainment vs per-model rate for 40 models, SLO scale 1.0, 0.5, 0.3
-#   rate_generated.csv  the same at SLO 1.0 on generated 600 s Poisson workloads (traces span 60 s)
+#   rate_generated.csv  the same at SLO 1.0 on generated 600 s Poisson workloads (the 40-model traces span 60 s)
 #   goodput.csv  highest rate with >= 90% attainment per system, and aegaeon's ratio to each
 #   plan.txt     `aegaeon plan` on the 40-model 0.5 req/s trace
 # Usage: bench/experiments/run.sh   (env: AEGAEON_BIN, OUT, ARTIFACT, DURATION for generated runs)
@@ -17,19 +17,20 @@ DURATION=${DURATION:-600}
 BIN=${AEGAEON_BIN:-}
 if [[ -z "$BIN" ]]; then
   for candidate in build/ci/cmd/aegaeon build/*/cmd/aegaeon; do
-    [[ -x "$candidate" ]] && { BIN=$candidate; break; }
+    # Only a binary that already has the simulate subcommand will do.
+    [[ -x "$candidate" ]] && "$candidate" --help 2>/dev/null | grep -q "^  simulate" && { BIN=$candidate; break; }
   done
 fi
 [[ -x "${BIN:-}" ]] || { echo "run.sh: no aegaeon binary; build it or set AEGAEON_BIN" >&2; exit 2; }
 [[ -f "$ARTIFACT/profiles.csv" ]] || { echo "run.sh: $ARTIFACT/profiles.csv not found; set ARTIFACT" >&2; exit 2; }
 mkdir -p "$OUT/json"
-COMMON=(--profiles "$ARTIFACT/profiles.csv" --device H800 --devices 16 --prefill 6 --system all)
+COMMON=(--profiles "$ARTIFACT/profiles.csv" --device H800 --devices 16 --prefill 6)
 LENGTHS="$ARTIFACT/workloads/synth-40-0.5-1.0-1.0.csv"
 
 # run NAME ARGS... -> $OUT/json/NAME.json
 run() {
   local name=$1; shift
-  "$BIN" simulate "${COMMON[@]}" "$@" --json "$OUT/json/$name.json" >/dev/null 2>>"$OUT/stderr.log"
+  "$BIN" simulate "${COMMON[@]}" --system all "$@" --json "$OUT/json/$name.json" >/dev/null 2>>"$OUT/stderr.log"
 }
 
 echo "run.sh: attainment vs number of models" >&2
@@ -52,21 +53,21 @@ for scale in 1.0 0.5 0.3; do
   done
 done
 
-echo "run.sh: attainment vs rate (40 models, generated ${DURATION} s Poisson: the traces span only 60 s)" >&2
+echo "run.sh: attainment vs rate (40 models, generated ${DURATION} s Poisson: the 40-model traces span 60 s)" >&2
 for rate in 0.05 0.1 0.15 0.2 0.25 0.3 0.4 0.5 0.6 0.7; do
   run "rategen-$rate" --models 40 --rate "$rate" --duration "$DURATION" --lengths "$LENGTHS" --seed 1
 done
 
 echo "run.sh: aegaeon variants (no prefetch, admission control) vs rate" >&2
 for rate in 0.1 0.2 0.3 0.5; do
-  "$BIN" simulate "${COMMON[@]/all/aegaeon}" --trace "$ARTIFACT/workloads/synth-40-$rate-1.0-1.0.csv" --no-prefetch \
+  "$BIN" simulate "${COMMON[@]}" --system aegaeon --trace "$ARTIFACT/workloads/synth-40-$rate-1.0-1.0.csv" --no-prefetch \
     --json "$OUT/json/variant-noprefetch-$rate.json" >/dev/null 2>>"$OUT/stderr.log"
-  "$BIN" simulate "${COMMON[@]/all/aegaeon}" --trace "$ARTIFACT/workloads/synth-40-$rate-1.0-1.0.csv" --admission \
+  "$BIN" simulate "${COMMON[@]}" --system aegaeon --trace "$ARTIFACT/workloads/synth-40-$rate-1.0-1.0.csv" --admission \
     --json "$OUT/json/variant-admission-$rate.json" >/dev/null 2>>"$OUT/stderr.log"
 done
 
 echo "run.sh: speed (40 models, 1 hour, 16 devices)" >&2
-"$BIN" simulate "${COMMON[@]/all/aegaeon}" --models 40 --rate 0.1 --duration 3600 --lengths "$LENGTHS" \
+"$BIN" simulate "${COMMON[@]}" --system aegaeon --models 40 --rate 0.1 --duration 3600 --lengths "$LENGTHS" \
   --json "$OUT/json/speed.json" >/dev/null 2>>"$OUT/stderr.log"
 
 echo "run.sh: plan" >&2
@@ -161,7 +162,7 @@ cat "$OUT/plan.txt"
 if command -v gnuplot >/dev/null; then
   gnuplot <<GP
 set datafile separator ","
-set terminal pngcairo size 900,600
+set terminal png size 900,600
 set key bottom left
 set ylabel "SLO attainment (qos)"
 set yrange [0:1.05]

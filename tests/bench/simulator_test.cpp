@@ -120,6 +120,30 @@ TEST(Simulator, DedicatedLeavesModelsBeyondDevicesUnserved) {
   EXPECT_NEAR(r->requests[0].e2e_s, 0.06 + 0.2, 1e-9);
 }
 
+// Prefetch loads the next model during the running turn, so the decode device waits less at
+// each switch: less switch time, same tokens.
+TEST(Simulator, PrefetchShortensDecodeSwitches) {
+  auto w = workload({{0.0, 0, 100, 400}, {0.001, 1, 100, 400}}, 2);
+  auto with = simulate(w, config(SystemKind::kAegaeon, 2, 1), exact_profiles());
+  auto c = config(SystemKind::kAegaeon, 2, 1);
+  c.prefetch = false;
+  auto without = simulate(w, c, exact_profiles());
+  ASSERT_TRUE(with.ok() && without.ok());
+  EXPECT_LT(with->switch_share * with->makespan_s, 0.8 * without->switch_share * without->makespan_s);
+  EXPECT_LT(with->makespan_s, without->makespan_s);
+}
+
+// Static multiplexing packs weights into 70% of 90% of 80 GiB = 50.4 GiB: three Qwen2.5-7B
+// (3 × 14.2 GiB) fit on one device, a fourth does not and is unserved. No switches ever.
+TEST(Simulator, StaticMuxPacksWhatFitsAndNeverSwitches) {
+  auto w = workload({{0.0, 0, 100, 11}, {0.0, 1, 100, 11}, {0.0, 2, 100, 11}, {0.0, 3, 100, 11}}, 4);
+  auto r = simulate(w, config(SystemKind::kStaticMux, 1, 0), exact_profiles());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->unserved, 1);
+  EXPECT_EQ(r->switches, 0);
+  EXPECT_DOUBLE_EQ(r->request_attainment, 0.75);
+}
+
 TEST(Simulator, AdmissionRejectsWhenPrefillQueueBreaksTtft) {
   // 40 long prompts of one model at once on 1P+1D with TTFT 1.2 s: prefill is 0.05 + 1e-4·4000 =
   // 0.45 s each after a 0.22 s load: r0 is predicted 0.67 s, r1 1.12 s (admitted), r2 1.57 s

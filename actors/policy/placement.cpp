@@ -39,6 +39,20 @@ core::Result<Placement> plan_placement(std::span<const ModelDemand> demands, con
     g.load += d.rate_rps * d.service_s;
     used_bytes[static_cast<std::size_t>(best)] += d.weight_bytes;
   }
+  if (config.split_by_demand) {
+    const std::int32_t devices = config.prefill_per_node + config.decode_per_node;
+    for (auto& g : p.groups) {
+      double prefill_load = 0.0;
+      for (ModelId m : g.models) {
+        auto it = std::find_if(demands.begin(), demands.end(), [&](const ModelDemand& d) { return d.model == m; });
+        prefill_load += it->rate_rps * it->service_s * it->prefill_share;
+      }
+      if (devices < 2 || g.load <= 0.0) continue;
+      const auto want = static_cast<std::int32_t>(std::lround(devices * prefill_load / g.load));
+      g.prefill_instances = std::clamp(want, 1, devices - 1);
+      g.decode_instances = devices - g.prefill_instances;
+    }
+  }
   return p;
 }
 

@@ -17,6 +17,7 @@ struct ModelDemand {
   double rate_rps = 0.0;      ///< arrivals per second
   double service_s = 1.0;     ///< mean device-seconds one request needs (prefill + decode share)
   double weight_bytes = 0.0;  ///< host cache footprint
+  double prefill_share = 0.0; ///< share of service_s spent in prefill (0: keep the configured split)
 };
 
 /// The cluster placement works on.
@@ -25,6 +26,9 @@ struct PlacementConfig {
   std::int32_t prefill_per_node = 1;
   std::int32_t decode_per_node = 1;
   double host_cache_bytes = 64.0 * 1024 * 1024 * 1024;  ///< per node
+  /// Split each node's devices between prefill and decode in proportion to its group's prefill
+  /// share of the load (at least one of each), instead of the fixed per-node counts.
+  bool split_by_demand = false;
   /// Rebalance only when some group's load share differs from its device share by more than this.
   double rebalance_threshold = 0.25;
 };
@@ -44,7 +48,8 @@ struct Placement {
 };
 
 /// Places models on nodes: heaviest model first onto the least loaded node whose host cache
-/// still has room. Every node keeps its prefill/decode instances. Fails naming the first model
+/// still has room. Each node keeps its devices; with split_by_demand their prefill/decode split
+/// follows the group's prefill share. Fails naming the first model
 /// that fits no node.
 core::Result<Placement> plan_placement(std::span<const ModelDemand> demands, const PlacementConfig& config);
 

@@ -209,6 +209,7 @@ class DeviceWorkerImpl final : public DeviceWorker {
       resident_slot_ = 1 - resident_slot_;
       prefetching_.reset();
       stats.from_prefetch = true;
+      ++counters_.switches_adopted;
     } else {
       resident_.reset();  // the weights region is overwritten from here on
       const backend::DeviceRegion& region = weight_regions_[resident_slot_];
@@ -217,6 +218,7 @@ class DeviceWorkerImpl final : public DeviceWorker {
       stats.bytes_copied = cache_->host_model(model).weight_bytes;
     }
     resident_ = model;
+    ++counters_.switches;
     activate_cache(model_cache_[static_cast<std::size_t>(model)]);
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return stats;
@@ -403,7 +405,11 @@ class DeviceWorkerImpl final : public DeviceWorker {
       return core::error(ErrorCode::kInvalidArgument,
                          "swap_out: " + seq_name(seq) + " is already on the host");
     }
-    return caches_[s.cache].kv->swap_out(seq);
+    memory::KvCache& kv = *caches_[s.cache].kv;
+    const std::size_t blocks = kv.contains(seq) ? kv.block_table(seq).size() : 0;
+    AEGAEON_TRY(kv.swap_out(seq));
+    counters_.kv_swap_bytes += blocks * kv.layout().block_bytes();
+    return core::ok();
   }
 
   core::Result<void> swap_in(SeqId seq) override {
@@ -416,7 +422,9 @@ class DeviceWorkerImpl final : public DeviceWorker {
     }
     AEGAEON_TRY(check_placeable(seq, s, "swap_in"));
     if (s.parked) return place_parked(seq, s);
-    AEGAEON_TRY(caches_[s.cache].kv->swap_in(seq));
+    memory::KvCache& kv = *caches_[s.cache].kv;
+    AEGAEON_TRY(kv.swap_in(seq));
+    counters_.kv_swap_bytes += kv.block_table(seq).size() * kv.layout().block_bytes();
     activate_cache(s.cache);
     return core::ok();
   }
@@ -469,6 +477,7 @@ class DeviceWorkerImpl final : public DeviceWorker {
       backend_->synchronize(*copy_mark_);
       kv.remove_sequence(seq);
     }
+    counters_.kv_transfer_bytes += out.bytes.size();
     out.sampling = s.sampler.params();
     out.last_token = s.last_token;
     out.generated = std::move(s.generated);
@@ -513,6 +522,7 @@ class DeviceWorkerImpl final : public DeviceWorker {
     s.parked = true;
     s.parked_tokens = kv.tokens;
     s.host_bytes = std::move(kv.bytes);
+    counters_.kv_transfer_bytes += s.host_bytes.size();
     // Straight onto the device when the model runs here now and its blocks fit; otherwise
     // parked on the host until swap_in (an import never fails for lack of device blocks).
     if (resident_ == kv.model && check_placeable(kv.seq, s, "import_sequence").ok() &&
@@ -557,6 +567,8 @@ class DeviceWorkerImpl final : public DeviceWorker {
     }
     return std::min(used, 1.0);
   }
+
+  [[nodiscard]] WorkerCounters counters() const override { return counters_; }
 
  private:
   core::Result<void> check_model(ModelId model, const char* what) const {
@@ -668,6 +680,7 @@ class DeviceWorkerImpl final : public DeviceWorker {
                      backend::CopyKind::kHostToDevice);
     }
     backend_->record(backend::Queue::kCopy, done);
+    counters_.weights_copy_bytes += host.weight_bytes;
   }
 
   model::ModelRunner& runner_for(ModelId model) {
@@ -696,6 +709,7 @@ class DeviceWorkerImpl final : public DeviceWorker {
   std::optional<ModelId> prefetching_;  // in (or copying into) weight_regions_[1 - slot]
   std::unique_ptr<backend::Event> compute_mark_, copy_mark_, switch_done_, prefetch_done_;
   std::unordered_map<SeqId, Sequence> seqs_;
+  WorkerCounters counters_;
 };
 
 }  // namespace

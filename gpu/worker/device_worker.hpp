@@ -86,6 +86,15 @@ struct SwitchStats {
   bool from_prefetch = false;
 };
 
+/// Cumulative counts of one device since it was created (for the Prometheus counters).
+struct WorkerCounters {
+  std::uint64_t switches = 0;            ///< switch_model calls that changed the resident model
+  std::uint64_t switches_adopted = 0;    ///< of those, adoptions of a finished prefetch
+  std::uint64_t weights_copy_bytes = 0;  ///< bytes copied into weight regions (switch + prefetch)
+  std::uint64_t kv_swap_bytes = 0;       ///< KV bytes moved by swap_out and swap_in
+  std::uint64_t kv_transfer_bytes = 0;   ///< KV bytes moved by export_sequence/import_sequence
+};
+
 /// A new sequence to prefill.
 struct PrefillItem {
   SeqId seq = 0;
@@ -185,6 +194,8 @@ class DeviceWorker {
   [[nodiscard]] virtual std::int64_t kv_capacity_tokens(ModelId model) const = 0;
   /// Share of KV blocks in use, 0..1 (for aegaeon_kv_cache_usage_perc).
   [[nodiscard]] virtual double kv_usage() const = 0;
+  /// Byte and switch counts so far.
+  [[nodiscard]] virtual WorkerCounters counters() const = 0;
 };
 
 }  // namespace aegaeon::worker

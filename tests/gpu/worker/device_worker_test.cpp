@@ -143,6 +143,13 @@ TEST(DeviceWorker, SwitchingBetweenTokensKeepsGreedyTokens) {
   EXPECT_EQ(got_b, ref_b);
   worker->release(2);
   EXPECT_EQ(worker->kv_usage(), 0.0);
+  const WorkerCounters counters = worker->counters();
+  EXPECT_EQ(counters.switches, 4U);
+  EXPECT_EQ(counters.switches_adopted, 0U);
+  EXPECT_EQ(counters.weights_copy_bytes, 2 * Models::get().cache->info(0).weight_bytes +
+                                             2 * Models::get().cache->info(1).weight_bytes);
+  // Sequence 1 (9 + 3 tokens: 1 block) and 2 (20 + 5 tokens: 2 blocks) went out and back once.
+  EXPECT_EQ(counters.kv_swap_bytes, 2 * 3 * 16 * Models::get().cache->info(0).kv_bytes_per_token);
 }
 
 TEST(DeviceWorker, SwitchingAcrossKvShapesKeepsTokens) {
@@ -194,6 +201,10 @@ TEST(DeviceWorker, PrefetchIsAdoptedWithoutCopying) {
   ASSERT_TRUE(to_b.ok()) << to_b.error().message;
   EXPECT_TRUE(to_b->from_prefetch);
   EXPECT_EQ(to_b->bytes_copied, 0U);
+  EXPECT_EQ(worker->counters().switches_adopted, 1U);
+  // The first switch copied a; the prefetch copied b once.
+  EXPECT_EQ(worker->counters().weights_copy_bytes, Models::get().cache->info(0).weight_bytes +
+                                                        Models::get().cache->info(1).weight_bytes);
   std::vector<std::int32_t> got_b{one(worker->prefill(std::vector<PrefillItem>{{1, p1, {}}}))};
   const std::vector<SeqId> s1{1}, s2{2};
   for (int i = 0; i < 4; ++i) got_b.push_back(one(worker->decode_step(s1)));
@@ -282,6 +293,9 @@ TEST(DeviceWorker, ExportImportContinuesAsOnOneDevice) {
     EXPECT_EQ(exported->generated, got);
     EXPECT_FALSE(prefill_worker->contains(1));
     EXPECT_EQ(prefill_worker->kv_usage(), 0.0);
+    const std::uint64_t moved = exported->bytes.size();
+    EXPECT_EQ(moved, 2 * 16 * Models::get().cache->info(0).kv_bytes_per_token);  // 24 tokens
+    EXPECT_EQ(prefill_worker->counters().kv_transfer_bytes, moved);
     ASSERT_TRUE(decode_worker->import_sequence(std::move(exported).value()).ok());
     while (static_cast<int>(got.size()) < kSteps) got.push_back(one(decode_worker->decode_step(s1)));
     EXPECT_EQ(got, ref) << "temperature " << sampling.temperature;

@@ -149,6 +149,7 @@ void split_added(const std::string& text, bool at_start, const AddedTokenMatcher
 void split_by(const std::string& text, const std::vector<Range>& matches, SplitBehavior behavior,
               bool invert, std::vector<Range>& out) {
   std::vector<std::pair<Range, bool>> parts;
+  parts.reserve(matches.size() * 2 + 1);
   std::size_t prev = 0;
   for (const Range& m : matches) {
     if (prev != m.first) parts.push_back({{prev, m.first}, invert});
@@ -158,6 +159,7 @@ void split_by(const std::string& text, const std::vector<Range>& matches, SplitB
   if (prev != text.size()) parts.push_back({{prev, text.size()}, invert});
 
   std::vector<Range> result;
+  result.reserve(parts.size());
   bool previous_match = false;
   switch (behavior) {
     case SplitBehavior::kRemoved:

@@ -22,6 +22,10 @@ using namespace tokenizer_detail;
 constexpr std::string_view kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
+// Ids index dense tables; a typo like 2000000000 must not allocate gigabytes. The largest real
+// vocabularies (Gemma, 256k) are far below this.
+constexpr std::int64_t kMaxTokenId = (1 << 24) - 1;
+
 // Builds errors that name the file and the key path.
 class Reader {
  public:
@@ -471,8 +475,8 @@ Result<Tokenizer> Tokenizer::from_json(std::string_view json_text, std::string_v
   std::int32_t max_id = -1;
   for (auto it = vocab->begin(); it != vocab->end(); ++it) {
     if (!it.value().is_number_integer() || it.value().get<std::int64_t>() < 0 ||
-        it.value().get<std::int64_t>() > INT32_MAX) {
-      return r.fail("model.vocab." + it.key(), "expected a non-negative integer id");
+        it.value().get<std::int64_t>() > kMaxTokenId) {
+      return r.fail("model.vocab." + it.key(), "expected an integer id in [0, " + std::to_string(kMaxTokenId) + "]");
     }
     const auto id = it.value().get<std::int32_t>();
     text_vocab.emplace(it.key(), id);
@@ -488,8 +492,8 @@ Result<Tokenizer> Tokenizer::from_json(std::string_view json_text, std::string_v
       const json& t = (*added)[i];
       const json* id = Reader::member(t, "id");
       if (id == nullptr || !id->is_number_integer() || id->get<std::int64_t>() < 0 ||
-          id->get<std::int64_t>() > INT32_MAX) {
-        return r.fail(path + ".id", "expected a non-negative integer");
+          id->get<std::int64_t>() > kMaxTokenId) {
+        return r.fail(path + ".id", "expected an integer id in [0, " + std::to_string(kMaxTokenId) + "]");
       }
       auto content = r.string(t, path, "content");
       if (!content.ok()) return content.error();

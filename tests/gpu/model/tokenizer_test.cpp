@@ -367,10 +367,12 @@ TEST(TokenizerErrorTest, MalformedMerges) {
 TEST(TokenizerErrorTest, MalformedVocabAndAddedTokens) {
   json doc = byte_level({});
   doc["model"]["vocab"]["x y"] = "seven";
-  EXPECT_EQ(load_error(doc), "tokenizer.json: key 'model.vocab.x y': expected a non-negative integer id");
+  EXPECT_EQ(load_error(doc), "tokenizer.json: key 'model.vocab.x y': expected an integer id in [0, 16777215]");
+  doc["model"]["vocab"]["x y"] = 2000000000;  // would index a 2G-entry table
+  EXPECT_EQ(load_error(doc), "tokenizer.json: key 'model.vocab.x y': expected an integer id in [0, 16777215]");
   doc = byte_level({});
   doc["added_tokens"] = json::array({{{"id", "1"}, {"content", "<x>"}}});
-  EXPECT_EQ(load_error(doc), "tokenizer.json: key 'added_tokens[0].id': expected a non-negative integer");
+  EXPECT_EQ(load_error(doc), "tokenizer.json: key 'added_tokens[0].id': expected an integer id in [0, 16777215]");
   doc["added_tokens"] = json::array({{{"id", 300}, {"content", "<x>"}, {"special", "yes"}}});
   EXPECT_EQ(load_error(doc), "tokenizer.json: key 'added_tokens[0].special': expected true or false");
   doc = byte_level({});

@@ -213,10 +213,14 @@ int run(const Options& o) {
     }
     return best;
   };
+  // Baseline: OpenBLAS with its own pool of the same size (the backend keeps it at 1 thread
+  // and parallelizes over panels itself).
+  openblas_set_num_threads(o.threads);
   const double blas_s = best_of([&] {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x.data(), k, w.data(), k,
                 0.0f, y.data(), n);
   });
+  openblas_set_num_threads(1);
   const double f32_s = best_of([&] {
     backend.matmul({x.data(), {w.data(), backend::DType::kF32}, {}, y.data(), m, n, k});
   });

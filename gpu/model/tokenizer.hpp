@@ -52,6 +52,7 @@ class Tokenizer {
   /// End-of-sequence id from tokenizer_config.json, when it names one.
   [[nodiscard]] std::optional<std::int32_t> eos_id() const;
 
+  /// The resolved tables (tokenizer_impl.hpp); named here only so the loader can build one.
   struct Impl;
 
  private:

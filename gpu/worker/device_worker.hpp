@@ -143,16 +143,23 @@ class DeviceWorker {
 
   /// The model whose weights are in the weights region, if any.
   [[nodiscard]] virtual std::optional<ModelId> resident_model() const = 0;
-  /// Makes `model` resident: adopts a finished prefetch of it, or copies its weights (chunked,
-  /// on the copy queue). Sequences of other models must be swapped out first (kFailedPrecondition
-  /// style error otherwise). Components are reused: nothing is re-initialized.
+  /// Makes `model` resident: adopts a prefetch of it (waiting only for that prefetch's event;
+  /// the weights and prefetch regions swap roles, nothing is copied), or copies its weights
+  /// into the weights region (8 MiB chunks on the copy queue, behind any copies already queued
+  /// there) and waits for them. Sequences of other models must be off the device first
+  /// (kInvalidArgument naming them otherwise; swapping-out counts as off). Components are
+  /// reused: runners for every (model, region) were bound at create(); nothing is allocated.
   virtual core::Result<SwitchStats> switch_model(ModelId model) = 0;
   /// Starts copying `model` into the prefetch region in the background; no-op if it is already
-  /// resident or being prefetched. Never blocks.
+  /// resident or being prefetched, or without a prefetch region. A newer prefetch replaces an
+  /// unadopted one. Never blocks.
   virtual core::Result<void> prefetch(ModelId model) = 0;
 
-  /// Prefills new sequences of the resident model (one forward over all prompts) and samples
-  /// each one's first token. Their KV stays on this device.
+  /// Prefills new sequences of the resident model (one forward over all prompts, split into
+  /// several when they exceed max_batch_tokens/max_batch_seqs) and samples each one's first
+  /// token. Their KV stays on this device. All-or-nothing: on error no sequence is created.
+  /// SampledToken::logprob is log softmax of the raw logits (temperature 1, no penalties): the
+  /// model's probability of the token, whatever the sampling settings.
   virtual core::Result<std::vector<SampledToken>> prefill(std::span<const PrefillItem> items) = 0;
   /// One decode step for resident sequences of the resident model: appends each sequence's last
   /// sampled token and samples the next one (with the sequence's SamplingParams and history).

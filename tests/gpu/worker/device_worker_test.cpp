@@ -428,6 +428,35 @@ TEST(DeviceWorker, ErrorsNameWhatIsWrong) {
   EXPECT_EQ(worker->decode_step(s1).error().code, ErrorCode::kInvalidArgument);
 }
 
+TEST(DeviceWorker, FullKvFailsWithoutPartialEffects) {
+  DeviceWorkerOptions options;
+  options.kv_bytes = 3 * 16 * Models::get().cache->info(0).kv_bytes_per_token;  // 3 blocks
+  auto created = DeviceWorker::create(options, Models::get().cache);
+  ASSERT_TRUE(created.ok());
+  auto& worker = **created;
+  EXPECT_EQ(worker.kv_capacity_tokens(0), 48);
+  ASSERT_TRUE(worker.switch_model(0).ok());
+  // Two prompts needing 2 blocks each: neither is created.
+  auto both = worker.prefill(std::vector<PrefillItem>{{1, prompt(1, 20), {}}, {2, prompt(2, 20), {}}});
+  ASSERT_FALSE(both.ok());
+  EXPECT_EQ(both.error().code, ErrorCode::kResourceExhausted);
+  EXPECT_FALSE(worker.contains(1));
+  EXPECT_FALSE(worker.contains(2));
+  EXPECT_EQ(worker.kv_usage(), 0.0);
+  // One sequence fills the cache; the step past 48 tokens fails and leaves it intact.
+  ASSERT_TRUE(worker.prefill(std::vector<PrefillItem>{{3, prompt(3, 40), {}}}).ok());
+  const std::vector<SeqId> ids{3};
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(worker.decode_step(ids).ok());
+  EXPECT_EQ(worker.context_tokens(3), 48);
+  EXPECT_EQ(worker.kv_usage(), 1.0);
+  auto full = worker.decode_step(ids);
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(full.error().code, ErrorCode::kResourceExhausted);
+  EXPECT_EQ(worker.context_tokens(3), 48);
+  worker.release(3);
+  EXPECT_EQ(worker.kv_usage(), 0.0);
+}
+
 TEST(DeviceWorker, ArenaTooSmallSaysHowManyBytes) {
   DeviceWorkerOptions options;
   options.arena_bytes = 1 << 20;  // less than two copies of model c's weights

@@ -9,12 +9,19 @@
 #include <string>
 #include <vector>
 
+#include "cmd/commands.hpp"
+
+// bench/sim/CMakeLists.txt defines AEGAEON_HAVE_SIM on this binary when the simulator is built
+// (AEGAEON_BUILD_BENCH=ON); without it the subcommand only explains how to get it.
+#ifdef AEGAEON_HAVE_SIM
 #include "bench/sim/profile_table.hpp"
 #include "bench/sim/simulator.hpp"
 #include "bench/sim/workload.hpp"
-#include "cmd/commands.hpp"
+#endif
 
 namespace aegaeon::cmd {
+
+#ifdef AEGAEON_HAVE_SIM
 
 namespace {
 
@@ -189,5 +196,17 @@ void add_plan_command(CLI::App& app) {
   sub->add_option("--json", opts->json_path, "Write the plan as JSON to this file");
   sub->callback([opts] { run_plan(*opts); });
 }
+
+#else
+
+void add_plan_command(CLI::App& app) {
+  auto* sub = app.add_subcommand("plan", "(not built: configure with -DAEGAEON_BUILD_BENCH=ON for the simulator)");
+  sub->allow_extras();
+  sub->callback([] {
+    throw CommandError("aegaeon plan: this binary was built without the simulator (AEGAEON_BUILD_BENCH=OFF)", 2);
+  });
+}
+
+#endif  // AEGAEON_HAVE_SIM
 
 }  // namespace aegaeon::cmd

@@ -7,12 +7,19 @@
 #include <string>
 #include <vector>
 
+#include "cmd/commands.hpp"
+
+// bench/sim/CMakeLists.txt defines AEGAEON_HAVE_SIM on this binary when the simulator is built
+// (AEGAEON_BUILD_BENCH=ON); without it the subcommand only explains how to get it.
+#ifdef AEGAEON_HAVE_SIM
 #include "bench/sim/profile_table.hpp"
 #include "bench/sim/simulator.hpp"
 #include "bench/sim/workload.hpp"
-#include "cmd/commands.hpp"
+#endif
 
 namespace aegaeon::cmd {
+
+#ifdef AEGAEON_HAVE_SIM
 
 namespace {
 
@@ -121,5 +128,17 @@ void add_simulate_command(CLI::App& app) {
   sub->add_flag("--progress", c->progress, "Print progress to stderr on long runs");
   sub->callback([opts] { run_simulate(*opts); });
 }
+
+#else
+
+void add_simulate_command(CLI::App& app) {
+  auto* sub = app.add_subcommand("simulate", "(not built: configure with -DAEGAEON_BUILD_BENCH=ON for the simulator)");
+  sub->allow_extras();
+  sub->callback([] {
+    throw CommandError("aegaeon simulate: this binary was built without the simulator (AEGAEON_BUILD_BENCH=OFF)", 2);
+  });
+}
+
+#endif  // AEGAEON_HAVE_SIM
 
 }  // namespace aegaeon::cmd

@@ -1,20 +1,28 @@
-// `aegaeon serve`: the all-in-one process. So far: the actor system, the kj runtime and the
-// HTTP server with /health (answered by the status actor) and /metrics.
+// `aegaeon serve`: the all-in-one process — the serving runtime (proxy, prefill, decode and
+// gpu_worker actors over the CPU backend) behind the OpenAI-compatible API, plus /health
+// (answered by the status actor) and /metrics.
 #include <CLI/CLI.hpp>
 #include <caf/actor.hpp>
 #include <spdlog/spdlog.h>
 
+#include <nlohmann/json.hpp>
+
 #include <csignal>
 #include <ctime>
+#include <set>
 #include <pthread.h>
 
 #include "actors/actor_runtime.hpp"
+#include "actors/model_catalog.hpp"
+#include "actors/serving_node.hpp"
 #include "actors/status_actor.hpp"
+#include "cmd/demo_models.hpp"
 #include "cmd/commands.hpp"
 #include "core/config.hpp"
 #include "core/logging.hpp"
 #include "core/metrics.hpp"
 #include "rpc/http/http_server.hpp"
+#include "rpc/http/openai_api.hpp"
 #include "rpc/kj_runtime.hpp"
 
 namespace aegaeon::cmd {
@@ -70,6 +78,109 @@ class HttpMetrics {
   core::Family<core::Histogram>& durations_;
 };
 
+// The serving runtime's options from the configuration (the demo set when no models_dir).
+actors::ServingOptions serving_options(const core::ServeConfig& serve) {
+  auto models = serve.models_dir.empty() ? ensure_demo_models(serve.data_dir) : models_in(serve.models_dir);
+  if (!models.ok()) throw CommandError(models.error().message, 2);
+  actors::ServingOptions options;
+  options.models = std::move(*models);
+  options.prefill_devices = static_cast<int>(serve.prefill_devices);
+  options.decode_devices = static_cast<int>(serve.decode_devices);
+  options.device.threads = static_cast<int>(serve.device_threads);
+  options.device.kv_bytes = serve.kv_bytes;
+  options.slo = {serve.ttft_slo_ms / 1000.0, serve.tbt_slo_ms / 1000.0};
+  options.admission.enabled = serve.admission;
+  return options;
+}
+
+// True when the request carries the configured API key (always, when none is configured).
+bool authorized(const std::string& api_key, const rpc::http::HttpRequest& request) {
+  if (api_key.empty()) return true;
+  auto header = request.header("Authorization");
+  return header && *header == "Bearer " + api_key;
+}
+
+// The OpenAI-compatible API and the tokenizer endpoints, answered by `node`.
+void add_api_routes(rpc::http::HttpRouter& router, const actors::ServingNode& node,
+                    const std::string& api_key) {
+  namespace http = rpc::http;
+  using json = nlohmann::json;
+  auto guard = [api_key](http::Handler handler) -> http::Handler {
+    return [api_key, handler = std::move(handler)](const http::HttpRequest& request,
+                                                   const http::Responder& responder) {
+      if (!authorized(api_key, request)) {
+        responder.respond(http::openai::error_response(core::error(
+            core::ErrorCode::kUnauthenticated, "missing or wrong API key (Authorization: Bearer ...)")));
+        return;
+      }
+      handler(request, responder);
+    };
+  };
+  auto generation = [&node](core::GenerationRequest::Api api) -> http::Handler {
+    return [&node, api](const http::HttpRequest& request, const http::Responder& responder) {
+      auto parsed = http::openai::parse_generation_request(request.body, api);
+      if (!parsed.ok()) {
+        responder.respond(http::openai::error_response(parsed.error()));
+        return;
+      }
+      node.submit(std::move(*parsed), responder);
+    };
+  };
+  router.add("POST", "/v1/chat/completions", guard(generation(core::GenerationRequest::Api::kChat)));
+  router.add("POST", "/v1/completions", guard(generation(core::GenerationRequest::Api::kCompletion)));
+  router.add("GET", "/v1/models", guard([&node](const http::HttpRequest&, const http::Responder& responder) {
+    json data = json::array();
+    for (const auto& model : node.models()) {
+      data.push_back({{"id", model.name}, {"object", "model"}, {"owned_by", "aegaeon"},
+                      {"state", model.state}, {"max_model_len", model.max_context_tokens}});
+    }
+    responder.respond(http::HttpResponse::json(200, json{{"object", "list"}, {"data", data}}.dump()));
+  }));
+  // vLLM-style tokenizer endpoints: {"model", "prompt"} → tokens, {"model", "tokens"} → prompt.
+  auto tokenizer_of = [&node](const json& body) -> core::Result<const actors::CatalogEntry*> {
+    if (!body.is_object() || !body.contains("model") || !body["model"].is_string()) {
+      return core::Error{core::ErrorCode::kInvalidArgument, "'model' is required", "model"};
+    }
+    const auto* entry = node.catalog().find(body["model"].get<std::string>());
+    if (entry == nullptr) {
+      return core::Error{core::ErrorCode::kNotFound, "model '" + body["model"].get<std::string>() + "' is not served", "model"};
+    }
+    return entry;
+  };
+  router.add("POST", "/tokenize", guard([tokenizer_of](const http::HttpRequest& request, const http::Responder& responder) {
+    json body = json::parse(request.body, nullptr, false);
+    auto entry = tokenizer_of(body);
+    if (!entry.ok()) return responder.respond(http::openai::error_response(entry.error()));
+    if (!body.contains("prompt") || !body["prompt"].is_string()) {
+      return responder.respond(http::openai::error_response(
+          core::Error{core::ErrorCode::kInvalidArgument, "'prompt' must be a string", "prompt"}));
+    }
+    bool special = body.value("add_special_tokens", true);
+    auto tokens = (*entry)->tokenizer.encode(body["prompt"].get<std::string>(), special);
+    responder.respond(http::HttpResponse::json(200, json{{"tokens", tokens}, {"count", tokens.size()},
+                                                         {"max_model_len", (*entry)->max_context_tokens}}.dump()));
+  }));
+  router.add("POST", "/detokenize", guard([tokenizer_of](const http::HttpRequest& request, const http::Responder& responder) {
+    json body = json::parse(request.body, nullptr, false);
+    auto entry = tokenizer_of(body);
+    if (!entry.ok()) return responder.respond(http::openai::error_response(entry.error()));
+    std::vector<std::int32_t> tokens;
+    if (!body.contains("tokens") || !body["tokens"].is_array()) {
+      return responder.respond(http::openai::error_response(
+          core::Error{core::ErrorCode::kInvalidArgument, "'tokens' must be an array of integers", "tokens"}));
+    }
+    for (const auto& t : body["tokens"]) {
+      if (!t.is_number_integer()) {
+        return responder.respond(http::openai::error_response(
+            core::Error{core::ErrorCode::kInvalidArgument, "'tokens' must be an array of integers", "tokens"}));
+      }
+      tokens.push_back(t.get<std::int32_t>());
+    }
+    responder.respond(http::HttpResponse::json(
+        200, json{{"prompt", (*entry)->tokenizer.decode(tokens, false)}}.dump(-1, ' ', false, json::error_handler_t::replace)));
+  }));
+}
+
 void run_serve(const ServeOptions& options) {
   core::Config config = load_serve_config(options);
   if (auto logging = core::init_logging(config.log); !logging.ok()) {
@@ -102,6 +213,9 @@ void run_serve(const ServeOptions& options) {
 
   auto actor_runtime = std::make_unique<actors::ActorRuntime>();
   auto status = actors::spawn_status_actor(actor_runtime->system(), {AEGAEON_VERSION, "local"});
+  auto node = actors::ServingNode::start(actor_runtime->system(), serving_options(config.serve), registry);
+  if (!node.ok()) throw CommandError(node.error().message);
+  std::unique_ptr<actors::ServingNode> serving = std::move(*node);
 
   auto kj = rpc::KjRuntime::start();
   if (!kj.ok()) throw CommandError(kj.error().message);
@@ -118,6 +232,7 @@ void run_serve(const ServeOptions& options) {
                    200, "text/plain; version=0.0.4; charset=utf-8", registry.serialize(), {}};
                responder.respond(std::move(response));
              });
+  add_api_routes(router, *serving, config.http.api_key);
   rpc::http::HttpServerOptions http_options;
   http_options.host = config.http.host;
   http_options.port = config.http.port;
@@ -125,12 +240,14 @@ void run_serve(const ServeOptions& options) {
   http_options.max_header_bytes = config.http.max_header_bytes;
   http_options.on_complete = [&http_metrics](const rpc::http::HttpRequest& request, int status_code,
                                              double duration_s) {
-    bool routed = request.path == "/health" || request.path == "/metrics";
+    static const std::set<std::string> kRoutes = {"/health", "/metrics", "/v1/chat/completions",
+                                                  "/v1/completions", "/v1/models", "/tokenize", "/detokenize"};
+    bool routed = kRoutes.count(request.path) != 0;
     http_metrics.observe(request, status_code, duration_s, routed);
   };
   auto server = rpc::http::HttpServer::start(*kj_runtime, http_options, std::move(router));
   if (!server.ok()) throw CommandError(server.error().message);
-  spdlog::info("aegaeon {} serving on http://{}:{} (try /health and /metrics)", AEGAEON_VERSION,
+  spdlog::info("aegaeon {} serving on http://{}:{} (try /v1/models, /health, /metrics)", AEGAEON_VERSION,
                config.http.host, (*server)->port());
 
   int received = 0;
@@ -141,6 +258,7 @@ void run_serve(const ServeOptions& options) {
   (*server)->shutdown();
   server->reset();
   kj_runtime.reset();
+  serving->stop();
   actors::stop_actor(status);
   actor_runtime.reset();
   spdlog::info("aegaeon stopped cleanly");

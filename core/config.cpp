@@ -134,7 +134,7 @@ Field enum_field(std::string key, Section Config::*section, std::string Section:
 
 // Accepts the YAML 1.1 spellings people write: true/false, yes/no, on/off.
 template <typename Section>
-[[maybe_unused]] Field bool_field(std::string key, Section Config::*section,
+Field bool_field(std::string key, Section Config::*section,
                                   bool Section::*member) {
   Field field;
   field.key = std::move(key);
@@ -167,6 +167,16 @@ const std::vector<Field>& fields() {
     t.push_back(enum_field("log.level", &Config::log, &LogConfig::level,
                            {"trace", "debug", "info", "warn", "error", "off"}));
     t.push_back(enum_field("log.format", &Config::log, &LogConfig::format, {"text", "json"}));
+    t.push_back(string_field("serve.models_dir", &Config::serve, &ServeConfig::models_dir, true));
+    t.push_back(string_field("serve.data_dir", &Config::serve, &ServeConfig::data_dir, true));
+    t.push_back(integer_field("serve.prefill_devices", &Config::serve, &ServeConfig::prefill_devices, 1, 64));
+    t.push_back(integer_field("serve.decode_devices", &Config::serve, &ServeConfig::decode_devices, 1, 64));
+    t.push_back(integer_field("serve.device_threads", &Config::serve, &ServeConfig::device_threads, 1, 1024));
+    t.push_back(byte_size_field("serve.kv_bytes", &Config::serve, &ServeConfig::kv_bytes, 1 << 20,
+                                std::uint64_t{1} << 40));
+    t.push_back(integer_field("serve.ttft_slo_ms", &Config::serve, &ServeConfig::ttft_slo_ms, 1, 3600000));
+    t.push_back(integer_field("serve.tbt_slo_ms", &Config::serve, &ServeConfig::tbt_slo_ms, 1, 600000));
+    t.push_back(bool_field("serve.admission", &Config::serve, &ServeConfig::admission));
     return t;
   }();
   return table;

@@ -29,10 +29,24 @@ struct LogConfig {
   std::string format = "text";  ///< text | json (one JSON object per line)
 };
 
+/// The serving runtime of `aegaeon serve`: which models, which devices, which SLOs.
+struct ServeConfig {
+  std::string models_dir;     ///< a folder of Hugging Face model folders; empty: the demo set
+  std::string data_dir;       ///< where the demo models are synthesized; empty: ~/.cache/aegaeon
+  std::uint32_t prefill_devices = 1;
+  std::uint32_t decode_devices = 1;
+  std::uint32_t device_threads = 1;     ///< CPU backend compute threads per device
+  std::uint64_t kv_bytes = 64 << 20;    ///< KV cache region per device
+  std::uint32_t ttft_slo_ms = 10000;    ///< time-to-first-token SLO (paper: 10 s)
+  std::uint32_t tbt_slo_ms = 100;       ///< time-between-tokens SLO (paper: 100 ms)
+  bool admission = true;                ///< reject with 429 when the SLO is infeasible
+};
+
 /// Everything a process reads at start.
 struct Config {
   HttpConfig http;
   LogConfig log;
+  ServeConfig serve;
 };
 
 /// Parses YAML text; `source_name` (usually the file name) prefixes every error message.

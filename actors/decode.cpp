@@ -1,0 +1,309 @@
+#include "actors/decode.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <unordered_map>
+
+#include "actors/serving_atoms.hpp"
+#include "actors/serving_metrics.hpp"
+
+namespace aegaeon::actors {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Instance {
+  caf::actor worker;
+  std::optional<worker::ModelId> resident;
+  std::optional<worker::ModelId> prefetching;
+  bool busy = false;
+};
+
+// What the actor tracks per request beyond the policy's view.
+struct Tracked {
+  size_t instance = 0;
+  bool parked = false;     // KV on the host slab
+  bool cancelled = false;  // the proxy no longer wants tokens (stop string, client gone)
+  bool failed = false;     // the device lost it (import failed): never stepped again
+};
+
+struct DecodeState {
+  DecodeSetup setup;
+  caf::actor proxy;
+  caf::actor prefill;
+  std::shared_ptr<ServingMetrics> metrics;
+  std::vector<policy::ModelCosts> costs;  // stable storage: the instances borrow it
+  std::vector<policy::DecodeInstance> policies;
+  std::vector<Instance> instances;
+  std::vector<policy::ExecutionEstimator> estimators;
+  std::unordered_map<policy::RequestId, Tracked> requests;
+  Clock::time_point started = Clock::now();
+  static inline const char* name = "decode";
+
+  [[nodiscard]] double now_s() const {
+    return std::chrono::duration<double>(Clock::now() - started).count();
+  }
+  [[nodiscard]] bool is_eos(worker::ModelId model, std::int32_t token) const {
+    const auto& eos = setup.eos_ids[static_cast<size_t>(model)];
+    return std::find(eos.begin(), eos.end(), token) != eos.end();
+  }
+};
+
+using DecodeActor = caf::stateful_actor<DecodeState>;
+
+void drive(DecodeActor* self, size_t index);
+
+// Tells prefill the α each model's next request would meet, for admission control.
+void push_alpha(DecodeActor* self) {
+  auto& s = self->state;
+  if (!s.prefill) return;
+  constexpr std::int64_t kTypicalContext = 512;
+  std::vector<double> alpha(s.costs.size(), 0.0);
+  for (size_t m = 0; m < s.costs.size(); ++m) {
+    double best = 1e9;
+    for (size_t i = 0; i < s.policies.size(); ++i) {
+      best = std::min(best, s.policies[i].what_if_alpha(static_cast<worker::ModelId>(m), kTypicalContext,
+                                                        s.instances[i].resident));
+    }
+    alpha[m] = best;
+  }
+  self->send(s.prefill, alpha_atom::value, std::move(alpha));
+}
+
+std::vector<worker::SeqId> seqs_of(const DecodeState& s, const policy::DecodeBatch& batch,
+                                   bool want_parked) {
+  std::vector<worker::SeqId> seqs;
+  for (const auto& r : batch.requests) {
+    auto it = s.requests.find(r.info.id);
+    if (it == s.requests.end() || it->second.failed) continue;
+    if (it->second.parked == want_parked) seqs.push_back(static_cast<worker::SeqId>(r.info.id));
+  }
+  return seqs;
+}
+
+void set_parked(DecodeState& s, const std::vector<worker::SeqId>& seqs, bool parked) {
+  for (auto seq : seqs) {
+    auto it = s.requests.find(static_cast<policy::RequestId>(seq));
+    if (it != s.requests.end()) it->second.parked = parked;
+  }
+}
+
+void on_stepped(DecodeActor* self, size_t index, policy::BatchId batch_id, DecodeOutcome& outcome) {
+  auto& s = self->state;
+  auto& policy = s.policies[index];
+  const auto* batch = policy.batch(batch_id);
+  if (batch == nullptr) return;
+  worker::ModelId model = batch->model;
+  auto& estimator = s.estimators[static_cast<size_t>(model)];
+  estimator.observe_decode(static_cast<double>(batch->context_tokens),
+                           static_cast<double>(batch->requests.size()), outcome.seconds);
+  estimator.refit();
+  s.costs[static_cast<size_t>(model)].decode = estimator.decode();
+
+  std::vector<TokenEvent> events;
+  std::vector<policy::RequestId> eos;
+  std::unordered_map<policy::RequestId, core::FinishReason> early;
+  for (const auto& token : outcome.tokens) {
+    auto id = static_cast<policy::RequestId>(token.seq);
+    auto& tracked = s.requests.at(id);
+    if (tracked.cancelled) {
+      eos.push_back(id);
+      early[id] = core::FinishReason::kCancelled;
+      continue;  // nobody wants this token
+    }
+    TokenEvent event;
+    event.id = id;
+    if (s.is_eos(model, token.token)) {
+      eos.push_back(id);
+      early[id] = core::FinishReason::kStop;
+    } else {
+      event.tokens = {token.token};
+      event.logprobs = {token.logprob};
+    }
+    events.push_back(std::move(event));
+  }
+  // Requests the device could not run (failed import) end now too.
+  for (const auto& r : batch->requests) {
+    if (s.requests.at(r.info.id).failed) {
+      eos.push_back(r.info.id);
+      early[r.info.id] = core::FinishReason::kError;
+    }
+  }
+  auto step = policy.on_step_done(eos);
+  for (auto id : step.finished) {
+    auto found = std::find_if(events.begin(), events.end(), [&](const TokenEvent& e) { return e.id == id; });
+    if (found == events.end()) {
+      events.push_back(TokenEvent{id, {}, {}, false, core::FinishReason::kNone, {}, -1});
+      found = std::prev(events.end());
+    }
+    found->finished = true;
+    auto reason = early.find(id);
+    found->reason = reason != early.end() ? reason->second : core::FinishReason::kLength;
+    if (found->reason == core::FinishReason::kError) found->error = "the decode device lost this request";
+    self->send(s.instances[index].worker, release_atom::value, static_cast<worker::SeqId>(id));
+    s.requests.erase(id);
+  }
+  if (step.split_batch) {
+    // Truncation: the requests moved out of the batch leave the device.
+    if (const auto* split = policy.batch(*step.split_batch)) {
+      auto seqs = seqs_of(s, *split, /*want_parked=*/false);
+      set_parked(s, seqs, true);
+      self->send(s.instances[index].worker, swapout_atom::value, std::move(seqs));
+    }
+  }
+  if (!events.empty()) self->send(s.proxy, token_atom::value, std::move(events));
+}
+
+void drive(DecodeActor* self, size_t index) {
+  auto& s = self->state;
+  auto& instance = s.instances[index];
+  if (instance.busy) return;
+  auto action = s.policies[index].next_action(s.now_s(), instance.resident);
+  if (action.prefetch_model && action.prefetch_model != instance.prefetching &&
+      action.prefetch_model != instance.resident) {
+    instance.prefetching = action.prefetch_model;
+    self->send(instance.worker, prefetch_atom::value, *action.prefetch_model);
+  }
+  switch (action.kind) {
+    case policy::DecodeAction::Kind::kIdle:
+      return;
+    case policy::DecodeAction::Kind::kSwitch: {
+      SwitchBatchCommand command;
+      if (action.swap_out) {
+        if (const auto* out = s.policies[index].batch(*action.swap_out)) {
+          command.swap_out = seqs_of(s, *out, /*want_parked=*/false);
+        }
+      }
+      if (action.load_model || instance.resident != action.model) command.load = action.model;
+      if (const auto* in = s.policies[index].batch(action.batch)) {
+        command.swap_in = seqs_of(s, *in, /*want_parked=*/true);
+      }
+      instance.busy = true;
+      auto batch = action.batch;
+      auto model = action.model;
+      auto swapped_out = command.swap_out;
+      auto swapped_in = command.swap_in;
+      self->request(instance.worker, caf::infinite, switch_atom::value, std::move(command))
+          .then(
+              [self, index, batch, model, swapped_out, swapped_in](const worker::SwitchStats&) {
+                auto& st = self->state;
+                set_parked(st, swapped_out, true);
+                set_parked(st, swapped_in, false);
+                st.policies[index].on_switched(batch);
+                auto& inst = st.instances[index];
+                inst.resident = model;
+                if (inst.prefetching == model) inst.prefetching.reset();
+                inst.busy = false;
+                push_alpha(self);
+                drive(self, index);
+              },
+              [self, index, batch](caf::error& error) {
+                auto& st = self->state;
+                spdlog::error("decode-{}: switch to batch {} failed: {}", index, batch,
+                              self->system().render(error));
+                if (const auto* b = st.policies[index].batch(batch)) {
+                  for (const auto& r : b->requests) st.requests.at(r.info.id).failed = true;
+                }
+                st.policies[index].on_switched(batch);
+                st.instances[index].busy = false;
+                drive(self, index);
+              });
+      return;
+    }
+    case policy::DecodeAction::Kind::kStep: {
+      const auto* batch = s.policies[index].batch(action.batch);
+      if (batch == nullptr) return;
+      auto seqs = seqs_of(s, *batch, /*want_parked=*/false);
+      instance.busy = true;
+      auto batch_id = action.batch;
+      self->request(instance.worker, caf::infinite, decode_atom::value, std::move(seqs))
+          .then(
+              [self, index, batch_id](DecodeOutcome& outcome) {
+                on_stepped(self, index, batch_id, outcome);
+                self->state.instances[index].busy = false;
+                push_alpha(self);
+                drive(self, index);
+              },
+              [self, index, batch_id](caf::error& error) {
+                auto& st = self->state;
+                spdlog::error("decode-{}: step of batch {} failed: {}", index, batch_id,
+                              self->system().render(error));
+                if (const auto* b = st.policies[index].batch(batch_id)) {
+                  for (const auto& r : b->requests) st.requests.at(r.info.id).failed = true;
+                }
+                DecodeOutcome none;
+                on_stepped(self, index, batch_id, none);
+                st.instances[index].busy = false;
+                drive(self, index);
+              });
+      return;
+    }
+  }
+}
+
+caf::behavior decode_actor(DecodeActor* self, DecodeSetup setup, caf::actor proxy,
+                           std::shared_ptr<ServingMetrics> metrics) {
+  auto& s = self->state;
+  s.setup = std::move(setup);
+  s.proxy = std::move(proxy);
+  s.metrics = std::move(metrics);
+  auto models = static_cast<size_t>(s.setup.models->size());
+  double bandwidth = s.setup.host_to_device_bytes_per_s;
+  for (size_t m = 0; m < models; ++m) {
+    const auto& info = s.setup.models->info(static_cast<worker::ModelId>(m));
+    policy::ModelCosts cost;
+    // Until measured: a batch-1 step reads the weights once (≈ 10 GB/s on a CPU core pair).
+    cost.decode = {static_cast<double>(info.weight_bytes) / 10e9 + 0.001, 1e-7, 1e-4};
+    cost.model_switch_s = static_cast<double>(info.weight_bytes) / bandwidth;
+    cost.kv_swap_s_per_token = static_cast<double>(info.kv_bytes_per_token) / bandwidth;
+    cost.kv_capacity_tokens = s.setup.kv_capacity_tokens[m];
+    s.costs.push_back(cost);
+    s.estimators.emplace_back(policy::PrefillCost{}, cost.decode);
+  }
+  for (auto& worker : s.setup.workers) {
+    s.policies.emplace_back(s.setup.config, std::span<const policy::ModelCosts>(s.costs));
+    s.instances.push_back(Instance{worker, {}, {}, false});
+  }
+  return {
+      [self](wire_atom, caf::actor prefill) {
+        self->state.prefill = std::move(prefill);
+        push_alpha(self);
+      },
+      [self](handoff_atom, Handoff& handoff) {
+        auto& st = self->state;
+        const auto& info = handoff.job.info;
+        auto dispatch = policy::dispatch_decode(st.policies, info.model, info.input_tokens + 1);
+        auto index = static_cast<size_t>(dispatch.instance);
+        auto& policy = st.policies[index];
+        auto batch = policy.add_request(info, dispatch.batch);
+        bool park = policy.current_batch() != batch;
+        st.requests[info.id] = Tracked{index, park, false, false};
+        ImportCommand command{std::move(handoff.kv), handoff.job.sampling, handoff.first_token, park};
+        auto id = info.id;
+        self->request(st.instances[index].worker, caf::infinite, import_atom::value, std::move(command))
+            .then([](bool) {},
+                  [self, id](caf::error& error) {
+                    spdlog::error("decode: importing request {} failed: {}", id, self->system().render(error));
+                    auto it = self->state.requests.find(id);
+                    if (it != self->state.requests.end()) it->second.failed = true;
+                  });
+        push_alpha(self);
+        drive(self, index);
+      },
+      [self](cancel_atom, policy::RequestId id) {
+        auto it = self->state.requests.find(id);
+        if (it != self->state.requests.end()) it->second.cancelled = true;
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_decode(caf::actor_system& system, DecodeSetup setup, caf::actor proxy,
+                        std::shared_ptr<ServingMetrics> metrics) {
+  return system.spawn(decode_actor, std::move(setup), std::move(proxy), std::move(metrics));
+}
+
+}  // namespace aegaeon::actors

@@ -1,0 +1,152 @@
+#include "actors/gpu_worker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "actors/serving_atoms.hpp"
+#include "actors/serving_metrics.hpp"
+
+namespace aegaeon::actors {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct GpuWorkerState {
+  std::unique_ptr<worker::DeviceWorker> device;
+  std::string device_name;
+  std::shared_ptr<ServingMetrics> metrics;
+  std::shared_ptr<ResidencyBoard> residency;
+  size_t slot = 0;
+  worker::WorkerCounters reported;  // counters already added to the Prometheus families
+  static inline const char* name = "gpu_worker";
+};
+
+caf::error failure(const core::Error& e) { return caf::make_error(caf::sec::runtime_error, e.message); }
+
+double since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Publishes what the device did since the last report: switch latency, counters, residency.
+void report(GpuWorkerState& s, const worker::SwitchStats* stats = nullptr) {
+  auto& m = *s.metrics;
+  const auto now = s.device->counters();
+  auto add = [](core::Counter& counter, std::uint64_t after, std::uint64_t before) {
+    if (after > before) counter.increment(static_cast<double>(after - before));
+  };
+  add(m.switches.add({{"device", s.device_name}, {"prefetched", "false"}}),
+      now.switches - now.switches_adopted, s.reported.switches - s.reported.switches_adopted);
+  add(m.switches.add({{"device", s.device_name}, {"prefetched", "true"}}), now.switches_adopted,
+      s.reported.switches_adopted);
+  add(m.weights_copy_bytes.add({{"device", s.device_name}}), now.weights_copy_bytes,
+      s.reported.weights_copy_bytes);
+  add(m.kv_swap_bytes.add({{"device", s.device_name}, {"direction", "swap"}}), now.kv_swap_bytes,
+      s.reported.kv_swap_bytes);
+  add(m.kv_swap_bytes.add({{"device", s.device_name}, {"direction", "handoff"}}),
+      now.kv_transfer_bytes, s.reported.kv_transfer_bytes);
+  s.reported = now;
+  if (stats != nullptr) m.switch_s.add({{"device", s.device_name}}).observe(stats->seconds);
+  s.residency->device_model[s.slot].store(s.device->resident_model().value_or(-1));
+}
+
+caf::behavior gpu_worker(caf::stateful_actor<GpuWorkerState>* self,
+                         std::shared_ptr<std::unique_ptr<worker::DeviceWorker>> device,
+                         std::string name, std::shared_ptr<ServingMetrics> metrics,
+                         std::shared_ptr<ResidencyBoard> residency, size_t slot) {
+  auto& s = self->state;
+  s.device = std::move(*device);
+  s.device_name = std::move(name);
+  s.metrics = std::move(metrics);
+  s.residency = std::move(residency);
+  s.slot = slot;
+  return {
+      [self](switch_atom, worker::ModelId model) -> caf::result<worker::SwitchStats> {
+        auto& s = self->state;
+        auto stats = s.device->switch_model(model);
+        if (!stats.ok()) return failure(stats.error());
+        report(s, &*stats);
+        return *stats;
+      },
+      [self](prefetch_atom, worker::ModelId model) {
+        if (auto started = self->state.device->prefetch(model); !started.ok()) {
+          spdlog::warn("{}: prefetch of model {} failed: {}", self->state.device_name, model, started.error().message);
+        }
+      },
+      [self](prefill_atom, const worker::PrefillItem& item) -> caf::result<PrefillOutcome> {
+        auto& s = self->state;
+        auto start = Clock::now();
+        auto tokens = s.device->prefill(std::span<const worker::PrefillItem>(&item, 1));
+        if (!tokens.ok()) return failure(tokens.error());
+        PrefillOutcome outcome;
+        outcome.first = tokens->at(0);
+        outcome.seconds = since(start);
+        // A prefill device keeps no KV: it goes to decode with the request.
+        auto kv = s.device->export_sequence(item.seq);
+        if (!kv.ok()) return failure(kv.error());
+        outcome.kv = std::move(*kv);
+        report(s);
+        return outcome;
+      },
+      [self](import_atom, ImportCommand& command) -> caf::result<bool> {
+        auto& s = self->state;
+        worker::SeqId seq = command.kv.seq;
+        auto imported = s.device->import_sequence(std::move(command.kv), command.sampling,
+                                                  command.last_token, {});
+        if (!imported.ok()) return failure(imported.error());
+        // An import for a non-resident model already lands on the host slab.
+        if (command.park && s.device->kv_ready(seq)) {
+          if (auto parked = s.device->swap_out(seq); !parked.ok()) return failure(parked.error());
+        }
+        return true;
+      },
+      [self](switch_atom, const SwitchBatchCommand& command) -> caf::result<worker::SwitchStats> {
+        auto& s = self->state;
+        for (auto seq : command.swap_out) {
+          if (auto out = s.device->swap_out(seq); !out.ok()) return failure(out.error());
+        }
+        worker::SwitchStats stats;
+        if (command.load) {
+          auto switched = s.device->switch_model(*command.load);
+          if (!switched.ok()) return failure(switched.error());
+          stats = *switched;
+        }
+        for (auto seq : command.swap_in) {
+          if (auto in = s.device->swap_in(seq); !in.ok()) return failure(in.error());
+        }
+        report(s, command.load ? &stats : nullptr);
+        return stats;
+      },
+      [self](decode_atom, const std::vector<worker::SeqId>& seqs) -> caf::result<DecodeOutcome> {
+        auto& s = self->state;
+        auto start = Clock::now();
+        auto tokens = s.device->decode_step(seqs);
+        if (!tokens.ok()) return failure(tokens.error());
+        DecodeOutcome outcome{std::move(*tokens), since(start), s.device->kv_usage()};
+        s.metrics->kv_usage.add({{"device", s.device_name}}).set(outcome.kv_usage);
+        report(s);
+        return outcome;
+      },
+      [self](swapout_atom, const std::vector<worker::SeqId>& seqs) {
+        for (auto seq : seqs) {
+          if (auto out = self->state.device->swap_out(seq); !out.ok()) {
+            spdlog::warn("{}: swap-out of {} failed: {}", self->state.device_name, seq, out.error().message);
+          }
+        }
+      },
+      [self](release_atom, worker::SeqId seq) { self->state.device->release(seq); },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_gpu_worker(caf::actor_system& system, std::unique_ptr<worker::DeviceWorker> device,
+                            std::string name, std::shared_ptr<ServingMetrics> metrics,
+                            std::shared_ptr<ResidencyBoard> residency, size_t slot) {
+  // CAF copies spawn arguments; the device travels inside a shared_ptr and is moved out once.
+  auto holder = std::make_shared<std::unique_ptr<worker::DeviceWorker>>(std::move(device));
+  return system.spawn<caf::detached>(gpu_worker, std::move(holder), std::move(name), std::move(metrics),
+                                     std::move(residency), slot);
+}
+
+}  // namespace aegaeon::actors

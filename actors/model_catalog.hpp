@@ -1,0 +1,48 @@
+// ModelCatalog: what the front door knows of each served model — its name, tokenizer, chat
+// template, end-of-sequence ids and context length. Immutable once loaded; shared by the proxy
+// and the HTTP routes.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+#include "gpu/model/chat_template.hpp"
+#include "gpu/model/tokenizer.hpp"
+#include "gpu/worker/device_worker.hpp"
+
+namespace aegaeon::actors {
+
+/// One served model as the front door sees it.
+struct CatalogEntry {
+  worker::ModelId id = 0;
+  std::string name;
+  gpu::Tokenizer tokenizer;
+  std::optional<gpu::ChatTemplate> chat_template;  ///< absent: only /v1/completions
+  std::vector<std::int32_t> eos_ids;                 ///< tokens that end a generation
+  std::int32_t max_context_tokens = 0;
+};
+
+/// Every served model, by name and by id.
+class ModelCatalog {
+ public:
+  /// Loads tokenizer.json (+ tokenizer_config.json) of every model; ids follow `specs` order
+  /// (the HostModelCache's). Errors name the model and file.
+  static core::Result<std::shared_ptr<const ModelCatalog>> load(
+      std::span<const worker::ModelSpec> specs, const worker::HostModelCache& cache);
+
+  /// The model called `name`, or nullptr.
+  [[nodiscard]] const CatalogEntry* find(std::string_view name) const;
+  /// The model with id `id`.
+  [[nodiscard]] const CatalogEntry& at(worker::ModelId id) const { return entries_.at(static_cast<size_t>(id)); }
+  /// All models in id order.
+  [[nodiscard]] const std::vector<CatalogEntry>& entries() const { return entries_; }
+
+ private:
+  std::vector<CatalogEntry> entries_;
+};
+
+}  // namespace aegaeon::actors

@@ -1,0 +1,222 @@
+#include "actors/prefill.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "actors/policy/cost_model.hpp"
+#include "actors/policy/prefill_scheduler.hpp"
+#include "actors/serving_atoms.hpp"
+#include "actors/serving_metrics.hpp"
+
+namespace aegaeon::actors {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Instance {
+  caf::actor worker;
+  std::optional<worker::ModelId> resident;
+  std::optional<worker::ModelId> prefetching;
+  bool busy = false;
+};
+
+struct PrefillState {
+  PrefillSetup setup;
+  caf::actor decode;
+  caf::actor proxy;
+  std::shared_ptr<ServingMetrics> metrics;
+  std::unique_ptr<policy::PrefillScheduler> scheduler;
+  std::vector<Instance> instances;
+  std::unordered_map<policy::RequestId, PrefillJob> jobs;
+  std::unordered_set<policy::RequestId> cancelled;
+  std::vector<policy::ExecutionEstimator> estimators;  // per model, refit from measured prefills
+  std::vector<double> decode_alpha;                    // per model, pushed by decode
+  Clock::time_point started = Clock::now();
+  static inline const char* name = "prefill";
+
+  [[nodiscard]] double now_s() const {
+    return std::chrono::duration<double>(Clock::now() - started).count();
+  }
+  [[nodiscard]] double switch_s(worker::ModelId model) const {
+    return static_cast<double>(setup.models->info(model).weight_bytes) / setup.host_to_device_bytes_per_s;
+  }
+  // Queue wait + switches + own prefill on the instance a new request of `job` would join.
+  [[nodiscard]] double predicted_ttft_s(const PrefillJob& job) const {
+    auto dispatch = scheduler->preview(job.info.model);
+    const auto& instance = instances[static_cast<size_t>(dispatch.instance)];
+    double total = 0;
+    std::optional<worker::ModelId> model = instance.resident;
+    auto account = [&](const policy::RequestInfo& r) {
+      if (model != r.model) total += switch_s(r.model);
+      model = r.model;
+      total += estimators[static_cast<size_t>(r.model)].prefill().single_s(r.input_tokens);
+    };
+    for (const auto& pending : scheduler->pending(dispatch.instance)) account(pending);
+    account(job.info);
+    return total;
+  }
+};
+
+using PrefillActor = caf::stateful_actor<PrefillState>;
+
+void drive(PrefillActor* self, size_t index);
+
+void finish_with_error(PrefillActor* self, policy::RequestId id, const std::string& message) {
+  TokenEvent event;
+  event.id = id;
+  event.finished = true;
+  event.reason = core::FinishReason::kError;
+  event.error = message;
+  self->send(self->state.proxy, token_atom::value, std::vector<TokenEvent>{std::move(event)});
+}
+
+void on_prefilled(PrefillActor* self, size_t index, const PrefillJob& job, PrefillOutcome& outcome,
+                  double queue_s) {
+  auto& s = self->state;
+  auto model = static_cast<size_t>(job.info.model);
+  s.estimators[model].observe_prefill(job.info.input_tokens,
+                                      double(job.info.input_tokens) * job.info.input_tokens,
+                                      outcome.seconds);
+  s.estimators[model].refit();
+
+  TokenEvent event;
+  event.id = job.info.id;
+  event.tokens = {outcome.first.token};
+  event.logprobs = {outcome.first.logprob};
+  event.queue_s = queue_s;
+  const auto& eos = s.setup.eos_ids[model];
+  bool is_eos = std::find(eos.begin(), eos.end(), outcome.first.token) != eos.end();
+  bool cancelled = s.cancelled.erase(job.info.id) > 0;
+  if (is_eos || job.info.max_output_tokens <= 1 || cancelled) {
+    event.finished = true;
+    event.reason = is_eos ? core::FinishReason::kStop
+                          : cancelled ? core::FinishReason::kCancelled : core::FinishReason::kLength;
+    self->send(s.proxy, token_atom::value, std::vector<TokenEvent>{std::move(event)});
+    return;  // the exported KV is dropped with `outcome`
+  }
+  self->send(s.proxy, token_atom::value, std::vector<TokenEvent>{std::move(event)});
+  self->send(s.decode, handoff_atom::value, Handoff{job, std::move(outcome.kv), outcome.first.token});
+  (void)index;
+}
+
+void drive(PrefillActor* self, size_t index) {
+  auto& s = self->state;
+  auto& instance = s.instances[index];
+  if (instance.busy) return;
+  auto action = s.scheduler->next_action(static_cast<policy::InstanceId>(index), instance.resident);
+  if (action.prefetch_model && action.prefetch_model != instance.prefetching &&
+      action.prefetch_model != instance.resident) {
+    instance.prefetching = action.prefetch_model;
+    self->send(instance.worker, prefetch_atom::value, *action.prefetch_model);
+  }
+  switch (action.kind) {
+    case policy::PrefillAction::Kind::kIdle:
+      return;
+    case policy::PrefillAction::Kind::kSwitch: {
+      instance.busy = true;
+      worker::ModelId model = action.model;
+      self->request(instance.worker, caf::infinite, switch_atom::value, model)
+          .then(
+              [self, index, model](const worker::SwitchStats&) {
+                auto& inst = self->state.instances[index];
+                inst.resident = model;
+                if (inst.prefetching == model) inst.prefetching.reset();
+                inst.busy = false;
+                drive(self, index);
+              },
+              [self, index, model](caf::error& error) {
+                spdlog::error("prefill-{}: switch to model {} failed: {}", index, model,
+                              self->system().render(error));
+                self->state.instances[index].busy = false;  // the scheduler will try again
+              });
+      return;
+    }
+    case policy::PrefillAction::Kind::kRun: {
+      auto id = action.request;
+      auto found = s.jobs.find(id);
+      if (found == s.jobs.end() || s.cancelled.count(id) != 0) {
+        s.scheduler->on_prefill_done(static_cast<policy::InstanceId>(index), id);
+        if (found != s.jobs.end()) s.jobs.erase(found);
+        s.cancelled.erase(id);
+        TokenEvent event{id, {}, {}, true, core::FinishReason::kCancelled, {}, -1};
+        self->send(s.proxy, token_atom::value, std::vector<TokenEvent>{std::move(event)});
+        drive(self, index);
+        return;
+      }
+      instance.busy = true;
+      double queue_s = s.now_s() - found->second.info.arrival_s;
+      worker::PrefillItem item{static_cast<worker::SeqId>(id), found->second.prompt, found->second.sampling};
+      self->request(instance.worker, caf::infinite, prefill_atom::value, std::move(item))
+          .then(
+              [self, index, id, queue_s](PrefillOutcome& outcome) {
+                auto& st = self->state;
+                st.scheduler->on_prefill_done(static_cast<policy::InstanceId>(index), id);
+                auto job = std::move(st.jobs.at(id));
+                st.jobs.erase(id);
+                on_prefilled(self, index, job, outcome, queue_s);
+                st.instances[index].busy = false;
+                drive(self, index);
+              },
+              [self, index, id](caf::error& error) {
+                auto& st = self->state;
+                st.scheduler->on_prefill_done(static_cast<policy::InstanceId>(index), id);
+                st.jobs.erase(id);
+                st.cancelled.erase(id);
+                finish_with_error(self, id, "prefill failed: " + self->system().render(error));
+                st.instances[index].busy = false;
+                drive(self, index);
+              });
+      return;
+    }
+  }
+}
+
+caf::behavior prefill_actor(PrefillActor* self, PrefillSetup setup, caf::actor decode,
+                            caf::actor proxy, std::shared_ptr<ServingMetrics> metrics) {
+  auto& s = self->state;
+  s.setup = std::move(setup);
+  s.decode = std::move(decode);
+  s.proxy = std::move(proxy);
+  s.metrics = std::move(metrics);
+  auto instances = static_cast<std::int32_t>(s.setup.workers.size());
+  s.scheduler = std::make_unique<policy::PrefillScheduler>(instances);
+  for (auto& w : s.setup.workers) s.instances.push_back(Instance{w, {}, {}, false});
+  auto models = static_cast<size_t>(s.setup.models->size());
+  // Until measurements arrive: 5 ms fixed + 0.2 ms per prompt token (refit after each prefill).
+  s.estimators.assign(models, policy::ExecutionEstimator({0.005, 2e-4, 0}, {}));
+  s.decode_alpha.assign(models, 0.0);
+  return {
+      [self](admit_atom, PrefillJob& job) -> AdmissionReply {
+        auto& st = self->state;
+        policy::AdmissionInput input;
+        input.decode_alpha = st.decode_alpha[static_cast<size_t>(job.info.model)];
+        input.predicted_ttft_s = st.predicted_ttft_s(job);
+        input.decode_drain_s = 1.0;
+        auto decision = policy::decide_admission(st.setup.admission, st.setup.slo, input);
+        if (!decision.admit) return AdmissionReply{false, decision.retry_after_s, decision.reason};
+        job.info.arrival_s = st.now_s();
+        auto dispatch = st.scheduler->on_arrival(job.info);
+        st.jobs.emplace(job.info.id, std::move(job));
+        drive(self, static_cast<size_t>(dispatch.instance));
+        return AdmissionReply{true, 0, {}};
+      },
+      [self](cancel_atom, policy::RequestId id) {
+        if (self->state.jobs.count(id) != 0) self->state.cancelled.insert(id);
+      },
+      [self](alpha_atom, const std::vector<double>& alpha) { self->state.decode_alpha = alpha; },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_prefill(caf::actor_system& system, PrefillSetup setup, caf::actor decode,
+                         caf::actor proxy, std::shared_ptr<ServingMetrics> metrics) {
+  return system.spawn(prefill_actor, std::move(setup), std::move(decode), std::move(proxy),
+                      std::move(metrics));
+}
+
+}  // namespace aegaeon::actors

@@ -1,0 +1,342 @@
+#include "actors/proxy.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <ctime>
+#include <random>
+#include <unordered_map>
+
+#include "actors/model_catalog.hpp"
+#include "actors/serving_atoms.hpp"
+#include "actors/serving_metrics.hpp"
+#include "gpu/model/tokenizer_incremental_decoder.hpp"
+#include "rpc/http/openai_api.hpp"
+
+namespace aegaeon::actors {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace openai = rpc::http::openai;
+
+// One request between admission and its last token.
+struct Active {
+  core::GenerationRequest request;
+  const CatalogEntry* model = nullptr;
+  rpc::http::Responder responder;
+  std::optional<rpc::http::EventStream> stream;
+  openai::ResponseFormatter format;
+  gpu::IncrementalDecoder decoder;
+  std::string text;                    // everything released to the client so far
+  std::string held;                    // decoded text held back: it may start a stop string
+  std::vector<openai::TokenOut> unsent;  // tokens whose text is not yet released (streaming)
+  std::vector<openai::TokenOut> all_tokens;  // for non-streaming logprobs
+  std::int64_t prompt_tokens = 0;
+  std::int64_t completion_tokens = 0;
+  Clock::time_point arrival = Clock::now();
+  std::optional<Clock::time_point> first_token;
+  Clock::time_point last_token;
+  double max_gap_s = 0;
+};
+
+struct ProxyState {
+  std::shared_ptr<const ModelCatalog> catalog;
+  policy::Slo slo;
+  std::shared_ptr<ServingMetrics> metrics;
+  caf::actor prefill;
+  caf::actor decode;
+  policy::RequestId next_id = 1;
+  std::unordered_map<policy::RequestId, Active> active;
+  std::unordered_map<std::string, std::pair<std::int64_t, std::int64_t>> slo_met;  // model → (met, all)
+  std::mt19937_64 seeds{std::random_device{}()};
+  static inline const char* name = "proxy";
+};
+
+using ProxyActor = caf::stateful_actor<ProxyState>;
+
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+model::SamplingParams to_sampling(const core::SamplingOptions& o, std::mt19937_64& seeds) {
+  model::SamplingParams p;
+  p.temperature = o.temperature;
+  p.top_k = o.top_k;
+  p.top_p = o.top_p;
+  p.presence_penalty = o.presence_penalty;
+  p.frequency_penalty = o.frequency_penalty;
+  p.seed = o.seed ? *o.seed : seeds();
+  return p;
+}
+
+// The prompt tokens of a request, or the error the client gets.
+core::Result<std::vector<std::int32_t>> tokenize(const core::GenerationRequest& request,
+                                                 const CatalogEntry& model) {
+  if (request.api == core::GenerationRequest::Api::kCompletion) {
+    return model.tokenizer.encode(request.prompt, /*add_special_tokens=*/true);
+  }
+  if (!model.chat_template) {
+    core::Error e{core::ErrorCode::kInvalidArgument,
+                  "model '" + model.name + "' has no chat template; use /v1/completions", "model"};
+    return e;
+  }
+  std::vector<gpu::ChatMessage> messages;
+  for (const auto& m : request.messages) messages.push_back({m.role, m.content});
+  auto prompt = model.chat_template->render(messages, /*add_generation_prompt=*/true);
+  if (!prompt.ok()) {
+    core::Error e = prompt.error();
+    e.code = core::ErrorCode::kInvalidArgument;
+    e.field = "messages";
+    return e;
+  }
+  // The rendered template already carries BOS where the family wants it.
+  return model.tokenizer.encode(*prompt, /*add_special_tokens=*/false);
+}
+
+// Length of the longest suffix of `text` that is a proper prefix of some stop string.
+size_t stop_prefix_suffix(const std::string& text, const std::vector<std::string>& stops) {
+  size_t keep = 0;
+  for (const auto& stop : stops) {
+    for (size_t n = std::min(text.size(), stop.size() - 1); n > keep; --n) {
+      if (text.compare(text.size() - n, n, stop, 0, n) == 0) {
+        keep = n;
+        break;
+      }
+    }
+  }
+  return keep;
+}
+
+void send_chunk(Active& a, std::string piece) {
+  a.text += piece;
+  if (!a.stream) return;
+  if (piece.empty() && !(a.request.logprobs && !a.unsent.empty())) return;
+  // The chunk's text is what was released now; its tokens are those not yet reported.
+  std::vector<openai::TokenOut> tokens = std::move(a.unsent);
+  a.unsent.clear();
+  if (tokens.empty()) tokens.push_back({});
+  tokens.front().text = std::move(piece);
+  for (size_t i = 1; i < tokens.size(); ++i) tokens[i].text.clear();
+  a.stream->send(a.format.chunk(tokens));
+}
+
+void finish(ProxyActor* self, policy::RequestId id, core::FinishReason reason,
+            const std::string& error = {}) {
+  auto& s = self->state;
+  auto it = s.active.find(id);
+  if (it == s.active.end()) return;
+  Active& a = it->second;
+  const std::string& model_name = a.model->name;
+  if (reason != core::FinishReason::kStop || a.held.empty()) {
+    // Text held for stop matching is released unless a stop string ended the generation.
+    std::string rest = a.held + (reason == core::FinishReason::kStop ? "" : a.decoder.flush());
+    a.held.clear();
+    if (!rest.empty() || !a.unsent.empty()) send_chunk(a, std::move(rest));
+  }
+  openai::Usage usage{a.prompt_tokens, a.completion_tokens};
+  if (!error.empty()) {
+    auto response = openai::error_response(core::error(core::ErrorCode::kInternal, error));
+    if (a.stream) {
+      a.stream->send(response.body);
+      a.stream->send("[DONE]");
+      a.stream->close();
+    } else {
+      a.responder.respond(std::move(response));
+    }
+  } else if (a.stream) {
+    a.stream->send(a.format.finish_chunk(reason));
+    if (a.request.include_usage) a.stream->send(a.format.usage_chunk(usage));
+    a.stream->send("[DONE]");
+    a.stream->close();
+  } else if (reason != core::FinishReason::kCancelled) {
+    rpc::http::HttpResponse response;
+    response.body = a.format.full_response(a.text, a.all_tokens, reason, usage);
+    a.responder.respond(std::move(response));
+  }
+  auto now = Clock::now();
+  auto& m = *s.metrics;
+  m.e2e_s.add({{"model_name", model_name}}).observe(seconds(now - a.arrival));
+  m.requests.add({{"model_name", model_name}, {"finished_reason", core::to_string(reason)}}).increment();
+  (a.first_token ? m.running : m.waiting).add({{"model_name", model_name}}).decrement();
+  if (reason != core::FinishReason::kCancelled && error.empty()) {
+    // Request-level attainment (DistServe/vLLM --goodput style): TTFT and mean TPOT within SLO.
+    double ttft = a.first_token ? seconds(*a.first_token - a.arrival) : 1e9;
+    double tpot = a.completion_tokens > 1
+                      ? seconds(a.last_token - *a.first_token) / double(a.completion_tokens - 1)
+                      : 0.0;
+    auto& [met, all] = s.slo_met[model_name];
+    met += (ttft <= s.slo.ttft_s && tpot <= s.slo.tbt_s) ? 1 : 0;
+    all += 1;
+    m.slo_attainment.add({{"model_name", model_name}}).set(double(met) / double(all));
+  }
+  if (reason != core::FinishReason::kLength && reason != core::FinishReason::kError) {
+    // Stop string, EOS or cancellation: make sure prefill and decode let go of it.
+    self->send(s.prefill, cancel_atom::value, id);
+    self->send(s.decode, cancel_atom::value, id);
+  }
+  s.active.erase(it);
+}
+
+void on_tokens(ProxyActor* self, TokenEvent& event) {
+  auto& s = self->state;
+  auto it = s.active.find(event.id);
+  if (it == s.active.end()) return;  // finished or cancelled already
+  Active& a = it->second;
+  auto now = Clock::now();
+  const std::string& model_name = a.model->name;
+  if (event.queue_s >= 0) s.metrics->queue_s.add({{"model_name", model_name}}).observe(event.queue_s);
+  for (size_t i = 0; i < event.tokens.size(); ++i) {
+    std::int32_t token = event.tokens[i];
+    if (!a.first_token) {
+      a.first_token = now;
+      s.metrics->ttft_s.add({{"model_name", model_name}}).observe(seconds(now - a.arrival));
+      s.metrics->waiting.add({{"model_name", model_name}}).decrement();
+      s.metrics->running.add({{"model_name", model_name}}).increment();
+    } else {
+      double gap = seconds(now - a.last_token);
+      a.max_gap_s = std::max(a.max_gap_s, gap);
+      s.metrics->inter_token_s.add({{"model_name", model_name}}).observe(gap);
+    }
+    a.last_token = now;
+    ++a.completion_tokens;
+    s.metrics->generation_tokens.add({{"model_name", model_name}}).increment();
+
+    std::string piece = a.decoder.step(token);
+    openai::TokenOut out{piece, event.logprobs.at(i), std::string(a.model->tokenizer.id_to_token(token).value_or(""))};
+    a.unsent.push_back(out);
+    a.all_tokens.push_back(std::move(out));
+    a.held += piece;
+    for (const auto& stop : a.request.stop) {
+      auto pos = a.held.find(stop);
+      if (pos != std::string::npos) {
+        send_chunk(a, a.held.substr(0, pos));
+        a.held.clear();
+        finish(self, event.id, core::FinishReason::kStop);
+        return;
+      }
+    }
+    size_t keep = stop_prefix_suffix(a.held, a.request.stop);
+    std::string release = a.held.substr(0, a.held.size() - keep);
+    a.held.erase(0, a.held.size() - keep);
+    if (!release.empty() || a.request.logprobs) send_chunk(a, std::move(release));
+  }
+  if (!a.first_token && !event.finished) return;
+  if (event.finished) {
+    if (!event.error.empty()) {
+      finish(self, event.id, core::FinishReason::kError, event.error);
+    } else {
+      finish(self, event.id, event.reason);
+    }
+  }
+}
+
+void on_submit(ProxyActor* self, core::GenerationRequest& request,
+               const rpc::http::Responder& responder) {
+  auto& s = self->state;
+  const CatalogEntry* model = s.catalog->find(request.model);
+  if (model == nullptr) {
+    core::Error e{core::ErrorCode::kNotFound, "model '" + request.model + "' is not served here (see GET /v1/models)", "model"};
+    responder.respond(openai::error_response(e));
+    return;
+  }
+  auto prompt = tokenize(request, *model);
+  if (!prompt.ok()) {
+    responder.respond(openai::error_response(prompt.error()));
+    return;
+  }
+  auto prompt_tokens = static_cast<std::int32_t>(prompt->size());
+  std::int32_t room = model->max_context_tokens - prompt_tokens;
+  if (room < 1) {
+    core::Error e{core::ErrorCode::kInvalidArgument,
+                  "the prompt has " + std::to_string(prompt_tokens) + " tokens; model '" + model->name +
+                      "' has a context of " + std::to_string(model->max_context_tokens) + " tokens",
+                  request.api == core::GenerationRequest::Api::kChat ? "messages" : "prompt"};
+    responder.respond(openai::error_response(e));
+    return;
+  }
+  if (request.max_tokens && *request.max_tokens > room) {
+    core::Error e{core::ErrorCode::kInvalidArgument,
+                  "max_tokens " + std::to_string(*request.max_tokens) + " + " + std::to_string(prompt_tokens) +
+                      " prompt tokens exceed the context of " + std::to_string(model->max_context_tokens),
+                  "max_tokens"};
+    responder.respond(openai::error_response(e));
+    return;
+  }
+  policy::RequestId id = s.next_id++;
+  PrefillJob job;
+  job.info = policy::RequestInfo{id, model->id, 0.0, prompt_tokens, request.max_tokens.value_or(room)};
+  job.prompt = std::move(*prompt);
+  job.sampling = to_sampling(request.sampling, s.seeds);
+
+  Active a{request, model, responder, std::nullopt,
+           openai::ResponseFormatter(request.api, model->name, static_cast<std::uint64_t>(id),
+                                     static_cast<std::int64_t>(std::time(nullptr)), request.logprobs),
+           gpu::IncrementalDecoder(model->tokenizer, /*skip_special_tokens=*/true)};
+  a.prompt_tokens = prompt_tokens;
+  s.active.emplace(id, std::move(a));
+  s.metrics->waiting.add({{"model_name", model->name}}).increment();
+  s.metrics->prompt_tokens.add({{"model_name", model->name}}).increment(prompt_tokens);
+
+  self->request(s.prefill, caf::infinite, admit_atom::value, std::move(job))
+      .then(
+          [self, id](const AdmissionReply& reply) {
+            auto& st = self->state;
+            auto it = st.active.find(id);
+            if (it == st.active.end()) return;
+            Active& a = it->second;
+            if (!reply.admitted) {
+              core::Error e{core::ErrorCode::kResourceExhausted, "overloaded: " + reply.reason, {}};
+              a.responder.respond(openai::error_response(e, static_cast<int>(std::ceil(reply.retry_after_s))));
+              st.metrics->requests.add({{"model_name", a.model->name}, {"finished_reason", "rejected"}}).increment();
+              st.metrics->waiting.add({{"model_name", a.model->name}}).decrement();
+              st.active.erase(it);
+              return;
+            }
+            if (a.request.stream && !a.stream) {
+              a.stream = a.responder.open_stream();
+              // Runs on the kj thread when the client goes away: only a message is sent.
+              a.stream->on_cancel([proxy = caf::actor_cast<caf::actor>(self), id] {
+                caf::anon_send(proxy, cancel_atom::value, id);
+              });
+            }
+          },
+          [self, id](caf::error& error) {
+            finish(self, id, core::FinishReason::kError, "admission failed: " + self->system().render(error));
+          });
+}
+
+caf::behavior proxy_actor(ProxyActor* self, std::shared_ptr<const ModelCatalog> catalog,
+                          policy::Slo slo, std::shared_ptr<ServingMetrics> metrics) {
+  self->state.catalog = std::move(catalog);
+  self->state.slo = slo;
+  self->state.metrics = std::move(metrics);
+  return {
+      [self](wire_atom, caf::actor prefill, caf::actor decode) {
+        self->state.prefill = std::move(prefill);
+        self->state.decode = std::move(decode);
+      },
+      [self](submit_atom, core::GenerationRequest& request, const rpc::http::Responder& responder) {
+        on_submit(self, request, responder);
+      },
+      [self](token_atom, std::vector<TokenEvent>& events) {
+        for (auto& event : events) on_tokens(self, event);
+      },
+      [self](cancel_atom, policy::RequestId id) { finish(self, id, core::FinishReason::kCancelled); },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_proxy(caf::actor_system& system, std::shared_ptr<const ModelCatalog> catalog,
+                       policy::Slo slo, std::shared_ptr<ServingMetrics> metrics) {
+  return system.spawn(proxy_actor, std::move(catalog), slo, std::move(metrics));
+}
+
+void submit_generation(const caf::actor& proxy, core::GenerationRequest request,
+                       const rpc::http::Responder& responder) {
+  caf::anon_send(proxy, submit_atom::value, std::move(request), responder);
+}
+
+void wire_proxy(const caf::actor& proxy, const caf::actor& prefill, const caf::actor& decode) {
+  caf::anon_send(proxy, wire_atom::value, prefill, decode);
+}
+
+}  // namespace aegaeon::actors

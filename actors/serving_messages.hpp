@@ -1,0 +1,79 @@
+// Plain data the serving roles exchange inside one process (DESIGN.md rule 3: messages are
+// data). Across processes the same fields travel as rpc/schema messages.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "actors/policy/request.hpp"
+#include "core/generation.hpp"
+#include "gpu/model/sampler.hpp"
+#include "gpu/worker/device_worker.hpp"
+
+namespace aegaeon::actors {
+
+/// A tokenized request on its way to prefill.
+struct PrefillJob {
+  policy::RequestInfo info;               ///< id, model, arrival, prompt and max output lengths
+  std::vector<std::int32_t> prompt;
+  model::SamplingParams sampling;
+};
+
+/// The front door's question to the prefill role: admit this request?
+struct AdmissionReply {
+  bool admitted = true;
+  double retry_after_s = 0;
+  std::string reason;
+};
+
+/// Tokens produced for one request (one decode step, or the first token from prefill).
+struct TokenEvent {
+  policy::RequestId id = 0;
+  std::vector<std::int32_t> tokens;
+  std::vector<float> logprobs;
+  bool finished = false;
+  core::FinishReason reason = core::FinishReason::kNone;
+  std::string error;                      ///< set when the request failed inside the runtime
+  double queue_s = -1;                    ///< set on the first event: arrival → prefill start
+};
+
+/// A prefilled request moving to decode, with its KV.
+struct Handoff {
+  PrefillJob job;
+  worker::KvExport kv;
+  std::int32_t first_token = 0;
+};
+
+/// What a decode device does at a turn boundary (one round trip to the gpu_worker).
+struct SwitchBatchCommand {
+  std::vector<worker::SeqId> swap_out;
+  std::optional<worker::ModelId> load;
+  std::vector<worker::SeqId> swap_in;
+};
+
+/// A gpu_worker's answer to a prefill: the first token and the exported KV.
+struct PrefillOutcome {
+  worker::SampledToken first;
+  worker::KvExport kv;
+  double seconds = 0;
+};
+
+/// A gpu_worker's answer to a decode step.
+struct DecodeOutcome {
+  std::vector<worker::SampledToken> tokens;
+  double seconds = 0;
+  double kv_usage = 0;
+};
+
+/// Adopt a sequence handed off by prefill; `park` swaps it straight out to host memory (its
+/// batch is not the one on the device).
+struct ImportCommand {
+  worker::KvExport kv;
+  model::SamplingParams sampling;
+  std::int32_t last_token = 0;
+  bool park = false;
+};
+
+}  // namespace aegaeon::actors

@@ -1,0 +1,32 @@
+// The serving metrics (vLLM-compatible names with the aegaeon_ prefix, label model_name, plus
+// the switch-specific ones), registered once and updated lock-free by the actors.
+#pragma once
+
+#include <string>
+
+#include "core/metrics.hpp"
+
+namespace aegaeon::actors {
+
+/// Every family the serving roles update. Borrowed references; the Registry outlives it.
+struct ServingMetrics {
+  explicit ServingMetrics(core::Registry& registry);
+
+  core::Family<core::Histogram>& ttft_s;
+  core::Family<core::Histogram>& inter_token_s;
+  core::Family<core::Histogram>& e2e_s;
+  core::Family<core::Histogram>& queue_s;
+  core::Family<core::Gauge>& running;
+  core::Family<core::Gauge>& waiting;
+  core::Family<core::Gauge>& kv_usage;
+  core::Family<core::Counter>& prompt_tokens;
+  core::Family<core::Counter>& generation_tokens;
+  core::Family<core::Counter>& requests;          ///< by model_name and finished_reason
+  core::Family<core::Histogram>& switch_s;
+  core::Family<core::Counter>& switches;
+  core::Family<core::Counter>& kv_swap_bytes;
+  core::Family<core::Counter>& weights_copy_bytes;
+  core::Family<core::Gauge>& slo_attainment;
+};
+
+}  // namespace aegaeon::actors

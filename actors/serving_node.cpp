@@ -1,0 +1,118 @@
+#include "actors/serving_node.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/decode.hpp"
+#include "actors/gpu_worker.hpp"
+#include "actors/model_catalog.hpp"
+#include "actors/prefill.hpp"
+#include "actors/proxy.hpp"
+#include "actors/serving_atoms.hpp"
+#include "actors/serving_metrics.hpp"
+#include "core/metrics.hpp"
+
+namespace aegaeon::actors {
+
+struct ServingNode::Impl {
+  std::shared_ptr<const worker::HostModelCache> models;
+  std::shared_ptr<const ModelCatalog> catalog;
+  std::shared_ptr<ResidencyBoard> residency;
+  caf::actor proxy;
+  caf::actor prefill;
+  caf::actor decode;
+  std::vector<caf::actor> workers;
+  bool stopped = false;
+};
+
+ServingNode::ServingNode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ServingNode::~ServingNode() { stop(); }
+
+core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system& system,
+                                                              ServingOptions options,
+                                                              core::Registry& registry) {
+  if (options.models.empty()) return core::error(core::ErrorCode::kInvalidArgument, "no models to serve");
+  auto impl = std::make_unique<Impl>();
+  spdlog::info("loading {} model(s) into the host model cache", options.models.size());
+  auto cache = worker::HostModelCache::load(options.models, [](int index, int count, std::string_view name) {
+    spdlog::info("  [{}/{}] {} cached", index + 1, count, name);
+  });
+  if (!cache.ok()) return cache.error();
+  impl->models = *cache;
+  auto catalog = ModelCatalog::load(options.models, *impl->models);
+  if (!catalog.ok()) return catalog.error();
+  impl->catalog = *catalog;
+
+  auto metrics = std::make_shared<ServingMetrics>(registry);
+  int devices = options.prefill_devices + options.decode_devices;
+  impl->residency = std::make_shared<ResidencyBoard>(static_cast<size_t>(devices));
+  std::vector<caf::actor> prefill_workers;
+  std::vector<caf::actor> decode_workers;
+  std::vector<std::int64_t> kv_capacity(static_cast<size_t>(impl->models->size()), 0);
+  for (int d = 0; d < devices; ++d) {
+    bool is_prefill = d < options.prefill_devices;
+    auto device = worker::DeviceWorker::create(options.device, impl->models);
+    if (!device.ok()) return device.error().with_context("device " + std::to_string(d));
+    std::string name = (is_prefill ? "prefill-" : "decode-") +
+                       std::to_string(is_prefill ? d : d - options.prefill_devices);
+    if (!is_prefill) {
+      for (worker::ModelId m = 0; m < impl->models->size(); ++m) {
+        kv_capacity[static_cast<size_t>(m)] = (*device)->kv_capacity_tokens(m);
+      }
+    }
+    auto actor = spawn_gpu_worker(system, std::move(*device), name, metrics, impl->residency,
+                                  static_cast<size_t>(d));
+    (is_prefill ? prefill_workers : decode_workers).push_back(actor);
+    impl->workers.push_back(actor);
+  }
+  std::vector<std::vector<std::int32_t>> eos_ids;
+  for (const auto& entry : impl->catalog->entries()) eos_ids.push_back(entry.eos_ids);
+
+  impl->proxy = spawn_proxy(system, impl->catalog, options.slo, metrics);
+  DecodeSetup decode_setup;
+  decode_setup.workers = decode_workers;
+  decode_setup.models = impl->models;
+  decode_setup.config.round.tbt_slo_s = options.slo.tbt_s;
+  decode_setup.kv_capacity_tokens = kv_capacity;
+  decode_setup.eos_ids = eos_ids;
+  impl->decode = spawn_decode(system, std::move(decode_setup), impl->proxy, metrics);
+  PrefillSetup prefill_setup;
+  prefill_setup.workers = prefill_workers;
+  prefill_setup.models = impl->models;
+  prefill_setup.slo = options.slo;
+  prefill_setup.admission = options.admission;
+  prefill_setup.eos_ids = eos_ids;
+  impl->prefill = spawn_prefill(system, std::move(prefill_setup), impl->decode, impl->proxy, metrics);
+  caf::anon_send(impl->decode, wire_atom::value, impl->prefill);
+  wire_proxy(impl->proxy, impl->prefill, impl->decode);
+  spdlog::info("serving {} model(s) on {} prefill + {} decode device(s)", impl->models->size(),
+               options.prefill_devices, options.decode_devices);
+  return std::unique_ptr<ServingNode>(new ServingNode(std::move(impl)));
+}
+
+void ServingNode::submit(core::GenerationRequest request, const rpc::http::Responder& responder) const {
+  submit_generation(impl_->proxy, std::move(request), responder);
+}
+
+std::vector<ModelStatus> ServingNode::models() const {
+  std::vector<ModelStatus> out;
+  for (const auto& entry : impl_->catalog->entries()) {
+    bool resident = false;
+    for (const auto& slot : impl_->residency->device_model) resident |= slot.load() == entry.id;
+    out.push_back({entry.name, resident ? "resident" : "cached", entry.max_context_tokens});
+  }
+  return out;
+}
+
+const ModelCatalog& ServingNode::catalog() const { return *impl_->catalog; }
+
+void ServingNode::stop() {
+  if (!impl_ || impl_->stopped) return;
+  impl_->stopped = true;
+  for (const auto& actor : {impl_->proxy, impl_->prefill, impl_->decode}) {
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+  }
+  for (const auto& worker : impl_->workers) caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
+}
+
+}  // namespace aegaeon::actors

@@ -1,0 +1,68 @@
+// ServingNode: the serving runtime of one process — host model cache, devices, and the proxy,
+// prefill, decode and gpu_worker actors wired together. `aegaeon serve` builds one and routes
+// the OpenAI API to it.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/fwd.hpp>
+
+#include "actors/policy/admission.hpp"
+#include "actors/policy/request.hpp"
+#include "core/generation.hpp"
+#include "core/result.hpp"
+#include "gpu/worker/device_worker.hpp"
+#include "rpc/http/http_types.hpp"
+
+namespace aegaeon::core {
+class Registry;
+}
+
+namespace aegaeon::actors {
+
+class ModelCatalog;
+
+/// What to serve and on what.
+struct ServingOptions {
+  std::vector<worker::ModelSpec> models;
+  int prefill_devices = 1;
+  int decode_devices = 1;
+  worker::DeviceWorkerOptions device;
+  policy::Slo slo;
+  policy::AdmissionConfig admission;
+};
+
+/// A served model as GET /v1/models reports it.
+struct ModelStatus {
+  std::string name;
+  std::string state;  ///< "resident" (weights on a device) or "cached" (host memory only)
+  std::int32_t max_context_tokens = 0;
+};
+
+/// The running serving runtime.
+class ServingNode {
+ public:
+  /// Loads every model (progress is logged), creates the devices and spawns the actors.
+  static core::Result<std::unique_ptr<ServingNode>> start(caf::actor_system& system,
+                                                          ServingOptions options,
+                                                          core::Registry& registry);
+  ~ServingNode();
+
+  /// Hands a validated request to the proxy; it answers through `responder`.
+  void submit(core::GenerationRequest request, const rpc::http::Responder& responder) const;
+  /// The served models and whether each is resident on a device now.
+  [[nodiscard]] std::vector<ModelStatus> models() const;
+  /// Tokenizers and context lengths (immutable; safe from any thread).
+  [[nodiscard]] const ModelCatalog& catalog() const;
+  /// Stops the actors (in-flight requests end with an error or cancellation).
+  void stop();
+
+ private:
+  struct Impl;
+  explicit ServingNode(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace aegaeon::actors

@@ -1,0 +1,92 @@
+#include "cmd/demo_models.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+
+#include "gpu/model/model_synthesizer.hpp"
+
+namespace aegaeon::embedded {
+std::string_view demo_tokenizer_json();
+std::string_view demo_tokenizer_config_json();
+}  // namespace aegaeon::embedded
+
+namespace aegaeon::cmd {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Same shape for all three (one KV block geometry), different weights.
+constexpr int kHidden = 512;
+constexpr int kLayers = 6;
+constexpr int kDemoVocab = 1122;  // ids of deploy/demo/tokenizer.json, added tokens included
+
+fs::path default_data_dir() {
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0') {
+    return fs::path(xdg) / "aegaeon";
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+    return fs::path(home) / ".cache" / "aegaeon";
+  }
+  return fs::temp_directory_path() / "aegaeon";
+}
+
+core::Result<void> write_file(const fs::path& path, std::string_view bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!out) return core::error(core::ErrorCode::kUnavailable, "cannot write " + path.string());
+  return core::ok();
+}
+
+}  // namespace
+
+core::Result<std::vector<worker::ModelSpec>> ensure_demo_models(fs::path data_dir) {
+  if (data_dir.empty()) data_dir = default_data_dir();
+  fs::path root = data_dir / "demo-models-v1";
+  std::vector<worker::ModelSpec> specs;
+  std::uint64_t seed = 1;
+  for (const char* name : {"demo-a", "demo-b", "demo-c"}) {
+    fs::path dir = root / name;
+    specs.push_back({name, dir});
+    if (fs::exists(dir / "complete")) {
+      ++seed;
+      continue;
+    }
+    spdlog::info("synthesizing demo model {} into {} (first start only)", name, dir.string());
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return core::error(core::ErrorCode::kUnavailable, "cannot create " + dir.string() + ": " + ec.message());
+    model::SynthSpec spec;
+    spec.config = model::synth_config(model::Architecture::kQwen2, kHidden, kLayers, kDemoVocab);
+    spec.seed = seed++;
+    AEGAEON_TRY(model::write_synthetic_model(dir, spec));
+    AEGAEON_TRY(write_file(dir / "tokenizer.json", embedded::demo_tokenizer_json()));
+    AEGAEON_TRY(write_file(dir / "tokenizer_config.json", embedded::demo_tokenizer_config_json()));
+    AEGAEON_TRY(write_file(dir / "complete", "written by aegaeon serve\n"));  // marks a whole folder
+  }
+  return specs;
+}
+
+core::Result<std::vector<worker::ModelSpec>> models_in(const fs::path& models_dir) {
+  std::error_code ec;
+  if (!fs::is_directory(models_dir, ec)) {
+    return core::error(core::ErrorCode::kNotFound,
+                       "serve.models_dir: '" + models_dir.string() + "' is not a directory");
+  }
+  std::vector<worker::ModelSpec> specs;
+  for (const auto& entry : fs::directory_iterator(models_dir, ec)) {
+    if (entry.is_directory() && fs::exists(entry.path() / "config.json")) {
+      specs.push_back({entry.path().filename().string(), entry.path()});
+    }
+  }
+  std::sort(specs.begin(), specs.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  if (specs.empty()) {
+    return core::error(core::ErrorCode::kNotFound, "serve.models_dir: no model folder (with a config.json) in '" +
+                                                       models_dir.string() + "'");
+  }
+  return specs;
+}
+
+}  // namespace aegaeon::cmd

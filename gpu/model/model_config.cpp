@@ -105,8 +105,9 @@ std::string_view to_string(Architecture architecture) {
 
 std::size_t ModelConfig::num_parameters() const {
   const auto h = static_cast<std::size_t>(hidden_size);
-  const auto q = static_cast<std::size_t>(num_heads * head_dim);
-  const auto kv = static_cast<std::size_t>(num_kv_heads * head_dim);
+  // Widen before multiplying: heads (up to 2^30) times head_dim overflows int.
+  const auto q = static_cast<std::size_t>(num_heads) * static_cast<std::size_t>(head_dim);
+  const auto kv = static_cast<std::size_t>(num_kv_heads) * static_cast<std::size_t>(head_dim);
   const auto inter = static_cast<std::size_t>(intermediate_size);
   const auto vocab = static_cast<std::size_t>(vocab_size);
   std::size_t layer = 2 * h + h * q + 2 * h * kv + q * h + 3 * h * inter;

@@ -19,6 +19,9 @@ struct Instance {
   std::optional<worker::ModelId> resident;
   std::optional<worker::ModelId> prefetching;
   bool busy = false;
+  // Handoffs wait here while a command is in flight: the policy's view of which batch is on
+  // the device must match the device when a newcomer is placed (device or host slab).
+  std::vector<Handoff> arrivals;
 };
 
 // What the actor tracks per request beyond the policy's view.
@@ -156,10 +159,35 @@ void on_stepped(DecodeActor* self, size_t index, policy::BatchId batch_id, Decod
   if (!events.empty()) self->send(s.proxy, token_atom::value, std::move(events));
 }
 
+// Adds the requests handed off since the last turn boundary to their batches and sends their
+// KV to the device (onto the device when their batch is the one running, else the host slab).
+void admit_arrivals(DecodeActor* self, size_t index) {
+  auto& s = self->state;
+  auto& instance = s.instances[index];
+  auto& policy = s.policies[index];
+  for (auto& handoff : instance.arrivals) {
+    const auto& info = handoff.job.info;
+    auto batch = policy.add_request(info, policy.joinable_batch(info.model, info.input_tokens + 1));
+    bool park = policy.current_batch() != batch || instance.resident != info.model;
+    s.requests[info.id] = Tracked{index, park, false, false};
+    ImportCommand command{std::move(handoff.kv), handoff.job.sampling, handoff.first_token, park};
+    auto id = info.id;
+    self->request(instance.worker, caf::infinite, import_atom::value, std::move(command))
+        .then([](bool) {},
+              [self, id](caf::error& error) {
+                spdlog::error("decode: importing request {} failed: {}", id, self->system().render(error));
+                auto it = self->state.requests.find(id);
+                if (it != self->state.requests.end()) it->second.failed = true;
+              });
+  }
+  instance.arrivals.clear();
+}
+
 void drive(DecodeActor* self, size_t index) {
   auto& s = self->state;
   auto& instance = s.instances[index];
   if (instance.busy) return;
+  admit_arrivals(self, index);
   auto action = s.policies[index].next_action(s.now_s(), instance.resident);
   if (action.prefetch_model && action.prefetch_model != instance.prefetching &&
       action.prefetch_model != instance.resident) {
@@ -276,21 +304,9 @@ caf::behavior decode_actor(DecodeActor* self, DecodeSetup setup, caf::actor prox
         const auto& info = handoff.job.info;
         auto dispatch = policy::dispatch_decode(st.policies, info.model, info.input_tokens + 1);
         auto index = static_cast<size_t>(dispatch.instance);
-        auto& policy = st.policies[index];
-        auto batch = policy.add_request(info, dispatch.batch);
-        bool park = policy.current_batch() != batch;
-        st.requests[info.id] = Tracked{index, park, false, false};
-        ImportCommand command{std::move(handoff.kv), handoff.job.sampling, handoff.first_token, park};
-        auto id = info.id;
-        self->request(st.instances[index].worker, caf::infinite, import_atom::value, std::move(command))
-            .then([](bool) {},
-                  [self, id](caf::error& error) {
-                    spdlog::error("decode: importing request {} failed: {}", id, self->system().render(error));
-                    auto it = self->state.requests.find(id);
-                    if (it != self->state.requests.end()) it->second.failed = true;
-                  });
-        push_alpha(self);
+        st.instances[index].arrivals.push_back(std::move(handoff));
         drive(self, index);
+        push_alpha(self);
       },
       [self](cancel_atom, policy::RequestId id) {
         auto it = self->state.requests.find(id);

@@ -95,7 +95,7 @@ caf::behavior gpu_worker(caf::stateful_actor<GpuWorkerState>* self,
                                                   command.last_token, {});
         if (!imported.ok()) return failure(imported.error());
         // An import for a non-resident model already lands on the host slab.
-        if (command.park && s.device->kv_ready(seq)) {
+        if (command.park && s.device->holds_device_kv(seq)) {
           if (auto parked = s.device->swap_out(seq); !parked.ok()) return failure(parked.error());
         }
         return true;

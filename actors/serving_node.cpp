@@ -113,6 +113,11 @@ void ServingNode::stop() {
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
   }
   for (const auto& worker : impl_->workers) caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
+  // Drop our handles: a detached actor's thread ends only when no handle refers to it.
+  impl_->workers.clear();
+  impl_->proxy = caf::actor{};
+  impl_->prefill = caf::actor{};
+  impl_->decode = caf::actor{};
 }
 
 }  // namespace aegaeon::actors

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <fstream>
 
+#include <unistd.h>
+
 #include "gpu/model/model_synthesizer.hpp"
 
 namespace aegaeon::embedded {
@@ -55,16 +57,26 @@ core::Result<std::vector<worker::ModelSpec>> ensure_demo_models(fs::path data_di
       continue;
     }
     spdlog::info("synthesizing demo model {} into {} (first start only)", name, dir.string());
+    // Written aside and renamed into place, so concurrent first starts never see half a model.
+    fs::path staging = root / (std::string(name) + ".partial-" + std::to_string(::getpid()));
     std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) return core::error(core::ErrorCode::kUnavailable, "cannot create " + dir.string() + ": " + ec.message());
+    fs::create_directories(staging, ec);
+    if (ec) return core::error(core::ErrorCode::kUnavailable, "cannot create " + staging.string() + ": " + ec.message());
     model::SynthSpec spec;
     spec.config = model::synth_config(model::Architecture::kQwen2, kHidden, kLayers, kDemoVocab);
     spec.seed = seed++;
-    AEGAEON_TRY(model::write_synthetic_model(dir, spec));
-    AEGAEON_TRY(write_file(dir / "tokenizer.json", embedded::demo_tokenizer_json()));
-    AEGAEON_TRY(write_file(dir / "tokenizer_config.json", embedded::demo_tokenizer_config_json()));
-    AEGAEON_TRY(write_file(dir / "complete", "written by aegaeon serve\n"));  // marks a whole folder
+    AEGAEON_TRY(model::write_synthetic_model(staging, spec));
+    AEGAEON_TRY(write_file(staging / "tokenizer.json", embedded::demo_tokenizer_json()));
+    AEGAEON_TRY(write_file(staging / "tokenizer_config.json", embedded::demo_tokenizer_config_json()));
+    AEGAEON_TRY(write_file(staging / "complete", "written by aegaeon serve\n"));
+    if (fs::exists(dir) && !fs::exists(dir / "complete")) fs::remove_all(dir, ec);  // a crashed start
+    fs::rename(staging, dir, ec);
+    if (ec) {
+      fs::remove_all(staging);  // another process won the race; its copy is identical
+      if (!fs::exists(dir / "complete")) {
+        return core::error(core::ErrorCode::kUnavailable, "cannot move " + staging.string() + " to " + dir.string() + ": " + ec.message());
+      }
+    }
   }
   return specs;
 }

@@ -258,7 +258,7 @@ void run_serve(const ServeOptions& options) {
   (*server)->shutdown();
   server->reset();
   kj_runtime.reset();
-  serving->stop();
+  serving.reset();  // stops the serving actors and drops its handles to them
   actors::stop_actor(status);
   actor_runtime.reset();
   spdlog::info("aegaeon stopped cleanly");

@@ -544,6 +544,11 @@ class DeviceWorkerImpl final : public DeviceWorker {
 
   [[nodiscard]] bool contains(SeqId seq) const override { return seqs_.count(seq) != 0; }
 
+  [[nodiscard]] bool holds_device_kv(SeqId seq) const override {
+    auto it = seqs_.find(seq);
+    return it != seqs_.end() && on_device(seq, it->second);
+  }
+
   [[nodiscard]] std::int32_t context_tokens(SeqId seq) const override {
     auto it = seqs_.find(seq);
     if (it == seqs_.end()) return -1;

@@ -194,6 +194,9 @@ class DeviceWorker {
   virtual void release(SeqId seq) = 0;
   /// True when the worker knows `seq` (resident, swapped out or parked after an import).
   [[nodiscard]] virtual bool contains(SeqId seq) const = 0;
+  /// True when the sequence's KV occupies device blocks (resident, or a copy to the device is
+  /// in flight); false when it is on the host slab or unknown.
+  [[nodiscard]] virtual bool holds_device_kv(SeqId seq) const = 0;
   /// Tokens whose KV is written for `seq` (its context length), or -1 if unknown.
   [[nodiscard]] virtual std::int32_t context_tokens(SeqId seq) const = 0;
 

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/integration/serve_process.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/http_client.hpp"
 
@@ -15,24 +16,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::ChildProcess;
-
-// Starts `aegaeon serve` on an ephemeral port and waits for its "serving on" line.
-class ServeProcess {
- public:
-  explicit ServeProcess(std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {AEGAEON_BINARY, "serve", "--port", "0"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    process_ = std::make_unique<ChildProcess>(argv);
-    auto match = process_->wait_for_line(std::regex(R"(serving on http://[0-9.]+:([0-9]+))"), 20s);
-    if (match) port_ = static_cast<uint16_t>(std::stoi((*match)[1]));
-  }
-  [[nodiscard]] uint16_t port() const { return port_; }
-  ChildProcess& process() { return *process_; }
-
- private:
-  std::unique_ptr<ChildProcess> process_;
-  uint16_t port_ = 0;
-};
+using testing::ServeProcess;
 
 TEST(ServeProcess, AnswersHealthAndMetricsThenStopsOnSigterm) {
   ServeProcess serve;
@@ -101,7 +85,9 @@ TEST(ServeProcess, PortInUseIsAClearError) {
   ServeProcess first;
   ASSERT_NE(first.port(), 0);
   auto [code, output] = testing::run_command(
-      {AEGAEON_BINARY, "serve", "--port", std::to_string(first.port())}, {}, 20s);
+      {AEGAEON_BINARY, "serve", "--port", std::to_string(first.port()), "--set",
+       "serve.data_dir=" AEGAEON_TEST_DATA_DIR},
+      {}, 60s);
   EXPECT_NE(code, 0);
   EXPECT_NE(output.find("cannot listen on 127.0.0.1:" + std::to_string(first.port())),
             std::string::npos)

@@ -1,0 +1,166 @@
+// The OpenAI-compatible API of a real `aegaeon serve` (demo models, CPU backend): completions
+// and chat, streaming and not, errors with the field named, token-level switching that keeps
+// greedy outputs identical, client disconnects, the API key, and the serving metrics.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <signal.h>
+
+#include <thread>
+
+#include "tests/integration/serve_process.hpp"
+#include "tests/support/http_client.hpp"
+
+namespace aegaeon {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+using testing::ServeProcess;
+
+// One server for the suite: starting it loads three models.
+class OpenAiApi : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new ServeProcess(); }
+  static void TearDownTestSuite() {
+    server_->process().signal(SIGTERM);
+    server_->process().wait(10s);
+    delete server_;
+  }
+  void SetUp() override { ASSERT_NE(server_->port(), 0) << server_->process().output(); }
+
+  static testing::ClientResponse post(const std::string& path, const json& body) {
+    return testing::http_request(server_->port(), "POST", path, body.dump(),
+                                 {{"Content-Type", "application/json"}});
+  }
+  static std::string greedy_completion(const std::string& model, const std::string& prompt) {
+    auto response = post("/v1/completions", {{"model", model}, {"prompt", prompt},
+                                             {"max_tokens", 6}, {"temperature", 0}});
+    EXPECT_EQ(response.status, 200) << response.body;
+    return json::parse(response.body)["choices"][0]["text"];
+  }
+
+  static ServeProcess* server_;
+};
+ServeProcess* OpenAiApi::server_ = nullptr;
+
+TEST_F(OpenAiApi, ListsTheDemoModels) {
+  auto response = testing::http_request(server_->port(), "GET", "/v1/models");
+  ASSERT_EQ(response.status, 200);
+  auto body = json::parse(response.body);
+  ASSERT_EQ(body["data"].size(), 3u);
+  EXPECT_EQ(body["data"][0]["id"], "demo-a");
+  EXPECT_EQ(body["data"][0]["object"], "model");
+  EXPECT_TRUE(body["data"][0]["state"] == "cached" || body["data"][0]["state"] == "resident");
+}
+
+TEST_F(OpenAiApi, CompletionStopsAtMaxTokensWithUsage) {
+  auto response = post("/v1/completions", {{"model", "demo-a"}, {"prompt", "Hello there"},
+                                           {"max_tokens", 5}, {"temperature", 0}, {"logprobs", 0}});
+  ASSERT_EQ(response.status, 200) << response.body;
+  auto body = json::parse(response.body);
+  EXPECT_EQ(body["object"], "text_completion");
+  EXPECT_EQ(body["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(body["usage"]["completion_tokens"], 5);
+  EXPECT_EQ(body["usage"]["prompt_tokens"], 2) << "'Hello there' is two tokens in the demo tokenizer";
+  EXPECT_EQ(body["choices"][0]["logprobs"]["token_logprobs"].size(), 5u);
+  for (const auto& lp : body["choices"][0]["logprobs"]["token_logprobs"]) EXPECT_LE(lp.get<double>(), 0.0);
+}
+
+TEST_F(OpenAiApi, ChatStreamsChunksUsageAndDone) {
+  testing::HttpConnection connection(server_->port());
+  connection.send_request("POST", "/v1/chat/completions",
+                          json{{"model", "demo-b"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}},
+                               {"max_tokens", 4}, {"stream", true},
+                               {"stream_options", {{"include_usage", true}}}}
+                              .dump());
+  auto head = connection.read_head();
+  ASSERT_EQ(head.status, 200);
+  EXPECT_EQ(head.header("content-type"), "text/event-stream");
+  std::vector<json> chunks;
+  std::optional<std::string> event;
+  while ((event = connection.read_event()) && *event != "[DONE]") chunks.push_back(json::parse(*event));
+  ASSERT_EQ(event, "[DONE]");
+  ASSERT_GE(chunks.size(), 3u);
+  EXPECT_EQ(chunks.front()["choices"][0]["delta"]["role"], "assistant");
+  const auto& finish = chunks[chunks.size() - 2];
+  EXPECT_EQ(finish["choices"][0]["finish_reason"], "length");
+  const auto& usage = chunks.back();
+  EXPECT_TRUE(usage["choices"].empty());
+  EXPECT_EQ(usage["usage"]["completion_tokens"], 4);
+  for (const auto& chunk : chunks) EXPECT_EQ(chunk["id"], chunks.front()["id"]);
+}
+
+TEST_F(OpenAiApi, GreedyOutputIsIdenticalAcrossModelSwitches) {
+  // Alone, then with the other models' requests forcing switches on both devices in between.
+  std::string alone = greedy_completion("demo-a", "The quick brown fox");
+  std::vector<std::thread> others;
+  std::string b1, c1;
+  others.emplace_back([&] { b1 = greedy_completion("demo-b", "The quick brown fox"); });
+  others.emplace_back([&] { c1 = greedy_completion("demo-c", "The quick brown fox"); });
+  std::string interleaved = greedy_completion("demo-a", "The quick brown fox");
+  for (auto& t : others) t.join();
+  EXPECT_EQ(alone, interleaved);
+  EXPECT_EQ(greedy_completion("demo-b", "The quick brown fox"), b1);
+  EXPECT_NE(alone, b1) << "different weights should give different text";
+
+  auto metrics = testing::http_request(server_->port(), "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("aegaeon_model_switches_total{device=\"decode-0\""), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("aegaeon_time_to_first_token_seconds_count{model_name=\"demo-a\"}"), std::string::npos);
+}
+
+TEST_F(OpenAiApi, ErrorsAreOpenAiObjectsNamingTheField) {
+  auto unknown = post("/v1/completions", {{"model", "nope"}, {"prompt", "x"}});
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(json::parse(unknown.body)["error"]["param"], "model");
+  auto bad = post("/v1/completions", {{"model", "demo-a"}, {"prompt", "x"}, {"temperature", 9}});
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(json::parse(bad.body)["error"]["param"], "temperature");
+  auto too_long = post("/v1/completions", {{"model", "demo-a"}, {"prompt", "x"}, {"max_tokens", 100000}});
+  EXPECT_EQ(too_long.status, 400);
+  EXPECT_EQ(json::parse(too_long.body)["error"]["param"], "max_tokens");
+  auto not_json = testing::http_request(server_->port(), "POST", "/v1/chat/completions", "{oops");
+  EXPECT_EQ(not_json.status, 400);
+}
+
+TEST_F(OpenAiApi, TokenizeAndDetokenizeRoundTrip) {
+  auto tokens = post("/tokenize", {{"model", "demo-c"}, {"prompt", "Hello there"}});
+  ASSERT_EQ(tokens.status, 200);
+  auto ids = json::parse(tokens.body)["tokens"];
+  EXPECT_EQ(ids.size(), 2u);
+  auto text = post("/detokenize", {{"model", "demo-c"}, {"tokens", ids}});
+  ASSERT_EQ(text.status, 200);
+  EXPECT_EQ(json::parse(text.body)["prompt"], "Hello there");
+}
+
+TEST_F(OpenAiApi, ClientDisconnectCancelsTheRequest) {
+  {
+    testing::HttpConnection connection(server_->port());
+    connection.send_request("POST", "/v1/completions",
+                            json{{"model", "demo-c"}, {"prompt", "Once"}, {"max_tokens", 2000},
+                                 {"stream", true}}
+                                .dump());
+    ASSERT_EQ(connection.read_head().status, 200);
+    ASSERT_TRUE(connection.read_event().has_value());
+  }  // hang up after the first chunk
+  // The request is cancelled (not run to 2000 tokens): poll /metrics, bounded to 20 s.
+  bool cancelled = false;
+  for (int i = 0; i < 200 && !cancelled; ++i) {
+    auto metrics = testing::http_request(server_->port(), "GET", "/metrics").body;
+    cancelled = metrics.find("finished_reason=\"cancelled\",model_name=\"demo-c\"") != std::string::npos;
+    if (!cancelled) std::this_thread::sleep_for(100ms);  // polling an external process
+  }
+  EXPECT_TRUE(cancelled);
+}
+
+TEST(OpenAiApiKey, RequiredWhenConfigured) {
+  ServeProcess server({"--set", "http.api_key=sekret"});
+  ASSERT_NE(server.port(), 0) << server.process().output();
+  EXPECT_EQ(testing::http_request(server.port(), "GET", "/v1/models").status, 401);
+  EXPECT_EQ(testing::http_request(server.port(), "GET", "/v1/models", {}, {{"Authorization", "Bearer wrong"}}).status, 401);
+  EXPECT_EQ(testing::http_request(server.port(), "GET", "/v1/models", {}, {{"Authorization", "Bearer sekret"}}).status, 200);
+  EXPECT_EQ(testing::http_request(server.port(), "GET", "/health").status, 200) << "health stays open for probes";
+  EXPECT_EQ(server.process().output().find("sekret"), std::string::npos) << "the key must never be logged";
+}
+
+}  // namespace
+}  // namespace aegaeon

@@ -9,7 +9,7 @@
 
 #include "cmd/commands.hpp"
 
-// bench/sim/CMakeLists.txt defines AEGAEON_HAVE_SIM on this binary when the simulator is built
+// cmd/CMakeLists.txt defines AEGAEON_HAVE_SIM: the simulator is always built with the binary
 // (AEGAEON_BUILD_BENCH=ON); without it the subcommand only explains how to get it.
 #ifdef AEGAEON_HAVE_SIM
 #include "bench/sim/profile_table.hpp"

@@ -207,9 +207,7 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
   if (seed) s.seed = static_cast<uint64_t>(*seed);
   if (max_completion_tokens) max_tokens = max_completion_tokens;  // the newer name wins
   if (max_tokens) request.max_tokens = static_cast<int32_t>(*max_tokens);
-  if (request.echo && api == GenerationRequest::Api::kChat) {
-    return invalid("echo", "'echo' is only supported by /v1/completions");
-  }
+  if (request.echo) return invalid("echo", "'echo' is not supported (the prompt is not returned)");
 
   // logprobs: a boolean on chat, an integer (0..5 alternatives) on completions.
   if (const json* lp = fields.get("logprobs")) {

@@ -134,7 +134,10 @@ TEST(ConfigErrors, UnknownKeysSuggest) {
   ASSERT_FALSE(far.ok());
   EXPECT_EQ(far.error().message,
             "c.yaml:2: unknown key 'http.completely_unrelated'; known keys: http.host, http.port, "
-            "http.max_body_bytes, http.max_header_bytes, http.api_key, log.level, log.format");
+            "http.max_body_bytes, http.max_header_bytes, http.api_key, log.level, log.format, "
+            "serve.models_dir, serve.data_dir, serve.prefill_devices, serve.decode_devices, "
+            "serve.device_threads, serve.kv_bytes, serve.ttft_slo_ms, serve.tbt_slo_ms, "
+            "serve.admission");
 }
 
 TEST(ConfigErrors, StructureAndDuplicates) {
@@ -249,7 +252,16 @@ TEST(ConfigDescribe, ListsEveryKeyAndRedactsSecrets) {
             "http.max_header_bytes: 64KiB\n"
             "http.api_key: <redacted>\n"
             "log.level: info\n"
-            "log.format: text\n");
+            "log.format: text\n"
+            "serve.models_dir: \n"
+            "serve.data_dir: \n"
+            "serve.prefill_devices: 1\n"
+            "serve.decode_devices: 1\n"
+            "serve.device_threads: 1\n"
+            "serve.kv_bytes: 64MiB\n"
+            "serve.ttft_slo_ms: 10000\n"
+            "serve.tbt_slo_ms: 100\n"
+            "serve.admission: true\n");
   // Every described value parses back to the same config through overrides.
   Config round_trip;
   round_trip.http.port = 1;
@@ -260,6 +272,17 @@ TEST(ConfigDescribe, ListsEveryKeyAndRedactsSecrets) {
     ASSERT_TRUE(apply_override(round_trip, key + "=" + value).ok()) << key;
   }
   EXPECT_EQ(describe_config(round_trip), describe_config(Config{}));
+}
+
+TEST(ConfigServe, ParsesTheServeSectionAndNamesBadValues) {
+  auto config = parse_config("serve:\n  decode_devices: 3\n  kv_bytes: 128MiB\n  admission: false\n", "s.yaml");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->serve.decode_devices, 3u);
+  EXPECT_EQ(config->serve.kv_bytes, 128u << 20);
+  EXPECT_FALSE(config->serve.admission);
+  auto bad = parse_config("serve:\n  device_threads: 0\n", "s.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("serve.device_threads"), std::string::npos) << bad.error().message;
 }
 
 }  // namespace

@@ -81,7 +81,8 @@ TEST(OpenAiParse, ErrorsNameTheField) {
       {R"({"model": "m", "prompt": ["a", "b"]})", kCompletion, "prompt", "batched"},
       {R"({"model": "m", "prompt": "x", "presence_penalty": -2.5})", kCompletion, "presence_penalty", "between -2 and 2"},
       {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "logprobs": 1})", kChat, "logprobs", "boolean"},
-      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "echo": true})", kChat, "echo", "completions"},
+      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "echo": true})", kChat, "echo", "not supported"},
+      {R"({"model": "m", "prompt": "x", "echo": true})", kCompletion, "echo", "not supported"},
   };
   for (const auto& c : cases) {
     auto request = parse_generation_request(c.body, c.api);

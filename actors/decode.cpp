@@ -6,6 +6,7 @@
 #include <chrono>
 #include <unordered_map>
 
+#include "actors/device_slot.hpp"
 #include "actors/serving_atoms.hpp"
 #include "actors/serving_metrics.hpp"
 
@@ -14,11 +15,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct Instance {
-  caf::actor worker;
-  std::optional<worker::ModelId> resident;
-  std::optional<worker::ModelId> prefetching;
-  bool busy = false;
+struct Instance : DeviceSlot {
   // Handoffs wait here while a command is in flight: the policy's view of which batch is on
   // the device must match the device when a newcomer is placed (device or host slab).
   std::vector<Handoff> arrivals;
@@ -189,8 +186,7 @@ void drive(DecodeActor* self, size_t index) {
   if (instance.busy) return;
   admit_arrivals(self, index);
   auto action = s.policies[index].next_action(s.now_s(), instance.resident);
-  if (action.prefetch_model && action.prefetch_model != instance.prefetching &&
-      action.prefetch_model != instance.resident) {
+  if (instance.should_prefetch(action.prefetch_model)) {
     instance.prefetching = action.prefetch_model;
     self->send(instance.worker, prefetch_atom::value, *action.prefetch_model);
   }
@@ -221,8 +217,7 @@ void drive(DecodeActor* self, size_t index) {
                 set_parked(st, swapped_in, false);
                 st.policies[index].on_switched(batch);
                 auto& inst = st.instances[index];
-                inst.resident = model;
-                if (inst.prefetching == model) inst.prefetching.reset();
+                inst.on_resident(model);
                 inst.busy = false;
                 push_alpha(self);
                 drive(self, index);
@@ -292,7 +287,7 @@ caf::behavior decode_actor(DecodeActor* self, DecodeSetup setup, caf::actor prox
   }
   for (auto& worker : s.setup.workers) {
     s.policies.emplace_back(s.setup.config, std::span<const policy::ModelCosts>(s.costs));
-    s.instances.push_back(Instance{worker, {}, {}, false});
+    s.instances.push_back(Instance{{worker, {}, {}, false}, {}});
   }
   return {
       [self](wire_atom, caf::actor prefill) {

@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "actors/device_slot.hpp"
 #include "actors/policy/cost_model.hpp"
 #include "actors/policy/prefill_scheduler.hpp"
 #include "actors/serving_atoms.hpp"
@@ -17,20 +18,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct Instance {
-  caf::actor worker;
-  std::optional<worker::ModelId> resident;
-  std::optional<worker::ModelId> prefetching;
-  bool busy = false;
-};
-
 struct PrefillState {
   PrefillSetup setup;
   caf::actor decode;
   caf::actor proxy;
   std::shared_ptr<ServingMetrics> metrics;
   std::unique_ptr<policy::PrefillScheduler> scheduler;
-  std::vector<Instance> instances;
+  std::vector<DeviceSlot> instances;
   std::unordered_map<policy::RequestId, PrefillJob> jobs;
   std::unordered_set<policy::RequestId> cancelled;
   std::vector<policy::ExecutionEstimator> estimators;  // per model, refit from measured prefills
@@ -108,8 +102,7 @@ void drive(PrefillActor* self, size_t index) {
   auto& instance = s.instances[index];
   if (instance.busy) return;
   auto action = s.scheduler->next_action(static_cast<policy::InstanceId>(index), instance.resident);
-  if (action.prefetch_model && action.prefetch_model != instance.prefetching &&
-      action.prefetch_model != instance.resident) {
+  if (instance.should_prefetch(action.prefetch_model)) {
     instance.prefetching = action.prefetch_model;
     self->send(instance.worker, prefetch_atom::value, *action.prefetch_model);
   }
@@ -123,8 +116,7 @@ void drive(PrefillActor* self, size_t index) {
           .then(
               [self, index, model](const worker::SwitchStats&) {
                 auto& inst = self->state.instances[index];
-                inst.resident = model;
-                if (inst.prefetching == model) inst.prefetching.reset();
+                inst.on_resident(model);
                 inst.busy = false;
                 drive(self, index);
               },
@@ -184,7 +176,7 @@ caf::behavior prefill_actor(PrefillActor* self, PrefillSetup setup, caf::actor d
   s.metrics = std::move(metrics);
   auto instances = static_cast<std::int32_t>(s.setup.workers.size());
   s.scheduler = std::make_unique<policy::PrefillScheduler>(instances);
-  for (auto& w : s.setup.workers) s.instances.push_back(Instance{w, {}, {}, false});
+  for (auto& w : s.setup.workers) s.instances.push_back(DeviceSlot{w, {}, {}, false});
   auto models = static_cast<size_t>(s.setup.models->size());
   // Until measurements arrive: 5 ms fixed + 0.2 ms per prompt token (refit after each prefill).
   s.estimators.assign(models, policy::ExecutionEstimator({0.005, 2e-4, 0}, {}));

@@ -2,14 +2,7 @@
 
 namespace aegaeon::model {
 
-core::Result<ModelWeights> upload_weights(const HostModel& host, backend::Backend& backend,
-                                          const backend::DeviceRegion& region,
-                                          backend::Event& done) {
-  if (host.weight_bytes > region.bytes) {
-    return core::error(core::ErrorCode::kResourceExhausted,
-                       "device region '" + region.label + "' has " + std::to_string(region.bytes) +
-                           " bytes but the model needs " + std::to_string(host.weight_bytes));
-  }
+ModelWeights bind_weights(const HostModel& host, const backend::DeviceRegion& region) {
   auto at = [&](const std::string& name) -> backend::Weight {
     const HostTensor* t = host.find(name);
     if (t == nullptr) return backend::Weight{};
@@ -38,6 +31,18 @@ core::Result<ModelWeights> upload_weights(const HostModel& host, backend::Backen
     layer.down_proj = at(p + "mlp.down_proj.weight");
     w.layers.push_back(layer);
   }
+  return w;
+}
+
+core::Result<ModelWeights> upload_weights(const HostModel& host, backend::Backend& backend,
+                                          const backend::DeviceRegion& region,
+                                          backend::Event& done) {
+  if (host.weight_bytes > region.bytes) {
+    return core::error(core::ErrorCode::kResourceExhausted,
+                       "device region '" + region.label + "' has " + std::to_string(region.bytes) +
+                           " bytes but the model needs " + std::to_string(host.weight_bytes));
+  }
+  ModelWeights w = bind_weights(host, region);
   backend.copy(backend::Queue::kCopy, region.data, host.buffer->data(), host.weight_bytes,
                backend::CopyKind::kHostToDevice);
   backend.record(backend::Queue::kCopy, done);

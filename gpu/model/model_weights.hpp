@@ -22,6 +22,10 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
 };
 
+/// Device addresses of `host`'s tensors inside `region`, without copying anything (a switch
+/// that copies in chunks, or adopts a prefetch, binds addresses this way).
+ModelWeights bind_weights(const HostModel& host, const backend::DeviceRegion& region);
+
 /// Starts copying `host` into `region` on the copy queue (one transfer: the switch path) and
 /// records `done`; the weights may be used once compute waits on `done`. kResourceExhausted
 /// when the region is too small.

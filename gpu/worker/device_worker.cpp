@@ -37,41 +37,6 @@ std::size_t align_up(std::size_t value, std::size_t alignment) {
 
 int blocks_for(int tokens) { return (tokens + kBlockTokens - 1) / kBlockTokens; }
 
-// Device addresses of `host`'s tensors inside `region`. model::upload_weights computes the
-// same addresses but always issues one whole copy; a switch copies in chunks and a prefetch
-// copies ahead of time, so the worker binds addresses without copying (same naming as there).
-model::ModelWeights bind_weights(const model::HostModel& host, const backend::DeviceRegion& region) {
-  auto at = [&](const std::string& name) -> backend::Weight {
-    const model::HostTensor* t = host.find(name);
-    if (t == nullptr) return backend::Weight{};
-    return backend::Weight{region.at(t->offset), t->dtype};
-  };
-  model::ModelWeights w;
-  w.config = host.config;
-  w.embed_tokens = at("model.embed_tokens.weight");
-  w.final_norm = at("model.norm.weight");
-  w.lm_head = at("lm_head.weight");
-  if (w.lm_head.data == nullptr) w.lm_head = w.embed_tokens;  // tied
-  for (int l = 0; l < host.config.num_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    model::LayerWeights layer;
-    layer.input_norm = at(p + "input_layernorm.weight");
-    layer.q_proj = at(p + "self_attn.q_proj.weight");
-    layer.k_proj = at(p + "self_attn.k_proj.weight");
-    layer.v_proj = at(p + "self_attn.v_proj.weight");
-    layer.q_bias = at(p + "self_attn.q_proj.bias");
-    layer.k_bias = at(p + "self_attn.k_proj.bias");
-    layer.v_bias = at(p + "self_attn.v_proj.bias");
-    layer.o_proj = at(p + "self_attn.o_proj.weight");
-    layer.post_norm = at(p + "post_attention_layernorm.weight");
-    layer.gate_proj = at(p + "mlp.gate_proj.weight");
-    layer.up_proj = at(p + "mlp.up_proj.weight");
-    layer.down_proj = at(p + "mlp.down_proj.weight");
-    w.layers.push_back(layer);
-  }
-  return w;
-}
-
 memory::KvShape shape_of(const model::ModelConfig& c) {
   return memory::KvShape{c.num_layers, c.num_kv_heads, c.head_dim};
 }
@@ -166,7 +131,7 @@ class DeviceWorkerImpl final : public DeviceWorker {
       const model::HostModel& host = cache_->host_model(m);
       for (const backend::DeviceRegion& region : weight_regions_) {
         auto runner = model::ModelRunner::create(
-            *backend_, bind_weights(host, region),
+            *backend_, model::bind_weights(host, region),
             *caches_[model_cache_[static_cast<std::size_t>(m)]].kv, scratch_region_, limits);
         if (!runner.ok()) return runner.error().with_context("model '" + cache_->info(m).name + "'");
         runners_.push_back(std::move(runner).value());

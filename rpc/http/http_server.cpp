@@ -190,9 +190,8 @@ class KjHttpService final : public kj::HttpService {
   kj::Promise<void> answer(std::shared_ptr<detail::Exchange> exchange, Response& response) {
     auto snapshot = take(*exchange);
     if (snapshot.phase == Phase::kPending) {
-      return wait_for_change(*exchange).then([this, exchange, &response]() mutable {
-        return answer(std::move(exchange), response);
-      });
+      return wait_for_change(*exchange, /*streaming=*/false)
+          .then([this, exchange, &response]() mutable { return answer(std::move(exchange), response); });
     }
     kj::HttpHeaders headers(table_);
     fill_headers(headers, exchange->response);
@@ -230,7 +229,7 @@ class KjHttpService final : public kj::HttpService {
       });
     }
     if (snapshot.closed) return kj::READY_NOW;
-    return wait_for_change(*exchange).then([this, exchange, &out]() mutable {
+    return wait_for_change(*exchange, /*streaming=*/true).then([this, exchange, &out]() mutable {
       auto next = take(*exchange);
       return pump(std::move(exchange), out, std::move(next));
     });
@@ -244,18 +243,20 @@ class KjHttpService final : public kj::HttpService {
     return snapshot;
   }
 
-  // A promise that resolves after the next update() by any thread (or at once if one raced in).
-  static kj::Promise<void> wait_for_change(detail::Exchange& exchange) {
+  // A promise that resolves after the next update() by any thread, or at once if what the
+  // caller waits for already happened: an answer (or cancellation) of a pending request, or new
+  // frames, the end or cancellation of a stream. Checked under the lock that update() takes, so
+  // an update racing with this call is never missed.
+  static kj::Promise<void> wait_for_change(detail::Exchange& exchange, bool streaming) {
     auto pair = kj::newPromiseAndCrossThreadFulfiller<void>();
     auto fulfiller =
         std::make_shared<kj::Own<kj::CrossThreadPromiseFulfiller<void>>>(kj::mv(pair.fulfiller));
     {
       std::lock_guard lock(exchange.mutex);
-      bool changed = exchange.phase != Phase::kPending
-                         ? (!exchange.chunks.empty() || exchange.stream_closed || exchange.cancelled)
-                         : false;
-      if (exchange.phase == Phase::kPending && exchange.cancelled) changed = true;
-      if (changed) return kj::READY_NOW;
+      bool ready = exchange.cancelled ||
+                   (streaming ? (!exchange.chunks.empty() || exchange.stream_closed)
+                              : exchange.phase != Phase::kPending);
+      if (ready) return kj::READY_NOW;
       exchange.waker = [fulfiller] { (*fulfiller)->fulfill(); };
     }
     return kj::mv(pair.promise);

@@ -1,5 +1,6 @@
 #include "actors/decode.hpp"
 
+#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>

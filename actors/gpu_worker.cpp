@@ -1,5 +1,6 @@
 #include "actors/gpu_worker.hpp"
 
+#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include <chrono>

@@ -1,5 +1,6 @@
 #include "actors/prefill.hpp"
 
+#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>

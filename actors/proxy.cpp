@@ -1,5 +1,6 @@
 #include "actors/proxy.hpp"
 
+#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include <chrono>

@@ -1,8 +1,9 @@
-// CAF atoms and message-type permissions of the serving roles. Included only by actor .cpp
-// files (it pulls in CAF headers).
+// CAF atoms and message-type permissions of the serving roles. Included by the actor .cpp
+// files only.
 #pragma once
 
-#include <caf/all.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
 
 #include "actors/serving_messages.hpp"
 #include "rpc/http/http_types.hpp"

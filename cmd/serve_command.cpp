@@ -249,6 +249,8 @@ void run_serve(const ServeOptions& options) {
   if (!server.ok()) throw CommandError(server.error().message);
   spdlog::info("aegaeon {} serving on http://{}:{} (try /v1/models, /health, /metrics)", AEGAEON_VERSION,
                config.http.host, (*server)->port());
+  spdlog::info("try: curl -s http://{}:{}/v1/completions -d '{{\"model\":\"{}\",\"prompt\":\"Hello\",\"max_tokens\":16}}'",
+               config.http.host, (*server)->port(), serving->models().front().name);
 
   int received = 0;
   sigwait(&shutdown_signals, &received);

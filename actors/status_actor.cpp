@@ -5,8 +5,7 @@
 
 #include <chrono>
 
-// Responder is passed by value inside one process only; it is never serialized.
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::rpc::http::Responder)
+#include "actors/serving_atoms.hpp"  // Responder may travel in messages
 
 namespace aegaeon::actors {
 namespace {

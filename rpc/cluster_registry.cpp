@@ -9,7 +9,7 @@
 
 #include "rpc/kj_context.hpp"
 #include "rpc/kj_runtime.hpp"
-#include "schema/cluster.capnp.h"
+#include "rpc/cluster_wire.hpp"
 
 namespace aegaeon::rpc {
 namespace {
@@ -20,37 +20,6 @@ using Clock = std::chrono::steady_clock;
 // Messages the server fails with; the client maps them back onto error codes.
 constexpr const char* kBadToken = "cluster token rejected";
 constexpr const char* kBadVersion = "protocol version mismatch";
-
-std::string text(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
-
-core::NodeRegistration from_wire(schema::NodeInfo::Reader info) {
-  core::NodeRegistration node;
-  node.node_name = text(info.getNodeName());
-  node.protocol_version = info.getProtocolVersion();
-  for (auto device : info.getDevices()) {
-    node.devices.push_back({text(device.getKind()), device.getIndex(), device.getArenaBytes()});
-  }
-  node.host_cache_bytes = info.getHostCacheBytes();
-  for (auto model : info.getModelsOnDisk()) node.models_on_disk.push_back(text(model));
-  for (auto role : info.getRoles()) node.roles.push_back(text(role));
-  return node;
-}
-
-void to_wire(const core::NodeRegistration& node, schema::NodeInfo::Builder info) {
-  info.setNodeName(node.node_name);
-  info.setProtocolVersion(node.protocol_version);
-  auto devices = info.initDevices(static_cast<unsigned>(node.devices.size()));
-  for (unsigned i = 0; i < node.devices.size(); ++i) {
-    devices[i].setKind(node.devices[i].kind);
-    devices[i].setIndex(node.devices[i].index);
-    devices[i].setArenaBytes(node.devices[i].arena_bytes);
-  }
-  info.setHostCacheBytes(node.host_cache_bytes);
-  auto models = info.initModelsOnDisk(static_cast<unsigned>(node.models_on_disk.size()));
-  for (unsigned i = 0; i < node.models_on_disk.size(); ++i) models.set(i, node.models_on_disk[i]);
-  auto roles = info.initRoles(static_cast<unsigned>(node.roles.size()));
-  for (unsigned i = 0; i < node.roles.size(); ++i) roles.set(i, node.roles[i]);
-}
 
 core::Error from_exception(const kj::Exception& e) {
   std::string description = e.getDescription().cStr();
@@ -121,11 +90,12 @@ class RegistryService final : public schema::Registry::Server {
  protected:
   kj::Promise<void> register_(RegisterContext context) override {
     auto params = context.getParams();
-    if (!same_secret(text(params.getClusterToken()), owner_.options.cluster_token)) {
-      spdlog::warn("cluster: refused node '{}': {}", text(params.getInfo().getNodeName()), kBadToken);
+    if (!same_secret(wire_text(params.getClusterToken()), owner_.options.cluster_token)) {
+      spdlog::warn("cluster: refused node '{}': {}", wire_text(params.getInfo().getNodeName()),
+                   kBadToken);
       KJ_FAIL_REQUIRE(kBadToken);
     }
-    auto node = from_wire(params.getInfo());
+    auto node = node_from_wire(params.getInfo());
     if (node.protocol_version != schema::PROTOCOL_VERSION) {
       spdlog::warn("cluster: refused node '{}': protocol version {} (this controller speaks {})",
                    node.node_name, node.protocol_version, schema::PROTOCOL_VERSION);
@@ -151,8 +121,7 @@ class RegistryService final : public schema::Registry::Server {
 
   kj::Promise<void> heartbeat(HeartbeatContext context) override {
     auto beat = context.getParams().getBeat();
-    core::HeartbeatReport report{beat.getNodeId(), beat.getSequence(), beat.getRunningRequests(),
-                                 beat.getWaitingRequests(), beat.getKvUsage()};
+    core::HeartbeatReport report = beat_from_wire(beat);
     bool known = false;
     {
       std::lock_guard lock(owner_.mutex);
@@ -287,7 +256,7 @@ core::Result<core::RegistrationReply> ClusterClient::register_node(
   Impl* c = impl_.get();
   return call_blocking<core::RegistrationReply>(c->runtime, c->timeout, [&](KjContext&) {
     auto request = c->registry->registerRequest();
-    to_wire(node, request.initInfo());
+    node_to_wire(node, request.initInfo());
     request.setClusterToken(cluster_token);
     return request.send().then([](capnp::Response<schema::Registry::RegisterResults> response) {
       return core::RegistrationReply{response.getNodeId(), response.getHeartbeatIntervalMs()};
@@ -299,12 +268,7 @@ core::Result<bool> ClusterClient::heartbeat(const core::HeartbeatReport& beat) {
   Impl* c = impl_.get();
   return call_blocking<bool>(c->runtime, c->timeout, [&](KjContext&) {
     auto request = c->registry->heartbeatRequest();
-    auto wire = request.initBeat();
-    wire.setNodeId(beat.node_id);
-    wire.setSequence(beat.sequence);
-    wire.setRunningRequests(beat.running_requests);
-    wire.setWaitingRequests(beat.waiting_requests);
-    wire.setKvUsage(beat.kv_usage);
+    beat_to_wire(beat, request.initBeat());
     return request.send().then([](capnp::Response<schema::Registry::HeartbeatResults> response) {
       return response.getKnown();
     });

@@ -13,6 +13,7 @@
 
 #include "core/cluster_types.hpp"
 #include "rpc/cluster_registry.hpp"
+#include "rpc/cluster_wire.hpp"
 #include "rpc/kj_runtime.hpp"
 #include "schema/cluster.capnp.h"
 #include "tests/fuzz/fuzz_targets.hpp"
@@ -26,28 +27,6 @@ constexpr auto kDeadline = std::chrono::milliseconds(5000);
 constexpr int kHealthCheckEvery = 16;
 
 std::atomic<std::uint64_t> registrations{0};
-
-std::string text(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
-
-// The same field-by-field reads as rpc/cluster_registry.cpp's from_wire (which is private to
-// that file): every getter and list an untrusted NodeInfo can make the controller walk.
-core::NodeRegistration node_from_wire(schema::NodeInfo::Reader info) {
-  core::NodeRegistration node;
-  node.node_name = text(info.getNodeName());
-  node.protocol_version = info.getProtocolVersion();
-  for (auto device : info.getDevices()) {
-    node.devices.push_back({text(device.getKind()), device.getIndex(), device.getArenaBytes()});
-  }
-  node.host_cache_bytes = info.getHostCacheBytes();
-  for (auto model : info.getModelsOnDisk()) node.models_on_disk.push_back(text(model));
-  for (auto role : info.getRoles()) node.roles.push_back(text(role));
-  return node;
-}
-
-core::HeartbeatReport beat_from_wire(schema::Heartbeat::Reader beat) {
-  return {beat.getNodeId(), beat.getSequence(), beat.getRunningRequests(),
-          beat.getWaitingRequests(), beat.getKvUsage()};
-}
 
 std::string flat(capnp::MessageBuilder& builder) {
   auto words = capnp::messageToFlatArray(builder);
@@ -199,15 +178,15 @@ int fuzz_cluster_message(const std::uint8_t* data, std::size_t size) {
   options.nestingLimit = 16;
   try {
     capnp::FlatArrayMessageReader reader(words.asPtr(), options);
-    (void)node_from_wire(reader.getRoot<schema::NodeInfo>());
-    (void)beat_from_wire(reader.getRoot<schema::Heartbeat>());
+    (void)rpc::node_from_wire(reader.getRoot<schema::NodeInfo>());
+    (void)rpc::beat_from_wire(reader.getRoot<schema::Heartbeat>());
     // What the RPC layer does first with every incoming message, then the registry's reads.
     auto message = reader.getRoot<capnp::rpc::Message>();
     if (message.isCall()) {
       auto content = message.getCall().getParams().getContent();
-      (void)text(content.getAs<schema::Registry::RegisterParams>().getClusterToken());
-      (void)node_from_wire(content.getAs<schema::Registry::RegisterParams>().getInfo());
-      (void)beat_from_wire(content.getAs<schema::Registry::HeartbeatParams>().getBeat());
+      (void)rpc::wire_text(content.getAs<schema::Registry::RegisterParams>().getClusterToken());
+      (void)rpc::node_from_wire(content.getAs<schema::Registry::RegisterParams>().getInfo());
+      (void)rpc::beat_from_wire(content.getAs<schema::Registry::HeartbeatParams>().getBeat());
     }
   } catch (const kj::Exception&) {
     // Malformed messages are rejected by exceptions at this (process) boundary: fine.

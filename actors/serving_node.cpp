@@ -68,7 +68,7 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
   std::vector<std::vector<std::int32_t>> eos_ids;
   for (const auto& entry : impl->catalog->entries()) eos_ids.push_back(entry.eos_ids);
 
-  impl->proxy = spawn_proxy(system, impl->catalog, options.slo, metrics);
+  impl->proxy = options.front ? options.front : spawn_proxy(system, impl->catalog, options.slo, metrics);
   DecodeSetup decode_setup;
   decode_setup.workers = decode_workers;
   decode_setup.models = impl->models;

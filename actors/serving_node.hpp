@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include <caf/fwd.hpp>
+#include <caf/actor.hpp>
 
 #include "actors/policy/admission.hpp"
 #include "actors/policy/request.hpp"
@@ -32,6 +32,10 @@ struct ServingOptions {
   worker::DeviceWorkerOptions device;
   policy::Slo slo;
   policy::AdmissionConfig admission;
+  /// Where prefill and decode send tokens instead of a proxy of its own (a worker process's
+  /// relay, see actors/worker_relay.hpp); it gets the proxy's wire message. With it, submit()
+  /// is not available.
+  caf::actor front;
 };
 
 /// A served model as GET /v1/models reports it.

@@ -32,6 +32,8 @@ class ChildProcess {
   std::optional<int> wait(std::chrono::milliseconds timeout);
   /// Everything the child printed so far (after wait(), all of it).
   [[nodiscard]] const std::string& output() const { return output_; }
+  /// The child's process id (for /proc, e.g. its memory use).
+  [[nodiscard]] pid_t pid() const { return pid_; }
 
  private:
   bool read_more(std::chrono::milliseconds timeout);  // false at EOF or timeout

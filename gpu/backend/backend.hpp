@@ -98,7 +98,8 @@ struct MatmulArgs {
 };
 
 /// Arguments of attention over the paged KV cache: each token attends (causally) to positions
-/// 0..token_pos of its own sequence, which must already be written with write_kv.
+/// 0..token_pos of its own sequence, or only the last `window` of them, which must already be
+/// written with write_kv.
 struct AttentionArgs {
   const float* q = nullptr;  ///< [num_tokens, num_heads, head_dim]
   float* out = nullptr;      ///< [num_tokens, num_heads, head_dim]
@@ -107,6 +108,9 @@ struct AttentionArgs {
   float scale = 0.0f;  ///< usually 1/sqrt(head_dim)
   KvLayout layout;
   TokenBatch batch;
+  /// > 0: sliding window (Mistral, Qwen2): positions token_pos - window + 1 .. token_pos, as
+  /// transformers masks them; 0: all positions.
+  int window = 0;
 };
 
 /// A compute and memory backend. One per device; owned by the device's gpu_worker thread, so
@@ -158,7 +162,8 @@ class Backend {
   /// block at its position for `layer`.
   virtual void write_kv(const float* k, const float* v, int layer, const KvLayout& layout,
                         const TokenBatch& batch) = 0;
-  /// Causal scaled-dot-product attention over the paged KV cache (GQA aware).
+  /// Causal scaled-dot-product attention over the paged KV cache (GQA aware, optionally
+  /// windowed).
   virtual void attention(const AttentionArgs& args) = 0;
   /// out = silu(gate) * up, element-wise over `count` floats (the SwiGLU MLP).
   virtual void silu_mul(const float* gate, const float* up, std::size_t count, float* out) = 0;

@@ -92,6 +92,64 @@ core::Result<backend::RopeParams> parse_rope(const json& j, std::string_view fil
                    "one of default, linear, llama3 (got '" + type + "')");
 }
 
+// Reads an optional integer key in [0, 2^30].
+core::Result<int> non_negative_int(const json& j, std::string_view file, const char* key,
+                                   int fallback) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  if (!it->is_number_integer() || it->get<long long>() < 0 ||
+      it->get<long long>() > (1LL << 30)) {
+    return key_error(file, key, "a non-negative integer");
+  }
+  return static_cast<int>(it->get<long long>());
+}
+
+// Sets c.sliding_window and c.max_window_layers as transformers' configs define them:
+// MistralConfig windows every layer (sliding_window defaults to 4096, null turns it off);
+// Qwen2Config only with use_sliding_window, and then only the layers from max_window_layers
+// (default 28) on, or those its layer_types list marks "sliding_attention". Llama has none.
+core::Result<void> parse_sliding_window(const json& j, std::string_view file, ModelConfig& c) {
+  if (c.architecture == Architecture::kLlama) return core::ok();
+  const bool qwen2 = c.architecture == Architecture::kQwen2;
+  if (qwen2) {
+    auto use = boolean(j, file, "use_sliding_window", false);
+    if (!use.ok()) return use.error();
+    if (!*use) return core::ok();
+  }
+  int window = 4096;
+  if (auto it = j.find("sliding_window"); it != j.end()) {
+    if (it->is_null()) return core::ok();
+    auto value = positive_int(j, file, "sliding_window");
+    if (!value.ok()) return key_error(file, "sliding_window", "a positive integer or null");
+    window = *value;
+  }
+  c.sliding_window = window;
+  if (!qwen2) return core::ok();
+  auto first_windowed = non_negative_int(j, file, "max_window_layers", 28);
+  if (!first_windowed.ok()) return first_windowed.error();
+  c.max_window_layers = *first_windowed;
+  auto types = j.find("layer_types");
+  if (types == j.end() || types->is_null()) return core::ok();
+  // Newer transformers write the per-layer result of max_window_layers out; we run the
+  // windowed layers as a suffix, which is every list Qwen2Config itself produces.
+  const char* expected =
+      "a list of num_hidden_layers entries: \"full_attention\" layers, then "
+      "\"sliding_attention\" layers";
+  if (!types->is_array() || types->size() != static_cast<std::size_t>(c.num_layers)) {
+    return key_error(file, "layer_types", expected);
+  }
+  c.max_window_layers = c.num_layers;
+  for (int l = c.num_layers - 1; l >= 0; --l) {
+    const json& type = (*types)[static_cast<std::size_t>(l)];
+    if (type == "sliding_attention" && c.max_window_layers == l + 1) {
+      c.max_window_layers = l;
+    } else if (type != "full_attention") {
+      return key_error(file, "layer_types", expected);
+    }
+  }
+  return core::ok();
+}
+
 }  // namespace
 
 std::string_view to_string(Architecture architecture) {
@@ -196,14 +254,8 @@ core::Result<ModelConfig> parse_model_config(std::string_view json_text, std::st
       return key_error(file, "hidden_act", "\"silu\"");
     }
   }
-  auto use_window = boolean(j, file, "use_sliding_window", c.architecture == Architecture::kMistral);
-  if (!use_window.ok()) return use_window.error();
-  if (auto w = j.find("sliding_window"); *use_window && w != j.end() && !w->is_null()) {
-    if (!w->is_number_integer() || w->get<long long>() <= 0) {
-      return key_error(file, "sliding_window", "a positive integer or null");
-    }
-    c.sliding_window = static_cast<int>(std::min<long long>(w->get<long long>(), 1LL << 30));
-  }
+  auto window = parse_sliding_window(j, file, c);
+  if (!window.ok()) return window.error();
   if (auto dt = j.find("torch_dtype"); dt != j.end() && dt->is_string()) {
     const std::string name = dt->get<std::string>();
     if (name == "bfloat16") c.torch_dtype = backend::DType::kBF16;
@@ -256,8 +308,11 @@ std::string model_config_to_json(const ModelConfig& c) {
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   if (c.architecture == Architecture::kLlama) j["attention_bias"] = c.attention_bias;
   if (c.architecture != Architecture::kLlama) {
-    j["use_sliding_window"] = c.sliding_window > 0;
     j["sliding_window"] = c.sliding_window > 0 ? json(c.sliding_window) : json(nullptr);
+  }
+  if (c.architecture == Architecture::kQwen2) {
+    j["use_sliding_window"] = c.sliding_window > 0;
+    j["max_window_layers"] = c.max_window_layers;
   }
   switch (c.rope.scaling) {
     case backend::RopeScaling::kNone: j["rope_scaling"] = nullptr; break;

@@ -33,10 +33,20 @@ struct ModelConfig {
   backend::RopeParams rope;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  ///< q/k/v projections have biases (always for Qwen2)
-  int sliding_window = 0;       ///< 0: full attention; sequences may not exceed it otherwise
+  /// Sliding-window attention (Mistral, Qwen2 with use_sliding_window): a query in a windowed
+  /// layer sees only the last `sliding_window` positions, itself included; 0: none.
+  int sliding_window = 0;
+  /// HF Qwen2's max_window_layers: layers below this index attend to everything even when
+  /// sliding_window is set; 0 (Mistral) windows every layer.
+  int max_window_layers = 0;
   backend::DType torch_dtype = backend::DType::kF32;
   int bos_token_id = -1;
   std::vector<int> eos_token_ids;
+
+  /// Positions a query of `layer` attends to (itself included); 0: the whole context.
+  [[nodiscard]] int attention_window(int layer) const {
+    return layer >= max_window_layers ? sliding_window : 0;
+  }
 
   /// Parameters of the whole model (embeddings counted once when tied).
   [[nodiscard]] std::size_t num_parameters() const;

@@ -147,13 +147,6 @@ core::Result<BatchLogits> ModelRunner::forward(std::span<const SequenceChunk> ch
                          "forward: sequence " + std::to_string(chunk.seq) + " is swapped out");
     }
     const int start = kv_.num_tokens(chunk.seq);
-    const int total = start + static_cast<int>(chunk.tokens.size());
-    if (c.sliding_window > 0 && total > c.sliding_window) {
-      return core::error(ErrorCode::kOutOfRange,
-                         "forward: sequence " + std::to_string(chunk.seq) + " would reach " +
-                             std::to_string(total) + " tokens, beyond sliding_window " +
-                             std::to_string(c.sliding_window) + " (windowed attention unsupported)");
-    }
     for (std::size_t j = 0; j < chunk.tokens.size(); ++j) {
       ids.push_back(chunk.tokens[j]);
       token_seq.push_back(i);
@@ -237,7 +230,7 @@ core::Result<BatchLogits> ModelRunner::forward(std::span<const SequenceChunk> ch
     backend_.rope(f(q), i32(d_pos), num_tokens, c.num_heads, c.head_dim, c.rope);
     backend_.rope(f(k), i32(d_pos), num_tokens, c.num_kv_heads, c.head_dim, c.rope);
     backend_.write_kv(f(k), f(v), l, layout, batch);
-    backend_.attention({f(q), f(attn), c.num_heads, l, scale, layout, batch});
+    backend_.attention({f(q), f(attn), c.num_heads, l, scale, layout, batch, c.attention_window(l)});
     backend_.matmul({f(attn), w.o_proj, {}, f(tmp), num_tokens, h, qn});
     backend_.add(f(x), f(tmp), t * s.hidden, f(x));
     backend_.rms_norm(f(x), w.post_norm, c.rms_norm_eps, num_tokens, h, f(xn));

@@ -290,13 +290,14 @@ void CpuBackend::attention(const AttentionArgs& args) {
       const std::size_t h = item % heads;
       const int seq = args.batch.token_seq[t];
       const int last = args.batch.token_pos[t];
+      const int first = args.window > 0 ? std::max(0, last - args.window + 1) : 0;
       const std::size_t kv_head = h / static_cast<std::size_t>(group);
       const float* q = args.q + (t * heads + h) * dim;
       // Online softmax (running max and sum) so no score buffer proportional to context.
       float running_max = -INFINITY;
       float running_sum = 0.0f;
       std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int pos = 0; pos <= last; ++pos) {
+      for (int pos = first; pos <= last; ++pos) {
         const float* key = kv_row(layout, args.batch, seq, pos, args.layer, 0) + kv_head * dim;
         float score;
         dot_rows(DType::kF32, key, q, dim, 1, dim, &score);

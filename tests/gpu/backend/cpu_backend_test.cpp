@@ -222,7 +222,7 @@ TEST(CpuBackendTest, RopeMatchesRotateHalfForEveryScaling) {
   }
 }
 
-TEST(CpuBackendTest, PagedAttentionMatchesDenseCausalSoftmaxWithGqa) {
+TEST(CpuBackendTest, PagedAttentionMatchesDenseCausalSoftmaxWithGqaAndWindow) {
   auto backend = make_backend();
   const int layers = 2;
   const int kv_heads = 2;
@@ -255,36 +255,44 @@ TEST(CpuBackendTest, PagedAttentionMatchesDenseCausalSoftmaxWithGqa) {
   backend->write_kv(k.data(), v.data(), layer, layout, batch);
   std::vector<float> out(q.size());
   const float scale = 1.0f / std::sqrt(float(dim));
-  backend->attention(AttentionArgs{q.data(), out.data(), heads, layer, scale, layout, batch});
-  int first = 0;
-  for (int s = 0; s < 2; ++s) {
-    for (int p = 0; p < lengths[static_cast<std::size_t>(s)]; ++p) {
-      const int t = first + p;
-      for (int h = 0; h < heads; ++h) {
-        const int g = h / (heads / kv_heads);
-        std::vector<double> scores;
-        double max_score = -1e30;
-        for (int j = 0; j <= p; ++j) {
-          double dot = 0;
+  // Full causal attention, then a sliding window (as transformers masks it: the last `window`
+  // positions, the token itself included) that crosses block boundaries.
+  for (const int window : {0, 7}) {
+    backend->attention(
+        AttentionArgs{q.data(), out.data(), heads, layer, scale, layout, batch, window});
+    int first = 0;
+    for (int s = 0; s < 2; ++s) {
+      for (int p = 0; p < lengths[static_cast<std::size_t>(s)]; ++p) {
+        const int t = first + p;
+        const int oldest = window > 0 ? std::max(0, p - window + 1) : 0;
+        for (int h = 0; h < heads; ++h) {
+          const int g = h / (heads / kv_heads);
+          std::vector<double> scores;
+          double max_score = -1e30;
+          for (int j = oldest; j <= p; ++j) {
+            double dot = 0;
+            for (int i = 0; i < dim; ++i) {
+              dot +=
+                  double(q[(t * heads + h) * dim + i]) * k[((first + j) * kv_heads + g) * dim + i];
+            }
+            scores.push_back(dot * scale);
+            max_score = std::max(max_score, dot * scale);
+          }
+          double total = 0;
+          for (double& sc : scores) total += (sc = std::exp(sc - max_score));
           for (int i = 0; i < dim; ++i) {
-            dot += double(q[(t * heads + h) * dim + i]) * k[((first + j) * kv_heads + g) * dim + i];
+            double expected = 0;
+            for (int j = oldest; j <= p; ++j) {
+              expected += scores[static_cast<std::size_t>(j - oldest)] / total *
+                          v[((first + j) * kv_heads + g) * dim + i];
+            }
+            EXPECT_NEAR(out[(t * heads + h) * dim + i], expected, 1e-5)
+                << "window " << window << " seq " << s << " pos " << p;
           }
-          scores.push_back(dot * scale);
-          max_score = std::max(max_score, dot * scale);
-        }
-        double total = 0;
-        for (double& sc : scores) total += (sc = std::exp(sc - max_score));
-        for (int i = 0; i < dim; ++i) {
-          double expected = 0;
-          for (int j = 0; j <= p; ++j) {
-            expected += scores[static_cast<std::size_t>(j)] / total *
-                        v[((first + j) * kv_heads + g) * dim + i];
-          }
-          EXPECT_NEAR(out[(t * heads + h) * dim + i], expected, 1e-5);
         }
       }
+      first += lengths[static_cast<std::size_t>(s)];
     }
-    first += lengths[static_cast<std::size_t>(s)];
   }
 }
 

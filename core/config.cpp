@@ -177,6 +177,8 @@ const std::vector<Field>& fields() {
     t.push_back(integer_field("serve.ttft_slo_ms", &Config::serve, &ServeConfig::ttft_slo_ms, 1, 3600000));
     t.push_back(integer_field("serve.tbt_slo_ms", &Config::serve, &ServeConfig::tbt_slo_ms, 1, 600000));
     t.push_back(bool_field("serve.admission", &Config::serve, &ServeConfig::admission));
+    t.push_back(enum_field("serve.policy", &Config::serve, &ServeConfig::policy,
+                           {"aegaeon", "request-level", "static"}));
     return t;
   }();
   return table;

@@ -40,6 +40,9 @@ struct ServeConfig {
   std::uint32_t ttft_slo_ms = 10000;    ///< time-to-first-token SLO (paper: 10 s)
   std::uint32_t tbt_slo_ms = 100;       ///< time-between-tokens SLO (paper: 100 ms)
   bool admission = true;                ///< reject with 429 when the SLO is infeasible
+  /// Scheduling policy: aegaeon (token-level preemptive switching) | request-level
+  /// (ServerlessLLM-like baseline) | static (one model per device); see actors/policy/serving_policy.hpp.
+  std::string policy = "aegaeon";
 };
 
 /// Everything a process reads at start.

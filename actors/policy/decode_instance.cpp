@@ -93,9 +93,30 @@ std::optional<ModelId> DecodeInstance::prefetch_after(std::size_t pos, ModelId m
   return std::nullopt;
 }
 
+DecodeAction DecodeInstance::next_run_to_completion(std::optional<ModelId> resident) const {
+  const DecodeBatch* next = current_ ? batch(*current_) : nullptr;
+  for (const auto& b : batches_) {
+    if (next == nullptr && resident && b.model == *resident) next = &b;
+  }
+  if (next == nullptr) next = &batches_.front();  // batches_ is in creation order: the oldest
+  DecodeAction action;
+  action.batch = next->id;
+  action.model = next->model;
+  if (current_ == next->id) {
+    action.kind = DecodeAction::Kind::kStep;
+    return action;
+  }
+  // current_ is empty here: a batch leaves the device only by finishing.
+  action.kind = DecodeAction::Kind::kSwitch;
+  action.load_model = !resident || *resident != next->model;
+  action.swap_in_tokens = next->context_tokens;
+  return action;
+}
+
 DecodeAction DecodeInstance::next_action(double now_s, std::optional<ModelId> resident) {
   DecodeAction action;
   if (batches_.empty()) return action;
+  if (!config_.preemptive) return next_run_to_completion(resident);
   // Bounded: every pass either returns or advances pos_; a new round always returns.
   for (int guard = 0; guard < 4 * static_cast<int>(batches_.size() + order_.size()) + 8; ++guard) {
     if (pos_ >= order_.size()) start_round(resident);
@@ -199,7 +220,10 @@ double DecodeInstance::what_if_alpha(ModelId model, std::int64_t context_tokens,
 }
 
 DecodeDispatch dispatch_decode(std::span<const DecodeInstance> instances, ModelId model,
-                               std::int64_t context_tokens) {
+                               std::int64_t context_tokens, std::optional<InstanceId> pinned) {
+  if (pinned) {
+    return DecodeDispatch{*pinned, instances[static_cast<std::size_t>(*pinned)].joinable_batch(model, context_tokens)};
+  }
   DecodeDispatch d;
   for (std::size_t i = 0; i < instances.size(); ++i) {
     if (auto b = instances[i].joinable_batch(model, context_tokens)) {

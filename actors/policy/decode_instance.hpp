@@ -31,6 +31,10 @@ struct DecodeInstanceConfig {
   DecodeRoundConfig round;
   std::int32_t max_batch_size = 128;
   bool prefetch = true;  ///< emit prefetch hints for the next different model
+  /// true: weighted round-robin turns with quotas, a batch may be stopped between two tokens.
+  /// false (request-level baseline): the batch on the device runs until its last request ends;
+  /// then the device keeps its model while it has batches of it, else takes the oldest batch.
+  bool preemptive = true;
 };
 
 /// A request in the decode phase.
@@ -80,8 +84,9 @@ class DecodeInstance {
   /// Adds a prefilled request (its first token already produced) to `batch`, or to a new batch
   /// (quota 0 until the next round) when `batch` is empty. Returns the batch used.
   BatchId add_request(const RequestInfo& request, std::optional<BatchId> batch);
-  /// The next thing to do at `now_s`, given the model resident on the device. Starts turns,
-  /// ends them when their quota is spent and starts new rounds.
+  /// The next thing to do at `now_s`, given the model resident on the device. Preemptive:
+  /// starts turns, ends them when their quota is spent and starts new rounds. Otherwise steps the
+  /// current batch until it is empty (see DecodeInstanceConfig::preemptive).
   DecodeAction next_action(double now_s, std::optional<ModelId> resident);
   /// The kSwitch action for `batch` was carried out: its KV and model are on the device.
   void on_switched(BatchId batch);
@@ -107,6 +112,7 @@ class DecodeInstance {
  private:
   [[nodiscard]] BatchLoad load_of(ModelId model, std::int64_t context_tokens, std::int64_t size) const;
   void start_round(std::optional<ModelId> resident);
+  [[nodiscard]] DecodeAction next_run_to_completion(std::optional<ModelId> resident) const;
   DecodeBatch* find(BatchId id);
   [[nodiscard]] std::optional<ModelId> prefetch_after(std::size_t pos, ModelId model) const;
 
@@ -131,7 +137,9 @@ struct DecodeDispatch {
 
 /// Decode dispatch: join the first same-model batch (instance order) whose KV still fits, else
 /// open a new batch on the instance with the fewest batches (ties: fewest requests, lowest index).
+/// `pinned` (a valid instance) confines both choices to it (static placement).
 DecodeDispatch dispatch_decode(std::span<const DecodeInstance> instances, ModelId model,
-                               std::int64_t context_tokens);
+                               std::int64_t context_tokens,
+                               std::optional<InstanceId> pinned = std::nullopt);
 
 }  // namespace aegaeon::policy

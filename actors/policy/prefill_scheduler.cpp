@@ -7,8 +7,10 @@ namespace aegaeon::policy {
 PrefillScheduler::PrefillScheduler(std::int32_t instances, PrefillConfig config)
     : config_(config), instances_(static_cast<std::size_t>(std::max(instances, 1))) {}
 
-std::optional<std::pair<InstanceId, std::size_t>> PrefillScheduler::find_open_group(ModelId model) const {
+std::optional<std::pair<InstanceId, std::size_t>> PrefillScheduler::find_open_group(
+    ModelId model, std::optional<InstanceId> pinned) const {
   for (std::size_t i = 0; i < instances_.size(); ++i) {
+    if (pinned && static_cast<InstanceId>(i) != *pinned) continue;
     const auto& groups = instances_[i].groups;
     for (std::size_t g = 0; g < groups.size(); ++g) {
       if (groups[g].model == model && groups[g].joined < config_.max_group_size) {
@@ -19,8 +21,9 @@ std::optional<std::pair<InstanceId, std::size_t>> PrefillScheduler::find_open_gr
   return std::nullopt;
 }
 
-PrefillDispatch PrefillScheduler::preview(ModelId model) const {
-  if (auto open = find_open_group(model)) return {open->first, false};
+PrefillDispatch PrefillScheduler::preview(ModelId model, std::optional<InstanceId> pinned) const {
+  if (auto open = find_open_group(model, pinned)) return {open->first, false};
+  if (pinned) return {*pinned, true};
   InstanceId best = 0;
   for (std::size_t i = 1; i < instances_.size(); ++i) {
     if (instances_[i].queued < instances_[best].queued) best = static_cast<InstanceId>(i);
@@ -28,8 +31,8 @@ PrefillDispatch PrefillScheduler::preview(ModelId model) const {
   return {best, true};
 }
 
-PrefillDispatch PrefillScheduler::on_arrival(const RequestInfo& request) {
-  if (auto open = find_open_group(request.model)) {
+PrefillDispatch PrefillScheduler::on_arrival(const RequestInfo& request, std::optional<InstanceId> pinned) {
+  if (auto open = find_open_group(request.model, pinned)) {
     auto& inst = instances_[open->first];
     auto& group = inst.groups[open->second];
     group.requests.push_back(request);
@@ -37,7 +40,7 @@ PrefillDispatch PrefillScheduler::on_arrival(const RequestInfo& request) {
     ++inst.queued;
     return {open->first, false};
   }
-  const PrefillDispatch d = preview(request.model);
+  const PrefillDispatch d = preview(request.model, pinned);
   auto& inst = instances_[d.instance];
   inst.groups.push_back(Group{request.model, 1, {request}});
   ++inst.queued;
@@ -49,7 +52,7 @@ PrefillAction PrefillScheduler::next_action(InstanceId instance, std::optional<M
   PrefillAction action;
   if (groups.empty()) return action;
   const Group& head = groups.front();
-  for (std::size_t g = 1; g < groups.size(); ++g) {
+  for (std::size_t g = 1; config_.prefetch && g < groups.size(); ++g) {
     if (groups[g].model != head.model) {
       action.prefetch_model = groups[g].model;
       break;

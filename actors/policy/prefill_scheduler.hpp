@@ -14,7 +14,11 @@ namespace aegaeon::policy {
 /// Knobs of the prefill policy.
 struct PrefillConfig {
   /// Most requests a group ever admits; bounds how long a hot model can hold an instance.
+  /// Unbounded (request-level baseline): an instance keeps its model while requests of it
+  /// keep arriving.
   std::int32_t max_group_size = 8;
+  /// Emit prefetch hints for the model of the next group that differs.
+  bool prefetch = true;
 };
 
 /// Where an arriving request was queued.
@@ -40,9 +44,10 @@ class PrefillScheduler {
 
   /// Queues an arriving request: joins the first instance holding a non-full group of its model,
   /// else opens a group on the instance with the fewest queued requests (ties: lowest index).
-  PrefillDispatch on_arrival(const RequestInfo& request);
+  /// `pinned` (a valid instance) confines both choices to it (static placement).
+  PrefillDispatch on_arrival(const RequestInfo& request, std::optional<InstanceId> pinned = std::nullopt);
   /// Where on_arrival would put `model`'s next request, without changing anything.
-  [[nodiscard]] PrefillDispatch preview(ModelId model) const;
+  [[nodiscard]] PrefillDispatch preview(ModelId model, std::optional<InstanceId> pinned = std::nullopt) const;
   /// The instance's next step given the model resident on its device. Does not change state.
   [[nodiscard]] PrefillAction next_action(InstanceId instance, std::optional<ModelId> resident) const;
   /// Marks the request returned by kRun as prefilled: removes it from its group.
@@ -65,7 +70,8 @@ class PrefillScheduler {
     std::deque<Group> groups;  // FIFO
     std::int64_t queued = 0;
   };
-  [[nodiscard]] std::optional<std::pair<InstanceId, std::size_t>> find_open_group(ModelId model) const;
+  [[nodiscard]] std::optional<std::pair<InstanceId, std::size_t>> find_open_group(
+      ModelId model, std::optional<InstanceId> pinned) const;
 
   PrefillConfig config_;
   std::vector<Instance> instances_;

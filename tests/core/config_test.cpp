@@ -137,7 +137,7 @@ TEST(ConfigErrors, UnknownKeysSuggest) {
             "http.max_body_bytes, http.max_header_bytes, http.api_key, log.level, log.format, "
             "serve.models_dir, serve.data_dir, serve.prefill_devices, serve.decode_devices, "
             "serve.device_threads, serve.kv_bytes, serve.ttft_slo_ms, serve.tbt_slo_ms, "
-            "serve.admission");
+            "serve.admission, serve.policy");
 }
 
 TEST(ConfigErrors, StructureAndDuplicates) {
@@ -261,7 +261,8 @@ TEST(ConfigDescribe, ListsEveryKeyAndRedactsSecrets) {
             "serve.kv_bytes: 64MiB\n"
             "serve.ttft_slo_ms: 10000\n"
             "serve.tbt_slo_ms: 100\n"
-            "serve.admission: true\n");
+            "serve.admission: true\n"
+            "serve.policy: aegaeon\n");
   // Every described value parses back to the same config through overrides.
   Config round_trip;
   round_trip.http.port = 1;

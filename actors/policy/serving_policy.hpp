@@ -1,0 +1,51 @@
+// Which scheduling policy a serving node runs: aegaeon's token-level preemptive switching, or
+// one of the baselines it is measured against (PAPER-NOTES.md "Headline results"). A policy is
+// only a choice of knobs and placement for the prefill and decode schedulers, so every policy
+// runs the same scheduler code.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "actors/policy/decode_instance.hpp"
+#include "actors/policy/prefill_scheduler.hpp"
+#include "actors/policy/request.hpp"
+#include "core/result.hpp"
+
+namespace aegaeon::policy {
+
+/// The serving node's scheduling policy (config key serve.policy).
+enum class ServingPolicy {
+  /// Grouped FCFS prefill (groups ≤ 8, prefetch); decode in weighted round-robin rounds with
+  /// a preemptive model switch between turns.
+  kAegaeon,
+  /// ServerlessLLM-like request-level scaling: a device switches model only when it has no
+  /// request of its current model left; a request runs to completion once it has the device.
+  kRequestLevel,
+  /// Model m pinned to prefill device m and decode device m; never switches.
+  kStatic,
+};
+
+/// Every policy's name, in enum order (the values serve.policy accepts).
+inline constexpr std::array<std::string_view, 3> kServingPolicyNames = {"aegaeon", "request-level", "static"};
+
+/// The policy called `name`; the error lists the valid names.
+core::Result<ServingPolicy> parse_serving_policy(std::string_view name);
+/// The policy's name ("aegaeon", "request-level", "static").
+std::string_view to_string(ServingPolicy policy);
+
+/// The prefill scheduler's knobs under `policy`.
+PrefillConfig prefill_config(ServingPolicy policy);
+/// The decode instances' knobs under `policy`, starting from aegaeon's `base` (SLO, batch size).
+DecodeInstanceConfig decode_config(ServingPolicy policy, DecodeInstanceConfig base);
+/// The instance model `model` is pinned to (static: instance `model`, in both roles); nullopt
+/// when any instance may serve it.
+std::optional<InstanceId> pinned_instance(ServingPolicy policy, ModelId model);
+/// kInvalidArgument when the devices cannot carry the policy: static needs a prefill and a
+/// decode device of its own for every model.
+core::Result<void> check_devices(ServingPolicy policy, std::int32_t models, std::int32_t prefill_devices,
+                                 std::int32_t decode_devices);
+
+}  // namespace aegaeon::policy

@@ -39,6 +39,11 @@ ServingMetrics::ServingMetrics(core::Registry& r)
       weights_copy_bytes(core::build_counter().name("aegaeon_weights_copy_bytes_total")
                              .help("Weight bytes copied host to device by switches and prefetches").register_on(r)),
       slo_attainment(core::build_gauge().name("aegaeon_slo_attainment")
-                         .help("Share of finished requests that met both TTFT and TBT SLOs").register_on(r)) {}
+                         .help("Share of finished requests that met both TTFT and TBT SLOs").register_on(r)),
+      // Against client-side time between tokens this gives the runtime's own cost per token
+      // (actors, proxy, HTTP): bench/e2e reports the difference.
+      decode_step_s(core::build_histogram().name("aegaeon_decode_step_seconds")
+                        .help("Device time of one decode step (forward and sampling), by device")
+                        .buckets(core::exponential_buckets(0.0001, 2, 18)).register_on(r)) {}
 
 }  // namespace aegaeon::actors

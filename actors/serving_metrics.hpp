@@ -27,6 +27,7 @@ struct ServingMetrics {
   core::Family<core::Counter>& kv_swap_bytes;
   core::Family<core::Counter>& weights_copy_bytes;
   core::Family<core::Gauge>& slo_attainment;
+  core::Family<core::Histogram>& decode_step_s;   ///< device compute per decode step, by device
 };
 
 }  // namespace aegaeon::actors

@@ -59,7 +59,8 @@ void drive(DecodeActor* self, size_t index);
 // Tells prefill the α each model's next request would meet, for admission control.
 void push_alpha(DecodeActor* self) {
   auto& s = self->state;
-  if (!s.prefill) return;
+  // α describes weighted round-robin rounds; batches that run to completion have none.
+  if (!s.prefill || !s.setup.config.preemptive) return;
   constexpr std::int64_t kTypicalContext = 512;
   std::vector<double> alpha(s.costs.size(), 0.0);
   for (size_t m = 0; m < s.costs.size(); ++m) {
@@ -245,6 +246,8 @@ void drive(DecodeActor* self, size_t index) {
       self->request(instance.worker, caf::infinite, decode_atom::value, std::move(seqs))
           .then(
               [self, index, batch_id](DecodeOutcome& outcome) {
+                self->state.metrics->decode_step_s.add({{"device", "decode-" + std::to_string(index)}})
+                    .observe(outcome.seconds);
                 on_stepped(self, index, batch_id, outcome);
                 self->state.instances[index].busy = false;
                 push_alpha(self);
@@ -267,10 +270,30 @@ void drive(DecodeActor* self, size_t index) {
   }
 }
 
+// Loads a pinned model on its instance at start, so its first request does not pay for it.
+void preload(DecodeActor* self, size_t index, worker::ModelId model) {
+  auto& instance = self->state.instances[index];
+  instance.busy = true;
+  self->request(instance.worker, caf::infinite, switch_atom::value, SwitchBatchCommand{{}, model, {}})
+      .then(
+          [self, index, model](const worker::SwitchStats&) {
+            self->state.instances[index].on_resident(model);
+            self->state.instances[index].busy = false;
+            drive(self, index);
+          },
+          [self, index, model](caf::error& error) {
+            spdlog::error("decode-{}: loading pinned model {} failed: {}", index, model,
+                          self->system().render(error));
+            self->state.instances[index].busy = false;  // its first batch will load it
+            drive(self, index);
+          });
+}
+
 caf::behavior decode_actor(DecodeActor* self, DecodeSetup setup, caf::actor proxy,
                            std::shared_ptr<ServingMetrics> metrics) {
   auto& s = self->state;
   s.setup = std::move(setup);
+  s.setup.config = policy::decode_config(s.setup.policy, s.setup.config);
   s.proxy = std::move(proxy);
   s.metrics = std::move(metrics);
   auto models = static_cast<size_t>(s.setup.models->size());
@@ -290,6 +313,9 @@ caf::behavior decode_actor(DecodeActor* self, DecodeSetup setup, caf::actor prox
     s.policies.emplace_back(s.setup.config, std::span<const policy::ModelCosts>(s.costs));
     s.instances.push_back(Instance{{worker, {}, {}, false}, {}});
   }
+  for (worker::ModelId m = 0; m < s.setup.models->size(); ++m) {
+    if (auto pin = policy::pinned_instance(s.setup.policy, m)) preload(self, static_cast<size_t>(*pin), m);
+  }
   return {
       [self](wire_atom, caf::actor prefill) {
         self->state.prefill = std::move(prefill);
@@ -298,7 +324,8 @@ caf::behavior decode_actor(DecodeActor* self, DecodeSetup setup, caf::actor prox
       [self](handoff_atom, Handoff& handoff) {
         auto& st = self->state;
         const auto& info = handoff.job.info;
-        auto dispatch = policy::dispatch_decode(st.policies, info.model, info.input_tokens + 1);
+        auto dispatch = policy::dispatch_decode(st.policies, info.model, info.input_tokens + 1,
+                                                policy::pinned_instance(st.setup.policy, info.model));
         auto index = static_cast<size_t>(dispatch.instance);
         st.instances[index].arrivals.push_back(std::move(handoff));
         drive(self, index);

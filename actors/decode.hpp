@@ -1,6 +1,7 @@
 // The decode role: weighted round-robin decoding (actors/policy/decode_instance) over this
 // node's decode devices — batches of one model each, a time quota per batch per round, and a
-// preemptive model switch between turns, with KV swapped out and in around it.
+// preemptive model switch between turns, with KV swapped out and in around it (or, under the
+// baseline serving policies, batches run to completion on the devices the policy allows).
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/policy/decode_instance.hpp"
+#include "actors/policy/serving_policy.hpp"
 #include "gpu/worker/device_worker.hpp"
 
 namespace aegaeon::actors {
@@ -20,7 +22,8 @@ struct ServingMetrics;
 struct DecodeSetup {
   std::vector<caf::actor> workers;  ///< one gpu_worker per decode device
   std::shared_ptr<const worker::HostModelCache> models;
-  policy::DecodeInstanceConfig config;
+  policy::DecodeInstanceConfig config;  ///< aegaeon's knobs; the policy adjusts them
+  policy::ServingPolicy policy = policy::ServingPolicy::kAegaeon;
   std::vector<std::int64_t> kv_capacity_tokens;    ///< per model, on one decode device
   std::vector<std::vector<std::int32_t>> eos_ids;  ///< per model
   double host_to_device_bytes_per_s = 8e9;         ///< for switch and swap estimates

@@ -40,8 +40,11 @@ struct PrefillState {
     return static_cast<double>(setup.models->info(model).weight_bytes) / setup.host_to_device_bytes_per_s;
   }
   // Queue wait + switches + own prefill on the instance a new request of `job` would join.
+  [[nodiscard]] std::optional<policy::InstanceId> pinned(worker::ModelId model) const {
+    return policy::pinned_instance(setup.policy, model);
+  }
   [[nodiscard]] double predicted_ttft_s(const PrefillJob& job) const {
-    auto dispatch = scheduler->preview(job.info.model);
+    auto dispatch = scheduler->preview(job.info.model, pinned(job.info.model));
     const auto& instance = instances[static_cast<size_t>(dispatch.instance)];
     double total = 0;
     std::optional<worker::ModelId> model = instance.resident;
@@ -98,6 +101,24 @@ void on_prefilled(PrefillActor* self, size_t index, const PrefillJob& job, Prefi
   (void)index;
 }
 
+// Makes `model` resident on the instance, then carries on with its queue.
+void switch_model(PrefillActor* self, size_t index, worker::ModelId model) {
+  self->state.instances[index].busy = true;
+  self->request(self->state.instances[index].worker, caf::infinite, switch_atom::value, model)
+      .then(
+          [self, index, model](const worker::SwitchStats&) {
+            auto& inst = self->state.instances[index];
+            inst.on_resident(model);
+            inst.busy = false;
+            drive(self, index);
+          },
+          [self, index, model](caf::error& error) {
+            spdlog::error("prefill-{}: switch to model {} failed: {}", index, model,
+                          self->system().render(error));
+            self->state.instances[index].busy = false;  // the scheduler will try again
+          });
+}
+
 void drive(PrefillActor* self, size_t index) {
   auto& s = self->state;
   auto& instance = s.instances[index];
@@ -110,24 +131,9 @@ void drive(PrefillActor* self, size_t index) {
   switch (action.kind) {
     case policy::PrefillAction::Kind::kIdle:
       return;
-    case policy::PrefillAction::Kind::kSwitch: {
-      instance.busy = true;
-      worker::ModelId model = action.model;
-      self->request(instance.worker, caf::infinite, switch_atom::value, model)
-          .then(
-              [self, index, model](const worker::SwitchStats&) {
-                auto& inst = self->state.instances[index];
-                inst.on_resident(model);
-                inst.busy = false;
-                drive(self, index);
-              },
-              [self, index, model](caf::error& error) {
-                spdlog::error("prefill-{}: switch to model {} failed: {}", index, model,
-                              self->system().render(error));
-                self->state.instances[index].busy = false;  // the scheduler will try again
-              });
+    case policy::PrefillAction::Kind::kSwitch:
+      switch_model(self, index, action.model);
       return;
-    }
     case policy::PrefillAction::Kind::kRun: {
       auto id = action.request;
       auto found = s.jobs.find(id);
@@ -176,9 +182,13 @@ caf::behavior prefill_actor(PrefillActor* self, PrefillSetup setup, caf::actor d
   s.proxy = std::move(proxy);
   s.metrics = std::move(metrics);
   auto instances = static_cast<std::int32_t>(s.setup.workers.size());
-  s.scheduler = std::make_unique<policy::PrefillScheduler>(instances);
+  s.scheduler = std::make_unique<policy::PrefillScheduler>(instances, policy::prefill_config(s.setup.policy));
   for (auto& w : s.setup.workers) s.instances.push_back(DeviceSlot{w, {}, {}, false});
   auto models = static_cast<size_t>(s.setup.models->size());
+  // A pinned model is loaded at start, so its first request does not pay for the load.
+  for (worker::ModelId m = 0; m < s.setup.models->size(); ++m) {
+    if (auto pin = s.pinned(m)) switch_model(self, static_cast<size_t>(*pin), m);
+  }
   // Until measurements arrive: 5 ms fixed + 0.2 ms per prompt token (refit after each prefill).
   s.estimators.assign(models, policy::ExecutionEstimator({0.005, 2e-4, 0}, {}));
   s.decode_alpha.assign(models, 0.0);
@@ -192,7 +202,7 @@ caf::behavior prefill_actor(PrefillActor* self, PrefillSetup setup, caf::actor d
         auto decision = policy::decide_admission(st.setup.admission, st.setup.slo, input);
         if (!decision.admit) return AdmissionReply{false, decision.retry_after_s, decision.reason};
         job.info.arrival_s = st.now_s();
-        auto dispatch = st.scheduler->on_arrival(job.info);
+        auto dispatch = st.scheduler->on_arrival(job.info, st.pinned(job.info.model));
         st.jobs.emplace(job.info.id, std::move(job));
         drive(self, static_cast<size_t>(dispatch.instance));
         return AdmissionReply{true, 0, {}};

@@ -1,5 +1,6 @@
-// The prefill role: grouped-FCFS scheduling (actors/policy/prefill_scheduler) over this node's
-// prefill devices, admission control, and the handoff of prefilled requests to decode.
+// The prefill role: grouped-FCFS scheduling (actors/policy/prefill_scheduler, configured by the
+// serving policy) over this node's prefill devices, admission control, and the handoff of
+// prefilled requests to decode.
 #pragma once
 
 #include <memory>
@@ -9,6 +10,7 @@
 
 #include "actors/policy/admission.hpp"
 #include "actors/policy/request.hpp"
+#include "actors/policy/serving_policy.hpp"
 #include "gpu/worker/device_worker.hpp"
 
 namespace aegaeon::actors {
@@ -21,6 +23,7 @@ struct PrefillSetup {
   std::shared_ptr<const worker::HostModelCache> models;
   policy::Slo slo;
   policy::AdmissionConfig admission;
+  policy::ServingPolicy policy = policy::ServingPolicy::kAegaeon;
   double host_to_device_bytes_per_s = 8e9;  ///< for switch estimates until measured
   std::vector<std::vector<std::int32_t>> eos_ids;  ///< per model: tokens that end a generation
 };

@@ -32,6 +32,8 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
                                                               ServingOptions options,
                                                               core::Registry& registry) {
   if (options.models.empty()) return core::error(core::ErrorCode::kInvalidArgument, "no models to serve");
+  AEGAEON_TRY(policy::check_devices(options.policy, static_cast<std::int32_t>(options.models.size()),
+                                    options.prefill_devices, options.decode_devices));
   auto impl = std::make_unique<Impl>();
   spdlog::info("loading {} model(s) into the host model cache", options.models.size());
   auto cache = worker::HostModelCache::load(options.models, [](int index, int count, std::string_view name) {
@@ -75,6 +77,7 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
   decode_setup.config.round.tbt_slo_s = options.slo.tbt_s;
   decode_setup.kv_capacity_tokens = kv_capacity;
   decode_setup.eos_ids = eos_ids;
+  decode_setup.policy = options.policy;
   impl->decode = spawn_decode(system, std::move(decode_setup), impl->proxy, metrics);
   PrefillSetup prefill_setup;
   prefill_setup.workers = prefill_workers;
@@ -82,11 +85,12 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
   prefill_setup.slo = options.slo;
   prefill_setup.admission = options.admission;
   prefill_setup.eos_ids = eos_ids;
+  prefill_setup.policy = options.policy;
   impl->prefill = spawn_prefill(system, std::move(prefill_setup), impl->decode, impl->proxy, metrics);
   caf::anon_send(impl->decode, wire_atom::value, impl->prefill);
   wire_proxy(impl->proxy, impl->prefill, impl->decode);
-  spdlog::info("serving {} model(s) on {} prefill + {} decode device(s)", impl->models->size(),
-               options.prefill_devices, options.decode_devices);
+  spdlog::info("serving {} model(s) on {} prefill + {} decode device(s), policy {}", impl->models->size(),
+               options.prefill_devices, options.decode_devices, policy::to_string(options.policy));
   return std::unique_ptr<ServingNode>(new ServingNode(std::move(impl)));
 }
 

@@ -11,6 +11,7 @@
 
 #include "actors/policy/admission.hpp"
 #include "actors/policy/request.hpp"
+#include "actors/policy/serving_policy.hpp"
 #include "core/generation.hpp"
 #include "core/result.hpp"
 #include "gpu/worker/device_worker.hpp"
@@ -32,6 +33,7 @@ struct ServingOptions {
   worker::DeviceWorkerOptions device;
   policy::Slo slo;
   policy::AdmissionConfig admission;
+  policy::ServingPolicy policy = policy::ServingPolicy::kAegaeon;
   /// Where prefill and decode send tokens instead of a proxy of its own (a worker process's
   /// relay, see actors/worker_relay.hpp); it gets the proxy's wire message. With it, submit()
   /// is not available.

@@ -90,6 +90,9 @@ actors::ServingOptions serving_options(const core::ServeConfig& serve) {
   options.device.kv_bytes = serve.kv_bytes;
   options.slo = {serve.ttft_slo_ms / 1000.0, serve.tbt_slo_ms / 1000.0};
   options.admission.enabled = serve.admission;
+  auto policy = policy::parse_serving_policy(serve.policy);
+  if (!policy.ok()) throw CommandError(policy.error().message, 2);
+  options.policy = *policy;
   return options;
 }
 

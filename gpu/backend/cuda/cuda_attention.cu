@@ -1,7 +1,9 @@
 // Paged attention kernels over the layout [block][layer][k/v][block_tokens][kv_heads][head_dim]:
 // a decode kernel (one CTA per token and head, the context split over warps and merged at the
 // end) and a tiled prefill kernel (8 consecutive tokens of one sequence share every K/V chunk
-// staged in shared memory). Both use the online softmax of the CPU backend; causal by position.
+// staged in shared memory). Both use the online softmax of the CPU backend; causal by position,
+// and with AttentionArgs::window only the last `window` positions (sliding-window attention).
+#include <climits>
 #include <cmath>
 
 #include "gpu/backend/cuda/cuda_device_util.cuh"
@@ -30,6 +32,7 @@ struct AttnParams {
   int layer;
   float scale;
   TokenBatch batch;
+  int window;  // > 0: sliding window (AttentionArgs::window)
 };
 
 // Running softmax state of one warp: max, sum of weights, weighted V (lane's dims).
@@ -112,22 +115,29 @@ __device__ __forceinline__ void load_q(const AttnParams& p, int t, int h, int la
   }
 }
 
-// Positions [0, last] of `seq` from global memory, blocks first_block, +stride, ... .
-__device__ void attend_global(const AttnParams& p, int seq, int last, int kv_head,
-                              const float (&q)[kMaxDims], int first_block, int block_stride,
+// The oldest position a query at `last` attends to.
+__device__ __forceinline__ int first_position(const AttnParams& p, int last) {
+  return p.window > 0 ? max(0, last - p.window + 1) : 0;
+}
+
+// Positions [first, last] of `seq` from global memory: the blocks holding them, starting
+// `block_offset` blocks in and then every `block_stride`-th.
+__device__ void attend_global(const AttnParams& p, int seq, int first, int last, int kv_head,
+                              const float (&q)[kMaxDims], int block_offset, int block_stride,
                               WarpState& s, int lane) {
   const std::int32_t* table = p.batch.block_tables + p.batch.block_table_offsets[seq];
   const int num_blocks = last / p.block_tokens + 1;
   const auto stride = static_cast<std::size_t>(p.row_floats);
-  for (int b = first_block; b < num_blocks; b += block_stride) {
+  for (int b = first / p.block_tokens + block_offset; b < num_blocks; b += block_stride) {
     const std::int32_t block = table[b];
-    const int in_block = min(p.block_tokens, last - b * p.block_tokens + 1);
+    const int begin = max(0, first - b * p.block_tokens);
+    const int end = min(p.block_tokens, last - b * p.block_tokens + 1);
     const float* keys = block_rows(p, block, 0, kv_head);
     const float* values = block_rows(p, block, 1, kv_head);
-    for (int off = 0; off < in_block; off += kChunk) {
+    for (int off = begin; off < end; off += kChunk) {
       attend_rows(keys + static_cast<std::size_t>(off) * stride,
                   values + static_cast<std::size_t>(off) * stride, stride,
-                  min(kChunk, in_block - off), q, p.head_dim, p.scale, s, lane);
+                  min(kChunk, end - off), q, p.head_dim, p.scale, s, lane);
     }
   }
 }
@@ -159,7 +169,8 @@ __global__ void __launch_bounds__(kDecodeWarps * kWarp) attention_decode_kernel(
   load_q(p, t, h, lane, q);
   WarpState s;
   init_state(s);
-  attend_global(p, seq, last, h / p.group, q, warp, kDecodeWarps, s, lane);
+  attend_global(p, seq, first_position(p, last), last, h / p.group, q, warp, kDecodeWarps, s,
+                lane);
   if (lane == 0) {
     warp_m[warp] = s.m;
     warp_l[warp] = s.l;
@@ -222,19 +233,27 @@ __global__ void __launch_bounds__(kTileTokens * kWarp) attention_prefill_kernel(
   init_state(s);
   if (valid) load_q(p, t, h, lane, q);
   const int my_last = valid ? tile_last[warp] : -1;
+  const int my_first = first_position(p, my_last);
   if (uniform != 0) {
+    // The tile's positions span [min_first, max_last]; the same for the whole CTA.
     int max_last = 0;
-    for (int i = 0; i < kTileTokens; ++i) max_last = max(max_last, tile_last[i]);
+    int min_first = INT_MAX;
+    for (int i = 0; i < kTileTokens; ++i) {
+      if (tile_seq[i] < 0) continue;
+      max_last = max(max_last, tile_last[i]);
+      min_first = min(min_first, first_position(p, tile_last[i]));
+    }
     const std::int32_t* table = p.batch.block_tables + p.batch.block_table_offsets[tile_seq[0]];
     const auto stride = static_cast<std::size_t>(p.row_floats);
     const int num_blocks = max_last / p.block_tokens + 1;
-    for (int b = 0; b < num_blocks; ++b) {
+    for (int b = min_first / p.block_tokens; b < num_blocks; ++b) {
       const float* keys = block_rows(p, table[b], 0, kv_head);
       const float* values = block_rows(p, table[b], 1, kv_head);
       for (int off = 0; off < p.block_tokens; off += kChunk) {
         const int base_pos = b * p.block_tokens + off;
         if (base_pos > max_last) break;  // same for the whole CTA
         const int n = min(min(kChunk, p.block_tokens - off), max_last - base_pos + 1);
+        if (base_pos + n <= min_first) continue;  // before every window (same for the CTA)
         for (int i = static_cast<int>(threadIdx.x); i < n * p.head_dim;
              i += static_cast<int>(blockDim.x)) {
           const int row = i / p.head_dim;
@@ -244,15 +263,18 @@ __global__ void __launch_bounds__(kTileTokens * kWarp) attention_prefill_kernel(
           chunk_v[row][d] = values[at];
         }
         __syncthreads();
-        if (valid && base_pos <= my_last) {
-          attend_rows(&chunk_k[0][0], &chunk_v[0][0], kMaxAttentionHeadDim,
-                      min(n, my_last - base_pos + 1), q, p.head_dim, p.scale, s, lane);
+        // This warp's rows of the chunk: [begin, end) within [my_first, my_last].
+        const int begin = max(0, my_first - base_pos);
+        const int end = min(n, my_last - base_pos + 1);
+        if (valid && begin < end) {
+          attend_rows(&chunk_k[begin][0], &chunk_v[begin][0], kMaxAttentionHeadDim, end - begin,
+                      q, p.head_dim, p.scale, s, lane);
         }
         __syncthreads();
       }
     }
   } else if (valid) {
-    attend_global(p, tile_seq[warp], my_last, kv_head, q, 0, 1, s, lane);
+    attend_global(p, tile_seq[warp], my_first, my_last, kv_head, q, 0, 1, s, lane);
   }
   if (valid) store_out(p, t, h, lane, s);
 }
@@ -271,7 +293,8 @@ AttnParams params_of(const AttentionArgs& args) {
                     layout.head_dim,
                     args.layer,
                     args.scale,
-                    args.batch};
+                    args.batch,
+                    args.window};
 }
 
 }  // namespace

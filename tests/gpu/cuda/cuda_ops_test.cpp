@@ -182,11 +182,12 @@ TEST_F(CudaOpsTest, ArgmaxTakesFirstMaximum) {
   }
 }
 
-// Writes K/V for a batch and runs attention over it on both backends, comparing the caches
-// and the outputs. Block tables are shuffled so no sequence's blocks are adjacent.
+// Writes K/V for a batch and runs attention over it on both backends (with a sliding `window`
+// when > 0), comparing the caches and the outputs. Block tables are shuffled so no sequence's
+// blocks are adjacent.
 class CudaAttentionTest : public CudaOpsTest {
  protected:
-  void run(int head_dim, const std::vector<std::vector<int>>& seq_positions) {
+  void run(int head_dim, const std::vector<std::vector<int>>& seq_positions, int window = 0) {
     const int layers = 2, kv_heads = 2, num_heads = 6, blocks = 24;
     KvLayout probe{nullptr, layers, kv_heads, head_dim, 16};
     auto kv = p().put(random_floats(probe.block_bytes() / 4 * blocks, 11));  // stale contents
@@ -231,8 +232,10 @@ class CudaAttentionTest : public CudaOpsTest {
     }
     p().expect_close(kv, kv.bytes / 4, 0.0f, 0.0f, "kv cache after write_kv");
     for (int layer = 0; layer < layers; ++layer) {
-      p().cpu().attention({q.c<float>(), out.c<float>(), num_heads, layer, scale, cpu_layout, cb});
-      p().gpu().attention({q.g<float>(), out.g<float>(), num_heads, layer, scale, gpu_layout, gb});
+      p().cpu().attention(
+          {q.c<float>(), out.c<float>(), num_heads, layer, scale, cpu_layout, cb, window});
+      p().gpu().attention(
+          {q.g<float>(), out.g<float>(), num_heads, layer, scale, gpu_layout, gb, window});
       p().expect_close(out, q_floats, 1e-5f, 1e-4f, "attention");
     }
   }
@@ -246,16 +249,27 @@ TEST_F(CudaAttentionTest, DecodeBatch) {
   }
 }
 
+std::vector<int> range(int from, int to) {
+  std::vector<int> r;
+  for (int i = from; i < to; ++i) r.push_back(i);
+  return r;
+}
+
 TEST_F(CudaAttentionTest, PrefillChunksAndMixedBatch) {
   // Tiles of 8 tokens: uniform ones use shared K/V, the ones spanning two sequences fall back.
-  auto range = [](int from, int to) {
-    std::vector<int> r;
-    for (int i = from; i < to; ++i) r.push_back(i);
-    return r;
-  };
   for (int head_dim : {16, 64, 256}) {
     SCOPED_TRACE(::testing::Message() << "head_dim=" << head_dim);
     run(head_dim, {range(0, 37), range(20, 29), {63}, range(0, 3)});
+  }
+}
+
+TEST_F(CudaAttentionTest, SlidingWindow) {
+  // Windows inside one block and spanning blocks, through the decode kernel, the tiled prefill
+  // kernel and its mixed-tile fallback.
+  for (int window : {11, 40}) {
+    SCOPED_TRACE(::testing::Message() << "window=" << window);
+    run(64, {{0}, {17}, {40}, {99}}, window);
+    run(64, {range(0, 37), range(20, 29), {63}, range(0, 3)}, window);
   }
 }
 

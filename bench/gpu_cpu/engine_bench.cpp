@@ -1,18 +1,26 @@
-// Engine benchmark: every figure is a ratio against a limit measured in this run (STYLE.md).
+// Engine benchmark of the CPU backend: decode, prefill and the weight switch of synthesized
+// ~100M and ~500M-parameter models, every figure a ratio against a limit measured in this run
+// on this machine under its current load (STYLE.md): memory read bandwidth for decode, the
+// matmul kernel's own peak for prefill, memcpy for the switch.
 #include <cblas.h>
 #include <immintrin.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
+#include "bench/gpu_cpu/timing_backend.hpp"
 #include "gpu/backend/cpu/cpu_backend.hpp"
 #include "gpu/backend/cpu/cpu_kernels.hpp"
 #include "gpu/memory/kv_cache.hpp"
@@ -20,230 +28,398 @@
 #include "gpu/model/model_runner.hpp"
 #include "gpu/model/model_synthesizer.hpp"
 #include "gpu/model/model_weights.hpp"
+#include "gpu/worker/device_worker.hpp"
 
 namespace {
 
 using namespace aegaeon;
 using Clock = std::chrono::steady_clock;
+using backend::DType;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-struct Options {
-  int hidden = 768;
-  int layers = 12;
-  int vocab = 32000;
-  int threads = 2;
-  int steps = 16;
-  backend::DType dtype = backend::DType::kBF16;
-};
-
-// Sums `count` floats with wide vector loads: the streaming read a batch-1 decode step does.
-__attribute__((target("avx2"))) float stream_sum(const float* p, std::size_t count) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  for (std::size_t i = 0; i + 32 <= count; i += 32) {
-    a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p + i));
-    a1 = _mm256_add_ps(a1, _mm256_loadu_ps(p + i + 8));
-    a2 = _mm256_add_ps(a2, _mm256_loadu_ps(p + i + 16));
-    a3 = _mm256_add_ps(a3, _mm256_loadu_ps(p + i + 24));
+// Smallest wall time of `reps` runs of fn: the run least disturbed by other processes.
+template <typename Fn>
+double best_seconds(int reps, Fn&& fn) {
+  double best = 1e30;
+  for (int rep = 0; rep < reps; ++rep) {
+    const auto start = Clock::now();
+    fn();
+    best = std::min(best, seconds_since(start));
   }
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-  float sum = 0;
-  for (float v : lanes) sum += v;
-  return sum;
+  return best;
 }
 
-// Best-of-N multi-threaded read bandwidth over a buffer far larger than the caches.
-double read_bandwidth(const std::vector<float>& buffer, int threads) {
-  double best = 0;
-  for (int rep = 0; rep < 5; ++rep) {
-    std::vector<float> sums(static_cast<std::size_t>(threads));
-    const auto start = Clock::now();
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  std::string one, five, fifteen;
+  in >> one >> five >> fifteen;
+  return one + " " + five + " " + fifteen;
+}
+
+struct Options {
+  std::vector<std::string> models = {"100m", "500m"};
+  std::vector<DType> dtypes = {DType::kBF16, DType::kF32};
+  std::vector<int> batches = {1, 8, 32};
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int steps = 8;
+  int prompt_tokens = 16;
+  int vocab = 0;  // 0: the shape's own vocabulary
+  bool profile = false;
+};
+
+// The two shapes of issue #3: ~100M parameters (Qwen2 family, tied, q/k/v biases) and the
+// Qwen2.5-0.5B configuration.
+model::ModelConfig shape_config(const std::string& name) {
+  if (name == "100m") return model::synth_config(model::Architecture::kQwen2, 768, 12, 32000);
+  model::ModelConfig c = model::synth_config(model::Architecture::kQwen2, 896, 24, 151936);
+  c.num_heads = 14;
+  c.num_kv_heads = 2;
+  c.intermediate_size = 4864;
+  return c;
+}
+
+// ---- limits measured in the run ---------------------------------------------------------------
+
+// Sums `bytes` (a multiple of 128) as 64-bit integers with wide loads: the streaming read a
+// batch-1 decode step does, whatever the bytes hold.
+__attribute__((target("avx2"))) std::uint64_t stream_sum(const std::byte* p, std::size_t bytes) {
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  for (std::size_t i = 0; i + 128 <= bytes; i += 128) {
+    const auto* v = reinterpret_cast<const __m256i*>(p + i);
+    a0 = _mm256_add_epi64(a0, _mm256_loadu_si256(v));
+    a1 = _mm256_add_epi64(a1, _mm256_loadu_si256(v + 1));
+    a2 = _mm256_add_epi64(a2, _mm256_loadu_si256(v + 2));
+    a3 = _mm256_add_epi64(a3, _mm256_loadu_si256(v + 3));
+  }
+  alignas(32) std::uint64_t lanes[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes),
+                     _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3)));
+  return lanes[0] + lanes[1] + lanes[2] + lanes[3];
+}
+
+// Best-of-5 bandwidth of `threads` threads reading [data, data + bytes) once: the bytes a
+// decode step streams, at the same addresses, so caches help the limit exactly as much as they
+// help decode (a ~200 MB model partly stays in this machine's last-level cache).
+double read_bandwidth(const std::byte* data, std::size_t bytes, int threads) {
+  const std::size_t chunk = bytes / static_cast<std::size_t>(threads) / 128 * 128;
+  std::vector<std::uint64_t> sums(static_cast<std::size_t>(threads));
+  const double s = best_seconds(5, [&] {
     std::vector<std::thread> pool;
-    const std::size_t chunk = buffer.size() / static_cast<std::size_t>(threads);
     for (int t = 0; t < threads; ++t) {
       pool.emplace_back([&, t] {
         sums[static_cast<std::size_t>(t)] =
-            stream_sum(buffer.data() + static_cast<std::size_t>(t) * chunk, chunk);
+            stream_sum(data + static_cast<std::size_t>(t) * chunk, chunk);
       });
     }
     for (auto& th : pool) th.join();
-    const double s = seconds_since(start);
-    best = std::max(best, static_cast<double>(buffer.size() * 4) / s);
-    if (sums[0] == 42.0f) std::printf(" ");  // keeps the reads observable
-  }
-  return best;
+  });
+  if (sums[0] == 42) std::printf(" ");  // keeps the reads observable
+  return static_cast<double>(chunk * static_cast<std::size_t>(threads)) / s;
 }
 
-// Best-of-N single-threaded memcpy bytes/s (what one copy engine thread can do).
-double memcpy_bandwidth(std::byte* dst, const std::byte* src, std::size_t bytes) {
-  double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
-    const auto start = Clock::now();
-    std::memcpy(dst, src, bytes);
-    best = std::max(best, static_cast<double>(bytes) / seconds_since(start));
-  }
-  return best;
-}
+// Peak GFLOP/s of the backend's matmul on the model's largest prefill shape (the MLP up
+// projection, m = the prefill chunk), and OpenBLAS's multi-threaded sgemm on it as a reference.
+struct MatmulPeak {
+  int m, n, k;
+  double backend_gflops;
+  double sgemm_gflops;
+};
 
-double gflops(int m, int n, int k, double s) { return 2.0 * m * n * k / s / 1e9; }
-
-int run(const Options& o) {
-  std::printf("engine bench: hidden %d, layers %d, vocab %d, dtype %s, threads %d, avx2 %s\n",
-              o.hidden, o.layers, o.vocab, std::string(backend::to_string(o.dtype)).c_str(),
-              o.threads, backend::cpu::using_avx2() ? "yes" : "no");
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("aegaeon_bench_model_" + std::to_string(::getpid()));
-  model::SynthSpec spec{model::synth_config(model::Architecture::kLlama, o.hidden, o.layers, o.vocab),
-                        o.dtype, 1, 1};
-  if (auto r = model::write_synthetic_model(dir, spec); !r.ok()) {
-    std::fprintf(stderr, "%s\n", r.error().message.c_str());
-    return 1;
-  }
-  auto backend_or = backend::cpu::CpuBackend::create({std::size_t{3} << 30, o.threads});
-  if (!backend_or.ok()) return 1;
-  auto& backend = **backend_or;
-  auto host = model::load_host_model(dir, backend);
-  std::filesystem::remove_all(dir);
-  if (!host.ok()) {
-    std::fprintf(stderr, "%s\n", host.error().message.c_str());
-    return 1;
-  }
-  const model::ModelConfig& c = host->config;
-  std::printf("model: %.1f M parameters, %.1f MiB of weights\n", c.num_parameters() / 1e6,
-              host->weight_bytes / 1048576.0);
-
-  // Limits measured now, on this machine, under its current load.
-  std::vector<float> big((std::size_t{512} << 20) / 4, 1.0f);
-  const double read_bw = read_bandwidth(big, o.threads);
-  auto weights_region = backend.arena().carve(host->weight_bytes, "weights");
-  if (!weights_region.ok()) return 1;
-  // Fault the arena pages in first, as a worker does once at start.
-  std::memset(weights_region->data, 0, weights_region->bytes);
-  const double copy_bw = memcpy_bandwidth(static_cast<std::byte*>(weights_region->data),
-                                          host->buffer->data(), host->weight_bytes);
-  std::printf("limits: memory read %.2f GB/s (%d threads), memcpy %.2f GB/s (1 thread)\n",
-              read_bw / 1e9, o.threads, copy_bw / 1e9);
-
-  // The switch path: one async host→arena copy on the copy queue.
-  auto done = backend.create_event();
-  core::Result<model::ModelWeights> weights = core::error(core::ErrorCode::kInternal, "unset");
-  double switch_s = 1e30;
-  for (int rep = 0; rep < 3; ++rep) {  // best of 3, like the memcpy baseline
-    const auto switch_start = Clock::now();
-    weights = model::upload_weights(*host, backend, *weights_region, *done);
-    backend.synchronize(*done);
-    switch_s = std::min(switch_s, seconds_since(switch_start));
-  }
-  if (!weights.ok()) return 1;
-  const double switch_bw = host->weight_bytes / switch_s;
-  std::printf("switch (host→arena weights): %.1f ms, %.2f GB/s = %.2f × memcpy\n", switch_s * 1e3,
-              switch_bw / 1e9, switch_bw / copy_bw);
-
-  const backend::KvLayout probe{nullptr, c.num_layers, c.num_kv_heads, c.head_dim, 16};
-  auto kv_region = backend.arena().carve(probe.block_bytes() * 256, "kv");
-  model::RunnerLimits limits{256, 8};
-  auto scratch = backend.arena().carve(model::ModelRunner::scratch_bytes(c, limits), "scratch");
-  if (!kv_region.ok() || !scratch.ok()) return 1;
-  auto kv = std::move(memory::KvCache::create(backend, {c.num_layers, c.num_kv_heads, c.head_dim},
-                                              *kv_region, 0)).value();
-  auto runner = std::move(model::ModelRunner::create(backend, *weights, *kv, *scratch, limits)).value();
-
-  // Prefill: 8 sequences × 32 tokens in one call.
-  std::vector<std::vector<std::int32_t>> prompts(8);
-  std::vector<model::SequenceChunk> chunks;
-  for (int s = 0; s < 8; ++s) {
-    for (int i = 0; i < 32; ++i) prompts[s].push_back((s * 131 + i * 17) % c.vocab_size);
-    (void)kv->add_sequence(static_cast<memory::SeqId>(s));
-    chunks.push_back({static_cast<memory::SeqId>(s), prompts[s]});
-  }
-  auto prefill_start = Clock::now();
-  auto logits = runner->prefill(chunks);
-  const double prefill_s = seconds_since(prefill_start);
-  if (!logits.ok()) {
-    std::fprintf(stderr, "%s\n", logits.error().message.c_str());
-    return 1;
-  }
-  const double prefill_flops = 2.0 * static_cast<double>(c.num_parameters()) * 256;
-  std::printf("prefill 8×32 tokens: %.0f tokens/s, %.1f GFLOP/s (weights only)\n", 256 / prefill_s,
-              prefill_flops / prefill_s / 1e9);
-
-  // Decode at batch 1 and batch 8.
-  for (int batch : {1, 8}) {
-    std::vector<memory::SeqId> seqs;
-    std::vector<std::int32_t> tokens;
-    for (int s = 0; s < batch; ++s) {
-      seqs.push_back(static_cast<memory::SeqId>(s));
-      tokens.push_back(static_cast<std::int32_t>(s + 5));
-    }
-    (void)runner->decode_step(seqs, tokens);  // warm-up
-    const auto start = Clock::now();
-    for (int step = 0; step < o.steps; ++step) {
-      auto step_logits = runner->decode_step(seqs, tokens);
-      if (!step_logits.ok()) return 1;
-      for (int s = 0; s < batch; ++s) {
-        auto row = step_logits->row(static_cast<std::size_t>(s));
-        tokens[static_cast<std::size_t>(s)] =
-            static_cast<std::int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
-      }
-    }
-    const double s = seconds_since(start);
-    const double steps_per_s = o.steps / s;
-    // Every step streams all weights once (the embedding table only one row per token).
-    const double bytes_per_step =
-        host->weight_bytes - (c.tie_word_embeddings ? 0.0 : static_cast<double>(host->find("model.embed_tokens.weight")->bytes));
-    std::printf("decode batch %d: %.1f tokens/s, %.2f ms/step, weights %.2f GB/s = %.2f × memory read bandwidth\n",
-                batch, steps_per_s * batch, 1e3 / steps_per_s, bytes_per_step * steps_per_s / 1e9,
-                bytes_per_step * steps_per_s / read_bw);
-  }
-
-  // Matmul kernel vs OpenBLAS sgemm on the same shape and threads.
-  const int m = 128, n = 1024, k = 1024;
-  std::vector<float> x(static_cast<std::size_t>(m) * k, 0.01f), w(static_cast<std::size_t>(n) * k, 0.02f),
-      y(static_cast<std::size_t>(m) * n);
-  std::vector<std::uint16_t> wb(w.size(), backend::f32_to_bf16(0.02f));
-  auto best_of = [](auto&& fn) {
-    double best = 1e30;
-    for (int rep = 0; rep < 5; ++rep) {
-      const auto start = Clock::now();
-      fn();
-      best = std::min(best, seconds_since(start));
-    }
-    return best;
-  };
-  // Baseline: OpenBLAS with its own pool of the same size (the backend keeps it at 1 thread
-  // and parallelizes over panels itself).
-  openblas_set_num_threads(o.threads);
-  const double blas_s = best_of([&] {
+MatmulPeak measure_matmul_peak(backend::Backend& backend, const model::ModelConfig& c, DType dtype,
+                               int m, int threads) {
+  const int n = c.intermediate_size;
+  const int k = c.hidden_size;
+  const auto mk = static_cast<std::size_t>(m) * static_cast<std::size_t>(k);
+  const auto nk = static_cast<std::size_t>(n) * static_cast<std::size_t>(k);
+  std::vector<float> x(mk, 0.01f), w(nk, 0.02f), y(static_cast<std::size_t>(m) * n);
+  std::vector<std::uint16_t> w16(nk, backend::f32_to_bf16(0.02f));
+  const backend::Weight weight{dtype == DType::kF32 ? static_cast<const void*>(w.data())
+                                                    : static_cast<const void*>(w16.data()),
+                               dtype};
+  const double flops = 2.0 * m * n * k;
+  const double backend_s = best_seconds(5, [&] { backend.matmul({x.data(), weight, {}, y.data(), m, n, k}); });
+  // The backend keeps OpenBLAS at 1 thread and parallelizes over column panels itself.
+  openblas_set_num_threads(threads);
+  const double sgemm_s = best_seconds(5, [&] {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x.data(), k, w.data(), k,
                 0.0f, y.data(), n);
   });
   openblas_set_num_threads(1);
-  const double f32_s = best_of([&] {
-    backend.matmul({x.data(), {w.data(), backend::DType::kF32}, {}, y.data(), m, n, k});
-  });
-  const double bf16_s = best_of([&] {
-    backend.matmul({x.data(), {wb.data(), backend::DType::kBF16}, {}, y.data(), m, n, k});
-  });
-  const double gemv_s = best_of([&] {
-    backend.matmul({x.data(), {wb.data(), backend::DType::kBF16}, {}, y.data(), 1, n, k});
-  });
-  const double blas_gflops = gflops(m, n, k, blas_s);
-  std::printf("matmul %dx%dx%d: OpenBLAS sgemm %.1f GFLOP/s; backend F32 %.1f (%.2f×), BF16 %.1f (%.2f×)\n",
-              m, n, k, blas_gflops, gflops(m, n, k, f32_s), gflops(m, n, k, f32_s) / blas_gflops,
-              gflops(m, n, k, bf16_s), gflops(m, n, k, bf16_s) / blas_gflops);
-  const double gemv_bw = static_cast<double>(wb.size() * 2) / gemv_s;
-  std::printf("gemv 1x%dx%d BF16 (L2-resident weights): %.2f GB/s of weights\n", n, k, gemv_bw / 1e9);
-  for (int rows : {2, 4, 8, 15, 16}) {
-    const double rows_s = best_of([&] {
-      backend.matmul({x.data(), {wb.data(), backend::DType::kBF16}, {}, y.data(), rows, n, k});
-    });
-    std::printf("matmul %dx%dx%d BF16: %.1f GFLOP/s (%.2f× sgemm at m=%d)\n", rows, n, k,
-                gflops(rows, n, k, rows_s), gflops(rows, n, k, rows_s) / blas_gflops, m);
+  return {m, n, k, flops / backend_s / 1e9, flops / sgemm_s / 1e9};
+}
+
+// ---- work per forward (what the ratios divide) ------------------------------------------------
+
+// Multiply-adds per token of every matmul weight in the layers (biases and norms are noise).
+double layer_macs_per_token(const model::ModelConfig& c) {
+  const double h = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim,
+               inter = c.intermediate_size;
+  return c.num_layers * (h * q + 2 * h * kv + q * h + 3 * h * inter);
+}
+
+// FLOPs of attention for one token at position `pos` over all layers (QK dots and PV sums).
+double attention_flops(const model::ModelConfig& c, int pos) {
+  return 4.0 * c.num_layers * c.num_heads * c.head_dim * (pos + 1);
+}
+
+// ---- one model × dtype ------------------------------------------------------------------------
+
+// Ratios of one model and dtype, for the summary table.
+struct Result {
+  std::string label;
+  double switch_vs_memcpy = 0;
+  double prefill_vs_peak = 0;
+  std::vector<std::pair<int, double>> decode_tokens_s;  // (batch, tokens/s)
+  double decode1_vs_bandwidth = 0;
+};
+
+struct Bench {
+  const Options& o;
+
+  void progress(const std::string& label, const char* what) {
+    std::printf("[%s] %s\n", label.c_str(), what);
+    std::fflush(stdout);
   }
-  return 0;
+
+  void print_profile(const bench::TimingBackend& timing, double total_s) {
+    std::vector<std::pair<double, std::string>> ops;
+    for (const auto& [op, s] : timing.seconds_by_op()) ops.emplace_back(s, op);
+    std::sort(ops.rbegin(), ops.rend());
+    std::printf("    profile:");
+    for (const auto& [s, op] : ops) std::printf(" %s %.0f%%", op.c_str(), 100 * s / total_s);
+    std::printf("\n");
+  }
+
+  // Synthesizes `shape` in `dtype` next to a tiny model to switch away to, loads both into a
+  // host model cache and measures everything. Returns nullopt (after printing why) on error.
+  std::optional<Result> run_one(const std::string& shape, DType dtype) {
+    model::ModelConfig config = shape_config(shape);
+    if (o.vocab > 0) config.vocab_size = o.vocab;
+    Result result;
+    result.label = shape + " " + std::string(backend::to_string(dtype));
+    const std::string& label = result.label;
+
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("aegaeon_bench_" + std::to_string(::getpid()));
+    struct Cleanup {
+      std::filesystem::path dir;
+      ~Cleanup() { std::filesystem::remove_all(dir); }
+    } cleanup{dir};
+    progress(label, "synthesizing the model");
+    if (auto r = model::write_synthetic_model(dir / "model", {config, dtype, 1, 1}); !r.ok()) {
+      std::fprintf(stderr, "%s\n", r.error().message.c_str());
+      return std::nullopt;
+    }
+    const model::SynthSpec tiny{model::synth_config(model::Architecture::kLlama, 64, 1, 256),
+                                DType::kF32, 1, 1};
+    if (auto r = model::write_synthetic_model(dir / "tiny", tiny); !r.ok()) {
+      std::fprintf(stderr, "%s\n", r.error().message.c_str());
+      return std::nullopt;
+    }
+    progress(label, "loading it into the host model cache");
+    const std::vector<worker::ModelSpec> specs = {{"model", dir / "model"}, {"tiny", dir / "tiny"}};
+    auto cache = worker::HostModelCache::load(specs);
+    if (!cache.ok()) {
+      std::fprintf(stderr, "%s\n", cache.error().message.c_str());
+      return std::nullopt;
+    }
+    std::filesystem::remove_all(dir);
+    const model::HostModel& host = (*cache)->host_model(0);
+    const model::ModelConfig& c = host.config;
+    std::printf("== %s: %.1f M parameters, %.1f MiB of weights, vocab %d ==\n", label.c_str(),
+                c.num_parameters() / 1e6, host.weight_bytes / 1048576.0, c.vocab_size);
+
+    // The switch path as the serving runtime takes it: DeviceWorker::switch_model copying the
+    // weights in chunks on the backend's copy queue. Best of 3 switches from the tiny model.
+    progress(label, "switching models on a DeviceWorker");
+    double switch_s = 1e30;
+    {
+      worker::DeviceWorkerOptions options;
+      options.threads = o.threads;
+      options.kv_bytes = 1 << 20;
+      options.prefetch_region = false;  // every switch copies
+      options.host_kv_blocks = 0;
+      options.max_batch_tokens = 16;
+      options.max_batch_seqs = 1;
+      auto device = worker::DeviceWorker::create(options, *cache);
+      if (!device.ok()) {
+        std::fprintf(stderr, "%s\n", device.error().message.c_str());
+        return std::nullopt;
+      }
+      for (int rep = 0; rep < 3; ++rep) {
+        auto stats = (*device)->switch_model(0);
+        if (!stats.ok() || !(*device)->switch_model(1).ok()) return std::nullopt;
+        switch_s = std::min(switch_s, stats->seconds);
+      }
+    }
+
+    // The engine: a CPU backend holding the weights, a paged KV cache and a runner.
+    const model::RunnerLimits limits{256, std::max(32, *std::max_element(o.batches.begin(), o.batches.end()))};
+    const int num_seqs = limits.max_batch_seqs;
+    const backend::KvLayout probe{nullptr, c.num_layers, c.num_kv_heads, c.head_dim, 16};
+    const int tokens_per_seq = o.prompt_tokens + static_cast<int>(o.batches.size()) * (o.steps + 1);
+    const std::size_t kv_bytes =
+        probe.block_bytes() * static_cast<std::size_t>(num_seqs) * ((tokens_per_seq + 15) / 16);
+    const std::size_t scratch_bytes = model::ModelRunner::scratch_bytes(c, limits);
+    auto backend_or = backend::cpu::CpuBackend::create(
+        {host.weight_bytes + kv_bytes + scratch_bytes + (std::size_t{1} << 20), o.threads});
+    if (!backend_or.ok()) return std::nullopt;
+    backend::cpu::CpuBackend& cpu = **backend_or;
+    bench::TimingBackend timing(cpu);
+    backend::Backend& backend = o.profile ? static_cast<backend::Backend&>(timing) : cpu;
+    auto weights_region = cpu.arena().carve(host.weight_bytes, "weights");
+    auto kv_region = cpu.arena().carve(kv_bytes, "kv");
+    auto scratch = cpu.arena().carve(scratch_bytes, "scratch");
+    if (!weights_region.ok() || !kv_region.ok() || !scratch.ok()) return std::nullopt;
+
+    // memcpy baseline of the switch: one thread, same bytes, into faulted-in arena pages (the
+    // worker's region was faulted in by its first switch too).
+    std::memset(weights_region->data, 0, weights_region->bytes);
+    const double memcpy_s = best_seconds(3, [&] {
+      std::memcpy(weights_region->data, host.buffer->data(), host.weight_bytes);
+    });
+    result.switch_vs_memcpy = memcpy_s / switch_s;
+    std::printf("switch: %.1f ms, %.2f GB/s = %.2f × memcpy (%.2f GB/s, 1 thread)  [target ≥ 0.9]\n",
+                switch_s * 1e3, host.weight_bytes / switch_s / 1e9, result.switch_vs_memcpy,
+                host.weight_bytes / memcpy_s / 1e9);
+
+    auto done = backend.create_event();
+    auto weights = model::upload_weights(host, backend, *weights_region, *done);
+    if (!weights.ok()) return std::nullopt;
+    backend.synchronize(*done);
+    auto kv = memory::KvCache::create(backend, {c.num_layers, c.num_kv_heads, c.head_dim},
+                                      *kv_region, 0);
+    if (!kv.ok()) return std::nullopt;
+    auto runner = model::ModelRunner::create(backend, *weights, **kv, *scratch, limits);
+    if (!runner.ok()) return std::nullopt;
+
+    // Prefill: every sequence the decode batches use, prompt_tokens each, in chunks of
+    // max_batch_tokens tokens, against the matmul kernel's peak on the same dtype.
+    progress(label, "prefill");
+    const MatmulPeak peak = measure_matmul_peak(cpu, c, dtype, limits.max_batch_tokens, o.threads);
+    std::printf("matmul %dx%dx%d: backend %.1f GFLOP/s = %.2f × OpenBLAS sgemm (%.1f GFLOP/s, "
+                "%d threads)\n",
+                peak.m, peak.n, peak.k, peak.backend_gflops,
+                peak.backend_gflops / peak.sgemm_gflops, peak.sgemm_gflops, o.threads);
+    // Each forward is timed on its own and the fastest counts, as for the limits: the run
+    // least disturbed by the other processes on a shared machine.
+    const int seqs_per_forward = std::max(1, limits.max_batch_tokens / o.prompt_tokens);
+    double prefill_s = 0;
+    double best_flops_s = 0;
+    double best_tokens_s = 0;
+    timing.reset();
+    for (int first = 0; first < num_seqs; first += seqs_per_forward) {
+      std::vector<std::vector<std::int32_t>> prompts;
+      double flops = 0;
+      for (int s = first; s < std::min(num_seqs, first + seqs_per_forward); ++s) {
+        if (!(*kv)->add_sequence(static_cast<memory::SeqId>(s)).ok()) return std::nullopt;
+        auto& prompt = prompts.emplace_back();
+        for (int i = 0; i < o.prompt_tokens; ++i) {
+          prompt.push_back((s * 131 + i * 17) % c.vocab_size);
+          flops += 2 * layer_macs_per_token(c) + attention_flops(c, i);
+        }
+        flops += 2.0 * c.vocab_size * c.hidden_size;  // logits of the last token
+      }
+      std::vector<model::SequenceChunk> chunks;
+      for (std::size_t i = 0; i < prompts.size(); ++i) {
+        chunks.push_back({static_cast<memory::SeqId>(first) + i, prompts[i]});
+      }
+      const auto start = Clock::now();
+      if (auto logits = (*runner)->prefill(chunks); !logits.ok()) {
+        std::fprintf(stderr, "%s\n", logits.error().message.c_str());
+        return std::nullopt;
+      }
+      const double s = seconds_since(start);
+      prefill_s += s;
+      best_flops_s = std::max(best_flops_s, flops / s);
+      best_tokens_s = std::max(best_tokens_s, static_cast<double>(chunks.size()) * o.prompt_tokens / s);
+    }
+    result.prefill_vs_peak = best_flops_s / 1e9 / peak.backend_gflops;
+    std::printf("prefill %d×%d tokens (%d per forward): %.0f tokens/s, %.1f GFLOP/s = %.2f × "
+                "matmul peak\n",
+                num_seqs, o.prompt_tokens, seqs_per_forward * o.prompt_tokens, best_tokens_s,
+                best_flops_s / 1e9, result.prefill_vs_peak);
+    if (o.profile) print_profile(timing, prefill_s);
+
+    // Decode: every step streams all matmul weights once (an untied embedding table only one
+    // row per token), against the memory read bandwidth measured just before.
+    const double bytes_per_step =
+        host.weight_bytes -
+        (c.tie_word_embeddings ? 0.0 : static_cast<double>(host.find("model.embed_tokens.weight")->bytes));
+    const double read_bw = read_bandwidth(static_cast<const std::byte*>(weights_region->data),
+                                          host.weight_bytes, o.threads);
+    std::printf("memory read bandwidth over the weights: %.2f GB/s (%d threads)\n", read_bw / 1e9,
+                o.threads);
+    for (int batch : o.batches) {
+      progress(label, ("decode batch " + std::to_string(batch)).c_str());
+      std::vector<memory::SeqId> seqs;
+      std::vector<std::int32_t> tokens;
+      for (int s = 0; s < batch; ++s) {
+        seqs.push_back(static_cast<memory::SeqId>(s));
+        tokens.push_back(static_cast<std::int32_t>(s + 5));
+      }
+      double step_flops = 0;
+      auto step = [&]() -> bool {
+        for (int s = 0; s < batch; ++s) {
+          step_flops += 2 * layer_macs_per_token(c) + 2.0 * c.vocab_size * c.hidden_size +
+                        attention_flops(c, (*kv)->num_tokens(seqs[static_cast<std::size_t>(s)]));
+        }
+        auto logits = (*runner)->decode_step(seqs, tokens);
+        if (!logits.ok()) return false;
+        for (int s = 0; s < batch; ++s) {  // greedy, so the contexts are real continuations
+          auto row = logits->row(static_cast<std::size_t>(s));
+          tokens[static_cast<std::size_t>(s)] =
+              static_cast<std::int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
+        }
+        return true;
+      };
+      if (!step()) return std::nullopt;  // warm-up
+      step_flops = 0;
+      timing.reset();
+      std::vector<double> step_s;
+      for (int i = 0; i < o.steps; ++i) {
+        const auto start = Clock::now();
+        if (!step()) return std::nullopt;
+        step_s.push_back(seconds_since(start));
+      }
+      std::sort(step_s.begin(), step_s.end());
+      const double s = std::accumulate(step_s.begin(), step_s.end(), 0.0);
+      const double best = step_s.front();
+      const double gflops = step_flops / o.steps / best / 1e9;
+      const double bw_ratio = bytes_per_step / best / read_bw;
+      std::printf("decode batch %d: %.1f tokens/s (best step %.1f ms, median %.1f ms); weights "
+                  "%.2f GB/s = %.2f × memory read; %.1f GFLOP/s = %.2f × matmul peak%s\n",
+                  batch, batch / best, best * 1e3, step_s[step_s.size() / 2] * 1e3,
+                  bytes_per_step / best / 1e9, bw_ratio, gflops, gflops / peak.backend_gflops,
+                  batch == 1 && dtype == DType::kBF16 ? "  [target ≥ 0.7 × memory read]" : "");
+      if (o.profile) print_profile(timing, s);
+      result.decode_tokens_s.emplace_back(batch, batch / best);
+      if (batch == 1) result.decode1_vs_bandwidth = bw_ratio;
+    }
+    return result;
+  }
+};
+
+// "a,b,c" -> {"a", "b", "c"}
+std::vector<std::string> split_list(const std::string& list) {
+  std::vector<std::string> items;
+  std::stringstream in(list);
+  for (std::string item; std::getline(in, item, ',');) items.push_back(item);
+  return items;
+}
+
+int usage(int code) {
+  std::printf(
+      "usage: bench_engine [--models 100m,500m] [--dtypes bf16,f32] [--batches 1,8,32]\n"
+      "                    [--steps N] [--prompt-tokens N] [--threads N] [--vocab N] [--profile]\n"
+      "  100m: Qwen2-style, hidden 768, 12 layers, vocab 32000 (~102M parameters)\n"
+      "  500m: Qwen2.5-0.5B shapes, hidden 896, 24 layers, 14/2 heads, 4864, vocab 151936\n"
+      "  --vocab N overrides both vocabularies (faster synthesis); --profile prints the share of\n"
+      "  each op in prefill and decode time\n");
+  return code;
 }
 
 }  // namespace
@@ -252,22 +428,65 @@ int main(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    auto next = [&]() -> int { return i + 1 < argc ? std::atoi(argv[++i]) : 0; };
-    if (arg == "--hidden") o.hidden = next();
-    else if (arg == "--layers") o.layers = next();
-    else if (arg == "--vocab") o.vocab = next();
-    else if (arg == "--threads") o.threads = next();
-    else if (arg == "--steps") o.steps = next();
-    else if (arg == "--f32") o.dtype = backend::DType::kF32;
-    else {
-      std::printf("usage: bench_engine [--hidden N] [--layers N] [--vocab N] [--threads N] "
-                  "[--steps N] [--f32]\n");
-      return arg == "--help" ? 0 : 2;
+    const std::string value = i + 1 < argc ? argv[i + 1] : "";
+    auto number = [&] { ++i; return std::atoi(value.c_str()); };
+    if (arg == "--models") {
+      o.models = split_list(value);
+      ++i;
+    } else if (arg == "--dtypes") {
+      o.dtypes.clear();
+      for (const auto& d : split_list(value)) {
+        if (d != "bf16" && d != "f32") return usage(2);
+        o.dtypes.push_back(d == "bf16" ? DType::kBF16 : DType::kF32);
+      }
+      ++i;
+    } else if (arg == "--batches") {
+      o.batches.clear();
+      for (const auto& b : split_list(value)) o.batches.push_back(std::atoi(b.c_str()));
+      ++i;
+    } else if (arg == "--steps") {
+      o.steps = number();
+    } else if (arg == "--prompt-tokens") {
+      o.prompt_tokens = number();
+    } else if (arg == "--threads") {
+      o.threads = number();
+    } else if (arg == "--vocab") {
+      o.vocab = number();
+    } else if (arg == "--profile") {
+      o.profile = true;
+    } else {
+      return usage(arg == "--help" ? 0 : 2);
     }
   }
-  if (o.hidden <= 0 || o.layers <= 0 || o.vocab <= 0 || o.threads <= 0 || o.steps <= 0) {
-    std::fprintf(stderr, "bench_engine: every option must be a positive integer\n");
-    return 2;
+  const bool bad_models = std::any_of(o.models.begin(), o.models.end(),
+                                      [](const std::string& m) { return m != "100m" && m != "500m"; });
+  const bool bad_batches = o.batches.empty() ||
+                           std::any_of(o.batches.begin(), o.batches.end(), [](int b) { return b <= 0 || b > 256; });
+  if (bad_models || bad_batches || o.dtypes.empty() || o.steps <= 0 || o.threads <= 0 ||
+      o.prompt_tokens <= 0 || o.prompt_tokens > 256 || o.vocab < 0) {
+    return usage(2);
   }
-  return run(o);
+
+  std::printf("bench_engine: %d threads, avx2 kernels %s, load average %s\n", o.threads,
+              backend::cpu::using_avx2() ? "yes" : "no", load_average().c_str());
+  Bench bench{o};
+  std::vector<Result> results;
+  for (const auto& shape : o.models) {
+    for (DType dtype : o.dtypes) {
+      auto r = bench.run_one(shape, dtype);
+      if (!r) return 1;
+      results.push_back(*r);
+    }
+  }
+  std::printf("\nsummary (load average %s)\n%-10s %10s %10s %12s", load_average().c_str(), "model",
+              "switch/cpy", "pfill/peak", "dec1/membw");
+  for (int b : o.batches) std::printf(" %9s", ("tok/s b" + std::to_string(b)).c_str());
+  std::printf("\n");
+  for (const auto& r : results) {
+    std::printf("%-10s %10.2f %10.2f %12.2f", r.label.c_str(), r.switch_vs_memcpy,
+                r.prefill_vs_peak, r.decode1_vs_bandwidth);
+    for (const auto& [batch, tokens_s] : r.decode_tokens_s) std::printf(" %9.1f", tokens_s);
+    std::printf("\n");
+  }
+  return 0;
 }

@@ -14,7 +14,8 @@ core::Result<ModelConfig> parse_with(const std::string& architecture, const std:
   const std::string text = R"({"architectures": [")" + architecture + R"("],
     "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 4,
     "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100,
-    "max_position_embeddings": 256)" + (extra.empty() ? "" : ", " + extra) + "}";
+    "max_position_embeddings": 256)" +
+                           (extra.empty() ? "" : ", " + extra) + "}";
   return parse_model_config(text, "m/config.json");
 }
 
@@ -41,20 +42,21 @@ TEST(ModelConfigTest, MistralWindowsEveryLayerWithMistralConfigDefaults) {
   auto null = parse_with("MistralForCausalLM", R"("sliding_window": null)");
   ASSERT_TRUE(null.ok());
   EXPECT_EQ(windows(*null), (std::vector<int>{0, 0, 0, 0}));
-  expect_error_naming(parse_with("MistralForCausalLM", R"("sliding_window": 0)"),
-                      "sliding_window");
+  expect_error_naming(parse_with("MistralForCausalLM", R"("sliding_window": 0)"), "sliding_window");
   expect_error_naming(parse_with("MistralForCausalLM", R"("sliding_window": "4k")"),
                       "sliding_window");
 }
 
 TEST(ModelConfigTest, Qwen2WindowsOnlyWithUseSlidingWindowFromMaxWindowLayersOn) {
   // Qwen2.5 checkpoints ship use_sliding_window false: full attention whatever the other keys say.
-  auto off = parse_with("Qwen2ForCausalLM",
-                        R"("use_sliding_window": false, "sliding_window": 8, "max_window_layers": 1)");
+  auto off =
+      parse_with("Qwen2ForCausalLM",
+                 R"("use_sliding_window": false, "sliding_window": 8, "max_window_layers": 1)");
   ASSERT_TRUE(off.ok());
   EXPECT_EQ(windows(*off), (std::vector<int>{0, 0, 0, 0}));
-  auto on = parse_with("Qwen2ForCausalLM",
-                       R"("use_sliding_window": true, "sliding_window": 8, "max_window_layers": 2)");
+  auto on =
+      parse_with("Qwen2ForCausalLM",
+                 R"("use_sliding_window": true, "sliding_window": 8, "max_window_layers": 2)");
   ASSERT_TRUE(on.ok());
   EXPECT_EQ(windows(*on), (std::vector<int>{0, 0, 8, 8}));
   // Qwen2Config's default max_window_layers is 28: none of these 4 layers.

@@ -46,6 +46,9 @@ struct ParityModel {
   ModelConfig config;
 };
 
+// gtest names a failing parameter with this rather than its bytes.
+void PrintTo(const ParityModel& model, std::ostream* os) { *os << model.name; }
+
 // Llama: untied embeddings, GQA (4 query heads on 2 KV heads), llama3 rope scaling with an
 // original context of 32, so head_dim 16's frequencies fall in all three of its bands.
 ModelConfig llama_config() {
@@ -255,7 +258,8 @@ TEST_P(TorchParityTest, LogitsAndGreedyContinuationsMatchPyTorch) {
     const std::vector<SequenceChunk> chunk = {{1, prompts[0]}};
     auto logits = engine->runner->prefill(chunk);
     ASSERT_TRUE(logits.ok()) << logits.error().message;
-    EXPECT_GT(max_abs_diff(logits->row(0), (*reference)[0]["results"][0]["logits"][prompts[0].size() - 1]), 1e-2);
+    const json& windowed = (*reference)[0]["results"][0]["logits"][prompts[0].size() - 1];
+    EXPECT_GT(max_abs_diff(logits->row(0), windowed), 100 * kF32Tolerance);
   }
 }
 

@@ -1,0 +1,151 @@
+#include "cmd/api_routes.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <ctime>
+#include <set>
+
+#include "rpc/http/openai_api.hpp"
+
+namespace aegaeon::cmd {
+namespace {
+
+namespace http = rpc::http;
+using json = nlohmann::json;
+
+// True when the request carries the configured API key (always, when none is configured).
+bool authorized(const std::string& api_key, const http::HttpRequest& request) {
+  if (api_key.empty()) return true;
+  auto header = request.header("Authorization");
+  return header && *header == "Bearer " + api_key;
+}
+
+}  // namespace
+
+ModelFront front_of(const actors::ServingNode& node) {
+  return {
+      [&node](core::GenerationRequest request, const http::Responder& responder) {
+        node.submit(std::move(request), responder);
+      },
+      [&node] { return node.models(); },
+      // The node owns its catalog for its whole life: a non-owning pointer.
+      [&node] { return std::shared_ptr<const actors::ModelCatalog>(std::shared_ptr<void>{}, &node.catalog()); },
+  };
+}
+
+void add_api_routes(http::HttpRouter& router, ModelFront front, const std::string& api_key) {
+  auto guard = [api_key](http::Handler handler) -> http::Handler {
+    return [api_key, handler = std::move(handler)](const http::HttpRequest& request,
+                                                   const http::Responder& responder) {
+      if (!authorized(api_key, request)) {
+        responder.respond(http::openai::error_response(core::error(
+            core::ErrorCode::kUnauthenticated, "missing or wrong API key (Authorization: Bearer ...)")));
+        return;
+      }
+      handler(request, responder);
+    };
+  };
+  auto generation = [submit = front.submit](core::GenerationRequest::Api api) -> http::Handler {
+    return [submit, api](const http::HttpRequest& request, const http::Responder& responder) {
+      auto parsed = http::openai::parse_generation_request(request.body, api);
+      if (!parsed.ok()) {
+        responder.respond(http::openai::error_response(parsed.error()));
+        return;
+      }
+      submit(std::move(*parsed), responder);
+    };
+  };
+  router.add("POST", "/v1/chat/completions", guard(generation(core::GenerationRequest::Api::kChat)));
+  router.add("POST", "/v1/completions", guard(generation(core::GenerationRequest::Api::kCompletion)));
+  router.add("GET", "/v1/models", guard([models = front.models](const http::HttpRequest&, const http::Responder& responder) {
+    json data = json::array();
+    for (const auto& model : models()) {
+      data.push_back({{"id", model.name}, {"object", "model"}, {"owned_by", "aegaeon"},
+                      {"state", model.state}, {"max_model_len", model.max_context_tokens}});
+    }
+    responder.respond(http::HttpResponse::json(200, json{{"object", "list"}, {"data", data}}.dump()));
+  }));
+  // vLLM-style tokenizer endpoints: {"model", "prompt"} → tokens, {"model", "tokens"} → prompt.
+  // The entry comes with the catalog that holds it.
+  using Entry = std::pair<std::shared_ptr<const actors::ModelCatalog>, const actors::CatalogEntry*>;
+  auto tokenizer_of = [catalog = front.catalog](const json& body) -> core::Result<Entry> {
+    if (!body.is_object() || !body.contains("model") || !body["model"].is_string()) {
+      return core::Error{core::ErrorCode::kInvalidArgument, "'model' is required", "model"};
+    }
+    auto models = catalog();
+    const auto* entry = models->find(body["model"].get<std::string>());
+    if (entry == nullptr) {
+      return core::Error{core::ErrorCode::kNotFound, "model '" + body["model"].get<std::string>() + "' is not served", "model"};
+    }
+    return Entry{std::move(models), entry};
+  };
+  router.add("POST", "/tokenize", guard([tokenizer_of](const http::HttpRequest& request, const http::Responder& responder) {
+    json body = json::parse(request.body, nullptr, false);
+    auto entry = tokenizer_of(body);
+    if (!entry.ok()) return responder.respond(http::openai::error_response(entry.error()));
+    if (!body.contains("prompt") || !body["prompt"].is_string()) {
+      return responder.respond(http::openai::error_response(
+          core::Error{core::ErrorCode::kInvalidArgument, "'prompt' must be a string", "prompt"}));
+    }
+    bool special = body.value("add_special_tokens", true);
+    const auto& model = *entry->second;
+    auto tokens = model.tokenizer.encode(body["prompt"].get<std::string>(), special);
+    responder.respond(http::HttpResponse::json(200, json{{"tokens", tokens}, {"count", tokens.size()},
+                                                         {"max_model_len", model.max_context_tokens}}.dump()));
+  }));
+  router.add("POST", "/detokenize", guard([tokenizer_of](const http::HttpRequest& request, const http::Responder& responder) {
+    json body = json::parse(request.body, nullptr, false);
+    auto entry = tokenizer_of(body);
+    if (!entry.ok()) return responder.respond(http::openai::error_response(entry.error()));
+    std::vector<std::int32_t> tokens;
+    if (!body.contains("tokens") || !body["tokens"].is_array()) {
+      return responder.respond(http::openai::error_response(
+          core::Error{core::ErrorCode::kInvalidArgument, "'tokens' must be an array of integers", "tokens"}));
+    }
+    for (const auto& t : body["tokens"]) {
+      if (!t.is_number_integer()) {
+        return responder.respond(http::openai::error_response(
+            core::Error{core::ErrorCode::kInvalidArgument, "'tokens' must be an array of integers", "tokens"}));
+      }
+      tokens.push_back(t.get<std::int32_t>());
+    }
+    responder.respond(http::HttpResponse::json(
+        200, json{{"prompt", entry->second->tokenizer.decode(tokens, false)}}.dump(-1, ' ', false, json::error_handler_t::replace)));
+  }));
+}
+
+HttpMetrics::HttpMetrics(core::Registry& registry)
+    : requests_(core::build_counter()
+                    .name("aegaeon_http_requests_total")
+                    .help("HTTP requests answered, by route and status code")
+                    .register_on(registry)),
+      durations_(core::build_histogram()
+                     .name("aegaeon_http_request_duration_seconds")
+                     .help("Time from request to the end of its response, by route")
+                     .buckets(core::exponential_buckets(0.0005, 4, 10))
+                     .register_on(registry)) {}
+
+void HttpMetrics::observe(const http::HttpRequest& request, int status, double duration_s) {
+  static const std::set<std::string> kRoutes = {"/health", "/metrics", "/v1/chat/completions",
+                                                "/v1/completions", "/v1/models", "/tokenize", "/detokenize"};
+  std::string route = kRoutes.count(request.path) != 0 ? request.path : "other";
+  requests_.add({{"route", route}, {"code", std::to_string(status)}}).increment();
+  durations_.add({{"route", route}}).observe(duration_s);
+}
+
+void register_process_metrics(core::Registry& registry) {
+  core::build_gauge()
+      .name("aegaeon_build_info")
+      .help("Always 1; the version label says which aegaeon build is running")
+      .register_on(registry)
+      .add({{"version", AEGAEON_VERSION}})
+      .set(1);
+  core::build_gauge()
+      .name("process_start_time_seconds")
+      .help("Start time of the process since the Unix epoch in seconds")
+      .register_on(registry)
+      .add({})
+      .set(static_cast<double>(std::time(nullptr)));
+}
+
+}  // namespace aegaeon::cmd

@@ -1,0 +1,51 @@
+// The HTTP front door shared by `aegaeon serve` and `aegaeon controller`: the OpenAI-compatible
+// routes, the tokenizer endpoints and HTTP metrics, over whatever runs the requests (a
+// ServingNode in one process, the cluster router in a controller).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/model_catalog.hpp"
+#include "actors/serving_node.hpp"
+#include "core/metrics.hpp"
+#include "rpc/http/http_server.hpp"
+
+namespace aegaeon::cmd {
+
+/// What the API routes need from the serving side. Each member is called on the kj thread and
+/// must not block.
+struct ModelFront {
+  /// Runs a validated request; answers through the responder.
+  std::function<void(core::GenerationRequest, const rpc::http::Responder&)> submit;
+  /// GET /v1/models.
+  std::function<std::vector<actors::ModelStatus>()> models;
+  /// Tokenizers for /tokenize and /detokenize (the current set; it may grow in a cluster).
+  std::function<std::shared_ptr<const actors::ModelCatalog>()> catalog;
+};
+
+/// The front of a ServingNode (which must outlive the routes).
+ModelFront front_of(const actors::ServingNode& node);
+
+/// Adds /v1/chat/completions, /v1/completions, /v1/models, /tokenize and /detokenize, guarded
+/// by `api_key` when it is not empty.
+void add_api_routes(rpc::http::HttpRouter& router, ModelFront front, const std::string& api_key);
+
+/// HTTP metrics, labelled by route so unknown paths cannot blow up cardinality.
+class HttpMetrics {
+ public:
+  explicit HttpMetrics(core::Registry& registry);
+  /// Records one answered request.
+  void observe(const rpc::http::HttpRequest& request, int status, double duration_s);
+
+ private:
+  core::Family<core::Counter>& requests_;
+  core::Family<core::Histogram>& durations_;
+};
+
+/// aegaeon_build_info and process_start_time_seconds.
+void register_process_metrics(core::Registry& registry);
+
+}  // namespace aegaeon::cmd

@@ -1,20 +1,61 @@
 #include "actors/model_catalog.hpp"
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 namespace aegaeon::actors {
+namespace {
+
+core::Result<std::string> read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return core::error(core::ErrorCode::kNotFound, "cannot read " + path.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+core::Result<core::ServedModel> describe_model(const worker::ModelSpec& spec,
+                                               std::int32_t max_context_tokens) {
+  core::ServedModel model{spec.name, max_context_tokens, {}, {}};
+  auto tokenizer = read_text(spec.path / "tokenizer.json");
+  if (!tokenizer.ok()) return tokenizer.error().with_context("model '" + spec.name + "'");
+  model.tokenizer_json = std::move(*tokenizer);
+  auto config_path = spec.path / "tokenizer_config.json";
+  if (std::filesystem::exists(config_path)) {
+    auto config = read_text(config_path);
+    if (!config.ok()) return config.error().with_context("model '" + spec.name + "'");
+    model.tokenizer_config_json = std::move(*config);
+  }
+  return model;
+}
 
 core::Result<std::shared_ptr<const ModelCatalog>> ModelCatalog::load(
     std::span<const worker::ModelSpec> specs, const worker::HostModelCache& cache) {
-  auto catalog = std::make_shared<ModelCatalog>();
+  std::vector<core::ServedModel> models;
   for (size_t i = 0; i < specs.size(); ++i) {
-    const auto& spec = specs[i];
-    auto tokenizer = gpu::Tokenizer::load(spec.path / "tokenizer.json");
-    if (!tokenizer.ok()) return tokenizer.error().with_context("model '" + spec.name + "'");
-    CatalogEntry entry{static_cast<worker::ModelId>(i), spec.name, *tokenizer, std::nullopt, {}, 0};
-    auto config_path = spec.path / "tokenizer_config.json";
-    if (std::filesystem::exists(config_path)) {
-      auto chat = gpu::ChatTemplate::load(config_path);
+    auto model = describe_model(specs[i], cache.info(static_cast<worker::ModelId>(i)).max_context_tokens);
+    if (!model.ok()) return model.error();
+    models.push_back(std::move(*model));
+  }
+  return from_served(models);
+}
+
+core::Result<std::shared_ptr<const ModelCatalog>> ModelCatalog::from_served(
+    std::span<const core::ServedModel> models) {
+  auto catalog = std::make_shared<ModelCatalog>();
+  for (size_t i = 0; i < models.size(); ++i) {
+    const auto& model = models[i];
+    auto tokenizer = gpu::Tokenizer::from_json(model.tokenizer_json, model.name + "/tokenizer.json",
+                                               model.tokenizer_config_json);
+    if (!tokenizer.ok()) return tokenizer.error().with_context("model '" + model.name + "'");
+    CatalogEntry entry{static_cast<worker::ModelId>(i), model.name, *tokenizer, std::nullopt, {}, 0};
+    if (!model.tokenizer_config_json.empty()) {
+      auto chat = gpu::ChatTemplate::from_config_json(model.tokenizer_config_json,
+                                                      model.name + "/tokenizer_config.json");
       if (chat.ok()) entry.chat_template = std::move(*chat);  // absent or unknown: completions only
     }
     if (auto eos = entry.tokenizer.eos_id()) entry.eos_ids.push_back(*eos);
@@ -26,7 +67,7 @@ core::Result<std::shared_ptr<const ModelCatalog>> ModelCatalog::load(
         }
       }
     }
-    entry.max_context_tokens = cache.info(entry.id).max_context_tokens;
+    entry.max_context_tokens = model.max_context_tokens;
     catalog->entries_.push_back(std::move(entry));
   }
   return std::shared_ptr<const ModelCatalog>(std::move(catalog));

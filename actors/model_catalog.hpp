@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cluster_types.hpp"
 #include "core/result.hpp"
 #include "gpu/model/chat_template.hpp"
 #include "gpu/model/tokenizer.hpp"
@@ -26,6 +27,10 @@ struct CatalogEntry {
   std::int32_t max_context_tokens = 0;
 };
 
+/// What a worker tells the controller about a model: its tokenizer files' text and context.
+core::Result<core::ServedModel> describe_model(const worker::ModelSpec& spec,
+                                               std::int32_t max_context_tokens);
+
 /// Every served model, by name and by id.
 class ModelCatalog {
  public:
@@ -33,6 +38,11 @@ class ModelCatalog {
   /// (the HostModelCache's). Errors name the model and file.
   static core::Result<std::shared_ptr<const ModelCatalog>> load(
       std::span<const worker::ModelSpec> specs, const worker::HostModelCache& cache);
+
+  /// The same from models described in memory (what workers send the controller); ids follow
+  /// `models` order. Errors name the model.
+  static core::Result<std::shared_ptr<const ModelCatalog>> from_served(
+      std::span<const core::ServedModel> models);
 
   /// The model called `name`, or nullptr.
   [[nodiscard]] const CatalogEntry* find(std::string_view name) const;

@@ -25,5 +25,8 @@ void add_serve_command(CLI::App& app);
 void add_simulate_command(CLI::App& app);
 /// `aegaeon plan`: the fewest devices (and prefill/decode split) reaching the target attainment.
 void add_plan_command(CLI::App& app);
+/// `aegaeon controller` / `aegaeon worker`: the cluster's front door and its serving processes.
+void add_controller_command(CLI::App& app);
+void add_worker_command(CLI::App& app);
 
 }  // namespace aegaeon::cmd

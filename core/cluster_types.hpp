@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "core/generation.hpp"
+
 namespace aegaeon::core {
 
 /// One device a node offers.
@@ -13,6 +15,14 @@ struct DeviceInfo {
   std::string kind;  ///< "cpu" or "cuda"
   uint32_t index = 0;
   uint64_t arena_bytes = 0;
+};
+
+/// A model a worker serves, with what the controller needs to tokenize for it.
+struct ServedModel {
+  std::string name;
+  std::int32_t max_context_tokens = 0;
+  std::string tokenizer_json;
+  std::string tokenizer_config_json;  ///< empty when the model has none
 };
 
 /// What a node sends when it joins the cluster.
@@ -23,6 +33,7 @@ struct NodeRegistration {
   uint64_t host_cache_bytes = 0;
   std::vector<std::string> models_on_disk;
   std::vector<std::string> roles;  ///< "prefill", "decode"
+  std::vector<ServedModel> served_models;
 };
 
 /// The controller's answer to a registration.
@@ -38,6 +49,30 @@ struct HeartbeatReport {
   uint32_t running_requests = 0;
   uint32_t waiting_requests = 0;
   float kv_usage = 0;  ///< 0..1
+};
+
+/// One tokenized request the controller submits to a worker.
+struct GenerationJob {
+  std::string model;
+  std::vector<std::int32_t> prompt;  ///< re-submissions append the tokens already streamed
+  std::int32_t max_output_tokens = 1;
+  float temperature = 1.0f;
+  float top_p = 1.0f;
+  std::int32_t top_k = 0;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  std::uint64_t seed = 0;
+};
+
+/// What a remote generation reports, in order: tokens, then once `finished` (or `worker_lost`).
+struct GenerationUpdate {
+  std::vector<std::int32_t> tokens;
+  std::vector<float> logprobs;
+  double queue_s = -1;          ///< set on the first update: arrival to prefill start
+  bool finished = false;
+  FinishReason reason = FinishReason::kNone;
+  std::string error;            ///< set when the generation failed on the worker
+  bool worker_lost = false;     ///< the worker died or became unreachable before finishing
 };
 
 }  // namespace aegaeon::core

@@ -3,6 +3,7 @@
 #include <capnp/rpc-twoparty.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <future>
 #include <map>
 #include <mutex>
@@ -66,6 +67,56 @@ uint32_t cluster_protocol_version() { return schema::PROTOCOL_VERSION; }
 // ---------------------------------------------------------------------------------------------
 // Server
 
+namespace {
+
+// Where a remote generation's updates go. Shared by the registry's bookkeeping and the TokenSink
+// the worker calls; kj thread only. Closed after the last update, or when cancelled.
+struct Route {
+  ClusterRegistryServer::UpdateHandler on_update;
+  bool open = true;
+
+  void deliver(core::GenerationUpdate update) {
+    if (!open) return;
+    if (update.finished || update.worker_lost) open = false;
+    on_update(std::move(update));
+  }
+  void lost(const std::string& why) {
+    core::GenerationUpdate update;
+    update.worker_lost = true;
+    update.error = why;
+    deliver(std::move(update));
+  }
+};
+
+class TokenSinkService final : public schema::TokenSink::Server {
+ public:
+  explicit TokenSinkService(std::shared_ptr<Route> route) : route_(std::move(route)) {}
+
+ protected:
+  kj::Promise<void> push(PushContext context) override {
+    core::GenerationUpdate update;
+    batch_from_wire(context.getParams().getBatch(), update);
+    route_->deliver(std::move(update));
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> done(DoneContext context) override {
+    auto params = context.getParams();
+    core::GenerationUpdate update;
+    batch_from_wire(params.getBatch(), update);
+    update.finished = true;
+    update.reason = reason_from_wire(params.getReason());
+    update.error = wire_text(params.getError());
+    route_->deliver(std::move(update));
+    return kj::READY_NOW;
+  }
+
+ private:
+  std::shared_ptr<Route> route_;
+};
+
+}  // namespace
+
 struct ClusterRegistryServer::Impl {
   KjRuntime& runtime;
   Options options;
@@ -73,19 +124,47 @@ struct ClusterRegistryServer::Impl {
   mutable std::mutex mutex;  // guards nodes and next_id (read by nodes() from other threads)
   std::map<uint64_t, RegisteredNode> nodes;
   uint64_t next_id = 1;
-  // kj-thread objects.
-  kj::Own<capnp::TwoPartyServer> server;
+
+  // kj-thread objects. One RPC system per connection, so that a broken connection tells which
+  // nodes it carried.
+  struct Connection {
+    kj::Own<kj::AsyncIoStream> stream;
+    capnp::TwoPartyVatNetwork network;
+    kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
+    explicit Connection(kj::Own<kj::AsyncIoStream> s)
+        : stream(kj::mv(s)), network(*stream, capnp::rpc::twoparty::Side::SERVER) {}
+  };
+  struct Worker {
+    uint64_t connection = 0;
+    kj::Maybe<schema::Worker::Client> client;
+  };
+  struct Generation {
+    uint64_t node_id = 0;
+    std::shared_ptr<Route> route;
+    kj::Own<kj::PromiseFulfiller<void>> cancel;  // fulfilling it drops the RPC call
+  };
+  std::map<uint64_t, kj::Own<Connection>> connections;
+  uint64_t next_connection = 1;
+  std::map<uint64_t, Worker> workers;  // by node id
+  std::map<uint64_t, Generation> generations;
+  uint64_t next_generation = 1;
   kj::Own<kj::ConnectionReceiver> listener;
   kj::Own<kj::TaskSet> tasks;
 
   Impl(KjRuntime& rt, Options opts) : runtime(rt), options(std::move(opts)) {}
+
+  kj::Promise<void> accept_loop();
+  // Forgets a node and reports its generations lost (kj thread).
+  void drop_node(uint64_t node_id, const std::string& why);
+  kj::Promise<void> reap_silent_nodes(kj::Timer& timer);
 };
 
 namespace {
 
 class RegistryService final : public schema::Registry::Server {
  public:
-  explicit RegistryService(ClusterRegistryServer::Impl& owner) : owner_(owner) {}
+  RegistryService(ClusterRegistryServer::Impl& owner, uint64_t connection)
+      : owner_(owner), connection_(connection) {}
 
  protected:
   kj::Promise<void> register_(RegisterContext context) override {
@@ -102,16 +181,25 @@ class RegistryService final : public schema::Registry::Server {
       KJ_FAIL_REQUIRE(kBadVersion, node.protocol_version, schema::PROTOCOL_VERSION);
     }
     RegisteredNode registered;
+    registered.can_generate = params.hasWorker();
     {
       std::lock_guard lock(owner_.mutex);
       registered.node_id = owner_.next_id++;
       registered.registration = std::move(node);
       registered.last_heartbeat.node_id = registered.node_id;
       registered.last_seen = Clock::now();
-      owner_.nodes[registered.node_id] = registered;
+      // Kept without the tokenizer texts: nodes() snapshots are taken per request.
+      auto& kept = owner_.nodes[registered.node_id] = registered;
+      for (auto& model : kept.registration.served_models) {
+        model.tokenizer_json.clear();
+        model.tokenizer_config_json.clear();
+      }
     }
-    spdlog::info("cluster: node '{}' joined as {}", registered.registration.node_name,
-                 registered.node_id);
+    auto& worker = owner_.workers[registered.node_id];
+    worker.connection = connection_;
+    if (registered.can_generate) worker.client = params.getWorker();
+    spdlog::info("cluster: node '{}' joined as {} ({} model(s))", registered.registration.node_name,
+                 registered.node_id, registered.registration.served_models.size());
     if (owner_.options.on_register) owner_.options.on_register(registered);
     auto results = context.getResults();
     results.setNodeId(registered.node_id);
@@ -139,6 +227,7 @@ class RegistryService final : public schema::Registry::Server {
 
  private:
   ClusterRegistryServer::Impl& owner_;
+  uint64_t connection_;
 };
 
 class LogRpcErrors final : public kj::TaskSet::ErrorHandler {
@@ -151,7 +240,70 @@ LogRpcErrors log_rpc_errors;
 
 }  // namespace
 
+kj::Promise<void> ClusterRegistryServer::Impl::accept_loop() {
+  return listener->accept().then([this](kj::Own<kj::AsyncIoStream> stream) {
+    uint64_t id = next_connection++;
+    auto connection = kj::heap<Connection>(kj::mv(stream));
+    connection->rpc = kj::heap(capnp::makeRpcServer(
+        connection->network, schema::Registry::Client(kj::heap<RegistryService>(*this, id))));
+    tasks->add(connection->network.onDisconnect().then([this, id] {
+      std::vector<uint64_t> carried;
+      for (const auto& [node_id, worker] : workers) {
+        if (worker.connection == id) carried.push_back(node_id);
+      }
+      for (uint64_t node_id : carried) drop_node(node_id, "connection lost");
+      // Not destroyed here: this continuation runs inside the connection's own promise.
+      tasks->add(kj::evalLater([this, id] { connections.erase(id); }));
+    }));
+    connections[id] = kj::mv(connection);
+    return accept_loop();
+  });
+}
+
+void ClusterRegistryServer::Impl::drop_node(uint64_t node_id, const std::string& why) {
+  {
+    std::lock_guard lock(mutex);
+    if (nodes.erase(node_id) == 0) return;
+  }
+  workers.erase(node_id);
+  spdlog::warn("cluster: node {} left: {}", node_id, why);
+  for (auto& [id, generation] : generations) {
+    if (generation.node_id != node_id) continue;
+    generation.route->lost("node " + std::to_string(node_id) + " " + why);
+    generation.cancel->fulfill();
+  }
+  if (options.on_leave) options.on_leave(node_id, why);
+}
+
+kj::Promise<void> ClusterRegistryServer::Impl::reap_silent_nodes(kj::Timer& timer) {
+  return timer.afterDelay(options.heartbeat_interval_ms * kj::MILLISECONDS).then([this, &timer] {
+    auto deadline = Clock::now() - std::chrono::milliseconds(options.heartbeat_timeout_ms);
+    std::vector<uint64_t> silent;
+    {
+      std::lock_guard lock(mutex);
+      for (const auto& [id, node] : nodes) {
+        if (node.last_seen < deadline) silent.push_back(id);
+      }
+    }
+    for (uint64_t id : silent) {
+      drop_node(id, "sent no heartbeat for " + std::to_string(options.heartbeat_timeout_ms) + " ms");
+    }
+    return reap_silent_nodes(timer);
+  });
+}
+
 ClusterRegistryServer::ClusterRegistryServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+namespace {
+// Destroys the server's kj objects (on the kj thread): generations, then connections.
+void release_server(ClusterRegistryServer::Impl* s) {
+  s->tasks = nullptr;
+  s->generations.clear();
+  s->workers.clear();
+  s->connections.clear();
+  s->listener = nullptr;
+}
+}  // namespace
 
 core::Result<std::unique_ptr<ClusterRegistryServer>> ClusterRegistryServer::start(
     KjRuntime& runtime, Options options) {
@@ -159,21 +311,17 @@ core::Result<std::unique_ptr<ClusterRegistryServer>> ClusterRegistryServer::star
   Impl* s = impl.get();
   std::string address = s->options.host + ":" + std::to_string(s->options.port);
   auto port = call_blocking<uint16_t>(runtime, std::chrono::seconds(10), [s](KjContext& ctx) {
-    s->server = kj::heap<capnp::TwoPartyServer>(kj::heap<RegistryService>(*s));
     s->tasks = kj::heap<kj::TaskSet>(log_rpc_errors);
     return ctx.network.parseAddress(s->options.host, s->options.port)
-        .then([s](kj::Own<kj::NetworkAddress> address) {
+        .then([s, &timer = ctx.timer](kj::Own<kj::NetworkAddress> address) {
           s->listener = address->listen();
-          s->tasks->add(s->server->listen(*s->listener));
+          s->tasks->add(s->accept_loop());
+          s->tasks->add(s->reap_silent_nodes(timer));
           return static_cast<uint16_t>(s->listener->getPort());
         });
   });
   if (!port.ok()) {
-    runtime.execute_sync([s](KjContext&) {
-      s->tasks = nullptr;
-      s->listener = nullptr;
-      s->server = nullptr;
-    });
+    runtime.execute_sync([s](KjContext&) { release_server(s); });
     return core::error(ErrorCode::kUnavailable, "cannot listen on " + address + ": " +
                                                     port.error().message);
   }
@@ -184,11 +332,7 @@ core::Result<std::unique_ptr<ClusterRegistryServer>> ClusterRegistryServer::star
 
 ClusterRegistryServer::~ClusterRegistryServer() {
   Impl* s = impl_.get();
-  impl_->runtime.execute_sync([s](KjContext&) {
-    s->tasks = nullptr;
-    s->listener = nullptr;
-    s->server = nullptr;
-  });
+  impl_->runtime.execute_sync([s](KjContext&) { release_server(s); });
 }
 
 uint16_t ClusterRegistryServer::port() const { return impl_->port; }
@@ -199,6 +343,160 @@ std::vector<RegisteredNode> ClusterRegistryServer::nodes() const {
   for (const auto& [_, node] : impl_->nodes) out.push_back(node);
   return out;
 }
+
+core::Result<uint64_t> ClusterRegistryServer::generate(uint64_t node_id,
+                                                       const core::GenerationJob& job,
+                                                       UpdateHandler on_update) {
+  Impl* s = impl_.get();
+  core::Result<uint64_t> result =
+      core::error(ErrorCode::kNotFound, "node " + std::to_string(node_id) + " is not registered");
+  s->runtime.execute_sync([&](KjContext&) {
+    auto worker = s->workers.find(node_id);
+    if (worker == s->workers.end()) return;
+    KJ_IF_MAYBE(client, worker->second.client) {
+      uint64_t id = s->next_generation++;
+      auto route = std::make_shared<Route>();
+      route->on_update = std::move(on_update);
+      auto request = client->generateRequest();
+      job_to_wire(job, request.initJob());
+      request.setSink(kj::heap<TokenSinkService>(route));
+      auto cancel = kj::newPromiseAndFulfiller<void>();
+      // A call that returns before `done` (or fails) means the worker is gone mid-generation.
+      auto call = request.send().then(
+          [route](auto&&) { route->lost("the worker ended the generation without finishing it"); },
+          [route](kj::Exception&& e) { route->lost(e.getDescription().cStr()); });
+      s->tasks->add(call.exclusiveJoin(kj::mv(cancel.promise)).then([s, id] {
+        s->generations.erase(id);
+      }));
+      s->generations[id] = {node_id, route, kj::mv(cancel.fulfiller)};
+      result = id;
+    } else {
+      result = core::error(ErrorCode::kNotFound,
+                           "node " + std::to_string(node_id) + " does not run generations");
+    }
+  });
+  return result;
+}
+
+void ClusterRegistryServer::cancel(uint64_t generation_id) {
+  Impl* s = impl_.get();
+  s->runtime.execute_sync([s, generation_id](KjContext&) {
+    auto it = s->generations.find(generation_id);
+    if (it == s->generations.end()) return;
+    it->second.route->open = false;
+    it->second.cancel->fulfill();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker side of a generation
+
+// One generation the controller submitted, on the worker (kj thread only). It sends the
+// updates in order, one flow-controlled call at a time, and completes the `generate` call after
+// `done` was delivered. Destroyed when that call completes or is cancelled.
+class WorkerGeneration {
+ public:
+  WorkerGeneration(uint64_t id, schema::TokenSink::Client sink,
+                   kj::Own<kj::PromiseFulfiller<void>> completion,
+                   std::shared_ptr<const WorkerHandlers> handlers,
+                   std::shared_ptr<GenerationStream::Link> link);
+  ~WorkerGeneration();
+
+  bool send(core::GenerationUpdate update);
+
+ private:
+  uint64_t id_;
+  schema::TokenSink::Client sink_;
+  kj::Own<kj::PromiseFulfiller<void>> completion_;
+  std::shared_ptr<const WorkerHandlers> handlers_;
+  std::shared_ptr<GenerationStream::Link> link_;
+  kj::Promise<void> tail_ = kj::READY_NOW;  // the last queued call
+  bool finished_ = false;  // `done` queued: the runtime is done with it
+  bool failed_ = false;    // a call failed: the controller is gone
+};
+
+struct GenerationStream::Link {
+  KjRuntime& runtime;
+  WorkerGeneration* generation = nullptr;  // kj thread only; null once it ended
+};
+
+WorkerGeneration::WorkerGeneration(uint64_t id, schema::TokenSink::Client sink,
+                                   kj::Own<kj::PromiseFulfiller<void>> completion,
+                                   std::shared_ptr<const WorkerHandlers> handlers,
+                                   std::shared_ptr<GenerationStream::Link> link)
+    : id_(id), sink_(kj::mv(sink)), completion_(kj::mv(completion)),
+      handlers_(std::move(handlers)), link_(std::move(link)) {
+  link_->generation = this;
+}
+
+WorkerGeneration::~WorkerGeneration() {
+  link_->generation = nullptr;
+  if (!finished_) handlers_->cancel(id_);
+}
+
+bool WorkerGeneration::send(core::GenerationUpdate update) {
+  if (finished_ || failed_) return false;
+  finished_ = update.finished;
+  tail_ = tail_.then([this, update = std::move(update)]() -> kj::Promise<void> {
+    if (!update.finished) {
+      auto request = sink_.pushRequest();
+      batch_to_wire(update, request.initBatch());
+      return request.send();  // resolves when flow control has room for the next batch
+    }
+    auto request = sink_.doneRequest();
+    batch_to_wire(update, request.initBatch());
+    request.setReason(reason_to_wire(update.reason));
+    request.setError(update.error);
+    return request.send().then([this](auto&&) { completion_->fulfill(); });
+  }).eagerlyEvaluate([this](kj::Exception&& e) {
+    failed_ = true;
+    completion_->reject(kj::mv(e));
+  });
+  return true;
+}
+
+GenerationStream::GenerationStream(std::shared_ptr<Link> link) : link_(std::move(link)) {}
+
+bool GenerationStream::send(core::GenerationUpdate update) const {
+  bool sent = false;
+  auto link = link_;
+  link->runtime.execute_sync([&](KjContext&) {
+    if (link->generation != nullptr) sent = link->generation->send(std::move(update));
+  });
+  return sent;
+}
+
+namespace {
+
+// Generation ids are unique in the process, across reconnections.
+std::atomic<uint64_t> next_generation_id{1};
+
+class WorkerService final : public schema::Worker::Server {
+ public:
+  WorkerService(KjRuntime& runtime, std::shared_ptr<const WorkerHandlers> handlers)
+      : runtime_(runtime), handlers_(std::move(handlers)) {}
+
+ protected:
+  kj::Promise<void> generate(GenerateContext context) override {
+    context.allowCancellation();  // the controller dropping the call cancels the generation
+    auto params = context.getParams();
+    auto job = job_from_wire(params.getJob());
+    uint64_t id = next_generation_id++;
+    auto completion = kj::newPromiseAndFulfiller<void>();
+    auto link = std::make_shared<GenerationStream::Link>(GenerationStream::Link{runtime_, nullptr});
+    auto generation = kj::heap<WorkerGeneration>(id, params.getSink(), kj::mv(completion.fulfiller),
+                                                 handlers_, link);
+    context.releaseParams();
+    handlers_->start(id, std::move(job), GenerationStream(link));
+    return completion.promise.attach(kj::mv(generation));
+  }
+
+ private:
+  KjRuntime& runtime_;
+  std::shared_ptr<const WorkerHandlers> handlers_;
+};
+
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // Client
@@ -252,12 +550,14 @@ ClusterClient::~ClusterClient() {
 }
 
 core::Result<core::RegistrationReply> ClusterClient::register_node(
-    const core::NodeRegistration& node, const std::string& cluster_token) {
+    const core::NodeRegistration& node, const std::string& cluster_token,
+    std::shared_ptr<const WorkerHandlers> handlers) {
   Impl* c = impl_.get();
   return call_blocking<core::RegistrationReply>(c->runtime, c->timeout, [&](KjContext&) {
     auto request = c->registry->registerRequest();
     node_to_wire(node, request.initInfo());
     request.setClusterToken(cluster_token);
+    if (handlers) request.setWorker(kj::heap<WorkerService>(c->runtime, std::move(handlers)));
     return request.send().then([](capnp::Response<schema::Registry::RegisterResults> response) {
       return core::RegistrationReply{response.getNodeId(), response.getHeartbeatIntervalMs()};
     });

@@ -1,6 +1,7 @@
-// Cluster membership over Cap'n Proto RPC: the controller's Registry server and the worker's
-// client. Both run on the KjRuntime thread; the public API is plain data and may be used from
-// any other thread.
+// Cluster membership and remote generations over Cap'n Proto RPC: the controller's Registry
+// server (which also submits generations to registered workers) and the worker's client (which
+// runs them). Both run on the KjRuntime thread; the public API is plain data and may be used
+// from any other thread.
 #pragma once
 
 #include <chrono>
@@ -25,6 +26,31 @@ struct RegisteredNode {
   core::NodeRegistration registration;
   core::HeartbeatReport last_heartbeat;
   std::chrono::steady_clock::time_point last_seen;
+  bool can_generate = false;  ///< it registered a Worker capability
+};
+
+/// The worker's end of one generation the controller submitted. Copies share the generation.
+class GenerationStream {
+ public:
+  /// Queues `update` for the controller (tokens in order; `finished` ends the generation). The
+  /// wire is flow-controlled on the kj thread; this never waits for the network. Returns false
+  /// once the generation was cancelled or the controller is gone: stop producing.
+  bool send(core::GenerationUpdate update) const;
+
+  struct Link;  ///< opaque; defined in cluster_registry.cpp
+  explicit GenerationStream(std::shared_ptr<Link> link);
+
+ private:
+  std::shared_ptr<Link> link_;
+};
+
+/// What a worker does with the generations the controller submits. Both run on the kj thread
+/// and must not block (hand the work to an actor).
+struct WorkerHandlers {
+  /// Starts generation `id` (unique in this process); its output goes to `stream`.
+  std::function<void(uint64_t id, core::GenerationJob job, GenerationStream stream)> start;
+  /// The controller cancelled generation `id`, or its connection is gone: free it.
+  std::function<void(uint64_t id)> cancel;
 };
 
 /// Serves the Registry interface. Refuses peers with another protocol version or a wrong
@@ -37,9 +63,18 @@ class ClusterRegistryServer {
     uint16_t port = 0;  ///< 0 picks an ephemeral port
     std::string cluster_token;
     uint32_t heartbeat_interval_ms = 1000;
+    /// A node silent for this long is dropped as if its connection had broken (a partition
+    /// does not close the connection).
+    uint32_t heartbeat_timeout_ms = 3000;
     std::function<void(const RegisteredNode&)> on_register;
     std::function<void(const core::HeartbeatReport&)> on_heartbeat;
+    /// A node left: its connection broke or its heartbeats stopped.
+    std::function<void(uint64_t node_id, const std::string& why)> on_leave;
   };
+
+  /// Called on the kj thread (must not block) for each update of a remote generation: tokens in
+  /// order, then exactly one last update with `finished` or `worker_lost` set.
+  using UpdateHandler = std::function<void(core::GenerationUpdate)>;
 
   /// Binds and serves; fails with kUnavailable naming the address if it cannot bind.
   static core::Result<std::unique_ptr<ClusterRegistryServer>> start(KjRuntime& runtime,
@@ -48,8 +83,16 @@ class ClusterRegistryServer {
 
   /// The bound port.
   [[nodiscard]] uint16_t port() const;
-  /// A snapshot of the registered nodes.
+  /// A snapshot of the registered nodes (their models without tokenizer texts: on_register
+  /// gets those).
   [[nodiscard]] std::vector<RegisteredNode> nodes() const;
+
+  /// Submits `job` to node `node_id`. Returns the generation's id (for cancel()), or
+  /// kNotFound when the node is gone or cannot generate.
+  core::Result<uint64_t> generate(uint64_t node_id, const core::GenerationJob& job,
+                                  UpdateHandler on_update);
+  /// Cancels a generation (the worker frees it); no update follows. Unknown ids are ignored.
+  void cancel(uint64_t generation_id);
 
   struct Impl;  ///< opaque; defined in cluster_registry.cpp
 
@@ -68,10 +111,12 @@ class ClusterClient {
       std::chrono::milliseconds timeout = std::chrono::seconds(5));
   ~ClusterClient();
 
-  /// Registers this node. kUnauthenticated for a wrong token, kInvalidArgument for a version
-  /// mismatch, kUnavailable when the connection fails.
-  core::Result<core::RegistrationReply> register_node(const core::NodeRegistration& node,
-                                                      const std::string& cluster_token);
+  /// Registers this node; with `handlers` it also offers to run generations. kUnauthenticated
+  /// for a wrong token, kInvalidArgument for a version mismatch, kUnavailable when the
+  /// connection fails.
+  core::Result<core::RegistrationReply> register_node(
+      const core::NodeRegistration& node, const std::string& cluster_token,
+      std::shared_ptr<const WorkerHandlers> handlers = nullptr);
   /// Sends a heartbeat; returns whether the controller still knows the node.
   core::Result<bool> heartbeat(const core::HeartbeatReport& beat);
 

@@ -16,6 +16,11 @@ core::NodeRegistration node_from_wire(schema::NodeInfo::Reader info) {
   node.host_cache_bytes = info.getHostCacheBytes();
   for (auto model : info.getModelsOnDisk()) node.models_on_disk.push_back(wire_text(model));
   for (auto role : info.getRoles()) node.roles.push_back(wire_text(role));
+  for (auto model : info.getServedModels()) {
+    node.served_models.push_back({wire_text(model.getName()), model.getMaxContextTokens(),
+                                  wire_text(model.getTokenizerJson()),
+                                  wire_text(model.getTokenizerConfigJson())});
+  }
   return node;
 }
 
@@ -33,6 +38,14 @@ void node_to_wire(const core::NodeRegistration& node, schema::NodeInfo::Builder 
   for (unsigned i = 0; i < node.models_on_disk.size(); ++i) models.set(i, node.models_on_disk[i]);
   auto roles = info.initRoles(static_cast<unsigned>(node.roles.size()));
   for (unsigned i = 0; i < node.roles.size(); ++i) roles.set(i, node.roles[i]);
+  auto served = info.initServedModels(static_cast<unsigned>(node.served_models.size()));
+  for (unsigned i = 0; i < node.served_models.size(); ++i) {
+    const auto& model = node.served_models[i];
+    served[i].setName(model.name);
+    served[i].setMaxContextTokens(model.max_context_tokens);
+    served[i].setTokenizerJson(model.tokenizer_json);
+    served[i].setTokenizerConfigJson(model.tokenizer_config_json);
+  }
 }
 
 core::HeartbeatReport beat_from_wire(schema::Heartbeat::Reader beat) {
@@ -46,6 +59,71 @@ void beat_to_wire(const core::HeartbeatReport& beat, schema::Heartbeat::Builder 
   wire.setRunningRequests(beat.running_requests);
   wire.setWaitingRequests(beat.waiting_requests);
   wire.setKvUsage(beat.kv_usage);
+}
+
+core::GenerationJob job_from_wire(schema::GenerationJob::Reader job) {
+  core::GenerationJob out;
+  out.model = wire_text(job.getModel());
+  for (auto token : job.getPrompt()) out.prompt.push_back(token);
+  out.max_output_tokens = job.getMaxOutputTokens();
+  out.temperature = job.getTemperature();
+  out.top_p = job.getTopP();
+  out.top_k = job.getTopK();
+  out.presence_penalty = job.getPresencePenalty();
+  out.frequency_penalty = job.getFrequencyPenalty();
+  out.seed = job.getSeed();
+  return out;
+}
+
+void job_to_wire(const core::GenerationJob& job, schema::GenerationJob::Builder wire) {
+  wire.setModel(job.model);
+  auto prompt = wire.initPrompt(static_cast<unsigned>(job.prompt.size()));
+  for (unsigned i = 0; i < job.prompt.size(); ++i) prompt.set(i, job.prompt[i]);
+  wire.setMaxOutputTokens(job.max_output_tokens);
+  wire.setTemperature(job.temperature);
+  wire.setTopP(job.top_p);
+  wire.setTopK(job.top_k);
+  wire.setPresencePenalty(job.presence_penalty);
+  wire.setFrequencyPenalty(job.frequency_penalty);
+  wire.setSeed(job.seed);
+}
+
+void batch_from_wire(schema::TokenBatch::Reader batch, core::GenerationUpdate& update) {
+  for (auto token : batch.getTokens()) update.tokens.push_back(token);
+  for (auto logprob : batch.getLogprobs()) update.logprobs.push_back(logprob);
+  // A peer may send fewer logprobs than tokens; consumers index them by token.
+  update.logprobs.resize(update.tokens.size(), 0.0f);
+  update.queue_s = batch.getQueueSeconds();
+}
+
+void batch_to_wire(const core::GenerationUpdate& update, schema::TokenBatch::Builder batch) {
+  auto tokens = batch.initTokens(static_cast<unsigned>(update.tokens.size()));
+  for (unsigned i = 0; i < update.tokens.size(); ++i) tokens.set(i, update.tokens[i]);
+  auto logprobs = batch.initLogprobs(static_cast<unsigned>(update.logprobs.size()));
+  for (unsigned i = 0; i < update.logprobs.size(); ++i) logprobs.set(i, update.logprobs[i]);
+  batch.setQueueSeconds(update.queue_s);
+}
+
+core::FinishReason reason_from_wire(schema::FinishReason reason) {
+  switch (reason) {
+    case schema::FinishReason::STOP: return core::FinishReason::kStop;
+    case schema::FinishReason::LENGTH: return core::FinishReason::kLength;
+    case schema::FinishReason::CANCELLED: return core::FinishReason::kCancelled;
+    case schema::FinishReason::ERROR: return core::FinishReason::kError;
+    case schema::FinishReason::NONE: break;
+  }
+  return core::FinishReason::kNone;  // also for values from a newer peer
+}
+
+schema::FinishReason reason_to_wire(core::FinishReason reason) {
+  switch (reason) {
+    case core::FinishReason::kStop: return schema::FinishReason::STOP;
+    case core::FinishReason::kLength: return schema::FinishReason::LENGTH;
+    case core::FinishReason::kCancelled: return schema::FinishReason::CANCELLED;
+    case core::FinishReason::kError: return schema::FinishReason::ERROR;
+    case core::FinishReason::kNone: break;
+  }
+  return schema::FinishReason::NONE;
 }
 
 }  // namespace aegaeon::rpc

@@ -20,5 +20,16 @@ void node_to_wire(const core::NodeRegistration& node, schema::NodeInfo::Builder 
 core::HeartbeatReport beat_from_wire(schema::Heartbeat::Reader beat);
 /// Fills a Heartbeat for sending.
 void beat_to_wire(const core::HeartbeatReport& beat, schema::Heartbeat::Builder wire);
+/// A GenerationJob read from the wire.
+core::GenerationJob job_from_wire(schema::GenerationJob::Reader job);
+/// Fills a GenerationJob for sending.
+void job_to_wire(const core::GenerationJob& job, schema::GenerationJob::Builder wire);
+/// The tokens of an update read from a TokenBatch (other fields untouched).
+void batch_from_wire(schema::TokenBatch::Reader batch, core::GenerationUpdate& update);
+/// Fills a TokenBatch with an update's tokens.
+void batch_to_wire(const core::GenerationUpdate& update, schema::TokenBatch::Builder batch);
+/// Finish reasons on the wire.
+core::FinishReason reason_from_wire(schema::FinishReason reason);
+schema::FinishReason reason_to_wire(core::FinishReason reason);
 
 }  // namespace aegaeon::rpc

@@ -1,16 +1,26 @@
-# Cluster membership: workers register with the controller and send heartbeats.
+# Cluster wire: workers register with the controller, send heartbeats, and run generations the
+# controller submits, streaming their tokens back.
 @0xb6c5d2e4a1f30c7d;
 
 $import "/capnp/c++.capnp".namespace("aegaeon::rpc::schema");
 
-# Wire version of the cluster protocol; a peer with another major version is refused.
-const protocolVersion :UInt32 = 1;
+# Wire version of the cluster protocol; a peer with another version is refused.
+# 2: workers pass a Worker capability at registration and describe the models they serve.
+const protocolVersion :UInt32 = 2;
 
 # One accelerator (or the CPU backend) a node offers.
 struct Device {
   kind @0 :Text;              # "cpu" or "cuda"
   index @1 :UInt32;
   arenaBytes @2 :UInt64;      # device memory carved for KV, weights and prefetch
+}
+
+# A model a worker serves, with what the controller's front door needs to tokenize for it.
+struct ServedModel {
+  name @0 :Text;
+  maxContextTokens @1 :Int32;
+  tokenizerJson @2 :Text;        # tokenizer.json
+  tokenizerConfigJson @3 :Text;  # tokenizer_config.json (chat template); empty when absent
 }
 
 # What a node brings when it joins.
@@ -21,6 +31,7 @@ struct NodeInfo {
   hostCacheBytes @3 :UInt64;  # host memory for the model cache
   modelsOnDisk @4 :List(Text);
   roles @5 :List(Text);       # "prefill", "decode"
+  servedModels @6 :List(ServedModel);
 }
 
 # Periodic liveness and load report.
@@ -32,10 +43,55 @@ struct Heartbeat {
   kvUsage @4 :Float32;        # 0..1
 }
 
+# One tokenized request for a worker (the controller's proxy tokenized and validated it).
+struct GenerationJob {
+  model @0 :Text;
+  prompt @1 :List(Int32);     # on a re-submission: the prompt plus the tokens already streamed
+  maxOutputTokens @2 :Int32;
+  temperature @3 :Float32;
+  topP @4 :Float32;
+  topK @5 :Int32;
+  presencePenalty @6 :Float32;
+  frequencyPenalty @7 :Float32;
+  seed @8 :UInt64;
+}
+
+enum FinishReason {
+  none @0;
+  stop @1;
+  length @2;
+  cancelled @3;
+  error @4;
+}
+
+# Tokens produced for one generation, in order.
+struct TokenBatch {
+  tokens @0 :List(Int32);
+  logprobs @1 :List(Float32);
+  queueSeconds @2 :Float64;   # set (>= 0) on the first batch: arrival to prefill start
+}
+
+# The controller's end of one generation.
+interface TokenSink {
+  # Flow-controlled: the worker sends the next batch when the controller has room for it.
+  push @0 (batch :TokenBatch) -> stream;
+  # The last batch and why the generation ended; `error` is set when it failed on the worker.
+  done @1 (batch :TokenBatch, reason :FinishReason, error :Text) -> ();
+}
+
+# A worker's serving runtime, as the controller reaches it.
+interface Worker {
+  # Runs one generation, streaming its tokens to `sink`; returns after `done`. Cancelling the
+  # call (or losing the connection) cancels the generation and frees its KV.
+  generate @0 (job :GenerationJob, sink :TokenSink) -> ();
+}
+
 # The controller's side of membership.
 interface Registry {
-  # Registers a node; fails (RPC exception) on a version or token mismatch.
-  register @0 (info :NodeInfo, clusterToken :Text) -> (nodeId :UInt64, heartbeatIntervalMs :UInt32);
+  # Registers a node; fails (RPC exception) on a version or token mismatch. `worker` is how the
+  # controller submits generations to it (null for a node that only reports).
+  register @0 (info :NodeInfo, clusterToken :Text, worker :Worker)
+      -> (nodeId :UInt64, heartbeatIntervalMs :UInt32);
 
   # Reports liveness; `known` is false when the controller no longer knows the node (re-register).
   heartbeat @1 (beat :Heartbeat) -> (known :Bool);

@@ -1,0 +1,269 @@
+#include "actors/cluster_router.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "actors/policy/worker_choice.hpp"
+#include "actors/proxy.hpp"
+#include "actors/serving_atoms.hpp"
+#include "actors/serving_metrics.hpp"
+#include "core/metrics.hpp"
+
+// Travels from the kj thread to the router only; never serialized.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::core::GenerationUpdate)
+
+namespace aegaeon::actors {
+namespace {
+
+using update_atom = caf::atom_constant<caf::atom("update")>;  // kj → router: a worker's output
+
+// One request the router placed on a worker.
+struct Placed {
+  caf::actor proxy;
+  policy::RequestId proxy_id = 0;
+  core::GenerationJob job;              // as the proxy submitted it
+  std::vector<std::int32_t> streamed;   // tokens already forwarded to the proxy
+  std::uint64_t node = 0;
+  std::uint64_t generation = 0;         // the registry's id of the current attempt
+  std::uint64_t attempt = 0;            // updates of earlier attempts are ignored
+  std::set<std::uint64_t> failed_nodes;
+};
+
+struct RouterState {
+  rpc::ClusterRegistryServer* registry = nullptr;
+  std::shared_ptr<const ClusterCatalog> catalog;
+  core::Family<core::Counter>* resubmissions = nullptr;
+  std::uint64_t next_key = 1;
+  std::map<std::uint64_t, Placed> placed;
+  std::map<std::pair<caf::actor_addr, policy::RequestId>, std::uint64_t> by_proxy;
+  std::map<std::uint64_t, std::int64_t> in_flight;  // by node
+  static inline const char* name = "cluster_router";
+};
+
+using RouterActor = caf::stateful_actor<RouterState>;
+
+void forget(RouterActor* self, std::uint64_t key) {
+  auto& s = self->state;
+  auto it = s.placed.find(key);
+  if (it == s.placed.end()) return;
+  --s.in_flight[it->second.node];
+  s.by_proxy.erase({it->second.proxy.address(), it->second.proxy_id});
+  s.placed.erase(it);
+}
+
+void fail(RouterActor* self, std::uint64_t key, std::string error) {
+  auto& p = self->state.placed.at(key);
+  TokenEvent event;
+  event.id = p.proxy_id;
+  event.finished = true;
+  event.reason = core::FinishReason::kError;
+  event.error = std::move(error);
+  self->send(p.proxy, token_atom::value, std::vector<TokenEvent>{std::move(event)});
+  forget(self, key);
+}
+
+// Starts (or restarts, after the tokens already streamed) `key` on the least loaded live worker
+// serving its model. Returns false when there is none.
+bool place(RouterActor* self, std::uint64_t key) {
+  auto& s = self->state;
+  Placed& p = s.placed.at(key);
+  std::vector<policy::WorkerLoad> candidates;
+  for (const auto& node : s.registry->nodes()) {
+    const auto& models = node.registration.served_models;
+    bool serves = std::any_of(models.begin(), models.end(),
+                              [&](const core::ServedModel& m) { return m.name == p.job.model; });
+    if (!node.can_generate || !serves || p.failed_nodes.count(node.node_id) != 0) continue;
+    candidates.push_back({node.node_id, s.in_flight[node.node_id],
+                          node.last_heartbeat.running_requests + node.last_heartbeat.waiting_requests});
+  }
+  while (auto chosen = policy::least_loaded_worker(candidates)) {
+    core::GenerationJob job = p.job;
+    job.prompt.insert(job.prompt.end(), p.streamed.begin(), p.streamed.end());
+    job.max_output_tokens -= static_cast<std::int32_t>(p.streamed.size());
+    std::uint64_t attempt = ++p.attempt;
+    auto router = caf::actor_cast<caf::actor>(self);
+    auto generation = s.registry->generate(*chosen, job, [router, key, attempt](core::GenerationUpdate update) {
+      caf::anon_send(router, update_atom::value, key, attempt, std::move(update));
+    });
+    if (generation.ok()) {
+      if (p.node != 0) --s.in_flight[p.node];
+      p.node = *chosen;
+      p.generation = *generation;
+      ++s.in_flight[p.node];
+      return true;
+    }
+    // It left between the snapshot and the call: try the next one.
+    std::erase_if(candidates, [&](const policy::WorkerLoad& w) { return w.node_id == *chosen; });
+  }
+  return false;
+}
+
+void on_update(RouterActor* self, std::uint64_t key, std::uint64_t attempt, core::GenerationUpdate& update) {
+  auto& s = self->state;
+  auto it = s.placed.find(key);
+  if (it == s.placed.end() || it->second.attempt != attempt) return;  // cancelled or superseded
+  Placed& p = it->second;
+  if (update.worker_lost) {
+    p.failed_nodes.insert(p.node);
+    auto& model = p.job.model;
+    if (static_cast<std::int32_t>(p.streamed.size()) >= p.job.max_output_tokens) {
+      // Every token arrived; only the end was lost.
+      TokenEvent event;
+      event.id = p.proxy_id;
+      event.finished = true;
+      event.reason = core::FinishReason::kLength;
+      self->send(p.proxy, token_atom::value, std::vector<TokenEvent>{std::move(event)});
+      forget(self, key);
+      return;
+    }
+    std::uint64_t lost_on = p.node;
+    if (!place(self, key)) {
+      spdlog::error("cluster: request {} lost on node {} ({}) and no other worker serves '{}'",
+                    p.proxy_id, lost_on, update.error, model);
+      fail(self, key, "worker lost (" + update.error + ") and no other worker serves model '" + model + "'");
+      return;
+    }
+    s.resubmissions->add({{"model_name", model}}).increment();
+    spdlog::warn("cluster: request {} lost on node {} after {} token(s) ({}); re-prefilled on node {}",
+                 p.proxy_id, lost_on, p.streamed.size(), update.error, p.node);
+    return;
+  }
+  p.streamed.insert(p.streamed.end(), update.tokens.begin(), update.tokens.end());
+  TokenEvent event;
+  event.id = p.proxy_id;
+  event.tokens = std::move(update.tokens);
+  event.logprobs = std::move(update.logprobs);
+  event.finished = update.finished;
+  event.reason = update.reason;
+  event.error = std::move(update.error);
+  // The queue time of a re-submission is not the request's: only the first counts.
+  event.queue_s = p.attempt == 1 ? update.queue_s : -1;
+  self->send(p.proxy, token_atom::value, std::vector<TokenEvent>{std::move(event)});
+  if (update.finished) forget(self, key);
+}
+
+caf::behavior router_actor(RouterActor* self, rpc::ClusterRegistryServer* registry,
+                           std::shared_ptr<const ClusterCatalog> catalog,
+                           core::Family<core::Counter>* resubmissions) {
+  self->state.registry = registry;
+  self->state.catalog = std::move(catalog);
+  self->state.resubmissions = resubmissions;
+  return {
+      [self](admit_atom, PrefillJob& job) -> AdmissionReply {
+        auto& s = self->state;
+        auto proxy = caf::actor_cast<caf::actor>(self->current_sender());
+        std::uint64_t key = s.next_key++;
+        Placed p;
+        p.proxy = proxy;
+        p.proxy_id = job.info.id;
+        p.job.model = s.catalog->current()->at(job.info.model).name;
+        p.job.prompt = std::move(job.prompt);
+        p.job.max_output_tokens = job.info.max_output_tokens;
+        p.job.temperature = job.sampling.temperature;
+        p.job.top_p = job.sampling.top_p;
+        p.job.top_k = job.sampling.top_k;
+        p.job.presence_penalty = job.sampling.presence_penalty;
+        p.job.frequency_penalty = job.sampling.frequency_penalty;
+        p.job.seed = job.sampling.seed;
+        std::string model = p.job.model;
+        s.placed.emplace(key, std::move(p));
+        s.by_proxy[{proxy.address(), job.info.id}] = key;
+        if (!place(self, key)) {
+          s.by_proxy.erase({proxy.address(), job.info.id});
+          s.placed.erase(key);
+          return {false, 1.0, "no live worker serves model '" + model + "'"};
+        }
+        return {};
+      },
+      [self](update_atom, std::uint64_t key, std::uint64_t attempt, core::GenerationUpdate& update) {
+        on_update(self, key, attempt, update);
+      },
+      // From the proxy (twice: it tells "prefill" and "decode", both this router).
+      [self](cancel_atom, policy::RequestId id) {
+        auto& s = self->state;
+        auto it = s.by_proxy.find({caf::actor_cast<caf::actor_addr>(self->current_sender()), id});
+        if (it == s.by_proxy.end()) return;
+        s.registry->cancel(s.placed.at(it->second).generation);
+        forget(self, it->second);
+      },
+  };
+}
+
+}  // namespace
+
+core::Result<void> ClusterCatalog::add(const core::NodeRegistration& node) {
+  std::lock_guard lock(mutex_);
+  auto models = models_;
+  for (const auto& model : node.served_models) {
+    bool known = std::any_of(models.begin(), models.end(), [&](const auto& m) { return m.name == model.name; });
+    if (!known) models.push_back(model);
+  }
+  if (models.size() == models_.size()) return core::ok();
+  auto catalog = ModelCatalog::from_served(models);
+  if (!catalog.ok()) return catalog.error().with_context("node '" + node.node_name + "'");
+  models_ = std::move(models);
+  current_ = *catalog;
+  return core::ok();
+}
+
+std::shared_ptr<const ModelCatalog> ClusterCatalog::current() const {
+  std::lock_guard lock(mutex_);
+  return current_;
+}
+
+ClusterFront::ClusterFront(caf::actor_system& system, rpc::ClusterRegistryServer& registry,
+                           std::shared_ptr<const ClusterCatalog> catalog, policy::Slo slo,
+                           core::Registry& metrics)
+    : system_(system), registry_(registry), catalog_(std::move(catalog)), slo_(slo),
+      serving_metrics_(std::make_shared<ServingMetrics>(metrics)) {
+  auto& resubmissions = core::build_counter()
+                            .name("aegaeon_cluster_resubmissions_total")
+                            .help("Requests re-prefilled on another worker after theirs was lost")
+                            .register_on(metrics);
+  router_ = system.spawn(router_actor, &registry_, catalog_, &resubmissions);
+}
+
+ClusterFront::~ClusterFront() { stop(); }
+
+void ClusterFront::submit(core::GenerationRequest request, const rpc::http::Responder& responder) {
+  caf::actor proxy;
+  {
+    std::lock_guard lock(mutex_);
+    auto catalog = catalog_->current();
+    if (catalog != proxy_catalog_) {
+      proxies_.push_back(spawn_proxy(system_, catalog, slo_, serving_metrics_));
+      wire_proxy(proxies_.back(), router_, router_);
+      proxy_catalog_ = std::move(catalog);
+    }
+    proxy = proxies_.back();
+  }
+  submit_generation(proxy, std::move(request), responder);
+}
+
+std::vector<ModelStatus> ClusterFront::models() const {
+  auto catalog = catalog_->current();
+  std::set<std::string> available;
+  for (const auto& node : registry_.nodes()) {
+    if (!node.can_generate) continue;
+    for (const auto& model : node.registration.served_models) available.insert(model.name);
+  }
+  std::vector<ModelStatus> out;
+  for (const auto& entry : catalog->entries()) {
+    if (available.count(entry.name) != 0) out.push_back({entry.name, "available", entry.max_context_tokens});
+  }
+  return out;
+}
+
+void ClusterFront::stop() {
+  std::lock_guard lock(mutex_);
+  for (const auto& proxy : proxies_) caf::anon_send_exit(proxy, caf::exit_reason::user_shutdown);
+  proxies_.clear();
+  if (router_) caf::anon_send_exit(router_, caf::exit_reason::user_shutdown);
+  router_ = caf::actor{};
+}
+
+}  // namespace aegaeon::actors

@@ -1,0 +1,74 @@
+// The controller's side of the cluster: it stands where prefill and decode stand behind the
+// proxy in `aegaeon serve`, so the controller's proxy (tokenizing, templates, stop strings, SSE)
+// is the same code as the all-in-one's. Each admitted request runs on the least loaded live
+// worker serving its model (actors/policy/worker_choice). When that worker dies mid-generation,
+// the request is re-submitted to another with its prompt plus the tokens already streamed
+// (re-prefill), so the client's stream goes on with no token repeated or missing.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include <caf/actor.hpp>
+
+#include "actors/model_catalog.hpp"
+#include "actors/policy/request.hpp"
+#include "actors/serving_node.hpp"
+#include "core/cluster_types.hpp"
+#include "core/result.hpp"
+#include "rpc/cluster_registry.hpp"
+#include "rpc/http/http_types.hpp"
+
+namespace aegaeon::core {
+class Registry;
+}
+
+namespace aegaeon::actors {
+
+struct ServingMetrics;
+
+/// The models the workers serve, as the controller's front door knows them. It grows as workers
+/// with new models join; a model keeps its id, so requests in flight keep theirs. Thread-safe.
+class ClusterCatalog {
+ public:
+  /// Learns the models of a joining node it does not know yet (by name: the first description
+  /// wins). Errors name the model whose tokenizer does not load.
+  core::Result<void> add(const core::NodeRegistration& node);
+  /// The current catalog (never null).
+  [[nodiscard]] std::shared_ptr<const ModelCatalog> current() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<core::ServedModel> models_;
+  std::shared_ptr<const ModelCatalog> current_ = std::make_shared<const ModelCatalog>();
+};
+
+/// The controller's serving front: a proxy over the cluster router. A new proxy is spawned when
+/// the catalog grew (a proxy's catalog is fixed); the old one finishes its requests. Thread-safe.
+class ClusterFront {
+ public:
+  ClusterFront(caf::actor_system& system, rpc::ClusterRegistryServer& registry,
+               std::shared_ptr<const ClusterCatalog> catalog, policy::Slo slo, core::Registry& metrics);
+  ~ClusterFront();
+
+  /// Hands a validated request to the current proxy (non-blocking; callable from the kj thread).
+  void submit(core::GenerationRequest request, const rpc::http::Responder& responder);
+  /// Models with at least one live worker ("available").
+  [[nodiscard]] std::vector<ModelStatus> models() const;
+  /// Stops the proxies and the router.
+  void stop();
+
+ private:
+  caf::actor_system& system_;
+  rpc::ClusterRegistryServer& registry_;
+  std::shared_ptr<const ClusterCatalog> catalog_;
+  policy::Slo slo_;
+  std::shared_ptr<ServingMetrics> serving_metrics_;
+  caf::actor router_;
+  std::mutex mutex_;  // guards the proxies
+  std::vector<caf::actor> proxies_;  // the last one takes new requests
+  std::shared_ptr<const ModelCatalog> proxy_catalog_;
+};
+
+}  // namespace aegaeon::actors

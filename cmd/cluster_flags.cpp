@@ -1,0 +1,23 @@
+#include "cmd/cluster_flags.hpp"
+
+#include <charconv>
+
+#include "cmd/commands.hpp"
+
+namespace aegaeon::cmd {
+
+HostPort parse_host_port(const std::string& text, const std::string& flag) {
+  auto colon = text.rfind(':');
+  unsigned port = 0;
+  if (colon != std::string::npos && colon > 0) {
+    const char* begin = text.data() + colon + 1;
+    const char* end = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(begin, end, port);
+    if (ec == std::errc() && ptr == end && begin != end && port <= 65535) {
+      return {text.substr(0, colon), static_cast<uint16_t>(port)};
+    }
+  }
+  throw CommandError(flag + " expects HOST:PORT (e.g. 127.0.0.1:7000), got '" + text + "'", 2);
+}
+
+}  // namespace aegaeon::cmd

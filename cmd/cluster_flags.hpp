@@ -1,0 +1,18 @@
+// Flags shared by `aegaeon controller` and `aegaeon worker`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace aegaeon::cmd {
+
+/// A HOST:PORT flag value.
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+
+/// Parses HOST:PORT (the port may be 0: an ephemeral one); throws CommandError naming `flag`.
+HostPort parse_host_port(const std::string& text, const std::string& flag);
+
+}  // namespace aegaeon::cmd

@@ -1,0 +1,185 @@
+// `aegaeon controller`: the cluster's front door. It runs the OpenAI-compatible API (the same
+// routes and proxy as `aegaeon serve`) and the registry workers join; each request runs on the
+// least loaded live worker serving its model, and moves to another one, from the tokens already
+// streamed, when its worker dies.
+#include <CLI/CLI.hpp>
+#include <caf/actor_system.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <pthread.h>
+
+#include "actors/actor_runtime.hpp"
+#include "actors/cluster_router.hpp"
+#include "cmd/api_routes.hpp"
+#include "cmd/cluster_flags.hpp"
+#include "cmd/commands.hpp"
+#include "cmd/serve_config.hpp"
+#include "core/logging.hpp"
+#include "core/metrics.hpp"
+#include "rpc/cluster_registry.hpp"
+#include "rpc/http/http_server.hpp"
+#include "rpc/kj_runtime.hpp"
+
+namespace aegaeon::cmd {
+namespace {
+
+struct ControllerOptions {
+  ServeOptions serve;  // config file and overrides (http.*, log.*, serve.*_slo_ms)
+  std::string listen = "127.0.0.1:7000";
+  std::string http;
+  std::string cluster_token;
+};
+
+// GET /health: the controller and what it knows of each worker.
+rpc::http::HttpResponse health(const rpc::ClusterRegistryServer& registry) {
+  using json = nlohmann::json;
+  auto now = std::chrono::steady_clock::now();
+  json workers = json::array();
+  for (const auto& node : registry.nodes()) {
+    json models = json::array();
+    for (const auto& model : node.registration.served_models) models.push_back(model.name);
+    workers.push_back({{"node_id", node.node_id},
+                       {"name", node.registration.node_name},
+                       {"models", models},
+                       {"running", node.last_heartbeat.running_requests},
+                       {"waiting", node.last_heartbeat.waiting_requests},
+                       {"last_seen_s", std::chrono::duration<double>(now - node.last_seen).count()}});
+  }
+  json body = {{"status", workers.empty() ? "no_workers" : "ok"},
+               {"version", AEGAEON_VERSION},
+               {"role", "controller"},
+               {"workers", workers}};
+  return rpc::http::HttpResponse::json(200, body.dump());
+}
+
+void run_controller(ControllerOptions options) {
+  if (!options.http.empty()) {
+    HostPort http = parse_host_port(options.http, "--http");
+    options.serve.host = http.host;
+    options.serve.port = http.port;
+  }
+  core::Config config = load_serve_config(options.serve);
+  if (auto logging = core::init_logging(config.log); !logging.ok()) {
+    throw CommandError(logging.error().message, 2);
+  }
+  HostPort listen = parse_host_port(options.listen, "--listen");
+  if (options.cluster_token.empty()) throw CommandError("--cluster-token is required", 2);
+
+  sigset_t shutdown_signals;
+  sigemptyset(&shutdown_signals);
+  sigaddset(&shutdown_signals, SIGINT);
+  sigaddset(&shutdown_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &shutdown_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  core::Registry registry;
+  register_process_metrics(registry);
+  HttpMetrics http_metrics(registry);
+  auto& workers_gauge = core::build_gauge()
+                            .name("aegaeon_cluster_workers")
+                            .help("Workers registered with this controller")
+                            .register_on(registry)
+                            .add({});
+  auto& departures = core::build_counter()
+                         .name("aegaeon_cluster_worker_departures_total")
+                         .help("Workers dropped: connection lost or heartbeats stopped")
+                         .register_on(registry)
+                         .add({});
+
+  auto actor_runtime = std::make_unique<actors::ActorRuntime>();
+  auto kj = rpc::KjRuntime::start();
+  if (!kj.ok()) throw CommandError(kj.error().message);
+  std::unique_ptr<rpc::KjRuntime> kj_runtime = std::move(*kj);
+
+  auto catalog = std::make_shared<actors::ClusterCatalog>();
+  rpc::ClusterRegistryServer::Options cluster;
+  cluster.host = listen.host;
+  cluster.port = listen.port;
+  cluster.cluster_token = options.cluster_token;
+  cluster.on_register = [catalog, &workers_gauge](const rpc::RegisteredNode& node) {
+    workers_gauge.increment();
+    if (auto added = catalog->add(node.registration); !added.ok()) {
+      spdlog::error("cluster: cannot use the models of node {}: {}", node.node_id, added.error().message);
+    }
+  };
+  cluster.on_leave = [&workers_gauge, &departures](uint64_t, const std::string&) {
+    workers_gauge.decrement();
+    departures.increment();
+  };
+  auto started = rpc::ClusterRegistryServer::start(*kj_runtime, cluster);
+  if (!started.ok()) throw CommandError(started.error().message);
+  std::unique_ptr<rpc::ClusterRegistryServer> cluster_server = std::move(*started);
+
+  policy::Slo slo{config.serve.ttft_slo_ms / 1000.0, config.serve.tbt_slo_ms / 1000.0};
+  auto front = std::make_unique<actors::ClusterFront>(actor_runtime->system(), *cluster_server, catalog, slo,
+                                                      registry);
+
+  rpc::http::HttpRouter router;
+  router.add("GET", "/health", [&cluster_server](const rpc::http::HttpRequest&, const rpc::http::Responder& responder) {
+    responder.respond(health(*cluster_server));
+  });
+  router.add("GET", "/metrics", [&registry](const rpc::http::HttpRequest&, const rpc::http::Responder& responder) {
+    responder.respond({200, "text/plain; version=0.0.4; charset=utf-8", registry.serialize(), {}});
+  });
+  ModelFront model_front{
+      [&front](core::GenerationRequest request, const rpc::http::Responder& responder) {
+        front->submit(std::move(request), responder);
+      },
+      [&front] { return front->models(); },
+      [catalog] { return catalog->current(); },
+  };
+  add_api_routes(router, model_front, config.http.api_key);
+  rpc::http::HttpServerOptions http_options;
+  http_options.host = config.http.host;
+  http_options.port = config.http.port;
+  http_options.max_body_bytes = config.http.max_body_bytes;
+  http_options.max_header_bytes = config.http.max_header_bytes;
+  http_options.on_complete = [&http_metrics](const rpc::http::HttpRequest& request, int status_code,
+                                             double duration_s) {
+    http_metrics.observe(request, status_code, duration_s);
+  };
+  auto server = rpc::http::HttpServer::start(*kj_runtime, http_options, std::move(router));
+  if (!server.ok()) throw CommandError(server.error().message);
+  spdlog::info("aegaeon {} controller: workers join {}:{}; serving on http://{}:{}", AEGAEON_VERSION,
+               listen.host, cluster_server->port(), config.http.host, (*server)->port());
+
+  int received = 0;
+  sigwait(&shutdown_signals, &received);
+  spdlog::info("received {}: draining in-flight requests", received == SIGINT ? "SIGINT" : "SIGTERM");
+
+  // HTTP drains; then the actors stop (the router calls into the registry), then the registry and
+  // the kj loop go, then the actor system.
+  (*server)->shutdown();
+  server->reset();
+  front->stop();
+  actor_runtime->system().await_all_actors_done();
+  cluster_server.reset();
+  kj_runtime.reset();
+  front.reset();
+  actor_runtime.reset();
+  spdlog::info("controller stopped cleanly");
+}
+
+}  // namespace
+
+void add_controller_command(CLI::App& app) {
+  auto options = std::make_shared<ControllerOptions>();
+  auto* sub = app.add_subcommand(
+      "controller",
+      "Run the cluster's front door: the OpenAI-compatible API and the registry that workers\n"
+      "(aegaeon worker --join) join. Requests go to the least loaded worker serving the model and\n"
+      "move to another one when theirs dies. Stops gracefully on SIGINT/SIGTERM.");
+  sub->add_option("--listen", options->listen, "Cluster RPC address workers join, HOST:PORT (default 127.0.0.1:7000)");
+  sub->add_option("--http", options->http, "HTTP API address, HOST:PORT (default http.host:http.port)");
+  sub->add_option("--cluster-token", options->cluster_token,
+                  "Shared secret workers must present (or AEGAEON_CLUSTER_TOKEN)")
+      ->envname("AEGAEON_CLUSTER_TOKEN");
+  sub->add_option("-c,--config", options->serve.config_path, "YAML configuration file")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--set", options->serve.overrides, "Override a configuration key (repeatable)");
+  sub->callback([options] { run_controller(*options); });
+}
+
+}  // namespace aegaeon::cmd

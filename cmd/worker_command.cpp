@@ -1,0 +1,240 @@
+// `aegaeon worker`: a serving runtime (prefill, decode and gpu_worker actors over the CPU
+// backend) that joins a controller, advertises its models, and runs the generations the
+// controller submits, streaming their tokens back. It re-joins with backoff when the controller
+// goes away.
+#include <CLI/CLI.hpp>
+#include <caf/actor_system.hpp>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <mutex>
+#include <thread>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "actors/actor_runtime.hpp"
+#include "actors/model_catalog.hpp"
+#include "actors/serving_node.hpp"
+#include "actors/status_actor.hpp"
+#include "actors/worker_relay.hpp"
+#include "cmd/cluster_flags.hpp"
+#include "cmd/commands.hpp"
+#include "cmd/serve_config.hpp"
+#include "core/logging.hpp"
+#include "core/metrics.hpp"
+#include "rpc/cluster_registry.hpp"
+#include "rpc/kj_runtime.hpp"
+
+namespace aegaeon::cmd {
+namespace {
+
+struct WorkerOptions {
+  ServeOptions serve;
+  std::string join;
+  std::string name;
+  std::string role = "both";
+  std::string device = "cpu";
+  std::string cluster_token;
+};
+
+// Keeps the worker registered: joins, sends heartbeats, and re-joins with exponential backoff
+// (100 ms doubling to 5 s) whenever the controller is unreachable or forgot the node. A refusal
+// (wrong token or version) is final: the process stops with that message.
+class Membership {
+ public:
+  Membership(rpc::KjRuntime& kj, HostPort controller, core::NodeRegistration node, std::string token,
+             std::shared_ptr<const rpc::WorkerHandlers> handlers,
+             std::shared_ptr<std::atomic<std::uint32_t>> in_flight)
+      : kj_(kj), controller_(std::move(controller)), node_(std::move(node)), token_(std::move(token)),
+        handlers_(std::move(handlers)), in_flight_(std::move(in_flight)), thread_([this] { run(); }) {}
+
+  ~Membership() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+  /// Set when the controller refused this worker.
+  [[nodiscard]] std::optional<std::string> refusal() const {
+    std::lock_guard lock(mutex_);
+    return refusal_;
+  }
+
+ private:
+  // Waits up to `delay`; false when stopping.
+  bool sleep(std::chrono::milliseconds delay) {
+    std::unique_lock lock(mutex_);
+    return !wake_.wait_for(lock, delay, [this] { return stopping_; });
+  }
+
+  void run() {
+    std::chrono::milliseconds backoff(100);
+    std::string address = controller_.host + ":" + std::to_string(controller_.port);
+    while (true) {
+      auto client = rpc::ClusterClient::connect(kj_, controller_.host, controller_.port);
+      auto reply = client.ok() ? (*client)->register_node(node_, token_, handlers_)
+                               : core::Result<core::RegistrationReply>(client.error());
+      if (!reply.ok()) {
+        auto code = reply.error().code;
+        if (code == core::ErrorCode::kUnauthenticated || code == core::ErrorCode::kInvalidArgument) {
+          spdlog::error("worker: controller at {} refused this worker: {}", address, reply.error().message);
+          {
+            std::lock_guard lock(mutex_);
+            refusal_ = reply.error().message;
+          }
+          kill(getpid(), SIGTERM);  // the main thread waits for it and stops the process
+          return;
+        }
+        spdlog::warn("worker: cannot join controller at {} ({}); retrying in {} ms", address,
+                     reply.error().message, backoff.count());
+        if (!sleep(backoff)) return;
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+        continue;
+      }
+      backoff = std::chrono::milliseconds(100);
+      spdlog::info("worker '{}' joined controller at {} as node {}", node_.node_name, address, reply->node_id);
+      core::HeartbeatReport beat{reply->node_id, 0, 0, 0, 0};
+      while (sleep(std::chrono::milliseconds(reply->heartbeat_interval_ms))) {
+        ++beat.sequence;
+        beat.running_requests = in_flight_->load();
+        auto known = (*client)->heartbeat(beat);
+        if (!known.ok() || !*known) {
+          spdlog::warn("worker: lost controller at {} ({}); re-joining", address,
+                       known.ok() ? "it no longer knows this node" : known.error().message);
+          break;
+        }
+      }
+      std::lock_guard lock(mutex_);
+      if (stopping_) return;
+    }
+  }
+
+  rpc::KjRuntime& kj_;
+  HostPort controller_;
+  core::NodeRegistration node_;
+  std::string token_;
+  std::shared_ptr<const rpc::WorkerHandlers> handlers_;
+  std::shared_ptr<std::atomic<std::uint32_t>> in_flight_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::optional<std::string> refusal_;
+  std::thread thread_;  // last: starts once everything above is set
+};
+
+// What this worker tells the controller when it joins.
+core::NodeRegistration describe_node(const WorkerOptions& options, const actors::ServingOptions& serving,
+                                     const actors::ServingNode& node) {
+  core::NodeRegistration info;
+  info.node_name = options.name;
+  info.protocol_version = rpc::cluster_protocol_version();
+  int devices = serving.prefill_devices + serving.decode_devices;
+  for (int d = 0; d < devices; ++d) {
+    info.devices.push_back({"cpu", static_cast<uint32_t>(d), serving.device.arena_bytes});
+  }
+  info.roles = {"prefill", "decode"};
+  for (const auto& spec : serving.models) {
+    const auto* entry = node.catalog().find(spec.name);
+    auto model = actors::describe_model(spec, entry->max_context_tokens);
+    if (!model.ok()) throw CommandError(model.error().message);
+    info.models_on_disk.push_back(spec.name);
+    info.served_models.push_back(std::move(*model));
+  }
+  return info;
+}
+
+void run_worker(WorkerOptions options) {
+  core::Config config = load_serve_config(options.serve);
+  if (auto logging = core::init_logging(config.log); !logging.ok()) {
+    throw CommandError(logging.error().message, 2);
+  }
+  HostPort controller = parse_host_port(options.join, "--join");
+  if (options.role != "both") {
+    throw CommandError("--role " + options.role + ": only 'both' is supported yet (prefill and decode "
+                       "in separate processes need the KV handoff over RPC)", 2);
+  }
+  if (options.device != "cpu") {
+    throw CommandError("--device " + options.device + ": the worker runs the CPU backend only yet", 2);
+  }
+  if (options.cluster_token.empty()) throw CommandError("--cluster-token is required", 2);
+  if (options.name.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    options.name = std::string(host) + "-" + std::to_string(getpid());
+  }
+
+  sigset_t shutdown_signals;
+  sigemptyset(&shutdown_signals);
+  sigaddset(&shutdown_signals, SIGINT);
+  sigaddset(&shutdown_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &shutdown_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  core::Registry registry;
+  auto actor_runtime = std::make_unique<actors::ActorRuntime>();
+  auto in_flight = std::make_shared<std::atomic<std::uint32_t>>(0);
+  auto relay = actors::spawn_worker_relay(actor_runtime->system(), in_flight);
+  actors::ServingOptions serving = serving_options(config.serve);
+  serving.front = relay;
+  auto started = actors::ServingNode::start(actor_runtime->system(), serving, registry);
+  if (!started.ok()) throw CommandError(started.error().message);
+  std::unique_ptr<actors::ServingNode> node = std::move(*started);
+
+  auto kj = rpc::KjRuntime::start();
+  if (!kj.ok()) throw CommandError(kj.error().message);
+  std::unique_ptr<rpc::KjRuntime> kj_runtime = std::move(*kj);
+
+  auto handlers = std::make_shared<rpc::WorkerHandlers>();
+  handlers->start = [relay, &node](uint64_t id, core::GenerationJob job, rpc::GenerationStream stream) {
+    actors::start_remote_generation(relay, node->catalog(), id, std::move(job), std::move(stream));
+  };
+  handlers->cancel = [relay](uint64_t id) { actors::cancel_remote_generation(relay, id); };
+  auto membership = std::make_unique<Membership>(*kj_runtime, controller, describe_node(options, serving, *node),
+                                                 options.cluster_token, handlers, in_flight);
+
+  int received = 0;
+  sigwait(&shutdown_signals, &received);
+  auto refusal = membership->refusal();
+  if (!refusal) spdlog::info("received {}: stopping the worker", received == SIGINT ? "SIGINT" : "SIGTERM");
+
+  // The relay sends into kj objects: stop every actor before the kj runtime goes.
+  membership.reset();
+  node->stop();
+  actors::stop_actor(relay);
+  actor_runtime->system().await_all_actors_done();
+  kj_runtime.reset();
+  node.reset();
+  actor_runtime.reset();
+  if (refusal) throw CommandError("the controller refused this worker: " + *refusal, 2);
+  spdlog::info("worker stopped cleanly");
+}
+
+}  // namespace
+
+void add_worker_command(CLI::App& app) {
+  auto options = std::make_shared<WorkerOptions>();
+  auto* sub = app.add_subcommand(
+      "worker",
+      "Run a serving runtime that joins a controller (aegaeon controller) and serves the requests\n"
+      "it routes here. Models and devices come from the same configuration as `aegaeon serve`.\n"
+      "Re-joins with backoff when the controller restarts; stops on SIGINT/SIGTERM.");
+  sub->add_option("--join", options->join, "The controller's cluster address, HOST:PORT")->required();
+  sub->add_option("--cluster-token", options->cluster_token,
+                  "Shared secret of the cluster (or AEGAEON_CLUSTER_TOKEN)")
+      ->envname("AEGAEON_CLUSTER_TOKEN");
+  sub->add_option("--name", options->name, "Node name in the controller's logs (default HOST-PID)");
+  sub->add_option("--role", options->role, "prefill|decode|both (only both yet)");
+  sub->add_option("--device", options->device, "cpu (cuda:N later)");
+  sub->add_option("-c,--config", options->serve.config_path, "YAML configuration file (its serve: section)")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--set", options->serve.overrides,
+                  "Override a configuration key, e.g. --set serve.models_dir=/models (repeatable)");
+  sub->callback([options] { run_worker(*options); });
+}
+
+}  // namespace aegaeon::cmd

@@ -1,0 +1,204 @@
+// A cluster of real processes on loopback: one `aegaeon controller` and two `aegaeon worker`s
+// serving the demo models. Requests are served through the controller's OpenAI API; a worker
+// killed with SIGKILL mid-stream loses no token (every stream equals the no-fault output at
+// temperature 0); bad peers are refused without harming the cluster; workers re-join a
+// restarted controller.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <signal.h>
+
+#include <optional>
+#include <thread>
+
+#include "tests/cluster/cluster_process.hpp"
+#include "tests/support/http_client.hpp"
+
+namespace aegaeon {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+using testing::ControllerProcess;
+using testing::WorkerProcess;
+
+struct Completion {
+  std::string text;
+  std::string finish_reason;
+  int completion_tokens = 0;
+};
+
+json request_body(const std::string& model, const std::string& prompt, int max_tokens, bool stream) {
+  json body = {{"model", model}, {"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}};
+  if (stream) {
+    body["stream"] = true;
+    body["stream_options"] = {{"include_usage", true}};
+  }
+  return body;
+}
+
+Completion complete(uint16_t port, const json& body) {
+  auto response = testing::http_request(port, "POST", "/v1/completions", body.dump(),
+                                        {{"Content-Type", "application/json"}});
+  EXPECT_EQ(response.status, 200) << response.body;
+  if (response.status != 200) return {};
+  auto parsed = json::parse(response.body);
+  return {parsed["choices"][0]["text"], parsed["choices"][0]["finish_reason"],
+          parsed["usage"]["completion_tokens"]};
+}
+
+// One streaming completion, read event by event.
+class Stream {
+ public:
+  Stream(uint16_t port, const json& body) : connection_(port) {
+    connection_.send_request("POST", "/v1/completions", body.dump(), {{"Content-Type", "application/json"}});
+    auto head = connection_.read_head();
+    EXPECT_EQ(head.status, 200);
+  }
+  // Reads one event; false at [DONE] or the end of the stream.
+  bool read_one() {
+    auto event = connection_.read_event(30s);
+    if (!event || *event == "[DONE]") return false;
+    auto chunk = json::parse(*event);
+    if (chunk.contains("error")) {
+      ADD_FAILURE() << "stream failed: " << *event;
+      return false;
+    }
+    if (chunk.contains("usage") && chunk["usage"].is_object()) {
+      result_.completion_tokens = chunk["usage"]["completion_tokens"];
+    }
+    if (!chunk["choices"].empty()) {
+      result_.text += chunk["choices"][0]["text"].get<std::string>();
+      if (chunk["choices"][0]["finish_reason"].is_string()) result_.finish_reason = chunk["choices"][0]["finish_reason"];
+    }
+    return true;
+  }
+  Completion finish() {
+    while (read_one()) {
+    }
+    return result_;
+  }
+
+ private:
+  testing::HttpConnection connection_;
+  Completion result_;
+};
+
+class Cluster : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    controller_ = std::make_unique<ControllerProcess>();
+    ASSERT_NE(controller_->http_port(), 0) << controller_->process().output();
+    for (const char* name : {"w1", "w2"}) {
+      workers_.push_back(std::make_unique<WorkerProcess>(controller_->cluster_port(), name));
+    }
+    for (auto& worker : workers_) ASSERT_NE(worker->wait_joined(), 0u) << worker->process().output();
+  }
+
+  uint16_t http() const { return controller_->http_port(); }
+  // The models the workers serve (the demo set; its names are not this test's business).
+  std::vector<std::string> models() const {
+    std::vector<std::string> names;
+    auto list = json::parse(testing::http_request(http(), "GET", "/v1/models").body);
+    for (const auto& model : list["data"]) names.push_back(model["id"]);
+    return names;
+  }
+
+  std::unique_ptr<ControllerProcess> controller_;
+  std::vector<std::unique_ptr<WorkerProcess>> workers_;
+};
+
+TEST_F(Cluster, ServesTheWorkersModelsAndReportsThem) {
+  auto health = json::parse(testing::http_request(http(), "GET", "/health").body);
+  EXPECT_EQ(health["status"], "ok");
+  EXPECT_EQ(health["role"], "controller");
+  ASSERT_EQ(health["workers"].size(), 2u) << health.dump();
+  // /v1/models lists what the workers registered.
+  auto list = json::parse(testing::http_request(http(), "GET", "/v1/models").body);
+  ASSERT_EQ(list["data"].size(), health["workers"][0]["models"].size()) << list.dump();
+  ASSERT_GE(list["data"].size(), 2u);
+  for (size_t i = 0; i < list["data"].size(); ++i) {
+    EXPECT_EQ(list["data"][i]["id"], health["workers"][0]["models"][i]);
+    EXPECT_EQ(list["data"][i]["state"], "available");
+  }
+
+  for (const auto& model : models()) {
+    auto completion = complete(http(), request_body(model, "Hello there", 8, false));
+    EXPECT_EQ(completion.finish_reason.empty(), false) << model;
+    EXPECT_GE(completion.completion_tokens, 1) << model;
+  }
+  // Chat goes through the controller's templates and the same proxy as `aegaeon serve`.
+  auto chat = testing::http_request(http(), "POST", "/v1/chat/completions",
+                                    json{{"model", models().front()}, {"messages", {{{"role", "user"}, {"content", "hi"}}}},
+                                         {"max_tokens", 4}}.dump(),
+                                    {{"Content-Type", "application/json"}});
+  EXPECT_EQ(chat.status, 200) << chat.body;
+  auto unknown = testing::http_request(http(), "POST", "/v1/completions",
+                                       request_body("no-such-model", "x", 2, false).dump(),
+                                       {{"Content-Type", "application/json"}});
+  EXPECT_EQ(unknown.status, 404) << unknown.body;
+}
+
+TEST_F(Cluster, KillingAWorkerMidStreamLosesNoToken) {
+  struct Case {
+    std::string model;
+    std::string prompt;
+  };
+  auto names = models();
+  ASSERT_GE(names.size(), 2u);
+  const std::vector<Case> cases = {{names[0], "Once upon a time"}, {names[1], "The cluster keeps serving"},
+                                   {names[names.size() - 1], "Tokens flow between hosts"}, {names[0], "Hello there"}};
+  constexpr int kMaxTokens = 96;
+  std::vector<Completion> reference;
+  for (const auto& c : cases) reference.push_back(complete(http(), request_body(c.model, c.prompt, kMaxTokens, false)));
+
+  // The same requests, streaming, all at once (the router spreads them over both workers); a
+  // worker dies once every stream has started.
+  std::vector<std::unique_ptr<Stream>> streams;
+  for (const auto& c : cases) streams.push_back(std::make_unique<Stream>(http(), request_body(c.model, c.prompt, kMaxTokens, true)));
+  for (auto& stream : streams) ASSERT_TRUE(stream->read_one());
+  workers_[0]->process().signal(SIGKILL);
+
+  for (size_t i = 0; i < streams.size(); ++i) {
+    Completion got = streams[i]->finish();
+    EXPECT_EQ(got.text, reference[i].text) << "stream " << i << " (" << cases[i].model << ")";
+    EXPECT_EQ(got.completion_tokens, reference[i].completion_tokens) << "stream " << i;
+    EXPECT_EQ(got.finish_reason, reference[i].finish_reason) << "stream " << i;
+  }
+  // The fault hit generations in flight (otherwise this test proves nothing).
+  EXPECT_TRUE(controller_->process().wait_for_line(std::regex("re-prefilled on node"), 5s))
+      << controller_->process().output();
+  // The survivor keeps serving.
+  EXPECT_GE(complete(http(), request_body(names[1], "After the fault", 4, false)).completion_tokens, 1);
+}
+
+TEST_F(Cluster, RefusesBadPeersWithoutHarm) {
+  // Garbage on the cluster port.
+  {
+    testing::HttpConnection garbage(controller_->cluster_port());
+    garbage.send_raw(std::string(3, '\0') + "garbage that is no capnp message" + std::string(8, '\xff'));
+  }
+  // A worker with the wrong secret is refused and says why.
+  WorkerProcess intruder(controller_->cluster_port(), "intruder", "wrong-token");
+  auto code = intruder.process().wait(60s);
+  ASSERT_TRUE(code.has_value()) << intruder.process().output();
+  EXPECT_EQ(*code, 2) << intruder.process().output();
+  EXPECT_NE(intruder.process().output().find("cluster token rejected"), std::string::npos)
+      << intruder.process().output();
+
+  auto health = json::parse(testing::http_request(http(), "GET", "/health").body);
+  EXPECT_EQ(health["workers"].size(), 2u) << health.dump();
+  EXPECT_GE(complete(http(), request_body(models().front(), "Still fine", 4, false)).completion_tokens, 1);
+}
+
+TEST_F(Cluster, WorkersRejoinARestartedController) {
+  uint16_t cluster_port = controller_->cluster_port();
+  controller_->process().signal(SIGKILL);
+  controller_->process().wait(10s);
+  controller_ = std::make_unique<ControllerProcess>("127.0.0.1:" + std::to_string(cluster_port));
+  ASSERT_NE(controller_->http_port(), 0) << controller_->process().output();
+  for (auto& worker : workers_) ASSERT_NE(worker->wait_joined(15s), 0u) << worker->process().output();
+  EXPECT_GE(complete(http(), request_body(models().front(), "Back again", 4, false)).completion_tokens, 1);
+}
+
+}  // namespace
+}  // namespace aegaeon

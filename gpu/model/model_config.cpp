@@ -169,7 +169,8 @@ std::size_t ModelConfig::num_parameters() const {
   const auto inter = static_cast<std::size_t>(intermediate_size);
   const auto vocab = static_cast<std::size_t>(vocab_size);
   std::size_t layer = 2 * h + h * q + 2 * h * kv + q * h + 3 * h * inter;
-  if (attention_bias) layer += q + 2 * kv;
+  if (qkv_bias()) layer += q + 2 * kv;
+  if (o_proj_bias()) layer += h;
   std::size_t total = static_cast<std::size_t>(num_layers) * layer + vocab * h + h;
   if (!tie_word_embeddings) total += vocab * h;
   return total;
@@ -242,13 +243,17 @@ core::Result<ModelConfig> parse_model_config(std::string_view json_text, std::st
   auto tie = boolean(j, file, "tie_word_embeddings", false);
   if (!tie.ok()) return tie.error();
   c.tie_word_embeddings = *tie;
-  // Qwen2 always has q/k/v biases; Llama says so with attention_bias; Mistral never.
-  auto bias = boolean(j, file, "attention_bias", false);
-  if (!bias.ok()) return bias.error();
-  c.attention_bias = c.architecture == Architecture::kQwen2 || *bias;
-  auto mlp_bias = boolean(j, file, "mlp_bias", false);
-  if (!mlp_bias.ok()) return mlp_bias.error();
-  if (*mlp_bias) return key_error(file, "mlp_bias", "false (MLP biases are not supported)");
+  // Only LlamaAttention reads attention_bias (bias on q/k/v and o_proj); Qwen2Attention always
+  // has q/k/v biases and Mistral never has any, whatever the key says. Likewise only LlamaMLP
+  // reads mlp_bias, which we refuse rather than run without the biases.
+  if (c.architecture == Architecture::kLlama) {
+    auto bias = boolean(j, file, "attention_bias", false);
+    if (!bias.ok()) return bias.error();
+    c.attention_bias = *bias;
+    auto mlp_bias = boolean(j, file, "mlp_bias", false);
+    if (!mlp_bias.ok()) return mlp_bias.error();
+    if (*mlp_bias) return key_error(file, "mlp_bias", "false (MLP biases are not supported)");
+  }
   if (auto act = j.find("hidden_act"); act != j.end() && !act->is_null()) {
     if (!act->is_string() || act->get<std::string>() != "silu") {
       return key_error(file, "hidden_act", "\"silu\"");

@@ -4,7 +4,9 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
+#include <string_view>
 
 #include "gpu/model/safetensors.hpp"
 
@@ -87,12 +89,13 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
     out.push_back({p + "self_attn.q_proj.weight", {q, h}});
     out.push_back({p + "self_attn.k_proj.weight", {kv, h}});
     out.push_back({p + "self_attn.v_proj.weight", {kv, h}});
-    if (c.attention_bias) {
+    if (c.qkv_bias()) {
       out.push_back({p + "self_attn.q_proj.bias", {q}});
       out.push_back({p + "self_attn.k_proj.bias", {kv}});
       out.push_back({p + "self_attn.v_proj.bias", {kv}});
     }
     out.push_back({p + "self_attn.o_proj.weight", {h, q}});
+    if (c.o_proj_bias()) out.push_back({p + "self_attn.o_proj.bias", {h}});
     out.push_back({p + "post_attention_layernorm.weight", {h}});
     out.push_back({p + "mlp.gate_proj.weight", {inter, h}});
     out.push_back({p + "mlp.up_proj.weight", {inter, h}});
@@ -120,11 +123,30 @@ core::Result<HostModel> load_host_model(const std::filesystem::path& dir,
     for (auto& e : *entries) by_name.emplace(e.name, std::move(e));
   }
 
+  // A tensor the forward pass does not use means config.json and the weights disagree (say,
+  // biases without attention_bias): running without it would compute wrong logits silently.
+  // Only the RoPE frequencies that transformers before 4.31 saved as a persistent buffer are
+  // skipped; they follow from config.json and are recomputed.
+  const auto wanted = expected_tensors(*config);
+  std::set<std::string_view> wanted_names;
+  for (const auto& e : wanted) wanted_names.insert(e.name);
+  for (const auto& [file, by_name] : headers) {
+    for (const auto& [name, entry] : by_name) {
+      if (wanted_names.count(name) != 0 || name.ends_with(".self_attn.rotary_emb.inv_freq")) {
+        continue;
+      }
+      return core::error(ErrorCode::kInvalidArgument,
+                         file.string() + ": unexpected tensor '" + name +
+                             "' (config.json implies no such tensor: check attention_bias, "
+                             "tie_word_embeddings and num_hidden_layers)");
+    }
+  }
+
   HostModel model;
   model.config = *config;
   std::vector<std::pair<const SafetensorsEntry*, std::filesystem::path>> sources;
   std::size_t total = 0;
-  for (const auto& expected : expected_tensors(*config)) {
+  for (const auto& expected : wanted) {
     auto file_it = files->find(expected.name);
     const SafetensorsEntry* entry = nullptr;
     std::filesystem::path file;

@@ -49,7 +49,8 @@ struct ExpectedTensor {
 std::vector<ExpectedTensor> expected_tensors(const ModelConfig& config);
 
 /// Loads and validates `dir`. Errors name the file and the tensor or key: unknown architecture,
-/// missing tensor, wrong shape, unsupported dtype, bad header, truncated file, a shard listed
+/// missing tensor, a tensor config.json does not imply (old checkpoints' rotary_emb.inv_freq
+/// buffers excepted), wrong shape, unsupported dtype, bad header, truncated file, a shard listed
 /// in the index that does not exist.
 core::Result<HostModel> load_host_model(const std::filesystem::path& dir,
                                         backend::Backend& backend);

@@ -231,7 +231,7 @@ core::Result<BatchLogits> ModelRunner::forward(std::span<const SequenceChunk> ch
     backend_.rope(f(k), i32(d_pos), num_tokens, c.num_kv_heads, c.head_dim, c.rope);
     backend_.write_kv(f(k), f(v), l, layout, batch);
     backend_.attention({f(q), f(attn), c.num_heads, l, scale, layout, batch, c.attention_window(l)});
-    backend_.matmul({f(attn), w.o_proj, {}, f(tmp), num_tokens, h, qn});
+    backend_.matmul({f(attn), w.o_proj, w.o_bias, f(tmp), num_tokens, h, qn});
     backend_.add(f(x), f(tmp), t * s.hidden, f(x));
     backend_.rms_norm(f(x), w.post_norm, c.rms_norm_eps, num_tokens, h, f(xn));
     backend_.matmul({f(xn), w.gate_proj, {}, f(gate), num_tokens, inter, h});

@@ -25,6 +25,7 @@ ModelWeights bind_weights(const HostModel& host, const backend::DeviceRegion& re
     layer.k_bias = at(p + "self_attn.k_proj.bias");
     layer.v_bias = at(p + "self_attn.v_proj.bias");
     layer.o_proj = at(p + "self_attn.o_proj.weight");
+    layer.o_bias = at(p + "self_attn.o_proj.bias");
     layer.post_norm = at(p + "post_attention_layernorm.weight");
     layer.gate_proj = at(p + "mlp.gate_proj.weight");
     layer.up_proj = at(p + "mlp.up_proj.weight");

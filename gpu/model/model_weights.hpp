@@ -11,7 +11,7 @@ namespace aegaeon::model {
 
 /// One decoder layer's weights (biases have data == nullptr when absent).
 struct LayerWeights {
-  backend::Weight input_norm, q_proj, k_proj, v_proj, q_bias, k_bias, v_bias, o_proj;
+  backend::Weight input_norm, q_proj, k_proj, v_proj, q_bias, k_bias, v_bias, o_proj, o_bias;
   backend::Weight post_norm, gate_proj, up_proj, down_proj;
 };
 

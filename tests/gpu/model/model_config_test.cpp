@@ -1,5 +1,5 @@
-// config.json's sliding-window keys, read as transformers reads them (MistralConfig,
-// Qwen2Config), and their round trip through model_config_to_json.
+// config.json's sliding-window and bias keys, read as transformers reads them (MistralConfig,
+// Qwen2Config, LlamaConfig), and their round trip through model_config_to_json.
 #include "gpu/model/model_config.hpp"
 
 #include <gtest/gtest.h>
@@ -114,6 +114,35 @@ TEST(ModelConfigTest, WindowSurvivesTheJsonRoundTrip) {
     ASSERT_TRUE(again.ok()) << again.error().message;
     EXPECT_EQ(windows(*again), windows(*mistral)) << extra;
   }
+}
+
+// LlamaAttention biases q/k/v and o_proj with attention_bias; Qwen2Attention always biases
+// q/k/v (never o_proj) and MistralAttention nothing, whatever the key says.
+TEST(ModelConfigTest, AttentionBiasesFollowEachFamilysAttention) {
+  struct Case {
+    const char* architecture;
+    const char* extra;
+    bool qkv, o_proj;
+  };
+  for (const Case& e : {Case{"LlamaForCausalLM", "", false, false},
+                        Case{"LlamaForCausalLM", R"("attention_bias": true)", true, true},
+                        Case{"Qwen2ForCausalLM", R"("attention_bias": false)", true, false},
+                        Case{"Qwen2ForCausalLM", R"("attention_bias": true)", true, false},
+                        Case{"MistralForCausalLM", R"("attention_bias": true)", false, false}}) {
+    SCOPED_TRACE(std::string(e.architecture) + " " + e.extra);
+    auto c = parse_with(e.architecture, e.extra);
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    EXPECT_EQ(c->qkv_bias(), e.qkv);
+    EXPECT_EQ(c->o_proj_bias(), e.o_proj);
+    auto again = parse_model_config(model_config_to_json(*c), "again.json");
+    ASSERT_TRUE(again.ok()) << again.error().message;
+    EXPECT_EQ(again->qkv_bias(), e.qkv);
+    EXPECT_EQ(again->o_proj_bias(), e.o_proj);
+  }
+  expect_error_naming(parse_with("LlamaForCausalLM", R"("attention_bias": 1)"), "attention_bias");
+  // Llama's MLP biases are refused rather than dropped; the other families have none to drop.
+  expect_error_naming(parse_with("LlamaForCausalLM", R"("mlp_bias": true)"), "mlp_bias");
+  EXPECT_TRUE(parse_with("MistralForCausalLM", R"("mlp_bias": true)").ok());
 }
 
 }  // namespace

@@ -43,6 +43,22 @@ std::string read_text(const std::filesystem::path& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+// Every tensor of `file`, bytes included: tests edit the list and write it back.
+std::vector<SafetensorsTensor> read_tensors(const std::filesystem::path& file) {
+  auto entries = read_safetensors_header(file);
+  EXPECT_TRUE(entries.ok());
+  std::vector<SafetensorsTensor> tensors;
+  if (!entries.ok()) return tensors;
+  std::ifstream in(file, std::ios::binary);
+  for (const auto& e : *entries) {
+    SafetensorsTensor t{e.name, e.dtype, e.shape, std::vector<std::uint8_t>(e.bytes)};
+    in.seekg(static_cast<std::streamoff>(e.file_offset));
+    in.read(reinterpret_cast<char*>(t.data.data()), static_cast<std::streamsize>(e.bytes));
+    tensors.push_back(std::move(t));
+  }
+  return tensors;
+}
+
 TEST(ModelConfigTest, ParsesLlama3RopeScalingGqaAndEos) {
   const char* json = R"({"architectures": ["LlamaForCausalLM"], "hidden_size": 64,
     "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
@@ -56,7 +72,8 @@ TEST(ModelConfigTest, ParsesLlama3RopeScalingGqaAndEos) {
   EXPECT_EQ(c->head_dim, 16);
   EXPECT_EQ(c->num_kv_heads, 2);
   EXPECT_TRUE(c->tie_word_embeddings);
-  EXPECT_FALSE(c->attention_bias);
+  EXPECT_FALSE(c->qkv_bias());
+  EXPECT_FALSE(c->o_proj_bias());
   EXPECT_EQ(c->rope.scaling, backend::RopeScaling::kLlama3);
   EXPECT_FLOAT_EQ(c->rope.factor, 8.0f);
   EXPECT_EQ(c->rope.original_max_position, 8192);
@@ -71,7 +88,8 @@ TEST(ModelConfigTest, QwenAlwaysHasBiasesAndLinearScalingParses) {
     "rope_scaling": {"type": "linear", "factor": 2.0}})";
   auto c = parse_model_config(json, "config.json");
   ASSERT_TRUE(c.ok()) << c.error().message;
-  EXPECT_TRUE(c->attention_bias);
+  EXPECT_TRUE(c->qkv_bias());
+  EXPECT_FALSE(c->o_proj_bias());
   EXPECT_EQ(c->num_kv_heads, 4);
   EXPECT_EQ(c->rope.scaling, backend::RopeScaling::kLinear);
 }
@@ -186,22 +204,71 @@ TEST(ModelLoaderTest, MissingTensorIsNamed) {
   SynthSpec spec = tiny(Architecture::kLlama);
   ASSERT_TRUE(write_synthetic_model(dir.path(), spec).ok());
   // Rewrite the file without one tensor (keeping the others' bytes).
-  auto entries = read_safetensors_header(dir.path() / "model.safetensors");
-  ASSERT_TRUE(entries.ok());
-  std::vector<SafetensorsTensor> kept;
-  std::ifstream in(dir.path() / "model.safetensors", std::ios::binary);
-  for (const auto& e : *entries) {
-    if (e.name == "model.layers.1.post_attention_layernorm.weight") continue;
-    SafetensorsTensor t{e.name, e.dtype, e.shape, std::vector<std::uint8_t>(e.bytes)};
-    in.seekg(static_cast<std::streamoff>(e.file_offset));
-    in.read(reinterpret_cast<char*>(t.data.data()), static_cast<std::streamsize>(e.bytes));
-    kept.push_back(std::move(t));
-  }
-  in.close();
+  auto kept = read_tensors(dir.path() / "model.safetensors");
+  std::erase_if(kept, [](const SafetensorsTensor& t) {
+    return t.name == "model.layers.1.post_attention_layernorm.weight";
+  });
   ASSERT_TRUE(write_safetensors(dir.path() / "model.safetensors", kept).ok());
   auto backend = small_backend();
   expect_error(load_host_model(dir.path(), *backend), core::ErrorCode::kNotFound,
                {"model.safetensors", "missing tensor 'model.layers.1.post_attention_layernorm.weight'"});
+}
+
+TEST(ModelLoaderTest, LlamaAttentionBiasLoadsTheOutputProjectionBias) {
+  TempDir dir("attention_bias");
+  SynthSpec spec = tiny(Architecture::kLlama);
+  spec.config.attention_bias = true;
+  ASSERT_TRUE(write_synthetic_model(dir.path(), spec).ok());
+  auto backend = small_backend();
+  auto model = load_host_model(dir.path(), *backend);
+  ASSERT_TRUE(model.ok()) << model.error().message;
+  EXPECT_EQ(model->config.num_parameters(), spec.config.num_parameters());
+  for (const char* name : {"q_proj.bias", "k_proj.bias", "v_proj.bias", "o_proj.bias"}) {
+    EXPECT_NE(model->find("model.layers.1.self_attn." + std::string(name)), nullptr) << name;
+  }
+  const HostTensor* o_bias = model->find("model.layers.0.self_attn.o_proj.bias");
+  ASSERT_NE(o_bias, nullptr);
+  EXPECT_EQ(o_bias->shape, (std::vector<std::int64_t>{spec.config.hidden_size}));
+}
+
+// A tensor config.json does not account for (here biases without attention_bias) would be
+// dropped and the model would compute wrong logits, so loading fails naming file and tensor.
+TEST(ModelLoaderTest, UnexpectedTensorIsRefusedWithFileAndName) {
+  TempDir dir("unexpected");
+  SynthSpec spec = tiny(Architecture::kLlama);
+  spec.num_shards = 2;
+  ASSERT_TRUE(write_synthetic_model(dir.path(), spec).ok());
+  const auto shard = dir.path() / "model-00002-of-00002.safetensors";
+  auto tensors = read_tensors(shard);
+  const auto hidden = static_cast<std::size_t>(spec.config.hidden_size);
+  tensors.push_back({"model.layers.1.self_attn.o_proj.bias", backend::DType::kF32,
+                     {spec.config.hidden_size}, std::vector<std::uint8_t>(hidden * 4)});
+  ASSERT_TRUE(write_safetensors(shard, tensors).ok());
+  auto backend = small_backend();
+  expect_error(load_host_model(dir.path(), *backend), core::ErrorCode::kInvalidArgument,
+               {"model-00002-of-00002.safetensors",
+                "unexpected tensor 'model.layers.1.self_attn.o_proj.bias'"});
+}
+
+// transformers before 4.31 saved RoPE's inv_freq as a persistent buffer; it follows from
+// config.json, so such checkpoints load (and the buffer is not copied to the device).
+TEST(ModelLoaderTest, OldRotaryInvFreqBuffersAreSkipped) {
+  TempDir dir("inv_freq");
+  const SynthSpec spec = tiny(Architecture::kLlama);
+  ASSERT_TRUE(write_synthetic_model(dir.path(), spec).ok());
+  const auto file = dir.path() / "model.safetensors";
+  auto backend = small_backend();
+  auto plain = load_host_model(dir.path(), *backend);
+  ASSERT_TRUE(plain.ok()) << plain.error().message;
+  auto tensors = read_tensors(file);
+  const std::int64_t half = spec.config.head_dim / 2;
+  tensors.push_back({"model.layers.0.self_attn.rotary_emb.inv_freq", backend::DType::kF32,
+                     {half}, std::vector<std::uint8_t>(static_cast<std::size_t>(half) * 4)});
+  ASSERT_TRUE(write_safetensors(file, tensors).ok());
+  auto with_buffer = load_host_model(dir.path(), *backend);
+  ASSERT_TRUE(with_buffer.ok()) << with_buffer.error().message;
+  EXPECT_EQ(with_buffer->tensors.size(), plain->tensors.size());
+  EXPECT_EQ(with_buffer->weight_bytes, plain->weight_bytes);
 }
 
 TEST(ModelLoaderTest, BadHeaderAndBadDtypeAreReported) {

@@ -6,8 +6,8 @@
 #   promtool check rules     the Prometheus alerting rules
 #   python3 json             the Grafana dashboard is valid JSON
 # yamllint and promtool are required (scripts/install-deps installs them); kubectl and
-# systemd-analyze run where present. `kubectl create --dry-run=client` needs an API server even for client-side dry runs,
-# and `helm template` needs helm, which Debian does not package: neither runs here.
+# systemd-analyze run where present. Not run here: `kubectl create --dry-run=client` (it needs an
+# API server even for client-side dry runs) and `helm template` (Debian does not package helm).
 # Usage: validate.sh REPOSITORY_ROOT
 set -euo pipefail
 root=${1:?usage: validate.sh REPOSITORY_ROOT}

@@ -1,8 +1,9 @@
 // Our engine against an independent PyTorch forward pass (tests/parity/torch/reference.py,
-// written from the transformers modeling code) on synthesized Llama, Qwen2 and Mistral models:
-// logits at every position through prefill and batched decode, and greedy continuations, for
-// F32 and BF16 weights. Needs /usr/bin/python3 with torch and numpy (scripts/install-deps);
-// AEGAEON_SKIP_TORCH_PARITY=1 skips it where they cannot be installed.
+// written from the transformers modeling code) on synthesized Llama (with and without
+// attention_bias), Qwen2 and Mistral models: logits at every position through prefill and
+// batched decode, and greedy continuations, for F32 and BF16 weights. Needs /usr/bin/python3
+// with torch and numpy (scripts/install-deps); AEGAEON_SKIP_TORCH_PARITY=1 skips it where they
+// cannot be installed.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -58,6 +59,13 @@ ModelConfig llama_config() {
   c.rope.low_freq_factor = 1.0f;
   c.rope.high_freq_factor = 4.0f;
   c.rope.original_max_position = 32;
+  return c;
+}
+
+// Llama with attention_bias: biases on q/k/v and on o_proj, which Qwen2 lacks.
+ModelConfig llama_attention_bias_config() {
+  ModelConfig c = synth_config(Architecture::kLlama, 64, 2, kVocab);
+  c.attention_bias = true;
   return c;
 }
 
@@ -192,7 +200,7 @@ void expect_batched_greedy_matches(TestEngine& e, const std::vector<Tokens>& pro
 // layer's path (norm, q/k/v, rope, scores, softmax, attention output, o_proj, residual add,
 // norm, gate/up, SiLU, product, down_proj, residual add) and 3 at the end (final norm, lm_head)
 // adds at most one bf16 spacing, 2^-8, relative to the logits' scale (their RMS). Measured:
-// ≤ 0.04 × RMS for Llama and Mistral (bound 0.17), ≤ 0.10 × RMS for Qwen2 (bound 0.25).
+// ≤ 0.04 × RMS for both Llamas and Mistral (bound 0.17), ≤ 0.10 × RMS for Qwen2 (bound 0.25).
 double bf16_compute_tolerance(const ModelConfig& c, const json& logits_row) {
   double sum_squares = 0;
   for (const auto& v : logits_row) sum_squares += v.get<double>() * v.get<double>();
@@ -265,6 +273,8 @@ TEST_P(TorchParityTest, LogitsAndGreedyContinuationsMatchPyTorch) {
 
 INSTANTIATE_TEST_SUITE_P(Models, TorchParityTest,
                          ::testing::Values(ParityModel{"LlamaUntiedGqa", llama_config()},
+                                           ParityModel{"LlamaAttentionBias",
+                                                       llama_attention_bias_config()},
                                            ParityModel{"Qwen2TiedBiases", qwen2_config()},
                                            ParityModel{"MistralSlidingWindow", mistral_config()}),
                          [](const auto& info) { return std::string(info.param.name); });

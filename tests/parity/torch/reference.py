@@ -3,10 +3,11 @@
 
 Written from the Hugging Face transformers modeling code (modeling_llama.py, modeling_qwen2.py,
 modeling_mistral.py, modeling_rope_utils.py), not from aegaeon's C++: RMSNorm, RoPE (default,
-linear, llama3), grouped-query attention with the eager causal (and sliding-window) mask, q/k/v
-biases, SwiGLU MLP, tied or untied lm_head. It reads the model folder itself (config.json and
-model.safetensors or a sharded index) with json/struct/numpy, since the `safetensors` and
-`transformers` Python packages are not Debian packages.
+linear, llama3), grouped-query attention with the eager causal (and sliding-window) mask,
+attention biases where each family's config implies them, SwiGLU MLP, tied or untied lm_head.
+It reads the model folder itself (config.json and model.safetensors or a sharded index) with
+json/struct/numpy, since the `safetensors` and `transformers` Python packages are not Debian
+packages.
 
 Usage: reference.py [REQUEST.json] [--out RESULT.json]   (default: stdin, stdout)
 
@@ -76,6 +77,16 @@ def sliding_windows(config, arch, num_layers):
     return [None] * num_layers
 
 
+def attention_biases(config, arch):
+    """The attention projections with a bias: LlamaAttention puts one on all four when
+    attention_bias is set, Qwen2Attention on q/k/v only, MistralAttention on none."""
+    if arch == "LlamaForCausalLM" and config.get("attention_bias", False):
+        return {"q_proj", "k_proj", "v_proj", "o_proj"}
+    if arch == "Qwen2ForCausalLM":
+        return {"q_proj", "k_proj", "v_proj"}
+    return set()
+
+
 def rope_inv_freq(config, head_dim):
     """modeling_rope_utils: _compute_default/linear/llama3_rope_parameters."""
     base = config.get("rope_theta", 10000.0)
@@ -110,14 +121,22 @@ class Model:
         self.head_dim = c.get("head_dim") or c["hidden_size"] // self.heads
         self.eps = c.get("rms_norm_eps", 1e-6)
         self.windows = sliding_windows(c, self.arch, self.layers)
+        self.biases = attention_biases(c, self.arch)
+        if self.arch == "LlamaForCausalLM" and c.get("mlp_bias", False):
+            raise ValueError("mlp_bias is not implemented here")
         self.inv_freq = rope_inv_freq(c, self.head_dim)
         self.dtype = dtype
         self.w = {name: t.to(dtype) for name, t in read_weights(model_dir).items()}
         if "lm_head.weight" not in self.w:  # tie_word_embeddings: HF stores one copy
             self.w["lm_head.weight"] = self.w["model.embed_tokens.weight"]
 
-    def linear(self, x, name):
-        return torch.nn.functional.linear(x, self.w[name + ".weight"], self.w.get(name + ".bias"))
+    def linear(self, x, name, bias=False):
+        """nn.Linear; the bias, when the config gives this layer one, must be in the file."""
+        b = self.w[name + ".bias"] if bias else None
+        return torch.nn.functional.linear(x, self.w[name + ".weight"], b)
+
+    def projection(self, x, prefix, name):
+        return self.linear(x, prefix + name, bias=name in self.biases)
 
     def rms_norm(self, x, name):
         x32 = x.float()
@@ -132,9 +151,9 @@ class Model:
     def attention(self, x, layer, cos, sin):
         p = f"model.layers.{layer}.self_attn."
         n = x.shape[0]
-        q = self.linear(x, p + "q_proj").view(n, self.heads, self.head_dim).transpose(0, 1)
-        k = self.linear(x, p + "k_proj").view(n, self.kv_heads, self.head_dim).transpose(0, 1)
-        v = self.linear(x, p + "v_proj").view(n, self.kv_heads, self.head_dim).transpose(0, 1)
+        q = self.projection(x, p, "q_proj").view(n, self.heads, self.head_dim).transpose(0, 1)
+        k = self.projection(x, p, "k_proj").view(n, self.kv_heads, self.head_dim).transpose(0, 1)
+        v = self.projection(x, p, "v_proj").view(n, self.kv_heads, self.head_dim).transpose(0, 1)
         q, k = self.rope(q, cos, sin), self.rope(k, cos, sin)
         group = self.heads // self.kv_heads  # repeat_kv
         k, v = k.repeat_interleave(group, dim=0), v.repeat_interleave(group, dim=0)
@@ -148,7 +167,7 @@ class Model:
         scores = scores.masked_fill(~visible, torch.finfo(scores.dtype).min)
         probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(self.dtype)
         out = (probs @ v).transpose(0, 1).reshape(n, self.heads * self.head_dim)
-        return self.linear(out, p + "o_proj")
+        return self.projection(out, p, "o_proj")
 
     def mlp(self, x, layer):
         p = f"model.layers.{layer}.mlp."

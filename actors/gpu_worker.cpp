@@ -29,7 +29,8 @@ double since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Publishes what the device did since the last report: switch latency, counters, residency.
+// Publishes what the device did since the last report: switch latency, counters, residency
+// and KV usage (after every command, so a release shows at once, not at the next step).
 void report(GpuWorkerState& s, const worker::SwitchStats* stats = nullptr) {
   auto& m = *s.metrics;
   const auto now = s.device->counters();
@@ -49,6 +50,7 @@ void report(GpuWorkerState& s, const worker::SwitchStats* stats = nullptr) {
   s.reported = now;
   if (stats != nullptr) m.switch_s.add({{"device", s.device_name}}).observe(stats->seconds);
   s.residency->device_model[s.slot].store(s.device->resident_model().value_or(-1));
+  m.kv_usage.add({{"device", s.device_name}}).set(s.device->kv_usage());
 }
 
 caf::behavior gpu_worker(caf::stateful_actor<GpuWorkerState>* self,
@@ -99,6 +101,7 @@ caf::behavior gpu_worker(caf::stateful_actor<GpuWorkerState>* self,
         if (command.park && s.device->holds_device_kv(seq)) {
           if (auto parked = s.device->swap_out(seq); !parked.ok()) return failure(parked.error());
         }
+        report(s);
         return true;
       },
       [self](switch_atom, const SwitchBatchCommand& command) -> caf::result<worker::SwitchStats> {
@@ -124,7 +127,6 @@ caf::behavior gpu_worker(caf::stateful_actor<GpuWorkerState>* self,
         auto tokens = s.device->decode_step(seqs);
         if (!tokens.ok()) return failure(tokens.error());
         DecodeOutcome outcome{std::move(*tokens), since(start), s.device->kv_usage()};
-        s.metrics->kv_usage.add({{"device", s.device_name}}).set(outcome.kv_usage);
         report(s);
         return outcome;
       },
@@ -134,8 +136,12 @@ caf::behavior gpu_worker(caf::stateful_actor<GpuWorkerState>* self,
             spdlog::warn("{}: swap-out of {} failed: {}", self->state.device_name, seq, out.error().message);
           }
         }
+        report(self->state);
       },
-      [self](release_atom, worker::SeqId seq) { self->state.device->release(seq); },
+      [self](release_atom, worker::SeqId seq) {
+        self->state.device->release(seq);
+        report(self->state);
+      },
   };
 }
 

@@ -68,6 +68,11 @@ model::SamplingParams to_sampling(const core::SamplingOptions& o, std::mt19937_6
   return p;
 }
 
+// A token id as the API shows it in logprobs.
+std::string token_string(const CatalogEntry& model, std::int32_t token) {
+  return std::string(model.tokenizer.id_to_token(token).value_or(""));
+}
+
 // The prompt tokens of a request, or the error the client gets.
 core::Result<std::vector<std::int32_t>> tokenize(const core::GenerationRequest& request,
                                                  const CatalogEntry& model) {
@@ -201,7 +206,10 @@ void on_tokens(ProxyActor* self, TokenEvent& event) {
     s.metrics->generation_tokens.add({{"model_name", model_name}}).increment();
 
     std::string piece = a.decoder.step(token);
-    openai::TokenOut out{piece, event.logprobs.at(i), std::string(a.model->tokenizer.id_to_token(token).value_or(""))};
+    openai::TokenOut out{piece, event.logprobs.at(i), token_string(*a.model, token), {}};
+    if (i < event.top_logprobs.size()) {
+      for (const auto& alt : event.top_logprobs[i]) out.top.push_back({token_string(*a.model, alt.token), alt.logprob});
+    }
     a.unsent.push_back(out);
     a.all_tokens.push_back(std::move(out));
     a.held += piece;
@@ -266,6 +274,7 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
   job.info = policy::RequestInfo{id, model->id, 0.0, prompt_tokens, request.max_tokens.value_or(room)};
   job.prompt = std::move(*prompt);
   job.sampling = to_sampling(request.sampling, s.seeds);
+  job.sampling.top_logprobs = request.top_logprobs;
 
   Active a{request, model, responder, std::nullopt,
            openai::ResponseFormatter(request.api, model->name, static_cast<std::uint64_t>(id),
@@ -275,6 +284,11 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
   s.active.emplace(id, std::move(a));
   s.metrics->waiting.add({{"model_name", model->name}}).increment();
   s.metrics->prompt_tokens.add({{"model_name", model->name}}).increment(prompt_tokens);
+  // Runs on the kj thread when the client goes away, whether it waits for a complete answer or
+  // reads a stream: only a message is sent; finish() then lets go of the request everywhere.
+  responder.on_cancel([proxy = caf::actor_cast<caf::actor>(self), id] {
+    caf::anon_send(proxy, cancel_atom::value, id);
+  });
 
   self->request(s.prefill, caf::infinite, admit_atom::value, std::move(job))
       .then(
@@ -291,13 +305,7 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
               st.active.erase(it);
               return;
             }
-            if (a.request.stream && !a.stream) {
-              a.stream = a.responder.open_stream();
-              // Runs on the kj thread when the client goes away: only a message is sent.
-              a.stream->on_cancel([proxy = caf::actor_cast<caf::actor>(self), id] {
-                caf::anon_send(proxy, cancel_atom::value, id);
-              });
-            }
+            if (a.request.stream && !a.stream) a.stream = a.responder.open_stream();
           },
           [self, id](caf::error& error) {
             finish(self, id, core::FinishReason::kError, "admission failed: " + self->system().render(error));

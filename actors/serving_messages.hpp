@@ -37,6 +37,9 @@ struct TokenEvent {
   core::FinishReason reason = core::FinishReason::kNone;
   std::string error;                      ///< set when the request failed inside the runtime
   double queue_s = -1;                    ///< set on the first event: arrival → prefill start
+  /// Per token, the most likely tokens of its step when the request asked for top_logprobs
+  /// (empty otherwise, or shorter than `tokens`).
+  std::vector<std::vector<worker::TokenLogprob>> top_logprobs;
 };
 
 /// A prefilled request moving to decode, with its KV.

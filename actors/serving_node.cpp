@@ -13,6 +13,31 @@
 #include "core/metrics.hpp"
 
 namespace aegaeon::actors {
+namespace {
+
+// Tells the operator how the device arena compares with the models: a weights region holds one
+// model, so serving more models than a device has weight regions means switching between them.
+void log_memory_plan(const worker::ArenaLayout& arena, const worker::HostModelCache& models) {
+  auto mib = [](std::uint64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); };
+  std::string sizes;
+  std::uint64_t total = 0;
+  for (worker::ModelId m = 0; m < models.size(); ++m) {
+    const auto& info = models.info(m);
+    sizes += fmt::format("{}{} {:.1f} MiB", m == 0 ? "" : ", ", info.name, mib(info.weight_bytes));
+    total += info.weight_bytes;
+  }
+  spdlog::info("models: {} ({:.1f} MiB of weights in all)", sizes, mib(total));
+  spdlog::info("device arena {:.1f} MiB each: weights {:.1f} + prefetch {:.1f} + KV {:.1f} + scratch {:.1f} MiB",
+               mib(arena.total_bytes()), mib(arena.weights_bytes), mib(arena.prefetch_bytes),
+               mib(arena.kv_bytes), mib(arena.scratch_bytes));
+  const int regions = arena.prefetch_bytes > 0 ? 2 : 1;
+  if (models.size() > regions) {
+    spdlog::info("a device holds {} of the {} models at a time (resident{}): the others are switched in "
+                 "between tokens", regions, models.size(), regions > 1 ? " + prefetched" : "");
+  }
+}
+
+}  // namespace
 
 struct ServingNode::Impl {
   std::shared_ptr<const worker::HostModelCache> models;
@@ -55,6 +80,7 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
     bool is_prefill = d < options.prefill_devices;
     auto device = worker::DeviceWorker::create(options.device, impl->models);
     if (!device.ok()) return device.error().with_context("device " + std::to_string(d));
+    if (d == 0) log_memory_plan((*device)->arena_layout(), *impl->models);
     std::string name = (is_prefill ? "prefill-" : "decode-") +
                        std::to_string(is_prefill ? d : d - options.prefill_devices);
     if (!is_prefill) {

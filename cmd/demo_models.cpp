@@ -20,10 +20,23 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Same shape for all three (one KV block geometry), different weights.
-constexpr int kHidden = 512;
-constexpr int kLayers = 6;
-constexpr int kDemoVocab = 1122;  // ids of deploy/demo/tokenizer.json, added tokens included
+// Four sizes and both architectures the demo tokenizer fits (its 1122 ids, added tokens
+// included, are the vocabulary of each): every model has its own KV block geometry and weight
+// size, so the device's weights region holds one at a time and switches copy different amounts.
+// BF16, as real checkpoints ship.
+struct DemoModel {
+  const char* name;
+  model::Architecture architecture;
+  int hidden;
+  int layers;
+};
+constexpr DemoModel kDemoModels[] = {
+    {"demo-xs", model::Architecture::kQwen2, 256, 4},
+    {"demo-s", model::Architecture::kLlama, 384, 6},
+    {"demo-m", model::Architecture::kQwen2, 512, 6},
+    {"demo-l", model::Architecture::kLlama, 640, 8},
+};
+constexpr int kDemoVocab = 1122;
 
 fs::path default_data_dir() {
   if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0') {
@@ -46,25 +59,27 @@ core::Result<void> write_file(const fs::path& path, std::string_view bytes) {
 
 core::Result<std::vector<worker::ModelSpec>> ensure_demo_models(fs::path data_dir) {
   if (data_dir.empty()) data_dir = default_data_dir();
-  fs::path root = data_dir / "demo-models-v1";
+  // The version in the folder name changes whenever the set changes, so a stale cache of an
+  // older set is never served.
+  fs::path root = data_dir / "demo-models-v2";
   std::vector<worker::ModelSpec> specs;
   std::uint64_t seed = 1;
-  for (const char* name : {"demo-a", "demo-b", "demo-c"}) {
+  for (const DemoModel& demo : kDemoModels) {
+    const std::string name = demo.name;
     fs::path dir = root / name;
     specs.push_back({name, dir});
-    if (fs::exists(dir / "complete")) {
-      ++seed;
-      continue;
-    }
-    spdlog::info("synthesizing demo model {} into {} (first start only)", name, dir.string());
+    model::SynthSpec spec;
+    spec.config = model::synth_config(demo.architecture, demo.hidden, demo.layers, kDemoVocab);
+    spec.dtype = backend::DType::kBF16;
+    spec.seed = seed++;
+    if (fs::exists(dir / "complete")) continue;
+    spdlog::info("synthesizing demo model {} ({}, hidden {}, {} layers, bf16) into {} (first start only)",
+                 name, model::to_string(demo.architecture), demo.hidden, demo.layers, dir.string());
     // Written aside and renamed into place, so concurrent first starts never see half a model.
-    fs::path staging = root / (std::string(name) + ".partial-" + std::to_string(::getpid()));
+    fs::path staging = root / (name + ".partial-" + std::to_string(::getpid()));
     std::error_code ec;
     fs::create_directories(staging, ec);
     if (ec) return core::error(core::ErrorCode::kUnavailable, "cannot create " + staging.string() + ": " + ec.message());
-    model::SynthSpec spec;
-    spec.config = model::synth_config(model::Architecture::kQwen2, kHidden, kLayers, kDemoVocab);
-    spec.seed = seed++;
     AEGAEON_TRY(model::write_synthetic_model(staging, spec));
     AEGAEON_TRY(write_file(staging / "tokenizer.json", embedded::demo_tokenizer_json()));
     AEGAEON_TRY(write_file(staging / "tokenizer_config.json", embedded::demo_tokenizer_config_json()));

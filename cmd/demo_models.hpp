@@ -1,5 +1,6 @@
-// The embedded default's models: three small Qwen2-architecture models synthesized once into a
-// data directory, so `aegaeon serve` runs with no configuration and no downloads.
+// The embedded default's models: four small models of different sizes (Qwen2 and Llama
+// architectures) synthesized once into a data directory, so `aegaeon serve` runs with no
+// configuration and no downloads, and switches models because only one fits a weights region.
 #pragma once
 
 #include <filesystem>

@@ -38,6 +38,7 @@ struct GenerationRequest {
   bool stream = false;
   bool include_usage = false;      ///< stream_options.include_usage
   bool logprobs = false;           ///< return the sampled tokens' log-probabilities
+  std::int32_t top_logprobs = 0;   ///< with logprobs: also the N most likely tokens per step
   bool echo = false;               ///< OpenAI's echo; parsed so that true can be refused clearly
   SamplingOptions sampling;
   std::string user;                ///< OpenAI's end-user id; for logs and fairness only

@@ -19,6 +19,7 @@ struct SamplingParams {
   float frequency_penalty = 0.0f;   ///< subtracted per occurrence in the generated tokens
   float repetition_penalty = 1.0f;  ///< HF/CTRL: divide positive, multiply negative logits
   std::uint64_t seed = 0;
+  int top_logprobs = 0;             ///< most likely tokens to report per step (never sampled by)
 };
 
 /// Samples tokens for one sequence; owns its random generator, so one Sampler per request.

@@ -45,14 +45,33 @@ bool same_shape(const memory::KvShape& a, const memory::KvShape& b) {
   return a.num_layers == b.num_layers && a.kv_heads == b.kv_heads && a.head_dim == b.head_dim;
 }
 
-// log softmax(logits)[token] at temperature 1, before penalties and truncation: the model's
-// own probability of the token (what OpenAI's logprobs report), independent of sampling knobs.
-float log_softmax_at(std::span<const float> logits, std::int32_t token) {
+// log sum exp(logits): log softmax(logits)[t] = logits[t] - this. At temperature 1, before
+// penalties and truncation, that is the model's own probability of t (what OpenAI's logprobs
+// report), independent of the sampling knobs.
+double log_normalizer(std::span<const float> logits) {
   const float max_logit = *std::max_element(logits.begin(), logits.end());
   double sum = 0.0;
   for (float l : logits) sum += std::exp(static_cast<double>(l) - max_logit);
-  return static_cast<float>(static_cast<double>(logits[static_cast<std::size_t>(token)]) -
-                            max_logit - std::log(sum));
+  return max_logit + std::log(sum);
+}
+
+// The `count` most likely tokens, best first (ties: lower id first, as argmax picks).
+std::vector<TokenLogprob> top_logprobs(std::span<const float> logits, double log_norm, int count) {
+  std::vector<std::int32_t> ids(logits.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int32_t>(i);
+  const auto n = std::min(static_cast<std::size_t>(count), ids.size());
+  auto better = [&](std::int32_t a, std::int32_t b) {
+    const float la = logits[static_cast<std::size_t>(a)];
+    const float lb = logits[static_cast<std::size_t>(b)];
+    return la > lb || (la == lb && a < b);
+  };
+  std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n), ids.end(), better);
+  std::vector<TokenLogprob> out;
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back({ids[i], static_cast<float>(logits[static_cast<std::size_t>(ids[i])] - log_norm)});
+  }
+  return out;
 }
 
 std::string seq_name(SeqId seq) { return "sequence " + std::to_string(seq); }
@@ -540,6 +559,12 @@ class DeviceWorkerImpl final : public DeviceWorker {
 
   [[nodiscard]] WorkerCounters counters() const override { return counters_; }
 
+  [[nodiscard]] ArenaLayout arena_layout() const override {
+    return ArenaLayout{kv_region_.bytes, weight_regions_[0].bytes,
+                       weight_regions_.size() > 1 ? weight_regions_[1].bytes : 0,
+                       scratch_region_.bytes};
+  }
+
  private:
   core::Result<void> check_model(ModelId model, const char* what) const {
     if (model < 0 || model >= cache_->size()) {
@@ -661,7 +686,13 @@ class DeviceWorkerImpl final : public DeviceWorker {
     const std::int32_t token = s.sampler.sample(logits, s.generated);
     s.generated.push_back(token);
     s.last_token = token;
-    return SampledToken{id, token, log_softmax_at(logits, token)};
+    const double log_norm = log_normalizer(logits);
+    SampledToken out{id, token,
+                     static_cast<float>(logits[static_cast<std::size_t>(token)] - log_norm), {}};
+    if (const int top = s.sampler.params().top_logprobs; top > 0) {
+      out.top_logprobs = top_logprobs(logits, log_norm, top);
+    }
+    return out;
   }
 
   DeviceWorkerOptions options_;

@@ -95,6 +95,17 @@ struct WorkerCounters {
   std::uint64_t kv_transfer_bytes = 0;   ///< KV bytes moved by export_sequence/import_sequence
 };
 
+/// How a device's arena is carved, in bytes (for the start-up log and capacity planning).
+struct ArenaLayout {
+  std::uint64_t kv_bytes = 0;        ///< paged KV blocks, shared by every model's KV shape
+  std::uint64_t weights_bytes = 0;   ///< the resident model: sized for the largest served one
+  std::uint64_t prefetch_bytes = 0;  ///< the next model, copied during a turn (0: no prefetch)
+  std::uint64_t scratch_bytes = 0;   ///< activations of one forward
+  [[nodiscard]] std::uint64_t total_bytes() const {
+    return kv_bytes + weights_bytes + prefetch_bytes + scratch_bytes;
+  }
+};
+
 /// A new sequence to prefill.
 struct PrefillItem {
   SeqId seq = 0;
@@ -102,11 +113,19 @@ struct PrefillItem {
   model::SamplingParams sampling;
 };
 
-/// One sampled token of a sequence, with its log-probability.
+/// A token and the model's log-probability of it at that step.
+struct TokenLogprob {
+  std::int32_t token = 0;
+  float logprob = 0;
+};
+
+/// One sampled token of a sequence, with its log-probability and, when the sequence's
+/// SamplingParams::top_logprobs asks for them, the most likely tokens of that step (best first).
 struct SampledToken {
   SeqId seq = 0;
   std::int32_t token = 0;
   float logprob = 0;
+  std::vector<TokenLogprob> top_logprobs;
 };
 
 /// A sequence's KV in host memory, for handoff between devices (prefill → decode).
@@ -206,6 +225,8 @@ class DeviceWorker {
   [[nodiscard]] virtual double kv_usage() const = 0;
   /// Byte and switch counts so far.
   [[nodiscard]] virtual WorkerCounters counters() const = 0;
+  /// The regions carved at create().
+  [[nodiscard]] virtual ArenaLayout arena_layout() const = 0;
 };
 
 }  // namespace aegaeon::worker

@@ -41,6 +41,8 @@ struct Exchange {
 
   /// Marks the exchange cancelled and runs the cancel callbacks once (kj side).
   void cancel();
+  /// Runs `callback` once on cancel(), or at once if the exchange is already cancelled.
+  void on_cancel(std::function<void()> callback);
 };
 
 }  // namespace aegaeon::rpc::http::detail

@@ -1,9 +1,13 @@
 #include "rpc/http/http_server.hpp"
 
 #include <kj/compat/http.h>
+#include <kj/debug.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <future>
+
+#include <sys/socket.h>
 
 #include "rpc/http/exchange.hpp"
 #include "rpc/kj_context.hpp"
@@ -55,6 +59,20 @@ struct Snapshot {
   bool cancelled;
 };
 
+// Resolves once the client has closed its end of the connection. While a non-streaming answer
+// is being computed nothing is written, and kj reports a hang-up only through a failed write or
+// POLLHUP (which a client's FIN alone does not raise), so the socket is peeked periodically.
+kj::Promise<void> client_hung_up(kj::Timer& timer, int fd) {
+  constexpr auto kInterval = 100 * kj::MILLISECONDS;
+  return timer.afterDelay(kInterval).then([&timer, fd]() -> kj::Promise<void> {
+    char byte;
+    const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    const bool gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    if (gone) return kj::READY_NOW;
+    return client_hung_up(timer, fd);  // still there (or pipelining its next request)
+  });
+}
+
 }  // namespace
 
 HttpRouter& HttpRouter::add(std::string method, std::string path, Handler handler) {
@@ -81,12 +99,12 @@ const Handler* HttpRouter::find(const std::string& method, const std::string& pa
   return &by_method->second;
 }
 
-// The kj-side service: everything here runs on the kj thread.
+// The kj-side service of one connection: everything here runs on the kj thread.
 class KjHttpService final : public kj::HttpService {
  public:
   KjHttpService(const kj::HttpHeaderTable& table, const HttpServerOptions& options,
-                const HttpRouter& router)
-      : table_(table), options_(options), router_(router) {}
+                const HttpRouter& router, kj::Timer& timer, kj::Maybe<int> connection_fd)
+      : table_(table), options_(options), router_(router), timer_(timer), fd_(connection_fd) {}
 
   kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url,
                             const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
@@ -186,12 +204,18 @@ class KjHttpService final : public kj::HttpService {
                          std::chrono::duration<double>(Clock::now() - started).count());
   }
 
-  // Waits (without blocking the loop) until the handler answers, then writes the answer.
+  // Waits (without blocking the loop) until the handler answers, then writes the answer. A
+  // client that hangs up meanwhile cancels the exchange: the handler's side learns it through
+  // on_cancel / cancelled() and stops working for nobody.
   kj::Promise<void> answer(std::shared_ptr<detail::Exchange> exchange, Response& response) {
     auto snapshot = take(*exchange);
     if (snapshot.phase == Phase::kPending) {
-      return wait_for_change(*exchange, /*streaming=*/false)
-          .then([this, exchange, &response]() mutable { return answer(std::move(exchange), response); });
+      if (snapshot.cancelled) return KJ_EXCEPTION(DISCONNECTED, "client hung up before the answer");
+      auto changed = wait_for_change(*exchange, /*streaming=*/false);
+      KJ_IF_MAYBE(fd, fd_) {
+        changed = changed.exclusiveJoin(client_hung_up(timer_, *fd).then([exchange] { exchange->cancel(); }));
+      }
+      return changed.then([this, exchange, &response]() mutable { return answer(std::move(exchange), response); });
     }
     kj::HttpHeaders headers(table_);
     fill_headers(headers, exchange->response);
@@ -265,6 +289,8 @@ class KjHttpService final : public kj::HttpService {
   const kj::HttpHeaderTable& table_;
   const HttpServerOptions& options_;
   const HttpRouter& router_;
+  kj::Timer& timer_;
+  kj::Maybe<int> fd_;  // the connection's socket, to notice a hang-up while an answer is pending
 };
 
 struct HttpServer::Impl {
@@ -275,7 +301,6 @@ struct HttpServer::Impl {
   bool stopped = false;
   // kj-thread objects; created and destroyed on the kj thread only.
   kj::Own<kj::HttpHeaderTable> table;
-  kj::Own<KjHttpService> service;
   kj::Own<kj::HttpServer> server;
   kj::Own<kj::ConnectionReceiver> listener;
   kj::Own<kj::TaskSet> tasks;  // the listen loop; separate so shutdown can cancel it alone
@@ -287,7 +312,6 @@ struct HttpServer::Impl {
     tasks = nullptr;
     server = nullptr;
     listener = nullptr;
-    service = nullptr;
     table = nullptr;
   }
 };
@@ -314,8 +338,11 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::start(KjRuntime& runtime,
   std::string address = s->options.host + ":" + std::to_string(s->options.port);
   bool scheduled = runtime.execute_sync([&](KjContext& ctx) {
     s->table = kj::heap<kj::HttpHeaderTable>();
-    s->service = kj::heap<KjHttpService>(*s->table, s->options, s->router);
-    s->server = kj::heap<kj::HttpServer>(ctx.timer, *s->table, *s->service);
+    // One service per connection, so a request knows the socket its client hangs up on.
+    s->server = kj::heap<kj::HttpServer>(
+        ctx.timer, *s->table, [s, &timer = ctx.timer](kj::AsyncIoStream& connection) -> kj::Own<kj::HttpService> {
+          return kj::heap<KjHttpService>(*s->table, s->options, s->router, timer, connection.getFd());
+        });
     s->tasks = kj::heap<kj::TaskSet>(log_errors);
     auto listening =
         ctx.network.parseAddress(s->options.host, s->options.port)

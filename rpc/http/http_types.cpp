@@ -44,6 +44,17 @@ void Exchange::cancel() {
   for (auto& callback : callbacks) callback();
 }
 
+void Exchange::on_cancel(std::function<void()> callback) {
+  {
+    std::lock_guard lock(mutex);
+    if (!cancelled) {
+      cancel_callbacks.push_back(std::move(callback));
+      return;
+    }
+  }
+  callback();
+}
+
 }  // namespace detail
 
 // Ends the stream when the last EventStream copy goes away, so a forgotten close() cannot hang
@@ -98,15 +109,7 @@ bool EventStream::cancelled() const {
 }
 
 void EventStream::on_cancel(std::function<void()> callback) const {
-  auto& exchange = *owner_->exchange;
-  {
-    std::lock_guard lock(exchange.mutex);
-    if (!exchange.cancelled) {
-      exchange.cancel_callbacks.push_back(std::move(callback));
-      return;
-    }
-  }
-  callback();
+  owner_->exchange->on_cancel(std::move(callback));
 }
 
 // Answers 500 when the last Responder copy is dropped without an answer.
@@ -155,6 +158,10 @@ EventStream Responder::open_stream(int status, std::vector<Header> headers) cons
 bool Responder::cancelled() const {
   std::lock_guard lock(guard_->exchange->mutex);
   return guard_->exchange->cancelled;
+}
+
+void Responder::on_cancel(std::function<void()> callback) const {
+  guard_->exchange->on_cancel(std::move(callback));
 }
 
 }  // namespace aegaeon::rpc::http

@@ -85,6 +85,10 @@ class Responder {
   [[nodiscard]] EventStream open_stream(int status = 200, std::vector<Header> headers = {}) const;
   /// True once the client is gone or the server is shutting the request down.
   [[nodiscard]] bool cancelled() const;
+  /// Runs `callback` once when the client goes away or the server gives up on the request,
+  /// before or after the answer started (on the kj thread: it must not block). Runs it at once
+  /// if that already happened. Covers the stream open_stream() returns too.
+  void on_cancel(std::function<void()> callback) const;
 
  private:
   struct Guard;

@@ -209,21 +209,22 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
   if (max_tokens) request.max_tokens = static_cast<int32_t>(*max_tokens);
   if (request.echo) return invalid("echo", "'echo' is not supported (the prompt is not returned)");
 
-  // logprobs: a boolean on chat, an integer (0..5 alternatives) on completions.
-  if (const json* lp = fields.get("logprobs")) {
-    if (api == GenerationRequest::Api::kChat) {
-      if (auto e = fields.boolean("logprobs", request.logprobs)) return *e;
-    } else {
-      if (auto e = fields.integer("logprobs", 0, 5, logprobs_count)) return *e;
-      request.logprobs = true;
+  // Chat: logprobs is a boolean and top_logprobs (0..20) the alternatives per token. Completions
+  // (the legacy API): logprobs is the number of alternatives (0..5) and turns logprobs on.
+  if (api == GenerationRequest::Api::kChat) {
+    if (auto e = fields.boolean("logprobs", request.logprobs)) return *e;
+    if (top_logprobs && *top_logprobs > 0 && !request.logprobs) {
+      return invalid("top_logprobs", "'top_logprobs' needs 'logprobs': true");
     }
-    (void)lp;
-  }
-  if (top_logprobs && *top_logprobs > 0) {
-    return invalid("top_logprobs", "'top_logprobs' > 0 is not supported; use logprobs for the sampled tokens");
-  }
-  if (logprobs_count && *logprobs_count > 0) {
-    return invalid("logprobs", "alternatives ('logprobs' > 0) are not supported; use 0 for the sampled tokens");
+    request.top_logprobs = static_cast<std::int32_t>(top_logprobs.value_or(0));
+  } else {
+    if (top_logprobs) {
+      return invalid("top_logprobs", "'top_logprobs' is a chat parameter; on /v1/completions ask for "
+                                     "alternatives with 'logprobs': N");
+    }
+    if (auto e = fields.integer("logprobs", 0, 5, logprobs_count)) return *e;
+    request.logprobs = logprobs_count.has_value();
+    request.top_logprobs = static_cast<std::int32_t>(logprobs_count.value_or(0));
   }
 
   AEGAEON_TRY(parse_stop(root, request));
@@ -273,13 +274,20 @@ ResponseFormatter::ResponseFormatter(GenerationRequest::Api api, std::string mod
 
 namespace {
 
+// OpenAI's logprob entry of one token: the token, its logprob and its UTF-8 bytes.
+json chat_token_logprob(const std::string& token, float logprob) {
+  json bytes = json::array();
+  for (unsigned char c : token) bytes.push_back(c);
+  return {{"token", token}, {"logprob", logprob}, {"bytes", bytes}};
+}
+
 json chat_logprobs(const std::vector<TokenOut>& tokens) {
   json content = json::array();
   for (const auto& t : tokens) {
-    json bytes = json::array();
-    for (unsigned char c : t.token) bytes.push_back(c);
-    content.push_back({{"token", t.token}, {"logprob", t.logprob}, {"bytes", bytes},
-                       {"top_logprobs", json::array()}});
+    json entry = chat_token_logprob(t.token, t.logprob);
+    entry["top_logprobs"] = json::array();
+    for (const auto& alt : t.top) entry["top_logprobs"].push_back(chat_token_logprob(alt.token, alt.logprob));
+    content.push_back(std::move(entry));
   }
   return {{"content", content}};
 }
@@ -291,7 +299,10 @@ json completion_logprobs(const std::vector<TokenOut>& tokens) {
   for (const auto& t : tokens) {
     text_tokens.push_back(t.token);
     token_logprobs.push_back(t.logprob);
-    top.push_back(nullptr);
+    // The legacy format: {token: logprob} of the alternatives, or null when none were asked for.
+    json alternatives = t.top.empty() ? json(nullptr) : json::object();
+    for (const auto& alt : t.top) alternatives[alt.token] = alt.logprob;
+    top.push_back(std::move(alternatives));
   }
   return {{"tokens", text_tokens}, {"token_logprobs", token_logprobs}, {"top_logprobs", top},
           {"text_offset", json::array()}};

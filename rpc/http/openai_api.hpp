@@ -25,11 +25,18 @@ core::Result<core::GenerationRequest> parse_generation_request(std::string_view 
 HttpResponse error_response(const core::Error& error,
                             std::optional<int> retry_after_s = std::nullopt);
 
+/// One of the most likely tokens of a step (top_logprobs).
+struct TopToken {
+  std::string token;  ///< the token as a string
+  float logprob = 0;
+};
+
 /// One generated token as the API reports it.
 struct TokenOut {
   std::string text;    ///< its text (may be empty while UTF-8 is incomplete)
   float logprob = 0;
   std::string token;   ///< the token as a string, for logprobs
+  std::vector<TopToken> top;  ///< the step's most likely tokens, best first, when requested
 };
 
 /// Token counts for "usage".

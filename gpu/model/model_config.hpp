@@ -32,8 +32,8 @@ struct ModelConfig {
   float rms_norm_eps = 1e-6f;
   backend::RopeParams rope;
   bool tie_word_embeddings = false;
-  /// HF Llama's attention_bias: q/k/v and o_proj all have biases. Qwen2 and Mistral ignore the
-  /// key (their biases follow from the architecture), so it is false for them.
+  /// HF Llama's attention_bias: q/k/v and o_proj all have biases. Only Llama has the key
+  /// (Qwen2's and Mistral's biases follow from the architecture); ignored for the others.
   bool attention_bias = false;
   /// Sliding-window attention (Mistral, Qwen2 with use_sliding_window): a query in a windowed
   /// layer sees only the last `sliding_window` positions, itself included; 0: none.
@@ -52,10 +52,13 @@ struct ModelConfig {
 
   /// q/k/v projections have biases: always in Qwen2 (Qwen2Attention), with attention_bias in Llama.
   [[nodiscard]] bool qkv_bias() const {
-    return architecture == Architecture::kQwen2 || attention_bias;
+    return architecture == Architecture::kQwen2 ||
+           (architecture == Architecture::kLlama && attention_bias);
   }
   /// o_proj has a bias: only with Llama's attention_bias (Qwen2's o_proj has none).
-  [[nodiscard]] bool o_proj_bias() const { return attention_bias; }
+  [[nodiscard]] bool o_proj_bias() const {
+    return architecture == Architecture::kLlama && attention_bias;
+  }
 
   /// Parameters of the whole model (embeddings counted once when tied).
   [[nodiscard]] std::size_t num_parameters() const;

@@ -132,13 +132,13 @@ core::Result<HostModel> load_host_model(const std::filesystem::path& dir,
   for (const auto& e : wanted) wanted_names.insert(e.name);
   for (const auto& [file, by_name] : headers) {
     for (const auto& [name, entry] : by_name) {
-      if (wanted_names.count(name) != 0 || name.ends_with(".self_attn.rotary_emb.inv_freq")) {
+      if (wanted_names.contains(name) || name.ends_with(".self_attn.rotary_emb.inv_freq")) {
         continue;
       }
       return core::error(ErrorCode::kInvalidArgument,
                          file.string() + ": unexpected tensor '" + name +
-                             "' (config.json implies no such tensor: check attention_bias, "
-                             "tie_word_embeddings and num_hidden_layers)");
+                             "' (config.json implies no such tensor: a bias without "
+                             "attention_bias? a layer beyond num_hidden_layers?)");
     }
   }
 

@@ -13,6 +13,7 @@
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <random>
 #include <regex>
@@ -114,8 +115,11 @@ class Server {
 
 std::vector<std::string> served_models(std::uint16_t port) {
   auto response = testing::http_request(port, "GET", "/v1/models");
+  const json listing = json::parse(response.body, nullptr, false);
   std::vector<std::string> names;
-  for (const auto& m : json::parse(response.body)["data"]) names.push_back(m["id"].get<std::string>());
+  if (listing.is_object() && listing.contains("data")) {
+    for (const auto& m : listing["data"]) names.push_back(m.value("id", ""));
+  }
   if (names.empty()) throw std::runtime_error("the server serves no models");
   return names;
 }
@@ -162,12 +166,15 @@ class PromptBuilder {
 // ---------------------------------------------------------------------------------------------
 // The workload.
 
-core::Result<sim::Workload> base_workload(const Options& o, int served) {
+// The workload at `rate_scale`: a trace compressed in time (the sim's scale_rate), a generated
+// workload drawn at the scaled rate over the same duration (so higher rates have more requests).
+core::Result<sim::Workload> make_workload(const Options& o, int served, double rate_scale) {
   sim::WorkloadSource source;
   source.trace = o.trace;
   source.lengths_trace = o.lengths;
+  source.rate_scale = o.trace.empty() ? 1.0 : rate_scale;
   source.spec.models = o.models > 0 ? o.models : served;
-  source.spec.rate_per_model_rps = o.rate;
+  source.spec.rate_per_model_rps = o.rate * (o.trace.empty() ? rate_scale : 1.0);
   source.spec.burstiness_cv = o.cv;
   source.spec.duration_s = o.duration_s;
   source.spec.seed = o.seed;
@@ -181,11 +188,10 @@ core::Result<sim::Workload> base_workload(const Options& o, int served) {
   return sim::generate_workload(source.spec, lengths);
 }
 
-// The requests of one run: the workload at `rate_scale`, cut to max_requests and the
-// workload's span, trace models mapped onto the served ones, lengths scaled and clamped.
-std::vector<LoadRequest> requests_for(const Options& o, const sim::Workload& base, double rate_scale,
-                                      const std::vector<std::string>& served, const PromptBuilder& prompts) {
-  const sim::Workload w = sim::scale_rate(base, rate_scale);
+// The requests of one run: cut to max_requests, trace models mapped onto the served ones,
+// lengths scaled and clamped.
+std::vector<LoadRequest> requests_for(const Options& o, const sim::Workload& w, const std::vector<std::string>& served,
+                                      const PromptBuilder& prompts) {
   std::vector<LoadRequest> out;
   for (std::size_t i = 0; i < w.requests.size() && static_cast<int>(out.size()) < o.max_requests; ++i) {
     const auto& r = w.requests[i];
@@ -269,17 +275,11 @@ struct SwitchProbe {
   double copies = 0, adopted = 0, mean_switch_s = 0, bytes_per_copy = 0, memcpy_s = 0;
 };
 
-// The physical limit of a switch on this machine: one memcpy of `bytes` into memory already
-// touched (page faults are not part of a switch either); median of 5.
-double time_memcpy(std::size_t bytes) {
-  std::vector<std::byte> src(bytes, std::byte{1}), dst(bytes, std::byte{2});
-  std::vector<double> times;
-  for (int k = 0; k < 5; ++k) {
-    const auto t0 = Clock::now();
-    std::memcpy(dst.data(), src.data(), bytes);
-    times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-  return percentile(times, 0.5);
+// One memcpy of `src` into `dst` (both touched already: page faults are not part of a switch).
+double time_memcpy(const std::vector<std::byte>& src, std::vector<std::byte>& dst) {
+  const auto t0 = Clock::now();
+  std::memcpy(dst.data(), src.data(), src.size());
+  return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
 double delta(const MetricsSnapshot& before, const MetricsSnapshot& after, std::string_view name,
@@ -294,25 +294,37 @@ MetricsSnapshot scrape(std::uint16_t port) {
 }
 
 // One request at a time, cycling through the models: nothing is queued, so nothing can be
-// prefetched and every switch is a full copy of the weights.
+// prefetched and every switch is a full copy of the weights. A first round learns the bytes a
+// switch copies; in the measured rounds a memcpy of as many bytes follows every request, so
+// load from other processes hits the switches and their limit alike.
 SwitchProbe probe_switches(const Options& o, std::uint16_t port, const std::vector<std::string>& served,
                            const PromptBuilder& prompts) {
   SwitchProbe p;
   if (served.size() < 2) return p;
-  const auto before = scrape(port);
-  for (int round = 0; round < 3; ++round) {
+  auto cycle = [&](const std::function<void()>& after_each) {
     for (std::size_t m = 0; m < served.size(); ++m) {
       stream_request(port, {0, served[m], prompts.prompt(8, m), 2}, Clock::now(), o.read_timeout_s);
+      after_each();
     }
-  }
+  };
+  auto first = scrape(port);
+  cycle([] {});
+  const auto before = scrape(port);
+  const double first_copies = delta(first, before, "aegaeon_model_switches_total", "prefetched=\"false\"");
+  if (first_copies < 1) return p;
+  const auto bytes = static_cast<std::size_t>(delta(first, before, "aegaeon_weights_copy_bytes_total") / first_copies);
+  std::vector<std::byte> src(bytes, std::byte{1}), dst(bytes, std::byte{2});
+  std::vector<double> memcpy_s;
+  for (int round = 0; round < 3; ++round) cycle([&] { memcpy_s.push_back(time_memcpy(src, dst)); });
   const auto after = scrape(port);
   p.copies = delta(before, after, "aegaeon_model_switches_total", "prefetched=\"false\"");
   p.adopted = delta(before, after, "aegaeon_model_switches_total", "prefetched=\"true\"");
-  const double count = delta(before, after, "aegaeon_model_switch_seconds_count");
-  if (p.copies < 1 || count < 1) return p;
-  p.mean_switch_s = delta(before, after, "aegaeon_model_switch_seconds_sum") / count;
+  if (p.copies < 1) return p;
+  // The histogram also times requests for a model already resident (no copy, ~0 s): divide by
+  // the copies, not by its count.
+  p.mean_switch_s = delta(before, after, "aegaeon_model_switch_seconds_sum") / p.copies;
   p.bytes_per_copy = delta(before, after, "aegaeon_weights_copy_bytes_total") / p.copies;
-  p.memcpy_s = time_memcpy(static_cast<std::size_t>(p.bytes_per_copy));
+  p.memcpy_s = mean(memcpy_s);
   return p;
 }
 
@@ -383,15 +395,15 @@ PolicyReport run_policy(const Options& o, const std::string& policy_name, int de
   const auto served = served_models(server->port());
   const std::uint16_t port = server->port();
   PromptBuilder prompts(port, served[0]);
-  auto workload = base_workload(o, static_cast<int>(served.size()));
-  if (!workload.ok()) throw std::runtime_error(workload.error().message);
   // Warm-up, not measured: every model answers once.
   for (std::size_t m = 0; m < served.size(); ++m) {
     stream_request(port, {0, served[m], prompts.prompt(8, m), 2}, Clock::now(), o.read_timeout_s);
   }
   const policy::Slo slo{o.ttft_slo_s, o.tbt_slo_s};
   for (double scale : o.rate_scales) {
-    auto requests = requests_for(o, *workload, scale, served, prompts);
+    auto workload = make_workload(o, static_cast<int>(served.size()), scale);
+    if (!workload.ok()) throw std::runtime_error(workload.error().message);
+    auto requests = requests_for(o, *workload, served, prompts);
     char label[96];
     std::snprintf(label, sizeof label, "[%s x%.2g]", policy_name.c_str(), scale);
     std::fprintf(stderr, "%s %zu requests over %.0f s\n", label, requests.size(),

@@ -25,6 +25,10 @@ void add_serve_command(CLI::App& app);
 void add_simulate_command(CLI::App& app);
 /// `aegaeon plan`: the fewest devices (and prefill/decode split) reaching the target attainment.
 void add_plan_command(CLI::App& app);
+/// `aegaeon model synth`: writes a random-weight Hugging Face model folder with a trained tokenizer.
+void add_model_command(CLI::App& app);
+/// `aegaeon generate`: one-shot text generation from a model folder on the CPU backend.
+void add_generate_command(CLI::App& app);
 /// `aegaeon controller` / `aegaeon worker`: the cluster's front door and its serving processes.
 void add_controller_command(CLI::App& app);
 void add_worker_command(CLI::App& app);

@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   aegaeon::cmd::add_version_command(app);
   aegaeon::cmd::add_simulate_command(app);
   aegaeon::cmd::add_plan_command(app);
+  aegaeon::cmd::add_model_command(app);
+  aegaeon::cmd::add_generate_command(app);
   aegaeon::cmd::add_controller_command(app);
   aegaeon::cmd::add_worker_command(app);
   try {

@@ -113,6 +113,14 @@ core::Result<void> write_synthetic_model(const std::filesystem::path& dir, const
   const int shards = std::max(spec.num_shards, 1);
   std::vector<std::vector<SafetensorsTensor>> per_shard(static_cast<std::size_t>(shards));
   const auto expected = expected_tensors(config);
+  std::size_t total_bytes = 0;
+  for (const auto& e : expected) {
+    if (e.optional) continue;
+    std::size_t count = backend::dtype_bytes(spec.dtype);
+    for (auto d : e.shape) count *= static_cast<std::size_t>(d);
+    total_bytes += count;
+  }
+  std::size_t done_bytes = 0;
   std::size_t index = 0;
   for (const auto& e : expected) {
     if (e.optional) continue;  // tied lm_head is not stored, as HF does
@@ -130,7 +138,9 @@ core::Result<void> write_synthetic_model(const std::filesystem::path& dir, const
                                                       : backend::f32_to_f16(values[i]);
       }
     }
+    done_bytes += t.data.size();
     per_shard[index++ * static_cast<std::size_t>(shards) / expected.size()].push_back(std::move(t));
+    if (spec.progress) spec.progress(done_bytes, total_bytes);
   }
   if (shards == 1) return write_safetensors(dir / "model.safetensors", per_shard[0]);
   nlohmann::json weight_map = nlohmann::json::object();

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@ struct SynthSpec {
   backend::DType dtype = backend::DType::kF32;  ///< F32, BF16 or F16
   std::uint64_t seed = 1;
   int num_shards = 1;  ///< > 1 writes model-0000N-of-0000M.safetensors + index.json
+  /// Called after each tensor is generated with (bytes so far, total bytes): progress output
+  /// for large models. Optional.
+  std::function<void(std::size_t done_bytes, std::size_t total_bytes)> progress;
 };
 
 /// A small config of `architecture` (Llama: untied GQA; Qwen2: tied with q/k/v biases;

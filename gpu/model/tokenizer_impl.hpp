@@ -120,6 +120,10 @@ struct WordCache {
   mutable std::unordered_map<std::string, std::vector<std::int32_t>> entries;
 };
 
+/// GPT-2's bytes_to_unicode(): the character each byte is spelled with in byte-level
+/// vocabularies (read by the loader, written by the BPE trainer).
+std::array<char32_t, 256> byte_level_chars();
+
 /// Applies the normalizer steps to one piece of text (between added tokens).
 std::string normalize_text(const std::vector<Normalizer>& normalizers, std::string text);
 

@@ -65,20 +65,6 @@ class Reader {
   std::string source_;
 };
 
-// GPT-2's bytes_to_unicode(): the character each byte is spelled with in byte-level vocabularies.
-std::array<char32_t, 256> byte_chars() {
-  std::array<char32_t, 256> map{};
-  std::array<bool, 256> printable{};
-  for (int b = 0; b < 256; ++b) {
-    printable[static_cast<std::size_t>(b)] = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
-  }
-  char32_t next = 256;
-  for (int b = 0; b < 256; ++b) {
-    map[static_cast<std::size_t>(b)] = printable[static_cast<std::size_t>(b)] ? static_cast<char32_t>(b) : next++;
-  }
-  return map;
-}
-
 // The raw bytes a byte-level token spells, or nullopt when a character is outside the alphabet.
 std::optional<std::string> byte_level_to_bytes(std::string_view token,
                                                const std::unordered_map<char32_t, unsigned char>& inverse) {
@@ -423,6 +409,20 @@ Result<json> parse_json(std::string_view text, const std::string& source) {
 
 }  // namespace
 
+// GPT-2's bytes_to_unicode(): the character each byte is spelled with in byte-level vocabularies.
+std::array<char32_t, 256> tokenizer_detail::byte_level_chars() {
+  std::array<char32_t, 256> map{};
+  std::array<bool, 256> printable{};
+  for (int b = 0; b < 256; ++b) {
+    printable[static_cast<std::size_t>(b)] = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+  }
+  char32_t next = 256;
+  for (int b = 0; b < 256; ++b) {
+    map[static_cast<std::size_t>(b)] = printable[static_cast<std::size_t>(b)] ? static_cast<char32_t>(b) : next++;
+  }
+  return map;
+}
+
 Result<Tokenizer> Tokenizer::from_json(std::string_view json_text, std::string_view source,
                                        std::string_view config_json_text) {
   const Reader r{std::string(source)};
@@ -555,7 +555,7 @@ Result<Tokenizer> Tokenizer::from_json(std::string_view json_text, std::string_v
                                [](const PreTokenizer& p) { return p.kind == PreTokenizer::Kind::kByteLevel; });
 
   // ---- model vocabulary as the BPE sees it ----
-  const std::array<char32_t, 256> chars = byte_chars();
+  const std::array<char32_t, 256> chars = byte_level_chars();
   std::unordered_map<char32_t, unsigned char> inverse;
   for (int b = 0; b < 256; ++b) inverse.emplace(chars[static_cast<std::size_t>(b)], static_cast<unsigned char>(b));
   bpe.byte_ids.fill(-1);

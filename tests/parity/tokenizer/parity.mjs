@@ -18,7 +18,9 @@ const kVersion = require('tokenizers/package.json').version;
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const kDataDir = path.resolve(here, '../../gpu/model/testdata/tokenizers');
-const kFamilies = ['gpt2', 'qwen2', 'llama3', 'llama2', 'mistral'];
+// The hand-made family tokenizers, then the ones `aegaeon model synth` writes (trained by our
+// C++ BPE trainer; see testdata/tokenizers/synth_tokenizers.sh).
+const kFamilies = ['gpt2', 'qwen2', 'llama3', 'llama2', 'mistral', 'synth-qwen2', 'synth-llama', 'synth-mistral'];
 
 async function run(tokenizer, texts) {
   const cases = [];

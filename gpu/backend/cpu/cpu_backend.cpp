@@ -18,6 +18,15 @@ namespace {
 
 constexpr std::size_t kAlignment = 64;
 
+// Floats an element-wise op handles per chunk of a parallel loop: below this, waking a thread
+// costs more than the work (decode batches touch a few rows of each activation).
+constexpr std::size_t kMinChunkFloats = 16384;
+
+// Rows of `width` floats per chunk so a chunk holds about kMinChunkFloats.
+std::size_t rows_per_chunk(std::size_t width) {
+  return std::max<std::size_t>(1, kMinChunkFloats / std::max<std::size_t>(width, 1));
+}
+
 std::size_t round_up(std::size_t value, std::size_t alignment) {
   return (value + alignment - 1) / alignment * alignment;
 }
@@ -133,7 +142,8 @@ void CpuBackend::copy(Queue queue, void* dst, const void* src, std::size_t bytes
 void CpuBackend::embedding(Weight table, const std::int32_t* ids, int num_tokens, int hidden,
                            float* out) {
   const auto width = static_cast<std::size_t>(hidden);
-  pool_->parallel_for(static_cast<std::size_t>(num_tokens), 1, [&](std::size_t b, std::size_t e) {
+  pool_->parallel_for(static_cast<std::size_t>(num_tokens), rows_per_chunk(width),
+                      [&](std::size_t b, std::size_t e) {
     for (std::size_t t = b; t < e; ++t) {
       widen_to_f32(table.dtype, row_of(table, static_cast<std::size_t>(ids[t]), width),
                    out + t * width, width);
@@ -153,12 +163,13 @@ void CpuBackend::matmul_gemv(const MatmulArgs& args) {
   const auto k = static_cast<std::size_t>(args.k);
   const auto n = static_cast<std::size_t>(args.n);
   const int m = args.m;
+  // Threads split the weight rows: each row is streamed from memory once for all m rows of x.
   pool_->parallel_for(n, 16, [&](std::size_t b, std::size_t e) {
-    float partial[kGemmMinRows];
-    for (std::size_t row = b; row < e; ++row) {
-      dot_rows(args.w.dtype, row_of(args.w, row, k), args.x, k, m, k, partial);
-      const float bias = args.bias.data != nullptr ? weight_at(args.bias, row) : 0.0f;
-      for (int j = 0; j < m; ++j) args.y[static_cast<std::size_t>(j) * n + row] = partial[j] + bias;
+    matmul_rows(args.w.dtype, row_of(args.w, b, k), e - b, args.x, m, k, args.y + b, n);
+    if (args.bias.data == nullptr) return;
+    for (int j = 0; j < m; ++j) {
+      float* y = args.y + static_cast<std::size_t>(j) * n;
+      for (std::size_t row = b; row < e; ++row) y[row] += weight_at(args.bias, row);
     }
   });
 }
@@ -201,7 +212,8 @@ void CpuBackend::matmul_gemm(const MatmulArgs& args) {
 void CpuBackend::rms_norm(const float* x, Weight weight, float eps, int rows, int hidden,
                           float* y) {
   const auto width = static_cast<std::size_t>(hidden);
-  pool_->parallel_for(static_cast<std::size_t>(rows), 4, [&](std::size_t b, std::size_t e) {
+  pool_->parallel_for(static_cast<std::size_t>(rows), rows_per_chunk(width),
+                      [&](std::size_t b, std::size_t e) {
     for (std::size_t r = b; r < e; ++r) {
       const float* in = x + r * width;
       float* out = y + r * width;
@@ -219,7 +231,8 @@ void CpuBackend::rope(float* x, const std::int32_t* positions, int num_tokens, i
   const auto half = static_cast<std::size_t>(head_dim / 2);
   const auto heads = static_cast<std::size_t>(num_heads);
   const auto dim = static_cast<std::size_t>(head_dim);
-  pool_->parallel_for(static_cast<std::size_t>(num_tokens), 1, [&](std::size_t b, std::size_t e) {
+  pool_->parallel_for(static_cast<std::size_t>(num_tokens), rows_per_chunk(heads * dim),
+                      [&](std::size_t b, std::size_t e) {
     std::vector<float> cos_table(half);
     std::vector<float> sin_table(half);
     for (std::size_t t = b; t < e; ++t) {
@@ -321,7 +334,7 @@ void CpuBackend::attention(const AttentionArgs& args) {
 }
 
 void CpuBackend::silu_mul(const float* gate, const float* up, std::size_t count, float* out) {
-  pool_->parallel_for(count, 4096, [&](std::size_t b, std::size_t e) {
+  pool_->parallel_for(count, kMinChunkFloats, [&](std::size_t b, std::size_t e) {
     for (std::size_t i = b; i < e; ++i) {
       const float g = gate[i];
       out[i] = g / (1.0f + std::exp(-g)) * up[i];
@@ -330,7 +343,7 @@ void CpuBackend::silu_mul(const float* gate, const float* up, std::size_t count,
 }
 
 void CpuBackend::add(const float* a, const float* b, std::size_t count, float* out) {
-  pool_->parallel_for(count, 16384, [&](std::size_t begin, std::size_t end) {
+  pool_->parallel_for(count, kMinChunkFloats, [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) out[i] = a[i] + b[i];
   });
 }

@@ -148,7 +148,8 @@ TEST_P(MatmulTest, MatchesNaiveProductWithBias) {
 INSTANTIATE_TEST_SUITE_P(DTypesAndRows, MatmulTest,
                          ::testing::Combine(::testing::Values(DType::kF32, DType::kBF16,
                                                               DType::kF16),
-                                            ::testing::Values(1, 3, 5, 8, 33)));
+                                            ::testing::Values(1, 3, 5, 8, 33,
+                                                              CpuBackend::kGemmMinRows + 3)));
 
 TEST(CpuBackendTest, RmsNormMatchesFormula) {
   auto backend = make_backend();

@@ -83,6 +83,12 @@ TEST(OpenAiParse, ErrorsNameTheField) {
       {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "logprobs": 1})", kChat, "logprobs", "boolean"},
       {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "echo": true})", kChat, "echo", "not supported"},
       {R"({"model": "m", "prompt": "x", "echo": true})", kCompletion, "echo", "not supported"},
+      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "top_logprobs": 2})", kChat,
+       "top_logprobs", "needs 'logprobs': true"},
+      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "logprobs": true, "top_logprobs": 21})",
+       kChat, "top_logprobs", "between 0 and 20"},
+      {R"({"model": "m", "prompt": "x", "logprobs": 6})", kCompletion, "logprobs", "between 0 and 5"},
+      {R"({"model": "m", "prompt": "x", "top_logprobs": 2})", kCompletion, "top_logprobs", "'logprobs': N"},
   };
   for (const auto& c : cases) {
     auto request = parse_generation_request(c.body, c.api);
@@ -92,6 +98,37 @@ TEST(OpenAiParse, ErrorsNameTheField) {
     EXPECT_NE(request.error().message.find(c.message_part), std::string::npos)
         << c.body << " -> " << request.error().message;
   }
+}
+
+TEST(OpenAiRequest, LogprobsCountsPerApi) {
+  auto chat = parse_generation_request(
+      R"({"model": "m", "messages": [{"role":"user","content":"x"}], "logprobs": true, "top_logprobs": 3})", kChat);
+  ASSERT_TRUE(chat.ok()) << chat.error().message;
+  EXPECT_TRUE(chat->logprobs);
+  EXPECT_EQ(chat->top_logprobs, 3);
+  auto completion = parse_generation_request(R"({"model": "m", "prompt": "x", "logprobs": 2})", kCompletion);
+  ASSERT_TRUE(completion.ok()) << completion.error().message;
+  EXPECT_TRUE(completion->logprobs);
+  EXPECT_EQ(completion->top_logprobs, 2);
+  auto plain = parse_generation_request(R"({"model": "m", "prompt": "x"})", kCompletion);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->logprobs);
+}
+
+TEST(OpenAiFormat, TopLogprobsInBothFormats) {
+  const std::vector<TokenOut> tokens = {{"a", -0.1f, "a", {{"a", -0.1f}, {"b", -2.5f}}}};
+  ResponseFormatter chat(kChat, "m", 1, 1, /*logprobs=*/true);
+  auto entry = json::parse(chat.full_response("a", tokens, core::FinishReason::kLength, {1, 1}))
+                   ["choices"][0]["logprobs"]["content"][0];
+  ASSERT_EQ(entry["top_logprobs"].size(), 2u);
+  EXPECT_EQ(entry["top_logprobs"][1]["token"], "b");
+  EXPECT_FLOAT_EQ(entry["top_logprobs"][1]["logprob"].get<float>(), -2.5f);
+  EXPECT_EQ(entry["top_logprobs"][1]["bytes"], json::array({98}));
+  ResponseFormatter completion(kCompletion, "m", 1, 1, /*logprobs=*/true);
+  auto legacy = json::parse(completion.chunk(tokens))["choices"][0]["logprobs"];
+  EXPECT_FLOAT_EQ(legacy["top_logprobs"][0]["b"].get<float>(), -2.5f);
+  EXPECT_TRUE(json::parse(completion.chunk({{"c", -1.0f, "c"}}))["choices"][0]["logprobs"]["top_logprobs"][0].is_null())
+      << "no alternatives asked for: null, as OpenAI sends";
 }
 
 TEST(OpenAiErrors, StatusTypeParamAndRetryAfter) {

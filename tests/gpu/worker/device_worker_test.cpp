@@ -367,6 +367,41 @@ TEST(DeviceWorker, BatchedPrefillSplitsByLimitsAndReportsLogprobs) {
   // The same prompt alone on a fresh worker gives the same first token.
   const auto ref = reference(0, 104, items[4].prompt);
   EXPECT_EQ((*first)[4].token, ref[0]);
+  EXPECT_TRUE((*first)[4].top_logprobs.empty()) << "alternatives only when asked for";
+}
+
+TEST(DeviceWorker, ReportsTheMostLikelyTokensWhenAsked) {
+  auto worker = make_worker();
+  ASSERT_TRUE(worker->switch_model(0).ok());
+  model::SamplingParams sampling;  // greedy
+  sampling.top_logprobs = 5;
+  auto first = worker->prefill(std::vector<PrefillItem>{{7, prompt(9), sampling}});
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  auto next = worker->decode_step(std::vector<SeqId>{7});
+  ASSERT_TRUE(next.ok()) << next.error().message;
+  for (const SampledToken& t : {first->at(0), next->at(0)}) {
+    ASSERT_EQ(t.top_logprobs.size(), 5U);
+    // Greedy samples the best token; the list is sorted and is part of one distribution.
+    EXPECT_EQ(t.top_logprobs[0].token, t.token);
+    EXPECT_FLOAT_EQ(t.top_logprobs[0].logprob, t.logprob);
+    double mass = 0;
+    for (std::size_t k = 0; k < t.top_logprobs.size(); ++k) {
+      mass += std::exp(t.top_logprobs[k].logprob);
+      if (k > 0) {
+        EXPECT_LE(t.top_logprobs[k].logprob, t.top_logprobs[k - 1].logprob);
+      }
+    }
+    EXPECT_LE(mass, 1.0 + 1e-5);
+  }
+  // The setting travels with the sequence through export and import.
+  auto exported = worker->export_sequence(7);
+  ASSERT_TRUE(exported.ok());
+  auto other = make_worker();
+  ASSERT_TRUE(other->switch_model(0).ok());
+  ASSERT_TRUE(other->import_sequence(std::move(*exported)).ok());
+  auto after = other->decode_step(std::vector<SeqId>{7});
+  ASSERT_TRUE(after.ok()) << after.error().message;
+  EXPECT_EQ(after->at(0).top_logprobs.size(), 5U);
 }
 
 TEST(DeviceWorker, ErrorsNameWhatIsWrong) {

@@ -56,6 +56,9 @@ void run_generate(const GenerateOptions& o) {
   if (o.sampling.top_p <= 0.0f) throw CommandError("--top-p: expected a value in (0, 1], got 0", 2);
   const auto started = Clock::now();
   const fs::path dir(o.model);
+  if (std::error_code ec; !fs::is_directory(dir, ec)) {
+    throw CommandError("--model: " + dir.string() + " is not a model folder (no such directory)", 2);
+  }
   const auto tokenizer = or_fail(gpu::Tokenizer::load(dir / "tokenizer.json"));
   const std::vector<std::int32_t> prompt = prompt_ids(o, tokenizer);
   if (prompt.empty()) throw CommandError("--prompt: the prompt has no tokens (empty text?)", 2);

@@ -130,12 +130,12 @@ void run_synth(const SynthOptions& o) {
   write_text(dir / "generation_config.json", generation.dump(2) + "\n");
 
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  const auto special = static_cast<std::size_t>(spec.config.vocab_size) - tokenizer->trained_tokens;
+  const auto others = static_cast<std::size_t>(spec.config.vocab_size) - tokenizer->trained_tokens;
   std::printf("wrote %s: %s, hidden %d, %d layers, %d heads (%d KV) of %d, intermediate %d, vocab %d "
-              "(%zu BPE tokens + %zu special), %s, %d shard(s), seed %llu, in %.1f s\n",
+              "(%zu trained BPE tokens + %zu composed and special), %s, %d shard(s), seed %llu, in %.1f s\n",
               dir.string().c_str(), std::string(model::to_string(arch)).c_str(), spec.config.hidden_size,
               spec.config.num_layers, spec.config.num_heads, spec.config.num_kv_heads, spec.config.head_dim,
-              spec.config.intermediate_size, spec.config.vocab_size, tokenizer->trained_tokens, special,
+              spec.config.intermediate_size, spec.config.vocab_size, tokenizer->trained_tokens, others,
               o.dtype.c_str(), spec.num_shards, static_cast<unsigned long long>(spec.seed), seconds);
 }
 
@@ -173,7 +173,7 @@ void add_model_command(CLI::App& app) {
   synth->add_option("--kv-heads", o->kv_heads, "Key/value heads for GQA (must divide --heads)")->check(CLI::Range(1, 4096));
   synth->add_option("--intermediate", o->intermediate, "MLP intermediate size")->check(CLI::Range(1, 1 << 20));
   synth->add_option("--vocab", o->vocab, "Vocabulary size, special tokens included; what the built-in text cannot "
-                                         "fill with merges becomes reserved special tokens")
+                                         "fill with merges becomes tokens composed of two merged ones")
       ->check(CLI::Range(256, 1 << 22));
   synth->add_option("--dtype", o->dtype, "Weight dtype: f32, bf16 or f16")
       ->check(CLI::IsMember({"f32", "bf16", "f16"}))

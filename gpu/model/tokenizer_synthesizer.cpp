@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <nlohmann/json.hpp>
 
@@ -128,12 +129,30 @@ core::Result<SynthTokenizer> synth_tokenizer(Architecture architecture, int voca
   if (!trained.ok()) return trained.error();
   const ByteLevelBpe& bpe = *trained;
 
-  // Ids: leading specials, BPE tokens, trailing specials, then reserved fillers up to vocab_size.
+  // A vocabulary larger than the text supports is filled with tokens composed of two merged
+  // tokens: no merge produces them, but a random model that samples them prints words, where
+  // reserved special tokens would print nothing.
+  const std::size_t merged = bpe.tokens.size() - 256;
+  const auto too_large = [&](std::size_t supported) {
+    return core::error(core::ErrorCode::kInvalidArgument,
+                       "vocab_size " + std::to_string(vocab_size) + " is too large: the built-in text supports at most " +
+                           std::to_string(vocab_size - (options.max_tokens - supported)));
+  };
+  if (options.max_tokens > bpe.tokens.size() + merged * merged) return too_large(bpe.tokens.size() + merged * merged);
+  std::vector<std::string> tokens = bpe.tokens;
+  std::unordered_set<std::string> known(tokens.begin(), tokens.end());
+  for (std::size_t a = 256; a < bpe.tokens.size() && tokens.size() < options.max_tokens; ++a) {
+    for (std::size_t b = 256; b < bpe.tokens.size() && tokens.size() < options.max_tokens; ++b) {
+      std::string token = bpe.tokens[a] + bpe.tokens[b];
+      if (known.insert(token).second) tokens.push_back(std::move(token));
+    }
+  }
+  if (tokens.size() < options.max_tokens) return too_large(tokens.size());
+
+  // Ids: leading specials, BPE tokens, trailing specials.
   std::vector<std::string> specials = f.leading_specials;
   for (const auto& s : f.trailing_specials) specials.push_back(s);
-  const auto bpe_end = static_cast<std::int32_t>(first_bpe_id + bpe.tokens.size());
-  const std::size_t fillers = static_cast<std::size_t>(vocab_size) - bpe.tokens.size() - specials.size();
-  for (std::size_t i = 0; i < fillers; ++i) specials.push_back("<|reserved_special_token_" + std::to_string(i) + "|>");
+  const auto bpe_end = static_cast<std::int32_t>(first_bpe_id + tokens.size());
   std::unordered_map<std::string, std::int32_t> special_ids;
   ordered_json added = ordered_json::array();
   for (std::size_t i = 0; i < specials.size(); ++i) {
@@ -144,11 +163,17 @@ core::Result<SynthTokenizer> synth_tokenizer(Architecture architecture, int voca
   const std::int32_t bos_id = special_ids.at(f.bos);
 
   // Leading control tokens are in the model vocabulary too: Hugging Face keeps an added token's
-  // id only when the vocabulary has it, and numbers the others after the vocabulary.
+  // id only when the vocabulary has it, and numbers the others after the vocabulary. Entries go
+  // straight into the ordered map's vector (tokens are unique): its operator[] searches linearly.
   ordered_json vocab = ordered_json::object();
-  for (std::size_t i = 0; i < f.leading_specials.size(); ++i) vocab[f.leading_specials[i]] = static_cast<std::int32_t>(i);
-  for (std::size_t i = 0; i < bpe.tokens.size(); ++i) {
-    vocab[to_byte_level_alphabet(bpe.tokens[i])] = first_bpe_id + static_cast<std::int32_t>(i);
+  auto& entries = static_cast<std::vector<std::pair<const std::string, ordered_json>>&>(
+      vocab.get_ref<ordered_json::object_t&>());
+  entries.reserve(f.leading_specials.size() + tokens.size());
+  for (std::size_t i = 0; i < f.leading_specials.size(); ++i) {
+    entries.emplace_back(f.leading_specials[i], static_cast<std::int32_t>(i));
+  }
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    entries.emplace_back(to_byte_level_alphabet(tokens[i]), first_bpe_id + static_cast<std::int32_t>(i));
   }
   ordered_json merges = ordered_json::array();
   for (const auto& [left, right] : bpe.merges) {

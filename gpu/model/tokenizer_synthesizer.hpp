@@ -23,7 +23,7 @@ struct SynthTokenizer {
   std::int32_t bos_id = -1;           ///< the model's beginning-of-text token
   std::vector<std::int32_t> eos_ids;  ///< generation stops at any of these (first: tokenizer eos)
   std::int32_t pad_id = -1;
-  std::size_t trained_tokens = 0;     ///< byte and merged tokens; the rest are special tokens
+  std::size_t trained_tokens = 0;     ///< byte and merged tokens (the rest: composed and special)
 };
 
 /// Builds the tokenizer of a synthesized `architecture` model with exactly `vocab_size` ids,
@@ -32,9 +32,11 @@ struct SynthTokenizer {
 ///   llama:   Llama-3 layout: Llama-3 regex, ignore_merges, BOS added, Llama-3 template
 ///   mistral: Mistral NeMo "Tekken" layout (byte-level, not SentencePiece): control tokens
 ///            <unk> <s> </s> [INST] [/INST] first, Tekken regex, BOS added, [INST] template
-/// When the built-in text runs out of pairs before `vocab_size`, the rest are reserved special
-/// tokens, as Llama-3 ships them. Deterministic: same arguments, same bytes.
-/// kInvalidArgument naming `vocab_size` when it cannot hold 256 bytes + the special tokens.
+/// When the built-in text runs out of pairs before `vocab_size` (it supports ~1,500 merged
+/// tokens), the rest are tokens composed of two merged ones, in a fixed order. Deterministic:
+/// same arguments, same bytes.
+/// kInvalidArgument naming `vocab_size` when it cannot hold 256 bytes + the special tokens,
+/// or is too large to fill.
 core::Result<SynthTokenizer> synth_tokenizer(model::Architecture architecture, int vocab_size);
 
 /// The smallest vocab_size synth_tokenizer accepts for `architecture`.

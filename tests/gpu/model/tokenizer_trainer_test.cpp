@@ -72,6 +72,9 @@ TEST(BpeTrainerTest, RejectsABadRegexAndATooSmallVocabulary) {
   ASSERT_FALSE(bad_regex.ok());
   EXPECT_NE(bad_regex.error().message.find("split_regex"), std::string::npos);
   EXPECT_FALSE(train_byte_level_bpe("text", {"\\w+", false, 100}).ok());
+  auto huge = synth_tokenizer(Architecture::kQwen2, 4'000'000);
+  ASSERT_FALSE(huge.ok());
+  EXPECT_NE(huge.error().message.find("too large"), std::string::npos) << huge.error().message;
   auto small = synth_tokenizer(Architecture::kMistral, 260);
   ASSERT_FALSE(small.ok());
   EXPECT_NE(small.error().message.find("261"), std::string::npos) << small.error().message;
@@ -89,7 +92,7 @@ class SynthTokenizerTest : public ::testing::TestWithParam<FamilyCase> {};
 
 TEST_P(SynthTokenizerTest, LoadsWithExactVocabAndRoundTrips) {
   const FamilyCase& f = GetParam();
-  // 900 ids fit the trained merges; 20000 needs reserved special tokens to fill up.
+  // 900 ids fit the trained merges; 20000 needs composed tokens to fill up.
   for (int vocab : {900, 20000}) {
     auto synth = synth_tokenizer(f.arch, vocab);
     ASSERT_TRUE(synth.ok()) << synth.error().message;
@@ -102,6 +105,10 @@ TEST_P(SynthTokenizerTest, LoadsWithExactVocabAndRoundTrips) {
     EXPECT_TRUE(tokenizer->is_special(synth->bos_id));
     if (vocab == 20000) {
       EXPECT_LT(synth->trained_tokens, 20000U - 256U) << "the text no longer needs fillers; raise the test vocab";
+      // Composed fillers are ordinary tokens: they decode to text, so sampled ones show.
+      const auto composed = static_cast<std::int32_t>(synth->trained_tokens + 100);
+      EXPECT_FALSE(tokenizer->is_special(composed));
+      EXPECT_FALSE(tokenizer->decode(std::vector<std::int32_t>{composed}, true).empty());
     } else {
       EXPECT_EQ(synth->trained_tokens + static_cast<std::size_t>(min_synth_vocab_size(f.arch) - 256), 900U);
     }

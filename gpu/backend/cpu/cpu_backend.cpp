@@ -163,13 +163,12 @@ void CpuBackend::matmul_gemv(const MatmulArgs& args) {
   const auto k = static_cast<std::size_t>(args.k);
   const auto n = static_cast<std::size_t>(args.n);
   const int m = args.m;
-  // Threads split the weight rows: each row is streamed from memory once for all m rows of x.
   pool_->parallel_for(n, 16, [&](std::size_t b, std::size_t e) {
-    matmul_rows(args.w.dtype, row_of(args.w, b, k), e - b, args.x, m, k, args.y + b, n);
-    if (args.bias.data == nullptr) return;
-    for (int j = 0; j < m; ++j) {
-      float* y = args.y + static_cast<std::size_t>(j) * n;
-      for (std::size_t row = b; row < e; ++row) y[row] += weight_at(args.bias, row);
+    float partial[kGemmMinRows];
+    for (std::size_t row = b; row < e; ++row) {
+      dot_rows(args.w.dtype, row_of(args.w, row, k), args.x, k, m, k, partial);
+      const float bias = args.bias.data != nullptr ? weight_at(args.bias, row) : 0.0f;
+      for (int j = 0; j < m; ++j) args.y[static_cast<std::size_t>(j) * n + row] = partial[j] + bias;
     }
   });
 }

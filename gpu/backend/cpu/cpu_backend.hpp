@@ -58,11 +58,9 @@ class CpuBackend final : public Backend {
   /// Compute threads in use.
   [[nodiscard]] int num_threads() const;
 
-  /// Rows at and above which matmul uses OpenBLAS sgemm instead of the tiled kernel
-  /// (matmul_rows). Measured on one Zen 5 core (BF16 weights, k = 896 and 4864): the tiled
-  /// kernel runs at ~90 GFLOP/s from m = 1 on, while widening + sgemm needs m ≈ 64 to match it
-  /// (37 GFLOP/s at m = 8, 69 at m = 32, 77 at m = 64, 82 at m = 128).
-  static constexpr int kGemmMinRows = 64;
+  /// Rows at and above which matmul uses OpenBLAS sgemm instead of the GEMV kernel
+  /// (benchmarks tune and report it).
+  static constexpr int kGemmMinRows = 16;
 
  private:
   CpuBackend(std::byte* arena_memory, std::size_t arena_bytes, int num_threads);

@@ -21,9 +21,8 @@ float load_weight(DType dtype, const void* w, std::size_t i) {
 }
 
 // Portable path: 4 independent partial sums per row keep the adds from serializing.
-// out[j * ldo] = dot(x + j * ldx, w) for j < rows.
 void dot_rows_generic(DType dtype, const void* w, const float* x, std::size_t ldx, int rows,
-                      std::size_t k, float* out, std::size_t ldo) {
+                      std::size_t k, float* out) {
   for (int j = 0; j < rows; ++j) {
     const float* xr = x + static_cast<std::size_t>(j) * ldx;
     float acc[4] = {0, 0, 0, 0};
@@ -33,7 +32,7 @@ void dot_rows_generic(DType dtype, const void* w, const float* x, std::size_t ld
     }
     float sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
     for (; i < k; ++i) sum += xr[i] * load_weight(dtype, w, i);
-    out[static_cast<std::size_t>(j) * ldo] = sum;
+    out[j] = sum;
   }
 }
 
@@ -59,86 +58,66 @@ __attribute__((target("avx2,fma,f16c"))) inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// One tile of kX activation rows × kW weight rows (row r at w + r*k elements) with one 8-lane
-// accumulator per pair: each weight vector loaded (and widened) once serves kX FMAs, each
-// activation vector kW. Every pair sums in the same order whatever the tile (8-lane partial
-// sums over k, then the lanes, then the tail), so a row's result does not depend on how many
-// other rows share the call: a sequence's logits are the same at any batch size.
-template <DType kDType, int kX, int kW>
-__attribute__((target("avx2,fma,f16c"))) void tile_avx2(const void* w, const float* x,
-                                                        std::size_t ldx, std::size_t k, float* y,
-                                                        std::size_t ldy) {
-  __m256 acc[kX][kW];
+// Up to 4 activation rows per pass over the weight row; 2 vectors per row per step keep the
+// FMA pipes busy while the weight stream comes from memory.
+template <DType kDType, int kRows>
+__attribute__((target("avx2,fma,f16c"))) void dot_block_avx2(const void* w, const float* x,
+                                                             std::size_t ldx, std::size_t k,
+                                                             float* out) {
+  __m256 acc0[kRows];
+  __m256 acc1[kRows];
   // Fully unrolled so the accumulators stay in registers (-O2 does not unroll on its own).
 #pragma GCC unroll 4
-  for (int j = 0; j < kX; ++j) {
-#pragma GCC unroll 4
-    for (int r = 0; r < kW; ++r) acc[j][r] = _mm256_setzero_ps();
+  for (int j = 0; j < kRows; ++j) {
+    acc0[j] = _mm256_setzero_ps();
+    acc1[j] = _mm256_setzero_ps();
   }
   std::size_t i = 0;
-  for (; i + 8 <= k; i += 8) {
-    __m256 wv[kW];
+  for (; i + 16 <= k; i += 16) {
+    const __m256 w0 = load8<kDType>(w, i);
+    const __m256 w1 = load8<kDType>(w, i + 8);
+    // Fully unrolled so the accumulators stay in registers (-O2 does not unroll on its own).
 #pragma GCC unroll 4
-    for (int r = 0; r < kW; ++r) wv[r] = load8<kDType>(w, static_cast<std::size_t>(r) * k + i);
-#pragma GCC unroll 4
-    for (int j = 0; j < kX; ++j) {
-      const __m256 xv = _mm256_loadu_ps(x + static_cast<std::size_t>(j) * ldx + i);
-#pragma GCC unroll 4
-      for (int r = 0; r < kW; ++r) acc[j][r] = _mm256_fmadd_ps(xv, wv[r], acc[j][r]);
+  for (int j = 0; j < kRows; ++j) {
+      const float* xr = x + static_cast<std::size_t>(j) * ldx + i;
+      acc0[j] = _mm256_fmadd_ps(_mm256_loadu_ps(xr), w0, acc0[j]);
+      acc1[j] = _mm256_fmadd_ps(_mm256_loadu_ps(xr + 8), w1, acc1[j]);
     }
   }
+  // Fully unrolled so the accumulators stay in registers (-O2 does not unroll on its own).
 #pragma GCC unroll 4
-  for (int j = 0; j < kX; ++j) {
+  for (int j = 0; j < kRows; ++j) {
     const float* xr = x + static_cast<std::size_t>(j) * ldx;
-#pragma GCC unroll 4
-    for (int r = 0; r < kW; ++r) {
-      const std::size_t w_row = static_cast<std::size_t>(r) * k;
-      float sum = hsum(acc[j][r]);
-      for (std::size_t t = i; t < k; ++t) sum += xr[t] * load_weight(kDType, w, w_row + t);
-      y[static_cast<std::size_t>(j) * ldy + static_cast<std::size_t>(r)] = sum;
-    }
-  }
-}
-
-// All activation rows against kW weight rows: 2 activation rows per tile (8 accumulators, 4
-// weight vectors and an activation vector fit the 16 AVX2 registers); the kW rows stay in L1
-// for the later tiles, so they come from memory once.
-template <DType kDType, int kW>
-__attribute__((target("avx2,fma,f16c"))) void weight_rows_avx2(const void* w, const float* x,
-                                                               std::size_t ldx, int m,
-                                                               std::size_t k, float* y,
-                                                               std::size_t ldy) {
-  int j = 0;
-  for (; j + 2 <= m; j += 2) {
-    tile_avx2<kDType, 2, kW>(w, x + static_cast<std::size_t>(j) * ldx, ldx, k,
-                             y + static_cast<std::size_t>(j) * ldy, ldy);
-  }
-  if (j < m) {
-    tile_avx2<kDType, 1, kW>(w, x + static_cast<std::size_t>(j) * ldx, ldx, k,
-                             y + static_cast<std::size_t>(j) * ldy, ldy);
+    float sum = hsum(_mm256_add_ps(acc0[j], acc1[j]));
+    for (std::size_t t = i; t < k; ++t) sum += xr[t] * load_weight(kDType, w, t);
+    out[j] = sum;
   }
 }
 
 template <DType kDType>
-__attribute__((target("avx2,fma,f16c"))) void matmul_tiles_typed(const void* w, std::size_t n,
-                                                                 const float* x, std::size_t ldx,
-                                                                 int m, std::size_t k, float* y,
-                                                                 std::size_t ldy) {
-  const std::size_t row_bytes = k * dtype_bytes(kDType);
-  const auto* bytes = static_cast<const std::byte*>(w);
-  std::size_t r = 0;
-  for (; r + 4 <= n; r += 4) weight_rows_avx2<kDType, 4>(bytes + r * row_bytes, x, ldx, m, k, y + r, ldy);
-  for (; r < n; ++r) weight_rows_avx2<kDType, 1>(bytes + r * row_bytes, x, ldx, m, k, y + r, ldy);
+__attribute__((target("avx2,fma,f16c"))) void dot_rows_typed(const void* w, const float* x,
+                                                             std::size_t ldx, int rows,
+                                                             std::size_t k, float* out) {
+  int j = 0;
+  for (; j + 4 <= rows; j += 4) {
+    dot_block_avx2<kDType, 4>(w, x + static_cast<std::size_t>(j) * ldx, ldx, k, out + j);
+  }
+  const float* rest = x + static_cast<std::size_t>(j) * ldx;
+  switch (rows - j) {
+    case 3: dot_block_avx2<kDType, 3>(w, rest, ldx, k, out + j); break;
+    case 2: dot_block_avx2<kDType, 2>(w, rest, ldx, k, out + j); break;
+    case 1: dot_block_avx2<kDType, 1>(w, rest, ldx, k, out + j); break;
+    default: break;
+  }
 }
 
-// y[j * ldy + r] = dot(x + j * ldx, weight row r) for j < m, r < n (F32, BF16 or F16 weights).
-void matmul_tiles_avx2(DType dtype, const void* w, std::size_t n, const float* x, std::size_t ldx,
-                       int m, std::size_t k, float* y, std::size_t ldy) {
+void dot_rows_avx2(DType dtype, const void* w, const float* x, std::size_t ldx, int rows,
+                   std::size_t k, float* out) {
   switch (dtype) {
-    case DType::kF32: matmul_tiles_typed<DType::kF32>(w, n, x, ldx, m, k, y, ldy); return;
-    case DType::kBF16: matmul_tiles_typed<DType::kBF16>(w, n, x, ldx, m, k, y, ldy); return;
-    case DType::kF16: matmul_tiles_typed<DType::kF16>(w, n, x, ldx, m, k, y, ldy); return;
-    case DType::kI32: return;  // callers take the portable path for I32
+    case DType::kF32: dot_rows_typed<DType::kF32>(w, x, ldx, rows, k, out); return;
+    case DType::kBF16: dot_rows_typed<DType::kBF16>(w, x, ldx, rows, k, out); return;
+    case DType::kF16: dot_rows_typed<DType::kF16>(w, x, ldx, rows, k, out); return;
+    case DType::kI32: dot_rows_generic(dtype, w, x, ldx, rows, k, out); return;
   }
 }
 
@@ -210,26 +189,11 @@ void dot_rows(DType w_dtype, const void* w, const float* x, std::size_t ldx, int
               std::size_t k, float* out) {
 #if defined(__x86_64__)
   if (using_avx2() && w_dtype != DType::kI32) {
-    matmul_tiles_avx2(w_dtype, w, 1, x, ldx, rows, k, out, 1);
+    dot_rows_avx2(w_dtype, w, x, ldx, rows, k, out);
     return;
   }
 #endif
-  dot_rows_generic(w_dtype, w, x, ldx, rows, k, out, 1);
-}
-
-void matmul_rows(DType w_dtype, const void* w, std::size_t n, const float* x, int m,
-                 std::size_t k, float* y, std::size_t ldy) {
-#if defined(__x86_64__)
-  if (using_avx2() && w_dtype != DType::kI32) {
-    matmul_tiles_avx2(w_dtype, w, n, x, k, m, k, y, ldy);
-    return;
-  }
-#endif
-  const std::size_t row_bytes = k * dtype_bytes(w_dtype);
-  for (std::size_t r = 0; r < n; ++r) {
-    dot_rows_generic(w_dtype, static_cast<const std::byte*>(w) + r * row_bytes, x, k, m, k, y + r,
-                     ldy);
-  }
+  dot_rows_generic(w_dtype, w, x, ldx, rows, k, out);
 }
 
 }  // namespace aegaeon::backend::cpu

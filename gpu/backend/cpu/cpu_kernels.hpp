@@ -1,6 +1,5 @@
 // Vectorized inner kernels of the CPU backend: dot products of F32 activations against F32,
-// BF16 or F16 weight rows, tiled over several weight and activation rows. AVX2+FMA (+F16C)
-// when the CPU has them, portable loops otherwise.
+// BF16 or F16 weight rows. AVX2+FMA (+F16C) when the CPU has them, portable loops otherwise.
 #pragma once
 
 #include <cstddef>
@@ -9,17 +8,10 @@
 
 namespace aegaeon::backend::cpu {
 
-/// out[j] = dot(x + j*ldx, w) over k elements for j in [0, rows): one weight row against
-/// `rows` activation rows.
+/// out[j] = dot(x + j*ldx, w) over k elements for j in [0, rows): one weight row against up to
+/// `rows` activation rows, so the row is read from memory once (the decode GEMV).
 void dot_rows(DType w_dtype, const void* w, const float* x, std::size_t ldx, int rows,
               std::size_t k, float* out);
-
-/// y[j*ldy + r] = dot(x + j*k, w + r*k) for activation rows j < m and weight rows r < n of a
-/// row-major [n, k] weight slice: the decode matmul (few activation rows) on one thread's share
-/// of the weights. Each weight row is read from memory once; a row's result is the same whatever
-/// m is (batch-invariant), and equals dot_rows on that row.
-void matmul_rows(DType w_dtype, const void* w, std::size_t n, const float* x, int m,
-                 std::size_t k, float* y, std::size_t ldy);
 
 /// dst[i] = float(src[i]) for `count` elements of `dtype` (vectorized widening of weights).
 void widen_to_f32(DType dtype, const void* src, float* dst, std::size_t count);

@@ -123,6 +123,7 @@ void on_stepped(DecodeActor* self, size_t index, policy::BatchId batch_id, Decod
     } else {
       event.tokens = {token.token};
       event.logprobs = {token.logprob};
+      event.top_logprobs = {token.top_logprobs};
     }
     events.push_back(std::move(event));
   }

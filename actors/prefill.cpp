@@ -85,6 +85,7 @@ void on_prefilled(PrefillActor* self, size_t index, const PrefillJob& job, Prefi
   event.id = job.info.id;
   event.tokens = {outcome.first.token};
   event.logprobs = {outcome.first.logprob};
+  event.top_logprobs = {outcome.first.top_logprobs};
   event.queue_s = queue_s;
   const auto& eos = s.setup.eos_ids[model];
   bool is_eos = std::find(eos.begin(), eos.end(), outcome.first.token) != eos.end();

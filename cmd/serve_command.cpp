@@ -42,6 +42,11 @@ core::Config load_serve_config(const ServeOptions& options) {
   }
   if (!options.host.empty()) config.http.host = options.host;
   if (options.port >= 0) config.http.port = static_cast<uint16_t>(options.port);
+  if (!options.policy.empty()) {
+    // Through the config's own validation, so the error names the key and the allowed values.
+    auto applied = core::apply_override(config, "serve.policy=" + options.policy);
+    if (!applied.ok()) throw CommandError("--policy " + applied.error().message, 2);
+  }
   return config;
 }
 
@@ -56,6 +61,9 @@ actors::ServingOptions serving_options(const core::ServeConfig& serve) {
   options.device.kv_bytes = serve.kv_bytes;
   options.slo = {serve.ttft_slo_ms / 1000.0, serve.tbt_slo_ms / 1000.0};
   options.admission.enabled = serve.admission;
+  auto policy = policy::parse_serving_policy(serve.policy);
+  if (!policy.ok()) throw CommandError(policy.error().message, 2);
+  options.policy = *policy;
   return options;
 }
 
@@ -148,6 +156,10 @@ void add_serve_command(CLI::App& app) {
   sub->add_option("--host", options->host, "Address to listen on (default 127.0.0.1)");
   sub->add_option("--port", options->port, "Port to listen on; 0 picks a free one (default 8000)")
       ->check(CLI::Range(0, 65535));
+  sub->add_option("--policy", options->policy,
+                  "Serving policy: aegaeon (token-level switching, default), request-level "
+                  "(a model keeps the device until its batch finishes) or static (one model per "
+                  "device, no switching); same as --set serve.policy=NAME");
   sub->callback([options] { run_serve(*options); });
 }
 

@@ -17,6 +17,7 @@ struct ServeOptions {
   std::vector<std::string> overrides;
   std::string host;
   int port = -1;
+  std::string policy;  ///< --policy: shorthand for --set serve.policy=...
 };
 
 /// Config from the file (if any), then --set overrides, then the dedicated flags. Throws

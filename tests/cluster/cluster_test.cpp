@@ -148,7 +148,9 @@ TEST_F(Cluster, KillingAWorkerMidStreamLosesNoToken) {
   ASSERT_GE(names.size(), 2u);
   const std::vector<Case> cases = {{names[0], "Once upon a time"}, {names[1], "The cluster keeps serving"},
                                    {names[names.size() - 1], "Tokens flow between hosts"}, {names[0], "Hello there"}};
-  constexpr int kMaxTokens = 64;
+  // Long enough that the killed worker is still generating when the signal lands, even on a
+  // fast idle machine (the check below fails the test if no generation was in flight).
+  constexpr int kMaxTokens = 256;
   std::vector<std::future<Completion>> no_fault;
   for (const auto& c : cases) {
     no_fault.push_back(std::async(std::launch::async, [&, body = request_body(c.model, c.prompt, kMaxTokens, false)] {
@@ -159,10 +161,11 @@ TEST_F(Cluster, KillingAWorkerMidStreamLosesNoToken) {
   for (auto& f : no_fault) reference.push_back(f.get());
 
   // The same requests, streaming, all at once (the router spreads them over both workers); a
-  // worker dies once every stream has started.
+  // worker dies as soon as the first stream has a token: waiting for every stream's first token
+  // let short generations finish before the kill on a loaded machine.
   std::vector<std::unique_ptr<Stream>> streams;
   for (const auto& c : cases) streams.push_back(std::make_unique<Stream>(http(), request_body(c.model, c.prompt, kMaxTokens, true)));
-  for (auto& stream : streams) ASSERT_TRUE(stream->read_one());
+  ASSERT_TRUE(streams.front()->read_one());
   workers_[0]->process().signal(SIGKILL);
 
   for (size_t i = 0; i < streams.size(); ++i) {

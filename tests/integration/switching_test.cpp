@@ -54,8 +54,13 @@ class Switching : public ::testing::Test {
   void SetUp() override { ASSERT_NE(server_->port(), 0) << server_->process().output(); }
 
   static testing::ClientResponse post(const std::string& path, const json& body) {
-    return testing::http_request(server_->port(), "POST", path, body.dump(),
-                                 {{"Content-Type", "application/json"}});
+    // A generous wait: twenty clients share two cores with model switches in between, and
+    // sanitizer builds run every step several times slower.
+    testing::HttpConnection connection(server_->port());
+    connection.send_request("POST", path, body.dump(), {{"Content-Type", "application/json"}});
+    auto response = connection.read_head(std::chrono::seconds(60));
+    connection.read_body(response, std::chrono::seconds(60));
+    return response;
   }
   static std::string metrics() {
     return testing::http_request(server_->port(), "GET", "/metrics").body;

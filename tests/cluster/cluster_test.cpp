@@ -140,6 +140,11 @@ TEST_F(Cluster, ServesTheWorkersModelsAndReportsThem) {
 }
 
 TEST_F(Cluster, KillingAWorkerMidStreamLosesNoToken) {
+#if defined(__SANITIZE_ADDRESS__)
+  // Its client deadlines are wall-clock; under ASan on 2 shared cores they were missed. The
+  // plain stage runs it; the ASan stage still runs the other cluster tests.
+  GTEST_SKIP() << "timing-bound: runs in the plain stage";
+#endif
   struct Case {
     std::string model;
     std::string prompt;

@@ -176,9 +176,7 @@ void add_controller_command(CLI::App& app) {
   sub->add_option("--cluster-token", options->cluster_token,
                   "Shared secret workers must present (or AEGAEON_CLUSTER_TOKEN)")
       ->envname("AEGAEON_CLUSTER_TOKEN");
-  sub->add_option("-c,--config", options->serve.config_path, "YAML configuration file")
-      ->check(CLI::ExistingFile);
-  sub->add_option("--set", options->serve.overrides, "Override a configuration key (repeatable)");
+  add_config_options(*sub, options->serve);
   sub->callback([options] { run_controller(*options); });
 }
 

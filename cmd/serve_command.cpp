@@ -29,6 +29,13 @@
 
 namespace aegaeon::cmd {
 
+void add_config_options(CLI::App& command, ServeOptions& options) {
+  command.add_option("-c,--config", options.config_path, "YAML configuration file")
+      ->check(CLI::ExistingFile);
+  command.add_option("--set", options.overrides,
+                     "Override a configuration key, e.g. --set http.port=9000 (repeatable)");
+}
+
 core::Config load_serve_config(const ServeOptions& options) {
   core::Config config;
   if (!options.config_path.empty()) {
@@ -149,10 +156,7 @@ void add_serve_command(CLI::App& app) {
       "Serve the OpenAI-compatible API in one process (HTTP, actors, execution backend).\n"
       "With no --config it runs its embedded default on 127.0.0.1:8000.\n"
       "Stops gracefully on SIGINT/SIGTERM: in-flight requests finish or are cancelled.");
-  sub->add_option("-c,--config", options->config_path, "YAML configuration file")
-      ->check(CLI::ExistingFile);
-  sub->add_option("--set", options->overrides,
-                  "Override a configuration key, e.g. --set http.port=9000 (repeatable)");
+  add_config_options(*sub, *options);
   sub->add_option("--host", options->host, "Address to listen on (default 127.0.0.1)");
   sub->add_option("--port", options->port, "Port to listen on; 0 picks a free one (default 8000)")
       ->check(CLI::Range(0, 65535));

@@ -9,6 +9,10 @@
 #include "actors/serving_node.hpp"
 #include "core/config.hpp"
 
+namespace CLI {
+class App;
+}
+
 namespace aegaeon::cmd {
 
 /// The configuration flags of a serving command.
@@ -19,6 +23,9 @@ struct ServeOptions {
   int port = -1;
   std::string policy;  ///< --policy: shorthand for --set serve.policy=...
 };
+
+/// Adds -c/--config and --set (the configuration every serving command reads) to `command`.
+void add_config_options(CLI::App& command, ServeOptions& options);
 
 /// Config from the file (if any), then --set overrides, then the dedicated flags. Throws
 /// CommandError naming the bad file or key.

@@ -230,10 +230,7 @@ void add_worker_command(CLI::App& app) {
   sub->add_option("--name", options->name, "Node name in the controller's logs (default HOST-PID)");
   sub->add_option("--role", options->role, "prefill|decode|both (only both yet)");
   sub->add_option("--device", options->device, "cpu (cuda:N later)");
-  sub->add_option("-c,--config", options->serve.config_path, "YAML configuration file (its serve: section)")
-      ->check(CLI::ExistingFile);
-  sub->add_option("--set", options->serve.overrides,
-                  "Override a configuration key, e.g. --set serve.models_dir=/models (repeatable)");
+  add_config_options(*sub, options->serve);
   sub->callback([options] { run_worker(*options); });
 }
 

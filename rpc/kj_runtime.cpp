@@ -7,8 +7,28 @@
 
 #include "rpc/kj_context.hpp"
 
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#endif
+
 namespace aegaeon::rpc {
 namespace {
+
+// kj::Executor::executeSync hands `work` to the loop and waits for it through kj's own futex-based
+// mutex inside libkj-async, which ThreadSanitizer cannot see (Debian's kj is not instrumented).
+// These state the two happens-before edges executeSync guarantees: the caller's writes before the
+// call are visible to `work`, and `work`'s writes are visible to the caller once it returns. With
+// them TSan still checks everything either side does, instead of reporting the handoff itself.
+void tsan_release([[maybe_unused]] const void* handoff) {
+#if defined(__SANITIZE_THREAD__)
+  __tsan_release(const_cast<void*>(handoff));
+#endif
+}
+void tsan_acquire([[maybe_unused]] const void* handoff) {
+#if defined(__SANITIZE_THREAD__)
+  __tsan_acquire(const_cast<void*>(handoff));
+#endif
+}
 
 // Logs failures of background tasks; one failing connection must not stop the loop.
 class LoggingErrorHandler final : public kj::TaskSet::ErrorHandler {
@@ -91,8 +111,11 @@ bool KjRuntime::execute_sync(const std::function<void(KjContext&)>& work) const 
   }
   if (!impl_->executor || !impl_->executor->isLive()) return false;
   bool ran = false;
+  tsan_release(&ran);
   try {
     impl_->executor->executeSync([&] {
+      tsan_acquire(&ran);
+      KJ_DEFER(tsan_release(&ran));  // also when `work` throws
       if (impl_->context != nullptr) {
         work(*impl_->context);
         ran = true;
@@ -101,6 +124,7 @@ bool KjRuntime::execute_sync(const std::function<void(KjContext&)>& work) const 
   } catch (const kj::Exception& e) {
     if (e.getType() != kj::Exception::Type::DISCONNECTED) throw;  // the loop is gone: not run
   }
+  tsan_acquire(&ran);
   return ran;
 }
 

@@ -179,6 +179,14 @@ const std::vector<Field>& fields() {
     t.push_back(bool_field("serve.admission", &Config::serve, &ServeConfig::admission));
     t.push_back(enum_field("serve.policy", &Config::serve, &ServeConfig::policy,
                            {"aegaeon", "request-level", "static"}));
+    t.push_back(integer_field("serve.max_prompt_tokens", &Config::serve, &ServeConfig::max_prompt_tokens,
+                              0, 1 << 24));
+    t.push_back(integer_field("serve.max_tokens_limit", &Config::serve, &ServeConfig::max_tokens_limit,
+                              0, 1 << 24));
+    t.push_back(bool_field("admin.enabled", &Config::admin, &AdminConfig::enabled));
+    t.push_back(string_field("admin.host", &Config::admin, &AdminConfig::host, false));
+    t.push_back(integer_field("admin.port", &Config::admin, &AdminConfig::port, 0, 65535));
+    t.push_back(string_field("admin.api_key", &Config::admin, &AdminConfig::api_key, true, true));
     return t;
   }();
   return table;

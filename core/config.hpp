@@ -43,6 +43,21 @@ struct ServeConfig {
   /// Scheduling policy: aegaeon (token-level preemptive switching) | request-level
   /// (ServerlessLLM-like baseline) | static (one model per device); see actors/policy/serving_policy.hpp.
   std::string policy = "aegaeon";
+  /// Longest prompt accepted, in tokens (longer: HTTP 400 naming the prompt); 0: the model's
+  /// context is the only bound.
+  std::uint32_t max_prompt_tokens = 0;
+  /// Cap on a request's max_tokens / max_completion_tokens (above it: HTTP 400 naming the
+  /// field); 0: only the model's context bounds them.
+  std::uint32_t max_tokens_limit = 0;
+};
+
+/// The admin API (model state, drain): a port of its own with a key of its own, so operators can
+/// keep it off the network the public API faces.
+struct AdminConfig {
+  bool enabled = false;             ///< off by default: no admin port is opened
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8001;        ///< 0 picks a free port (logged at start)
+  std::string api_key;              ///< required when enabled; never logged
 };
 
 /// Everything a process reads at start.
@@ -50,6 +65,7 @@ struct Config {
   HttpConfig http;
   LogConfig log;
   ServeConfig serve;
+  AdminConfig admin;
 };
 
 /// Parses YAML text; `source_name` (usually the file name) prefixes every error message.

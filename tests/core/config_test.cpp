@@ -137,7 +137,8 @@ TEST(ConfigErrors, UnknownKeysSuggest) {
             "http.max_body_bytes, http.max_header_bytes, http.api_key, log.level, log.format, "
             "serve.models_dir, serve.data_dir, serve.prefill_devices, serve.decode_devices, "
             "serve.device_threads, serve.kv_bytes, serve.ttft_slo_ms, serve.tbt_slo_ms, "
-            "serve.admission, serve.policy");
+            "serve.admission, serve.policy, serve.max_prompt_tokens, serve.max_tokens_limit, "
+            "admin.enabled, admin.host, admin.port, admin.api_key");
 }
 
 TEST(ConfigErrors, StructureAndDuplicates) {
@@ -262,12 +263,18 @@ TEST(ConfigDescribe, ListsEveryKeyAndRedactsSecrets) {
             "serve.ttft_slo_ms: 10000\n"
             "serve.tbt_slo_ms: 100\n"
             "serve.admission: true\n"
-            "serve.policy: aegaeon\n");
+            "serve.policy: aegaeon\n"
+            "serve.max_prompt_tokens: 0\n"
+            "serve.max_tokens_limit: 0\n"
+            "admin.enabled: false\n"
+            "admin.host: 127.0.0.1\n"
+            "admin.port: 8001\n"
+            "admin.api_key: <unset>\n");
   // Every described value parses back to the same config through overrides.
   Config round_trip;
   round_trip.http.port = 1;
   for (const std::string& key : config_keys()) {
-    if (key == "http.api_key") continue;
+    if (key == "http.api_key" || key == "admin.api_key") continue;
     const std::size_t start = text.find(key + ": ") + key.size() + 2;
     const std::string value = text.substr(start, text.find('\n', start) - start);
     ASSERT_TRUE(apply_override(round_trip, key + "=" + value).ok()) << key;
@@ -284,6 +291,18 @@ TEST(ConfigServe, ParsesTheServeSectionAndNamesBadValues) {
   auto bad = parse_config("serve:\n  device_threads: 0\n", "s.yaml");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().message.find("serve.device_threads"), std::string::npos) << bad.error().message;
+}
+
+TEST(ConfigAdmin, ParsesTheAdminSectionAndKeepsItsKeySecret) {
+  auto config = parse_config("admin:\n  enabled: true\n  port: 0\n  api_key: adm-secret\n", "a.yaml");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_TRUE(config->admin.enabled);
+  EXPECT_EQ(config->admin.port, 0) << "0 picks a free port";
+  EXPECT_EQ(config->admin.host, "127.0.0.1");
+  EXPECT_EQ(describe_config(*config).find("adm-secret"), std::string::npos);
+  auto bad = parse_config("serve:\n  max_tokens_limit: -1\n", "s.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("serve.max_tokens_limit"), std::string::npos) << bad.error().message;
 }
 
 }  // namespace

@@ -46,6 +46,20 @@ std::vector<YAML::Node> workloads(const std::string& overlay) {
   return found;
 }
 
+// deploy/config/aegaeon.yaml is the reference operators copy: it must name every key of the
+// config's field table with its default, so a new key cannot be added without documenting it.
+TEST(DeployConfig, ReferenceConfigNamesEveryKeyWithItsDefault) {
+  const auto path = kDeploy / "config/aegaeon.yaml";
+  EXPECT_EQ(core::describe_config(parsed_or_fail(core::load_config_file(path))),
+            core::describe_config(core::Config{}));
+  YAML::Node root = YAML::LoadFile(path.string());
+  for (const std::string& key : core::config_keys()) {
+    const auto dot = key.find('.');
+    EXPECT_TRUE(root[key.substr(0, dot)][key.substr(dot + 1)].IsDefined())
+        << key << " is missing from " << path;
+  }
+}
+
 TEST(DeployConfig, KubernetesConfigMapParses) { kubernetes_config(); }
 
 TEST(DeployConfig, HelmValuesConfigParses) { helm_config(); }

@@ -80,12 +80,24 @@ HttpRouter& HttpRouter::add(std::string method, std::string path, Handler handle
   return *this;
 }
 
+HttpRouter& HttpRouter::add_prefix(std::string method, std::string prefix, Handler handler) {
+  prefixes_[std::move(prefix)][std::move(method)] = std::move(handler);
+  return *this;
+}
+
 const Handler* HttpRouter::find(const std::string& method, const std::string& path,
                                 HttpResponse& not_routed) const {
   auto by_path = routes_.find(path);
   if (by_path == routes_.end()) {
-    not_routed = HttpResponse::error(404, "no route for " + path, "invalid_request_error");
-    return nullptr;
+    // The longest registered prefix of `path` (map order: a prefix sorts before its extensions).
+    by_path = prefixes_.end();
+    for (auto it = prefixes_.begin(); it != prefixes_.end(); ++it) {
+      if (path.starts_with(it->first)) by_path = it;
+    }
+    if (by_path == prefixes_.end()) {
+      not_routed = HttpResponse::error(404, "no route for " + path, "invalid_request_error");
+      return nullptr;
+    }
   }
   auto by_method = by_path->second.find(method);
   if (by_method == by_path->second.end()) {

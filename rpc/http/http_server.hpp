@@ -23,13 +23,17 @@ class HttpRouter {
  public:
   /// Registers `handler` for `method` (e.g. "GET") on the exact `path` (e.g. "/health").
   HttpRouter& add(std::string method, std::string path, Handler handler);
+  /// Registers `handler` for `method` on every path that starts with `prefix` and has no exact
+  /// route (e.g. "/admin/models/" for per-model routes); the handler reads the rest of the path.
+  HttpRouter& add_prefix(std::string method, std::string prefix, Handler handler);
 
   /// The handler for a request, or an error response (404/405) to send instead.
   [[nodiscard]] const Handler* find(const std::string& method, const std::string& path,
                                     HttpResponse& not_routed) const;
 
  private:
-  std::map<std::string, std::map<std::string, Handler>> routes_;  // path -> method -> handler
+  std::map<std::string, std::map<std::string, Handler>> routes_;    // path -> method -> handler
+  std::map<std::string, std::map<std::string, Handler>> prefixes_;  // prefix -> method -> handler
 };
 
 /// Called on the kj thread after every response (or stream) ends; for metrics and access logs.

@@ -159,7 +159,8 @@ core::Result<void> parse_stop(const json& body, GenerationRequest& request) {
 }  // namespace
 
 core::Result<GenerationRequest> parse_generation_request(std::string_view body,
-                                                         GenerationRequest::Api api) {
+                                                         GenerationRequest::Api api,
+                                                         std::int32_t max_tokens_limit) {
   json root = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) return invalid("", "the request body is not valid JSON");
   if (!root.is_object()) return invalid("", "the request body must be a JSON object");
@@ -188,6 +189,7 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
 
   FieldReader fields(root);
   auto& s = request.sampling;
+  const std::int64_t max_tokens_cap = max_tokens_limit > 0 ? max_tokens_limit : 1 << 24;
   std::optional<int64_t> n, top_k, seed, max_tokens, max_completion_tokens, logprobs_count,
       top_logprobs;
   for (auto e : {fields.number("temperature", 0, 2, s.temperature), fields.number("top_p", 0, 1, s.top_p),
@@ -195,8 +197,8 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
                  fields.number("frequency_penalty", -2, 2, s.frequency_penalty),
                  fields.integer("n", 1, 128, n), fields.integer("top_k", -1, 1 << 20, top_k),
                  fields.integer("seed", INT64_MIN, INT64_MAX, seed),
-                 fields.integer("max_tokens", 1, 1 << 24, max_tokens),
-                 fields.integer("max_completion_tokens", 1, 1 << 24, max_completion_tokens),
+                 fields.integer("max_tokens", 1, max_tokens_cap, max_tokens),
+                 fields.integer("max_completion_tokens", 1, max_tokens_cap, max_completion_tokens),
                  fields.integer("top_logprobs", 0, 20, top_logprobs),
                  fields.boolean("stream", request.stream), fields.boolean("echo", request.echo)}) {
     if (e) return *e;

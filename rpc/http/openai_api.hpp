@@ -17,8 +17,11 @@ namespace aegaeon::rpc::http::openai {
 
 /// Parses and validates a request body for `api`. Errors are kInvalidArgument with
 /// Error::field naming the offending field (e.g. "temperature", "messages[1].content").
+/// `max_tokens_limit` (0: none) caps max_tokens and max_completion_tokens (the operator's
+/// serve.max_tokens_limit).
 core::Result<core::GenerationRequest> parse_generation_request(std::string_view body,
-                                                               core::GenerationRequest::Api api);
+                                                               core::GenerationRequest::Api api,
+                                                               std::int32_t max_tokens_limit = 0);
 
 /// The HTTP answer for an error: 400 invalid_request_error, 404 model_not_found, 413, 429
 /// rate_limit_exceeded (with Retry-After when `retry_after_s` is set), 401, 500 server_error.

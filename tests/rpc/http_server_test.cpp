@@ -84,6 +84,31 @@ TEST_F(HttpServerTest, RoutesByPathAndMethod) {
   EXPECT_EQ(wrong_method.header("allow"), "GET");
 }
 
+// Prefix routes (per-model admin routes) take what no exact route takes; the longest prefix wins.
+TEST(HttpRouter, PrefixRoutesYieldToExactRoutesAndLongerPrefixes) {
+  HttpRouter router;
+  int chosen = 0;
+  auto mark = [&chosen](int n) -> Handler {
+    return [&chosen, n](const HttpRequest&, const Responder&) { chosen = n; };
+  };
+  router.add("GET", "/a/list", mark(1));
+  router.add_prefix("POST", "/a/", mark(2));
+  router.add_prefix("POST", "/a/b/", mark(3));
+  HttpResponse not_routed;
+  auto call = [&](const std::string& method, const std::string& path) {
+    chosen = 0;
+    if (const Handler* handler = router.find(method, path, not_routed)) (*handler)(HttpRequest{}, Responder(nullptr));
+    return chosen;
+  };
+  EXPECT_EQ(call("GET", "/a/list"), 1);
+  EXPECT_EQ(call("POST", "/a/x/drain"), 2);
+  EXPECT_EQ(call("POST", "/a/b/c"), 3);
+  EXPECT_EQ(call("GET", "/a/x"), 0);
+  EXPECT_EQ(not_routed.status, 405);
+  EXPECT_EQ(call("POST", "/b"), 0);
+  EXPECT_EQ(not_routed.status, 404);
+}
+
 TEST_F(HttpServerTest, RejectsOversizeBodiesWith413) {
   HttpRouter router;
   router.add("POST", "/echo", [](const HttpRequest& request, const Responder& responder) {

@@ -100,6 +100,22 @@ TEST(OpenAiParse, ErrorsNameTheField) {
   }
 }
 
+// serve.max_tokens_limit: either spelling above the cap is refused, naming the field the client used.
+TEST(OpenAiRequest, MaxTokensLimitNamesTheField) {
+  auto within = parse_generation_request(R"({"model": "m", "prompt": "x", "max_tokens": 64})", kCompletion, 64);
+  ASSERT_TRUE(within.ok()) << within.error().message;
+  EXPECT_EQ(within->max_tokens, 64);
+  for (const char* field : {"max_tokens", "max_completion_tokens"}) {
+    auto above = parse_generation_request(
+        std::string(R"({"model": "m", "messages": [{"role":"user","content":"x"}], ")") + field + R"(": 65})", kChat, 64);
+    ASSERT_FALSE(above.ok()) << field;
+    EXPECT_EQ(above.error().field, field);
+    EXPECT_NE(above.error().message.find("between 1 and 64"), std::string::npos) << above.error().message;
+  }
+  EXPECT_TRUE(parse_generation_request(R"({"model": "m", "prompt": "x", "max_tokens": 65})", kCompletion).ok())
+      << "no limit configured: only the context bounds max_tokens";
+}
+
 TEST(OpenAiRequest, LogprobsCountsPerApi) {
   auto chat = parse_generation_request(
       R"({"model": "m", "messages": [{"role":"user","content":"x"}], "logprobs": true, "top_logprobs": 3})", kChat);

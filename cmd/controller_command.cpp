@@ -30,6 +30,8 @@ struct ControllerOptions {
   std::string listen = "127.0.0.1:7000";
   std::string http;
   std::string cluster_token;
+  uint32_t heartbeat_interval_ms = 1000;
+  uint32_t heartbeat_timeout_ms = 3000;
 };
 
 // GET /health: the controller and what it knows of each worker.
@@ -66,6 +68,12 @@ void run_controller(ControllerOptions options) {
   }
   HostPort listen = parse_host_port(options.listen, "--listen");
   if (options.cluster_token.empty()) throw CommandError("--cluster-token is required", 2);
+  if (options.heartbeat_timeout_ms <= options.heartbeat_interval_ms) {
+    throw CommandError("--heartbeat-timeout-ms (" + std::to_string(options.heartbeat_timeout_ms) +
+                           ") must exceed --heartbeat-interval-ms (" +
+                           std::to_string(options.heartbeat_interval_ms) + ")",
+                       2);
+  }
 
   sigset_t shutdown_signals;
   sigemptyset(&shutdown_signals);
@@ -98,6 +106,8 @@ void run_controller(ControllerOptions options) {
   cluster.host = listen.host;
   cluster.port = listen.port;
   cluster.cluster_token = options.cluster_token;
+  cluster.heartbeat_interval_ms = options.heartbeat_interval_ms;
+  cluster.heartbeat_timeout_ms = options.heartbeat_timeout_ms;
   cluster.on_register = [catalog, &workers_gauge](const rpc::RegisteredNode& node) {
     workers_gauge.increment();
     if (auto added = catalog->add(node.registration); !added.ok()) {
@@ -176,6 +186,13 @@ void add_controller_command(CLI::App& app) {
   sub->add_option("--cluster-token", options->cluster_token,
                   "Shared secret workers must present (or AEGAEON_CLUSTER_TOKEN)")
       ->envname("AEGAEON_CLUSTER_TOKEN");
+  sub->add_option("--heartbeat-interval-ms", options->heartbeat_interval_ms,
+                  "How often workers send a heartbeat (default 1000)")
+      ->check(CLI::Range(10u, 60000u));
+  sub->add_option("--heartbeat-timeout-ms", options->heartbeat_timeout_ms,
+                  "A worker silent this long is dropped and its requests move (default 3000);\n"
+                  "this is how fast a network partition is detected")
+      ->check(CLI::Range(20u, 600000u));
   add_config_options(*sub, options->serve);
   sub->callback([options] { run_controller(*options); });
 }

@@ -37,18 +37,21 @@ struct WorkerOptions {
   std::string role = "both";
   std::string device = "cpu";
   std::string cluster_token;
+  uint32_t rejoin_backoff_max_ms = 5000;
 };
 
 // Keeps the worker registered: joins, sends heartbeats, and re-joins with exponential backoff
-// (100 ms doubling to 5 s) whenever the controller is unreachable or forgot the node. A refusal
-// (wrong token or version) is final: the process stops with that message.
+// (100 ms doubling up to `backoff_max`, 5 s by default) whenever the controller is unreachable or
+// forgot the node. A refusal (wrong token or version) is final: the process stops with that
+// message.
 class Membership {
  public:
   Membership(rpc::KjRuntime& kj, HostPort controller, core::NodeRegistration node, std::string token,
              std::shared_ptr<const rpc::WorkerHandlers> handlers,
-             std::shared_ptr<std::atomic<std::uint32_t>> in_flight)
+             std::shared_ptr<std::atomic<std::uint32_t>> in_flight, std::chrono::milliseconds backoff_max)
       : kj_(kj), controller_(std::move(controller)), node_(std::move(node)), token_(std::move(token)),
-        handlers_(std::move(handlers)), in_flight_(std::move(in_flight)), thread_([this] { run(); }) {}
+        handlers_(std::move(handlers)), in_flight_(std::move(in_flight)), backoff_max_(backoff_max),
+        thread_([this] { run(); }) {}
 
   ~Membership() {
     {
@@ -73,7 +76,8 @@ class Membership {
   }
 
   void run() {
-    std::chrono::milliseconds backoff(100);
+    const std::chrono::milliseconds first_backoff = std::min(std::chrono::milliseconds(100), backoff_max_);
+    std::chrono::milliseconds backoff = first_backoff;
     std::string address = controller_.host + ":" + std::to_string(controller_.port);
     while (true) {
       auto client = rpc::ClusterClient::connect(kj_, controller_.host, controller_.port);
@@ -93,10 +97,10 @@ class Membership {
         spdlog::warn("worker: cannot join controller at {} ({}); retrying in {} ms", address,
                      reply.error().message, backoff.count());
         if (!sleep(backoff)) return;
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+        backoff = std::min(backoff * 2, backoff_max_);
         continue;
       }
-      backoff = std::chrono::milliseconds(100);
+      backoff = first_backoff;
       spdlog::info("worker '{}' joined controller at {} as node {}", node_.node_name, address, reply->node_id);
       core::HeartbeatReport beat{reply->node_id, 0, 0, 0, 0};
       while (sleep(std::chrono::milliseconds(reply->heartbeat_interval_ms))) {
@@ -120,6 +124,7 @@ class Membership {
   std::string token_;
   std::shared_ptr<const rpc::WorkerHandlers> handlers_;
   std::shared_ptr<std::atomic<std::uint32_t>> in_flight_;
+  std::chrono::milliseconds backoff_max_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
@@ -195,7 +200,8 @@ void run_worker(WorkerOptions options) {
   };
   handlers->cancel = [relay](uint64_t id) { actors::cancel_remote_generation(relay, id); };
   auto membership = std::make_unique<Membership>(*kj_runtime, controller, describe_node(options, serving, *node),
-                                                 options.cluster_token, handlers, in_flight);
+                                                 options.cluster_token, handlers, in_flight,
+                                                 std::chrono::milliseconds(options.rejoin_backoff_max_ms));
 
   int received = 0;
   sigwait(&shutdown_signals, &received);
@@ -228,6 +234,10 @@ void add_worker_command(CLI::App& app) {
                   "Shared secret of the cluster (or AEGAEON_CLUSTER_TOKEN)")
       ->envname("AEGAEON_CLUSTER_TOKEN");
   sub->add_option("--name", options->name, "Node name in the controller's logs (default HOST-PID)");
+  sub->add_option("--rejoin-backoff-max-ms", options->rejoin_backoff_max_ms,
+                  "Longest wait between two attempts to (re-)join the controller (default 5000;\n"
+                  "the first wait is 100 ms, doubling)")
+      ->check(CLI::Range(1u, 600000u));
   sub->add_option("--role", options->role, "prefill|decode|both (only both yet)");
   sub->add_option("--device", options->device, "cpu (cuda:N later)");
   add_config_options(*sub, options->serve);

@@ -12,13 +12,29 @@ namespace aegaeon::testing {
 
 inline constexpr const char* kClusterToken = "test-cluster-secret";
 
+/// Where and how a cluster process starts: `prefix` goes before the binary (e.g. `ip netns exec
+/// NS`, which execs it in place: the child's pid stays the process's), `extra_args` after the
+/// command's own.
+struct Launch {
+  std::vector<std::string> prefix;
+  std::vector<std::string> extra_args;
+};
+
+/// `prefix`, then `args`, then `extra_args`.
+inline std::vector<std::string> launch_argv(const Launch& launch, std::vector<std::string> args) {
+  std::vector<std::string> argv = launch.prefix;
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.insert(argv.end(), launch.extra_args.begin(), launch.extra_args.end());
+  return argv;
+}
+
 /// `aegaeon controller` with both listeners on ephemeral ports.
 class ControllerProcess {
  public:
-  explicit ControllerProcess(std::string listen = "127.0.0.1:0") {
-    process_ = std::make_unique<ChildProcess>(std::vector<std::string>{
-        AEGAEON_BINARY, "controller", "--listen", listen, "--http", "127.0.0.1:0", "--cluster-token",
-        kClusterToken});
+  explicit ControllerProcess(std::string listen = "127.0.0.1:0", const Launch& launch = {}) {
+    process_ = std::make_unique<ChildProcess>(
+        launch_argv(launch, {AEGAEON_BINARY, "controller", "--listen", listen, "--http", "127.0.0.1:0",
+                             "--cluster-token", kClusterToken}));
     auto match = process_->wait_for_line(
         std::regex(R"(workers join [0-9.]+:([0-9]+); serving on http://[0-9.]+:([0-9]+))"),
         std::chrono::seconds(30));
@@ -40,10 +56,13 @@ class ControllerProcess {
 /// `aegaeon worker` joining a controller with the demo models (synthesized once per build tree).
 class WorkerProcess {
  public:
-  WorkerProcess(uint16_t controller_port, const std::string& name, const std::string& token = kClusterToken) {
-    process_ = std::make_unique<ChildProcess>(std::vector<std::string>{
-        AEGAEON_BINARY, "worker", "--join", "127.0.0.1:" + std::to_string(controller_port), "--name", name,
-        "--cluster-token", token, "--set", "serve.data_dir=" AEGAEON_TEST_DATA_DIR});
+  WorkerProcess(uint16_t controller_port, const std::string& name, const std::string& token = kClusterToken)
+      : WorkerProcess("127.0.0.1:" + std::to_string(controller_port), name, token, {}) {}
+  /// Joins the controller at `join` (HOST:PORT).
+  WorkerProcess(const std::string& join, const std::string& name, const std::string& token, const Launch& launch) {
+    process_ = std::make_unique<ChildProcess>(
+        launch_argv(launch, {AEGAEON_BINARY, "worker", "--join", join, "--name", name, "--cluster-token", token,
+                             "--set", "serve.data_dir=" AEGAEON_TEST_DATA_DIR}));
   }
   /// Waits until the worker (re-)joined; returns its node id, or 0 on timeout.
   uint64_t wait_joined(std::chrono::milliseconds timeout = std::chrono::seconds(60)) {

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "tests/cluster/cluster_process.hpp"
+#include "tests/cluster/completion.hpp"
 #include "tests/support/http_client.hpp"
 
 namespace aegaeon {
@@ -19,32 +20,17 @@ namespace {
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
+using testing::Completion;
 using testing::ControllerProcess;
+using testing::request_body;
 using testing::WorkerProcess;
-
-struct Completion {
-  std::string text;
-  std::string finish_reason;
-  int completion_tokens = 0;
-};
-
-json request_body(const std::string& model, const std::string& prompt, int max_tokens, bool stream) {
-  json body = {{"model", model}, {"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}};
-  if (stream) {
-    body["stream"] = true;
-    body["stream_options"] = {{"include_usage", true}};
-  }
-  return body;
-}
 
 Completion complete(uint16_t port, const json& body) {
   auto response = testing::http_request(port, "POST", "/v1/completions", body.dump(),
                                         {{"Content-Type", "application/json"}});
   EXPECT_EQ(response.status, 200) << response.body;
   if (response.status != 200) return {};
-  auto parsed = json::parse(response.body);
-  return {parsed["choices"][0]["text"], parsed["choices"][0]["finish_reason"],
-          parsed["usage"]["completion_tokens"]};
+  return testing::parse_completion(json::parse(response.body));
 }
 
 // One streaming completion, read event by event.
@@ -64,13 +50,7 @@ class Stream {
       ADD_FAILURE() << "stream failed: " << *event;
       return false;
     }
-    if (chunk.contains("usage") && chunk["usage"].is_object()) {
-      result_.completion_tokens = chunk["usage"]["completion_tokens"];
-    }
-    if (!chunk["choices"].empty()) {
-      result_.text += chunk["choices"][0]["text"].get<std::string>();
-      if (chunk["choices"][0]["finish_reason"].is_string()) result_.finish_reason = chunk["choices"][0]["finish_reason"];
-    }
+    testing::add_chunk(result_, chunk);
     return true;
   }
   Completion finish() {

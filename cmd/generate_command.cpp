@@ -29,6 +29,7 @@ struct GenerateOptions {
   int max_tokens = 128;
   model::SamplingParams sampling;
   bool chat = false;
+  bool quiet = false;  // the text only: no stats line
   int threads = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
 };
 
@@ -115,6 +116,7 @@ void run_generate(const GenerateOptions& o) {
   const double decode_s = seconds_since(decode_start);
   emit(decoder.flush() + "\n");
   device->release(kSeq);
+  if (o.quiet) return;
 
   // The first token comes from the prefill; decode steps produced the rest.
   const int decode_steps = std::max(0, generated - (stopped ? 0 : 1));
@@ -134,7 +136,7 @@ void add_generate_command(CLI::App& app) {
       "generate",
       "Generate text from a prompt with a Hugging Face model folder on the CPU backend (the engine\n"
       "`aegaeon serve` runs). The text streams to stdout; prompt size and prefill/decode speed go\n"
-      "to stderr. Greedy by default: the same prompt gives the same text.\n"
+      "to stderr (--quiet leaves them out). Greedy by default: the same prompt gives the same text.\n"
       "Example:\n"
       "  aegaeon model synth --out /tmp/tiny && aegaeon generate --model /tmp/tiny --prompt 'Hello' --chat");
   sub->add_option("--model", o->model, "Model folder (config.json, safetensors, tokenizer.json)")->required();
@@ -153,6 +155,9 @@ void add_generate_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--seed", o->sampling.seed, "Sampling seed: same seed, same text")->capture_default_str();
   sub->add_flag("--chat", o->chat, "Wrap the prompt as a user message in the model's chat template");
+  sub->add_flag("--quiet", o->quiet,
+                "Print only the generated text and one newline (no stats on stderr), e.g. to compare it "
+                "with a server's answer");
   sub->add_option("--threads", o->threads, "CPU compute threads")->check(CLI::Range(1, 1024))->capture_default_str();
   sub->callback([o] { run_generate(*o); });
 }

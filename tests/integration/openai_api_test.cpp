@@ -3,7 +3,6 @@
 // (switching_test.cpp has switching under load, disconnects, streaming parity and logprobs).
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <signal.h>
 
 #include "tests/integration/serve_process.hpp"
 #include "tests/support/http_client.hpp"
@@ -12,37 +11,16 @@ namespace aegaeon {
 namespace {
 
 using json = nlohmann::json;
-using namespace std::chrono_literals;
 using testing::ServeProcess;
 
 // One server for the suite: starting it loads the four demo models.
-class OpenAiApi : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() { server_ = new ServeProcess(); }
-  static void TearDownTestSuite() {
-    server_->process().signal(SIGTERM);
-    server_->process().wait(10s);
-    delete server_;
-  }
-  void SetUp() override { ASSERT_NE(server_->port(), 0) << server_->process().output(); }
-
-  static testing::ClientResponse post(const std::string& path, const json& body) {
-    return testing::http_request(server_->port(), "POST", path, body.dump(),
-                                 {{"Content-Type", "application/json"}});
-  }
-  static std::string greedy_completion(const std::string& model, const std::string& prompt) {
-    auto response = post("/v1/completions", {{"model", model}, {"prompt", prompt},
-                                             {"max_tokens", 6}, {"temperature", 0}});
-    EXPECT_EQ(response.status, 200) << response.body;
-    return json::parse(response.body)["choices"][0]["text"];
-  }
-
-  static ServeProcess* server_;
+class OpenAiApi : public testing::SharedServeSuite<OpenAiApi> {
+ public:
+  static std::vector<std::string> server_args() { return {}; }
 };
-ServeProcess* OpenAiApi::server_ = nullptr;
 
 TEST_F(OpenAiApi, ListsTheDemoModels) {
-  auto response = testing::http_request(server_->port(), "GET", "/v1/models");
+  auto response = testing::http_request(server().port(), "GET", "/v1/models");
   ASSERT_EQ(response.status, 200);
   auto body = json::parse(response.body);
   ASSERT_EQ(body["data"].size(), 4u) << "the embedded default serves four demo models";
@@ -65,7 +43,7 @@ TEST_F(OpenAiApi, CompletionStopsAtMaxTokensWithUsage) {
 }
 
 TEST_F(OpenAiApi, ChatStreamsChunksUsageAndDone) {
-  testing::HttpConnection connection(server_->port());
+  testing::HttpConnection connection(server().port());
   connection.send_request("POST", "/v1/chat/completions",
                           json{{"model", "demo-s"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}},
                                {"max_tokens", 4}, {"stream", true},
@@ -98,7 +76,7 @@ TEST_F(OpenAiApi, ErrorsAreOpenAiObjectsNamingTheField) {
   auto too_long = post("/v1/completions", {{"model", "demo-xs"}, {"prompt", "x"}, {"max_tokens", 100000}});
   EXPECT_EQ(too_long.status, 400);
   EXPECT_EQ(json::parse(too_long.body)["error"]["param"], "max_tokens");
-  auto not_json = testing::http_request(server_->port(), "POST", "/v1/chat/completions", "{oops");
+  auto not_json = testing::http_request(server().port(), "POST", "/v1/chat/completions", "{oops");
   EXPECT_EQ(not_json.status, 400);
 }
 

@@ -1,18 +1,17 @@
 // The embedded default under load, over real HTTP: four demo models of different sizes share one
-// decode device whose arena holds one model's weights at a time, so concurrent clients force
-// token-level switches. Switching must never change results; disconnected clients must free
-// their KV; streaming must not change text; logprobs come with their top alternatives.
+// decode device whose arena holds two models' weights at a time (resident and prefetched), so
+// concurrent clients force token-level switches. Switching must never change results (compared
+// with a server that never switches); disconnected clients must free their KV; streaming must
+// not change text, which is also `aegaeon generate`'s; logprobs come with their top alternatives.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <signal.h>
 
 #include <cmath>
 #include <functional>
-#include <regex>
-#include <sstream>
 #include <thread>
 
 #include "tests/integration/serve_process.hpp"
+#include "tests/support/child_process.hpp"
 #include "tests/support/http_client.hpp"
 
 namespace aegaeon {
@@ -20,139 +19,122 @@ namespace {
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
+using testing::kDemoModels;
 using testing::ServeProcess;
-
-const std::vector<std::string> kDemoModels = {"demo-xs", "demo-s", "demo-m", "demo-l"};
-
-// Sum of every sample of `family` whose labels contain `label` (e.g. R"(device="decode-0")").
-double metric_sum(const std::string& metrics, const std::string& family, const std::string& label = {}) {
-  static const std::regex kSample(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$)");
-  double sum = 0;
-  std::istringstream lines(metrics);
-  std::string line;
-  std::smatch m;
-  while (std::getline(lines, line)) {
-    if (std::regex_match(line, m, kSample) && m[1] == family &&
-        m[2].str().find(label) != std::string::npos) {
-      sum += std::stod(m[3]);
-    }
-  }
-  return sum;
-}
+using testing::metric_sum;
+using testing::text_of;
 
 // One server for the suite (starting it loads four models). Admission control is off: these
 // tests are about results and resources under switching, not about capacity, and a shared CI
 // machine may be slow enough for the SLO check to refuse some of the 20 clients.
-class Switching : public ::testing::Test {
+class Switching : public testing::SharedServeSuite<Switching> {
+ public:
+  static std::vector<std::string> server_args() { return {"--set", "serve.admission=false"}; }
+
  protected:
-  static void SetUpTestSuite() { server_ = new ServeProcess({"--set", "serve.admission=false"}); }
-  static void TearDownTestSuite() {
-    server_->process().signal(SIGTERM);
-    server_->process().wait(10s);
-    delete server_;
+  // Asks `model` for 2000 tokens, hangs up once the request holds KV on the decode device, and
+  // expects the server to cancel it and free every KV block.
+  static void expect_hang_up_cancels(const std::string& model, bool stream) {
+    const std::string cancelled = R"(finished_reason="cancelled",model_name=")" + model + '"';
+    const double cancelled_before = metric_sum(metrics(), "aegaeon_request_success_total", cancelled);
+    {
+      testing::HttpConnection connection(server().port());
+      connection.send_request("POST", "/v1/completions",
+                              json{{"model", model}, {"prompt", "Never ending"}, {"max_tokens", 2000},
+                                   {"temperature", 0}, {"stream", stream}}
+                                  .dump());
+      if (stream) {
+        ASSERT_EQ(connection.read_head().status, 200);
+        for (int i = 0; i < 3; ++i) ASSERT_TRUE(connection.read_event().has_value());
+      }
+      ASSERT_TRUE(eventually([](const std::string& m) {
+        return metric_sum(m, "aegaeon_kv_cache_usage_perc", R"(device="decode-0")") > 0;
+      })) << "the request never reached decode";
+    }  // hang up mid-answer
+    EXPECT_TRUE(eventually([&](const std::string& m) {
+      return metric_sum(m, "aegaeon_request_success_total", cancelled) == cancelled_before + 1 &&
+             metric_sum(m, "aegaeon_kv_cache_usage_perc") == 0;
+    })) << metrics();
   }
-  void SetUp() override { ASSERT_NE(server_->port(), 0) << server_->process().output(); }
-
-  static testing::ClientResponse post(const std::string& path, const json& body) {
-    // A generous wait: twenty clients share two cores with model switches in between, and
-    // sanitizer builds run every step several times slower.
-    testing::HttpConnection connection(server_->port());
-    connection.send_request("POST", path, body.dump(), {{"Content-Type", "application/json"}});
-    auto response = connection.read_head(std::chrono::seconds(60));
-    connection.read_body(response, std::chrono::seconds(60));
-    return response;
-  }
-  static std::string metrics() {
-    return testing::http_request(server_->port(), "GET", "/metrics").body;
-  }
-  // Polls /metrics (an external process: there is nothing to wait on) until `done` holds,
-  // for at most `deadline`.
-  static bool eventually(const std::function<bool(const std::string&)>& done,
-                         std::chrono::milliseconds deadline = 10s) {
-    auto until = std::chrono::steady_clock::now() + deadline;
-    while (std::chrono::steady_clock::now() < until) {
-      if (done(metrics())) return true;
-      std::this_thread::sleep_for(50ms);
-    }
-    return done(metrics());
-  }
-  // Text of a non-streamed answer (completion or chat).
-  static std::string text_of(const json& body) {
-    const auto& choice = body["choices"][0];
-    return choice.contains("message") ? choice["message"]["content"] : choice["text"];
-  }
-  // Concatenated text of a streamed answer, read to [DONE].
-  static std::string streamed_text(const std::string& path, json body) {
-    body["stream"] = true;
-    testing::HttpConnection connection(server_->port());
-    connection.send_request("POST", path, body.dump());
-    EXPECT_EQ(connection.read_head().status, 200);
-    std::string text;
-    std::optional<std::string> event;
-    while ((event = connection.read_event()) && *event != "[DONE]") {
-      const json chunk = json::parse(*event);
-      const auto& choice = chunk["choices"][0];
-      if (choice.contains("delta")) text += choice["delta"].value("content", "");
-      if (choice.contains("text")) text += choice["text"].get<std::string>();
-    }
-    EXPECT_EQ(event, "[DONE]");
-    return text;
-  }
-
-  static ServeProcess* server_;
 };
-ServeProcess* Switching::server_ = nullptr;
 
 TEST_F(Switching, StartupLogComparesTheArenaWithTheModels) {
-  const auto log = server_->process().output();
+  const auto log = server().process().output();
   for (const auto& model : kDemoModels) EXPECT_NE(log.find(model + " "), std::string::npos) << log;
   EXPECT_NE(log.find("device arena"), std::string::npos) << log;
   EXPECT_NE(log.find("a device holds 2 of the 4 models at a time"), std::string::npos) << log;
 }
 
-TEST_F(Switching, TwentyConcurrentClientsGetTheOutputsOfSequentialRuns) {
-  // Reference: each request alone, one model after the other, so no request ever shares a
-  // batch or sees a switch while it runs. The concurrent run then batches and switches models
-  // between tokens; at temperature 0 every text must be the same.
-  struct Job {
-    std::string model, prompt;
-  };
-  std::vector<Job> jobs;
-  for (int i = 0; i < 20; ++i) {
-    jobs.push_back({kDemoModels[static_cast<size_t>(i) % kDemoModels.size()],
-                    "Client " + std::to_string(i) + " asks:"});
+// The twenty clients' requests: five per model, every fifth one sampled with its own seed (the
+// seed fixes the sampled text, so switching must not change it either).
+std::vector<json> twenty_jobs() {
+  std::vector<json> jobs;
+  for (size_t i = 0; i < 20; ++i) {
+    json job = {{"model", kDemoModels[i % kDemoModels.size()]},
+                {"prompt", "Client " + std::to_string(i) + " asks:"},
+                {"max_tokens", 8},
+                {"temperature", 0}};
+    if (i % 5 == 4) job.update({{"temperature", 0.9}, {"top_p", 0.95}, {"seed", 1000 + i}});
+    jobs.push_back(std::move(job));
   }
-  auto complete = [](const Job& job) -> std::string {
-    auto response = post("/v1/completions", {{"model", job.model}, {"prompt", job.prompt},
-                                             {"max_tokens", 8}, {"temperature", 0}});
-    EXPECT_EQ(response.status, 200) << response.body;
-    return response.status == 200 ? text_of(json::parse(response.body)) : "";
-  };
-  const std::string ttft_count = "aegaeon_time_to_first_token_seconds_count";
-  const double first_tokens_before = metric_sum(metrics(), ttft_count, R"(model_name="demo-l")");
-  std::vector<std::string> reference(jobs.size());
-  for (const auto& model : kDemoModels) {
-    for (size_t i = 0; i < jobs.size(); ++i) {
-      if (jobs[i].model == model) reference[i] = complete(jobs[i]);
-    }
-  }
-  const double switches_before = metric_sum(metrics(), "aegaeon_model_switches_total", R"(device="decode-0")");
+  return jobs;
+}
 
-  std::vector<std::string> concurrent(jobs.size());
+// Sends every job at once, one client thread each; returns the texts in job order.
+std::vector<std::string> complete_concurrently(uint16_t port, const std::vector<json>& jobs) {
+  std::vector<std::string> texts(jobs.size());
   std::vector<std::thread> clients;
   for (size_t i = 0; i < jobs.size(); ++i) {
-    clients.emplace_back([&, i] { concurrent[i] = complete(jobs[i]); });
+    clients.emplace_back([&, i] {
+      auto response = testing::post_json(port, "/v1/completions", jobs[i]);
+      EXPECT_EQ(response.status, 200) << response.body;
+      if (response.status == 200) texts[i] = text_of(json::parse(response.body));
+    });
   }
   for (auto& client : clients) client.join();
+  return texts;
+}
+
+double switches_total(uint16_t port, const std::string& label = {}) {
+  return metric_sum(testing::http_request(port, "GET", "/metrics").body, "aegaeon_model_switches_total", label);
+}
+
+TEST_F(Switching, TwentyConcurrentClientsGetTheOutputsOfARunWithoutSwitching) {
+  const std::vector<json> jobs = twenty_jobs();
+  // Reference: the same jobs on a server that never switches. The static policy pins each model
+  // to a prefill and a decode device of its own, so a device loads its model on first use (a
+  // switch from an empty device) and keeps it.
+  std::vector<std::string> reference;
+  {
+    ServeProcess pinned({"--policy", "static", "--set", "serve.prefill_devices=4", "--set",
+                         "serve.decode_devices=4", "--set", "serve.admission=false"});
+    ASSERT_NE(pinned.port(), 0) << pinned.process().output();
+    for (const auto& model : kDemoModels) {
+      auto warm_up = testing::post_json(pinned.port(), "/v1/completions",
+                                        {{"model", model}, {"prompt", "Load"}, {"max_tokens", 4}});
+      ASSERT_EQ(warm_up.status, 200) << warm_up.body;
+    }
+    const double loads = switches_total(pinned.port());
+    EXPECT_EQ(loads, 2.0 * static_cast<double>(kDemoModels.size())) << "one load per device";
+    reference = complete_concurrently(pinned.port(), jobs);
+    EXPECT_EQ(switches_total(pinned.port()) - loads, 0) << "the reference run must not switch";
+    pinned.stop();
+  }
+
+  const std::string ttft_count = "aegaeon_time_to_first_token_seconds_count";
+  const double first_tokens_before = metric_sum(metrics(), ttft_count, R"(model_name="demo-l")");
+  const double switches_before = switches_total(server().port(), R"(device="decode-0")");
+  const std::vector<std::string> switched = complete_concurrently(server().port(), jobs);
 
   for (size_t i = 0; i < jobs.size(); ++i) {
-    EXPECT_EQ(concurrent[i], reference[i]) << jobs[i].model << " / " << jobs[i].prompt;
+    EXPECT_EQ(switched[i], reference[i]) << jobs[i].dump();
+    EXPECT_FALSE(reference[i].empty()) << jobs[i].dump();
   }
   EXPECT_NE(reference[0], reference[1]) << "different models should give different text";
-  const double switches = metric_sum(metrics(), "aegaeon_model_switches_total", R"(device="decode-0")") - switches_before;
-  EXPECT_GT(switches, 0) << "four models on one decode device must switch";
-  EXPECT_EQ(metric_sum(metrics(), ttft_count, R"(model_name="demo-l")") - first_tokens_before, 10)
-      << "5 reference + 5 concurrent requests of demo-l";
+  EXPECT_GT(switches_total(server().port(), R"(device="decode-0")") - switches_before, 0)
+      << "four models on one decode device must switch";
+  EXPECT_EQ(metric_sum(metrics(), ttft_count, R"(model_name="demo-l")") - first_tokens_before, 5)
+      << "the 5 requests of demo-l";
 }
 
 TEST_F(Switching, StreamedTextEqualsCompleteText) {
@@ -170,45 +152,42 @@ TEST_F(Switching, StreamedTextEqualsCompleteText) {
   }
 }
 
-TEST_F(Switching, StreamingClientThatHangsUpFreesItsKv) {
-  const std::string cancelled = R"(finished_reason="cancelled",model_name="demo-l")";
-  const double cancelled_before = metric_sum(metrics(), "aegaeon_request_success_total", cancelled);
-  {
-    testing::HttpConnection connection(server_->port());
-    connection.send_request("POST", "/v1/completions",
-                            json{{"model", "demo-l"}, {"prompt", "Never ending"}, {"max_tokens", 2000},
-                                 {"temperature", 0}, {"stream", true}}
-                                .dump());
-    ASSERT_EQ(connection.read_head().status, 200);
-    for (int i = 0; i < 3; ++i) ASSERT_TRUE(connection.read_event().has_value());
-    // Decoding: the request holds KV blocks on the decode device.
-    EXPECT_GT(metric_sum(metrics(), "aegaeon_kv_cache_usage_perc", R"(device="decode-0")"), 0);
-  }  // hang up mid-stream
-  EXPECT_TRUE(eventually([&](const std::string& m) {
-    return metric_sum(m, "aegaeon_request_success_total", cancelled) == cancelled_before + 1 &&
-           metric_sum(m, "aegaeon_kv_cache_usage_perc") == 0;
-  })) << metrics();
+TEST_F(Switching, StreamedTextEqualsAegaeonGenerate) {
+  // `aegaeon generate` runs the same engine alone on the model's folder: one sequence, no
+  // server, no batching, no switch. The server's stream must carry exactly its text, for a raw
+  // prompt and for the chat template.
+  const std::string prompt = "Tell me about the sea";
+  for (const std::string& model : std::vector<std::string>{"demo-s", "demo-l"}) {
+    for (const bool chat : {false, true}) {
+      std::vector<std::string> argv = {AEGAEON_BINARY, "generate", "--model", testing::demo_model_dir(model),
+                                       "--prompt", prompt, "--max-tokens", "16", "--threads", "1", "--quiet"};
+      if (chat) argv.emplace_back("--chat");
+      const auto [code, output] = testing::run_command(argv, {}, 60s);
+      ASSERT_EQ(code, 0) << output;
+      // --quiet prints the text and one newline, nothing else.
+      ASSERT_FALSE(output.empty());
+      ASSERT_EQ(output.back(), '\n') << output;
+      const std::string generated = output.substr(0, output.size() - 1);
+      EXPECT_FALSE(generated.empty()) << model;
+
+      json body = {{"model", model}, {"max_tokens", 16}, {"temperature", 0}};
+      if (chat) {
+        body["messages"] = {{{"role", "user"}, {"content", prompt}}};
+      } else {
+        body["prompt"] = prompt;
+      }
+      EXPECT_EQ(streamed_text(chat ? "/v1/chat/completions" : "/v1/completions", body), generated)
+          << model << (chat ? " (chat)" : "");
+    }
+  }
 }
+
+TEST_F(Switching, StreamingClientThatHangsUpFreesItsKv) { expect_hang_up_cancels("demo-l", /*stream=*/true); }
 
 TEST_F(Switching, WaitingClientThatHangsUpIsCancelledToo) {
   // Without streaming nothing is written until the end, so the server must notice the hang-up
   // on its own; otherwise this request would run its 2000 tokens.
-  const std::string cancelled = R"(finished_reason="cancelled",model_name="demo-m")";
-  const double cancelled_before = metric_sum(metrics(), "aegaeon_request_success_total", cancelled);
-  {
-    testing::HttpConnection connection(server_->port());
-    connection.send_request("POST", "/v1/completions",
-                            json{{"model", "demo-m"}, {"prompt", "Patience"}, {"max_tokens", 2000},
-                                 {"temperature", 0}}
-                                .dump());
-    ASSERT_TRUE(eventually([](const std::string& m) {
-      return metric_sum(m, "aegaeon_kv_cache_usage_perc", R"(device="decode-0")") > 0;
-    })) << "the request never reached decode";
-  }  // hang up while the answer is being computed
-  EXPECT_TRUE(eventually([&](const std::string& m) {
-    return metric_sum(m, "aegaeon_request_success_total", cancelled) == cancelled_before + 1 &&
-           metric_sum(m, "aegaeon_kv_cache_usage_perc") == 0;
-  })) << metrics();
+  expect_hang_up_cancels("demo-m", /*stream=*/false);
 }
 
 TEST_F(Switching, ChatLogprobsCarryTopAlternatives) {

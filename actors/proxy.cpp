@@ -6,6 +6,7 @@
 #include <chrono>
 #include <ctime>
 #include <random>
+#include <set>
 #include <unordered_map>
 
 #include "actors/model_catalog.hpp"
@@ -49,6 +50,8 @@ struct ProxyState {
   policy::RequestId next_id = 1;
   std::unordered_map<policy::RequestId, Active> active;
   std::unordered_map<std::string, std::pair<std::int64_t, std::int64_t>> slo_met;  // model → (met, all)
+  std::int32_t max_prompt_tokens = 0;  // 0: the model's context only
+  std::set<worker::ModelId> draining;   // models refusing new requests (admin drain)
   std::mt19937_64 seeds{std::random_device{}()};
   static inline const char* name = "proxy";
 };
@@ -246,18 +249,33 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
     responder.respond(openai::error_response(e));
     return;
   }
+  if (s.draining.count(model->id) != 0) {
+    core::Error e{core::ErrorCode::kUnavailable,
+                  "model '" + model->name + "' is draining: it takes no new requests for now", "model"};
+    responder.respond(openai::error_response(e, kDrainRetryAfterS));
+    return;
+  }
   auto prompt = tokenize(request, *model);
   if (!prompt.ok()) {
     responder.respond(openai::error_response(prompt.error()));
     return;
   }
   auto prompt_tokens = static_cast<std::int32_t>(prompt->size());
+  const char* prompt_field = request.api == core::GenerationRequest::Api::kChat ? "messages" : "prompt";
+  if (s.max_prompt_tokens > 0 && prompt_tokens > s.max_prompt_tokens) {
+    core::Error e{core::ErrorCode::kInvalidArgument,
+                  "the prompt has " + std::to_string(prompt_tokens) + " tokens; this server accepts at most " +
+                      std::to_string(s.max_prompt_tokens) + " (serve.max_prompt_tokens)",
+                  prompt_field};
+    responder.respond(openai::error_response(e));
+    return;
+  }
   std::int32_t room = model->max_context_tokens - prompt_tokens;
   if (room < 1) {
     core::Error e{core::ErrorCode::kInvalidArgument,
                   "the prompt has " + std::to_string(prompt_tokens) + " tokens; model '" + model->name +
                       "' has a context of " + std::to_string(model->max_context_tokens) + " tokens",
-                  request.api == core::GenerationRequest::Api::kChat ? "messages" : "prompt"};
+                  prompt_field};
     responder.respond(openai::error_response(e));
     return;
   }
@@ -312,11 +330,32 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
           });
 }
 
+// Applies an admin action, then reports every model's drain flag and requests in flight.
+void on_admin(ProxyActor* self, FrontAction action, const std::string& model_name, const FrontReport& report) {
+  auto& s = self->state;
+  if (const CatalogEntry* model = s.catalog->find(model_name)) {
+    if (action == FrontAction::kDrain) s.draining.insert(model->id);
+    if (action == FrontAction::kUndrain) s.draining.erase(model->id);
+    if (action != FrontAction::kReport) {
+      spdlog::info("admin: model '{}' {}", model->name, action == FrontAction::kDrain ? "draining" : "accepting requests");
+    }
+  }
+  std::vector<FrontActivity> out;
+  for (const auto& entry : s.catalog->entries()) out.push_back({entry.name, s.draining.count(entry.id) != 0, 0, 0});
+  for (const auto& [id, a] : s.active) {
+    auto& activity = out.at(static_cast<size_t>(a.model->id));
+    ++(a.first_token ? activity.running : activity.waiting);
+  }
+  report(std::move(out));
+}
+
 caf::behavior proxy_actor(ProxyActor* self, std::shared_ptr<const ModelCatalog> catalog,
-                          policy::Slo slo, std::shared_ptr<ServingMetrics> metrics) {
+                          policy::Slo slo, std::shared_ptr<ServingMetrics> metrics,
+                          std::int32_t max_prompt_tokens) {
   self->state.catalog = std::move(catalog);
   self->state.slo = slo;
   self->state.metrics = std::move(metrics);
+  self->state.max_prompt_tokens = max_prompt_tokens;
   return {
       [self](wire_atom, caf::actor prefill, caf::actor decode) {
         self->state.prefill = std::move(prefill);
@@ -329,14 +368,23 @@ caf::behavior proxy_actor(ProxyActor* self, std::shared_ptr<const ModelCatalog> 
         for (auto& event : events) on_tokens(self, event);
       },
       [self](cancel_atom, policy::RequestId id) { finish(self, id, core::FinishReason::kCancelled); },
+      [self](admin_atom, FrontAction action, const std::string& model, const FrontReport& report) {
+        on_admin(self, action, model, report);
+      },
   };
 }
 
 }  // namespace
 
 caf::actor spawn_proxy(caf::actor_system& system, std::shared_ptr<const ModelCatalog> catalog,
-                       policy::Slo slo, std::shared_ptr<ServingMetrics> metrics) {
-  return system.spawn(proxy_actor, std::move(catalog), slo, std::move(metrics));
+                       policy::Slo slo, std::shared_ptr<ServingMetrics> metrics,
+                       std::int32_t max_prompt_tokens) {
+  return system.spawn(proxy_actor, std::move(catalog), slo, std::move(metrics), max_prompt_tokens);
+}
+
+void send_front_action(const caf::actor& proxy, FrontAction action, std::string model,
+                       FrontReport report) {
+  caf::anon_send(proxy, admin_atom::value, action, std::move(model), std::move(report));
 }
 
 void submit_generation(const caf::actor& proxy, core::GenerationRequest request,

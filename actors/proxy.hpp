@@ -3,7 +3,10 @@
 // OpenAI responses or SSE chunks (streaming decode, stop strings, usage, logprobs).
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include <caf/fwd.hpp>
 
@@ -17,8 +20,37 @@ class ModelCatalog;
 struct ServingMetrics;
 
 /// Spawns the proxy. It needs a wire_atom message with (prefill, decode) before serving.
+/// `max_prompt_tokens` (0: the model's context only) refuses longer prompts with HTTP 400.
 caf::actor spawn_proxy(caf::actor_system& system, std::shared_ptr<const ModelCatalog> catalog,
-                       policy::Slo slo, std::shared_ptr<ServingMetrics> metrics);
+                       policy::Slo slo, std::shared_ptr<ServingMetrics> metrics,
+                       std::int32_t max_prompt_tokens = 0);
+
+/// What the admin API changes at the front door.
+enum class FrontAction {
+  kReport,   ///< nothing: report only
+  kDrain,    ///< refuse new requests for the model (HTTP 503 + Retry-After); in-flight ones finish
+  kUndrain,  ///< accept them again
+};
+
+/// One model at the front door, as the admin API reports it.
+struct FrontActivity {
+  std::string name;
+  bool draining = false;
+  std::int32_t running = 0;  ///< generating (first token sent)
+  std::int32_t waiting = 0;  ///< admitted or queued, no token yet
+};
+
+/// Receives the proxy's answer to an admin action: every model, in catalog order. Called on the
+/// proxy's thread; it must not block.
+using FrontReport = std::function<void(std::vector<FrontActivity>)>;
+
+/// Asks the proxy to apply `action` to the model called `model` (ignored for kReport; the name
+/// must be served) and then report (non-blocking; callable from the kj thread).
+void send_front_action(const caf::actor& proxy, FrontAction action, std::string model,
+                       FrontReport report);
+
+/// Seconds a client is told to wait (Retry-After) when its model is draining.
+inline constexpr int kDrainRetryAfterS = 10;
 
 /// Hands a validated request and the way to answer it to the proxy (non-blocking; callable from
 /// the kj thread).

@@ -5,6 +5,7 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 
+#include "actors/proxy.hpp"
 #include "actors/serving_messages.hpp"
 #include "rpc/http/http_types.hpp"
 
@@ -25,6 +26,7 @@ using decode_atom = caf::atom_constant<caf::atom("decode")>;      // → gpu_wor
 using import_atom = caf::atom_constant<caf::atom("import")>;      // → gpu_worker
 using swapout_atom = caf::atom_constant<caf::atom("swapout")>;    // → gpu_worker
 using release_atom = caf::atom_constant<caf::atom("release")>;    // → gpu_worker
+using admin_atom = caf::atom_constant<caf::atom("admin")>;        // admin API → proxy
 
 }  // namespace aegaeon::actors
 
@@ -42,3 +44,5 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::worker::SwitchStats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::worker::PrefillItem)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::core::GenerationRequest)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::rpc::http::Responder)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::actors::FrontAction)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::actors::FrontReport)

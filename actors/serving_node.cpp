@@ -37,6 +37,17 @@ void log_memory_plan(const worker::ArenaLayout& arena, const worker::HostModelCa
   }
 }
 
+// Each model and whether a device holds its weights now.
+std::vector<ModelStatus> model_statuses(const ModelCatalog& catalog, const ResidencyBoard& residency) {
+  std::vector<ModelStatus> out;
+  for (const auto& entry : catalog.entries()) {
+    bool resident = false;
+    for (const auto& slot : residency.device_model) resident |= slot.load() == entry.id;
+    out.push_back({entry.name, resident ? "resident" : "cached", entry.max_context_tokens});
+  }
+  return out;
+}
+
 }  // namespace
 
 struct ServingNode::Impl {
@@ -96,7 +107,8 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
   std::vector<std::vector<std::int32_t>> eos_ids;
   for (const auto& entry : impl->catalog->entries()) eos_ids.push_back(entry.eos_ids);
 
-  impl->proxy = options.front ? options.front : spawn_proxy(system, impl->catalog, options.slo, metrics);
+  impl->proxy = options.front ? options.front
+                              : spawn_proxy(system, impl->catalog, options.slo, metrics, options.max_prompt_tokens);
   DecodeSetup decode_setup;
   decode_setup.workers = decode_workers;
   decode_setup.models = impl->models;
@@ -124,15 +136,24 @@ void ServingNode::submit(core::GenerationRequest request, const rpc::http::Respo
   submit_generation(impl_->proxy, std::move(request), responder);
 }
 
-std::vector<ModelStatus> ServingNode::models() const {
-  std::vector<ModelStatus> out;
-  for (const auto& entry : impl_->catalog->entries()) {
-    bool resident = false;
-    for (const auto& slot : impl_->residency->device_model) resident |= slot.load() == entry.id;
-    out.push_back({entry.name, resident ? "resident" : "cached", entry.max_context_tokens});
-  }
-  return out;
+void ServingNode::admin(AdminAction action, std::string model,
+                        std::function<void(std::vector<ModelStatus>)> done) const {
+  static constexpr FrontAction kFront[] = {FrontAction::kReport, FrontAction::kDrain, FrontAction::kUndrain};
+  // The report runs on the proxy's thread, possibly after the node is gone: it holds what it reads.
+  send_front_action(impl_->proxy, kFront[static_cast<int>(action)], std::move(model),
+                    [catalog = impl_->catalog, residency = impl_->residency,
+                     done = std::move(done)](std::vector<FrontActivity> activity) {
+                      auto status = model_statuses(*catalog, *residency);
+                      for (size_t i = 0; i < status.size() && i < activity.size(); ++i) {
+                        status[i].draining = activity[i].draining;
+                        status[i].running = activity[i].running;
+                        status[i].waiting = activity[i].waiting;
+                      }
+                      done(std::move(status));
+                    });
 }
+
+std::vector<ModelStatus> ServingNode::models() const { return model_statuses(*impl_->catalog, *impl_->residency); }
 
 const ModelCatalog& ServingNode::catalog() const { return *impl_->catalog; }
 

@@ -3,6 +3,7 @@
 // the OpenAI API to it.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,6 +35,8 @@ struct ServingOptions {
   policy::Slo slo;
   policy::AdmissionConfig admission;
   policy::ServingPolicy policy = policy::ServingPolicy::kAegaeon;
+  /// Longest prompt accepted, in tokens; 0: the model's context only (serve.max_prompt_tokens).
+  std::int32_t max_prompt_tokens = 0;
   /// Where prefill and decode send tokens instead of a proxy of its own (a worker process's
   /// relay, see actors/worker_relay.hpp); it gets the proxy's wire message. With it, submit()
   /// is not available.
@@ -45,7 +48,14 @@ struct ModelStatus {
   std::string name;
   std::string state;  ///< "resident" (weights on a device) or "cached" (host memory only)
   std::int32_t max_context_tokens = 0;
+  // What the admin API adds (filled by ServingNode::admin only):
+  bool draining = false;     ///< new requests get HTTP 503 + Retry-After
+  std::int32_t running = 0;  ///< requests generating
+  std::int32_t waiting = 0;  ///< requests admitted or queued, no token yet
 };
+
+/// What the admin API asks of a node (see ServingNode::admin).
+enum class AdminAction { kReport, kDrain, kUndrain };
 
 /// The running serving runtime.
 class ServingNode {
@@ -60,6 +70,10 @@ class ServingNode {
   void submit(core::GenerationRequest request, const rpc::http::Responder& responder) const;
   /// The served models and whether each is resident on a device now.
   [[nodiscard]] std::vector<ModelStatus> models() const;
+  /// Applies `action` to the served model `model` (ignored for kReport), then calls `done` with
+  /// every model's full status, on an actor thread. Non-blocking; callable from the kj thread.
+  void admin(AdminAction action, std::string model,
+             std::function<void(std::vector<ModelStatus>)> done) const;
   /// Tokenizers and context lengths (immutable; safe from any thread).
   [[nodiscard]] const ModelCatalog& catalog() const;
   /// Stops the actors (in-flight requests end with an error or cancellation).

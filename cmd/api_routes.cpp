@@ -13,14 +13,21 @@ namespace {
 namespace http = rpc::http;
 using json = nlohmann::json;
 
-// True when the request carries the configured API key (always, when none is configured).
-bool authorized(const std::string& api_key, const http::HttpRequest& request) {
-  if (api_key.empty()) return true;
-  auto header = request.header("Authorization");
-  return header && *header == "Bearer " + api_key;
-}
-
 }  // namespace
+
+http::Handler require_api_key(std::string api_key, http::Handler handler) {
+  if (api_key.empty()) return handler;
+  return [api_key = std::move(api_key), handler = std::move(handler)](const http::HttpRequest& request,
+                                                                    const http::Responder& responder) {
+    auto header = request.header("Authorization");
+    if (!header || *header != "Bearer " + api_key) {
+      responder.respond(http::openai::error_response(core::error(
+          core::ErrorCode::kUnauthenticated, "missing or wrong API key (Authorization: Bearer ...)")));
+      return;
+    }
+    handler(request, responder);
+  };
+}
 
 ModelFront front_of(const actors::ServingNode& node) {
   return {
@@ -33,21 +40,12 @@ ModelFront front_of(const actors::ServingNode& node) {
   };
 }
 
-void add_api_routes(http::HttpRouter& router, ModelFront front, const std::string& api_key) {
-  auto guard = [api_key](http::Handler handler) -> http::Handler {
-    return [api_key, handler = std::move(handler)](const http::HttpRequest& request,
-                                                   const http::Responder& responder) {
-      if (!authorized(api_key, request)) {
-        responder.respond(http::openai::error_response(core::error(
-            core::ErrorCode::kUnauthenticated, "missing or wrong API key (Authorization: Bearer ...)")));
-        return;
-      }
-      handler(request, responder);
-    };
-  };
-  auto generation = [submit = front.submit](core::GenerationRequest::Api api) -> http::Handler {
-    return [submit, api](const http::HttpRequest& request, const http::Responder& responder) {
-      auto parsed = http::openai::parse_generation_request(request.body, api);
+void add_api_routes(http::HttpRouter& router, ModelFront front, const std::string& api_key,
+                    std::int32_t max_tokens_limit) {
+  auto guard = [api_key](http::Handler handler) { return require_api_key(api_key, std::move(handler)); };
+  auto generation = [submit = front.submit, max_tokens_limit](core::GenerationRequest::Api api) -> http::Handler {
+    return [submit, api, max_tokens_limit](const http::HttpRequest& request, const http::Responder& responder) {
+      auto parsed = http::openai::parse_generation_request(request.body, api, max_tokens_limit);
       if (!parsed.ok()) {
         responder.respond(http::openai::error_response(parsed.error()));
         return;

@@ -30,8 +30,13 @@ struct ModelFront {
 ModelFront front_of(const actors::ServingNode& node);
 
 /// Adds /v1/chat/completions, /v1/completions, /v1/models, /tokenize and /detokenize, guarded
-/// by `api_key` when it is not empty.
-void add_api_routes(rpc::http::HttpRouter& router, ModelFront front, const std::string& api_key);
+/// by `api_key` when it is not empty. `max_tokens_limit` (0: none) caps max_tokens.
+void add_api_routes(rpc::http::HttpRouter& router, ModelFront front, const std::string& api_key,
+                    std::int32_t max_tokens_limit = 0);
+
+/// `handler` behind `Authorization: Bearer <api_key>` (401 with an OpenAI error otherwise);
+/// `handler` itself when `api_key` is empty.
+rpc::http::Handler require_api_key(std::string api_key, rpc::http::Handler handler);
 
 /// HTTP metrics, labelled by route so unknown paths cannot blow up cardinality.
 class HttpMetrics {

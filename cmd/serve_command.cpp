@@ -16,6 +16,7 @@
 #include "actors/model_catalog.hpp"
 #include "actors/serving_node.hpp"
 #include "actors/status_actor.hpp"
+#include "cmd/admin_routes.hpp"
 #include "cmd/api_routes.hpp"
 #include "cmd/commands.hpp"
 #include "cmd/demo_models.hpp"
@@ -68,6 +69,7 @@ actors::ServingOptions serving_options(const core::ServeConfig& serve) {
   options.device.kv_bytes = serve.kv_bytes;
   options.slo = {serve.ttft_slo_ms / 1000.0, serve.tbt_slo_ms / 1000.0};
   options.admission.enabled = serve.admission;
+  options.max_prompt_tokens = static_cast<std::int32_t>(serve.max_prompt_tokens);
   auto policy = policy::parse_serving_policy(serve.policy);
   if (!policy.ok()) throw CommandError(policy.error().message, 2);
   options.policy = *policy;
@@ -80,6 +82,12 @@ void run_serve(const ServeOptions& options) {
   core::Config config = load_serve_config(options);
   if (auto logging = core::init_logging(config.log); !logging.ok()) {
     throw CommandError(logging.error().message, 2);
+  }
+  if (config.admin.enabled && config.admin.api_key.empty()) {
+    // An admin port without a key would let anyone who reaches it drain every model.
+    throw CommandError("admin.enabled is true but admin.api_key is empty: set admin.api_key "
+                       "(e.g. --set admin.api_key=KEY) to open the admin port",
+                       2);
   }
 
   // Block the shutdown signals before any thread starts, so every thread inherits the mask and
@@ -116,7 +124,8 @@ void run_serve(const ServeOptions& options) {
                    200, "text/plain; version=0.0.4; charset=utf-8", registry.serialize(), {}};
                responder.respond(std::move(response));
              });
-  add_api_routes(router, front_of(*serving), config.http.api_key);
+  add_api_routes(router, front_of(*serving), config.http.api_key,
+                 static_cast<std::int32_t>(config.serve.max_tokens_limit));
   rpc::http::HttpServerOptions http_options;
   http_options.host = config.http.host;
   http_options.port = config.http.port;
@@ -133,11 +142,28 @@ void run_serve(const ServeOptions& options) {
   spdlog::info("try: curl -s http://{}:{}/v1/completions -d '{{\"model\":\"{}\",\"prompt\":\"Hello\",\"max_tokens\":16}}'",
                config.http.host, (*server)->port(), serving->models().front().name);
 
+  // The admin API listens apart, so firewalls and keys can treat it apart from the public API.
+  std::unique_ptr<rpc::http::HttpServer> admin_server;
+  if (config.admin.enabled) {
+    rpc::http::HttpRouter admin_router;
+    add_admin_routes(admin_router, *serving, config.admin.api_key);
+    rpc::http::HttpServerOptions admin_options;
+    admin_options.host = config.admin.host;
+    admin_options.port = config.admin.port;
+    auto admin = rpc::http::HttpServer::start(*kj_runtime, admin_options, std::move(admin_router));
+    if (!admin.ok()) throw CommandError(admin.error().with_context("admin port").message);
+    admin_server = std::move(*admin);
+    spdlog::info("admin API on http://{}:{} (GET /admin/models; key: admin.api_key)", config.admin.host,
+                 admin_server->port());
+  }
+
   int received = 0;
   sigwait(&shutdown_signals, &received);
   spdlog::info("received {}: draining in-flight requests", received == SIGINT ? "SIGINT" : "SIGTERM");
 
   // Order matters (DESIGN.md rule 4): HTTP drains, the kj loop stops, then the actors.
+  if (admin_server) admin_server->shutdown();
+  admin_server.reset();
   (*server)->shutdown();
   server->reset();
   kj_runtime.reset();
@@ -155,7 +181,10 @@ void add_serve_command(CLI::App& app) {
       "serve",
       "Serve the OpenAI-compatible API in one process (HTTP, actors, execution backend).\n"
       "With no --config it runs its embedded default on 127.0.0.1:8000.\n"
-      "Stops gracefully on SIGINT/SIGTERM: in-flight requests finish or are cancelled.");
+      "Stops gracefully on SIGINT/SIGTERM: in-flight requests finish or are cancelled.\n"
+      "Limits: http.max_body_bytes, serve.max_prompt_tokens, serve.max_tokens_limit.\n"
+      "Admin API (model state, drain) on a port and key of its own: --set admin.enabled=true\n"
+      "--set admin.api_key=KEY [--set admin.port=8001]; see docs/api.md.");
   add_config_options(*sub, *options);
   sub->add_option("--host", options->host, "Address to listen on (default 127.0.0.1)");
   sub->add_option("--port", options->port, "Port to listen on; 0 picks a free one (default 8000)")

@@ -38,7 +38,7 @@ class Stream {
  public:
   Stream(uint16_t port, const json& body) : connection_(port) {
     connection_.send_request("POST", "/v1/completions", body.dump(), {{"Content-Type", "application/json"}});
-    auto head = connection_.read_head();
+    auto head = connection_.read_head(60s);
     EXPECT_EQ(head.status, 200);
   }
   // Reads one event; false at [DONE] or the end of the stream.

@@ -113,8 +113,11 @@ TEST_F(AdminApi, UnknownModelOrActionIs404) {
 TEST_F(AdminApi, DrainRefusesNewRequestsWhileInFlightOnesFinish) {
   testing::HttpConnection stream(server_->port());
   // 256 tokens of the largest model: still generating long after the drain below is answered.
+  // Greedy, so that it runs to max_tokens every time (sampled, it sometimes drew EOS early).
   stream.send_request("POST", "/v1/completions",
-                      json{{"model", "demo-l"}, {"prompt", "Hello"}, {"max_tokens", 256}, {"stream", true}}.dump());
+                      json{{"model", "demo-l"}, {"prompt", "Hello"}, {"max_tokens", 256}, {"temperature", 0},
+                           {"stream", true}}
+                          .dump());
   ASSERT_EQ(stream.read_head(60s).status, 200);
   ASSERT_TRUE(stream.read_event(60s).has_value());
 

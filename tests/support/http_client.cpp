@@ -154,11 +154,12 @@ std::optional<std::string> HttpConnection::read_event(std::chrono::milliseconds 
 
 ClientResponse http_request(uint16_t port, const std::string& method, const std::string& path,
                             const std::string& body,
-                            const std::vector<std::pair<std::string, std::string>>& headers) {
+                            const std::vector<std::pair<std::string, std::string>>& headers,
+                            std::chrono::milliseconds timeout) {
   HttpConnection connection(port);
   connection.send_request(method, path, body, headers);
-  auto response = connection.read_head();
-  connection.read_body(response);
+  auto response = connection.read_head(timeout);
+  connection.read_body(response, timeout);
   return response;
 }
 

@@ -55,9 +55,12 @@ class HttpConnection {
   std::string sse_pending_;  // decoded chunk bytes not yet consumed as events
 };
 
-/// Convenience: one request, whole response.
+/// Convenience: one request, whole response. `timeout` bounds each wait for bytes; a
+/// non-streaming completion sends nothing until its last token, so it is generous: on a loaded
+/// 2-core CI machine a 256-token generation shared with other tests took more than 10 s.
 ClientResponse http_request(uint16_t port, const std::string& method, const std::string& path,
                             const std::string& body = {},
-                            const std::vector<std::pair<std::string, std::string>>& headers = {});
+                            const std::vector<std::pair<std::string, std::string>>& headers = {},
+                            std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
 }  // namespace aegaeon::testing

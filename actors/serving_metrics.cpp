@@ -44,6 +44,11 @@ ServingMetrics::ServingMetrics(core::Registry& r)
       // (actors, proxy, HTTP): bench/e2e reports the difference.
       decode_step_s(core::build_histogram().name("aegaeon_decode_step_seconds")
                         .help("Device time of one decode step (forward and sampling), by device")
-                        .buckets(core::exponential_buckets(0.0001, 2, 18)).register_on(r)) {}
+                        .buckets(core::exponential_buckets(0.0001, 2, 18)).register_on(r)),
+      // The device thread's CPU inside prefill and decode calls; the rest of that thread's CPU
+      // and every thread not named aeg-compute/aeg-copy is runtime (bench/e2e splits it so).
+      engine_cpu_s(core::build_counter().name("aegaeon_device_engine_cpu_seconds_total")
+                       .help("CPU time a device thread spent inside forward passes (prefill, decode), by device")
+                       .register_on(r)) {}
 
 }  // namespace aegaeon::actors

@@ -28,6 +28,7 @@ struct ServingMetrics {
   core::Family<core::Counter>& weights_copy_bytes;
   core::Family<core::Gauge>& slo_attainment;
   core::Family<core::Histogram>& decode_step_s;   ///< device compute per decode step, by device
+  core::Family<core::Counter>& engine_cpu_s;      ///< device-thread CPU inside forward passes
 };
 
 }  // namespace aegaeon::actors

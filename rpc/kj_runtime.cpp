@@ -5,6 +5,7 @@
 #include <future>
 #include <thread>
 
+#include "core/thread_info.hpp"
 #include "rpc/kj_context.hpp"
 
 #if defined(__SANITIZE_THREAD__)
@@ -53,6 +54,7 @@ struct KjRuntime::Impl {
 
   // Body of the kj thread: sets up I/O, reports readiness, runs until stop is fulfilled.
   void run(std::promise<core::Result<void>>& ready) {
+    core::set_current_thread_name(core::thread_names::kKj);
     try {
       auto io = kj::setupAsyncIo();
       LoggingErrorHandler error_handler;

@@ -24,6 +24,7 @@
 #include "actors/policy/slo_tracker.hpp"
 #include "bench/e2e/load_generator.hpp"
 #include "bench/e2e/server_metrics.hpp"
+#include "bench/e2e/thread_cpu.hpp"
 #include "bench/sim/workload.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/http_client.hpp"
@@ -52,6 +53,7 @@ struct Options {
   std::pair<int, int> output_tokens{16, 128};
   double length_scale = 1.0;  // multiplies every input and output length (trace or --lengths)
   std::vector<double> rate_scales = {0.5, 1, 2, 4};
+  bool probes_only = false;  // skip the sweep: only the switch and per-token probes
   int max_requests = 600;      // per run, after rate scaling
   double ttft_slo_s = 5.0;
   double tbt_slo_s = 0.1;
@@ -107,6 +109,8 @@ class Server {
     if (!process_->wait(std::chrono::seconds(30))) std::fprintf(stderr, "aegaeon serve did not stop in 30 s; killed\n");
   }
   [[nodiscard]] std::uint16_t port() const { return port_; }
+  /// The server's process id; -1 for a server the bench did not start (--url).
+  [[nodiscard]] pid_t pid() const { return process_ ? process_->pid() : -1; }
 
  private:
   std::unique_ptr<testing::ChildProcess> process_;
@@ -330,28 +334,44 @@ SwitchProbe probe_switches(const Options& o, std::uint16_t port, const std::vect
 
 struct OverheadProbe {
   double tokens = 0, client_gap_s = 0, device_step_s = 0;
+  // CPU seconds of the server over the probe (when the bench started it): the forward passes
+  // (pool threads + the device threads' time inside them) and everything else (the runtime).
+  bool have_cpu = false;
+  double generated = 0, compute_cpu_s = 0, runtime_cpu_s = 0;
 };
 
 // A lone stream (batch of one, its model already resident): every client-side gap between two
 // decoded tokens is one device step plus everything around it — decode actor, gpu_worker
-// messages, proxy, detokenizer, SSE, kj, loopback TCP, the client's read.
-OverheadProbe probe_overhead(const Options& o, std::uint16_t port, const std::string& model,
+// messages, proxy, detokenizer, SSE, kj, loopback TCP, the client's read. Wall-clock gaps grow
+// with every thread wake-up a loaded machine delays, so the probe also reads the server's
+// per-thread CPU time, which does not.
+OverheadProbe probe_overhead(const Options& o, std::uint16_t port, pid_t server_pid, const std::string& model,
                              const PromptBuilder& prompts) {
   OverheadProbe p;
   stream_request(port, {0, model, prompts.prompt(8, 0), 2}, Clock::now(), o.read_timeout_s);
   const auto before = scrape(port);
+  const auto cpu_before = read_thread_cpu(server_pid);
   std::vector<double> gaps;
-  for (int k = 0; k < 3; ++k) {
-    auto t = stream_request(port, {0, model, prompts.prompt(16, 5 + k), 96}, Clock::now(), o.read_timeout_s);
+  for (int k = 0; k < 5; ++k) {
+    auto t = stream_request(port, {0, model, prompts.prompt(16, 5 + k), 128}, Clock::now(), o.read_timeout_s);
     // Gaps from the second decoded token on: the first one also carries the prefill handoff.
     for (std::size_t i = 2; i < t.token_s.size(); ++i) gaps.push_back(t.token_s[i] - t.token_s[i - 1]);
   }
+  const auto cpu_after = read_thread_cpu(server_pid);
   const auto after = scrape(port);
   const double steps = delta(before, after, "aegaeon_decode_step_seconds_count");
   if (steps < 1 || gaps.empty()) return p;
   p.tokens = static_cast<double>(gaps.size());
   p.client_gap_s = mean(gaps);
   p.device_step_s = delta(before, after, "aegaeon_decode_step_seconds_sum") / steps;
+  if (!cpu_before.empty() && !cpu_after.empty()) {
+    const CpuSplit split = cpu_between(cpu_before, cpu_after);
+    const double engine_s = delta(before, after, "aegaeon_device_engine_cpu_seconds_total");
+    p.have_cpu = true;
+    p.generated = delta(before, after, "aegaeon_generation_tokens_total");
+    p.compute_cpu_s = split.compute_s + engine_s;
+    p.runtime_cpu_s = split.other_s - engine_s;
+  }
   return p;
 }
 
@@ -400,7 +420,7 @@ PolicyReport run_policy(const Options& o, const std::string& policy_name, int de
     stream_request(port, {0, served[m], prompts.prompt(8, m), 2}, Clock::now(), o.read_timeout_s);
   }
   const policy::Slo slo{o.ttft_slo_s, o.tbt_slo_s};
-  for (double scale : o.rate_scales) {
+  for (double scale : o.probes_only ? std::vector<double>{} : o.rate_scales) {
     auto workload = make_workload(o, static_cast<int>(served.size()), scale);
     if (!workload.ok()) throw std::runtime_error(workload.error().message);
     auto requests = requests_for(o, *workload, served, prompts);
@@ -421,7 +441,7 @@ PolicyReport run_policy(const Options& o, const std::string& policy_name, int de
   }
   std::fprintf(stderr, "[%s] probes: switch latency, per-token overhead\n", policy_name.c_str());
   report.switches = probe_switches(o, port, served, prompts);
-  report.overhead = probe_overhead(o, port, served[0], prompts);
+  report.overhead = probe_overhead(o, port, server->pid(), served[0], prompts);
   return report;
 }
 
@@ -498,6 +518,17 @@ void print_report(const Options& o, const std::vector<PolicyReport>& reports) {
                 r.policy.c_str(), p.tokens, 1e3 * p.client_gap_s, 1e3 * p.device_step_s,
                 1e6 * (p.client_gap_s - p.device_step_s));
   }
+  std::printf("\nServer CPU per generated token over the same stream (per-thread CPU time, unaffected by load):\n");
+  for (const auto& r : reports) {
+    const auto& p = r.overhead;
+    if (!p.have_cpu || p.generated < 1) {
+      std::printf("  %-14s not measured (a server started with --url)\n", r.policy.c_str());
+      continue;
+    }
+    std::printf("  %-14s %4.0f tokens: compute %.1f us, runtime (actors, HTTP, bookkeeping) %.1f us/token "
+                "(target < 50) = %.3f of compute\n", r.policy.c_str(), p.generated, 1e6 * p.compute_cpu_s / p.generated,
+                1e6 * p.runtime_cpu_s / p.generated, p.compute_cpu_s > 0 ? p.runtime_cpu_s / p.compute_cpu_s : 0.0);
+  }
 }
 
 std::pair<int, int> parse_range(const std::string& text) {
@@ -532,6 +563,7 @@ int main(int argc, char** argv) {
   app.add_option("--output-tokens", output_range, "generated without --lengths: uniform A:B")->capture_default_str();
   app.add_option("--length-scale", o.length_scale, "multiplies every length (CPU-sized ShareGPT)")->capture_default_str();
   app.add_option("--rate-scales", o.rate_scales, "arrival-rate multipliers swept")->delimiter(',')->capture_default_str();
+  app.add_flag("--probes-only", o.probes_only, "skip the sweep: only the switch-latency and per-token-overhead probes");
   app.add_option("--max-requests", o.max_requests, "most requests per run")->capture_default_str();
   app.add_option("--ttft-slo", o.ttft_slo_s, "seconds (server and scoring)")->capture_default_str();
   app.add_option("--tbt-slo", o.tbt_slo_s, "seconds (server and scoring)")->capture_default_str();

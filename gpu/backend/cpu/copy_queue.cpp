@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "core/thread_info.hpp"
+
 namespace aegaeon::backend::cpu {
 
 CopyQueue::CopyQueue() : thread_([this] { run(); }) {}
@@ -42,6 +44,7 @@ void CopyQueue::wait_for(std::uint64_t ticket) {
 }
 
 void CopyQueue::run() {
+  core::set_current_thread_name(core::thread_names::kCopy);
   while (true) {
     Job job{};
     {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/thread_info.hpp"
+
 namespace aegaeon::backend::cpu {
 
 namespace {
@@ -15,7 +17,10 @@ constexpr std::size_t kChunksPerThread = 4;
 ThreadPool::ThreadPool(int num_threads) {
   const int workers = std::max(num_threads, 1) - 1;
   workers_.reserve(static_cast<std::size_t>(workers));
-  for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { worker_loop(); });
+  for (int i = 0; i < workers; ++i) workers_.emplace_back([this] {
+    core::set_current_thread_name(core::thread_names::kCompute);
+    worker_loop();
+  });
 }
 
 ThreadPool::~ThreadPool() {

@@ -121,7 +121,10 @@ void send_chunk(Active& a, std::string piece) {
   // The chunk's text is what was released now; its tokens are those not yet reported.
   std::vector<openai::TokenOut> tokens = std::move(a.unsent);
   a.unsent.clear();
-  if (tokens.empty()) tokens.push_back({});
+  if (tokens.empty()) {  // held text released at the end: no token of its own
+    a.stream->send(a.format.text_chunk(piece));
+    return;
+  }
   tokens.front().text = std::move(piece);
   for (size_t i = 1; i < tokens.size(); ++i) tokens[i].text.clear();
   a.stream->send(a.format.chunk(tokens));

@@ -325,16 +325,22 @@ json usage_json(const Usage& usage) {
 }  // namespace
 
 std::string ResponseFormatter::chunk(const std::vector<TokenOut>& tokens) {
+  return content_chunk(join_text(tokens), tokens);
+}
+
+std::string ResponseFormatter::text_chunk(const std::string& text) { return content_chunk(text, {}); }
+
+std::string ResponseFormatter::content_chunk(const std::string& text, const std::vector<TokenOut>& tokens) {
   bool chat = api_ == GenerationRequest::Api::kChat;
   json choice = {{"index", 0}, {"finish_reason", nullptr}};
   if (chat) {
-    json delta = {{"content", join_text(tokens)}};
+    json delta = {{"content", text}};
     if (!sent_role_) delta["role"] = "assistant";
     sent_role_ = true;
     choice["delta"] = delta;
     choice["logprobs"] = logprobs_ ? chat_logprobs(tokens) : json(nullptr);
   } else {
-    choice["text"] = join_text(tokens);
+    choice["text"] = text;
     choice["logprobs"] = logprobs_ ? completion_logprobs(tokens) : json(nullptr);
   }
   json out = {{"id", id_}, {"object", chat ? "chat.completion.chunk" : "text_completion"},

@@ -59,6 +59,10 @@ class ResponseFormatter {
   /// An SSE chunk carrying `tokens` (their concatenated text); the first chat chunk also carries
   /// the assistant role.
   std::string chunk(const std::vector<TokenOut>& tokens);
+  /// An SSE chunk releasing `text` held back earlier (a partial character, a possible stop
+  /// string) without a new token: its logprobs, when asked for, list no token, so that a
+  /// client counting them sees exactly usage.completion_tokens.
+  std::string text_chunk(const std::string& text);
   /// The last content chunk: empty delta and the finish reason.
   std::string finish_chunk(core::FinishReason reason);
   /// The usage chunk sent before [DONE] when stream_options.include_usage is set.
@@ -68,6 +72,8 @@ class ResponseFormatter {
                             core::FinishReason reason, const Usage& usage) const;
 
  private:
+  std::string content_chunk(const std::string& text, const std::vector<TokenOut>& tokens);
+
   std::string envelope_prefix() const;
 
   core::GenerationRequest::Api api_;

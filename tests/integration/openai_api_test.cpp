@@ -42,6 +42,35 @@ TEST_F(OpenAiApi, CompletionStopsAtMaxTokensWithUsage) {
   for (const auto& lp : body["choices"][0]["logprobs"]["token_logprobs"]) EXPECT_LE(lp.get<double>(), 0.0);
 }
 
+// A stream's logprobs list each generated token exactly once, also when the last text chunk
+// only releases bytes held back for a partial character (these prompts end on one: before the
+// fix that chunk listed an extra, empty token).
+TEST_F(OpenAiApi, StreamedLogprobsCountEveryTokenOnce) {
+  for (const auto& [model, prompt] : std::vector<std::pair<std::string, std::string>>{
+           {"demo-xs", "Request 0: tell me about the sea"}, {"demo-l", "Request 3: tell me about the sea"},
+           {"demo-s", "Hello there"}}) {
+    testing::HttpConnection connection(server().port());
+    connection.send_request("POST", "/v1/completions",
+                            json{{"model", model}, {"prompt", prompt}, {"max_tokens", 8}, {"temperature", 0},
+                                 {"logprobs", 0}, {"stream", true}, {"stream_options", {{"include_usage", true}}}}
+                                .dump());
+    ASSERT_EQ(connection.read_head(std::chrono::seconds(60)).status, 200);
+    size_t listed = 0;
+    int completion_tokens = -1;
+    std::optional<std::string> event;
+    while ((event = connection.read_event(std::chrono::seconds(60))) && *event != "[DONE]") {
+      auto chunk = json::parse(*event);
+      if (chunk.contains("usage") && chunk["usage"].is_object()) completion_tokens = chunk["usage"]["completion_tokens"];
+      if (!chunk["choices"].empty() && chunk["choices"][0]["logprobs"].is_object()) {
+        listed += chunk["choices"][0]["logprobs"]["tokens"].size();
+      }
+    }
+    ASSERT_EQ(event, "[DONE]");
+    EXPECT_EQ(completion_tokens, 8) << model;
+    EXPECT_EQ(listed, 8u) << model << ": " << prompt;
+  }
+}
+
 TEST_F(OpenAiApi, ChatStreamsChunksUsageAndDone) {
   testing::HttpConnection connection(server().port());
   connection.send_request("POST", "/v1/chat/completions",

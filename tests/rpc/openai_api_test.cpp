@@ -186,6 +186,22 @@ TEST(OpenAiFormat, ChatChunksCarryRoleOnceThenFinishAndUsage) {
   EXPECT_EQ(usage["usage"]["total_tokens"], 8);
 }
 
+// Text released at the end (bytes held for a partial character) belongs to tokens already
+// reported: its chunk carries the text and no logprob entry of its own.
+TEST(OpenAiFormat, TextChunkListsNoToken) {
+  ResponseFormatter completion(kCompletion, "m", 1, 1, /*logprobs=*/true);
+  auto legacy = json::parse(completion.text_chunk("\xc3\xa9"));
+  EXPECT_EQ(legacy["choices"][0]["text"], "\xc3\xa9");
+  EXPECT_TRUE(legacy["choices"][0]["logprobs"]["tokens"].empty());
+  EXPECT_TRUE(legacy["choices"][0]["logprobs"]["token_logprobs"].empty());
+  ResponseFormatter chat(kChat, "m", 2, 1, /*logprobs=*/true);
+  auto delta = json::parse(chat.text_chunk("tail"));
+  EXPECT_EQ(delta["choices"][0]["delta"]["content"], "tail");
+  EXPECT_TRUE(delta["choices"][0]["logprobs"]["content"].empty());
+  ResponseFormatter plain(kCompletion, "m", 3, 1, /*logprobs=*/false);
+  EXPECT_TRUE(json::parse(plain.text_chunk("x"))["choices"][0]["logprobs"].is_null());
+}
+
 TEST(OpenAiFormat, FullCompletionResponse) {
   ResponseFormatter format(kCompletion, "m", 7, 1, /*logprobs=*/false);
   auto body = json::parse(format.full_response("abc", {}, core::FinishReason::kStop, {2, 3}));

@@ -1,0 +1,259 @@
+// bench_cluster: how serving scales with worker processes, and what the process boundary costs.
+//
+// For `aegaeon serve` (one process) and then for `aegaeon controller` with 1, 2, 4 ...
+// `aegaeon worker` processes on this machine, it sends the same burst of streaming requests
+// (all at once, round-robin over the demo models, greedy) and measures generated tokens per
+// second from the first send to the last token. Scaling is reported against one worker and
+// against the ideal min(N, cores) (the machine's cores are the physical limit). A lone stream
+// through each topology measures the client-side gap between tokens: the cluster's gap minus
+// the all-in-one server's is what the Cap'n Proto hop (worker → controller → client) adds per
+// token, measured in the same run.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <regex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/e2e/load_generator.hpp"
+#include "tests/support/child_process.hpp"
+#include "tests/support/http_client.hpp"
+
+namespace aegaeon::bench {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+constexpr const char* kClusterToken = "bench-cluster-secret";
+
+struct Options {
+  std::string binary = AEGAEON_BINARY;
+  std::string data_dir = AEGAEON_BENCH_DATA_DIR;
+  std::vector<int> workers = {1, 2, 4};
+  int requests = 32;         // per burst
+  int max_tokens = 64;       // per request
+  int probe_tokens = 128;    // per lone-stream probe request
+  double read_timeout_s = 300;
+};
+
+// One `aegaeon serve`, or a controller and its workers, on ephemeral loopback ports; stopped
+// (SIGTERM, then reaped) when destroyed.
+class Topology {
+ public:
+  static std::unique_ptr<Topology> all_in_one(const Options& o) {
+    auto t = std::unique_ptr<Topology>(new Topology("serve"));
+    t->processes_.push_back(std::make_unique<testing::ChildProcess>(std::vector<std::string>{
+        o.binary, "serve", "--host", "127.0.0.1", "--port", "0", "--set", "serve.data_dir=" + o.data_dir}));
+    auto match = t->processes_.back()->wait_for_line(std::regex(R"(serving on http://[0-9.]+:([0-9]+))"),
+                                                     std::chrono::seconds(120));
+    if (!match) throw std::runtime_error("aegaeon serve did not start:\n" + t->processes_.back()->output());
+    t->http_port_ = static_cast<std::uint16_t>(std::stoi((*match)[1]));
+    return t;
+  }
+
+  static std::unique_ptr<Topology> cluster(const Options& o, int workers) {
+    auto t = std::unique_ptr<Topology>(new Topology("cluster:" + std::to_string(workers)));
+    auto& controller = *t->processes_.emplace_back(std::make_unique<testing::ChildProcess>(std::vector<std::string>{
+        o.binary, "controller", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--cluster-token", kClusterToken}));
+    auto match = controller.wait_for_line(
+        std::regex(R"(workers join [0-9.]+:([0-9]+); serving on http://[0-9.]+:([0-9]+))"), std::chrono::seconds(60));
+    if (!match) throw std::runtime_error("aegaeon controller did not start:\n" + controller.output());
+    const std::string join = "127.0.0.1:" + std::string((*match)[1]);
+    t->http_port_ = static_cast<std::uint16_t>(std::stoi((*match)[2]));
+    for (int i = 0; i < workers; ++i) {
+      t->processes_.push_back(std::make_unique<testing::ChildProcess>(std::vector<std::string>{
+          o.binary, "worker", "--join", join, "--name", "bench-worker-" + std::to_string(i), "--cluster-token",
+          kClusterToken, "--set", "serve.data_dir=" + o.data_dir}));
+    }
+    for (int i = 1; i <= workers; ++i) {
+      auto& worker = *t->processes_[static_cast<std::size_t>(i)];
+      if (!worker.wait_for_line(std::regex(R"(joined controller at \S+ as node [0-9]+)"), std::chrono::seconds(120))) {
+        throw std::runtime_error("worker " + std::to_string(i - 1) + " did not join:\n" + worker.output());
+      }
+    }
+    return t;
+  }
+
+  ~Topology() {
+    // Workers first, so that none of them logs a lost controller on the way out.
+    for (auto it = processes_.rbegin(); it != processes_.rend(); ++it) (*it)->signal(SIGTERM);
+    for (auto it = processes_.rbegin(); it != processes_.rend(); ++it) {
+      if (!(*it)->wait(std::chrono::seconds(30))) std::fprintf(stderr, "%s: a process did not stop in 30 s\n", name_.c_str());
+    }
+  }
+
+  [[nodiscard]] const std::string& name() const { return name_; }
+  [[nodiscard]] std::uint16_t http_port() const { return http_port_; }
+  [[nodiscard]] int processes() const { return static_cast<int>(processes_.size()); }
+
+ private:
+  explicit Topology(std::string name) : name_(std::move(name)) {}
+  std::string name_;
+  std::vector<std::unique_ptr<testing::ChildProcess>> processes_;
+  std::uint16_t http_port_ = 0;
+};
+
+std::vector<std::string> served_models(std::uint16_t port) {
+  const json listing = json::parse(testing::http_request(port, "GET", "/v1/models").body, nullptr, false);
+  std::vector<std::string> names;
+  if (listing.is_object() && listing.contains("data")) {
+    for (const auto& m : listing["data"]) names.push_back(m.value("id", ""));
+  }
+  if (names.empty()) throw std::runtime_error("no models served on port " + std::to_string(port));
+  return names;
+}
+
+struct Result {
+  std::string topology;
+  int processes = 0;
+  int completed = 0, failed = 0;
+  double tokens = 0, makespan_s = 0, ttft_p50_s = 0;
+  double gap_ms = 0;  // lone stream: mean client-side gap between tokens
+  [[nodiscard]] double tokens_per_s() const { return makespan_s > 0 ? tokens / makespan_s : 0; }
+};
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5)];
+}
+
+Result measure(const Options& o, const Topology& topology) {
+  Result r;
+  r.topology = topology.name();
+  r.processes = topology.processes();
+  const std::uint16_t port = topology.http_port();
+  const auto models = served_models(port);
+  // Warm-up, not measured: every model answers once (host caches filled, code paths hot).
+  for (const auto& model : models) stream_request(port, {0, model, "Warm up", 2}, Clock::now(), o.read_timeout_s);
+
+  // A lone stream on the first model: the gap between tokens with nothing else running.
+  std::vector<double> gaps;
+  for (int k = 0; k < 3; ++k) {
+    auto t = stream_request(port, {0, models[0], "Probe " + std::to_string(k) + ": once upon a time", o.probe_tokens},
+                            Clock::now(), o.read_timeout_s);
+    for (std::size_t i = 2; i < t.token_s.size(); ++i) gaps.push_back(t.token_s[i] - t.token_s[i - 1]);
+  }
+  if (!gaps.empty()) {
+    double sum = 0;
+    for (double g : gaps) sum += g;
+    r.gap_ms = 1e3 * sum / static_cast<double>(gaps.size());
+  }
+
+  // The burst: every request due at once, one client thread each.
+  std::vector<LoadRequest> burst;
+  for (int i = 0; i < o.requests; ++i) {
+    burst.push_back({0, models[static_cast<std::size_t>(i) % models.size()],
+                     "Request " + std::to_string(i) + ": tell me about the sea", o.max_tokens});
+  }
+  const auto runs = replay(burst, {port, o.requests, o.read_timeout_s, "[" + topology.name() + "]"});
+  std::vector<double> ttft;
+  for (const auto& run : runs) {
+    if (!run.complete || run.status != 200) {
+      ++r.failed;
+      continue;
+    }
+    ++r.completed;
+    r.tokens += static_cast<double>(run.token_s.size());
+    if (!run.token_s.empty()) {
+      r.makespan_s = std::max(r.makespan_s, run.token_s.back());
+      ttft.push_back(run.token_s.front() - run.arrival_s);
+    }
+  }
+  r.ttft_p50_s = percentile(ttft, 0.5);
+  return r;
+}
+
+void print_report(const std::vector<Result>& results) {
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  const Result* one = nullptr;
+  const Result* serve = nullptr;
+  for (const auto& r : results) {
+    if (r.topology == "cluster:1") one = &r;
+    if (r.topology == "serve") serve = &r;
+  }
+  std::printf("\n%u cores. Burst: every request at once, greedy; tokens/s from the first send to the last token.\n\n",
+              cores);
+  std::printf("%-11s %5s %6s %6s %7s %9s %9s %8s %13s %12s\n", "topology", "procs", "done", "failed", "tokens",
+              "makespan", "tokens/s", "ttft-p50", "x(1 worker)", "lone gap ms");
+  for (const auto& r : results) {
+    char scaling[48] = "";
+    if (one != nullptr && one->tokens_per_s() > 0 && r.topology.rfind("cluster:", 0) == 0) {
+      const int n = std::stoi(r.topology.substr(8));
+      std::snprintf(scaling, sizeof scaling, "%.2fx/%dx", r.tokens_per_s() / one->tokens_per_s(),
+                    std::min(n, static_cast<int>(cores)));
+    }
+    std::printf("%-11s %5d %6d %6d %7.0f %8.2fs %9.1f %7.3fs %13s %12.3f\n", r.topology.c_str(), r.processes,
+                r.completed, r.failed, r.tokens, r.makespan_s, r.tokens_per_s(), r.ttft_p50_s, scaling, r.gap_ms);
+  }
+  std::printf("\nx(1 worker): tokens/s over one worker's / the ideal min(N, cores).\n");
+  if (one != nullptr && serve != nullptr && one->gap_ms > 0 && serve->gap_ms > 0) {
+    std::printf("RPC cost per token (lone stream, cluster:1 gap - serve gap): %.1f us (%.2fx the all-in-one gap)\n",
+                1e3 * (one->gap_ms - serve->gap_ms), one->gap_ms / serve->gap_ms);
+  }
+}
+
+std::vector<int> parse_counts(const std::string& text) {
+  std::vector<int> counts;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const auto comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    int n = 0;
+    try {
+      n = std::stoi(item);
+    } catch (const std::exception&) {
+      n = 0;
+    }
+    if (n < 1 || n > 16) throw CLI::ValidationError("--workers", "'" + item + "' is not a worker count in 1..16");
+    counts.push_back(n);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return counts;
+}
+
+}  // namespace
+}  // namespace aegaeon::bench
+
+int main(int argc, char** argv) {
+  using namespace aegaeon::bench;
+  Options o;
+  std::string workers = "1,2,4";
+  CLI::App app{"Cluster scaling benchmark: a burst of streaming requests against aegaeon serve and against a "
+               "controller with N worker processes on this machine (loopback only)"};
+  app.add_option("--aegaeon", o.binary, "the aegaeon binary")->capture_default_str();
+  app.add_option("--data-dir", o.data_dir, "where the processes keep the demo models")->capture_default_str();
+  app.add_option("--workers", workers, "worker counts to measure, comma-separated")->capture_default_str();
+  app.add_option("--requests", o.requests, "requests per burst (all sent at once)")->check(CLI::Range(1, 512))
+      ->capture_default_str();
+  app.add_option("--max-tokens", o.max_tokens, "tokens per burst request")->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app.add_option("--probe-tokens", o.probe_tokens, "tokens per lone-stream probe request")->check(CLI::Range(4, 4096))
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  try {
+    o.workers = parse_counts(workers);
+    std::vector<Result> results;
+    std::fprintf(stderr, "[serve] starting\n");
+    results.push_back(measure(o, *Topology::all_in_one(o)));
+    for (int n : o.workers) {
+      std::fprintf(stderr, "[cluster:%d] starting a controller and %d worker(s)\n", n, n);
+      results.push_back(measure(o, *Topology::cluster(o, n)));
+    }
+    print_report(results);
+  } catch (const CLI::Error& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_cluster: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

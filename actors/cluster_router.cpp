@@ -37,6 +37,7 @@ struct RouterState {
   rpc::ClusterRegistryServer* registry = nullptr;
   std::shared_ptr<const ClusterCatalog> catalog;
   core::Family<core::Counter>* resubmissions = nullptr;
+  core::Family<core::Counter>* placements = nullptr;  // by worker name
   std::uint64_t next_key = 1;
   std::map<std::uint64_t, Placed> placed;
   std::map<std::pair<caf::actor_addr, policy::RequestId>, std::uint64_t> by_proxy;
@@ -72,6 +73,7 @@ bool place(RouterActor* self, std::uint64_t key) {
   auto& s = self->state;
   Placed& p = s.placed.at(key);
   std::vector<policy::WorkerLoad> candidates;
+  std::map<std::uint64_t, std::string> names;
   for (const auto& node : s.registry->nodes()) {
     const auto& models = node.registration.served_models;
     bool serves = std::any_of(models.begin(), models.end(),
@@ -79,6 +81,7 @@ bool place(RouterActor* self, std::uint64_t key) {
     if (!node.can_generate || !serves || p.failed_nodes.count(node.node_id) != 0) continue;
     candidates.push_back({node.node_id, s.in_flight[node.node_id],
                           node.last_heartbeat.running_requests + node.last_heartbeat.waiting_requests});
+    names[node.node_id] = node.registration.node_name;
   }
   while (auto chosen = policy::least_loaded_worker(candidates)) {
     core::GenerationJob job = p.job;
@@ -94,6 +97,7 @@ bool place(RouterActor* self, std::uint64_t key) {
       p.node = *chosen;
       p.generation = *generation;
       ++s.in_flight[p.node];
+      s.placements->add({{"node", names[p.node]}}).increment();
       return true;
     }
     // It left between the snapshot and the call: try the next one.
@@ -148,10 +152,11 @@ void on_update(RouterActor* self, std::uint64_t key, std::uint64_t attempt, core
 
 caf::behavior router_actor(RouterActor* self, rpc::ClusterRegistryServer* registry,
                            std::shared_ptr<const ClusterCatalog> catalog,
-                           core::Family<core::Counter>* resubmissions) {
+                           core::Family<core::Counter>* resubmissions, core::Family<core::Counter>* placements) {
   self->state.registry = registry;
   self->state.catalog = std::move(catalog);
   self->state.resubmissions = resubmissions;
+  self->state.placements = placements;
   return {
       [self](admit_atom, PrefillJob& job) -> AdmissionReply {
         auto& s = self->state;
@@ -224,7 +229,12 @@ ClusterFront::ClusterFront(caf::actor_system& system, rpc::ClusterRegistryServer
                             .name("aegaeon_cluster_resubmissions_total")
                             .help("Requests re-prefilled on another worker after theirs was lost")
                             .register_on(metrics);
-  router_ = system.spawn(router_actor, &registry_, catalog_, &resubmissions);
+  // Per worker: how work spreads, and that a worker which just joined gets its share.
+  auto& placements = core::build_counter()
+                         .name("aegaeon_cluster_placements_total")
+                         .help("Generations started on a worker (new requests and re-prefills), by worker name")
+                         .register_on(metrics);
+  router_ = system.spawn(router_actor, &registry_, catalog_, &resubmissions, &placements);
 }
 
 ClusterFront::~ClusterFront() { stop(); }

@@ -9,6 +9,7 @@
 
 #include <future>
 #include <optional>
+#include <regex>
 #include <thread>
 
 #include "tests/cluster/cluster_process.hpp"
@@ -170,6 +171,34 @@ TEST_F(Cluster, KillingAWorkerMidStreamLosesNoToken) {
       << controller_->process().output();
   // The survivor keeps serving.
   EXPECT_GE(complete(http(), request_body(names[1], "After the fault", 4, false)).completion_tokens, 1);
+}
+
+// Scaling out: a worker that joins a busy cluster takes new requests at once (the router sends
+// each request to the live worker with the fewest in flight; aegaeon_cluster_placements_total
+// shows where they went), and every stream, old or new, completes.
+TEST_F(Cluster, AJoiningWorkerTakesNewRequestsAtOnce) {
+  const auto names = models();
+  std::vector<std::unique_ptr<Stream>> streams;
+  for (int i = 0; i < 2; ++i) {
+    streams.push_back(std::make_unique<Stream>(http(), request_body(names[0], "Busy " + std::to_string(i), 256, true)));
+  }
+  WorkerProcess joiner(controller_->cluster_port(), "w3");
+  ASSERT_NE(joiner.wait_joined(), 0u) << joiner.process().output();
+  // Four long streams at once: whether or not the first two are still running, the newcomer has
+  // the fewest in flight for at least one of them.
+  for (int i = 0; i < 4; ++i) {
+    streams.push_back(std::make_unique<Stream>(http(), request_body(names[0], "New " + std::to_string(i), 256, true)));
+  }
+  const auto metrics = testing::http_request(http(), "GET", "/metrics").body;
+  std::smatch placed;
+  ASSERT_TRUE(std::regex_search(metrics, placed, std::regex(R"(aegaeon_cluster_placements_total\{node="w3"\} ([0-9]+))")))
+      << metrics;
+  EXPECT_GE(std::stod(placed[1]), 1.0);
+  for (size_t i = 0; i < streams.size(); ++i) {
+    Completion got = streams[i]->finish();
+    EXPECT_FALSE(got.finish_reason.empty()) << "stream " << i << " did not finish";
+    EXPECT_GE(got.completion_tokens, 1) << "stream " << i;
+  }
 }
 
 TEST_F(Cluster, RefusesBadPeersWithoutHarm) {

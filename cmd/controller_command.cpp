@@ -92,9 +92,8 @@ void run_controller(ControllerOptions options) {
                             .add({});
   auto& departures = core::build_counter()
                          .name("aegaeon_cluster_worker_departures_total")
-                         .help("Workers dropped: connection lost or heartbeats stopped")
-                         .register_on(registry)
-                         .add({});
+                         .help("Workers dropped, by reason: connection_lost or heartbeat_timeout")
+                         .register_on(registry);
 
   auto actor_runtime = std::make_unique<actors::ActorRuntime>();
   auto kj = rpc::KjRuntime::start();
@@ -114,9 +113,9 @@ void run_controller(ControllerOptions options) {
       spdlog::error("cluster: cannot use the models of node {}: {}", node.node_id, added.error().message);
     }
   };
-  cluster.on_leave = [&workers_gauge, &departures](uint64_t, const std::string&) {
+  cluster.on_leave = [&workers_gauge, &departures](uint64_t, rpc::LeaveReason reason, const std::string&) {
     workers_gauge.decrement();
-    departures.increment();
+    departures.add({{"reason", rpc::to_string(reason)}}).increment();
   };
   auto started = rpc::ClusterRegistryServer::start(*kj_runtime, cluster);
   if (!started.ok()) throw CommandError(started.error().message);

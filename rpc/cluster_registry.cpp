@@ -13,6 +13,15 @@
 #include "rpc/cluster_wire.hpp"
 
 namespace aegaeon::rpc {
+
+const char* to_string(LeaveReason reason) {
+  switch (reason) {
+    case LeaveReason::kConnectionLost: return "connection_lost";
+    case LeaveReason::kHeartbeatTimeout: return "heartbeat_timeout";
+  }
+  return "unknown";
+}
+
 namespace {
 
 using core::ErrorCode;
@@ -155,7 +164,9 @@ struct ClusterRegistryServer::Impl {
 
   kj::Promise<void> accept_loop();
   // Forgets a node and reports its generations lost (kj thread).
-  void drop_node(uint64_t node_id, const std::string& why);
+  void drop_node(uint64_t node_id, LeaveReason reason, const std::string& why);
+  // A peer's connection closed: the nodes it registered leave.
+  void disconnected(uint64_t connection_id);
   kj::Promise<void> reap_silent_nodes(kj::Timer& timer);
 };
 
@@ -246,21 +257,23 @@ kj::Promise<void> ClusterRegistryServer::Impl::accept_loop() {
     auto connection = kj::heap<Connection>(kj::mv(stream));
     connection->rpc = kj::heap(capnp::makeRpcServer(
         connection->network, schema::Registry::Client(kj::heap<RegistryService>(*this, id))));
-    tasks->add(connection->network.onDisconnect().then([this, id] {
-      std::vector<uint64_t> carried;
-      for (const auto& [node_id, worker] : workers) {
-        if (worker.connection == id) carried.push_back(node_id);
-      }
-      for (uint64_t node_id : carried) drop_node(node_id, "connection lost");
-      // Not destroyed here: this continuation runs inside the connection's own promise.
-      tasks->add(kj::evalLater([this, id] { connections.erase(id); }));
-    }));
+    tasks->add(connection->network.onDisconnect().then([this, id] { disconnected(id); }));
     connections[id] = kj::mv(connection);
     return accept_loop();
   });
 }
 
-void ClusterRegistryServer::Impl::drop_node(uint64_t node_id, const std::string& why) {
+void ClusterRegistryServer::Impl::disconnected(uint64_t connection_id) {
+  std::vector<uint64_t> carried;
+  for (const auto& [node_id, worker] : workers) {
+    if (worker.connection == connection_id) carried.push_back(node_id);
+  }
+  for (uint64_t node_id : carried) drop_node(node_id, LeaveReason::kConnectionLost, "connection lost");
+  // Not destroyed here: this runs inside the connection's own promise.
+  tasks->add(kj::evalLater([this, connection_id] { connections.erase(connection_id); }));
+}
+
+void ClusterRegistryServer::Impl::drop_node(uint64_t node_id, LeaveReason reason, const std::string& why) {
   {
     std::lock_guard lock(mutex);
     if (nodes.erase(node_id) == 0) return;
@@ -272,7 +285,7 @@ void ClusterRegistryServer::Impl::drop_node(uint64_t node_id, const std::string&
     generation.route->lost("node " + std::to_string(node_id) + " " + why);
     generation.cancel->fulfill();
   }
-  if (options.on_leave) options.on_leave(node_id, why);
+  if (options.on_leave) options.on_leave(node_id, reason, why);
 }
 
 kj::Promise<void> ClusterRegistryServer::Impl::reap_silent_nodes(kj::Timer& timer) {
@@ -286,7 +299,7 @@ kj::Promise<void> ClusterRegistryServer::Impl::reap_silent_nodes(kj::Timer& time
       }
     }
     for (uint64_t id : silent) {
-      drop_node(id, "sent no heartbeat for " + std::to_string(options.heartbeat_timeout_ms) + " ms");
+      drop_node(id, LeaveReason::kHeartbeatTimeout, "sent no heartbeat for " + std::to_string(options.heartbeat_timeout_ms) + " ms");
     }
     return reap_silent_nodes(timer);
   });

@@ -53,6 +53,14 @@ struct WorkerHandlers {
   std::function<void(uint64_t id)> cancel;
 };
 
+/// Why a node left the registry; the metric label of aegaeon_cluster_worker_departures_total.
+enum class LeaveReason {
+  kConnectionLost,    ///< the TCP connection closed (process exited or was killed)
+  kHeartbeatTimeout,  ///< silent for heartbeat_timeout_ms (a partition keeps the connection)
+};
+/// "connection_lost" or "heartbeat_timeout".
+const char* to_string(LeaveReason reason);
+
 /// Serves the Registry interface. Refuses peers with another protocol version or a wrong
 /// cluster token, with a message saying which.
 class ClusterRegistryServer {
@@ -68,8 +76,8 @@ class ClusterRegistryServer {
     uint32_t heartbeat_timeout_ms = 3000;
     std::function<void(const RegisteredNode&)> on_register;
     std::function<void(const core::HeartbeatReport&)> on_heartbeat;
-    /// A node left: its connection broke or its heartbeats stopped.
-    std::function<void(uint64_t node_id, const std::string& why)> on_leave;
+    /// A node left: its connection broke or its heartbeats stopped (`why` says it in words).
+    std::function<void(uint64_t node_id, LeaveReason reason, const std::string& why)> on_leave;
   };
 
   /// Called on the kj thread (must not block) for each update of a remote generation: tokens in

@@ -15,6 +15,8 @@
 
 // Travels from the kj thread to the router only; never serialized.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::core::GenerationUpdate)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::actors::WorkerAction)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::actors::WorkerReport)
 
 namespace aegaeon::actors {
 namespace {
@@ -42,6 +44,7 @@ struct RouterState {
   std::map<std::uint64_t, Placed> placed;
   std::map<std::pair<caf::actor_addr, policy::RequestId>, std::uint64_t> by_proxy;
   std::map<std::uint64_t, std::int64_t> in_flight;  // by node
+  std::set<std::string> draining;                   // worker names the admin API drained
   static inline const char* name = "cluster_router";
 };
 
@@ -79,6 +82,7 @@ bool place(RouterActor* self, std::uint64_t key) {
     bool serves = std::any_of(models.begin(), models.end(),
                               [&](const core::ServedModel& m) { return m.name == p.job.model; });
     if (!node.can_generate || !serves || p.failed_nodes.count(node.node_id) != 0) continue;
+    if (s.draining.count(node.registration.node_name) != 0) continue;
     candidates.push_back({node.node_id, s.in_flight[node.node_id],
                           node.last_heartbeat.running_requests + node.last_heartbeat.waiting_requests});
     names[node.node_id] = node.registration.node_name;
@@ -150,6 +154,28 @@ void on_update(RouterActor* self, std::uint64_t key, std::uint64_t attempt, core
   if (update.finished) forget(self, key);
 }
 
+// Drains or undrains the live worker called `name`, then reports every live worker.
+void on_admin(RouterActor* self, WorkerAction action, const std::string& name, const WorkerReport& report) {
+  auto& s = self->state;
+  const auto nodes = s.registry->nodes();
+  const bool live = std::any_of(nodes.begin(), nodes.end(),
+                                [&](const auto& node) { return node.registration.node_name == name; });
+  if (live && action != WorkerAction::kReport) {
+    if (action == WorkerAction::kDrain) s.draining.insert(name);
+    if (action == WorkerAction::kUndrain) s.draining.erase(name);
+    spdlog::info("admin: worker '{}' {}", name,
+                 action == WorkerAction::kDrain ? "draining (no new work; in-flight generations finish)"
+                                                : "accepting work");
+  }
+  std::vector<WorkerStatus> out;
+  for (const auto& node : nodes) {
+    const auto in_flight = s.in_flight.find(node.node_id);
+    out.push_back({node.node_id, node.registration.node_name, s.draining.count(node.registration.node_name) != 0,
+                   in_flight == s.in_flight.end() ? 0 : in_flight->second});
+  }
+  report(std::move(out));
+}
+
 caf::behavior router_actor(RouterActor* self, rpc::ClusterRegistryServer* registry,
                            std::shared_ptr<const ClusterCatalog> catalog,
                            core::Family<core::Counter>* resubmissions, core::Family<core::Counter>* placements) {
@@ -186,6 +212,9 @@ caf::behavior router_actor(RouterActor* self, rpc::ClusterRegistryServer* regist
       },
       [self](update_atom, std::uint64_t key, std::uint64_t attempt, core::GenerationUpdate& update) {
         on_update(self, key, attempt, update);
+      },
+      [self](admin_atom, WorkerAction action, const std::string& name, const WorkerReport& report) {
+        on_admin(self, action, name, report);
       },
       // From the proxy (twice: it tells "prefill" and "decode", both this router).
       [self](cancel_atom, policy::RequestId id) {
@@ -238,6 +267,10 @@ ClusterFront::ClusterFront(caf::actor_system& system, rpc::ClusterRegistryServer
 }
 
 ClusterFront::~ClusterFront() { stop(); }
+
+void ClusterFront::admin_workers(WorkerAction action, std::string name, WorkerReport report) {
+  caf::anon_send(router_, admin_atom::value, action, std::move(name), std::move(report));
+}
 
 void ClusterFront::submit(core::GenerationRequest request, const rpc::http::Responder& responder) {
   caf::actor proxy;

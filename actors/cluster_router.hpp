@@ -6,8 +6,11 @@
 // (re-prefill), so the client's stream goes on with no token repeated or missing.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include <caf/actor.hpp>
@@ -44,6 +47,19 @@ class ClusterCatalog {
   std::shared_ptr<const ModelCatalog> current_ = std::make_shared<const ModelCatalog>();
 };
 
+/// A worker as the controller's admin API reports it.
+struct WorkerStatus {
+  std::uint64_t node_id = 0;
+  std::string name;            ///< its --name
+  bool draining = false;       ///< gets no new generation (nor re-prefills); in-flight ones finish
+  std::int64_t in_flight = 0;  ///< generations placed on it and not finished
+};
+/// What the admin API asks of the router.
+enum class WorkerAction { kReport, kDrain, kUndrain };
+/// Receives every live worker, by node id, after an admin action. Called on the router's
+/// thread; it must not block.
+using WorkerReport = std::function<void(std::vector<WorkerStatus>)>;
+
 /// The controller's serving front: a proxy over the cluster router. A new proxy is spawned when
 /// the catalog grew (a proxy's catalog is fixed); the old one finishes its requests. Thread-safe.
 class ClusterFront {
@@ -56,6 +72,10 @@ class ClusterFront {
   void submit(core::GenerationRequest request, const rpc::http::Responder& responder);
   /// Models with at least one live worker ("available").
   [[nodiscard]] std::vector<ModelStatus> models() const;
+  /// Applies `action` to the live worker called `name` (nothing when none is; ignored for
+  /// kReport), then reports every live worker (non-blocking; callable from the kj thread). A
+  /// drained name stays drained if that worker re-joins, until undrained.
+  void admin_workers(WorkerAction action, std::string name, WorkerReport report);
   /// Stops the proxies and the router.
   void stop();
 

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 
+#include <spdlog/spdlog.h>
+
 #include "cmd/api_routes.hpp"
+#include "cmd/commands.hpp"
 #include "rpc/http/openai_api.hpp"
 
 namespace aegaeon::cmd {
@@ -30,6 +33,22 @@ std::optional<actors::AdminAction> action_named(std::string_view name) {
   if (name == "undrain") return actors::AdminAction::kUndrain;
   return std::nullopt;
 }
+
+json worker_json(const actors::WorkerStatus& worker) {
+  return {{"id", worker.name},
+          {"node_id", worker.node_id},
+          {"draining", worker.draining},
+          {"generations_in_flight", worker.in_flight}};
+}
+
+// "drain" → the action; nullopt for an action the API does not have.
+std::optional<actors::WorkerAction> worker_action_named(std::string_view name) {
+  if (name == "drain") return actors::WorkerAction::kDrain;
+  if (name == "undrain") return actors::WorkerAction::kUndrain;
+  return std::nullopt;
+}
+
+constexpr std::string_view kWorkersPrefix = "/admin/workers/";
 
 }  // namespace
 
@@ -66,6 +85,62 @@ void add_admin_routes(http::HttpRouter& router, const actors::ServingNode& node,
           responder.respond(http::HttpResponse::json(200, model_json(*it).dump()));
         });
       }));
+}
+
+void add_cluster_admin_routes(http::HttpRouter& router, actors::ClusterFront& front, std::string api_key) {
+  router.add("GET", "/admin/workers",
+             require_api_key(api_key, [&front](const http::HttpRequest&, const http::Responder& responder) {
+               front.admin_workers(actors::WorkerAction::kReport, {}, [responder](std::vector<actors::WorkerStatus> workers) {
+                 json data = json::array();
+                 for (const auto& worker : workers) data.push_back(worker_json(worker));
+                 responder.respond(http::HttpResponse::json(200, json{{"object", "list"}, {"data", data}}.dump()));
+               });
+             }));
+  // POST /admin/workers/{name}/{action}: the name is everything up to the last '/'.
+  router.add_prefix(
+      "POST", std::string(kWorkersPrefix),
+      require_api_key(std::move(api_key), [&front](const http::HttpRequest& request, const http::Responder& responder) {
+        std::string_view rest = std::string_view(request.path).substr(kWorkersPrefix.size());
+        const auto slash = rest.rfind('/');
+        const auto action = slash == std::string_view::npos ? std::nullopt : worker_action_named(rest.substr(slash + 1));
+        if (!action) {
+          responder.respond(http::HttpResponse::error(
+              404, "no route for " + request.path + " (POST /admin/workers/{name}/drain or /undrain)",
+              "invalid_request_error"));
+          return;
+        }
+        std::string name(rest.substr(0, slash));
+        front.admin_workers(*action, name, [responder, name](std::vector<actors::WorkerStatus> workers) {
+          auto it = std::find_if(workers.begin(), workers.end(), [&](const auto& w) { return w.name == name; });
+          if (it == workers.end()) {
+            responder.respond(http::openai::error_response(core::Error{
+                core::ErrorCode::kNotFound, "no live worker is called '" + name + "' (see GET /admin/workers)", "worker"}));
+            return;
+          }
+          responder.respond(http::HttpResponse::json(200, worker_json(*it).dump()));
+        });
+      }));
+}
+
+void check_admin_config(const core::AdminConfig& admin) {
+  if (admin.enabled && admin.api_key.empty()) {
+    // An admin port without a key would let anyone who reaches it drain the service.
+    throw CommandError("admin.enabled is true but admin.api_key is empty: set admin.api_key "
+                       "(e.g. --set admin.api_key=KEY) to open the admin port",
+                       2);
+  }
+}
+
+std::unique_ptr<http::HttpServer> start_admin_server(rpc::KjRuntime& runtime, const core::AdminConfig& admin,
+                                                     http::HttpRouter router, const std::string& routes) {
+  if (!admin.enabled) return nullptr;
+  http::HttpServerOptions options;
+  options.host = admin.host;
+  options.port = admin.port;
+  auto server = http::HttpServer::start(runtime, options, std::move(router));
+  if (!server.ok()) throw CommandError(server.error().with_context("admin port").message);
+  spdlog::info("admin API on http://{}:{} ({}; key: admin.api_key)", admin.host, (*server)->port(), routes);
+  return std::move(*server);
 }
 
 }  // namespace aegaeon::cmd

@@ -12,6 +12,7 @@
 
 #include "actors/actor_runtime.hpp"
 #include "actors/cluster_router.hpp"
+#include "cmd/admin_routes.hpp"
 #include "cmd/api_routes.hpp"
 #include "cmd/cluster_flags.hpp"
 #include "cmd/commands.hpp"
@@ -66,6 +67,7 @@ void run_controller(ControllerOptions options) {
   if (auto logging = core::init_logging(config.log); !logging.ok()) {
     throw CommandError(logging.error().message, 2);
   }
+  check_admin_config(config.admin);
   HostPort listen = parse_host_port(options.listen, "--listen");
   if (options.cluster_token.empty()) throw CommandError("--cluster-token is required", 2);
   if (options.heartbeat_timeout_ms <= options.heartbeat_interval_ms) {
@@ -154,12 +156,19 @@ void run_controller(ControllerOptions options) {
   spdlog::info("aegaeon {} controller: workers join {}:{}; serving on http://{}:{}", AEGAEON_VERSION,
                listen.host, cluster_server->port(), config.http.host, (*server)->port());
 
+  // Workers' state and drain on the admin port (admin.*), apart from the public API.
+  rpc::http::HttpRouter admin_router;
+  if (config.admin.enabled) add_cluster_admin_routes(admin_router, *front, config.admin.api_key);
+  auto admin_server = start_admin_server(*kj_runtime, config.admin, std::move(admin_router), "GET /admin/workers");
+
   int received = 0;
   sigwait(&shutdown_signals, &received);
   spdlog::info("received {}: draining in-flight requests", received == SIGINT ? "SIGINT" : "SIGTERM");
 
   // HTTP drains; then the actors stop (the router calls into the registry), then the registry and
   // the kj loop go, then the actor system.
+  if (admin_server) admin_server->shutdown();
+  admin_server.reset();
   (*server)->shutdown();
   server->reset();
   front->stop();
@@ -180,6 +189,10 @@ void add_controller_command(CLI::App& app) {
       "Run the cluster's front door: the OpenAI-compatible API and the registry that workers\n"
       "(aegaeon worker --join) join. Requests go to the least loaded worker serving the model and\n"
       "move to another one when theirs dies. Stops gracefully on SIGINT/SIGTERM.");
+  sub->footer(
+      "Admin API (workers' state, drain: no new work, in-flight generations finish) on a port and\n"
+      "key of its own: --set admin.enabled=true --set admin.api_key=KEY [--set admin.port=8001];\n"
+      "GET /admin/workers, POST /admin/workers/NAME/drain|undrain; see docs/api.md.");
   sub->add_option("--listen", options->listen, "Cluster RPC address workers join, HOST:PORT (default 127.0.0.1:7000)");
   sub->add_option("--http", options->http, "HTTP API address, HOST:PORT (default http.host:http.port)");
   sub->add_option("--cluster-token", options->cluster_token,

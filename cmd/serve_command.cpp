@@ -83,12 +83,7 @@ void run_serve(const ServeOptions& options) {
   if (auto logging = core::init_logging(config.log); !logging.ok()) {
     throw CommandError(logging.error().message, 2);
   }
-  if (config.admin.enabled && config.admin.api_key.empty()) {
-    // An admin port without a key would let anyone who reaches it drain every model.
-    throw CommandError("admin.enabled is true but admin.api_key is empty: set admin.api_key "
-                       "(e.g. --set admin.api_key=KEY) to open the admin port",
-                       2);
-  }
+  check_admin_config(config.admin);
 
   // Block the shutdown signals before any thread starts, so every thread inherits the mask and
   // only sigwait() below sees them.
@@ -143,19 +138,9 @@ void run_serve(const ServeOptions& options) {
                config.http.host, (*server)->port(), serving->models().front().name);
 
   // The admin API listens apart, so firewalls and keys can treat it apart from the public API.
-  std::unique_ptr<rpc::http::HttpServer> admin_server;
-  if (config.admin.enabled) {
-    rpc::http::HttpRouter admin_router;
-    add_admin_routes(admin_router, *serving, config.admin.api_key);
-    rpc::http::HttpServerOptions admin_options;
-    admin_options.host = config.admin.host;
-    admin_options.port = config.admin.port;
-    auto admin = rpc::http::HttpServer::start(*kj_runtime, admin_options, std::move(admin_router));
-    if (!admin.ok()) throw CommandError(admin.error().with_context("admin port").message);
-    admin_server = std::move(*admin);
-    spdlog::info("admin API on http://{}:{} (GET /admin/models; key: admin.api_key)", config.admin.host,
-                 admin_server->port());
-  }
+  rpc::http::HttpRouter admin_router;
+  if (config.admin.enabled) add_admin_routes(admin_router, *serving, config.admin.api_key);
+  auto admin_server = start_admin_server(*kj_runtime, config.admin, std::move(admin_router), "GET /admin/models");
 
   int received = 0;
   sigwait(&shutdown_signals, &received);

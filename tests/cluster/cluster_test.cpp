@@ -34,6 +34,14 @@ Completion complete(uint16_t port, const json& body) {
   return testing::parse_completion(json::parse(response.body));
 }
 
+// aegaeon_cluster_placements_total for the worker called `name` (0 when it never got work).
+double placements(uint16_t port, const std::string& name) {
+  const auto metrics = testing::http_request(port, "GET", "/metrics").body;
+  std::smatch placed;
+  const std::regex line("aegaeon_cluster_placements_total\\{node=\"" + name + "\"\\} ([0-9]+)");
+  return std::regex_search(metrics, placed, line) ? std::stod(placed[1]) : 0.0;
+}
+
 // One streaming completion, read event by event.
 class Stream {
  public:
@@ -189,15 +197,69 @@ TEST_F(Cluster, AJoiningWorkerTakesNewRequestsAtOnce) {
   for (int i = 0; i < 4; ++i) {
     streams.push_back(std::make_unique<Stream>(http(), request_body(names[0], "New " + std::to_string(i), 256, true)));
   }
-  const auto metrics = testing::http_request(http(), "GET", "/metrics").body;
-  std::smatch placed;
-  ASSERT_TRUE(std::regex_search(metrics, placed, std::regex(R"(aegaeon_cluster_placements_total\{node="w3"\} ([0-9]+))")))
-      << metrics;
-  EXPECT_GE(std::stod(placed[1]), 1.0);
+  EXPECT_GE(placements(http(), "w3"), 1.0) << testing::http_request(http(), "GET", "/metrics").body;
   for (size_t i = 0; i < streams.size(); ++i) {
     Completion got = streams[i]->finish();
     EXPECT_FALSE(got.finish_reason.empty()) << "stream " << i << " did not finish";
     EXPECT_GE(got.completion_tokens, 1) << "stream " << i;
+  }
+}
+
+// The controller's admin port: a drained worker gets no new request (nor re-prefill) while the
+// ones it runs finish; undrained, it takes work again. Names and keys are checked.
+constexpr const char* kAdminKey = "cluster-admin-key";
+
+TEST(ClusterAdmin, DrainedWorkersGetNoNewWorkAndTheirStreamsFinish) {
+  ControllerProcess controller("127.0.0.1:0", {{}, {"--set", "admin.enabled=true", "--set", "admin.port=0", "--set",
+                                                   std::string("admin.api_key=") + kAdminKey}});
+  ASSERT_NE(controller.http_port(), 0) << controller.process().output();
+  auto admin_line = controller.process().wait_for_line(std::regex(R"(admin API on http://[0-9.]+:([0-9]+))"), 30s);
+  ASSERT_TRUE(admin_line) << controller.process().output();
+  const auto admin_port = static_cast<uint16_t>(std::stoi((*admin_line)[1]));
+  auto admin = [&](const std::string& method, const std::string& path, const std::string& key = kAdminKey) {
+    return testing::http_request(admin_port, method, path, method == "POST" ? "{}" : "",
+                                 {{"Authorization", "Bearer " + key}});
+  };
+  std::vector<std::unique_ptr<WorkerProcess>> workers;
+  for (const char* name : {"w1", "w2"}) workers.push_back(std::make_unique<WorkerProcess>(controller.cluster_port(), name));
+  for (auto& worker : workers) ASSERT_NE(worker->wait_joined(), 0u) << worker->process().output();
+  const uint16_t http = controller.http_port();
+  const std::string model = json::parse(testing::http_request(http, "GET", "/v1/models").body)["data"][0]["id"];
+
+  EXPECT_EQ(admin("GET", "/admin/workers", "wrong").status, 401);
+  EXPECT_EQ(admin("POST", "/admin/workers/nobody/drain").status, 404);
+  EXPECT_EQ(admin("POST", "/admin/workers/w1/explode").status, 404);
+  EXPECT_EQ(testing::http_request(http, "GET", "/admin/workers").status, 404) << "not on the public port";
+
+  // w2 drained before any work: every stream goes to w1, though w2 has fewer in flight.
+  auto drained = admin("POST", "/admin/workers/w2/drain");
+  ASSERT_EQ(drained.status, 200) << drained.body;
+  EXPECT_EQ(json::parse(drained.body)["draining"], true);
+  std::vector<std::unique_ptr<Stream>> streams;
+  for (int i = 0; i < 3; ++i) {
+    streams.push_back(std::make_unique<Stream>(http, request_body(model, "Drain " + std::to_string(i), 256, true)));
+  }
+  EXPECT_EQ(placements(http, "w1"), 3.0);
+  EXPECT_EQ(placements(http, "w2"), 0.0);
+
+  // w1 drained too, while its streams may still run; w2 back: new work goes to w2 only.
+  ASSERT_EQ(admin("POST", "/admin/workers/w1/drain").status, 200);
+  auto undrained = admin("POST", "/admin/workers/w2/undrain");
+  ASSERT_EQ(undrained.status, 200) << undrained.body;
+  EXPECT_EQ(json::parse(undrained.body)["draining"], false);
+  EXPECT_GE(complete(http, request_body(model, "After the drain", 4, false)).completion_tokens, 1);
+  EXPECT_EQ(placements(http, "w2"), 1.0);
+  EXPECT_EQ(placements(http, "w1"), 3.0);
+  for (size_t i = 0; i < streams.size(); ++i) {
+    Completion got = streams[i]->finish();
+    EXPECT_TRUE(got.finish_reason == "length" || got.finish_reason == "stop")
+        << "stream " << i << " on the drained worker ran to its end, not '" << got.finish_reason << "'";
+  }
+  auto listing = json::parse(admin("GET", "/admin/workers").body);
+  ASSERT_EQ(listing["data"].size(), 2u) << listing;
+  for (const auto& worker : listing["data"]) {
+    EXPECT_EQ(worker["generations_in_flight"], 0) << worker;
+    EXPECT_EQ(worker["draining"], worker["id"] == "w1") << worker;
   }
 }
 

@@ -70,8 +70,9 @@ void fail(RouterActor* self, std::uint64_t key, std::string error) {
   forget(self, key);
 }
 
-// Starts (or restarts, after the tokens already streamed) `key` on the least loaded live worker
-// serving its model. Returns false when there is none.
+// Starts (or restarts, after the tokens already streamed) `key` on a live worker serving its
+// model: one already running that model unless it is much busier, else the least loaded
+// (policy::choose_worker). Returns false when there is none.
 bool place(RouterActor* self, std::uint64_t key) {
   auto& s = self->state;
   Placed& p = s.placed.at(key);
@@ -83,11 +84,15 @@ bool place(RouterActor* self, std::uint64_t key) {
                               [&](const core::ServedModel& m) { return m.name == p.job.model; });
     if (!node.can_generate || !serves || p.failed_nodes.count(node.node_id) != 0) continue;
     if (s.draining.count(node.registration.node_name) != 0) continue;
+    std::int64_t same_model = 0;
+    for (const auto& [other_key, other] : s.placed) {
+      if (other_key != key && other.node == node.node_id && other.job.model == p.job.model) ++same_model;
+    }
     candidates.push_back({node.node_id, s.in_flight[node.node_id],
-                          node.last_heartbeat.running_requests + node.last_heartbeat.waiting_requests});
+                          node.last_heartbeat.running_requests + node.last_heartbeat.waiting_requests, same_model});
     names[node.node_id] = node.registration.node_name;
   }
-  while (auto chosen = policy::least_loaded_worker(candidates)) {
+  while (auto chosen = policy::choose_worker(candidates)) {
     core::GenerationJob job = p.job;
     job.prompt.insert(job.prompt.end(), p.streamed.begin(), p.streamed.end());
     job.max_output_tokens -= static_cast<std::int32_t>(p.streamed.size());

@@ -1,7 +1,8 @@
 // `aegaeon controller`: the cluster's front door. It runs the OpenAI-compatible API (the same
 // routes and proxy as `aegaeon serve`) and the registry workers join; each request runs on the
-// least loaded live worker serving its model, and moves to another one, from the tokens already
-// streamed, when its worker dies.
+// live worker serving its model (one already running that model unless it is much busier, else
+// the least loaded), and moves to another one, from the tokens already streamed, when its worker
+// dies.
 #include <CLI/CLI.hpp>
 #include <caf/actor_system.hpp>
 #include <nlohmann/json.hpp>
@@ -187,8 +188,9 @@ void add_controller_command(CLI::App& app) {
   auto* sub = app.add_subcommand(
       "controller",
       "Run the cluster's front door: the OpenAI-compatible API and the registry that workers\n"
-      "(aegaeon worker --join) join. Requests go to the least loaded worker serving the model and\n"
-      "move to another one when theirs dies. Stops gracefully on SIGINT/SIGTERM.");
+      "(aegaeon worker --join) join. A request goes to a worker already running its model unless\n"
+      "that one is much busier, else to the least loaded worker serving the model; it moves to\n"
+      "another one when its worker dies. Stops gracefully on SIGINT/SIGTERM.");
   sub->footer(
       "Admin API (workers' state, drain: no new work, in-flight generations finish) on a port and\n"
       "key of its own: --set admin.enabled=true --set admin.api_key=KEY [--set admin.port=8001];\n"

@@ -37,11 +37,22 @@ struct Options {
   std::string binary = AEGAEON_BINARY;
   std::string data_dir = AEGAEON_BENCH_DATA_DIR;
   std::vector<int> workers = {1, 2, 4};
+  bool pin = true;           // each serving process on one core (taskset), so N workers can use N
   int requests = 32;         // per burst
   int max_tokens = 64;       // per request
   int probe_tokens = 128;    // per lone-stream probe request
   double read_timeout_s = 300;
 };
+
+unsigned cores() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+// `argv` run on core `index` mod cores (taskset execs it in place), or as is without --pin.
+std::vector<std::string> pinned(const Options& o, int index, std::vector<std::string> argv) {
+  if (!o.pin) return argv;
+  std::vector<std::string> out = {"taskset", "-c", std::to_string(static_cast<unsigned>(index) % cores())};
+  out.insert(out.end(), argv.begin(), argv.end());
+  return out;
+}
 
 // One `aegaeon serve`, or a controller and its workers, on ephemeral loopback ports; stopped
 // (SIGTERM, then reaped) when destroyed.
@@ -49,8 +60,8 @@ class Topology {
  public:
   static std::unique_ptr<Topology> all_in_one(const Options& o) {
     auto t = std::unique_ptr<Topology>(new Topology("serve"));
-    t->processes_.push_back(std::make_unique<testing::ChildProcess>(std::vector<std::string>{
-        o.binary, "serve", "--host", "127.0.0.1", "--port", "0", "--set", "serve.data_dir=" + o.data_dir}));
+    t->processes_.push_back(std::make_unique<testing::ChildProcess>(pinned(
+        o, 0, {o.binary, "serve", "--host", "127.0.0.1", "--port", "0", "--set", "serve.data_dir=" + o.data_dir})));
     auto match = t->processes_.back()->wait_for_line(std::regex(R"(serving on http://[0-9.]+:([0-9]+))"),
                                                      std::chrono::seconds(120));
     if (!match) throw std::runtime_error("aegaeon serve did not start:\n" + t->processes_.back()->output());
@@ -68,9 +79,9 @@ class Topology {
     const std::string join = "127.0.0.1:" + std::string((*match)[1]);
     t->http_port_ = static_cast<std::uint16_t>(std::stoi((*match)[2]));
     for (int i = 0; i < workers; ++i) {
-      t->processes_.push_back(std::make_unique<testing::ChildProcess>(std::vector<std::string>{
-          o.binary, "worker", "--join", join, "--name", "bench-worker-" + std::to_string(i), "--cluster-token",
-          kClusterToken, "--set", "serve.data_dir=" + o.data_dir}));
+      t->processes_.push_back(std::make_unique<testing::ChildProcess>(
+          pinned(o, i, {o.binary, "worker", "--join", join, "--name", "bench-worker-" + std::to_string(i),
+                        "--cluster-token", kClusterToken, "--set", "serve.data_dir=" + o.data_dir})));
     }
     for (int i = 1; i <= workers; ++i) {
       auto& worker = *t->processes_[static_cast<std::size_t>(i)];
@@ -171,16 +182,16 @@ Result measure(const Options& o, const Topology& topology) {
   return r;
 }
 
-void print_report(const std::vector<Result>& results) {
-  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+void print_report(const Options& o, const std::vector<Result>& results) {
+  const unsigned cores = aegaeon::bench::cores();
   const Result* one = nullptr;
   const Result* serve = nullptr;
   for (const auto& r : results) {
     if (r.topology == "cluster:1") one = &r;
     if (r.topology == "serve") serve = &r;
   }
-  std::printf("\n%u cores. Burst: every request at once, greedy; tokens/s from the first send to the last token.\n\n",
-              cores);
+  std::printf("\n%u cores%s. Burst: every request at once, greedy; tokens/s from the first send to the last token.\n\n",
+              cores, o.pin ? ", each serving process pinned to one" : ", processes not pinned");
   std::printf("%-11s %5s %6s %6s %7s %9s %9s %8s %13s %12s\n", "topology", "procs", "done", "failed", "tokens",
               "makespan", "tokens/s", "ttft-p50", "x(1 worker)", "lone gap ms");
   for (const auto& r : results) {
@@ -193,7 +204,8 @@ void print_report(const std::vector<Result>& results) {
     std::printf("%-11s %5d %6d %6d %7.0f %8.2fs %9.1f %7.3fs %13s %12.3f\n", r.topology.c_str(), r.processes,
                 r.completed, r.failed, r.tokens, r.makespan_s, r.tokens_per_s(), r.ttft_p50_s, scaling, r.gap_ms);
   }
-  std::printf("\nx(1 worker): tokens/s over one worker's / the ideal min(N, cores).\n");
+  std::printf("\nx(1 worker): tokens/s over one worker's / the ideal min(N, cores)%s.\n",
+              o.pin ? "" : " (unpinned, one worker's two device threads may already use two cores)");
   if (one != nullptr && serve != nullptr && one->gap_ms > 0 && serve->gap_ms > 0) {
     std::printf("RPC cost per token (lone stream, cluster:1 gap - serve gap): %.1f us (%.2fx the all-in-one gap)\n",
                 1e3 * (one->gap_ms - serve->gap_ms), one->gap_ms / serve->gap_ms);
@@ -236,6 +248,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--max-tokens", o.max_tokens, "tokens per burst request")->check(CLI::Range(1, 4096))
       ->capture_default_str();
+  app.add_flag("--pin,!--no-pin", o.pin, "run each serving process on one core (taskset), default on")
+      ->capture_default_str();
   app.add_option("--probe-tokens", o.probe_tokens, "tokens per lone-stream probe request")->check(CLI::Range(4, 4096))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -248,7 +262,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "[cluster:%d] starting a controller and %d worker(s)\n", n, n);
       results.push_back(measure(o, *Topology::cluster(o, n)));
     }
-    print_report(results);
+    print_report(o, results);
   } catch (const CLI::Error& e) {
     return app.exit(e);
   } catch (const std::exception& e) {

@@ -181,9 +181,9 @@ TEST_F(Cluster, KillingAWorkerMidStreamLosesNoToken) {
   EXPECT_GE(complete(http(), request_body(names[1], "After the fault", 4, false)).completion_tokens, 1);
 }
 
-// Scaling out: a worker that joins a busy cluster takes new requests at once (the router sends
-// each request to the live worker with the fewest in flight; aegaeon_cluster_placements_total
-// shows where they went), and every stream, old or new, completes.
+// Scaling out: a worker that joins a busy cluster takes new requests at once (a request for a
+// model no worker runs goes to the live worker with the fewest in flight;
+// aegaeon_cluster_placements_total shows where they went), and every stream, old or new, completes.
 TEST_F(Cluster, AJoiningWorkerTakesNewRequestsAtOnce) {
   const auto names = models();
   std::vector<std::unique_ptr<Stream>> streams;
@@ -192,10 +192,12 @@ TEST_F(Cluster, AJoiningWorkerTakesNewRequestsAtOnce) {
   }
   WorkerProcess joiner(controller_->cluster_port(), "w3");
   ASSERT_NE(joiner.wait_joined(), 0u) << joiner.process().output();
-  // Four long streams at once: whether or not the first two are still running, the newcomer has
-  // the fewest in flight for at least one of them.
-  for (int i = 0; i < 4; ++i) {
-    streams.push_back(std::make_unique<Stream>(http(), request_body(names[0], "New " + std::to_string(i), 256, true)));
+  // Three long streams of the other models at once: no worker runs them yet, so each goes to the
+  // least loaded worker, and whether or not the first two still run, the newcomer is that for at
+  // least one of them.
+  ASSERT_GE(names.size(), 4u);
+  for (int i = 1; i <= 3; ++i) {
+    streams.push_back(std::make_unique<Stream>(http(), request_body(names[static_cast<size_t>(i)], "New " + std::to_string(i), 256, true)));
   }
   EXPECT_GE(placements(http(), "w3"), 1.0) << testing::http_request(http(), "GET", "/metrics").body;
   for (size_t i = 0; i < streams.size(); ++i) {

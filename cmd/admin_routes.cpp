@@ -27,12 +27,6 @@ json model_json(const actors::ModelStatus& model) {
           {"max_model_len", model.max_context_tokens}};
 }
 
-// "/admin/models/demo-xs/drain" → the action, or nullopt for an action the API does not have.
-std::optional<actors::AdminAction> action_named(std::string_view name) {
-  if (name == "drain") return actors::AdminAction::kDrain;
-  if (name == "undrain") return actors::AdminAction::kUndrain;
-  return std::nullopt;
-}
 
 json worker_json(const actors::WorkerStatus& worker) {
   return {{"id", worker.name},
@@ -41,11 +35,31 @@ json worker_json(const actors::WorkerStatus& worker) {
           {"generations_in_flight", worker.in_flight}};
 }
 
-// "drain" → the action; nullopt for an action the API does not have.
-std::optional<actors::WorkerAction> worker_action_named(std::string_view name) {
-  if (name == "drain") return actors::WorkerAction::kDrain;
-  if (name == "undrain") return actors::WorkerAction::kUndrain;
-  return std::nullopt;
+// The target of POST {prefix}{name}/drain|undrain, for models and workers alike.
+struct DrainRequest {
+  std::string name;  ///< everything between the prefix and the last '/'
+  bool drain = true;  ///< false: undrain
+};
+
+// Reads `request.path` under `prefix`; for an action the API does not have it answers 404
+// itself and returns nullopt.
+std::optional<DrainRequest> drain_request(const http::HttpRequest& request, std::string_view prefix,
+                                          const http::Responder& responder) {
+  const std::string_view rest = std::string_view(request.path).substr(prefix.size());
+  const auto slash = rest.rfind('/');
+  const std::string_view action = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+  if (action != "drain" && action != "undrain") {
+    responder.respond(http::HttpResponse::error(
+        404, "no route for " + request.path + " (POST " + std::string(prefix) + "{name}/drain or /undrain)",
+        "invalid_request_error"));
+    return std::nullopt;
+  }
+  return DrainRequest{std::string(rest.substr(0, slash)), action == "drain"};
+}
+
+// GET /admin/...: an OpenAI-style list.
+http::HttpResponse list_response(json data) {
+  return http::HttpResponse::json(200, json{{"object", "list"}, {"data", std::move(data)}}.dump());
 }
 
 constexpr std::string_view kWorkersPrefix = "/admin/workers/";
@@ -58,29 +72,23 @@ void add_admin_routes(http::HttpRouter& router, const actors::ServingNode& node,
                node.admin(actors::AdminAction::kReport, {}, [responder](std::vector<actors::ModelStatus> models) {
                  json data = json::array();
                  for (const auto& model : models) data.push_back(model_json(model));
-                 responder.respond(http::HttpResponse::json(200, json{{"object", "list"}, {"data", data}}.dump()));
+                 responder.respond(list_response(std::move(data)));
                });
              }));
-  // POST /admin/models/{name}/{action}: the name is everything up to the last '/'.
+  // POST /admin/models/{name}/drain|undrain.
   router.add_prefix(
       "POST", std::string(kModelsPrefix),
       require_api_key(std::move(api_key), [&node](const http::HttpRequest& request, const http::Responder& responder) {
-        std::string_view rest = std::string_view(request.path).substr(kModelsPrefix.size());
-        const auto slash = rest.rfind('/');
-        const auto action = slash == std::string_view::npos ? std::nullopt : action_named(rest.substr(slash + 1));
-        if (!action) {
-          responder.respond(http::HttpResponse::error(
-              404, "no route for " + request.path + " (POST /admin/models/{name}/drain or /undrain)",
-              "invalid_request_error"));
-          return;
-        }
-        std::string name(rest.substr(0, slash));
+        auto target = drain_request(request, kModelsPrefix, responder);
+        if (!target) return;
+        const std::string& name = target->name;
         if (node.catalog().find(name) == nullptr) {
           responder.respond(http::openai::error_response(core::Error{
               core::ErrorCode::kNotFound, "model '" + name + "' is not served here (see GET /admin/models)", "model"}));
           return;
         }
-        node.admin(*action, name, [responder, name](std::vector<actors::ModelStatus> models) {
+        const auto action = target->drain ? actors::AdminAction::kDrain : actors::AdminAction::kUndrain;
+        node.admin(action, name, [responder, name](std::vector<actors::ModelStatus> models) {
           auto it = std::find_if(models.begin(), models.end(), [&](const auto& m) { return m.name == name; });
           responder.respond(http::HttpResponse::json(200, model_json(*it).dump()));
         });
@@ -93,24 +101,18 @@ void add_cluster_admin_routes(http::HttpRouter& router, actors::ClusterFront& fr
                front.admin_workers(actors::WorkerAction::kReport, {}, [responder](std::vector<actors::WorkerStatus> workers) {
                  json data = json::array();
                  for (const auto& worker : workers) data.push_back(worker_json(worker));
-                 responder.respond(http::HttpResponse::json(200, json{{"object", "list"}, {"data", data}}.dump()));
+                 responder.respond(list_response(std::move(data)));
                });
              }));
-  // POST /admin/workers/{name}/{action}: the name is everything up to the last '/'.
+  // POST /admin/workers/{name}/drain|undrain.
   router.add_prefix(
       "POST", std::string(kWorkersPrefix),
       require_api_key(std::move(api_key), [&front](const http::HttpRequest& request, const http::Responder& responder) {
-        std::string_view rest = std::string_view(request.path).substr(kWorkersPrefix.size());
-        const auto slash = rest.rfind('/');
-        const auto action = slash == std::string_view::npos ? std::nullopt : worker_action_named(rest.substr(slash + 1));
-        if (!action) {
-          responder.respond(http::HttpResponse::error(
-              404, "no route for " + request.path + " (POST /admin/workers/{name}/drain or /undrain)",
-              "invalid_request_error"));
-          return;
-        }
-        std::string name(rest.substr(0, slash));
-        front.admin_workers(*action, name, [responder, name](std::vector<actors::WorkerStatus> workers) {
+        auto target = drain_request(request, kWorkersPrefix, responder);
+        if (!target) return;
+        const std::string name = target->name;
+        const auto action = target->drain ? actors::WorkerAction::kDrain : actors::WorkerAction::kUndrain;
+        front.admin_workers(action, name, [responder, name](std::vector<actors::WorkerStatus> workers) {
           auto it = std::find_if(workers.begin(), workers.end(), [&](const auto& w) { return w.name == name; });
           if (it == workers.end()) {
             responder.respond(http::openai::error_response(core::Error{

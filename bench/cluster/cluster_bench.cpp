@@ -111,16 +111,6 @@ class Topology {
   std::uint16_t http_port_ = 0;
 };
 
-std::vector<std::string> served_models(std::uint16_t port) {
-  const json listing = json::parse(testing::http_request(port, "GET", "/v1/models").body, nullptr, false);
-  std::vector<std::string> names;
-  if (listing.is_object() && listing.contains("data")) {
-    for (const auto& m : listing["data"]) names.push_back(m.value("id", ""));
-  }
-  if (names.empty()) throw std::runtime_error("no models served on port " + std::to_string(port));
-  return names;
-}
-
 struct Result {
   std::string topology;
   int processes = 0;
@@ -129,12 +119,6 @@ struct Result {
   double gap_ms = 0;  // lone stream: mean client-side gap between tokens
   [[nodiscard]] double tokens_per_s() const { return makespan_s > 0 ? tokens / makespan_s : 0; }
 };
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5)];
-}
 
 Result measure(const Options& o, const Topology& topology) {
   Result r;

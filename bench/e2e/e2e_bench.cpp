@@ -62,12 +62,6 @@ struct Options {
   std::string csv;  // per-request rows
 };
 
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5)];
-}
-
 double mean(const std::vector<double>& v) {
   double s = 0;
   for (double x : v) s += x;
@@ -116,17 +110,6 @@ class Server {
   std::unique_ptr<testing::ChildProcess> process_;
   std::uint16_t port_ = 0;
 };
-
-std::vector<std::string> served_models(std::uint16_t port) {
-  auto response = testing::http_request(port, "GET", "/v1/models");
-  const json listing = json::parse(response.body, nullptr, false);
-  std::vector<std::string> names;
-  if (listing.is_object() && listing.contains("data")) {
-    for (const auto& m : listing["data"]) names.push_back(m.value("id", ""));
-  }
-  if (names.empty()) throw std::runtime_error("the server serves no models");
-  return names;
-}
 
 // Prompts of a given token count: words of a fixed text, as many as the model's tokenizer needs
 // on average (measured once through POST /tokenize). Each request starts at another word, so no

@@ -2,11 +2,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "tests/support/http_client.hpp"
@@ -113,6 +115,22 @@ std::vector<RequestTimeline> replay(std::span<const LoadRequest> requests, const
   }
   for (auto& thread : threads) thread.join();
   return timelines;
+}
+
+std::vector<std::string> served_models(std::uint16_t port) {
+  const json listing = json::parse(testing::http_request(port, "GET", "/v1/models").body, nullptr, false);
+  std::vector<std::string> names;
+  if (listing.is_object() && listing.contains("data")) {
+    for (const auto& m : listing["data"]) names.push_back(m.value("id", ""));
+  }
+  if (names.empty()) throw std::runtime_error("no models served on port " + std::to_string(port));
+  return names;
+}
+
+double percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  return values[static_cast<std::size_t>(p * static_cast<double>(values.size() - 1) + 0.5)];
 }
 
 }  // namespace aegaeon::bench

@@ -48,4 +48,11 @@ std::vector<RequestTimeline> replay(std::span<const LoadRequest> requests, const
 RequestTimeline stream_request(std::uint16_t port, const LoadRequest& request,
                                std::chrono::steady_clock::time_point origin, double read_timeout_s);
 
+/// The model ids GET /v1/models lists on the server at `port`; throws std::runtime_error when
+/// there is none.
+std::vector<std::string> served_models(std::uint16_t port);
+
+/// The nearest-rank `p` quantile (0..1) of `values`; 0 for none.
+double percentile(std::vector<double> values, double p);
+
 }  // namespace aegaeon::bench

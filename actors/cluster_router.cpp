@@ -23,23 +23,43 @@ namespace {
 
 using update_atom = caf::atom_constant<caf::atom("update")>;  // kj → router: a worker's output
 
+// A request that keeps failing on live workers (a misbehaving peer) ends after this many
+// placements instead of bouncing between them.
+constexpr std::uint64_t kMaxAttempts = 16;
+
+// Where a placed request runs now: on a worker with both roles (kWhole); on a prefill-only
+// worker, until its KV handoff (kPrefill); on a decode worker that adopted the handoff (kDecode).
+enum class Stage { kWhole, kPrefill, kDecode };
+
 // One request the router placed on a worker.
 struct Placed {
   caf::actor proxy;
   policy::RequestId proxy_id = 0;
   core::GenerationJob job;              // as the proxy submitted it
+  core::GenerationJob attempt_job;      // as the current attempt's prefill got it
   std::vector<std::int32_t> streamed;   // tokens already forwarded to the proxy
+  Stage stage = Stage::kWhole;
+  std::uint64_t handoff_bytes = 0;      // of the KV the decode stage pulls
   std::uint64_t node = 0;
   std::uint64_t generation = 0;         // the registry's id of the current attempt
   std::uint64_t attempt = 0;            // updates of earlier attempts are ignored
   std::set<std::uint64_t> failed_nodes;
 };
 
+// The router's metrics (registered by ClusterFront).
+struct RouterMetrics {
+  core::Family<core::Counter>* resubmissions = nullptr;
+  core::Family<core::Counter>* placements = nullptr;  // by worker name
+  // KV handed from prefill-only to decode workers: count, bytes, seconds the pulls took.
+  core::Counter* handoffs = nullptr;
+  core::Counter* handoff_bytes = nullptr;
+  core::Counter* handoff_seconds = nullptr;
+};
+
 struct RouterState {
   rpc::ClusterRegistryServer* registry = nullptr;
   std::shared_ptr<const ClusterCatalog> catalog;
-  core::Family<core::Counter>* resubmissions = nullptr;
-  core::Family<core::Counter>* placements = nullptr;  // by worker name
+  RouterMetrics metrics;
   std::uint64_t next_key = 1;
   std::map<std::uint64_t, Placed> placed;
   std::map<std::pair<caf::actor_addr, policy::RequestId>, std::uint64_t> by_proxy;
@@ -70,35 +90,47 @@ void fail(RouterActor* self, std::uint64_t key, std::string error) {
   forget(self, key);
 }
 
-// Starts (or restarts, after the tokens already streamed) `key` on a live worker serving its
-// model: one already running that model unless it is much busier, else the least loaded
-// (policy::choose_worker). Returns false when there is none.
-bool place(RouterActor* self, std::uint64_t key) {
+bool has_role(const rpc::RegisteredNode& node, std::string_view role) {
+  const auto& roles = node.registration.roles;
+  return std::find(roles.begin(), roles.end(), role) != roles.end();
+}
+
+// The live, undrained workers with `role` that serve `key`'s model and did not fail it, with
+// their loads (for policy::choose_worker) and names.
+std::vector<policy::WorkerLoad> candidates(RouterActor* self, std::uint64_t key, std::string_view role,
+                                           std::map<std::uint64_t, std::string>& names) {
   auto& s = self->state;
-  Placed& p = s.placed.at(key);
-  std::vector<policy::WorkerLoad> candidates;
-  std::map<std::uint64_t, std::string> names;
+  const Placed& p = s.placed.at(key);
+  std::vector<policy::WorkerLoad> out;
   for (const auto& node : s.registry->nodes()) {
     const auto& models = node.registration.served_models;
     bool serves = std::any_of(models.begin(), models.end(),
                               [&](const core::ServedModel& m) { return m.name == p.job.model; });
-    if (!node.can_generate || !serves || p.failed_nodes.count(node.node_id) != 0) continue;
+    if (!node.can_generate || !serves || !has_role(node, role) || p.failed_nodes.count(node.node_id) != 0) continue;
     if (s.draining.count(node.registration.node_name) != 0) continue;
     std::int64_t same_model = 0;
     for (const auto& [other_key, other] : s.placed) {
       if (other_key != key && other.node == node.node_id && other.job.model == p.job.model) ++same_model;
     }
-    candidates.push_back({node.node_id, s.in_flight[node.node_id],
-                          node.last_heartbeat.running_requests + node.last_heartbeat.waiting_requests, same_model});
+    out.push_back({node.node_id, s.in_flight[node.node_id],
+                   node.last_heartbeat.running_requests + node.last_heartbeat.waiting_requests, same_model});
     names[node.node_id] = node.registration.node_name;
   }
-  while (auto chosen = policy::choose_worker(candidates)) {
-    core::GenerationJob job = p.job;
-    job.prompt.insert(job.prompt.end(), p.streamed.begin(), p.streamed.end());
-    job.max_output_tokens -= static_cast<std::int32_t>(p.streamed.size());
+  return out;
+}
+
+// Tries the candidates in policy order until `submit(node)` takes the request; then moves `key`
+// onto that node. Returns false when none did.
+template <typename Submit>
+bool start_on(RouterActor* self, std::uint64_t key, std::string_view role, Submit submit) {
+  auto& s = self->state;
+  Placed& p = s.placed.at(key);
+  std::map<std::uint64_t, std::string> names;
+  auto choices = candidates(self, key, role, names);
+  while (auto chosen = policy::choose_worker(choices)) {
     std::uint64_t attempt = ++p.attempt;
     auto router = caf::actor_cast<caf::actor>(self);
-    auto generation = s.registry->generate(*chosen, job, [router, key, attempt](core::GenerationUpdate update) {
+    auto generation = submit(*chosen, [router, key, attempt](core::GenerationUpdate update) {
       caf::anon_send(router, update_atom::value, key, attempt, std::move(update));
     });
     if (generation.ok()) {
@@ -106,22 +138,71 @@ bool place(RouterActor* self, std::uint64_t key) {
       p.node = *chosen;
       p.generation = *generation;
       ++s.in_flight[p.node];
-      s.placements->add({{"node", names[p.node]}}).increment();
+      s.metrics.placements->add({{"node", names[p.node]}}).increment();
       return true;
     }
     // It left between the snapshot and the call: try the next one.
-    std::erase_if(candidates, [&](const policy::WorkerLoad& w) { return w.node_id == *chosen; });
+    std::erase_if(choices, [&](const policy::WorkerLoad& w) { return w.node_id == *chosen; });
   }
   return false;
+}
+
+// Starts (or restarts, after the tokens already streamed) `key` on a live worker that prefills
+// its model: one already running that model unless it is much busier, else the least loaded
+// (policy::choose_worker). A worker with both roles runs the whole generation; a prefill-only
+// one hands the KV off after the first token (continue_on_decoder). Returns false when there is
+// none.
+bool place(RouterActor* self, std::uint64_t key) {
+  auto& s = self->state;
+  Placed& p = s.placed.at(key);
+  if (p.attempt >= kMaxAttempts) return false;
+  p.attempt_job = p.job;
+  p.attempt_job.prompt.insert(p.attempt_job.prompt.end(), p.streamed.begin(), p.streamed.end());
+  p.attempt_job.max_output_tokens -= static_cast<std::int32_t>(p.streamed.size());
+  return start_on(self, key, "prefill", [&](std::uint64_t node, auto on_update) {
+    auto generation = s.registry->generate(node, p.attempt_job, std::move(on_update));
+    if (generation.ok()) {
+      const auto nodes = s.registry->nodes();
+      auto it = std::find_if(nodes.begin(), nodes.end(), [&](const auto& n) { return n.node_id == node; });
+      p.stage = it != nodes.end() && !has_role(*it, "decode") ? Stage::kPrefill : Stage::kWhole;
+    }
+    return generation;
+  });
+}
+
+// A prefill-only worker handed `key`'s KV off: the generation goes on on a decode worker, which
+// pulls the KV from the prefill worker. Returns false (and drops the KV) when no decode worker
+// takes it.
+bool continue_on_decoder(RouterActor* self, std::uint64_t key, const core::KvHandoff& handoff) {
+  auto& s = self->state;
+  Placed& p = s.placed.at(key);
+  p.stage = Stage::kDecode;
+  p.handoff_bytes = handoff.bytes;
+  bool started = start_on(self, key, "decode", [&](std::uint64_t node, auto on_update) {
+    return s.registry->decode(node, p.attempt_job, handoff, std::move(on_update));
+  });
+  // decode() uses the handle up only when it reaches a node.
+  if (!started) s.registry->release_handoff(handoff.source_id);
+  return started;
+}
+
+bool node_registered(RouterActor* self, std::uint64_t node_id) {
+  const auto nodes = self->state.registry->nodes();
+  return std::any_of(nodes.begin(), nodes.end(), [&](const auto& n) { return n.node_id == node_id; });
 }
 
 void on_update(RouterActor* self, std::uint64_t key, std::uint64_t attempt, core::GenerationUpdate& update) {
   auto& s = self->state;
   auto it = s.placed.find(key);
-  if (it == s.placed.end() || it->second.attempt != attempt) return;  // cancelled or superseded
+  if (it == s.placed.end() || it->second.attempt != attempt) {  // cancelled or superseded
+    if (update.handoff) s.registry->release_handoff(update.handoff->source_id);
+    return;
+  }
   Placed& p = it->second;
   if (update.worker_lost) {
-    p.failed_nodes.insert(p.node);
+    // A decode worker's call also fails when the KV it pulls is lost with its prefill worker:
+    // it is excluded only once it is gone itself.
+    if (p.stage != Stage::kDecode || !node_registered(self, p.node)) p.failed_nodes.insert(p.node);
     auto& model = p.job.model;
     if (static_cast<std::int32_t>(p.streamed.size()) >= p.job.max_output_tokens) {
       // Every token arrived; only the end was lost.
@@ -140,23 +221,37 @@ void on_update(RouterActor* self, std::uint64_t key, std::uint64_t attempt, core
       fail(self, key, "worker lost (" + update.error + ") and no other worker serves model '" + model + "'");
       return;
     }
-    s.resubmissions->add({{"model_name", model}}).increment();
+    s.metrics.resubmissions->add({{"model_name", model}}).increment();
     spdlog::warn("cluster: request {} lost on node {} after {} token(s) ({}); re-prefilled on node {}",
                  p.proxy_id, lost_on, p.streamed.size(), update.error, p.node);
     return;
   }
+  if (update.kv_pull_s >= 0 && p.stage == Stage::kDecode) {
+    s.metrics.handoffs->increment();
+    s.metrics.handoff_bytes->increment(static_cast<double>(p.handoff_bytes));
+    s.metrics.handoff_seconds->increment(update.kv_pull_s);
+  }
+  // The queue time of a re-submission or of the decode stage is not the request's: only the
+  // first token's counts.
+  const double queue_s = p.streamed.empty() ? update.queue_s : -1;
   p.streamed.insert(p.streamed.end(), update.tokens.begin(), update.tokens.end());
-  TokenEvent event;
-  event.id = p.proxy_id;
-  event.tokens = std::move(update.tokens);
-  event.logprobs = std::move(update.logprobs);
-  event.finished = update.finished;
-  event.reason = update.reason;
-  event.error = std::move(update.error);
-  // The queue time of a re-submission is not the request's: only the first counts.
-  event.queue_s = p.attempt == 1 ? update.queue_s : -1;
-  self->send(p.proxy, token_atom::value, std::vector<TokenEvent>{std::move(event)});
-  if (update.finished) forget(self, key);
+  if (!update.tokens.empty() || update.finished) {
+    TokenEvent event;
+    event.id = p.proxy_id;
+    event.tokens = std::move(update.tokens);
+    event.logprobs = std::move(update.logprobs);
+    event.finished = update.finished;
+    event.reason = update.reason;
+    event.error = std::move(update.error);
+    event.queue_s = queue_s;
+    self->send(p.proxy, token_atom::value, std::vector<TokenEvent>{std::move(event)});
+  }
+  if (update.finished) return forget(self, key);
+  if (update.handoff && !continue_on_decoder(self, key, *update.handoff)) {
+    spdlog::error("cluster: request {} prefilled on node {} but no decode worker serves '{}'", p.proxy_id, p.node,
+                  p.job.model);
+    fail(self, key, "no live decode worker serves model '" + p.job.model + "'");
+  }
 }
 
 // Drains or undrains the live worker called `name`, then reports every live worker.
@@ -182,12 +277,10 @@ void on_admin(RouterActor* self, WorkerAction action, const std::string& name, c
 }
 
 caf::behavior router_actor(RouterActor* self, rpc::ClusterRegistryServer* registry,
-                           std::shared_ptr<const ClusterCatalog> catalog,
-                           core::Family<core::Counter>* resubmissions, core::Family<core::Counter>* placements) {
+                           std::shared_ptr<const ClusterCatalog> catalog, RouterMetrics metrics) {
   self->state.registry = registry;
   self->state.catalog = std::move(catalog);
-  self->state.resubmissions = resubmissions;
-  self->state.placements = placements;
+  self->state.metrics = metrics;
   return {
       [self](admit_atom, PrefillJob& job) -> AdmissionReply {
         auto& s = self->state;
@@ -259,16 +352,34 @@ ClusterFront::ClusterFront(caf::actor_system& system, rpc::ClusterRegistryServer
                            core::Registry& metrics)
     : system_(system), registry_(registry), catalog_(std::move(catalog)), slo_(slo),
       serving_metrics_(std::make_shared<ServingMetrics>(metrics)) {
-  auto& resubmissions = core::build_counter()
-                            .name("aegaeon_cluster_resubmissions_total")
-                            .help("Requests re-prefilled on another worker after theirs was lost")
-                            .register_on(metrics);
+  RouterMetrics router_metrics;
+  router_metrics.resubmissions = &core::build_counter()
+                                      .name("aegaeon_cluster_resubmissions_total")
+                                      .help("Requests re-prefilled on another worker after theirs was lost")
+                                      .register_on(metrics);
   // Per worker: how work spreads, and that a worker which just joined gets its share.
-  auto& placements = core::build_counter()
-                         .name("aegaeon_cluster_placements_total")
-                         .help("Generations started on a worker (new requests and re-prefills), by worker name")
-                         .register_on(metrics);
-  router_ = system.spawn(router_actor, &registry_, catalog_, &resubmissions, &placements);
+  router_metrics.placements = &core::build_counter()
+                                   .name("aegaeon_cluster_placements_total")
+                                   .help("Generations started on a worker (new requests, re-prefills, decodes "
+                                         "of handed-off KV), by worker name")
+                                   .register_on(metrics);
+  router_metrics.handoffs = &core::build_counter()
+                                 .name("aegaeon_cluster_kv_handoffs_total")
+                                 .help("Prefilled requests whose KV a decode worker pulled from a prefill-only worker")
+                                 .register_on(metrics)
+                                 .add({});
+  router_metrics.handoff_bytes = &core::build_counter()
+                                      .name("aegaeon_cluster_kv_handoff_bytes_total")
+                                      .help("Bytes of KV pulled by decode workers from prefill-only workers")
+                                      .register_on(metrics)
+                                      .add({});
+  router_metrics.handoff_seconds = &core::build_counter()
+                                        .name("aegaeon_cluster_kv_handoff_seconds_total")
+                                        .help("Seconds decode workers spent pulling handed-off KV (bytes / seconds: "
+                                              "the transfer rate)")
+                                        .register_on(metrics)
+                                        .add({});
+  router_ = system.spawn(router_actor, &registry_, catalog_, router_metrics);
 }
 
 ClusterFront::~ClusterFront() { stop(); }
@@ -296,7 +407,7 @@ std::vector<ModelStatus> ClusterFront::models() const {
   auto catalog = catalog_->current();
   std::set<std::string> available;
   for (const auto& node : registry_.nodes()) {
-    if (!node.can_generate) continue;
+    if (!node.can_generate || !has_role(node, "prefill")) continue;  // requests start on prefill
     for (const auto& model : node.registration.served_models) available.insert(model.name);
   }
   std::vector<ModelStatus> out;

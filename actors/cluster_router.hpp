@@ -1,7 +1,9 @@
 // The controller's side of the cluster: it stands where prefill and decode stand behind the
 // proxy in `aegaeon serve`, so the controller's proxy (tokenizing, templates, stop strings, SSE)
 // is the same code as the all-in-one's. Each admitted request runs on the least loaded live
-// worker serving its model (actors/policy/worker_choice). When that worker dies mid-generation,
+// worker serving its model (actors/policy/worker_choice). A worker started with --role prefill
+// stops after the first token and hands the KV off; the router then continues the request on a
+// decode worker, which pulls the KV from the prefill worker. When a worker dies mid-generation,
 // the request is re-submitted to another with its prompt plus the tokens already streamed
 // (re-prefill), so the client's stream goes on with no token repeated or missing.
 #pragma once

@@ -68,8 +68,15 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
                                                               ServingOptions options,
                                                               core::Registry& registry) {
   if (options.models.empty()) return core::error(core::ErrorCode::kInvalidArgument, "no models to serve");
-  AEGAEON_TRY(policy::check_devices(options.policy, static_cast<std::int32_t>(options.models.size()),
-                                    options.prefill_devices, options.decode_devices));
+  const bool runs_prefill = options.role != NodeRole::kDecode;
+  const bool runs_decode = options.role != NodeRole::kPrefill;
+  const auto model_count = static_cast<std::int32_t>(options.models.size());
+  // A role this node does not run has its devices on other nodes: only its own are checked.
+  AEGAEON_TRY(policy::check_devices(options.policy, model_count,
+                                    runs_prefill ? options.prefill_devices : model_count,
+                                    runs_decode ? options.decode_devices : model_count));
+  if (!runs_prefill) options.prefill_devices = 0;
+  if (!runs_decode) options.decode_devices = 0;
   auto impl = std::make_unique<Impl>();
   spdlog::info("loading {} model(s) into the host model cache", options.models.size());
   auto cache = worker::HostModelCache::load(options.models, [](int index, int count, std::string_view name) {
@@ -109,23 +116,29 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
 
   impl->proxy = options.front ? options.front
                               : spawn_proxy(system, impl->catalog, options.slo, metrics, options.max_prompt_tokens);
-  DecodeSetup decode_setup;
-  decode_setup.workers = decode_workers;
-  decode_setup.models = impl->models;
-  decode_setup.config.round.tbt_slo_s = options.slo.tbt_s;
-  decode_setup.kv_capacity_tokens = kv_capacity;
-  decode_setup.eos_ids = eos_ids;
-  decode_setup.policy = options.policy;
-  impl->decode = spawn_decode(system, std::move(decode_setup), impl->proxy, metrics);
-  PrefillSetup prefill_setup;
-  prefill_setup.workers = prefill_workers;
-  prefill_setup.models = impl->models;
-  prefill_setup.slo = options.slo;
-  prefill_setup.admission = options.admission;
-  prefill_setup.eos_ids = eos_ids;
-  prefill_setup.policy = options.policy;
-  impl->prefill = spawn_prefill(system, std::move(prefill_setup), impl->decode, impl->proxy, metrics);
-  caf::anon_send(impl->decode, wire_atom::value, impl->prefill);
+  if (runs_decode) {
+    DecodeSetup decode_setup;
+    decode_setup.workers = decode_workers;
+    decode_setup.models = impl->models;
+    decode_setup.config.round.tbt_slo_s = options.slo.tbt_s;
+    decode_setup.kv_capacity_tokens = kv_capacity;
+    decode_setup.eos_ids = eos_ids;
+    decode_setup.policy = options.policy;
+    impl->decode = spawn_decode(system, std::move(decode_setup), impl->proxy, metrics);
+  }
+  if (runs_prefill) {
+    PrefillSetup prefill_setup;
+    prefill_setup.workers = prefill_workers;
+    prefill_setup.models = impl->models;
+    prefill_setup.slo = options.slo;
+    prefill_setup.admission = options.admission;
+    prefill_setup.eos_ids = eos_ids;
+    prefill_setup.policy = options.policy;
+    // Without a decode role here, handoffs go to the front, which ships them to another node.
+    impl->prefill = spawn_prefill(system, std::move(prefill_setup), runs_decode ? impl->decode : impl->proxy,
+                                  impl->proxy, metrics);
+  }
+  if (runs_prefill && runs_decode) caf::anon_send(impl->decode, wire_atom::value, impl->prefill);
   wire_proxy(impl->proxy, impl->prefill, impl->decode);
   spdlog::info("serving {} model(s) on {} prefill + {} decode device(s), policy {}", impl->models->size(),
                options.prefill_devices, options.decode_devices, policy::to_string(options.policy));
@@ -157,11 +170,15 @@ std::vector<ModelStatus> ServingNode::models() const { return model_statuses(*im
 
 const ModelCatalog& ServingNode::catalog() const { return *impl_->catalog; }
 
+std::uint64_t ServingNode::kv_bytes_per_token(worker::ModelId model) const {
+  return impl_->models->info(model).kv_bytes_per_token;
+}
+
 void ServingNode::stop() {
   if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;
   for (const auto& actor : {impl_->proxy, impl_->prefill, impl_->decode}) {
-    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    if (actor) caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
   }
   for (const auto& worker : impl_->workers) caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
   // Drop our handles: a detached actor's thread ends only when no handle refers to it.

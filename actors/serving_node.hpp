@@ -26,6 +26,11 @@ namespace aegaeon::actors {
 
 class ModelCatalog;
 
+/// Which roles a node runs. A prefill-only node hands each prefilled request's KV to `front`
+/// (handoff_atom) instead of a decode role of its own; a decode-only node gets its requests as
+/// handoffs from `front`. `aegaeon serve` runs both.
+enum class NodeRole { kBoth, kPrefill, kDecode };
+
 /// What to serve and on what.
 struct ServingOptions {
   std::vector<worker::ModelSpec> models;
@@ -37,6 +42,8 @@ struct ServingOptions {
   policy::ServingPolicy policy = policy::ServingPolicy::kAegaeon;
   /// Longest prompt accepted, in tokens; 0: the model's context only (serve.max_prompt_tokens).
   std::int32_t max_prompt_tokens = 0;
+  /// Without prefill, prefill_devices is ignored; without decode, decode_devices is.
+  NodeRole role = NodeRole::kBoth;
   /// Where prefill and decode send tokens instead of a proxy of its own (a worker process's
   /// relay, see actors/worker_relay.hpp); it gets the proxy's wire message. With it, submit()
   /// is not available.
@@ -76,6 +83,8 @@ class ServingNode {
              std::function<void(std::vector<ModelStatus>)> done) const;
   /// Tokenizers and context lengths (immutable; safe from any thread).
   [[nodiscard]] const ModelCatalog& catalog() const;
+  /// Bytes of KV one token of model `model` takes (safe from any thread).
+  [[nodiscard]] std::uint64_t kv_bytes_per_token(worker::ModelId model) const;
   /// Stops the actors (in-flight requests end with an error or cancellation).
   void stop();
 

@@ -15,6 +15,7 @@ namespace aegaeon::actors {
 namespace {
 
 using remote_atom = caf::atom_constant<caf::atom("remote")>;  // kj → relay: a new generation
+using adopt_atom = caf::atom_constant<caf::atom("adopt")>;    // kj → relay: a handed-off one
 
 struct RelayState {
   caf::actor prefill;
@@ -34,9 +35,20 @@ void forget(RelayActor* self, policy::RequestId id) {
 // Stops the runtime's work on `id` (frees its KV) and forgets it.
 void cancel(RelayActor* self, policy::RequestId id) {
   if (self->state.streams.count(id) == 0) return;
-  self->send(self->state.prefill, cancel_atom::value, id);
-  self->send(self->state.decode, cancel_atom::value, id);
+  if (self->state.prefill) self->send(self->state.prefill, cancel_atom::value, id);
+  if (self->state.decode) self->send(self->state.decode, cancel_atom::value, id);
   forget(self, id);
+}
+
+model::SamplingParams sampling_of(const core::GenerationJob& job) {
+  model::SamplingParams sampling;
+  sampling.temperature = job.temperature;
+  sampling.top_k = job.top_k;
+  sampling.top_p = job.top_p;
+  sampling.presence_penalty = job.presence_penalty;
+  sampling.frequency_penalty = job.frequency_penalty;
+  sampling.seed = job.seed;
+  return sampling;
 }
 
 void end_with_error(const rpc::GenerationStream& stream, std::string message) {
@@ -56,6 +68,7 @@ caf::behavior relay_actor(RelayActor* self, std::shared_ptr<std::atomic<std::uin
       },
       [self](remote_atom, PrefillJob& job, const rpc::GenerationStream& stream) {
         policy::RequestId id = job.info.id;
+        if (!self->state.prefill) return end_with_error(stream, "this worker only decodes (--role decode)");
         self->state.streams.emplace(id, stream);
         self->state.in_flight->store(static_cast<std::uint32_t>(self->state.streams.size()));
         self->request(self->state.prefill, caf::infinite, admit_atom::value, std::move(job))
@@ -91,6 +104,22 @@ caf::behavior relay_actor(RelayActor* self, std::shared_ptr<std::atomic<std::uin
           }
         }
       },
+      // A prefill-only node's prefill role finished `handoff.job`: its KV goes to a decode worker.
+      [self](handoff_atom, Handoff& handoff) {
+        auto it = self->state.streams.find(handoff.job.info.id);
+        if (it == self->state.streams.end()) return;  // cancelled: the KV is dropped here
+        core::GenerationUpdate update;
+        update.handoff = core::KvHandoff{handoff.kv.tokens, handoff.first_token, handoff.kv.bytes.size(),
+                                         std::make_shared<std::vector<std::byte>>(std::move(handoff.kv.bytes)), 0};
+        it->second.send(std::move(update));
+        forget(self, handoff.job.info.id);
+      },
+      [self](adopt_atom, Handoff& handoff, const rpc::GenerationStream& stream) {
+        if (!self->state.decode) return end_with_error(stream, "this worker only prefills (--role prefill)");
+        self->state.streams.emplace(handoff.job.info.id, stream);
+        self->state.in_flight->store(static_cast<std::uint32_t>(self->state.streams.size()));
+        self->send(self->state.decode, handoff_atom::value, std::move(handoff));
+      },
       [self](cancel_atom, policy::RequestId id) { cancel(self, id); },
   };
 }
@@ -122,13 +151,54 @@ void start_remote_generation(const caf::actor& relay, const ModelCatalog& catalo
   prefill.info = policy::RequestInfo{static_cast<policy::RequestId>(id), model->id, 0.0,
                                      static_cast<std::int32_t>(prompt_tokens), job.max_output_tokens};
   prefill.prompt = std::move(job.prompt);
-  prefill.sampling.temperature = job.temperature;
-  prefill.sampling.top_k = job.top_k;
-  prefill.sampling.top_p = job.top_p;
-  prefill.sampling.presence_penalty = job.presence_penalty;
-  prefill.sampling.frequency_penalty = job.frequency_penalty;
-  prefill.sampling.seed = job.seed;
+  prefill.sampling = sampling_of(job);
   caf::anon_send(relay, remote_atom::value, std::move(prefill), std::move(stream));
+}
+
+core::Result<void> check_handoff(const ModelCatalog& catalog, const core::GenerationJob& job,
+                                 const core::KvHandoff& handoff, std::uint64_t kv_bytes_per_token) {
+  const CatalogEntry* model = catalog.find(job.model);
+  if (model == nullptr) {
+    return core::error(core::ErrorCode::kNotFound, "model '" + job.model + "' is not served by this worker");
+  }
+  const auto prompt_tokens = static_cast<std::int64_t>(job.prompt.size());
+  if (handoff.kv_tokens != prompt_tokens || prompt_tokens == 0 || job.max_output_tokens < 1 ||
+      prompt_tokens + job.max_output_tokens > model->max_context_tokens) {
+    return core::error(core::ErrorCode::kInvalidArgument,
+                       "handoff of " + std::to_string(handoff.kv_tokens) + " KV tokens does not fit a job of " +
+                           std::to_string(prompt_tokens) + " prompt + " + std::to_string(job.max_output_tokens) +
+                           " output tokens on model '" + job.model + "' (context " +
+                           std::to_string(model->max_context_tokens) + ")");
+  }
+  // KV lives in whole blocks of a few tokens; twice the tokens' bytes bounds any layout and
+  // keeps a hostile size from allocating more than the context could ever need.
+  const std::uint64_t bound = 2 * (static_cast<std::uint64_t>(prompt_tokens) + 64) * kv_bytes_per_token;
+  if (handoff.bytes == 0 || handoff.bytes > bound) {
+    return core::error(core::ErrorCode::kInvalidArgument,
+                       "handoff of " + std::to_string(handoff.bytes) + " KV bytes for " +
+                           std::to_string(prompt_tokens) + " tokens of model '" + job.model + "' (at most " +
+                           std::to_string(bound) + ")");
+  }
+  return core::ok();
+}
+
+void adopt_remote_generation(const caf::actor& relay, const ModelCatalog& catalog, std::uint64_t id,
+                             core::GenerationJob job, core::KvHandoff handoff, rpc::GenerationStream stream) {
+  const CatalogEntry* model = catalog.find(job.model);
+  if (model == nullptr) return end_with_error(stream, "model '" + job.model + "' is not served by this worker");
+  Handoff adopted;
+  adopted.job.info = policy::RequestInfo{static_cast<policy::RequestId>(id), model->id, 0.0,
+                                         static_cast<std::int32_t>(job.prompt.size()), job.max_output_tokens};
+  adopted.job.sampling = sampling_of(job);
+  adopted.job.prompt = std::move(job.prompt);
+  adopted.kv.seq = static_cast<worker::SeqId>(id);
+  adopted.kv.model = model->id;
+  adopted.kv.tokens = handoff.kv_tokens;
+  adopted.kv.bytes = std::move(*handoff.blob);
+  adopted.kv.sampling = adopted.job.sampling;
+  adopted.kv.last_token = handoff.last_token;
+  adopted.first_token = handoff.last_token;
+  caf::anon_send(relay, adopt_atom::value, std::move(adopted), std::move(stream));
 }
 
 void cancel_remote_generation(const caf::actor& relay, std::uint64_t id) {

@@ -138,11 +138,14 @@ core::NodeRegistration describe_node(const WorkerOptions& options, const actors:
   core::NodeRegistration info;
   info.node_name = options.name;
   info.protocol_version = rpc::cluster_protocol_version();
-  int devices = serving.prefill_devices + serving.decode_devices;
+  const bool prefill = serving.role != actors::NodeRole::kDecode;
+  const bool decode = serving.role != actors::NodeRole::kPrefill;
+  int devices = (prefill ? serving.prefill_devices : 0) + (decode ? serving.decode_devices : 0);
   for (int d = 0; d < devices; ++d) {
     info.devices.push_back({"cpu", static_cast<uint32_t>(d), serving.device.arena_bytes});
   }
-  info.roles = {"prefill", "decode"};
+  if (prefill) info.roles.push_back("prefill");
+  if (decode) info.roles.push_back("decode");
   for (const auto& spec : serving.models) {
     const auto* entry = node.catalog().find(spec.name);
     auto model = actors::describe_model(spec, entry->max_context_tokens);
@@ -159,10 +162,6 @@ void run_worker(WorkerOptions options) {
     throw CommandError(logging.error().message, 2);
   }
   HostPort controller = parse_host_port(options.join, "--join");
-  if (options.role != "both") {
-    throw CommandError("--role " + options.role + ": only 'both' is supported yet (prefill and decode "
-                       "in separate processes need the KV handoff over RPC)", 2);
-  }
   if (options.device != "cpu") {
     throw CommandError("--device " + options.device + ": the worker runs the CPU backend only yet", 2);
   }
@@ -186,6 +185,9 @@ void run_worker(WorkerOptions options) {
   auto relay = actors::spawn_worker_relay(actor_runtime->system(), in_flight);
   actors::ServingOptions serving = serving_options(config.serve);
   serving.front = relay;
+  serving.role = options.role == "prefill" ? actors::NodeRole::kPrefill
+                 : options.role == "decode" ? actors::NodeRole::kDecode
+                                            : actors::NodeRole::kBoth;
   auto started = actors::ServingNode::start(actor_runtime->system(), serving, registry);
   if (!started.ok()) throw CommandError(started.error().message);
   std::unique_ptr<actors::ServingNode> node = std::move(*started);
@@ -199,6 +201,17 @@ void run_worker(WorkerOptions options) {
     actors::start_remote_generation(relay, node->catalog(), id, std::move(job), std::move(stream));
   };
   handlers->cancel = [relay](uint64_t id) { actors::cancel_remote_generation(relay, id); };
+  if (serving.role != actors::NodeRole::kPrefill) {
+    handlers->accepts = [&node](const core::GenerationJob& job, const core::KvHandoff& handoff) -> core::Result<void> {
+      const auto* model = node->catalog().find(job.model);
+      return actors::check_handoff(node->catalog(), job, handoff, model ? node->kv_bytes_per_token(model->id) : 0);
+    };
+    handlers->adopt = [relay, &node](uint64_t id, core::GenerationJob job, core::KvHandoff handoff,
+                                     rpc::GenerationStream stream) {
+      actors::adopt_remote_generation(relay, node->catalog(), id, std::move(job), std::move(handoff),
+                                      std::move(stream));
+    };
+  }
   auto membership = std::make_unique<Membership>(*kj_runtime, controller, describe_node(options, serving, *node),
                                                  options.cluster_token, handlers, in_flight,
                                                  std::chrono::milliseconds(options.rejoin_backoff_max_ms));
@@ -238,7 +251,11 @@ void add_worker_command(CLI::App& app) {
                   "Longest wait between two attempts to (re-)join the controller (default 5000;\n"
                   "the first wait is 100 ms, doubling)")
       ->check(CLI::Range(1u, 600000u));
-  sub->add_option("--role", options->role, "prefill|decode|both (only both yet)");
+  sub->add_option("--role", options->role,
+                  "both (default): prefill and decode here; prefill: stop after the first token and\n"
+                  "hand the KV to a decode worker; decode: continue what prefill workers handed off\n"
+                  "(serve.prefill_devices / serve.decode_devices apply to the roles run here)")
+      ->check(CLI::IsMember({"both", "prefill", "decode"}));
   sub->add_option("--device", options->device, "cpu (cuda:N later)");
   add_config_options(*sub, options->serve);
   sub->callback([options] { run_worker(*options); });

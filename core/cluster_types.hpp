@@ -2,7 +2,10 @@
 // to and from the wire lives in rpc/.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,15 +67,32 @@ struct GenerationJob {
   std::uint64_t seed = 0;
 };
 
-/// What a remote generation reports, in order: tokens, then once `finished` (or `worker_lost`).
+/// A prefilled request's KV on its way from a prefill-only worker to a decode worker.
+struct KvHandoff {
+  std::int32_t kv_tokens = 0;   ///< positions in the KV (the prompt)
+  std::int32_t last_token = 0;  ///< the token the first decode step appends (the first token)
+  std::uint64_t bytes = 0;      ///< size of the KV blob
+  /// The blob (blocks in the model's cache layout), where a process holds it: on the prefill
+  /// worker after export, on the decode worker once pulled. Empty on the controller.
+  std::shared_ptr<std::vector<std::byte>> blob;
+  /// On the controller: the registry's handle of the prefill worker's copy (see
+  /// rpc::ClusterRegistryServer::decode).
+  std::uint64_t source_id = 0;
+};
+
+/// What a remote generation reports, in order: tokens, then once `finished`, `handoff` or
+/// `worker_lost`.
 struct GenerationUpdate {
   std::vector<std::int32_t> tokens;
   std::vector<float> logprobs;
   double queue_s = -1;          ///< set on the first update: arrival to prefill start
+  double kv_pull_s = -1;        ///< set on a decode's first update: how long its KV took to arrive
   bool finished = false;
   FinishReason reason = FinishReason::kNone;
   std::string error;            ///< set when the generation failed on the worker
   bool worker_lost = false;     ///< the worker died or became unreachable before finishing
+  /// A prefill-only worker's last update: the generation goes on on a decode worker.
+  std::optional<KvHandoff> handoff;
 };
 
 }  // namespace aegaeon::core

@@ -3,10 +3,13 @@
 #include <capnp/rpc-twoparty.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <future>
 #include <map>
 #include <mutex>
+#include <utility>
 
 #include "rpc/kj_context.hpp"
 #include "rpc/kj_runtime.hpp"
@@ -26,6 +29,12 @@ namespace {
 
 using core::ErrorCode;
 using Clock = std::chrono::steady_clock;
+
+// KV handoff chunking: 1 MiB per read keeps each RPC message far below capnp's traversal limit
+// and lets token batches of other generations interleave on the same connections.
+constexpr uint64_t kKvChunkBytes = 1 << 20;
+constexpr uint64_t kMaxKvChunkBytes = 4 * kKvChunkBytes;  // the most a source serves per read
+constexpr uint64_t kKvPullLanes = 4;
 
 // Messages the server fails with; the client maps them back onto error codes.
 constexpr const char* kBadToken = "cluster token rejected";
@@ -86,7 +95,7 @@ struct Route {
 
   void deliver(core::GenerationUpdate update) {
     if (!open) return;
-    if (update.finished || update.worker_lost) open = false;
+    if (update.finished || update.worker_lost || update.handoff) open = false;
     on_update(std::move(update));
   }
   void lost(const std::string& why) {
@@ -97,9 +106,12 @@ struct Route {
   }
 };
 
+// Keeps a handed-off KV source until a decode worker takes it; returns its handle.
+using KeepSource = std::function<uint64_t(schema::KvSource::Client)>;
+
 class TokenSinkService final : public schema::TokenSink::Server {
  public:
-  explicit TokenSinkService(std::shared_ptr<Route> route) : route_(std::move(route)) {}
+  TokenSinkService(std::shared_ptr<Route> route, KeepSource keep) : route_(std::move(route)), keep_(std::move(keep)) {}
 
  protected:
   kj::Promise<void> push(PushContext context) override {
@@ -113,15 +125,22 @@ class TokenSinkService final : public schema::TokenSink::Server {
     auto params = context.getParams();
     core::GenerationUpdate update;
     batch_from_wire(params.getBatch(), update);
-    update.finished = true;
     update.reason = reason_from_wire(params.getReason());
     update.error = wire_text(params.getError());
+    if (params.hasHandoff() && update.reason == core::FinishReason::kNone && route_->open) {
+      auto handoff = params.getHandoff();
+      update.handoff = core::KvHandoff{handoff.getKvTokens(), handoff.getLastToken(), handoff.getBytes(), nullptr,
+                                       keep_(handoff.getSource())};
+    } else {
+      update.finished = true;
+    }
     route_->deliver(std::move(update));
     return kj::READY_NOW;
   }
 
  private:
   std::shared_ptr<Route> route_;
+  KeepSource keep_;
 };
 
 }  // namespace
@@ -157,6 +176,8 @@ struct ClusterRegistryServer::Impl {
   std::map<uint64_t, Worker> workers;  // by node id
   std::map<uint64_t, Generation> generations;
   uint64_t next_generation = 1;
+  std::map<uint64_t, schema::KvSource::Client> handoffs;  // KV sources no decode took yet
+  uint64_t next_handoff = 1;
   kj::Own<kj::ConnectionReceiver> listener;
   kj::Own<kj::TaskSet> tasks;
 
@@ -168,6 +189,10 @@ struct ClusterRegistryServer::Impl {
   // A peer's connection closed: the nodes it registered leave.
   void disconnected(uint64_t connection_id);
   kj::Promise<void> reap_silent_nodes(kj::Timer& timer);
+  // Sends the call `make_request` builds (with the generation's sink) to node `node_id`'s
+  // Worker and tracks it as a generation (kj thread).
+  template <typename MakeRequest>
+  core::Result<uint64_t> submit(uint64_t node_id, UpdateHandler on_update, MakeRequest make_request);
 };
 
 namespace {
@@ -311,6 +336,7 @@ namespace {
 // Destroys the server's kj objects (on the kj thread): generations, then connections.
 void release_server(ClusterRegistryServer::Impl* s) {
   s->tasks = nullptr;
+  s->handoffs.clear();
   s->generations.clear();
   s->workers.clear();
   s->connections.clear();
@@ -357,38 +383,80 @@ std::vector<RegisteredNode> ClusterRegistryServer::nodes() const {
   return out;
 }
 
+template <typename MakeRequest>
+core::Result<uint64_t> ClusterRegistryServer::Impl::submit(uint64_t node_id, UpdateHandler on_update,
+                                                         MakeRequest make_request) {
+  auto worker = workers.find(node_id);
+  if (worker == workers.end()) {
+    return core::error(ErrorCode::kNotFound, "node " + std::to_string(node_id) + " is not registered");
+  }
+  KJ_IF_MAYBE(client, worker->second.client) {
+    uint64_t id = next_generation++;
+    auto route = std::make_shared<Route>();
+    route->on_update = std::move(on_update);
+    auto sink = kj::heap<TokenSinkService>(route, [this](schema::KvSource::Client source) {
+      uint64_t handle = next_handoff++;
+      handoffs.emplace(handle, kj::mv(source));
+      return handle;
+    });
+    auto cancel = kj::newPromiseAndFulfiller<void>();
+    // A call that returns before `done` (or fails) means the worker is gone mid-generation.
+    auto call = make_request(*client, schema::TokenSink::Client(kj::mv(sink))).then(
+        [route](auto&&) { route->lost("the worker ended the generation without finishing it"); },
+        [route](kj::Exception&& e) { route->lost(e.getDescription().cStr()); });
+    tasks->add(call.exclusiveJoin(kj::mv(cancel.promise)).then([this, id] { generations.erase(id); }));
+    generations[id] = {node_id, route, kj::mv(cancel.fulfiller)};
+    return id;
+  }
+  return core::error(ErrorCode::kNotFound, "node " + std::to_string(node_id) + " does not run generations");
+}
+
 core::Result<uint64_t> ClusterRegistryServer::generate(uint64_t node_id,
                                                        const core::GenerationJob& job,
                                                        UpdateHandler on_update) {
   Impl* s = impl_.get();
-  core::Result<uint64_t> result =
-      core::error(ErrorCode::kNotFound, "node " + std::to_string(node_id) + " is not registered");
+  core::Result<uint64_t> result = core::error(ErrorCode::kUnavailable, "kj runtime is not running");
   s->runtime.execute_sync([&](KjContext&) {
-    auto worker = s->workers.find(node_id);
-    if (worker == s->workers.end()) return;
-    KJ_IF_MAYBE(client, worker->second.client) {
-      uint64_t id = s->next_generation++;
-      auto route = std::make_shared<Route>();
-      route->on_update = std::move(on_update);
-      auto request = client->generateRequest();
+    result = s->submit(node_id, std::move(on_update), [&](schema::Worker::Client& worker, schema::TokenSink::Client sink) {
+      auto request = worker.generateRequest();
       job_to_wire(job, request.initJob());
-      request.setSink(kj::heap<TokenSinkService>(route));
-      auto cancel = kj::newPromiseAndFulfiller<void>();
-      // A call that returns before `done` (or fails) means the worker is gone mid-generation.
-      auto call = request.send().then(
-          [route](auto&&) { route->lost("the worker ended the generation without finishing it"); },
-          [route](kj::Exception&& e) { route->lost(e.getDescription().cStr()); });
-      s->tasks->add(call.exclusiveJoin(kj::mv(cancel.promise)).then([s, id] {
-        s->generations.erase(id);
-      }));
-      s->generations[id] = {node_id, route, kj::mv(cancel.fulfiller)};
-      result = id;
-    } else {
-      result = core::error(ErrorCode::kNotFound,
-                           "node " + std::to_string(node_id) + " does not run generations");
-    }
+      request.setSink(kj::mv(sink));
+      return request.send();
+    });
   });
   return result;
+}
+
+core::Result<uint64_t> ClusterRegistryServer::decode(uint64_t node_id, const core::GenerationJob& job,
+                                                     const core::KvHandoff& handoff, UpdateHandler on_update) {
+  Impl* s = impl_.get();
+  core::Result<uint64_t> result = core::error(ErrorCode::kUnavailable, "kj runtime is not running");
+  s->runtime.execute_sync([&](KjContext&) {
+    auto source = s->handoffs.find(handoff.source_id);
+    if (source == s->handoffs.end()) {
+      result = core::error(ErrorCode::kNotFound, "handoff " + std::to_string(handoff.source_id) + " is gone");
+      return;
+    }
+    schema::KvSource::Client client = kj::mv(source->second);
+    s->handoffs.erase(source);
+    result = s->submit(node_id, std::move(on_update), [&](schema::Worker::Client& worker, schema::TokenSink::Client sink) {
+      auto request = worker.decodeRequest();
+      job_to_wire(job, request.initJob());
+      auto wire = request.initHandoff();
+      wire.setKvTokens(handoff.kv_tokens);
+      wire.setLastToken(handoff.last_token);
+      wire.setBytes(handoff.bytes);
+      wire.setSource(kj::mv(client));
+      request.setSink(kj::mv(sink));
+      return request.send();
+    });
+  });
+  return result;
+}
+
+void ClusterRegistryServer::release_handoff(uint64_t source_id) {
+  Impl* s = impl_.get();
+  s->runtime.execute_sync([s, source_id](KjContext&) { s->handoffs.erase(source_id); });
 }
 
 void ClusterRegistryServer::cancel(uint64_t generation_id) {
@@ -404,6 +472,27 @@ void ClusterRegistryServer::cancel(uint64_t generation_id) {
 // ---------------------------------------------------------------------------------------------
 // Worker side of a generation
 
+// A handed-off KV blob, served in chunks to the decode worker that adopts it. Lives (and holds
+// the blob in host memory) while a controller or decode worker holds the capability.
+class KvSourceService final : public schema::KvSource::Server {
+ public:
+  explicit KvSourceService(std::shared_ptr<std::vector<std::byte>> blob) : blob_(std::move(blob)) {}
+
+ protected:
+  kj::Promise<void> read(ReadContext context) override {
+    auto params = context.getParams();
+    const uint64_t size = blob_->size();
+    const uint64_t offset = std::min<uint64_t>(params.getOffset(), size);
+    const uint64_t length = std::min<uint64_t>({params.getLength(), size - offset, kMaxKvChunkBytes});
+    context.getResults().setChunk(
+        kj::arrayPtr(reinterpret_cast<const capnp::byte*>(blob_->data()) + offset, length));
+    return kj::READY_NOW;
+  }
+
+ private:
+  std::shared_ptr<const std::vector<std::byte>> blob_;  // never written once handed off
+};
+
 // One generation the controller submitted, on the worker (kj thread only). It sends the
 // updates in order, one flow-controlled call at a time, and completes the `generate` call after
 // `done` was delivered. Destroyed when that call completes or is cancelled.
@@ -416,6 +505,8 @@ class WorkerGeneration {
   ~WorkerGeneration();
 
   bool send(core::GenerationUpdate update);
+  /// Reports, on the next update, how long the KV of an adopted generation took to arrive.
+  void report_kv_pull(double seconds) { kv_pull_s_ = seconds; }
 
  private:
   uint64_t id_;
@@ -426,6 +517,7 @@ class WorkerGeneration {
   kj::Promise<void> tail_ = kj::READY_NOW;  // the last queued call
   bool finished_ = false;  // `done` queued: the runtime is done with it
   bool failed_ = false;    // a call failed: the controller is gone
+  double kv_pull_s_ = -1;  // not reported yet
 };
 
 struct GenerationStream::Link {
@@ -449,9 +541,12 @@ WorkerGeneration::~WorkerGeneration() {
 
 bool WorkerGeneration::send(core::GenerationUpdate update) {
   if (finished_ || failed_) return false;
-  finished_ = update.finished;
+  finished_ = update.finished || update.handoff.has_value();
+  if (kv_pull_s_ >= 0) {
+    update.kv_pull_s = std::exchange(kv_pull_s_, -1);
+  }
   tail_ = tail_.then([this, update = std::move(update)]() -> kj::Promise<void> {
-    if (!update.finished) {
+    if (!update.finished && !update.handoff) {
       auto request = sink_.pushRequest();
       batch_to_wire(update, request.initBatch());
       return request.send();  // resolves when flow control has room for the next batch
@@ -460,6 +555,13 @@ bool WorkerGeneration::send(core::GenerationUpdate update) {
     batch_to_wire(update, request.initBatch());
     request.setReason(reason_to_wire(update.reason));
     request.setError(update.error);
+    if (update.handoff) {
+      auto handoff = request.initHandoff();
+      handoff.setKvTokens(update.handoff->kv_tokens);
+      handoff.setLastToken(update.handoff->last_token);
+      handoff.setBytes(update.handoff->blob->size());
+      handoff.setSource(kj::heap<KvSourceService>(update.handoff->blob));
+    }
     return request.send().then([this](auto&&) { completion_->fulfill(); });
   }).eagerlyEvaluate([this](kj::Exception&& e) {
     failed_ = true;
@@ -484,6 +586,30 @@ namespace {
 // Generation ids are unique in the process, across reconnections.
 std::atomic<uint64_t> next_generation_id{1};
 
+// Pulls a handed-off KV blob, `kKvPullLanes` chunk reads in flight so the round trips through
+// the controller overlap (lane i reads chunks i, i + lanes, ...).
+kj::Promise<void> pull_lane(schema::KvSource::Client source, std::shared_ptr<std::vector<std::byte>> blob,
+                            uint64_t offset) {
+  if (offset >= blob->size()) return kj::READY_NOW;
+  const uint64_t length = std::min<uint64_t>(kKvChunkBytes, blob->size() - offset);
+  auto request = source.readRequest();
+  request.setOffset(offset);
+  request.setLength(static_cast<uint32_t>(length));
+  return request.send().then([source, blob, offset, length](capnp::Response<schema::KvSource::ReadResults> response) mutable {
+    auto chunk = response.getChunk();
+    KJ_REQUIRE(chunk.size() == length, "kv handoff: short chunk from the prefill worker", offset, chunk.size(), length);
+    std::memcpy(blob->data() + offset, chunk.begin(), length);
+    return pull_lane(kj::mv(source), kj::mv(blob), offset + kKvPullLanes * kKvChunkBytes);
+  });
+}
+
+kj::Promise<std::shared_ptr<std::vector<std::byte>>> pull_kv(schema::KvSource::Client source, uint64_t bytes) {
+  auto blob = std::make_shared<std::vector<std::byte>>(bytes);
+  auto lanes = kj::heapArrayBuilder<kj::Promise<void>>(kKvPullLanes);
+  for (uint64_t lane = 0; lane < kKvPullLanes; ++lane) lanes.add(pull_lane(source, blob, lane * kKvChunkBytes));
+  return kj::joinPromises(lanes.finish()).then([blob] { return blob; });
+}
+
 class WorkerService final : public schema::Worker::Server {
  public:
   WorkerService(KjRuntime& runtime, std::shared_ptr<const WorkerHandlers> handlers)
@@ -502,6 +628,38 @@ class WorkerService final : public schema::Worker::Server {
     context.releaseParams();
     handlers_->start(id, std::move(job), GenerationStream(link));
     return completion.promise.attach(kj::mv(generation));
+  }
+
+  kj::Promise<void> decode(DecodeContext context) override {
+    context.allowCancellation();
+    auto params = context.getParams();
+    KJ_REQUIRE(handlers_->accepts != nullptr && handlers_->adopt != nullptr,
+               "this worker decodes nothing another worker prefilled (--role prefill)");
+    auto job = job_from_wire(params.getJob());
+    auto wire = params.getHandoff();
+    core::KvHandoff handoff{wire.getKvTokens(), wire.getLastToken(), wire.getBytes(), nullptr, 0};
+    if (auto accepted = handlers_->accepts(job, handoff); !accepted.ok()) {
+      KJ_FAIL_REQUIRE("kv handoff refused", accepted.error().message);
+    }
+    uint64_t id = next_generation_id++;
+    auto completion = kj::newPromiseAndFulfiller<void>();
+    auto link = std::make_shared<GenerationStream::Link>(GenerationStream::Link{runtime_, nullptr});
+    auto generation = kj::heap<WorkerGeneration>(id, params.getSink(), kj::mv(completion.fulfiller),
+                                                 handlers_, link);
+    WorkerGeneration* adopted = generation.get();
+    const auto pull_start = Clock::now();
+    auto pulled = pull_kv(wire.getSource(), handoff.bytes);
+    context.releaseParams();
+    // Cancelling the call while the KV is still coming drops the pull and the generation.
+    return pulled
+        .then([this, id, job = std::move(job), handoff, link, adopted,
+               pull_start](std::shared_ptr<std::vector<std::byte>> blob) mutable {
+          adopted->report_kv_pull(std::chrono::duration<double>(Clock::now() - pull_start).count());
+          handoff.blob = std::move(blob);
+          handlers_->adopt(id, std::move(job), std::move(handoff), GenerationStream(link));
+        })
+        .then([promise = kj::mv(completion.promise)]() mutable { return kj::mv(promise); })
+        .attach(kj::mv(generation));
   }
 
  private:

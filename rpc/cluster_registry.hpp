@@ -44,11 +44,17 @@ class GenerationStream {
   std::shared_ptr<Link> link_;
 };
 
-/// What a worker does with the generations the controller submits. Both run on the kj thread
+/// What a worker does with the generations the controller submits. All run on the kj thread
 /// and must not block (hand the work to an actor).
 struct WorkerHandlers {
-  /// Starts generation `id` (unique in this process); its output goes to `stream`.
+  /// Starts generation `id` (unique in this process); its output goes to `stream`. A
+  /// prefill-only worker ends it with an update carrying `handoff` (its blob set).
   std::function<void(uint64_t id, core::GenerationJob job, GenerationStream stream)> start;
+  /// Whether this worker can adopt `handoff` for `job` (model served, sizes sane); checked
+  /// before any KV byte is pulled. Null: it decodes nothing another worker prefilled.
+  std::function<core::Result<void>(const core::GenerationJob& job, const core::KvHandoff& handoff)> accepts;
+  /// Continues generation `id` from `handoff`, whose blob was pulled from the prefill worker.
+  std::function<void(uint64_t id, core::GenerationJob job, core::KvHandoff handoff, GenerationStream stream)> adopt;
   /// The controller cancelled generation `id`, or its connection is gone: free it.
   std::function<void(uint64_t id)> cancel;
 };
@@ -99,6 +105,14 @@ class ClusterRegistryServer {
   /// kNotFound when the node is gone or cannot generate.
   core::Result<uint64_t> generate(uint64_t node_id, const core::GenerationJob& job,
                                   UpdateHandler on_update);
+  /// Continues a generation that a prefill-only worker ended with `handoff` (an update's, with
+  /// its source_id) on decode worker `node_id`, which pulls the KV from the prefill worker
+  /// through this controller. The handle is used up, whatever the outcome. Returns the
+  /// generation's id, or kNotFound when the node or the handle is gone.
+  core::Result<uint64_t> decode(uint64_t node_id, const core::GenerationJob& job,
+                                const core::KvHandoff& handoff, UpdateHandler on_update);
+  /// Drops a handoff nobody will decode (its prefill worker frees the KV). Unknown ids are ignored.
+  void release_handoff(uint64_t source_id);
   /// Cancels a generation (the worker frees it); no update follows. Unknown ids are ignored.
   void cancel(uint64_t generation_id);
 

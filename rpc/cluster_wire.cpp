@@ -94,6 +94,7 @@ void batch_from_wire(schema::TokenBatch::Reader batch, core::GenerationUpdate& u
   // A peer may send fewer logprobs than tokens; consumers index them by token.
   update.logprobs.resize(update.tokens.size(), 0.0f);
   update.queue_s = batch.getQueueSeconds();
+  update.kv_pull_s = batch.getKvPullSeconds();
 }
 
 void batch_to_wire(const core::GenerationUpdate& update, schema::TokenBatch::Builder batch) {
@@ -102,6 +103,7 @@ void batch_to_wire(const core::GenerationUpdate& update, schema::TokenBatch::Bui
   auto logprobs = batch.initLogprobs(static_cast<unsigned>(update.logprobs.size()));
   for (unsigned i = 0; i < update.logprobs.size(); ++i) logprobs.set(i, update.logprobs[i]);
   batch.setQueueSeconds(update.queue_s);
+  batch.setKvPullSeconds(update.kv_pull_s);
 }
 
 core::FinishReason reason_from_wire(schema::FinishReason reason) {

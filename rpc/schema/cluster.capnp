@@ -6,7 +6,8 @@ $import "/capnp/c++.capnp".namespace("aegaeon::rpc::schema");
 
 # Wire version of the cluster protocol; a peer with another version is refused.
 # 2: workers pass a Worker capability at registration and describe the models they serve.
-const protocolVersion :UInt32 = 2;
+# 3: prefill-only workers end a generation with a KV handoff; decode workers adopt it.
+const protocolVersion :UInt32 = 3;
 
 # One accelerator (or the CPU backend) a node offers.
 struct Device {
@@ -69,6 +70,23 @@ struct TokenBatch {
   tokens @0 :List(Int32);
   logprobs @1 :List(Float32);
   queueSeconds @2 :Float64;   # set (>= 0) on the first batch: arrival to prefill start
+  kvPullSeconds @3 :Float64 = -1;  # set (>= 0) on a decode's first batch: how long its KV took to arrive
+}
+
+# A prefilled request's KV, held in host memory by the prefill worker that computed it until
+# every holder of this capability dropped it. The decode worker pulls it in chunks.
+interface KvSource {
+  # Bytes [offset, offset + length) of the KV blob (fewer at its end).
+  read @0 (offset :UInt64, length :UInt32) -> (chunk :Data);
+}
+
+# What a prefill-only worker hands to a decode worker: the KV of `kvTokens` positions (blocks in
+# the model's cache layout) and the sampling state the first decode step continues from.
+struct KvHandoff {
+  kvTokens @0 :Int32;
+  lastToken @1 :Int32;        # the token the first decode step appends (not in the KV yet)
+  bytes @2 :UInt64;           # size of the KV blob
+  source @3 :KvSource;
 }
 
 # The controller's end of one generation.
@@ -76,14 +94,19 @@ interface TokenSink {
   # Flow-controlled: the worker sends the next batch when the controller has room for it.
   push @0 (batch :TokenBatch) -> stream;
   # The last batch and why the generation ended; `error` is set when it failed on the worker.
-  done @1 (batch :TokenBatch, reason :FinishReason, error :Text) -> ();
+  # A prefill-only worker ends a generation that goes on with `handoff` set (reason none).
+  done @1 (batch :TokenBatch, reason :FinishReason, error :Text, handoff :KvHandoff) -> ();
 }
 
 # A worker's serving runtime, as the controller reaches it.
 interface Worker {
   # Runs one generation, streaming its tokens to `sink`; returns after `done`. Cancelling the
-  # call (or losing the connection) cancels the generation and frees its KV.
+  # call (or losing the connection) cancels the generation and frees its KV. A prefill-only
+  # worker stops after the first token and hands the KV off (TokenSink.done).
   generate @0 (job :GenerationJob, sink :TokenSink) -> ();
+  # Continues a generation another worker prefilled: pulls the KV from `handoff.source`, then
+  # decodes as `generate` does (`job` is the one that worker prefilled). A decode worker only.
+  decode @1 (job :GenerationJob, handoff :KvHandoff, sink :TokenSink) -> ();
 }
 
 # The controller's side of membership.

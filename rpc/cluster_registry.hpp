@@ -50,13 +50,13 @@ struct WorkerHandlers {
   /// Starts generation `id` (unique in this process); its output goes to `stream`. A
   /// prefill-only worker ends it with an update carrying `handoff` (its blob set).
   std::function<void(uint64_t id, core::GenerationJob job, GenerationStream stream)> start;
+  /// The controller cancelled generation `id`, or its connection is gone: free it.
+  std::function<void(uint64_t id)> cancel;
   /// Whether this worker can adopt `handoff` for `job` (model served, sizes sane); checked
   /// before any KV byte is pulled. Null: it decodes nothing another worker prefilled.
   std::function<core::Result<void>(const core::GenerationJob& job, const core::KvHandoff& handoff)> accepts;
   /// Continues generation `id` from `handoff`, whose blob was pulled from the prefill worker.
   std::function<void(uint64_t id, core::GenerationJob job, core::KvHandoff handoff, GenerationStream stream)> adopt;
-  /// The controller cancelled generation `id`, or its connection is gone: free it.
-  std::function<void(uint64_t id)> cancel;
 };
 
 /// Why a node left the registry; the metric label of aegaeon_cluster_worker_departures_total.

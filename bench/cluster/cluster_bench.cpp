@@ -7,15 +7,20 @@
 // against the ideal min(N, cores) (the machine's cores are the physical limit). A lone stream
 // through each topology measures the client-side gap between tokens: the cluster's gap minus
 // the all-in-one server's is what the Cap'n Proto hop (worker → controller → client) adds per
-// token, measured in the same run.
+// token, measured in the same run. A split topology (one `--role prefill` and one `--role
+// decode` worker) runs the same burst, and long prompts through it measure the KV handoff: bytes
+// per second the decode worker pulls from the prefill worker (the controller's counters) against
+// a memcpy of the same bytes in this process, the physical limit of a copy on this machine.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <signal.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <regex>
 #include <stdexcept>
 #include <string>
@@ -41,6 +46,8 @@ struct Options {
   int requests = 32;         // per burst
   int max_tokens = 64;       // per request
   int probe_tokens = 128;    // per lone-stream probe request
+  bool split = true;         // also measure a prefill-only + a decode-only worker
+  int handoff_prompt_words = 1200;  // words per KV-handoff probe prompt (~1.3 tokens each)
   double read_timeout_s = 300;
 };
 
@@ -69,8 +76,9 @@ class Topology {
     return t;
   }
 
-  static std::unique_ptr<Topology> cluster(const Options& o, int workers) {
-    auto t = std::unique_ptr<Topology>(new Topology("cluster:" + std::to_string(workers)));
+  /// A controller and `workers` workers; with `roles`, worker i runs roles[i] (--role).
+  static std::unique_ptr<Topology> cluster(const Options& o, int workers, std::vector<std::string> roles = {}) {
+    auto t = std::unique_ptr<Topology>(new Topology(roles.empty() ? "cluster:" + std::to_string(workers) : "split:1+1"));
     auto& controller = *t->processes_.emplace_back(std::make_unique<testing::ChildProcess>(std::vector<std::string>{
         o.binary, "controller", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--cluster-token", kClusterToken}));
     auto match = controller.wait_for_line(
@@ -79,9 +87,10 @@ class Topology {
     const std::string join = "127.0.0.1:" + std::string((*match)[1]);
     t->http_port_ = static_cast<std::uint16_t>(std::stoi((*match)[2]));
     for (int i = 0; i < workers; ++i) {
-      t->processes_.push_back(std::make_unique<testing::ChildProcess>(
-          pinned(o, i, {o.binary, "worker", "--join", join, "--name", "bench-worker-" + std::to_string(i),
-                        "--cluster-token", kClusterToken, "--set", "serve.data_dir=" + o.data_dir})));
+      std::vector<std::string> argv = {o.binary, "worker", "--join", join, "--name", "bench-worker-" + std::to_string(i),
+                                       "--cluster-token", kClusterToken, "--set", "serve.data_dir=" + o.data_dir};
+      if (static_cast<std::size_t>(i) < roles.size()) argv.insert(argv.end(), {"--role", roles[static_cast<std::size_t>(i)]});
+      t->processes_.push_back(std::make_unique<testing::ChildProcess>(pinned(o, i, std::move(argv))));
     }
     for (int i = 1; i <= workers; ++i) {
       auto& worker = *t->processes_[static_cast<std::size_t>(i)];
@@ -119,6 +128,55 @@ struct Result {
   double gap_ms = 0;  // lone stream: mean client-side gap between tokens
   [[nodiscard]] double tokens_per_s() const { return makespan_s > 0 ? tokens / makespan_s : 0; }
 };
+
+// The KV handoff through a split topology.
+struct HandoffResult {
+  double handoffs = 0, bytes = 0, pull_s = 0;
+  double memcpy_bytes_per_s = 0;  // the same bytes copied in this process
+  [[nodiscard]] double bytes_per_s() const { return pull_s > 0 ? bytes / pull_s : 0; }
+};
+
+// A counter of `port`'s /metrics without labels (0 when absent).
+double read_counter(std::uint16_t port, const std::string& name) {
+  const auto metrics = testing::http_request(port, "GET", "/metrics").body;
+  std::smatch value;
+  return std::regex_search(metrics, value, std::regex("\\n" + name + " ([0-9.e+]+)")) ? std::stod(value[1]) : 0.0;
+}
+
+// Bytes per second of memcpy between two buffers of `size` bytes (cold destination pages
+// touched first), best of a few repetitions, as the same-run physical limit of a copy.
+double memcpy_bytes_per_s(std::size_t size) {
+  std::vector<std::byte> from(size, std::byte{1});
+  std::vector<std::byte> to(size, std::byte{0});
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto start = Clock::now();
+    std::memcpy(to.data(), from.data(), size);
+    const double s = std::chrono::duration<double>(Clock::now() - start).count();
+    if (s > 0) best = std::max(best, static_cast<double>(size) / s);
+  }
+  return best;
+}
+
+// Long prompts, two tokens each (so every request reaches its decode worker), one at a time on
+// every model: the controller's handoff counters over the run give the pull rate.
+HandoffResult measure_handoff(const Options& o, const Topology& topology) {
+  const std::uint16_t port = topology.http_port();
+  const double handoffs0 = read_counter(port, "aegaeon_cluster_kv_handoffs_total");
+  const double bytes0 = read_counter(port, "aegaeon_cluster_kv_handoff_bytes_total");
+  const double seconds0 = read_counter(port, "aegaeon_cluster_kv_handoff_seconds_total");
+  std::string prompt;
+  for (int i = 0; i < o.handoff_prompt_words; ++i) prompt += "word" + std::to_string(i % 97) + " ";
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& model : served_models(port)) stream_request(port, {0, model, prompt, 2}, Clock::now(), o.read_timeout_s);
+  }
+  HandoffResult r;
+  r.handoffs = read_counter(port, "aegaeon_cluster_kv_handoffs_total") - handoffs0;
+  r.bytes = read_counter(port, "aegaeon_cluster_kv_handoff_bytes_total") - bytes0;
+  r.pull_s = read_counter(port, "aegaeon_cluster_kv_handoff_seconds_total") - seconds0;
+  if (r.handoffs > 0) r.memcpy_bytes_per_s = memcpy_bytes_per_s(static_cast<std::size_t>(r.bytes / r.handoffs));
+  return r;
+}
 
 Result measure(const Options& o, const Topology& topology) {
   Result r;
@@ -166,7 +224,7 @@ Result measure(const Options& o, const Topology& topology) {
   return r;
 }
 
-void print_report(const Options& o, const std::vector<Result>& results) {
+void print_report(const Options& o, const std::vector<Result>& results, const HandoffResult* handoff) {
   const unsigned cores = aegaeon::bench::cores();
   const Result* one = nullptr;
   const Result* serve = nullptr;
@@ -185,6 +243,9 @@ void print_report(const Options& o, const std::vector<Result>& results) {
       std::snprintf(scaling, sizeof scaling, "%.2fx/%dx", r.tokens_per_s() / one->tokens_per_s(),
                     std::min(n, static_cast<int>(cores)));
     }
+    if (one != nullptr && one->tokens_per_s() > 0 && r.topology.rfind("split:", 0) == 0) {
+      std::snprintf(scaling, sizeof scaling, "%.2fx", r.tokens_per_s() / one->tokens_per_s());
+    }
     std::printf("%-11s %5d %6d %6d %7.0f %8.2fs %9.1f %7.3fs %13s %12.3f\n", r.topology.c_str(), r.processes,
                 r.completed, r.failed, r.tokens, r.makespan_s, r.tokens_per_s(), r.ttft_p50_s, scaling, r.gap_ms);
   }
@@ -193,6 +254,15 @@ void print_report(const Options& o, const std::vector<Result>& results) {
   if (one != nullptr && serve != nullptr && one->gap_ms > 0 && serve->gap_ms > 0) {
     std::printf("RPC cost per token (lone stream, cluster:1 gap - serve gap): %.1f us (%.2fx the all-in-one gap)\n",
                 1e3 * (one->gap_ms - serve->gap_ms), one->gap_ms / serve->gap_ms);
+  }
+  if (handoff != nullptr && handoff->handoffs > 0) {
+    const double mib = 1024.0 * 1024.0;
+    std::printf("KV handoff (split:1+1, prefill worker -> controller -> decode worker): %.0f handoffs, %.1f MiB each, "
+                "pulled at %.1f MiB/s; memcpy of the same bytes here %.1f MiB/s; ratio %.3f\n",
+                handoff->handoffs, handoff->bytes / handoff->handoffs / mib, handoff->bytes_per_s() / mib,
+                handoff->memcpy_bytes_per_s / mib,
+                handoff->memcpy_bytes_per_s > 0 ? handoff->bytes_per_s() / handoff->memcpy_bytes_per_s : 0.0);
+    std::printf("  per handoff: %.1f ms\n", 1e3 * handoff->pull_s / handoff->handoffs);
   }
 }
 
@@ -236,6 +306,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--probe-tokens", o.probe_tokens, "tokens per lone-stream probe request")->check(CLI::Range(4, 4096))
       ->capture_default_str();
+  app.add_flag("--split,!--no-split", o.split,
+               "also measure a prefill-only + a decode-only worker (burst and KV handoff), default on")
+      ->capture_default_str();
+  app.add_option("--handoff-prompt-words", o.handoff_prompt_words, "words per KV-handoff probe prompt")
+      ->check(CLI::Range(16, 2500))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     o.workers = parse_counts(workers);
@@ -246,7 +322,14 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "[cluster:%d] starting a controller and %d worker(s)\n", n, n);
       results.push_back(measure(o, *Topology::cluster(o, n)));
     }
-    print_report(o, results);
+    std::optional<HandoffResult> handoff;
+    if (o.split) {
+      std::fprintf(stderr, "[split:1+1] starting a controller, a prefill-only and a decode-only worker\n");
+      auto split = Topology::cluster(o, 2, {"prefill", "decode"});
+      results.push_back(measure(o, *split));
+      handoff = measure_handoff(o, *split);
+    }
+    print_report(o, results, handoff ? &*handoff : nullptr);
   } catch (const CLI::Error& e) {
     return app.exit(e);
   } catch (const std::exception& e) {

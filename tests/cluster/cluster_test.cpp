@@ -2,7 +2,8 @@
 // serving the demo models. Requests are served through the controller's OpenAI API; a worker
 // killed with SIGKILL mid-stream loses no token (every stream equals the no-fault output at
 // temperature 0); bad peers are refused without harming the cluster; workers re-join a
-// restarted controller.
+// restarted controller. With prefill-only and decode-only workers, each request's KV moves from
+// one process to the other and the output stays exactly that of one worker doing both.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
@@ -263,6 +264,108 @@ TEST(ClusterAdmin, DrainedWorkersGetNoNewWorkAndTheirStreamsFinish) {
     EXPECT_EQ(worker["generations_in_flight"], 0) << worker;
     EXPECT_EQ(worker["draining"], worker["id"] == "w1") << worker;
   }
+}
+
+// A metric of the controller's /metrics without labels (0 when absent).
+double metric(uint16_t port, const std::string& name) {
+  const auto metrics = testing::http_request(port, "GET", "/metrics").body;
+  std::smatch value;
+  return std::regex_search(metrics, value, std::regex("\n" + name + " ([0-9.e+]+)")) ? std::stod(value[1]) : 0.0;
+}
+
+testing::Launch with_role(const char* role) { return {{}, {"--role", role}}; }
+
+std::string join_address(const ControllerProcess& controller) {
+  return "127.0.0.1:" + std::to_string(controller.cluster_port());
+}
+
+// Prefill and decode in different processes: a controller with a prefill-only and a decode-only
+// worker serves every model exactly as a controller with one worker doing both (temperature 0),
+// streamed or not, the KV of every request moving from the one to the other.
+TEST(SplitCluster, DecodeWorkersContinueExactlyWhatPrefillWorkersHandOff) {
+  ControllerProcess split;
+  ControllerProcess whole;
+  ASSERT_NE(split.http_port(), 0) << split.process().output();
+  ASSERT_NE(whole.http_port(), 0) << whole.process().output();
+  WorkerProcess prefill(join_address(split), "prefill-0", testing::kClusterToken, with_role("prefill"));
+  WorkerProcess decode(join_address(split), "decode-0", testing::kClusterToken, with_role("decode"));
+  WorkerProcess both(join_address(whole), "both-0", testing::kClusterToken, {});
+  for (auto* worker : {&prefill, &decode, &both}) ASSERT_NE(worker->wait_joined(), 0u) << worker->process().output();
+
+  const auto list = json::parse(testing::http_request(split.http_port(), "GET", "/v1/models").body)["data"];
+  ASSERT_GE(list.size(), 2u);
+  // A prompt of a few hundred tokens: its KV spans many blocks.
+  std::string prompt;
+  for (int i = 0; i < 25; ++i) prompt += "The sea and the sky meet at the line " + std::to_string(i) + ". ";
+  int requests = 0;
+  for (const auto& entry : list) {
+    const std::string model = entry["id"];
+    const Completion reference = complete(whole.http_port(), request_body(model, prompt, 24, false));
+    const Completion streamed = Stream(split.http_port(), request_body(model, prompt, 24, true)).finish();
+    const Completion plain = complete(split.http_port(), request_body(model, prompt, 24, false));
+    requests += 2;
+    ASSERT_GE(reference.completion_tokens, 2) << model << ": the output must go past the first token";
+    for (const Completion* got : {&streamed, &plain}) {
+      EXPECT_EQ(got->text, reference.text) << model;
+      EXPECT_EQ(got->completion_tokens, reference.completion_tokens) << model;
+      EXPECT_EQ(got->finish_reason, reference.finish_reason) << model;
+    }
+  }
+  // Every request went through a handoff: prefilled on one worker, decoded on the other.
+  EXPECT_EQ(metric(split.http_port(), "aegaeon_cluster_kv_handoffs_total"), requests);
+  EXPECT_GT(metric(split.http_port(), "aegaeon_cluster_kv_handoff_bytes_total"), 0.0);
+  EXPECT_EQ(placements(split.http_port(), "prefill-0"), requests);
+  EXPECT_EQ(placements(split.http_port(), "decode-0"), requests);
+}
+
+// A decode worker killed mid-stream: its requests are prefilled again (prompt + tokens already
+// streamed) and handed to the other decode worker; every stream equals the no-fault output.
+TEST(SplitCluster, KillingADecodeWorkerMidStreamLosesNoToken) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "timing-bound: runs in the plain stage";
+#endif
+  ControllerProcess controller;
+  ASSERT_NE(controller.http_port(), 0) << controller.process().output();
+  WorkerProcess prefill(join_address(controller), "prefill-0", testing::kClusterToken, with_role("prefill"));
+  std::vector<std::unique_ptr<WorkerProcess>> decoders;
+  for (const char* name : {"decode-0", "decode-1"}) {
+    decoders.push_back(std::make_unique<WorkerProcess>(join_address(controller), name, testing::kClusterToken,
+                                                       with_role("decode")));
+  }
+  ASSERT_NE(prefill.wait_joined(), 0u) << prefill.process().output();
+  for (auto& d : decoders) ASSERT_NE(d->wait_joined(), 0u) << d->process().output();
+  const uint16_t http = controller.http_port();
+  const auto list = json::parse(testing::http_request(http, "GET", "/v1/models").body)["data"];
+  ASSERT_GE(list.size(), 2u);
+  std::vector<std::string> models;
+  for (const auto& entry : list) models.push_back(entry["id"]);
+
+  constexpr int kMaxTokens = 256;
+  std::vector<std::pair<std::string, std::string>> cases;
+  for (size_t i = 0; i < 4; ++i) cases.emplace_back(models[i % models.size()], "Split stream " + std::to_string(i));
+  std::vector<Completion> reference;
+  for (const auto& [model, prompt] : cases) reference.push_back(complete(http, request_body(model, prompt, kMaxTokens, false)));
+
+  // All at once: the router spreads their decodes over both decode workers.
+  std::vector<std::unique_ptr<Stream>> streams;
+  for (const auto& [model, prompt] : cases) streams.push_back(std::make_unique<Stream>(http, request_body(model, prompt, kMaxTokens, true)));
+  // Every stream past its first token (prefill's), so each is decoding on a decode worker; the
+  // one killed is one that took some of them.
+  for (auto& stream : streams) {
+    ASSERT_TRUE(stream->read_one());
+    ASSERT_TRUE(stream->read_one());
+  }
+  const size_t victim = placements(http, "decode-0") > 0 ? 0 : 1;
+  decoders[victim]->process().signal(SIGKILL);
+  for (size_t i = 0; i < streams.size(); ++i) {
+    Completion got = streams[i]->finish();
+    EXPECT_EQ(got.text, reference[i].text) << "stream " << i << " (" << cases[i].first << ")";
+    EXPECT_EQ(got.completion_tokens, reference[i].completion_tokens) << "stream " << i;
+    EXPECT_EQ(got.finish_reason, reference[i].finish_reason) << "stream " << i;
+  }
+  EXPECT_TRUE(controller.process().wait_for_line(std::regex("re-prefilled on node"), 5s))
+      << controller.process().output();
+  EXPECT_GE(complete(http, request_body(models[1], "After the fault", 4, false)).completion_tokens, 1);
 }
 
 TEST_F(Cluster, RefusesBadPeersWithoutHarm) {

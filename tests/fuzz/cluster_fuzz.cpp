@@ -187,6 +187,16 @@ int fuzz_cluster_message(const std::uint8_t* data, std::size_t size) {
       (void)rpc::wire_text(content.getAs<schema::Registry::RegisterParams>().getClusterToken());
       (void)rpc::node_from_wire(content.getAs<schema::Registry::RegisterParams>().getInfo());
       (void)rpc::beat_from_wire(content.getAs<schema::Registry::HeartbeatParams>().getBeat());
+      // A worker's end of a generation, as the controller reads it, and a handoff to adopt, as
+      // a decode worker reads it before pulling any KV.
+      auto done = content.getAs<schema::TokenSink::DoneParams>();
+      core::GenerationUpdate update;
+      rpc::batch_from_wire(done.getBatch(), update);
+      (void)rpc::wire_text(done.getError());
+      (void)done.getHandoff().getBytes();
+      auto decode = content.getAs<schema::Worker::DecodeParams>();
+      (void)rpc::job_from_wire(decode.getJob());
+      (void)decode.getHandoff().getKvTokens();
     }
   } catch (const kj::Exception&) {
     // Malformed messages are rejected by exceptions at this (process) boundary: fine.

@@ -1,6 +1,8 @@
 // Remote generations over real Cap'n Proto RPC on loopback (two kj loops, as two processes
 // would have): tokens stream in order and end once; cancelling reaches the worker; a worker
-// whose connection breaks mid-generation is reported lost (so the controller can re-submit).
+// whose connection breaks mid-generation is reported lost (so the controller can re-submit); a
+// prefill worker's KV handoff reaches a decode worker byte for byte, in chunks, and is lost
+// cleanly with its prefill worker.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -29,7 +31,8 @@ class Updates {
   std::vector<core::GenerationUpdate> wait_end() {
     std::unique_lock lock(mutex_);
     changed_.wait_for(lock, 5s, [this] {
-      return !updates_.empty() && (updates_.back().finished || updates_.back().worker_lost);
+      return !updates_.empty() &&
+             (updates_.back().finished || updates_.back().worker_lost || updates_.back().handoff);
     });
     return updates_;
   }
@@ -55,16 +58,19 @@ class ClusterGenerationTest : public ::testing::Test {
     server_ = std::move(*server);
   }
   void TearDown() override {
+    clients_.clear();
     client_.reset();
     server_.reset();
     client_runtime_.reset();
     server_runtime_.reset();
   }
 
-  // Joins as a worker whose generations `start` runs; returns the node id.
+  // Joins as a worker whose generations `start` runs; returns the node id. The last worker
+  // joined is `client_`; earlier ones stay connected in `clients_`.
   uint64_t join(WorkerHandlers handlers) {
     auto client = ClusterClient::connect(*client_runtime_, "127.0.0.1", server_->port());
     EXPECT_TRUE(client.ok());
+    if (client_) clients_.push_back(std::move(client_));
     client_ = std::move(*client);
     core::NodeRegistration node;
     node.node_name = "w";
@@ -79,7 +85,138 @@ class ClusterGenerationTest : public ::testing::Test {
   std::unique_ptr<KjRuntime> client_runtime_;
   std::unique_ptr<ClusterRegistryServer> server_;
   std::unique_ptr<ClusterClient> client_;
+  std::vector<std::unique_ptr<ClusterClient>> clients_;
 };
+
+// A KV blob whose every byte depends on its position, so a chunk out of place shows.
+std::shared_ptr<std::vector<std::byte>> pattern_blob(std::size_t bytes) {
+  auto blob = std::make_shared<std::vector<std::byte>>(bytes);
+  for (std::size_t i = 0; i < bytes; ++i) (*blob)[i] = static_cast<std::byte>((i * 131 + i / 4096) & 0xff);
+  return blob;
+}
+
+// A prefill-only worker: the first token, then the KV handoff of `blob`.
+WorkerHandlers prefill_worker(std::shared_ptr<std::vector<std::byte>> blob) {
+  return {[blob](uint64_t, core::GenerationJob job, GenerationStream stream) {
+            core::GenerationUpdate first;
+            first.tokens = {5};
+            first.logprobs = {-0.25f};
+            first.queue_s = 0.5;
+            EXPECT_TRUE(stream.send(first));
+            core::GenerationUpdate handoff;
+            handoff.handoff = core::KvHandoff{static_cast<std::int32_t>(job.prompt.size()), 5, blob->size(), blob, 0};
+            EXPECT_TRUE(stream.send(handoff));
+            EXPECT_FALSE(stream.send(first)) << "nothing goes after the handoff";
+          },
+          [](uint64_t) {}};
+}
+
+TEST_F(ClusterGenerationTest, AHandedOffKvReachesTheDecodeWorkerByteForByte) {
+  // Three whole 1 MiB chunks and a partial one: every lane of the pull and the short tail.
+  const auto blob = pattern_blob(3 * (1u << 20) + 12345);
+  uint64_t prefill = join(prefill_worker(blob));
+  std::mutex mutex;
+  std::optional<core::KvHandoff> adopted;
+  core::GenerationJob adopted_job;
+  WorkerHandlers decode;
+  decode.start = [](uint64_t, core::GenerationJob, GenerationStream) { ADD_FAILURE() << "decode-only"; };
+  decode.cancel = [](uint64_t) {};
+  decode.accepts = [](const core::GenerationJob&, const core::KvHandoff& h) -> core::Result<void> {
+    if (h.bytes > (8u << 20)) return core::error(core::ErrorCode::kInvalidArgument, "too many KV bytes");
+    return core::ok();
+  };
+  decode.adopt = [&](uint64_t, core::GenerationJob job, core::KvHandoff handoff, GenerationStream stream) {
+    {
+      std::lock_guard lock(mutex);
+      adopted = handoff;
+      adopted_job = job;
+    }
+    core::GenerationUpdate last;
+    last.tokens = {6};
+    last.logprobs = {-0.5f};
+    last.finished = true;
+    last.reason = core::FinishReason::kLength;
+    EXPECT_TRUE(stream.send(last));
+  };
+  uint64_t decoder = join(decode);
+
+  core::GenerationJob job{"m", {1, 2, 3}, 2};
+  Updates prefilled;
+  ASSERT_TRUE(server_->generate(prefill, job, [&](core::GenerationUpdate u) { prefilled.add(std::move(u)); }).ok());
+  auto got = prefilled.wait_end();
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].tokens, std::vector<std::int32_t>{5});
+  ASSERT_TRUE(got[1].handoff.has_value());
+  EXPECT_FALSE(got[1].finished);
+  const core::KvHandoff handoff = *got[1].handoff;
+  EXPECT_EQ(handoff.kv_tokens, 3);
+  EXPECT_EQ(handoff.last_token, 5);
+  EXPECT_EQ(handoff.bytes, blob->size());
+  EXPECT_EQ(handoff.blob, nullptr) << "the controller never holds the bytes";
+
+  Updates decoded;
+  ASSERT_TRUE(server_->decode(decoder, job, handoff, [&](core::GenerationUpdate u) { decoded.add(std::move(u)); }).ok());
+  auto end = decoded.wait_end();
+  ASSERT_EQ(end.size(), 1u);
+  EXPECT_TRUE(end[0].finished);
+  EXPECT_EQ(end[0].tokens, std::vector<std::int32_t>{6});
+  EXPECT_GE(end[0].kv_pull_s, 0.0) << "the decode's first update says how long the KV took";
+  std::lock_guard lock(mutex);
+  ASSERT_TRUE(adopted.has_value());
+  ASSERT_NE(adopted->blob, nullptr);
+  EXPECT_TRUE(*adopted->blob == *blob) << "the pulled KV differs from the handed-off one";
+  EXPECT_EQ(adopted->kv_tokens, 3);
+  EXPECT_EQ(adopted_job.prompt, job.prompt);
+  // The handle is used up: a second decode of it finds nothing.
+  EXPECT_FALSE(server_->decode(decoder, job, handoff, [](core::GenerationUpdate) {}).ok());
+}
+
+TEST_F(ClusterGenerationTest, AHandoffIsRefusedBeforeAByteMovesOrLostWithItsPrefillWorker) {
+  const auto blob = pattern_blob(16u << 20);  // more than the decode worker accepts
+  uint64_t prefill = join(prefill_worker(blob));
+  std::atomic<int> adopted{0};
+  WorkerHandlers decode;
+  decode.start = [](uint64_t, core::GenerationJob, GenerationStream) {};
+  decode.cancel = [](uint64_t) {};
+  decode.accepts = [](const core::GenerationJob&, const core::KvHandoff& h) -> core::Result<void> {
+    if (h.bytes > (8u << 20)) return core::error(core::ErrorCode::kInvalidArgument, "too many KV bytes");
+    return core::ok();
+  };
+  decode.adopt = [&](uint64_t, core::GenerationJob, core::KvHandoff, GenerationStream) { ++adopted; };
+  uint64_t decoder = join(decode);
+  core::GenerationJob job{"m", {1, 2}, 4};
+
+  // Refused: the decode call fails with the worker's reason; nothing was adopted.
+  Updates first;
+  ASSERT_TRUE(server_->generate(prefill, job, [&](core::GenerationUpdate u) { first.add(std::move(u)); }).ok());
+  auto handed = first.wait_end();
+  ASSERT_TRUE(!handed.empty() && handed.back().handoff);
+  Updates refused;
+  ASSERT_TRUE(server_->decode(decoder, job, *handed.back().handoff, [&](core::GenerationUpdate u) {
+                        refused.add(std::move(u));
+                      }).ok());
+  auto end = refused.wait_end();
+  ASSERT_FALSE(end.empty());
+  EXPECT_TRUE(end.back().worker_lost);
+  EXPECT_NE(end.back().error.find("too many KV bytes"), std::string::npos) << end.back().error;
+
+  // Lost: the prefill worker goes away before the decode worker pulls; the decode reports the
+  // generation lost (the controller re-prefills it) and adopts nothing.
+  Updates second;
+  ASSERT_TRUE(server_->generate(prefill, job, [&](core::GenerationUpdate u) { second.add(std::move(u)); }).ok());
+  handed = second.wait_end();
+  ASSERT_TRUE(!handed.empty() && handed.back().handoff);
+  auto small = *handed.back().handoff;
+  small.bytes = 1u << 20;  // within what the decode worker accepts; the source is gone anyway
+  clients_.clear();        // the prefill worker's connection
+  for (int i = 0; i < 500 && server_->nodes().size() > 1; ++i) std::this_thread::sleep_for(2ms);
+  Updates lost;
+  ASSERT_TRUE(server_->decode(decoder, job, small, [&](core::GenerationUpdate u) { lost.add(std::move(u)); }).ok());
+  end = lost.wait_end();
+  ASSERT_FALSE(end.empty());
+  EXPECT_TRUE(end.back().worker_lost);
+  EXPECT_EQ(adopted.load(), 0);
+}
 
 TEST_F(ClusterGenerationTest, StreamsTokensInOrderThenTheEnd) {
   core::GenerationJob received;

@@ -1,5 +1,6 @@
 #include "actors/policy/cost_model.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace aegaeon::policy {
@@ -10,6 +11,8 @@ void LinearFit3::add(double x1, double x2, double y, double w) {
     for (int j = 0; j < 3; ++j) xtx_[i * 3 + j] += w * x[i] * x[j];
     xty_[i] += w * x[i] * y;
   }
+  x1_min_ = samples_ == 0 ? x1 : std::min(x1_min_, x1);
+  x1_max_ = samples_ == 0 ? x1 : std::max(x1_max_, x1);
   ++samples_;
 }
 
@@ -77,7 +80,10 @@ void ExecutionEstimator::observe_decode(double sum_ctx, double batch, double mea
 }
 
 void ExecutionEstimator::refit() {
-  if (auto p = prefill_fit_.solve(); p.ok()) prefill_ = PrefillCost{(*p)[0], (*p)[1], (*p)[2]};
+  const bool spread = prefill_fit_.x1_max() >= kMinPrefillLengthSpread * prefill_fit_.x1_min();
+  if (auto p = prefill_fit_.solve(); p.ok() && spread && (*p)[1] >= 0 && (*p)[2] >= 0) {
+    prefill_ = PrefillCost{(*p)[0], (*p)[1], (*p)[2]};
+  }
   if (auto d = decode_fit_.solve(); d.ok()) decode_ = DecodeCost{(*d)[0], (*d)[1], (*d)[2]};
 }
 

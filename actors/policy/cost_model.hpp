@@ -20,11 +20,15 @@ class LinearFit3 {
   [[nodiscard]] core::Result<std::array<double, 3>> solve() const;
   /// Observations added so far.
   [[nodiscard]] std::int64_t samples() const { return samples_; }
+  /// The smallest and largest x1 added (0 before any).
+  [[nodiscard]] double x1_min() const { return samples_ > 0 ? x1_min_ : 0.0; }
+  [[nodiscard]] double x1_max() const { return samples_ > 0 ? x1_max_ : 0.0; }
 
  private:
   std::array<double, 9> xtx_{};  // row-major 3x3 of Σ w·x xᵀ with x = (1, x1, x2)
   std::array<double, 3> xty_{};
   std::int64_t samples_ = 0;
+  double x1_min_ = 0.0, x1_max_ = 0.0;
 };
 
 /// Prefill time of a batch: a + b·Σlen + c·Σlen² (Σlen² = Σ of squared prompt lengths).
@@ -84,8 +88,13 @@ class ExecutionEstimator {
   void observe_prefill(double sum_len, double sum_len_sq, double measured_s);
   /// Adds a measured decode step.
   void observe_decode(double sum_ctx, double batch, double measured_s);
-  /// Refits from every sample seen (profile + observed); keeps the old fit when degenerate.
+  /// Refits from every sample seen (profile + observed); keeps the old fit when degenerate. The
+  /// prefill fit is taken only when its samples span prompt lengths at least
+  /// kMinPrefillLengthSpread apart and its coefficients are non-negative: fitted on prompts of
+  /// nearly one length, the quadratic term is noise, and extrapolated to a long prompt it
+  /// predicted minutes for a prefill of a second (and admission refused it).
   void refit();
+  static constexpr double kMinPrefillLengthSpread = 4.0;
 
  private:
   ExecutionEstimator() = default;

@@ -47,7 +47,7 @@ struct Options {
   int max_tokens = 64;       // per request
   int probe_tokens = 128;    // per lone-stream probe request
   bool split = true;         // also measure a prefill-only + a decode-only worker
-  int handoff_prompt_words = 1200;  // words per KV-handoff probe prompt (~1.3 tokens each)
+  int handoff_prompt_words = 800;  // words per KV-handoff probe prompt (a few tokens each)
   double read_timeout_s = 300;
 };
 
@@ -168,7 +168,13 @@ HandoffResult measure_handoff(const Options& o, const Topology& topology) {
   std::string prompt;
   for (int i = 0; i < o.handoff_prompt_words; ++i) prompt += "word" + std::to_string(i % 97) + " ";
   for (int round = 0; round < 2; ++round) {
-    for (const auto& model : served_models(port)) stream_request(port, {0, model, prompt, 2}, Clock::now(), o.read_timeout_s);
+    for (const auto& model : served_models(port)) {
+      auto run = stream_request(port, {0, model, prompt, 2}, Clock::now(), o.read_timeout_s);
+      if (!run.complete || run.status != 200) {
+        throw std::runtime_error("KV-handoff probe on " + model + " failed (HTTP " + std::to_string(run.status) +
+                                 "): " + run.error + "; try a smaller --handoff-prompt-words");
+      }
+    }
   }
   HandoffResult r;
   r.handoffs = read_counter(port, "aegaeon_cluster_kv_handoffs_total") - handoffs0;

@@ -49,6 +49,30 @@ TEST(ExecutionEstimator, FitsProfileRowsAndRefitsOnline) {
   EXPECT_GT(est->decode().estimate_s(4096, 8), 1.8 * before);
 }
 
+TEST(ExecutionEstimator, PromptsOfOneLengthDoNotBendTheQuadraticTerm) {
+  // A burst of short prompts (10..13 tokens) measured online, their times a few ms apart as a
+  // busy machine makes them; then a prompt of 2,000 tokens. A quadratic through those points
+  // predicts over half an hour for it; the prior (5 ms + 0.2 ms/token) must stay.
+  ExecutionEstimator est(PrefillCost{0.005, 2e-4, 0}, DecodeCost{});
+  const double measured[] = {0.005, 0.005, 0.006, 0.008};
+  for (int i = 0; i < 64; ++i) {
+    const double len = 10 + i % 4;
+    est.observe_prefill(len, len * len, measured[i % 4]);
+    est.refit();
+  }
+  EXPECT_LT(est.prefill().single_s(2000), 10 * (0.005 + 2e-4 * 2000)) << "a, b, c = " << est.prefill().a_s << ", "
+                                                                        << est.prefill().b_s << ", " << est.prefill().c_s;
+  // Once measured lengths span a range, the fit follows them: here a device with a quadratic
+  // term the prior lacks.
+  auto truth = [](double len) { return 0.005 + 2e-4 * len + 2e-7 * len * len; };
+  for (int i = 0; i < 8; ++i) {
+    for (double len : {64.0, 256.0, 1024.0}) est.observe_prefill(len, len * len, truth(len));
+  }
+  est.refit();
+  EXPECT_NEAR(est.prefill().single_s(1024), truth(1024), 0.1 * truth(1024));
+  EXPECT_GT(est.prefill().single_s(1024), 1.5 * (0.005 + 2e-4 * 1024)) << "still the prior";
+}
+
 TEST(TransferCost, BytesOverEffectiveBandwidth) {
   TransferCost link{64.0 * (1 << 30), 0.5, 0.0};
   EXPECT_DOUBLE_EQ(link.estimate_s(16.0 * (1 << 30)), 0.5);  // 16 GiB at 32 GiB/s effective

@@ -96,7 +96,9 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
   std::vector<std::int64_t> kv_capacity(static_cast<size_t>(impl->models->size()), 0);
   for (int d = 0; d < devices; ++d) {
     bool is_prefill = d < options.prefill_devices;
-    auto device = worker::DeviceWorker::create(options.device, impl->models);
+    worker::DeviceWorkerOptions device_options = options.device;
+    device_options.device = worker::device_for(options.device.device, d);
+    auto device = worker::DeviceWorker::create(device_options, impl->models);
     if (!device.ok()) return device.error().with_context("device " + std::to_string(d));
     if (d == 0) log_memory_plan((*device)->arena_layout(), *impl->models);
     std::string name = (is_prefill ? "prefill-" : "decode-") +

@@ -24,6 +24,7 @@
 #include "core/config.hpp"
 #include "core/logging.hpp"
 #include "core/metrics.hpp"
+#include "gpu/backend/cuda/cuda_backend.hpp"
 #include "rpc/http/http_server.hpp"
 #include "rpc/http/openai_api.hpp"
 #include "rpc/kj_runtime.hpp"
@@ -65,6 +66,10 @@ actors::ServingOptions serving_options(const core::ServeConfig& serve) {
   options.models = std::move(*models);
   options.prefill_devices = static_cast<int>(serve.prefill_devices);
   options.decode_devices = static_cast<int>(serve.decode_devices);
+  if (serve.device != "cpu" && !backend::cuda::parse_cuda_device(serve.device).ok()) {
+    throw CommandError("serve.device: '" + serve.device + "': expected cpu, cuda or cuda:N", 2);
+  }
+  options.device.device = serve.device;
   options.device.threads = static_cast<int>(serve.device_threads);
   options.device.kv_bytes = serve.kv_bytes;
   options.slo = {serve.ttft_slo_ms / 1000.0, serve.tbt_slo_ms / 1000.0};

@@ -36,7 +36,7 @@ struct WorkerOptions {
   std::string join;
   std::string name;
   std::string role = "both";
-  std::string device = "cpu";
+  std::string device;  // empty: serve.device
   std::string cluster_token;
   uint32_t rejoin_backoff_max_ms = 5000;
 };
@@ -143,7 +143,11 @@ core::NodeRegistration describe_node(const WorkerOptions& options, const actors:
   const bool decode = serving.role != actors::NodeRole::kPrefill;
   int devices = (prefill ? serving.prefill_devices : 0) + (decode ? serving.decode_devices : 0);
   for (int d = 0; d < devices; ++d) {
-    info.devices.push_back({"cpu", static_cast<uint32_t>(d), serving.device.arena_bytes});
+    const std::string device = worker::device_for(serving.device.device, d);
+    const auto colon = device.find(':');
+    const uint32_t index = colon == std::string::npos ? 0 : static_cast<uint32_t>(std::stoul(device.substr(colon + 1)));
+    info.devices.push_back({device.substr(0, colon), device == "cpu" ? static_cast<uint32_t>(d) : index,
+                            serving.device.arena_bytes});
   }
   if (prefill) info.roles.push_back("prefill");
   if (decode) info.roles.push_back("decode");
@@ -171,8 +175,10 @@ void run_worker(WorkerOptions options) {
     throw CommandError(logging.error().message, 2);
   }
   HostPort controller = parse_host_port(options.join, "--join");
-  if (options.device != "cpu") {
-    throw CommandError("--device " + options.device + ": the worker runs the CPU backend only yet", 2);
+  if (!options.device.empty()) {
+    if (auto applied = core::apply_override(config, "serve.device=" + options.device); !applied.ok()) {
+      throw CommandError("--device " + applied.error().message, 2);
+    }
   }
   if (options.cluster_token.empty()) throw CommandError("--cluster-token is required", 2);
   if (options.name.empty()) {
@@ -189,16 +195,20 @@ void run_worker(WorkerOptions options) {
   std::signal(SIGPIPE, SIG_IGN);
 
   core::Registry registry;
-  auto actor_runtime = std::make_unique<actors::ActorRuntime>();
-  auto in_flight = std::make_shared<std::atomic<std::uint32_t>>(0);
-  auto relay = actors::spawn_worker_relay(actor_runtime->system(), in_flight);
   actors::ServingOptions serving = serving_options(config.serve);
-  serving.front = relay;
   serving.role = options.role == "prefill" ? actors::NodeRole::kPrefill
                  : options.role == "decode" ? actors::NodeRole::kDecode
                                             : actors::NodeRole::kBoth;
+  auto actor_runtime = std::make_unique<actors::ActorRuntime>();
+  auto in_flight = std::make_shared<std::atomic<std::uint32_t>>(0);
+  auto relay = actors::spawn_worker_relay(actor_runtime->system(), in_flight);
+  serving.front = relay;
   auto started = actors::ServingNode::start(actor_runtime->system(), serving, registry);
-  if (!started.ok()) throw CommandError(started.error().message);
+  if (!started.ok()) {
+    // The actor system waits for every actor when it goes: the relay must stop first.
+    actors::stop_actor(relay);
+    throw CommandError(started.error().message);
+  }
   std::unique_ptr<actors::ServingNode> node = std::move(*started);
 
   auto kj = rpc::KjRuntime::start();
@@ -265,7 +275,8 @@ void add_worker_command(CLI::App& app) {
                   "hand the KV to a decode worker; decode: continue what prefill workers handed off\n"
                   "(serve.prefill_devices / serve.decode_devices apply to the roles run here)")
       ->check(CLI::IsMember({"both", "prefill", "decode"}));
-  sub->add_option("--device", options->device, "cpu (cuda:N later)");
+  sub->add_option("--device", options->device,
+                  "cpu, cuda (devices spread over the GPUs) or cuda:N; overrides serve.device");
   add_config_options(*sub, options->serve);
   sub->callback([options] { run_worker(*options); });
 }

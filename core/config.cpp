@@ -171,6 +171,7 @@ const std::vector<Field>& fields() {
     t.push_back(string_field("serve.data_dir", &Config::serve, &ServeConfig::data_dir, true));
     t.push_back(integer_field("serve.prefill_devices", &Config::serve, &ServeConfig::prefill_devices, 1, 64));
     t.push_back(integer_field("serve.decode_devices", &Config::serve, &ServeConfig::decode_devices, 1, 64));
+    t.push_back(string_field("serve.device", &Config::serve, &ServeConfig::device, false));
     t.push_back(integer_field("serve.device_threads", &Config::serve, &ServeConfig::device_threads, 1, 1024));
     t.push_back(byte_size_field("serve.kv_bytes", &Config::serve, &ServeConfig::kv_bytes, 1 << 20,
                                 std::uint64_t{1} << 40));

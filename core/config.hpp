@@ -35,6 +35,9 @@ struct ServeConfig {
   std::string data_dir;       ///< where the demo models are synthesized; empty: ~/.cache/aegaeon
   std::uint32_t prefill_devices = 1;
   std::uint32_t decode_devices = 1;
+  /// Where the devices run: "cpu" (the CPU backend), "cuda" (device d on GPU d mod the GPUs
+  /// visible) or "cuda:N" (every device on GPU N).
+  std::string device = "cpu";
   std::uint32_t device_threads = 1;     ///< CPU backend compute threads per device
   std::uint64_t kv_bytes = 64 << 20;    ///< KV cache region per device
   std::uint32_t ttft_slo_ms = 10000;    ///< time-to-first-token SLO (paper: 10 s)

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "gpu/backend/cpu/cpu_backend.hpp"
+#include "gpu/backend/cuda/cuda_backend.hpp"
 #include "gpu/memory/kv_cache.hpp"
 #include "gpu/model/model_loader.hpp"
 #include "gpu/model/model_runner.hpp"
@@ -715,11 +716,20 @@ class DeviceWorkerImpl final : public DeviceWorker {
 
 }  // namespace
 
+std::string device_for(const std::string& configured, int index) {
+  if (configured != "cuda") return configured;
+  const int gpus = std::max(1, backend::cuda::cuda_device_count());
+  return "cuda:" + std::to_string(index % gpus);
+}
+
 core::Result<std::unique_ptr<DeviceWorker>> DeviceWorker::create(
     DeviceWorkerOptions options, std::shared_ptr<const HostModelCache> cache) {
-  if (options.device != "cpu") {
-    return core::error(ErrorCode::kInvalidArgument,
-                       "device_worker: device '" + options.device + "': expected \"cpu\"");
+  const bool cuda = options.device != "cpu";
+  if (cuda) {
+    if (auto parsed = backend::cuda::parse_cuda_device(options.device); !parsed.ok()) {
+      return core::error(ErrorCode::kInvalidArgument,
+                         "device_worker: device '" + options.device + "': expected \"cpu\", \"cuda\" or \"cuda:N\"");
+    }
   }
   if (cache == nullptr || cache->size() == 0) {
     return core::error(ErrorCode::kInvalidArgument, "device_worker: the host model cache is empty");
@@ -758,8 +768,17 @@ core::Result<std::unique_ptr<DeviceWorker>> DeviceWorker::create(
             " bytes) + prefetch (" + std::to_string(prefetch_region) + " bytes) + scratch (" +
             std::to_string(scratch_region) + " bytes): needs " + std::to_string(need) + " bytes");
   }
-  auto backend = backend::cpu::CpuBackend::create({arena, options.threads});
-  if (!backend.ok()) return backend.error();
+  core::Result<std::unique_ptr<backend::Backend>> backend = core::error(ErrorCode::kInternal, "no backend");
+  if (cuda) {
+    backend::cuda::CudaBackendOptions cuda_options;
+    cuda_options.arena_bytes = arena;
+    backend = backend::cuda::make_cuda_backend(options.device, cuda_options);
+  } else if (auto cpu = backend::cpu::CpuBackend::create({arena, options.threads}); cpu.ok()) {
+    backend = std::unique_ptr<backend::Backend>(std::move(cpu).value());
+  } else {
+    backend = cpu.error();
+  }
+  if (!backend.ok()) return backend.error().with_context("device_worker: device '" + options.device + "'");
   // Everything the other regions leave goes to KV (rounded down to the carve alignment).
   const std::size_t kv_region = (arena - fixed) / kCarveAlignment * kCarveAlignment;
   auto worker = std::make_unique<DeviceWorkerImpl>(std::move(options), std::move(cache),

@@ -67,7 +67,7 @@ class HostModelCache {
 
 /// How to build one device.
 struct DeviceWorkerOptions {
-  std::string device = "cpu";          ///< "cpu" (later "cuda:N")
+  std::string device = "cpu";          ///< "cpu", or "cuda" / "cuda:N" (one NVIDIA GPU)
   int threads = 1;                     ///< CPU backend compute threads
   /// Whole device arena; 0: exactly kv_bytes + weights + prefetch + runner scratch. When set,
   /// the KV region gets everything the other regions leave (at least kv_bytes).
@@ -78,6 +78,11 @@ struct DeviceWorkerOptions {
   int max_batch_tokens = 512;
   int max_batch_seqs = 32;
 };
+
+/// The backend of a process's device `index` when its devices are configured as `configured`:
+/// "cuda" spreads them over the visible GPUs (device d on GPU d mod their count); "cpu" and
+/// "cuda:N" are taken as they are.
+std::string device_for(const std::string& configured, int index);
 
 /// Measured cost of a switch (for the cost model's online refit and the metrics).
 struct SwitchStats {

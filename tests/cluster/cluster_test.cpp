@@ -368,6 +368,34 @@ TEST(SplitCluster, KillingADecodeWorkerMidStreamLosesNoToken) {
   EXPECT_GE(complete(http, request_body(models[1], "After the fault", 4, false)).completion_tokens, 1);
 }
 
+// A worker that cannot start (a device name it does not know, a device it does not have) says
+// why and exits; it neither hangs nor joins.
+TEST(ClusterWorker, ABadDeviceStopsTheWorkerWithTheReason) {
+  ControllerProcess controller;
+  ASSERT_NE(controller.http_port(), 0) << controller.process().output();
+  struct Case {
+    std::string device;
+    int code;
+    std::string says;
+  };
+  std::vector<Case> cases = {{"cuda:x", 2, "expected cpu, cuda or cuda:N"}, {"tpu", 2, "expected cpu, cuda or cuda:N"}};
+  for (const auto& c : cases) {
+    WorkerProcess worker(join_address(controller), "bad-device", testing::kClusterToken,
+                         {{}, {"--device", c.device}});
+    auto code = worker.process().wait(60s);
+    ASSERT_TRUE(code.has_value()) << c.device << ": the worker did not exit\n" << worker.process().output();
+    EXPECT_EQ(*code, c.code) << worker.process().output();
+    EXPECT_NE(worker.process().output().find(c.says), std::string::npos) << worker.process().output();
+  }
+  // The role is checked as well.
+  WorkerProcess bad_role(join_address(controller), "bad-role", testing::kClusterToken, {{}, {"--role", "verify"}});
+  auto code = bad_role.process().wait(60s);
+  ASSERT_TRUE(code.has_value()) << bad_role.process().output();
+  EXPECT_NE(*code, 0) << bad_role.process().output();
+  auto health = json::parse(testing::http_request(controller.http_port(), "GET", "/health").body);
+  EXPECT_TRUE(health["workers"].empty()) << health.dump();
+}
+
 TEST_F(Cluster, RefusesBadPeersWithoutHarm) {
   // Garbage on the cluster port.
   {

@@ -779,6 +779,7 @@ core::Result<std::unique_ptr<DeviceWorker>> DeviceWorker::create(
     backend = cpu.error();
   }
   if (!backend.ok()) return backend.error().with_context("device_worker: device '" + options.device + "'");
+  if (cuda) AEGAEON_TRY(cache->pin_for_cuda(**backend));
   // Everything the other regions leave goes to KV (rounded down to the carve alignment).
   const std::size_t kv_region = (arena - fixed) / kCarveAlignment * kCarveAlignment;
   auto worker = std::make_unique<DeviceWorkerImpl>(std::move(options), std::move(cache),

@@ -24,6 +24,9 @@
 namespace aegaeon::model {
 struct HostModel;
 }  // namespace aegaeon::model
+namespace aegaeon::backend {
+class Backend;
+}  // namespace aegaeon::backend
 
 namespace aegaeon::worker {
 
@@ -63,6 +66,11 @@ class HostModelCache {
   [[nodiscard]] virtual std::optional<ModelId> find(std::string_view name) const = 0;
   /// The model's tensors in pinned host memory (what a switch copies; benchmarks read it too).
   [[nodiscard]] virtual const model::HostModel& host_model(ModelId model) const = 0;
+  /// Page-locks every model's host memory for the CUDA devices of this process, through
+  /// `cuda_backend` (any of them): switches then copy at the full host-to-device bandwidth
+  /// instead of being staged through driver buffers. Once per cache: later calls return at
+  /// once; the memory stays registered until the cache goes. Thread-safe.
+  [[nodiscard]] virtual core::Result<void> pin_for_cuda(backend::Backend& cuda_backend) const = 0;
 };
 
 /// How to build one device.

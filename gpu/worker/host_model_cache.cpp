@@ -1,9 +1,11 @@
 // HostModelCache: every served model loaded once into pinned host memory.
+#include <mutex>
 #include <set>
 #include <string>
 #include <utility>
 
 #include "gpu/backend/cpu/cpu_backend.hpp"
+#include "gpu/backend/cuda/cuda_backend.hpp"
 #include "gpu/model/model_loader.hpp"
 #include "gpu/worker/device_worker.hpp"
 
@@ -50,11 +52,30 @@ class HostModelCacheImpl final : public HostModelCache {
     return models_.at(static_cast<std::size_t>(model));
   }
 
+  [[nodiscard]] core::Result<void> pin_for_cuda(backend::Backend& cuda_backend) const override {
+    std::lock_guard lock(pin_mutex_);
+    if (pinned_) return core::ok();
+    std::vector<std::unique_ptr<backend::cuda::HostRegistration>> registrations;
+    for (const auto& model : models_) {
+      if (!model.buffer || model.buffer->bytes() == 0) continue;
+      auto registered = backend::cuda::register_host_memory(cuda_backend, model.buffer->data(), model.buffer->bytes());
+      if (!registered.ok()) return registered.error().with_context("host model cache");
+      registrations.push_back(std::move(registered).value());
+    }
+    registrations_ = std::move(registrations);
+    pinned_ = true;
+    return core::ok();
+  }
+
  private:
   // Declared first so it is destroyed last: buffers it allocated may depend on it (CUDA).
   std::unique_ptr<backend::Backend> allocator_;
   std::vector<ModelInfo> infos_;
   std::vector<model::HostModel> models_;
+  // Declared last so they go first: the memory is unregistered before it is freed.
+  mutable std::mutex pin_mutex_;
+  mutable std::vector<std::unique_ptr<backend::cuda::HostRegistration>> registrations_;
+  mutable bool pinned_ = false;
 };
 
 }  // namespace

@@ -161,6 +161,16 @@ core::Result<std::unique_ptr<Backend>> make_cuda_backend(std::string_view device
   return std::unique_ptr<Backend>(std::move(backend).value());
 }
 
+core::Result<std::unique_ptr<HostRegistration>> register_host_memory(Backend& backend, std::byte* data,
+                                                                     std::size_t bytes) {
+  auto* cuda = dynamic_cast<CudaBackend*>(&backend);
+  if (cuda == nullptr) {
+    return core::error(ErrorCode::kInvalidArgument,
+                       "register_host_memory: backend '" + std::string(backend.name()) + "' is not a CUDA backend");
+  }
+  return cuda->register_host(data, bytes);
+}
+
 core::Result<std::unique_ptr<CudaBackend>> CudaBackend::create(const CudaBackendOptions& options) {
   const int count = cuda_device_count();
   if (count == 0) {

@@ -51,6 +51,12 @@ class HostRegistration {
   [[nodiscard]] virtual std::size_t bytes() const = 0;
 };
 
+/// Page-locks `bytes` of existing host memory at `data` through `backend`, which must be a
+/// backend make_cuda_backend returned (kInvalidArgument otherwise; kUnavailable without CUDA).
+/// Copies from registered memory run at the full host-to-device bandwidth instead of being staged.
+core::Result<std::unique_ptr<HostRegistration>> register_host_memory(Backend& backend, std::byte* data,
+                                                                     std::size_t bytes);
+
 /// Backend on one NVIDIA GPU: a cudaMalloc arena carved like the CPU one, page-locked host
 /// buffers, three streams (compute; copy split into an H2D "swap-in" and a D2H "swap-out" stream
 /// kept in submission order by events), cuBLAS GEMMs with F32 accumulation, and CUDA kernels

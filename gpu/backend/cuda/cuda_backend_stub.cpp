@@ -16,4 +16,9 @@ core::Result<std::unique_ptr<Backend>> make_cuda_backend(std::string_view device
                          "where nvcc is installed)");
 }
 
+core::Result<std::unique_ptr<HostRegistration>> register_host_memory(Backend& /*backend*/, std::byte* /*data*/,
+                                                                     std::size_t /*bytes*/) {
+  return core::error(core::ErrorCode::kUnavailable, "aegaeon was built without CUDA");
+}
+
 }  // namespace aegaeon::backend::cuda

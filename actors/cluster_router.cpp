@@ -181,7 +181,7 @@ bool continue_on_decoder(RouterActor* self, std::uint64_t key, const core::KvHan
   bool started = start_on(self, key, "decode", [&](std::uint64_t node, auto on_update) {
     return s.registry->decode(node, p.attempt_job, handoff, std::move(on_update));
   });
-  // decode() uses the handle up only when it reaches a node.
+  // decode() uses the handle up only when the call goes out.
   if (!started) s.registry->release_handoff(handoff.source_id);
   return started;
 }

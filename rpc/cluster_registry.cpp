@@ -437,8 +437,7 @@ core::Result<uint64_t> ClusterRegistryServer::decode(uint64_t node_id, const cor
       result = core::error(ErrorCode::kNotFound, "handoff " + std::to_string(handoff.source_id) + " is gone");
       return;
     }
-    schema::KvSource::Client client = kj::mv(source->second);
-    s->handoffs.erase(source);
+    schema::KvSource::Client client = source->second;  // another reference to the same capability
     result = s->submit(node_id, std::move(on_update), [&](schema::Worker::Client& worker, schema::TokenSink::Client sink) {
       auto request = worker.decodeRequest();
       job_to_wire(job, request.initJob());
@@ -450,6 +449,8 @@ core::Result<uint64_t> ClusterRegistryServer::decode(uint64_t node_id, const cor
       request.setSink(kj::mv(sink));
       return request.send();
     });
+    // Sent: the decode worker's reference is the one that keeps the KV now.
+    if (result.ok()) s->handoffs.erase(handoff.source_id);
   });
   return result;
 }

@@ -107,8 +107,9 @@ class ClusterRegistryServer {
                                   UpdateHandler on_update);
   /// Continues a generation that a prefill-only worker ended with `handoff` (an update's, with
   /// its source_id) on decode worker `node_id`, which pulls the KV from the prefill worker
-  /// through this controller. The handle is used up, whatever the outcome. Returns the
-  /// generation's id, or kNotFound when the node or the handle is gone.
+  /// through this controller. The handle is used up once the call is sent (on failure it stays,
+  /// for another node or release_handoff). Returns the generation's id, or kNotFound when the
+  /// node or the handle is gone.
   core::Result<uint64_t> decode(uint64_t node_id, const core::GenerationJob& job,
                                 const core::KvHandoff& handoff, UpdateHandler on_update);
   /// Drops a handoff nobody will decode (its prefill worker frees the KV). Unknown ids are ignored.

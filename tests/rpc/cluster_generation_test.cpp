@@ -154,6 +154,8 @@ TEST_F(ClusterGenerationTest, AHandedOffKvReachesTheDecodeWorkerByteForByte) {
   EXPECT_EQ(handoff.bytes, blob->size());
   EXPECT_EQ(handoff.blob, nullptr) << "the controller never holds the bytes";
 
+  // A node that is not there takes nothing: the handle stays for the next choice.
+  EXPECT_FALSE(server_->decode(decoder + 100, job, handoff, [](core::GenerationUpdate) {}).ok());
   Updates decoded;
   ASSERT_TRUE(server_->decode(decoder, job, handoff, [&](core::GenerationUpdate u) { decoded.add(std::move(u)); }).ok());
   auto end = decoded.wait_end();

@@ -96,9 +96,9 @@ bool has_role(const rpc::RegisteredNode& node, std::string_view role) {
 }
 
 // The live, undrained workers with `role` that serve `key`'s model and did not fail it, with
-// their loads (for policy::choose_worker) and names.
+// their loads (for policy::choose_worker); `nodes` gets each one's registry entry.
 std::vector<policy::WorkerLoad> candidates(RouterActor* self, std::uint64_t key, std::string_view role,
-                                           std::map<std::uint64_t, std::string>& names) {
+                                           std::map<std::uint64_t, rpc::RegisteredNode>& nodes) {
   auto& s = self->state;
   const Placed& p = s.placed.at(key);
   std::vector<policy::WorkerLoad> out;
@@ -114,23 +114,24 @@ std::vector<policy::WorkerLoad> candidates(RouterActor* self, std::uint64_t key,
     }
     out.push_back({node.node_id, s.in_flight[node.node_id],
                    node.last_heartbeat.running_requests + node.last_heartbeat.waiting_requests, same_model});
-    names[node.node_id] = node.registration.node_name;
+    nodes.emplace(node.node_id, node);
   }
   return out;
 }
 
-// Tries the candidates in policy order until `submit(node)` takes the request; then moves `key`
-// onto that node. Returns false when none did.
+// Tries the candidates in policy order until `submit(node, on_update)` takes the request; then
+// moves `key` onto that node. Returns false when none did.
 template <typename Submit>
 bool start_on(RouterActor* self, std::uint64_t key, std::string_view role, Submit submit) {
   auto& s = self->state;
   Placed& p = s.placed.at(key);
-  std::map<std::uint64_t, std::string> names;
-  auto choices = candidates(self, key, role, names);
+  std::map<std::uint64_t, rpc::RegisteredNode> nodes;
+  auto choices = candidates(self, key, role, nodes);
   while (auto chosen = policy::choose_worker(choices)) {
     std::uint64_t attempt = ++p.attempt;
     auto router = caf::actor_cast<caf::actor>(self);
-    auto generation = submit(*chosen, [router, key, attempt](core::GenerationUpdate update) {
+    const rpc::RegisteredNode& node = nodes.at(*chosen);
+    auto generation = submit(node, [router, key, attempt](core::GenerationUpdate update) {
       caf::anon_send(router, update_atom::value, key, attempt, std::move(update));
     });
     if (generation.ok()) {
@@ -138,7 +139,7 @@ bool start_on(RouterActor* self, std::uint64_t key, std::string_view role, Submi
       p.node = *chosen;
       p.generation = *generation;
       ++s.in_flight[p.node];
-      s.metrics.placements->add({{"node", names[p.node]}}).increment();
+      s.metrics.placements->add({{"node", node.registration.node_name}}).increment();
       return true;
     }
     // It left between the snapshot and the call: try the next one.
@@ -159,13 +160,9 @@ bool place(RouterActor* self, std::uint64_t key) {
   p.attempt_job = p.job;
   p.attempt_job.prompt.insert(p.attempt_job.prompt.end(), p.streamed.begin(), p.streamed.end());
   p.attempt_job.max_output_tokens -= static_cast<std::int32_t>(p.streamed.size());
-  return start_on(self, key, "prefill", [&](std::uint64_t node, auto on_update) {
-    auto generation = s.registry->generate(node, p.attempt_job, std::move(on_update));
-    if (generation.ok()) {
-      const auto nodes = s.registry->nodes();
-      auto it = std::find_if(nodes.begin(), nodes.end(), [&](const auto& n) { return n.node_id == node; });
-      p.stage = it != nodes.end() && !has_role(*it, "decode") ? Stage::kPrefill : Stage::kWhole;
-    }
+  return start_on(self, key, "prefill", [&](const rpc::RegisteredNode& node, auto on_update) {
+    auto generation = s.registry->generate(node.node_id, p.attempt_job, std::move(on_update));
+    if (generation.ok()) p.stage = has_role(node, "decode") ? Stage::kWhole : Stage::kPrefill;
     return generation;
   });
 }
@@ -178,8 +175,8 @@ bool continue_on_decoder(RouterActor* self, std::uint64_t key, const core::KvHan
   Placed& p = s.placed.at(key);
   p.stage = Stage::kDecode;
   p.handoff_bytes = handoff.bytes;
-  bool started = start_on(self, key, "decode", [&](std::uint64_t node, auto on_update) {
-    return s.registry->decode(node, p.attempt_job, handoff, std::move(on_update));
+  bool started = start_on(self, key, "decode", [&](const rpc::RegisteredNode& node, auto on_update) {
+    return s.registry->decode(node.node_id, p.attempt_job, handoff, std::move(on_update));
   });
   // decode() uses the handle up only when the call goes out.
   if (!started) s.registry->release_handoff(handoff.source_id);

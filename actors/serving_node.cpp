@@ -68,15 +68,15 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
                                                               ServingOptions options,
                                                               core::Registry& registry) {
   if (options.models.empty()) return core::error(core::ErrorCode::kInvalidArgument, "no models to serve");
-  const bool runs_prefill = options.role != NodeRole::kDecode;
-  const bool runs_decode = options.role != NodeRole::kPrefill;
+  const bool prefill = runs_prefill(options.role);
+  const bool decode = runs_decode(options.role);
   const auto model_count = static_cast<std::int32_t>(options.models.size());
   // A role this node does not run has its devices on other nodes: only its own are checked.
   AEGAEON_TRY(policy::check_devices(options.policy, model_count,
-                                    runs_prefill ? options.prefill_devices : model_count,
-                                    runs_decode ? options.decode_devices : model_count));
-  if (!runs_prefill) options.prefill_devices = 0;
-  if (!runs_decode) options.decode_devices = 0;
+                                    prefill ? options.prefill_devices : model_count,
+                                    decode ? options.decode_devices : model_count));
+  if (!prefill) options.prefill_devices = 0;
+  if (!decode) options.decode_devices = 0;
   auto impl = std::make_unique<Impl>();
   spdlog::info("loading {} model(s) into the host model cache", options.models.size());
   auto cache = worker::HostModelCache::load(options.models, [](int index, int count, std::string_view name) {
@@ -118,7 +118,7 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
 
   impl->proxy = options.front ? options.front
                               : spawn_proxy(system, impl->catalog, options.slo, metrics, options.max_prompt_tokens);
-  if (runs_decode) {
+  if (decode) {
     DecodeSetup decode_setup;
     decode_setup.workers = decode_workers;
     decode_setup.models = impl->models;
@@ -128,7 +128,7 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
     decode_setup.policy = options.policy;
     impl->decode = spawn_decode(system, std::move(decode_setup), impl->proxy, metrics);
   }
-  if (runs_prefill) {
+  if (prefill) {
     PrefillSetup prefill_setup;
     prefill_setup.workers = prefill_workers;
     prefill_setup.models = impl->models;
@@ -137,10 +137,10 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
     prefill_setup.eos_ids = eos_ids;
     prefill_setup.policy = options.policy;
     // Without a decode role here, handoffs go to the front, which ships them to another node.
-    impl->prefill = spawn_prefill(system, std::move(prefill_setup), runs_decode ? impl->decode : impl->proxy,
+    impl->prefill = spawn_prefill(system, std::move(prefill_setup), decode ? impl->decode : impl->proxy,
                                   impl->proxy, metrics);
   }
-  if (runs_prefill && runs_decode) caf::anon_send(impl->decode, wire_atom::value, impl->prefill);
+  if (prefill && decode) caf::anon_send(impl->decode, wire_atom::value, impl->prefill);
   wire_proxy(impl->proxy, impl->prefill, impl->decode);
   spdlog::info("serving {} model(s) on {} prefill + {} decode device(s), policy {}", impl->models->size(),
                options.prefill_devices, options.decode_devices, policy::to_string(options.policy));

@@ -30,6 +30,10 @@ class ModelCatalog;
 /// (handoff_atom) instead of a decode role of its own; a decode-only node gets its requests as
 /// handoffs from `front`. `aegaeon serve` runs both.
 enum class NodeRole { kBoth, kPrefill, kDecode };
+/// Whether a node with `role` runs the prefill role.
+constexpr bool runs_prefill(NodeRole role) { return role != NodeRole::kDecode; }
+/// Whether a node with `role` runs the decode role.
+constexpr bool runs_decode(NodeRole role) { return role != NodeRole::kPrefill; }
 
 /// What to serve and on what.
 struct ServingOptions {

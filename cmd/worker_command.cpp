@@ -25,6 +25,7 @@
 #include "cmd/serve_config.hpp"
 #include "core/logging.hpp"
 #include "core/metrics.hpp"
+#include "gpu/backend/cuda/cuda_backend.hpp"
 #include "rpc/cluster_registry.hpp"
 #include "rpc/kj_runtime.hpp"
 
@@ -139,15 +140,17 @@ core::NodeRegistration describe_node(const WorkerOptions& options, const actors:
   core::NodeRegistration info;
   info.node_name = options.name;
   info.protocol_version = rpc::cluster_protocol_version();
-  const bool prefill = serving.role != actors::NodeRole::kDecode;
-  const bool decode = serving.role != actors::NodeRole::kPrefill;
+  const bool prefill = actors::runs_prefill(serving.role);
+  const bool decode = actors::runs_decode(serving.role);
   int devices = (prefill ? serving.prefill_devices : 0) + (decode ? serving.decode_devices : 0);
   for (int d = 0; d < devices; ++d) {
     const std::string device = worker::device_for(serving.device.device, d);
-    const auto colon = device.find(':');
-    const uint32_t index = colon == std::string::npos ? 0 : static_cast<uint32_t>(std::stoul(device.substr(colon + 1)));
-    info.devices.push_back({device.substr(0, colon), device == "cpu" ? static_cast<uint32_t>(d) : index,
-                            serving.device.arena_bytes});
+    if (device == "cpu") {
+      info.devices.push_back({"cpu", static_cast<uint32_t>(d), serving.device.arena_bytes});
+    } else {  // serving_options checked the name
+      const int gpu = backend::cuda::parse_cuda_device(device).value();
+      info.devices.push_back({"cuda", static_cast<uint32_t>(gpu), serving.device.arena_bytes});
+    }
   }
   if (prefill) info.roles.push_back("prefill");
   if (decode) info.roles.push_back("decode");

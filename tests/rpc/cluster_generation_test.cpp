@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -111,13 +112,8 @@ WorkerHandlers prefill_worker(std::shared_ptr<std::vector<std::byte>> blob) {
           [](uint64_t) {}};
 }
 
-TEST_F(ClusterGenerationTest, AHandedOffKvReachesTheDecodeWorkerByteForByte) {
-  // Three whole 1 MiB chunks and a partial one: every lane of the pull and the short tail.
-  const auto blob = pattern_blob(3 * (1u << 20) + 12345);
-  uint64_t prefill = join(prefill_worker(blob));
-  std::mutex mutex;
-  std::optional<core::KvHandoff> adopted;
-  core::GenerationJob adopted_job;
+// A decode-only worker that accepts handoffs of at most 8 MiB and gives each to `adopt`.
+WorkerHandlers decode_worker(std::function<void(uint64_t, core::GenerationJob, core::KvHandoff, GenerationStream)> adopt) {
   WorkerHandlers decode;
   decode.start = [](uint64_t, core::GenerationJob, GenerationStream) { ADD_FAILURE() << "decode-only"; };
   decode.cancel = [](uint64_t) {};
@@ -125,7 +121,19 @@ TEST_F(ClusterGenerationTest, AHandedOffKvReachesTheDecodeWorkerByteForByte) {
     if (h.bytes > (8u << 20)) return core::error(core::ErrorCode::kInvalidArgument, "too many KV bytes");
     return core::ok();
   };
-  decode.adopt = [&](uint64_t, core::GenerationJob job, core::KvHandoff handoff, GenerationStream stream) {
+  decode.adopt = std::move(adopt);
+  return decode;
+}
+
+TEST_F(ClusterGenerationTest, AHandedOffKvReachesTheDecodeWorkerByteForByte) {
+  // Three whole 1 MiB chunks and a partial one: every lane of the pull and the short tail.
+  const auto blob = pattern_blob(3 * (1u << 20) + 12345);
+  uint64_t prefill = join(prefill_worker(blob));
+  std::mutex mutex;
+  std::optional<core::KvHandoff> adopted;
+  core::GenerationJob adopted_job;
+  uint64_t decoder = join(decode_worker([&](uint64_t, core::GenerationJob job, core::KvHandoff handoff,
+                                            GenerationStream stream) {
     {
       std::lock_guard lock(mutex);
       adopted = handoff;
@@ -137,8 +145,7 @@ TEST_F(ClusterGenerationTest, AHandedOffKvReachesTheDecodeWorkerByteForByte) {
     last.finished = true;
     last.reason = core::FinishReason::kLength;
     EXPECT_TRUE(stream.send(last));
-  };
-  uint64_t decoder = join(decode);
+  }));
 
   core::GenerationJob job{"m", {1, 2, 3}, 2};
   Updates prefilled;
@@ -177,15 +184,7 @@ TEST_F(ClusterGenerationTest, AHandoffIsRefusedBeforeAByteMovesOrLostWithItsPref
   const auto blob = pattern_blob(16u << 20);  // more than the decode worker accepts
   uint64_t prefill = join(prefill_worker(blob));
   std::atomic<int> adopted{0};
-  WorkerHandlers decode;
-  decode.start = [](uint64_t, core::GenerationJob, GenerationStream) {};
-  decode.cancel = [](uint64_t) {};
-  decode.accepts = [](const core::GenerationJob&, const core::KvHandoff& h) -> core::Result<void> {
-    if (h.bytes > (8u << 20)) return core::error(core::ErrorCode::kInvalidArgument, "too many KV bytes");
-    return core::ok();
-  };
-  decode.adopt = [&](uint64_t, core::GenerationJob, core::KvHandoff, GenerationStream) { ++adopted; };
-  uint64_t decoder = join(decode);
+  uint64_t decoder = join(decode_worker([&](uint64_t, core::GenerationJob, core::KvHandoff, GenerationStream) { ++adopted; }));
   core::GenerationJob job{"m", {1, 2}, 4};
 
   // Refused: the decode call fails with the worker's reason; nothing was adopted.

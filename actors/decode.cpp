@@ -66,6 +66,7 @@ void push_alpha(DecodeActor* self) {
   for (size_t m = 0; m < s.costs.size(); ++m) {
     double best = 1e9;
     for (size_t i = 0; i < s.policies.size(); ++i) {
+      if (!s.setup.pins.allows(static_cast<worker::ModelId>(m), static_cast<policy::InstanceId>(i))) continue;
       best = std::min(best, s.policies[i].what_if_alpha(static_cast<worker::ModelId>(m), kTypicalContext,
                                                         s.instances[i].resident));
     }
@@ -271,7 +272,7 @@ void drive(DecodeActor* self, size_t index) {
   }
 }
 
-// Loads a pinned model on its instance at start, so its first request does not pay for it.
+// Loads a pinned model on its instance, so its first request does not pay for it.
 void preload(DecodeActor* self, size_t index, worker::ModelId model) {
   auto& instance = self->state.instances[index];
   instance.busy = true;
@@ -288,6 +289,22 @@ void preload(DecodeActor* self, size_t index, worker::ModelId model) {
             self->state.instances[index].busy = false;  // its first batch will load it
             drive(self, index);
           });
+}
+
+// Preloads each pinned model whose instance holds no batch (a switch needs every other model's
+// KV off the device; an instance still finishing others' batches loads the model on its own
+// when the pinned model's first batch gets its turn).
+void preload_pins(DecodeActor* self) {
+  auto& s = self->state;
+  for (const auto& pin : s.setup.pins.pins()) {
+    const auto index = static_cast<size_t>(pin.instance);
+    const auto& instance = s.instances[index];
+    if (instance.busy || instance.resident == pin.model || !instance.arrivals.empty() ||
+        !s.policies[index].batches().empty()) {
+      continue;
+    }
+    preload(self, index, pin.model);
+  }
 }
 
 caf::behavior decode_actor(DecodeActor* self, DecodeSetup setup, caf::actor proxy,
@@ -314,9 +331,7 @@ caf::behavior decode_actor(DecodeActor* self, DecodeSetup setup, caf::actor prox
     s.policies.emplace_back(s.setup.config, std::span<const policy::ModelCosts>(s.costs));
     s.instances.push_back(Instance{{worker, {}, {}, false}, {}});
   }
-  for (worker::ModelId m = 0; m < s.setup.models->size(); ++m) {
-    if (auto pin = policy::pinned_instance(s.setup.policy, m)) preload(self, static_cast<size_t>(*pin), m);
-  }
+  preload_pins(self);
   return {
       [self](wire_atom, caf::actor prefill) {
         self->state.prefill = std::move(prefill);
@@ -325,8 +340,7 @@ caf::behavior decode_actor(DecodeActor* self, DecodeSetup setup, caf::actor prox
       [self](handoff_atom, Handoff& handoff) {
         auto& st = self->state;
         const auto& info = handoff.job.info;
-        auto dispatch = policy::dispatch_decode(st.policies, info.model, info.input_tokens + 1,
-                                                policy::pinned_instance(st.setup.policy, info.model));
+        auto dispatch = policy::dispatch_decode(st.policies, info.model, info.input_tokens + 1, st.setup.pins);
         auto index = static_cast<size_t>(dispatch.instance);
         st.instances[index].arrivals.push_back(std::move(handoff));
         drive(self, index);
@@ -335,6 +349,12 @@ caf::behavior decode_actor(DecodeActor* self, DecodeSetup setup, caf::actor prox
       [self](cancel_atom, policy::RequestId id) {
         auto it = self->state.requests.find(id);
         if (it != self->state.requests.end()) it->second.cancelled = true;
+      },
+      [self](pin_atom, policy::ModelPins& pins) {
+        // Batches already placed finish where they are; new requests follow the new pins.
+        self->state.setup.pins = std::move(pins);
+        preload_pins(self);
+        push_alpha(self);
       },
   };
 }

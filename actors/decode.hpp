@@ -11,6 +11,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/policy/decode_instance.hpp"
+#include "actors/policy/model_pins.hpp"
 #include "actors/policy/serving_policy.hpp"
 #include "gpu/worker/device_worker.hpp"
 
@@ -24,6 +25,8 @@ struct DecodeSetup {
   std::shared_ptr<const worker::HostModelCache> models;
   policy::DecodeInstanceConfig config;  ///< aegaeon's knobs; the policy adjusts them
   policy::ServingPolicy policy = policy::ServingPolicy::kAegaeon;
+  /// Models with a decode device of their own at start (initial_pins); pin_atom replaces them.
+  policy::ModelPins pins;
   std::vector<std::int64_t> kv_capacity_tokens;    ///< per model, on one decode device
   std::vector<std::vector<std::int32_t>> eos_ids;  ///< per model
   double host_to_device_bytes_per_s = 8e9;         ///< for switch and swap estimates

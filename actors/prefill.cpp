@@ -40,11 +40,8 @@ struct PrefillState {
     return static_cast<double>(setup.models->info(model).weight_bytes) / setup.host_to_device_bytes_per_s;
   }
   // Queue wait + switches + own prefill on the instance a new request of `job` would join.
-  [[nodiscard]] std::optional<policy::InstanceId> pinned(worker::ModelId model) const {
-    return policy::pinned_instance(setup.policy, model);
-  }
   [[nodiscard]] double predicted_ttft_s(const PrefillJob& job) const {
-    auto dispatch = scheduler->preview(job.info.model, pinned(job.info.model));
+    auto dispatch = scheduler->preview(job.info.model, setup.pins);
     const auto& instance = instances[static_cast<size_t>(dispatch.instance)];
     double total = 0;
     std::optional<worker::ModelId> model = instance.resident;
@@ -175,6 +172,18 @@ void drive(PrefillActor* self, size_t index) {
   }
 }
 
+// Loads each pinned model on its instance when that instance has nothing else to do, so the
+// model's next request does not pay for the load.
+void preload_pins(PrefillActor* self) {
+  auto& s = self->state;
+  for (const auto& pin : s.setup.pins.pins()) {
+    const auto index = static_cast<size_t>(pin.instance);
+    const auto& instance = s.instances[index];
+    if (instance.busy || instance.resident == pin.model || s.scheduler->queued(pin.instance) > 0) continue;
+    switch_model(self, index, pin.model);
+  }
+}
+
 caf::behavior prefill_actor(PrefillActor* self, PrefillSetup setup, caf::actor decode,
                             caf::actor proxy, std::shared_ptr<ServingMetrics> metrics) {
   auto& s = self->state;
@@ -186,10 +195,7 @@ caf::behavior prefill_actor(PrefillActor* self, PrefillSetup setup, caf::actor d
   s.scheduler = std::make_unique<policy::PrefillScheduler>(instances, policy::prefill_config(s.setup.policy));
   for (auto& w : s.setup.workers) s.instances.push_back(DeviceSlot{w, {}, {}, false});
   auto models = static_cast<size_t>(s.setup.models->size());
-  // A pinned model is loaded at start, so its first request does not pay for the load.
-  for (worker::ModelId m = 0; m < s.setup.models->size(); ++m) {
-    if (auto pin = s.pinned(m)) switch_model(self, static_cast<size_t>(*pin), m);
-  }
+  preload_pins(self);
   // Until measurements arrive: 5 ms fixed + 0.2 ms per prompt token (refit after each prefill).
   s.estimators.assign(models, policy::ExecutionEstimator({0.005, 2e-4, 0}, {}));
   s.decode_alpha.assign(models, 0.0);
@@ -203,7 +209,7 @@ caf::behavior prefill_actor(PrefillActor* self, PrefillSetup setup, caf::actor d
         auto decision = policy::decide_admission(st.setup.admission, st.setup.slo, input);
         if (!decision.admit) return AdmissionReply{false, decision.retry_after_s, decision.reason};
         job.info.arrival_s = st.now_s();
-        auto dispatch = st.scheduler->on_arrival(job.info, st.pinned(job.info.model));
+        auto dispatch = st.scheduler->on_arrival(job.info, st.setup.pins);
         st.jobs.emplace(job.info.id, std::move(job));
         drive(self, static_cast<size_t>(dispatch.instance));
         return AdmissionReply{true, 0, {}};
@@ -212,6 +218,11 @@ caf::behavior prefill_actor(PrefillActor* self, PrefillSetup setup, caf::actor d
         if (self->state.jobs.count(id) != 0) self->state.cancelled.insert(id);
       },
       [self](alpha_atom, const std::vector<double>& alpha) { self->state.decode_alpha = alpha; },
+      [self](pin_atom, policy::ModelPins& pins) {
+        // Requests already queued stay where they are; new ones follow the new pins.
+        self->state.setup.pins = std::move(pins);
+        preload_pins(self);
+      },
   };
 }
 

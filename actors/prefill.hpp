@@ -9,6 +9,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/policy/admission.hpp"
+#include "actors/policy/model_pins.hpp"
 #include "actors/policy/request.hpp"
 #include "actors/policy/serving_policy.hpp"
 #include "gpu/worker/device_worker.hpp"
@@ -24,6 +25,8 @@ struct PrefillSetup {
   policy::Slo slo;
   policy::AdmissionConfig admission;
   policy::ServingPolicy policy = policy::ServingPolicy::kAegaeon;
+  /// Models with a prefill device of their own at start (initial_pins); pin_atom replaces them.
+  policy::ModelPins pins;
   double host_to_device_bytes_per_s = 8e9;  ///< for switch estimates until measured
   std::vector<std::vector<std::int32_t>> eos_ids;  ///< per model: tokens that end a generation
 };

@@ -5,6 +5,7 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 
+#include "actors/policy/model_pins.hpp"
 #include "actors/proxy.hpp"
 #include "actors/serving_messages.hpp"
 #include "rpc/http/http_types.hpp"
@@ -27,6 +28,7 @@ using import_atom = caf::atom_constant<caf::atom("import")>;      // → gpu_wor
 using swapout_atom = caf::atom_constant<caf::atom("swapout")>;    // → gpu_worker
 using release_atom = caf::atom_constant<caf::atom("release")>;    // → gpu_worker
 using admin_atom = caf::atom_constant<caf::atom("admin")>;        // admin API → proxy
+using pin_atom = caf::atom_constant<caf::atom("pin")>;            // admin API → prefill/decode
 
 }  // namespace aegaeon::actors
 
@@ -46,3 +48,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::core::GenerationRequest)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::rpc::http::Responder)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::actors::FrontAction)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::actors::FrontReport)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::policy::ModelPins)

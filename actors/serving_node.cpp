@@ -3,6 +3,8 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <mutex>
+
 #include "actors/decode.hpp"
 #include "actors/gpu_worker.hpp"
 #include "actors/model_catalog.hpp"
@@ -37,13 +39,35 @@ void log_memory_plan(const worker::ArenaLayout& arena, const worker::HostModelCa
   }
 }
 
-// Each model and whether a device holds its weights now.
-std::vector<ModelStatus> model_statuses(const ModelCatalog& catalog, const ResidencyBoard& residency) {
+// The models pinned to devices of their own, per role (the admin API's; the actors get copies).
+struct PinBoard {
+  std::mutex mutex;
+  policy::ModelPins prefill;
+  policy::ModelPins decode;
+};
+
+// Each model, whether a device holds its weights now, and its pins.
+std::vector<ModelStatus> model_statuses(const ModelCatalog& catalog, const ResidencyBoard& residency,
+                                        PinBoard& pins) {
   std::vector<ModelStatus> out;
+  std::lock_guard lock(pins.mutex);
   for (const auto& entry : catalog.entries()) {
     bool resident = false;
     for (const auto& slot : residency.device_model) resident |= slot.load() == entry.id;
-    out.push_back({entry.name, resident ? "resident" : "cached", entry.max_context_tokens});
+    ModelStatus status{entry.name, resident ? "resident" : "cached", entry.max_context_tokens};
+    status.pinned_prefill_device = pins.prefill.instance_of(entry.id);
+    status.pinned_decode_device = pins.decode.instance_of(entry.id);
+    out.push_back(std::move(status));
+  }
+  return out;
+}
+
+// What the devices [first, first + count) of `residency` hold now.
+std::vector<std::optional<policy::ModelId>> residents(const ResidencyBoard& residency, size_t first, size_t count) {
+  std::vector<std::optional<policy::ModelId>> out;
+  for (size_t d = first; d < first + count && d < residency.device_model.size(); ++d) {
+    const auto model = residency.device_model[d].load();
+    out.push_back(model >= 0 ? std::optional<policy::ModelId>(model) : std::nullopt);
   }
   return out;
 }
@@ -54,6 +78,9 @@ struct ServingNode::Impl {
   std::shared_ptr<const worker::HostModelCache> models;
   std::shared_ptr<const ModelCatalog> catalog;
   std::shared_ptr<ResidencyBoard> residency;
+  std::shared_ptr<PinBoard> pins = std::make_shared<PinBoard>();
+  policy::ServingPolicy policy = policy::ServingPolicy::kAegaeon;
+  int prefill_devices = 0;
   caf::actor proxy;
   caf::actor prefill;
   caf::actor decode;
@@ -89,6 +116,10 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
   impl->catalog = *catalog;
 
   auto metrics = std::make_shared<ServingMetrics>(registry);
+  impl->policy = options.policy;
+  impl->prefill_devices = options.prefill_devices;
+  impl->pins->prefill = policy::initial_pins(options.policy, model_count, options.prefill_devices);
+  impl->pins->decode = policy::initial_pins(options.policy, model_count, options.decode_devices);
   int devices = options.prefill_devices + options.decode_devices;
   impl->residency = std::make_shared<ResidencyBoard>(static_cast<size_t>(devices));
   std::vector<caf::actor> prefill_workers;
@@ -126,6 +157,7 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
     decode_setup.kv_capacity_tokens = kv_capacity;
     decode_setup.eos_ids = eos_ids;
     decode_setup.policy = options.policy;
+    decode_setup.pins = impl->pins->decode;
     impl->decode = spawn_decode(system, std::move(decode_setup), impl->proxy, metrics);
   }
   if (prefill) {
@@ -136,6 +168,7 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
     prefill_setup.admission = options.admission;
     prefill_setup.eos_ids = eos_ids;
     prefill_setup.policy = options.policy;
+    prefill_setup.pins = impl->pins->prefill;
     // Without a decode role here, handoffs go to the front, which ships them to another node.
     impl->prefill = spawn_prefill(system, std::move(prefill_setup), decode ? impl->decode : impl->proxy,
                                   impl->proxy, metrics);
@@ -156,9 +189,9 @@ void ServingNode::admin(AdminAction action, std::string model,
   static constexpr FrontAction kFront[] = {FrontAction::kReport, FrontAction::kDrain, FrontAction::kUndrain};
   // The report runs on the proxy's thread, possibly after the node is gone: it holds what it reads.
   send_front_action(impl_->proxy, kFront[static_cast<int>(action)], std::move(model),
-                    [catalog = impl_->catalog, residency = impl_->residency,
+                    [catalog = impl_->catalog, residency = impl_->residency, pins = impl_->pins,
                      done = std::move(done)](std::vector<FrontActivity> activity) {
-                      auto status = model_statuses(*catalog, *residency);
+                      auto status = model_statuses(*catalog, *residency, *pins);
                       for (size_t i = 0; i < status.size() && i < activity.size(); ++i) {
                         status[i].draining = activity[i].draining;
                         status[i].running = activity[i].running;
@@ -168,7 +201,51 @@ void ServingNode::admin(AdminAction action, std::string model,
                     });
 }
 
-std::vector<ModelStatus> ServingNode::models() const { return model_statuses(*impl_->catalog, *impl_->residency); }
+std::vector<ModelStatus> ServingNode::models() const {
+  return model_statuses(*impl_->catalog, *impl_->residency, *impl_->pins);
+}
+
+core::Result<void> ServingNode::set_pinned(std::string_view model, bool pinned) const {
+  const CatalogEntry* entry = impl_->catalog->find(model);
+  if (entry == nullptr) {
+    return core::Error{core::ErrorCode::kNotFound, "model '" + std::string(model) + "' is not served here", "model"};
+  }
+  if (impl_->policy == policy::ServingPolicy::kStatic) {
+    return core::error(core::ErrorCode::kFailedPrecondition,
+                       "serve.policy=static gives every model devices of its own already; pins apply to "
+                       "the other policies");
+  }
+  auto& board = *impl_->pins;
+  std::lock_guard lock(board.mutex);
+  if (pinned) {
+    const bool was_pinned = board.prefill.instance_of(entry->id).has_value();
+    const auto prefill_count = static_cast<size_t>(board.prefill.instances());
+    const auto decode_count = static_cast<size_t>(board.decode.instances());
+    auto on_prefill = board.prefill.pin(entry->id, residents(*impl_->residency, 0, prefill_count));
+    if (!on_prefill.ok()) {
+      return core::error(core::ErrorCode::kFailedPrecondition,
+                         "cannot pin '" + std::string(model) + "': prefill devices: " + on_prefill.error().message +
+                             " (serve.prefill_devices)");
+    }
+    auto on_decode = board.decode.pin(
+        entry->id, residents(*impl_->residency, static_cast<size_t>(impl_->prefill_devices), decode_count));
+    if (!on_decode.ok()) {
+      if (!was_pinned) board.prefill.unpin(entry->id);
+      return core::error(core::ErrorCode::kFailedPrecondition,
+                         "cannot pin '" + std::string(model) + "': decode devices: " + on_decode.error().message +
+                             " (serve.decode_devices)");
+    }
+    spdlog::info("admin: model {} pinned to prefill-{} and decode-{}", model, *on_prefill, *on_decode);
+  } else {
+    const bool had_prefill_pin = board.prefill.unpin(entry->id);
+    const bool had_decode_pin = board.decode.unpin(entry->id);
+    if (had_prefill_pin || had_decode_pin) spdlog::info("admin: model {} unpinned", model);
+  }
+  // Sent under the lock, so the actors see the tables in the order they were made.
+  if (impl_->prefill) caf::anon_send(impl_->prefill, pin_atom::value, board.prefill);
+  if (impl_->decode) caf::anon_send(impl_->decode, pin_atom::value, board.decode);
+  return core::ok();
+}
 
 const ModelCatalog& ServingNode::catalog() const { return *impl_->catalog; }
 

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,9 @@ struct ModelStatus {
   bool draining = false;     ///< new requests get HTTP 503 + Retry-After
   std::int32_t running = 0;  ///< requests generating
   std::int32_t waiting = 0;  ///< requests admitted or queued, no token yet
+  /// The prefill and decode devices the model has to itself (ServingNode::set_pinned), if pinned.
+  std::optional<std::int32_t> pinned_prefill_device;
+  std::optional<std::int32_t> pinned_decode_device;
 };
 
 /// What the admin API asks of a node (see ServingNode::admin).
@@ -85,6 +89,13 @@ class ServingNode {
   /// every model's full status, on an actor thread. Non-blocking; callable from the kj thread.
   void admin(AdminAction action, std::string model,
              std::function<void(std::vector<ModelStatus>)> done) const;
+  /// Gives the served model `model` a prefill and a decode device of its own (`pinned`), or
+  /// takes them back: its new requests then go only to those devices, and no other model's new
+  /// requests do, so it never waits for a switch. Requests already placed finish where they are.
+  /// kFailedPrecondition when the node cannot spare the devices (one of each role stays for the
+  /// models that are not pinned) or its policy pins every model already (static). Callable from
+  /// any thread.
+  core::Result<void> set_pinned(std::string_view model, bool pinned) const;
   /// Tokenizers and context lengths (immutable; safe from any thread).
   [[nodiscard]] const ModelCatalog& catalog() const;
   /// Bytes of KV one token of model `model` takes (safe from any thread).

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <initializer_list>
 
 #include <spdlog/spdlog.h>
 
@@ -19,9 +20,14 @@ using json = nlohmann::json;
 constexpr std::string_view kModelsPrefix = "/admin/models/";
 
 json model_json(const actors::ModelStatus& model) {
+  json pinned = nullptr;
+  if (model.pinned_prefill_device && model.pinned_decode_device) {
+    pinned = {{"prefill_device", *model.pinned_prefill_device}, {"decode_device", *model.pinned_decode_device}};
+  }
   return {{"id", model.name},
           {"state", model.state},
           {"draining", model.draining},
+          {"pinned", std::move(pinned)},
           {"requests_running", model.running},
           {"requests_waiting", model.waiting},
           {"max_model_len", model.max_context_tokens}};
@@ -35,26 +41,29 @@ json worker_json(const actors::WorkerStatus& worker) {
           {"generations_in_flight", worker.in_flight}};
 }
 
-// The target of POST {prefix}{name}/drain|undrain, for models and workers alike.
-struct DrainRequest {
-  std::string name;  ///< everything between the prefix and the last '/'
-  bool drain = true;  ///< false: undrain
+// The target of POST {prefix}{name}/{action}, for models and workers alike.
+struct AdminTarget {
+  std::string name;    ///< everything between the prefix and the last '/'
+  std::string action;  ///< one of the route's actions
 };
 
-// Reads `request.path` under `prefix`; for an action the API does not have it answers 404
-// itself and returns nullopt.
-std::optional<DrainRequest> drain_request(const http::HttpRequest& request, std::string_view prefix,
-                                          const http::Responder& responder) {
+// Reads `request.path` under `prefix`; for an action not in `actions` it answers 404 itself and
+// returns nullopt.
+std::optional<AdminTarget> admin_target(const http::HttpRequest& request, std::string_view prefix,
+                                        std::initializer_list<std::string_view> actions,
+                                        const http::Responder& responder) {
   const std::string_view rest = std::string_view(request.path).substr(prefix.size());
   const auto slash = rest.rfind('/');
   const std::string_view action = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
-  if (action != "drain" && action != "undrain") {
+  if (std::find(actions.begin(), actions.end(), action) == actions.end()) {
+    std::string valid;
+    for (auto a : actions) valid += (valid.empty() ? "/" : " or /") + std::string(a);
     responder.respond(http::HttpResponse::error(
-        404, "no route for " + request.path + " (POST " + std::string(prefix) + "{name}/drain or /undrain)",
+        404, "no route for " + request.path + " (POST " + std::string(prefix) + "{name}" + valid + ")",
         "invalid_request_error"));
     return std::nullopt;
   }
-  return DrainRequest{std::string(rest.substr(0, slash)), action == "drain"};
+  return AdminTarget{std::string(rest.substr(0, slash)), std::string(action)};
 }
 
 // GET /admin/...: an OpenAI-style list.
@@ -75,11 +84,11 @@ void add_admin_routes(http::HttpRouter& router, const actors::ServingNode& node,
                  responder.respond(list_response(std::move(data)));
                });
              }));
-  // POST /admin/models/{name}/drain|undrain.
+  // POST /admin/models/{name}/drain|undrain|pin|unpin.
   router.add_prefix(
       "POST", std::string(kModelsPrefix),
       require_api_key(std::move(api_key), [&node](const http::HttpRequest& request, const http::Responder& responder) {
-        auto target = drain_request(request, kModelsPrefix, responder);
+        auto target = admin_target(request, kModelsPrefix, {"drain", "undrain", "pin", "unpin"}, responder);
         if (!target) return;
         const std::string& name = target->name;
         if (node.catalog().find(name) == nullptr) {
@@ -87,7 +96,13 @@ void add_admin_routes(http::HttpRouter& router, const actors::ServingNode& node,
               core::ErrorCode::kNotFound, "model '" + name + "' is not served here (see GET /admin/models)", "model"}));
           return;
         }
-        const auto action = target->drain ? actors::AdminAction::kDrain : actors::AdminAction::kUndrain;
+        auto action = actors::AdminAction::kReport;
+        if (target->action == "drain" || target->action == "undrain") {
+          action = target->action == "drain" ? actors::AdminAction::kDrain : actors::AdminAction::kUndrain;
+        } else if (auto pinned = node.set_pinned(name, target->action == "pin"); !pinned.ok()) {
+          responder.respond(http::openai::error_response(pinned.error()));
+          return;
+        }
         node.admin(action, name, [responder, name](std::vector<actors::ModelStatus> models) {
           auto it = std::find_if(models.begin(), models.end(), [&](const auto& m) { return m.name == name; });
           responder.respond(http::HttpResponse::json(200, model_json(*it).dump()));
@@ -108,10 +123,10 @@ void add_cluster_admin_routes(http::HttpRouter& router, actors::ClusterFront& fr
   router.add_prefix(
       "POST", std::string(kWorkersPrefix),
       require_api_key(std::move(api_key), [&front](const http::HttpRequest& request, const http::Responder& responder) {
-        auto target = drain_request(request, kWorkersPrefix, responder);
+        auto target = admin_target(request, kWorkersPrefix, {"drain", "undrain"}, responder);
         if (!target) return;
         const std::string name = target->name;
-        const auto action = target->drain ? actors::WorkerAction::kDrain : actors::WorkerAction::kUndrain;
+        const auto action = target->action == "drain" ? actors::WorkerAction::kDrain : actors::WorkerAction::kUndrain;
         front.admin_workers(action, name, [responder, name](std::vector<actors::WorkerStatus> workers) {
           auto it = std::find_if(workers.begin(), workers.end(), [&](const auto& w) { return w.name == name; });
           if (it == workers.end()) {
@@ -134,11 +149,16 @@ void check_admin_config(const core::AdminConfig& admin) {
 }
 
 std::unique_ptr<http::HttpServer> start_admin_server(rpc::KjRuntime& runtime, const core::AdminConfig& admin,
-                                                     http::HttpRouter router, const std::string& routes) {
+                                                     http::HttpRouter router, const std::string& routes,
+                                                     HttpMetrics& metrics) {
   if (!admin.enabled) return nullptr;
   http::HttpServerOptions options;
   options.host = admin.host;
   options.port = admin.port;
+  // Admin actions show in aegaeon_http_requests_total next to the public API's routes.
+  options.on_complete = [&metrics](const http::HttpRequest& request, int status, double duration_s) {
+    metrics.observe(request, status, duration_s);
+  };
   auto server = http::HttpServer::start(runtime, options, std::move(router));
   if (!server.ok()) throw CommandError(server.error().with_context("admin port").message);
   spdlog::info("admin API on http://{}:{} ({}; key: admin.api_key)", admin.host, (*server)->port(), routes);

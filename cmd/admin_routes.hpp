@@ -8,13 +8,14 @@
 
 #include "actors/cluster_router.hpp"
 #include "actors/serving_node.hpp"
+#include "cmd/api_routes.hpp"
 #include "core/config.hpp"
 #include "rpc/http/http_server.hpp"
 #include "rpc/kj_runtime.hpp"
 
 namespace aegaeon::cmd {
 
-/// Adds GET /admin/models and POST /admin/models/{name}/{drain,undrain} for `node` (which must
+/// Adds GET /admin/models and POST /admin/models/{name}/{drain,undrain,pin,unpin} for `node` (which must
 /// outlive the routes), every route behind `Authorization: Bearer <api_key>`; `api_key` must
 /// not be empty.
 void add_admin_routes(rpc::http::HttpRouter& router, const actors::ServingNode& node, std::string api_key);
@@ -26,9 +27,11 @@ void add_cluster_admin_routes(rpc::http::HttpRouter& router, actors::ClusterFron
 /// Throws CommandError (exit code 2) when admin.enabled is set without admin.api_key.
 void check_admin_config(const core::AdminConfig& admin);
 
-/// Starts the admin port (admin.host, admin.port) with `router` and logs where it listens;
-/// nullptr when admin.enabled is false. Throws CommandError when it cannot bind.
+/// Starts the admin port (admin.host, admin.port) with `router` and logs where it listens; its
+/// requests are counted in `metrics` (which must outlive the server). nullptr when admin.enabled
+/// is false. Throws CommandError when it cannot bind.
 std::unique_ptr<rpc::http::HttpServer> start_admin_server(rpc::KjRuntime& runtime, const core::AdminConfig& admin,
-                                                          rpc::http::HttpRouter router, const std::string& routes);
+                                                          rpc::http::HttpRouter router, const std::string& routes,
+                                                          HttpMetrics& metrics);
 
 }  // namespace aegaeon::cmd

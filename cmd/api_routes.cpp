@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <ctime>
 #include <set>
 
@@ -123,10 +124,29 @@ HttpMetrics::HttpMetrics(core::Registry& registry)
                      .buckets(core::exponential_buckets(0.0005, 4, 10))
                      .register_on(registry)) {}
 
+// The route label of `path`: a known route, an admin action with the model or worker name
+// replaced by :name (names are not bounded: any path may carry one), or "other".
+std::string route_label(std::string_view path) {
+  static const std::set<std::string, std::less<>> kRoutes = {
+      "/health", "/metrics", "/v1/chat/completions", "/v1/completions", "/v1/models", "/tokenize",
+      "/detokenize", "/admin/models", "/admin/workers"};
+  if (kRoutes.count(path) != 0) return std::string(path);
+  static constexpr std::string_view kActions[] = {"drain", "undrain", "pin", "unpin"};
+  for (std::string_view prefix : {std::string_view("/admin/models/"), std::string_view("/admin/workers/")}) {
+    if (path.substr(0, prefix.size()) != prefix) continue;
+    const auto slash = path.rfind('/');
+    const std::string_view action = path.substr(slash + 1);
+    if (slash < prefix.size() ||
+        std::find(std::begin(kActions), std::end(kActions), action) == std::end(kActions)) {
+      break;
+    }
+    return std::string(prefix) + ":name/" + std::string(action);
+  }
+  return "other";
+}
+
 void HttpMetrics::observe(const http::HttpRequest& request, int status, double duration_s) {
-  static const std::set<std::string> kRoutes = {"/health", "/metrics", "/v1/chat/completions",
-                                                "/v1/completions", "/v1/models", "/tokenize", "/detokenize"};
-  std::string route = kRoutes.count(request.path) != 0 ? request.path : "other";
+  const std::string route = route_label(request.path);
   requests_.add({{"route", route}, {"code", std::to_string(status)}}).increment();
   durations_.add({{"route", route}}).observe(duration_s);
 }

@@ -38,7 +38,11 @@ void add_api_routes(rpc::http::HttpRouter& router, ModelFront front, const std::
 /// `handler` itself when `api_key` is empty.
 rpc::http::Handler require_api_key(std::string api_key, rpc::http::Handler handler);
 
-/// HTTP metrics, labelled by route so unknown paths cannot blow up cardinality.
+/// The `route` label of a request for `path`: the route itself, an admin action with the name in
+/// it replaced ("/admin/models/:name/drain"), or "other", so that no path can blow up cardinality.
+std::string route_label(std::string_view path);
+
+/// HTTP metrics of the public and the admin port, labelled by route_label.
 class HttpMetrics {
  public:
   explicit HttpMetrics(core::Registry& registry);

@@ -160,7 +160,8 @@ void run_controller(ControllerOptions options) {
   // Workers' state and drain on the admin port (admin.*), apart from the public API.
   rpc::http::HttpRouter admin_router;
   if (config.admin.enabled) add_cluster_admin_routes(admin_router, *front, config.admin.api_key);
-  auto admin_server = start_admin_server(*kj_runtime, config.admin, std::move(admin_router), "GET /admin/workers");
+  auto admin_server = start_admin_server(*kj_runtime, config.admin, std::move(admin_router), "GET /admin/workers",
+                                         http_metrics);
 
   int received = 0;
   sigwait(&shutdown_signals, &received);

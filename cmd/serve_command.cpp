@@ -145,7 +145,8 @@ void run_serve(const ServeOptions& options) {
   // The admin API listens apart, so firewalls and keys can treat it apart from the public API.
   rpc::http::HttpRouter admin_router;
   if (config.admin.enabled) add_admin_routes(admin_router, *serving, config.admin.api_key);
-  auto admin_server = start_admin_server(*kj_runtime, config.admin, std::move(admin_router), "GET /admin/models");
+  auto admin_server = start_admin_server(*kj_runtime, config.admin, std::move(admin_router), "GET /admin/models",
+                                         http_metrics);
 
   int received = 0;
   sigwait(&shutdown_signals, &received);

@@ -14,6 +14,7 @@ std::string_view to_string(ErrorCode code) {
     case ErrorCode::kCancelled: return "cancelled";
     case ErrorCode::kUnauthenticated: return "unauthenticated";
     case ErrorCode::kDataLoss: return "data_loss";
+    case ErrorCode::kFailedPrecondition: return "failed_precondition";
     case ErrorCode::kInternal: return "internal";
   }
   return "internal";

@@ -17,6 +17,7 @@ enum class ErrorCode {
   kAlreadyExists,     ///< a named thing exists and must not
   kOutOfRange,        ///< a size or index beyond a limit (HTTP 413 for bodies, 400 for prompts)
   kResourceExhausted, ///< no capacity now, retry later (HTTP 429)
+  kFailedPrecondition,///< the system is not in the state the operation needs (HTTP 409)
   kUnavailable,       ///< a peer or device cannot be reached
   kDeadlineExceeded,  ///< a timeout expired
   kCancelled,         ///< the work was cancelled (client gone, shutdown)

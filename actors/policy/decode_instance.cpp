@@ -220,25 +220,29 @@ double DecodeInstance::what_if_alpha(ModelId model, std::int64_t context_tokens,
 }
 
 DecodeDispatch dispatch_decode(std::span<const DecodeInstance> instances, ModelId model,
-                               std::int64_t context_tokens, std::optional<InstanceId> pinned) {
-  if (pinned) {
-    return DecodeDispatch{*pinned, instances[static_cast<std::size_t>(*pinned)].joinable_batch(model, context_tokens)};
-  }
-  DecodeDispatch d;
+                               std::int64_t context_tokens, const ModelPins& pins) {
   for (std::size_t i = 0; i < instances.size(); ++i) {
+    if (!pins.allows(model, static_cast<InstanceId>(i))) continue;
     if (auto b = instances[i].joinable_batch(model, context_tokens)) {
       return DecodeDispatch{static_cast<InstanceId>(i), b};
     }
   }
-  for (std::size_t i = 1; i < instances.size(); ++i) {
-    const auto& best = instances[static_cast<std::size_t>(d.instance)];
+  std::optional<std::size_t> best;
+  for (std::size_t i = 0; i < instances.size(); ++i) {
+    if (!pins.allows(model, static_cast<InstanceId>(i))) continue;
+    if (!best) {
+      best = i;
+      continue;
+    }
+    const auto& b = instances[*best];
     const auto& cand = instances[i];
-    if (cand.batches().size() < best.batches().size() ||
-        (cand.batches().size() == best.batches().size() && cand.requests() < best.requests())) {
-      d.instance = static_cast<InstanceId>(i);
+    if (cand.batches().size() < b.batches().size() ||
+        (cand.batches().size() == b.batches().size() && cand.requests() < b.requests())) {
+      best = i;
     }
   }
-  return d;
+  // Pins always leave the model an instance; without one it may go to the first.
+  return DecodeDispatch{static_cast<InstanceId>(best.value_or(0)), std::nullopt};
 }
 
 }  // namespace aegaeon::policy

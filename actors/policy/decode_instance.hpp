@@ -10,6 +10,7 @@
 
 #include "actors/policy/cost_model.hpp"
 #include "actors/policy/decode_round.hpp"
+#include "actors/policy/model_pins.hpp"
 #include "actors/policy/request.hpp"
 
 namespace aegaeon::policy {
@@ -137,9 +138,8 @@ struct DecodeDispatch {
 
 /// Decode dispatch: join the first same-model batch (instance order) whose KV still fits, else
 /// open a new batch on the instance with the fewest batches (ties: fewest requests, lowest index).
-/// `pinned` (a valid instance) confines both choices to it (static placement).
+/// Both choices are confined to the instances `pins` allows for the model.
 DecodeDispatch dispatch_decode(std::span<const DecodeInstance> instances, ModelId model,
-                               std::int64_t context_tokens,
-                               std::optional<InstanceId> pinned = std::nullopt);
+                               std::int64_t context_tokens, const ModelPins& pins = {});
 
 }  // namespace aegaeon::policy

@@ -8,9 +8,9 @@ PrefillScheduler::PrefillScheduler(std::int32_t instances, PrefillConfig config)
     : config_(config), instances_(static_cast<std::size_t>(std::max(instances, 1))) {}
 
 std::optional<std::pair<InstanceId, std::size_t>> PrefillScheduler::find_open_group(
-    ModelId model, std::optional<InstanceId> pinned) const {
+    ModelId model, const ModelPins& pins) const {
   for (std::size_t i = 0; i < instances_.size(); ++i) {
-    if (pinned && static_cast<InstanceId>(i) != *pinned) continue;
+    if (!pins.allows(model, static_cast<InstanceId>(i))) continue;
     const auto& groups = instances_[i].groups;
     for (std::size_t g = 0; g < groups.size(); ++g) {
       if (groups[g].model == model && groups[g].joined < config_.max_group_size) {
@@ -21,18 +21,20 @@ std::optional<std::pair<InstanceId, std::size_t>> PrefillScheduler::find_open_gr
   return std::nullopt;
 }
 
-PrefillDispatch PrefillScheduler::preview(ModelId model, std::optional<InstanceId> pinned) const {
-  if (auto open = find_open_group(model, pinned)) return {open->first, false};
-  if (pinned) return {*pinned, true};
-  InstanceId best = 0;
-  for (std::size_t i = 1; i < instances_.size(); ++i) {
-    if (instances_[i].queued < instances_[best].queued) best = static_cast<InstanceId>(i);
+PrefillDispatch PrefillScheduler::preview(ModelId model, const ModelPins& pins) const {
+  if (auto open = find_open_group(model, pins)) return {open->first, false};
+  std::optional<InstanceId> best;
+  for (std::size_t i = 0; i < instances_.size(); ++i) {
+    const auto id = static_cast<InstanceId>(i);
+    if (!pins.allows(model, id)) continue;
+    if (!best || instances_[i].queued < instances_[static_cast<std::size_t>(*best)].queued) best = id;
   }
-  return {best, true};
+  // Pins always leave the model an instance; without one it may go to the first.
+  return {best.value_or(0), true};
 }
 
-PrefillDispatch PrefillScheduler::on_arrival(const RequestInfo& request, std::optional<InstanceId> pinned) {
-  if (auto open = find_open_group(request.model, pinned)) {
+PrefillDispatch PrefillScheduler::on_arrival(const RequestInfo& request, const ModelPins& pins) {
+  if (auto open = find_open_group(request.model, pins)) {
     auto& inst = instances_[open->first];
     auto& group = inst.groups[open->second];
     group.requests.push_back(request);
@@ -40,7 +42,7 @@ PrefillDispatch PrefillScheduler::on_arrival(const RequestInfo& request, std::op
     ++inst.queued;
     return {open->first, false};
   }
-  const PrefillDispatch d = preview(request.model, pinned);
+  const PrefillDispatch d = preview(request.model, pins);
   auto& inst = instances_[d.instance];
   inst.groups.push_back(Group{request.model, 1, {request}});
   ++inst.queued;

@@ -7,6 +7,7 @@
 #include <optional>
 #include <vector>
 
+#include "actors/policy/model_pins.hpp"
 #include "actors/policy/request.hpp"
 
 namespace aegaeon::policy {
@@ -44,10 +45,10 @@ class PrefillScheduler {
 
   /// Queues an arriving request: joins the first instance holding a non-full group of its model,
   /// else opens a group on the instance with the fewest queued requests (ties: lowest index).
-  /// `pinned` (a valid instance) confines both choices to it (static placement).
-  PrefillDispatch on_arrival(const RequestInfo& request, std::optional<InstanceId> pinned = std::nullopt);
+  /// Both choices are confined to the instances `pins` allows for the model.
+  PrefillDispatch on_arrival(const RequestInfo& request, const ModelPins& pins = {});
   /// Where on_arrival would put `model`'s next request, without changing anything.
-  [[nodiscard]] PrefillDispatch preview(ModelId model, std::optional<InstanceId> pinned = std::nullopt) const;
+  [[nodiscard]] PrefillDispatch preview(ModelId model, const ModelPins& pins = {}) const;
   /// The instance's next step given the model resident on its device. Does not change state.
   [[nodiscard]] PrefillAction next_action(InstanceId instance, std::optional<ModelId> resident) const;
   /// Marks the request returned by kRun as prefilled: removes it from its group.
@@ -71,7 +72,7 @@ class PrefillScheduler {
     std::int64_t queued = 0;
   };
   [[nodiscard]] std::optional<std::pair<InstanceId, std::size_t>> find_open_group(
-      ModelId model, std::optional<InstanceId> pinned) const;
+      ModelId model, const ModelPins& pins) const;
 
   PrefillConfig config_;
   std::vector<Instance> instances_;

@@ -36,9 +36,9 @@ DecodeInstanceConfig decode_config(ServingPolicy policy, DecodeInstanceConfig ba
   return base;
 }
 
-std::optional<InstanceId> pinned_instance(ServingPolicy policy, ModelId model) {
-  if (policy == ServingPolicy::kStatic) return model;
-  return std::nullopt;
+ModelPins initial_pins(ServingPolicy policy, std::int32_t models, std::int32_t instances) {
+  if (policy == ServingPolicy::kStatic) return ModelPins::one_per_model(models, instances);
+  return ModelPins(instances);
 }
 
 core::Result<void> check_devices(ServingPolicy policy, std::int32_t models, std::int32_t prefill_devices,

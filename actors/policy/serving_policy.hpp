@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "actors/policy/decode_instance.hpp"
+#include "actors/policy/model_pins.hpp"
 #include "actors/policy/prefill_scheduler.hpp"
 #include "actors/policy/request.hpp"
 #include "core/result.hpp"
@@ -40,9 +41,9 @@ std::string_view to_string(ServingPolicy policy);
 PrefillConfig prefill_config(ServingPolicy policy);
 /// The decode instances' knobs under `policy`, starting from aegaeon's `base` (SLO, batch size).
 DecodeInstanceConfig decode_config(ServingPolicy policy, DecodeInstanceConfig base);
-/// The instance model `model` is pinned to (static: instance `model`, in both roles); nullopt
-/// when any instance may serve it.
-std::optional<InstanceId> pinned_instance(ServingPolicy policy, ModelId model);
+/// The pins a role's `instances` start with under `policy`: static pins model m to instance m
+/// (in both roles); the others start with none.
+ModelPins initial_pins(ServingPolicy policy, std::int32_t models, std::int32_t instances);
 /// kInvalidArgument when the devices cannot carry the policy: static needs a prefill and a
 /// decode device of its own for every model.
 core::Result<void> check_devices(ServingPolicy policy, std::int32_t models, std::int32_t prefill_devices,

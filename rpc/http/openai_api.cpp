@@ -251,6 +251,7 @@ HttpResponse error_response(const core::Error& error, std::optional<int> retry_a
     case ErrorCode::kNotFound: status = 404; type = "invalid_request_error"; break;
     case ErrorCode::kOutOfRange: status = 400; type = "invalid_request_error"; break;
     case ErrorCode::kResourceExhausted: status = 429; type = "rate_limit_exceeded"; break;
+    case ErrorCode::kFailedPrecondition: status = 409; type = "invalid_request_error"; break;
     case ErrorCode::kUnauthenticated: status = 401; type = "authentication_error"; break;
     case ErrorCode::kUnavailable: status = 503; type = "server_error"; break;
     default: break;

@@ -347,15 +347,16 @@ TEST(SplitCluster, KillingADecodeWorkerMidStreamLosesNoToken) {
   for (const auto& [model, prompt] : cases) reference.push_back(complete(http, request_body(model, prompt, kMaxTokens, false)));
 
   // All at once: the router spreads their decodes over both decode workers.
+  const double decode0_before = placements(http, "decode-0");
   std::vector<std::unique_ptr<Stream>> streams;
   for (const auto& [model, prompt] : cases) streams.push_back(std::make_unique<Stream>(http, request_body(model, prompt, kMaxTokens, true)));
   // Every stream past its first token (prefill's), so each is decoding on a decode worker; the
-  // one killed is one that took some of them.
+  // one killed is one that took some of them (the reference run's placements do not count).
   for (auto& stream : streams) {
     ASSERT_TRUE(stream->read_one());
     ASSERT_TRUE(stream->read_one());
   }
-  const size_t victim = placements(http, "decode-0") > 0 ? 0 : 1;
+  const size_t victim = placements(http, "decode-0") > decode0_before ? 0 : 1;
   decoders[victim]->process().signal(SIGKILL);
   for (size_t i = 0; i < streams.size(); ++i) {
     Completion got = streams[i]->finish();

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <signal.h>
 
+#include <thread>
+
 #include "tests/integration/serve_process.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/http_client.hpp"
@@ -18,15 +20,33 @@ using testing::ServeProcess;
 
 constexpr const char* kAdminKey = "adm-test-key";
 
+// The arguments that open the admin port (port picked by the OS) with kAdminKey.
+std::vector<std::string> admin_args(std::vector<std::string> more = {}) {
+  std::vector<std::string> args = {"--set", "admin.enabled=true", "--set", "admin.port=0", "--set",
+                                   std::string("admin.api_key=") + kAdminKey};
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+
+// The admin port `server` logged, or 0.
+uint16_t admin_port_of(ServeProcess& server) {
+  auto match = server.process().wait_for_line(std::regex(R"(admin API on http://[0-9.]+:([0-9]+))"), 60s);
+  return match ? static_cast<uint16_t>(std::stoi((*match)[1])) : 0;
+}
+
+testing::ClientResponse admin_request(uint16_t port, const std::string& method, const std::string& path,
+                                      const std::string& key = kAdminKey) {
+  return testing::http_request(port, method, path, method == "POST" ? "{}" : "",
+                               {{"Authorization", "Bearer " + key}});
+}
+
 // One server for the suite (starting it loads the four demo models), admin port picked by the OS.
 class AdminApi : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    server_ = new ServeProcess({"--set", "admin.enabled=true", "--set", "admin.port=0", "--set",
-                                std::string("admin.api_key=") + kAdminKey, "--set",
-                                "serve.max_prompt_tokens=16", "--set", "serve.max_tokens_limit=1000"});
-    auto match = server_->process().wait_for_line(std::regex(R"(admin API on http://[0-9.]+:([0-9]+))"), 60s);
-    if (match) admin_port_ = static_cast<uint16_t>(std::stoi((*match)[1]));
+    server_ = new ServeProcess(
+        admin_args({"--set", "serve.max_prompt_tokens=16", "--set", "serve.max_tokens_limit=1000"}));
+    admin_port_ = admin_port_of(*server_);
   }
   static void TearDownTestSuite() {
     server_->process().signal(SIGTERM);
@@ -40,8 +60,7 @@ class AdminApi : public ::testing::Test {
 
   static testing::ClientResponse admin(const std::string& method, const std::string& path,
                                        const std::string& key = kAdminKey) {
-    return testing::http_request(admin_port_, method, path, method == "POST" ? "{}" : "",
-                                 {{"Authorization", "Bearer " + key}});
+    return admin_request(admin_port_, method, path, key);
   }
   // The model's entry in GET /admin/models.
   static json admin_model(const std::string& name) {
@@ -173,6 +192,73 @@ TEST_F(AdminApi, LimitsNameTheField) {
   auto error = json::parse(prompt.body)["error"];
   EXPECT_EQ(error["param"], "prompt");
   EXPECT_NE(error["message"].get<std::string>().find("serve.max_prompt_tokens"), std::string::npos) << error;
+}
+
+// With one device of each role, nothing can be pinned: the other models would have none left.
+TEST_F(AdminApi, PinNeedsADeviceToSpare) {
+  auto refused = admin("POST", "/admin/models/demo-xs/pin");
+  ASSERT_EQ(refused.status, 409) << refused.body;
+  auto error = json::parse(refused.body)["error"];
+  EXPECT_NE(error["message"].get<std::string>().find("serve.prefill_devices"), std::string::npos) << error;
+  EXPECT_TRUE(admin_model("demo-xs")["pinned"].is_null());
+  EXPECT_EQ(admin("POST", "/admin/models/demo-xs/unpin").status, 200) << "unpinning what is not pinned is a no-op";
+  EXPECT_EQ(admin("POST", "/admin/models/no-such-model/pin").status, 404);
+}
+
+// Pin: the pinned model gets a prefill and a decode device of its own. Its requests run only
+// there and no other model's do, so those devices load it once and never switch, while the other
+// three models share (and switch on) the rest. Unpin gives the devices back.
+TEST(AdminPin, APinnedModelKeepsDevicesOfItsOwn) {
+  ServeProcess server(admin_args({"--set", "serve.prefill_devices=2", "--set", "serve.decode_devices=2"}));
+  ASSERT_NE(server.port(), 0) << server.process().output();
+  const uint16_t admin_port = admin_port_of(server);
+  ASSERT_NE(admin_port, 0) << server.process().output();
+
+  auto pinned = admin_request(admin_port, "POST", "/admin/models/demo-l/pin");
+  ASSERT_EQ(pinned.status, 200) << pinned.body;
+  const json pin = json::parse(pinned.body)["pinned"];
+  ASSERT_TRUE(pin.is_object()) << pinned.body;
+  const int prefill_device = pin["prefill_device"];
+  const int decode_device = pin["decode_device"];
+  EXPECT_EQ(json::parse(admin_request(admin_port, "POST", "/admin/models/demo-l/pin").body)["pinned"], pin)
+      << "pinning again keeps the same devices";
+  // Two devices per role: the pin took one of each, the last ones stay for the other models.
+  auto refused = admin_request(admin_port, "POST", "/admin/models/demo-s/pin");
+  EXPECT_EQ(refused.status, 409) << refused.body;
+
+  // Three rounds over the four models, each model's request in its own client.
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::thread> clients;
+    for (const char* model : {"demo-xs", "demo-s", "demo-m", "demo-l"}) {
+      clients.emplace_back([&server, model] {
+        auto response = testing::post_json(server.port(), "/v1/completions",
+                                           {{"model", model}, {"prompt", "Hello"}, {"max_tokens", 8}});
+        EXPECT_EQ(response.status, 200) << model << ": " << response.body;
+      });
+    }
+    for (auto& client : clients) client.join();
+  }
+  const std::string metrics = testing::http_request(server.port(), "GET", "/metrics").body;
+  auto switches = [&](const std::string& device) {
+    return testing::metric_sum(metrics, "aegaeon_model_switches_total", "device=\"" + device + "\"");
+  };
+  const std::string own_prefill = "prefill-" + std::to_string(prefill_device);
+  const std::string own_decode = "decode-" + std::to_string(decode_device);
+  const std::string shared_decode = "decode-" + std::to_string(1 - decode_device);
+  EXPECT_LE(switches(own_prefill), 1) << "loads demo-l once\n" << metrics;
+  EXPECT_LE(switches(own_decode), 1) << "loads demo-l once\n" << metrics;
+  EXPECT_GE(switches(shared_decode), 3) << "three models take turns there\n" << metrics;
+  // Admin actions are counted with the public API's routes, the model's name left out.
+  const std::string pins = R"(",route="/admin/models/:name/pin")";
+  EXPECT_EQ(testing::metric_sum(metrics, "aegaeon_http_requests_total", R"(code="200)" + pins), 2) << metrics;
+  EXPECT_EQ(testing::metric_sum(metrics, "aegaeon_http_requests_total", R"(code="409)" + pins), 1) << metrics;
+
+  auto unpinned = admin_request(admin_port, "POST", "/admin/models/demo-l/unpin");
+  ASSERT_EQ(unpinned.status, 200) << unpinned.body;
+  EXPECT_TRUE(json::parse(unpinned.body)["pinned"].is_null());
+  auto other = admin_request(admin_port, "POST", "/admin/models/demo-s/pin");
+  EXPECT_EQ(other.status, 200) << "the devices are free again: " << other.body;
+  server.stop();
 }
 
 // An admin port without a key is refused at start, naming the key to set.

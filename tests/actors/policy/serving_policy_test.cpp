@@ -129,24 +129,25 @@ TEST(ServingPolicy, AegaeonDecodePreemptsTheSameWorkload) {
 // Static: model m runs only on instance m of either role, even when another instance is idle.
 TEST(ServingPolicy, StaticPinsEachModelToItsInstance) {
   PrefillScheduler s(3, prefill_config(ServingPolicy::kStatic));
+  const auto pins = initial_pins(ServingPolicy::kStatic, 3, 3);
   for (RequestId id = 1; id <= 4; ++id) {
-    auto d = s.on_arrival(req(id, 1), pinned_instance(ServingPolicy::kStatic, 1));
+    auto d = s.on_arrival(req(id, 1), pins);
     EXPECT_EQ(d.instance, 1);
   }
-  EXPECT_EQ(s.on_arrival(req(5, 2), pinned_instance(ServingPolicy::kStatic, 2)).instance, 2);
+  EXPECT_EQ(s.on_arrival(req(5, 2), pins).instance, 2);
   EXPECT_EQ(s.queued(0), 0);
-  EXPECT_EQ(s.preview(0, pinned_instance(ServingPolicy::kStatic, 0)).instance, 0);
-  EXPECT_FALSE(pinned_instance(ServingPolicy::kAegaeon, 1).has_value());
-  EXPECT_FALSE(pinned_instance(ServingPolicy::kRequestLevel, 1).has_value());
+  EXPECT_EQ(s.preview(0, pins).instance, 0);
+  EXPECT_TRUE(initial_pins(ServingPolicy::kAegaeon, 3, 3).pins().empty());
+  EXPECT_TRUE(initial_pins(ServingPolicy::kRequestLevel, 3, 3).pins().empty());
 
   std::vector<ModelCosts> table(3, costs()[0]);
   auto config = decode_config(ServingPolicy::kStatic, DecodeInstanceConfig{});
   std::vector<DecodeInstance> instances(3, DecodeInstance(config, table));
   instances[2].add_request(req(6, 2), std::nullopt);  // instance 2 busy, 0 and 1 idle
-  auto d = dispatch_decode(instances, 2, 10, pinned_instance(ServingPolicy::kStatic, 2));
+  auto d = dispatch_decode(instances, 2, 10, pins);
   EXPECT_EQ(d.instance, 2);
   EXPECT_TRUE(d.batch.has_value());
-  d = dispatch_decode(instances, 0, 10, pinned_instance(ServingPolicy::kStatic, 0));
+  d = dispatch_decode(instances, 0, 10, pins);
   EXPECT_EQ(d.instance, 0);
   EXPECT_FALSE(d.batch.has_value());
 }

@@ -237,6 +237,7 @@ void on_update(RouterActor* self, std::uint64_t key, std::uint64_t attempt, core
     event.id = p.proxy_id;
     event.tokens = std::move(update.tokens);
     event.logprobs = std::move(update.logprobs);
+    event.top_logprobs = std::move(update.top_logprobs);
     event.finished = update.finished;
     event.reason = update.reason;
     event.error = std::move(update.error);
@@ -295,6 +296,7 @@ caf::behavior router_actor(RouterActor* self, rpc::ClusterRegistryServer* regist
         p.job.presence_penalty = job.sampling.presence_penalty;
         p.job.frequency_penalty = job.sampling.frequency_penalty;
         p.job.seed = job.sampling.seed;
+        p.job.top_logprobs = job.sampling.top_logprobs;
         std::string model = p.job.model;
         s.placed.emplace(key, std::move(p));
         s.by_proxy[{proxy.address(), job.info.id}] = key;

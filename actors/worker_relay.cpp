@@ -48,6 +48,7 @@ model::SamplingParams sampling_of(const core::GenerationJob& job) {
   sampling.presence_penalty = job.presence_penalty;
   sampling.frequency_penalty = job.frequency_penalty;
   sampling.seed = job.seed;
+  sampling.top_logprobs = job.top_logprobs;
   return sampling;
 }
 
@@ -93,6 +94,7 @@ caf::behavior relay_actor(RelayActor* self, std::shared_ptr<std::atomic<std::uin
           core::GenerationUpdate update;
           update.tokens = std::move(event.tokens);
           update.logprobs = std::move(event.logprobs);
+          update.top_logprobs = std::move(event.top_logprobs);
           update.queue_s = event.queue_s;
           update.finished = event.finished;
           update.reason = event.reason;

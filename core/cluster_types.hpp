@@ -65,6 +65,7 @@ struct GenerationJob {
   float presence_penalty = 0.0f;
   float frequency_penalty = 0.0f;
   std::uint64_t seed = 0;
+  std::int32_t top_logprobs = 0;  ///< most likely tokens to report per step (OpenAI top_logprobs)
 };
 
 /// A prefilled request's KV on its way from a prefill-only worker to a decode worker.
@@ -85,6 +86,8 @@ struct KvHandoff {
 struct GenerationUpdate {
   std::vector<std::int32_t> tokens;
   std::vector<float> logprobs;
+  /// Per token, the most likely tokens of its step (best first) when the job asked for them.
+  std::vector<std::vector<TokenLogprob>> top_logprobs;
   double queue_s = -1;          ///< set on the first update: arrival to prefill start
   double kv_pull_s = -1;        ///< set on a decode's first update: how long its KV took to arrive
   bool finished = false;

@@ -20,6 +20,12 @@ struct SamplingOptions {
   std::optional<std::uint64_t> seed;
 };
 
+/// A token and the model's log-probability of it at one step (logprobs and top_logprobs).
+struct TokenLogprob {
+  std::int32_t token = 0;
+  float logprob = 0;
+};
+
 /// One message of a chat conversation.
 struct ChatTurn {
   std::string role;

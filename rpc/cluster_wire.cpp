@@ -72,6 +72,7 @@ core::GenerationJob job_from_wire(schema::GenerationJob::Reader job) {
   out.presence_penalty = job.getPresencePenalty();
   out.frequency_penalty = job.getFrequencyPenalty();
   out.seed = job.getSeed();
+  out.top_logprobs = job.getTopLogprobs();
   return out;
 }
 
@@ -86,6 +87,7 @@ void job_to_wire(const core::GenerationJob& job, schema::GenerationJob::Builder 
   wire.setPresencePenalty(job.presence_penalty);
   wire.setFrequencyPenalty(job.frequency_penalty);
   wire.setSeed(job.seed);
+  wire.setTopLogprobs(job.top_logprobs);
 }
 
 void batch_from_wire(schema::TokenBatch::Reader batch, core::GenerationUpdate& update) {
@@ -93,6 +95,14 @@ void batch_from_wire(schema::TokenBatch::Reader batch, core::GenerationUpdate& u
   for (auto logprob : batch.getLogprobs()) update.logprobs.push_back(logprob);
   // A peer may send fewer logprobs than tokens; consumers index them by token.
   update.logprobs.resize(update.tokens.size(), 0.0f);
+  // Alternatives beyond the last token belong to no token: dropped.
+  for (auto step : batch.getTopLogprobs()) {
+    if (update.top_logprobs.size() == update.tokens.size()) break;
+    auto& alternatives = update.top_logprobs.emplace_back();
+    auto tokens = step.getTokens();
+    auto logprobs = step.getLogprobs();
+    for (unsigned i = 0; i < tokens.size() && i < logprobs.size(); ++i) alternatives.push_back({tokens[i], logprobs[i]});
+  }
   update.queue_s = batch.getQueueSeconds();
   update.kv_pull_s = batch.getKvPullSeconds();
 }
@@ -102,6 +112,18 @@ void batch_to_wire(const core::GenerationUpdate& update, schema::TokenBatch::Bui
   for (unsigned i = 0; i < update.tokens.size(); ++i) tokens.set(i, update.tokens[i]);
   auto logprobs = batch.initLogprobs(static_cast<unsigned>(update.logprobs.size()));
   for (unsigned i = 0; i < update.logprobs.size(); ++i) logprobs.set(i, update.logprobs[i]);
+  if (!update.top_logprobs.empty()) {
+    auto steps = batch.initTopLogprobs(static_cast<unsigned>(update.top_logprobs.size()));
+    for (unsigned i = 0; i < update.top_logprobs.size(); ++i) {
+      const auto& alternatives = update.top_logprobs[i];
+      auto tokens = steps[i].initTokens(static_cast<unsigned>(alternatives.size()));
+      auto logprobs = steps[i].initLogprobs(static_cast<unsigned>(alternatives.size()));
+      for (unsigned a = 0; a < alternatives.size(); ++a) {
+        tokens.set(a, alternatives[a].token);
+        logprobs.set(a, alternatives[a].logprob);
+      }
+    }
+  }
   batch.setQueueSeconds(update.queue_s);
   batch.setKvPullSeconds(update.kv_pull_s);
 }

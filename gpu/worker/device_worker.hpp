@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/generation.hpp"
 #include "core/result.hpp"
 #include "gpu/model/sampler.hpp"
 
@@ -127,10 +128,7 @@ struct PrefillItem {
 };
 
 /// A token and the model's log-probability of it at that step.
-struct TokenLogprob {
-  std::int32_t token = 0;
-  float logprob = 0;
-};
+using TokenLogprob = core::TokenLogprob;
 
 /// One sampled token of a sequence, with its log-probability and, when the sequence's
 /// SamplingParams::top_logprobs asks for them, the most likely tokens of that step (best first).

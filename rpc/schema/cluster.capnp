@@ -7,7 +7,8 @@ $import "/capnp/c++.capnp".namespace("aegaeon::rpc::schema");
 # Wire version of the cluster protocol; a peer with another version is refused.
 # 2: workers pass a Worker capability at registration and describe the models they serve.
 # 3: prefill-only workers end a generation with a KV handoff; decode workers adopt it.
-const protocolVersion :UInt32 = 3;
+# 4: jobs ask for top_logprobs; token batches carry each token's most likely alternatives.
+const protocolVersion :UInt32 = 4;
 
 # One accelerator (or the CPU backend) a node offers.
 struct Device {
@@ -55,6 +56,7 @@ struct GenerationJob {
   presencePenalty @6 :Float32;
   frequencyPenalty @7 :Float32;
   seed @8 :UInt64;
+  topLogprobs @9 :Int32;      # most likely tokens to report per step (0: none)
 }
 
 enum FinishReason {
@@ -71,6 +73,13 @@ struct TokenBatch {
   logprobs @1 :List(Float32);
   queueSeconds @2 :Float64;   # set (>= 0) on the first batch: arrival to prefill start
   kvPullSeconds @3 :Float64 = -1;  # set (>= 0) on a decode's first batch: how long its KV took to arrive
+  topLogprobs @4 :List(Alternatives);  # per token, when the job asked for them; else empty
+}
+
+# The most likely tokens of one step, best first.
+struct Alternatives {
+  tokens @0 :List(Int32);
+  logprobs @1 :List(Float32);
 }
 
 # A prefilled request's KV, held in host memory by the prefill worker that computed it until

@@ -281,7 +281,8 @@ std::string join_address(const ControllerProcess& controller) {
 
 // Prefill and decode in different processes: a controller with a prefill-only and a decode-only
 // worker serves every model exactly as a controller with one worker doing both (temperature 0),
-// streamed or not, the KV of every request moving from the one to the other.
+// streamed or not, with log-probabilities or not, the KV of every request moving from the one to
+// the other.
 TEST(SplitCluster, DecodeWorkersContinueExactlyWhatPrefillWorkersHandOff) {
   ControllerProcess split;
   ControllerProcess whole;
@@ -311,6 +312,34 @@ TEST(SplitCluster, DecodeWorkersContinueExactlyWhatPrefillWorkersHandOff) {
       EXPECT_EQ(got->finish_reason, reference.finish_reason) << model;
     }
   }
+  // Log-probabilities and each step's most likely tokens cross both hops (prefill worker, then
+  // decode worker) as they cross one.
+  const json chat = {{"model", list[0]["id"]}, {"messages", {{{"role", "user"}, {"content", prompt}}}},
+                     {"max_tokens", 6}, {"temperature", 0}, {"logprobs", true}, {"top_logprobs", 3}};
+  auto logprobs_of = [&chat](uint16_t port) {
+    auto response = testing::http_request(port, "POST", "/v1/chat/completions", chat.dump(),
+                                          {{"Content-Type", "application/json"}});
+    EXPECT_EQ(response.status, 200) << response.body;
+    return json::parse(response.body)["choices"][0]["logprobs"]["content"];
+  };
+  const json split_logprobs = logprobs_of(split.http_port());
+  const json whole_logprobs = logprobs_of(whole.http_port());
+  requests += 1;
+  ASSERT_EQ(split_logprobs.size(), whole_logprobs.size()) << split_logprobs << "\n" << whole_logprobs;
+  ASSERT_GE(split_logprobs.size(), 2u) << split_logprobs;
+  for (size_t i = 0; i < split_logprobs.size(); ++i) {
+    const auto& got = split_logprobs[i];
+    const auto& want = whole_logprobs[i];
+    EXPECT_EQ(got["token"], want["token"]) << i;
+    EXPECT_NEAR(got["logprob"].get<double>(), want["logprob"].get<double>(), 1e-4) << i;
+    ASSERT_EQ(got["top_logprobs"].size(), 3u) << got;
+    for (size_t a = 0; a < 3; ++a) {
+      EXPECT_EQ(got["top_logprobs"][a]["token"], want["top_logprobs"][a]["token"]) << i << "/" << a;
+      EXPECT_NEAR(got["top_logprobs"][a]["logprob"].get<double>(), want["top_logprobs"][a]["logprob"].get<double>(),
+                  1e-4) << i << "/" << a;
+    }
+  }
+
   // Every request went through a handoff: prefilled on one worker, decoded on the other.
   EXPECT_EQ(metric(split.http_port(), "aegaeon_cluster_kv_handoffs_total"), requests);
   EXPECT_GT(metric(split.http_port(), "aegaeon_cluster_kv_handoff_bytes_total"), 0.0);

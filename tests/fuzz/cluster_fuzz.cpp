@@ -164,6 +164,16 @@ std::vector<std::string> cluster_message_seeds() {
   seeds.push_back(bootstrap_message(0));
   seeds.push_back(register_call(1, kFuzzClusterToken));
   seeds.push_back(heartbeat_call(2, 1));
+  {
+    // Tokens with their logprobs and each step's alternatives (a job asked for top_logprobs).
+    capnp::MallocMessageBuilder builder;
+    core::GenerationUpdate update;
+    update.tokens = {5, 9};
+    update.logprobs = {-0.1f, -0.7f};
+    update.top_logprobs = {{{5, -0.1f}, {6, -2.5f}}, {{9, -0.7f}, {2, -1.1f}}};
+    rpc::batch_to_wire(update, builder.initRoot<schema::TokenBatch>());
+    seeds.push_back(flat(builder));
+  }
   return seeds;
 }
 
@@ -180,6 +190,8 @@ int fuzz_cluster_message(const std::uint8_t* data, std::size_t size) {
     capnp::FlatArrayMessageReader reader(words.asPtr(), options);
     (void)rpc::node_from_wire(reader.getRoot<schema::NodeInfo>());
     (void)rpc::beat_from_wire(reader.getRoot<schema::Heartbeat>());
+    core::GenerationUpdate batch;
+    rpc::batch_from_wire(reader.getRoot<schema::TokenBatch>(), batch);
     // What the RPC layer does first with every incoming message, then the registry's reads.
     auto message = reader.getRoot<capnp::rpc::Message>();
     if (message.isCall()) {

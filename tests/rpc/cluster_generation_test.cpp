@@ -228,6 +228,7 @@ TEST_F(ClusterGenerationTest, StreamsTokensInOrderThenTheEnd) {
                             core::GenerationUpdate update;
                             update.tokens = {t};
                             update.logprobs = {-0.5f};
+                            update.top_logprobs = {{{t, -0.5f}, {t + 100, -1.5f}}};
                             ASSERT_TRUE(stream.send(update));
                           }
                           core::GenerationUpdate last;
@@ -246,14 +247,29 @@ TEST_F(ClusterGenerationTest, StreamsTokensInOrderThenTheEnd) {
   job.max_output_tokens = 51;
   job.temperature = 0;
   job.seed = 42;
+  job.top_logprobs = 2;
   Updates updates;
   auto id = server_->generate(node, job, [&](core::GenerationUpdate u) { updates.add(std::move(u)); });
   ASSERT_TRUE(id.ok()) << id.error().message;
   auto got = updates.wait_end();
   std::vector<std::int32_t> tokens;
-  for (const auto& u : got) tokens.insert(tokens.end(), u.tokens.begin(), u.tokens.end());
+  std::vector<std::vector<core::TokenLogprob>> alternatives;
+  for (const auto& u : got) {
+    tokens.insert(tokens.end(), u.tokens.begin(), u.tokens.end());
+    alternatives.insert(alternatives.end(), u.top_logprobs.begin(), u.top_logprobs.end());
+  }
   ASSERT_EQ(tokens.size(), 51u);
   for (std::int32_t t = 0; t <= 50; ++t) EXPECT_EQ(tokens[static_cast<size_t>(t)], t);
+  // Each token's alternatives arrive with it; the last batch asked for none.
+  ASSERT_EQ(alternatives.size(), 50u);
+  for (std::int32_t t = 0; t < 50; ++t) {
+    const auto& step = alternatives[static_cast<size_t>(t)];
+    ASSERT_EQ(step.size(), 2u);
+    EXPECT_EQ(step[0].token, t);
+    EXPECT_EQ(step[1].token, t + 100);
+    EXPECT_FLOAT_EQ(step[1].logprob, -1.5f);
+  }
+  EXPECT_EQ(received.top_logprobs, 2);
   EXPECT_TRUE(got.back().finished);
   EXPECT_EQ(got.back().reason, core::FinishReason::kLength);
   EXPECT_FALSE(got.back().worker_lost);

@@ -160,6 +160,7 @@ bool place(RouterActor* self, std::uint64_t key) {
   p.attempt_job = p.job;
   p.attempt_job.prompt.insert(p.attempt_job.prompt.end(), p.streamed.begin(), p.streamed.end());
   p.attempt_job.max_output_tokens -= static_cast<std::int32_t>(p.streamed.size());
+  p.attempt_job.resumed_tokens = static_cast<std::int32_t>(p.streamed.size());
   return start_on(self, key, "prefill", [&](const rpc::RegisteredNode& node, auto on_update) {
     auto generation = s.registry->generate(node.node_id, p.attempt_job, std::move(on_update));
     if (generation.ok()) p.stage = has_role(node, "decode") ? Stage::kWhole : Stage::kPrefill;

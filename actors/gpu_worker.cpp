@@ -108,8 +108,10 @@ caf::behavior gpu_worker(caf::stateful_actor<GpuWorkerState>* self,
       [self](import_atom, ImportCommand& command) -> caf::result<bool> {
         auto& s = self->state;
         worker::SeqId seq = command.kv.seq;
+        // The tokens generated so far (the first one, from prefill) count for the penalties.
+        auto generated = std::move(command.kv.generated);
         auto imported = s.device->import_sequence(std::move(command.kv), command.sampling,
-                                                  command.last_token, {});
+                                                  command.last_token, std::move(generated));
         if (!imported.ok()) return failure(imported.error());
         // An import for a non-resident model already lands on the host slab.
         if (command.park && s.device->holds_device_kv(seq)) {

@@ -146,7 +146,8 @@ void drive(PrefillActor* self, size_t index) {
       }
       instance.busy = true;
       double queue_s = s.now_s() - found->second.info.arrival_s;
-      worker::PrefillItem item{static_cast<worker::SeqId>(id), found->second.prompt, found->second.sampling};
+      worker::PrefillItem item{static_cast<worker::SeqId>(id), found->second.prompt, found->second.sampling,
+                               found->second.resumed_tokens};
       self->request(instance.worker, caf::infinite, prefill_atom::value, std::move(item))
           .then(
               [self, index, id, queue_s](PrefillOutcome& outcome) {

@@ -19,6 +19,7 @@ struct PrefillJob {
   policy::RequestInfo info;               ///< id, model, arrival, prompt and max output lengths
   std::vector<std::int32_t> prompt;
   model::SamplingParams sampling;
+  std::int32_t resumed_tokens = 0;        ///< see worker::PrefillItem::resumed_tokens
 };
 
 /// The front door's question to the prefill role: admit this request?

@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "actors/model_catalog.hpp"
@@ -142,11 +143,12 @@ void start_remote_generation(const caf::actor& relay, const ModelCatalog& catalo
     return end_with_error(stream, "model '" + job.model + "' is not served by this worker");
   }
   auto prompt_tokens = static_cast<std::int64_t>(job.prompt.size());
-  if (prompt_tokens == 0 || job.max_output_tokens < 1 ||
-      prompt_tokens + job.max_output_tokens > model->max_context_tokens) {
+  if (prompt_tokens == 0 || job.max_output_tokens < 1 || job.resumed_tokens < 0 ||
+      job.resumed_tokens >= prompt_tokens || prompt_tokens + job.max_output_tokens > model->max_context_tokens) {
     return end_with_error(stream, "job does not fit model '" + job.model + "': " +
                                       std::to_string(prompt_tokens) + " prompt + " +
-                                      std::to_string(job.max_output_tokens) + " output tokens, context " +
+                                      std::to_string(job.max_output_tokens) + " output tokens (" +
+                                      std::to_string(job.resumed_tokens) + " of the prompt resumed), context " +
                                       std::to_string(model->max_context_tokens));
   }
   PrefillJob prefill;
@@ -154,6 +156,7 @@ void start_remote_generation(const caf::actor& relay, const ModelCatalog& catalo
                                      static_cast<std::int32_t>(prompt_tokens), job.max_output_tokens};
   prefill.prompt = std::move(job.prompt);
   prefill.sampling = sampling_of(job);
+  prefill.resumed_tokens = job.resumed_tokens;
   caf::anon_send(relay, remote_atom::value, std::move(prefill), std::move(stream));
 }
 
@@ -165,6 +168,7 @@ core::Result<void> check_handoff(const ModelCatalog& catalog, const core::Genera
   }
   const auto prompt_tokens = static_cast<std::int64_t>(job.prompt.size());
   if (handoff.kv_tokens != prompt_tokens || prompt_tokens == 0 || job.max_output_tokens < 1 ||
+      job.resumed_tokens < 0 || job.resumed_tokens >= prompt_tokens ||
       prompt_tokens + job.max_output_tokens > model->max_context_tokens) {
     return core::error(core::ErrorCode::kInvalidArgument,
                        "handoff of " + std::to_string(handoff.kv_tokens) + " KV tokens does not fit a job of " +
@@ -199,6 +203,11 @@ void adopt_remote_generation(const caf::actor& relay, const ModelCatalog& catalo
   adopted.kv.bytes = std::move(*handoff.blob);
   adopted.kv.sampling = adopted.job.sampling;
   adopted.kv.last_token = handoff.last_token;
+  // What the request generated so far: the resumed tail of the prompt and the prefill worker's
+  // first token. Penalties count them and the seeded stream skips their draws.
+  const auto resumed = std::clamp<std::int32_t>(job.resumed_tokens, 0, static_cast<std::int32_t>(adopted.job.prompt.size()));
+  adopted.kv.generated.assign(adopted.job.prompt.end() - resumed, adopted.job.prompt.end());
+  adopted.kv.generated.push_back(handoff.last_token);
   adopted.first_token = handoff.last_token;
   caf::anon_send(relay, adopt_atom::value, std::move(adopted), std::move(stream));
 }

@@ -66,6 +66,9 @@ struct GenerationJob {
   float frequency_penalty = 0.0f;
   std::uint64_t seed = 0;
   std::int32_t top_logprobs = 0;  ///< most likely tokens to report per step (OpenAI top_logprobs)
+  /// A re-submission: how many of the prompt's last tokens the request generated before. They
+  /// count for the penalties and a seeded random stream continues after them.
+  std::int32_t resumed_tokens = 0;
 };
 
 /// A prefilled request's KV on its way from a prefill-only worker to a decode worker.

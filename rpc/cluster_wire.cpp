@@ -73,6 +73,7 @@ core::GenerationJob job_from_wire(schema::GenerationJob::Reader job) {
   out.frequency_penalty = job.getFrequencyPenalty();
   out.seed = job.getSeed();
   out.top_logprobs = job.getTopLogprobs();
+  out.resumed_tokens = job.getResumedTokens();
   return out;
 }
 
@@ -88,6 +89,7 @@ void job_to_wire(const core::GenerationJob& job, schema::GenerationJob::Builder 
   wire.setFrequencyPenalty(job.frequency_penalty);
   wire.setSeed(job.seed);
   wire.setTopLogprobs(job.top_logprobs);
+  wire.setResumedTokens(job.resumed_tokens);
 }
 
 void batch_from_wire(schema::TokenBatch::Reader batch, core::GenerationUpdate& update) {

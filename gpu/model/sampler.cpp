@@ -6,7 +6,10 @@
 
 namespace aegaeon::model {
 
-Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) {}
+Sampler::Sampler(SamplingParams params, std::uint64_t already_sampled) : params_(params), rng_(params.seed) {
+  // sample() draws once per token unless it is greedy.
+  if (!(params_.temperature <= 0.0f || params_.top_k == 1)) rng_.discard(already_sampled);
+}
 
 std::int32_t Sampler::sample(std::span<const float> logits,
                              std::span<const std::int32_t> generated) {

@@ -25,8 +25,10 @@ struct SamplingParams {
 /// Samples tokens for one sequence; owns its random generator, so one Sampler per request.
 class Sampler {
  public:
-  /// Seeds the generator from params.seed.
-  explicit Sampler(SamplingParams params);
+  /// Seeds the generator from params.seed. `already_sampled`: tokens the request sampled before
+  /// from the same seed (it resumes on another device or process); the generator skips their
+  /// draws, so a seeded stream goes on where it was.
+  explicit Sampler(SamplingParams params, std::uint64_t already_sampled = 0);
 
   /// The next token given `logits` (vocab-sized) and the tokens generated so far (for the
   /// penalties).

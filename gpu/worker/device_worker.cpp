@@ -309,9 +309,13 @@ class DeviceWorkerImpl final : public DeviceWorker {
     std::vector<SampledToken> out;
     out.reserve(items.size());
     for (std::size_t i = 0; i < items.size(); ++i) {
+      const auto& prompt = items[i].prompt;
+      const auto resumed = static_cast<std::size_t>(std::clamp<std::int32_t>(
+          items[i].resumed_tokens, 0, static_cast<std::int32_t>(prompt.size())));
       auto [it, inserted] = seqs_.try_emplace(items[i].seq, model, cache_index,
-                                              model::Sampler(items[i].sampling));
+                                              model::Sampler(items[i].sampling, resumed));
       (void)inserted;
+      it->second.generated.assign(prompt.end() - static_cast<std::ptrdiff_t>(resumed), prompt.end());
       out.push_back(sample(items[i].seq, it->second, last_logits[i]));
     }
     return out;
@@ -498,7 +502,7 @@ class DeviceWorkerImpl final : public DeviceWorker {
                              std::to_string(info.vocab_size));
     }
     model::Sampler sampler =
-        kv.sampler ? std::move(*kv.sampler) : model::Sampler(sampling);
+        kv.sampler ? std::move(*kv.sampler) : model::Sampler(sampling, generated.size());
     auto [it, inserted] = seqs_.try_emplace(kv.seq, kv.model, cache_index, std::move(sampler));
     (void)inserted;
     Sequence& s = it->second;

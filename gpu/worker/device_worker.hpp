@@ -125,6 +125,10 @@ struct PrefillItem {
   SeqId seq = 0;
   std::vector<std::int32_t> prompt;
   model::SamplingParams sampling;
+  /// A request resumed elsewhere (its worker died): how many of the prompt's last tokens it
+  /// generated before. They count for the penalties, and a seeded random stream goes on after
+  /// them, so the output continues as if nothing had happened. At most the prompt's size.
+  std::int32_t resumed_tokens = 0;
 };
 
 /// A token and the model's log-probability of it at that step.
@@ -206,7 +210,8 @@ class DeviceWorker {
   virtual core::Result<KvExport> export_sequence(SeqId seq) = 0;
   /// Adopts a sequence exported by another device (same model); `last_token` is the token the
   /// next decode step appends; `generated` the tokens generated so far (for penalties).
-  /// `kv.sampler`, when set, is used instead of a fresh Sampler(sampling) (continues the stream).
+  /// `kv.sampler`, when set, is used instead of a fresh Sampler(sampling) (continues the stream);
+  /// a fresh one skips the draws of the `generated` tokens, so a seeded stream continues too.
   /// When `kv.model` is resident and its blocks fit, the KV is copied onto the device
   /// (asynchronously; kv_ready() says when); otherwise the worker keeps it on the host like a
   /// swapped-out sequence and swap_in() places it later.

@@ -7,7 +7,8 @@ $import "/capnp/c++.capnp".namespace("aegaeon::rpc::schema");
 # Wire version of the cluster protocol; a peer with another version is refused.
 # 2: workers pass a Worker capability at registration and describe the models they serve.
 # 3: prefill-only workers end a generation with a KV handoff; decode workers adopt it.
-# 4: jobs ask for top_logprobs; token batches carry each token's most likely alternatives.
+# 4: jobs ask for top_logprobs and say which prompt tokens a resumed request generated; token
+#    batches carry each token's most likely alternatives.
 const protocolVersion :UInt32 = 4;
 
 # One accelerator (or the CPU backend) a node offers.
@@ -57,6 +58,7 @@ struct GenerationJob {
   frequencyPenalty @7 :Float32;
   seed @8 :UInt64;
   topLogprobs @9 :Int32;      # most likely tokens to report per step (0: none)
+  resumedTokens @10 :Int32;   # a re-submission: the prompt's last tokens the request generated before
 }
 
 enum FinishReason {

@@ -1,7 +1,7 @@
 // A cluster of real processes on loopback: one `aegaeon controller` and two `aegaeon worker`s
 // serving the demo models. Requests are served through the controller's OpenAI API; a worker
-// killed with SIGKILL mid-stream loses no token (every stream equals the no-fault output at
-// temperature 0); bad peers are refused without harming the cluster; workers re-join a
+// killed with SIGKILL mid-stream loses no token (every stream equals the no-fault output, greedy
+// or seeded sampling with penalties); bad peers are refused without harming the cluster; workers re-join a
 // restarted controller. With prefill-only and decode-only workers, each request's KV moves from
 // one process to the other and the output stays exactly that of one worker doing both.
 #include <gtest/gtest.h>
@@ -73,6 +73,21 @@ class Stream {
   testing::HttpConnection connection_;
   Completion result_;
 };
+
+// A request body for the fault tests: greedy, or (`seed` set) seeded sampling with penalties, hot
+// enough that the random draws decide tokens. A request resumed after a fault must go on with its
+// random stream and its penalty history to give the no-fault output.
+json fault_case_body(const std::string& model, const std::string& prompt, int max_tokens, bool stream,
+                     std::optional<int> seed) {
+  json body = request_body(model, prompt, max_tokens, stream);
+  if (seed) {
+    body["temperature"] = 1.3;
+    body["seed"] = *seed;
+    body["presence_penalty"] = 1.5;
+    body["frequency_penalty"] = 0.5;
+  }
+  return body;
+}
 
 class Cluster : public ::testing::Test {
  protected:
@@ -153,8 +168,9 @@ TEST_F(Cluster, KillingAWorkerMidStreamLosesNoToken) {
   constexpr int kMaxTokens = 256;
 #endif
   std::vector<std::future<Completion>> no_fault;
-  for (const auto& c : cases) {
-    no_fault.push_back(std::async(std::launch::async, [&, body = request_body(c.model, c.prompt, kMaxTokens, false)] {
+  for (size_t i = 0; i < cases.size(); ++i) {
+    no_fault.push_back(std::async(std::launch::async, [&, body = fault_case_body(cases[i].model, cases[i].prompt,
+                                                                                 kMaxTokens, false, static_cast<int>(900 + i))] {
       return complete(http(), body);
     }));
   }
@@ -165,7 +181,10 @@ TEST_F(Cluster, KillingAWorkerMidStreamLosesNoToken) {
   // worker dies as soon as the first stream has a token: waiting for every stream's first token
   // let short generations finish before the kill on a loaded machine.
   std::vector<std::unique_ptr<Stream>> streams;
-  for (const auto& c : cases) streams.push_back(std::make_unique<Stream>(http(), request_body(c.model, c.prompt, kMaxTokens, true)));
+  for (size_t i = 0; i < cases.size(); ++i) {
+    streams.push_back(
+        std::make_unique<Stream>(http(), fault_case_body(cases[i].model, cases[i].prompt, kMaxTokens, true, static_cast<int>(900 + i))));
+  }
   ASSERT_TRUE(streams.front()->read_one());
   workers_[0]->process().signal(SIGKILL);
 
@@ -281,8 +300,8 @@ std::string join_address(const ControllerProcess& controller) {
 
 // Prefill and decode in different processes: a controller with a prefill-only and a decode-only
 // worker serves every model exactly as a controller with one worker doing both (temperature 0),
-// streamed or not, with log-probabilities or not, the KV of every request moving from the one to
-// the other.
+// streamed or not, with log-probabilities or not, seeded sampling with penalties included, the KV
+// of every request moving from the one to the other.
 TEST(SplitCluster, DecodeWorkersContinueExactlyWhatPrefillWorkersHandOff) {
   ControllerProcess split;
   ControllerProcess whole;
@@ -312,6 +331,22 @@ TEST(SplitCluster, DecodeWorkersContinueExactlyWhatPrefillWorkersHandOff) {
       EXPECT_EQ(got->finish_reason, reference.finish_reason) << model;
     }
   }
+  // A seeded, sampled, penalized request continues its random stream and its penalty history on
+  // the decode worker exactly as on one worker.
+  for (const auto& entry : list) {
+    json sampled = request_body(entry["id"], prompt, 24, false);
+    sampled["temperature"] = 1.3;
+    sampled["seed"] = 4242;
+    sampled["presence_penalty"] = 1.5;
+    sampled["frequency_penalty"] = 0.5;
+    const Completion reference = complete(whole.http_port(), sampled);
+    const Completion got = complete(split.http_port(), sampled);
+    requests += 1;
+    ASSERT_GE(reference.completion_tokens, 3) << entry["id"];
+    EXPECT_EQ(got.text, reference.text) << entry["id"];
+    EXPECT_EQ(got.completion_tokens, reference.completion_tokens) << entry["id"];
+  }
+
   // Log-probabilities and each step's most likely tokens cross both hops (prefill worker, then
   // decode worker) as they cross one.
   const json chat = {{"model", list[0]["id"]}, {"messages", {{{"role", "user"}, {"content", prompt}}}},
@@ -372,13 +407,20 @@ TEST(SplitCluster, KillingADecodeWorkerMidStreamLosesNoToken) {
   constexpr int kMaxTokens = 256;
   std::vector<std::pair<std::string, std::string>> cases;
   for (size_t i = 0; i < 4; ++i) cases.emplace_back(models[i % models.size()], "Split stream " + std::to_string(i));
+  // Half of them greedy, half seeded sampling.
+  auto seed_of = [](size_t i) { return i % 2 == 0 ? std::optional<int>(900 + static_cast<int>(i)) : std::nullopt; };
   std::vector<Completion> reference;
-  for (const auto& [model, prompt] : cases) reference.push_back(complete(http, request_body(model, prompt, kMaxTokens, false)));
+  for (size_t i = 0; i < cases.size(); ++i) {
+    reference.push_back(complete(http, fault_case_body(cases[i].first, cases[i].second, kMaxTokens, false, seed_of(i))));
+  }
 
   // All at once: the router spreads their decodes over both decode workers.
   const double decode0_before = placements(http, "decode-0");
   std::vector<std::unique_ptr<Stream>> streams;
-  for (const auto& [model, prompt] : cases) streams.push_back(std::make_unique<Stream>(http, request_body(model, prompt, kMaxTokens, true)));
+  for (size_t i = 0; i < cases.size(); ++i) {
+    streams.push_back(
+        std::make_unique<Stream>(http, fault_case_body(cases[i].first, cases[i].second, kMaxTokens, true, seed_of(i))));
+  }
   // The first stream past its first token (prefill's) is decoding on a decode worker: kill at
   // once a decode worker that took some of these streams (the reference run's placements do not
   // count). Waiting for every stream let short generations finish before the kill on a loaded

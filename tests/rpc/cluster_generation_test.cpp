@@ -248,6 +248,7 @@ TEST_F(ClusterGenerationTest, StreamsTokensInOrderThenTheEnd) {
   job.temperature = 0;
   job.seed = 42;
   job.top_logprobs = 2;
+  job.resumed_tokens = 1;
   Updates updates;
   auto id = server_->generate(node, job, [&](core::GenerationUpdate u) { updates.add(std::move(u)); });
   ASSERT_TRUE(id.ok()) << id.error().message;
@@ -270,6 +271,7 @@ TEST_F(ClusterGenerationTest, StreamsTokensInOrderThenTheEnd) {
     EXPECT_FLOAT_EQ(step[1].logprob, -1.5f);
   }
   EXPECT_EQ(received.top_logprobs, 2);
+  EXPECT_EQ(received.resumed_tokens, 1);
   EXPECT_TRUE(got.back().finished);
   EXPECT_EQ(got.back().reason, core::FinishReason::kLength);
   EXPECT_FALSE(got.back().worker_lost);

@@ -67,6 +67,29 @@ TEST(SamplerTest, SameSeedSameTokensAndTopKTopPRestrict) {
   for (int i = 0; i < 50; ++i) EXPECT_EQ(min_p.sample(kLogits, {}), 1);
 }
 
+// A request resumed elsewhere continues its seeded stream: a sampler told how many tokens were
+// sampled before draws exactly what the original would have drawn next.
+TEST(SamplerTest, AResumedSamplerContinuesTheSeededStream) {
+  SamplingParams p;
+  p.temperature = 1.0f;
+  p.seed = 2024;
+  Sampler original(p);
+  std::vector<std::int32_t> all;
+  for (int i = 0; i < 40; ++i) all.push_back(original.sample(kLogits, {}));
+  Sampler resumed(p, /*already_sampled=*/15);
+  std::vector<std::int32_t> rest;
+  for (int i = 15; i < 40; ++i) rest.push_back(resumed.sample(kLogits, {}));
+  EXPECT_EQ(rest, std::vector<std::int32_t>(all.begin() + 15, all.end()));
+  // Restarting the stream instead gives other tokens.
+  Sampler restarted(p);
+  std::vector<std::int32_t> again;
+  for (int i = 15; i < 40; ++i) again.push_back(restarted.sample(kLogits, {}));
+  EXPECT_NE(again, rest);
+  // Greedy draws nothing, so there is nothing to skip.
+  Sampler greedy(SamplingParams{}, 15);
+  EXPECT_EQ(greedy.sample(kLogits, {}), 1);
+}
+
 TEST(SamplerTest, TemperatureSamplingFollowsSoftmax) {
   SamplingParams p;
   p.temperature = 2.0f;

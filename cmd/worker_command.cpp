@@ -45,7 +45,7 @@ struct WorkerOptions {
 // Keeps the worker registered: joins, sends heartbeats, and re-joins with exponential backoff
 // (100 ms doubling up to `backoff_max`, 5 s by default) whenever the controller is unreachable or
 // forgot the node. A refusal (wrong token or version) is final: the process stops with that
-// message.
+// message. Constructed on the thread that waits for SIGINT/SIGTERM (sigwait).
 class Membership {
  public:
   Membership(rpc::KjRuntime& kj, HostPort controller, core::NodeRegistration node, std::string token,
@@ -53,7 +53,7 @@ class Membership {
              std::shared_ptr<std::atomic<std::uint32_t>> in_flight, std::chrono::milliseconds backoff_max)
       : kj_(kj), controller_(std::move(controller)), node_(std::move(node)), token_(std::move(token)),
         handlers_(std::move(handlers)), in_flight_(std::move(in_flight)), backoff_max_(backoff_max),
-        thread_([this] { run(); }) {}
+        waiter_(pthread_self()), thread_([this] { run(); }) {}
 
   ~Membership() {
     {
@@ -93,7 +93,10 @@ class Membership {
             std::lock_guard lock(mutex_);
             refusal_ = reply.error().message;
           }
-          kill(getpid(), SIGTERM);  // the main thread waits for it and stops the process
+          // To the waiting thread itself: a signal to the process may go to a thread that does not
+          // block SIGTERM (OpenBLAS starts its pool before main), whose default action kills
+          // the process with no message. A thread-directed one stays pending until sigwait.
+          pthread_kill(waiter_, SIGTERM);
           return;
         }
         spdlog::warn("worker: cannot join controller at {} ({}); retrying in {} ms", address,
@@ -131,6 +134,7 @@ class Membership {
   std::condition_variable wake_;
   bool stopping_ = false;
   std::optional<std::string> refusal_;
+  pthread_t waiter_;    // the thread in sigwait, told of a refusal
   std::thread thread_;  // last: starts once everything above is set
 };
 

@@ -298,31 +298,40 @@ std::string join_address(const ControllerProcess& controller) {
   return "127.0.0.1:" + std::to_string(controller.cluster_port());
 }
 
-// Prefill and decode in different processes: a controller with a prefill-only and a decode-only
-// worker serves every model exactly as a controller with one worker doing both (temperature 0),
-// streamed or not, with log-probabilities or not, seeded sampling with penalties included, the KV
-// of every request moving from the one to the other.
-TEST(SplitCluster, DecodeWorkersContinueExactlyWhatPrefillWorkersHandOff) {
-  ControllerProcess split;
-  ControllerProcess whole;
-  ASSERT_NE(split.http_port(), 0) << split.process().output();
-  ASSERT_NE(whole.http_port(), 0) << whole.process().output();
-  WorkerProcess prefill(join_address(split), "prefill-0", testing::kClusterToken, with_role("prefill"));
-  WorkerProcess decode(join_address(split), "decode-0", testing::kClusterToken, with_role("decode"));
-  WorkerProcess both(join_address(whole), "both-0", testing::kClusterToken, {});
-  for (auto* worker : {&prefill, &decode, &both}) ASSERT_NE(worker->wait_joined(), 0u) << worker->process().output();
+// Two clusters side by side: `split` (a prefill-only and a decode-only worker) and `whole` (one
+// worker doing both), so a test can compare what each answers.
+class SplitVsWhole : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(split_.http_port(), 0) << split_.process().output();
+    ASSERT_NE(whole_.http_port(), 0) << whole_.process().output();
+    for (auto* worker : {&prefill_, &decode_, &both_}) ASSERT_NE(worker->wait_joined(), 0u) << worker->process().output();
+    const std::string listed = testing::http_request(split_.http_port(), "GET", "/v1/models").body;
+    const json list = json::parse(listed);
+    for (const auto& entry : list["data"]) models_.push_back(entry["id"]);
+    ASSERT_GE(models_.size(), 2u) << listed;
+    // A prompt of a few hundred tokens: its KV spans many blocks.
+    for (int i = 0; i < 25; ++i) prompt_ += "The sea and the sky meet at the line " + std::to_string(i) + ". ";
+  }
 
-  const auto list = json::parse(testing::http_request(split.http_port(), "GET", "/v1/models").body)["data"];
-  ASSERT_GE(list.size(), 2u);
-  // A prompt of a few hundred tokens: its KV spans many blocks.
-  std::string prompt;
-  for (int i = 0; i < 25; ++i) prompt += "The sea and the sky meet at the line " + std::to_string(i) + ". ";
+  ControllerProcess split_;
+  ControllerProcess whole_;
+  WorkerProcess prefill_{join_address(split_), "prefill-0", testing::kClusterToken, with_role("prefill")};
+  WorkerProcess decode_{join_address(split_), "decode-0", testing::kClusterToken, with_role("decode")};
+  WorkerProcess both_{join_address(whole_), "both-0", testing::kClusterToken, {}};
+  std::vector<std::string> models_;
+  std::string prompt_;
+};
+
+// Prefill and decode in different processes: the split cluster serves every model exactly as one
+// worker doing both (temperature 0), streamed or not, the KV of every request moving from the one
+// to the other.
+TEST_F(SplitVsWhole, DecodeWorkersContinueExactlyWhatPrefillWorkersHandOff) {
   int requests = 0;
-  for (const auto& entry : list) {
-    const std::string model = entry["id"];
-    const Completion reference = complete(whole.http_port(), request_body(model, prompt, 24, false));
-    const Completion streamed = Stream(split.http_port(), request_body(model, prompt, 24, true)).finish();
-    const Completion plain = complete(split.http_port(), request_body(model, prompt, 24, false));
+  for (const auto& model : models_) {
+    const Completion reference = complete(whole_.http_port(), request_body(model, prompt_, 24, false));
+    const Completion streamed = Stream(split_.http_port(), request_body(model, prompt_, 24, true)).finish();
+    const Completion plain = complete(split_.http_port(), request_body(model, prompt_, 24, false));
     requests += 2;
     ASSERT_GE(reference.completion_tokens, 2) << model << ": the output must go past the first token";
     for (const Completion* got : {&streamed, &plain}) {
@@ -331,25 +340,31 @@ TEST(SplitCluster, DecodeWorkersContinueExactlyWhatPrefillWorkersHandOff) {
       EXPECT_EQ(got->finish_reason, reference.finish_reason) << model;
     }
   }
-  // A seeded, sampled, penalized request continues its random stream and its penalty history on
-  // the decode worker exactly as on one worker.
-  for (const auto& entry : list) {
-    json sampled = request_body(entry["id"], prompt, 24, false);
+  // Every request went through a handoff: prefilled on one worker, decoded on the other.
+  EXPECT_EQ(metric(split_.http_port(), "aegaeon_cluster_kv_handoffs_total"), requests);
+  EXPECT_GT(metric(split_.http_port(), "aegaeon_cluster_kv_handoff_bytes_total"), 0.0);
+  EXPECT_EQ(placements(split_.http_port(), "prefill-0"), requests);
+  EXPECT_EQ(placements(split_.http_port(), "decode-0"), requests);
+}
+
+// A seeded, sampled, penalized request continues its random stream and its penalty history on the
+// decode worker exactly as on one worker; log-probabilities and each step's most likely tokens
+// cross both hops (prefill worker, then decode worker) as they cross one.
+TEST_F(SplitVsWhole, SampledRequestsAndLogprobsCrossTheHandoffExactly) {
+  for (const auto& model : models_) {
+    json sampled = request_body(model, prompt_, 24, false);
     sampled["temperature"] = 1.3;
     sampled["seed"] = 4242;
     sampled["presence_penalty"] = 1.5;
     sampled["frequency_penalty"] = 0.5;
-    const Completion reference = complete(whole.http_port(), sampled);
-    const Completion got = complete(split.http_port(), sampled);
-    requests += 1;
-    ASSERT_GE(reference.completion_tokens, 3) << entry["id"];
-    EXPECT_EQ(got.text, reference.text) << entry["id"];
-    EXPECT_EQ(got.completion_tokens, reference.completion_tokens) << entry["id"];
+    const Completion reference = complete(whole_.http_port(), sampled);
+    const Completion got = complete(split_.http_port(), sampled);
+    ASSERT_GE(reference.completion_tokens, 3) << model;
+    EXPECT_EQ(got.text, reference.text) << model;
+    EXPECT_EQ(got.completion_tokens, reference.completion_tokens) << model;
   }
 
-  // Log-probabilities and each step's most likely tokens cross both hops (prefill worker, then
-  // decode worker) as they cross one.
-  const json chat = {{"model", list[0]["id"]}, {"messages", {{{"role", "user"}, {"content", prompt}}}},
+  const json chat = {{"model", models_.front()}, {"messages", {{{"role", "user"}, {"content", prompt_}}}},
                      {"max_tokens", 6}, {"temperature", 0}, {"logprobs", true}, {"top_logprobs", 3}};
   auto logprobs_of = [&chat](uint16_t port) {
     auto response = testing::http_request(port, "POST", "/v1/chat/completions", chat.dump(),
@@ -357,9 +372,8 @@ TEST(SplitCluster, DecodeWorkersContinueExactlyWhatPrefillWorkersHandOff) {
     EXPECT_EQ(response.status, 200) << response.body;
     return json::parse(response.body)["choices"][0]["logprobs"]["content"];
   };
-  const json split_logprobs = logprobs_of(split.http_port());
-  const json whole_logprobs = logprobs_of(whole.http_port());
-  requests += 1;
+  const json split_logprobs = logprobs_of(split_.http_port());
+  const json whole_logprobs = logprobs_of(whole_.http_port());
   ASSERT_EQ(split_logprobs.size(), whole_logprobs.size()) << split_logprobs << "\n" << whole_logprobs;
   ASSERT_GE(split_logprobs.size(), 2u) << split_logprobs;
   for (size_t i = 0; i < split_logprobs.size(); ++i) {
@@ -374,12 +388,7 @@ TEST(SplitCluster, DecodeWorkersContinueExactlyWhatPrefillWorkersHandOff) {
                   1e-4) << i << "/" << a;
     }
   }
-
-  // Every request went through a handoff: prefilled on one worker, decoded on the other.
-  EXPECT_EQ(metric(split.http_port(), "aegaeon_cluster_kv_handoffs_total"), requests);
-  EXPECT_GT(metric(split.http_port(), "aegaeon_cluster_kv_handoff_bytes_total"), 0.0);
-  EXPECT_EQ(placements(split.http_port(), "prefill-0"), requests);
-  EXPECT_EQ(placements(split.http_port(), "decode-0"), requests);
+  EXPECT_EQ(metric(split_.http_port(), "aegaeon_cluster_kv_handoffs_total"), static_cast<double>(models_.size() + 1));
 }
 
 // A decode worker killed mid-stream: its requests are prefilled again (prompt + tokens already

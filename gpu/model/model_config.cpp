@@ -1,7 +1,9 @@
 #include "gpu/model/model_config.hpp"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <limits>
 #include <sstream>
 
 namespace aegaeon::model {
@@ -35,8 +37,12 @@ core::Result<float> positive_float(const json& j, std::string_view file, const c
                                    float fallback) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return fallback;
-  if (!it->is_number() || it->get<double>() <= 0.0) return key_error(file, key, "a positive number");
-  return static_cast<float>(it->get<double>());
+  // Checked as the float it becomes: 1e-52 would turn into 0, and 1e300 does not fit at all.
+  const double value = it->is_number() ? it->get<double>() : 0.0;
+  if (!(value > 0.0 && value <= std::numeric_limits<float>::max()) || static_cast<float>(value) <= 0.0f) {
+    return key_error(file, key, "a positive number a 32-bit float can hold");
+  }
+  return static_cast<float>(value);
 }
 
 core::Result<bool> boolean(const json& j, std::string_view file, const char* key, bool fallback) {

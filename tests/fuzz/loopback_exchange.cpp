@@ -26,6 +26,21 @@ struct Socket {
   }
 };
 
+// A signal (libFuzzer's timers) may interrupt a blocking connect(); the kernel goes on with it,
+// so wait for it to finish instead of calling connect() again. Returns its errno, 0 on success.
+int finish_interrupted_connect(int fd) {
+  pollfd p{fd, POLLOUT, 0};
+  int ready = 0;
+  do {
+    ready = ::poll(&p, 1, 5000);
+  } while (ready < 0 && errno == EINTR);
+  if (ready <= 0) return ready == 0 ? ETIMEDOUT : errno;
+  int error = 0;
+  socklen_t length = sizeof error;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) return errno;
+  return error;
+}
+
 }  // namespace
 
 LoopbackReply loopback_exchange(std::uint16_t port, const std::uint8_t* data, std::size_t size,
@@ -39,7 +54,8 @@ LoopbackReply loopback_exchange(std::uint16_t port, const std::uint8_t* data, st
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(s.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    fuzz_fail("connect to 127.0.0.1:" + std::to_string(port) + ": " + std::strerror(errno));
+    const int error = errno == EINTR ? finish_interrupted_connect(s.fd) : errno;
+    if (error != 0) fuzz_fail("connect to 127.0.0.1:" + std::to_string(port) + ": " + std::strerror(error));
   }
   ::fcntl(s.fd, F_SETFL, ::fcntl(s.fd, F_GETFL) | O_NONBLOCK);
 

@@ -134,6 +134,18 @@ caf::actor spawn_worker_relay(caf::actor_system& system,
   return system.spawn(relay_actor, std::move(in_flight));
 }
 
+namespace {
+
+// Whether `job` fits `model`: a prompt, at least one token to generate, fewer resumed tokens
+// than the prompt has, and room in the context for both. Checked for generations and handoffs.
+bool job_fits(const core::GenerationJob& job, const CatalogEntry& model) {
+  const auto prompt_tokens = static_cast<std::int64_t>(job.prompt.size());
+  return prompt_tokens > 0 && job.max_output_tokens >= 1 && job.resumed_tokens >= 0 &&
+         job.resumed_tokens < prompt_tokens && prompt_tokens + job.max_output_tokens <= model.max_context_tokens;
+}
+
+}  // namespace
+
 void start_remote_generation(const caf::actor& relay, const ModelCatalog& catalog, std::uint64_t id,
                              core::GenerationJob job, rpc::GenerationStream stream) {
   // The controller validated the request against the same model; a job failing here comes from
@@ -143,8 +155,7 @@ void start_remote_generation(const caf::actor& relay, const ModelCatalog& catalo
     return end_with_error(stream, "model '" + job.model + "' is not served by this worker");
   }
   auto prompt_tokens = static_cast<std::int64_t>(job.prompt.size());
-  if (prompt_tokens == 0 || job.max_output_tokens < 1 || job.resumed_tokens < 0 ||
-      job.resumed_tokens >= prompt_tokens || prompt_tokens + job.max_output_tokens > model->max_context_tokens) {
+  if (!job_fits(job, *model)) {
     return end_with_error(stream, "job does not fit model '" + job.model + "': " +
                                       std::to_string(prompt_tokens) + " prompt + " +
                                       std::to_string(job.max_output_tokens) + " output tokens (" +
@@ -167,9 +178,7 @@ core::Result<void> check_handoff(const ModelCatalog& catalog, const core::Genera
     return core::error(core::ErrorCode::kNotFound, "model '" + job.model + "' is not served by this worker");
   }
   const auto prompt_tokens = static_cast<std::int64_t>(job.prompt.size());
-  if (handoff.kv_tokens != prompt_tokens || prompt_tokens == 0 || job.max_output_tokens < 1 ||
-      job.resumed_tokens < 0 || job.resumed_tokens >= prompt_tokens ||
-      prompt_tokens + job.max_output_tokens > model->max_context_tokens) {
+  if (handoff.kv_tokens != prompt_tokens || !job_fits(job, *model)) {
     return core::error(core::ErrorCode::kInvalidArgument,
                        "handoff of " + std::to_string(handoff.kv_tokens) + " KV tokens does not fit a job of " +
                            std::to_string(prompt_tokens) + " prompt + " + std::to_string(job.max_output_tokens) +

@@ -356,6 +356,9 @@ caf::behavior decode_actor(DecodeActor* self, DecodeSetup setup, caf::actor prox
         preload_pins(self);
         push_alpha(self);
       },
+      [self](unload_atom, worker::ModelId model, DevicesForgot& done) {
+        forget_on_devices(self, model, std::move(done));
+      },
   };
 }
 

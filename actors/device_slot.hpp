@@ -1,10 +1,12 @@
 // What a scheduling role tracks about one of its devices between commands.
 #pragma once
 
+#include <memory>
 #include <optional>
 
 #include <caf/actor.hpp>
 
+#include "actors/serving_atoms.hpp"
 #include "gpu/worker/device_worker.hpp"
 
 namespace aegaeon::actors {
@@ -27,5 +29,29 @@ struct DeviceSlot {
     return model && model != prefetching && model != resident;
   }
 };
+
+/// Unloading `model` (unload_atom): makes every device of a role forget its weights (forget_atom)
+/// and calls `done` once all have. `Actor` is a role whose state keeps its DeviceSlots in
+/// `instances`. A slot drops the model when its device answers, not before: a switch sent
+/// earlier answers first and would mark the model resident again.
+template <class Actor>
+void forget_on_devices(Actor* self, worker::ModelId model, DevicesForgot done) {
+  auto pending = std::make_shared<std::size_t>(self->state.instances.size());
+  if (*pending == 0) {
+    done();
+    return;
+  }
+  for (std::size_t i = 0; i < self->state.instances.size(); ++i) {
+    auto answered = [self, i, model, pending, done] {
+      auto& slot = self->state.instances[i];
+      if (slot.resident == model) slot.resident.reset();
+      if (slot.prefetching == model) slot.prefetching.reset();
+      if (--*pending == 0) done();
+    };
+    // A device that is gone copies nothing either.
+    self->request(self->state.instances[i].worker, caf::infinite, forget_atom::value, model)
+        .then([answered](bool) { answered(); }, [answered](caf::error&) { answered(); });
+  }
+}
 
 }  // namespace aegaeon::actors

@@ -154,6 +154,11 @@ caf::behavior gpu_worker(caf::stateful_actor<GpuWorkerState>* self,
         }
         report(self->state);
       },
+      [self](forget_atom, worker::ModelId model) {
+        self->state.device->forget_model(model);
+        report(self->state);
+        return true;
+      },
       [self](release_atom, worker::SeqId seq) {
         self->state.device->release(seq);
         report(self->state);

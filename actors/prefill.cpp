@@ -99,6 +99,24 @@ void on_prefilled(PrefillActor* self, size_t index, const PrefillJob& job, Prefi
   (void)index;
 }
 
+// Ends every request of `model` queued on the idle instance `index` with `reason` (a cancelled
+// one as cancelled).
+void fail_queued(PrefillActor* self, size_t index, worker::ModelId model, const std::string& reason) {
+  auto& s = self->state;
+  const auto instance = static_cast<policy::InstanceId>(index);
+  for (const auto& request : s.scheduler->pending(instance)) {
+    if (request.model != model) continue;
+    s.scheduler->on_prefill_done(instance, request.id);
+    s.jobs.erase(request.id);
+    if (s.cancelled.erase(request.id) != 0) {
+      TokenEvent event{request.id, {}, {}, true, core::FinishReason::kCancelled, {}, -1};
+      self->send(s.proxy, token_atom::value, std::vector<TokenEvent>{std::move(event)});
+    } else {
+      finish_with_error(self, request.id, reason);
+    }
+  }
+}
+
 // Makes `model` resident on the instance, then carries on with its queue.
 void switch_model(PrefillActor* self, size_t index, worker::ModelId model) {
   self->state.instances[index].busy = true;
@@ -111,9 +129,14 @@ void switch_model(PrefillActor* self, size_t index, worker::ModelId model) {
             drive(self, index);
           },
           [self, index, model](caf::error& error) {
-            spdlog::error("prefill-{}: switch to model {} failed: {}", index, model,
-                          self->system().render(error));
-            self->state.instances[index].busy = false;  // the scheduler will try again
+            const std::string reason = "switch to model " + std::to_string(model) + " failed: " +
+                                       self->system().render(error);
+            spdlog::error("prefill-{}: {}", index, reason);
+            // Its requests here would ask for the same switch again and again (an unloaded
+            // model, a device fault): they end with the error, and the instance goes on.
+            fail_queued(self, index, model, reason);
+            self->state.instances[index].busy = false;
+            drive(self, index);
           });
 }
 
@@ -223,6 +246,9 @@ caf::behavior prefill_actor(PrefillActor* self, PrefillSetup setup, caf::actor d
         // Requests already queued stay where they are; new ones follow the new pins.
         self->state.setup.pins = std::move(pins);
         preload_pins(self);
+      },
+      [self](unload_atom, worker::ModelId model, DevicesForgot& done) {
+        forget_on_devices(self, model, std::move(done));
       },
   };
 }

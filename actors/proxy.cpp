@@ -52,6 +52,7 @@ struct ProxyState {
   std::unordered_map<std::string, std::pair<std::int64_t, std::int64_t>> slo_met;  // model → (met, all)
   std::int32_t max_prompt_tokens = 0;  // 0: the model's context only
   std::set<worker::ModelId> draining;   // models refusing new requests (admin drain)
+  std::set<worker::ModelId> unloaded;   // models whose weights left the node (admin unload)
   std::mt19937_64 seeds{std::random_device{}()};
   static inline const char* name = "proxy";
 };
@@ -252,6 +253,11 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
     responder.respond(openai::error_response(e));
     return;
   }
+  if (s.unloaded.count(model->id) != 0) {
+    core::Error e{core::ErrorCode::kNotFound, "model '" + model->name + "' is unloaded on this server for now", "model"};
+    responder.respond(openai::error_response(e));
+    return;
+  }
   if (s.draining.count(model->id) != 0) {
     core::Error e{core::ErrorCode::kUnavailable,
                   "model '" + model->name + "' is draining: it takes no new requests for now", "model"};
@@ -333,21 +339,40 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
           });
 }
 
-// Applies an admin action, then reports every model's drain flag and requests in flight.
+// Applies an admin action, then reports every model's flags and requests in flight.
 void on_admin(ProxyActor* self, FrontAction action, const std::string& model_name, const FrontReport& report) {
   auto& s = self->state;
-  if (const CatalogEntry* model = s.catalog->find(model_name)) {
-    if (action == FrontAction::kDrain) s.draining.insert(model->id);
-    if (action == FrontAction::kUndrain) s.draining.erase(model->id);
-    if (action != FrontAction::kReport) {
-      spdlog::info("admin: model '{}' {}", model->name, action == FrontAction::kDrain ? "draining" : "accepting requests");
-    }
-  }
   std::vector<FrontActivity> out;
-  for (const auto& entry : s.catalog->entries()) out.push_back({entry.name, s.draining.count(entry.id) != 0, 0, 0});
+  for (const auto& entry : s.catalog->entries()) {
+    out.push_back({entry.name, s.draining.count(entry.id) != 0, s.unloaded.count(entry.id) != 0, 0, 0});
+  }
   for (const auto& [id, a] : s.active) {
     auto& activity = out.at(static_cast<size_t>(a.model->id));
     ++(a.first_token ? activity.running : activity.waiting);
+  }
+  if (const CatalogEntry* model = s.catalog->find(model_name)) {
+    auto& activity = out.at(static_cast<size_t>(model->id));
+    switch (action) {
+      case FrontAction::kReport:
+        break;
+      case FrontAction::kDrain:
+      case FrontAction::kUndrain:
+        activity.draining = action == FrontAction::kDrain;
+        if (activity.draining) s.draining.insert(model->id); else s.draining.erase(model->id);
+        spdlog::info("admin: model '{}' {}", model->name, activity.draining ? "draining" : "accepting requests");
+        break;
+      case FrontAction::kUnload:
+        // Checked and marked in one step: no request can slip in between.
+        if (activity.running + activity.waiting == 0) {
+          s.unloaded.insert(model->id);
+          activity.unloaded = true;
+        }
+        break;
+      case FrontAction::kLoad:
+        s.unloaded.erase(model->id);
+        activity.unloaded = false;
+        break;
+    }
   }
   report(std::move(out));
 }

@@ -30,12 +30,16 @@ enum class FrontAction {
   kReport,   ///< nothing: report only
   kDrain,    ///< refuse new requests for the model (HTTP 503 + Retry-After); in-flight ones finish
   kUndrain,  ///< accept them again
+  kUnload,   ///< refuse new requests for the model as unloaded (HTTP 404) — only if it has none
+             ///< in flight (FrontActivity::unloaded says whether it took)
+  kLoad,     ///< accept them again after an unload
 };
 
 /// One model at the front door, as the admin API reports it.
 struct FrontActivity {
   std::string name;
   bool draining = false;
+  bool unloaded = false;     ///< new requests get HTTP 404 (kUnload)
   std::int32_t running = 0;  ///< generating (first token sent)
   std::int32_t waiting = 0;  ///< admitted or queued, no token yet
 };

@@ -29,6 +29,8 @@ using swapout_atom = caf::atom_constant<caf::atom("swapout")>;    // → gpu_wor
 using release_atom = caf::atom_constant<caf::atom("release")>;    // → gpu_worker
 using admin_atom = caf::atom_constant<caf::atom("admin")>;        // admin API → proxy
 using pin_atom = caf::atom_constant<caf::atom("pin")>;            // admin API → prefill/decode
+using unload_atom = caf::atom_constant<caf::atom("unload")>;      // admin API → prefill/decode
+using forget_atom = caf::atom_constant<caf::atom("forget")>;      // → gpu_worker
 
 }  // namespace aegaeon::actors
 
@@ -49,3 +51,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::rpc::http::Responder)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::actors::FrontAction)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::actors::FrontReport)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::policy::ModelPins)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::actors::DevicesForgot)

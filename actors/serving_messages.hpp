@@ -2,6 +2,7 @@
 // data). Across processes the same fields travel as rpc/schema messages.
 #pragma once
 
+#include <functional>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -42,6 +43,10 @@ struct TokenEvent {
   /// (empty otherwise, or shorter than `tokens`).
   std::vector<std::vector<worker::TokenLogprob>> top_logprobs;
 };
+
+/// Called by prefill or decode once each of its devices has forgotten a model being unloaded
+/// (unload_atom); on that role's thread, so it must not block.
+using DevicesForgot = std::function<void()>;
 
 /// A prefilled request moving to decode, with its KV.
 struct Handoff {

@@ -49,6 +49,9 @@ ServingMetrics::ServingMetrics(core::Registry& r)
       // and every thread not named aeg-compute/aeg-copy is runtime (bench/e2e splits it so).
       engine_cpu_s(core::build_counter().name("aegaeon_device_engine_cpu_seconds_total")
                        .help("CPU time a device thread spent inside forward passes (prefill, decode), by device")
-                       .register_on(r)) {}
+                       .register_on(r)),
+      host_weights_bytes(core::build_gauge().name("aegaeon_model_host_weights_bytes")
+                             .help("Bytes of a model's weights in host memory (0 while an operator has it unloaded)")
+                             .register_on(r)) {}
 
 }  // namespace aegaeon::actors

@@ -29,6 +29,7 @@ struct ServingMetrics {
   core::Family<core::Gauge>& slo_attainment;
   core::Family<core::Histogram>& decode_step_s;   ///< device compute per decode step, by device
   core::Family<core::Counter>& engine_cpu_s;      ///< device-thread CPU inside forward passes
+  core::Family<core::Gauge>& host_weights_bytes;  ///< a model's weights in host memory, by model
 };
 
 }  // namespace aegaeon::actors

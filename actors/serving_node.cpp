@@ -3,7 +3,10 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+#include <chrono>
 #include <mutex>
+#include <thread>
 
 #include "actors/decode.hpp"
 #include "actors/gpu_worker.hpp"
@@ -39,24 +42,48 @@ void log_memory_plan(const worker::ArenaLayout& arena, const worker::HostModelCa
   }
 }
 
-// The models pinned to devices of their own, per role (the admin API's; the actors get copies).
-struct PinBoard {
+// Where a model stands between the admin API's unload and load.
+enum class LoadState { kLoaded, kUnloading, kUnloaded, kLoading };
+
+const char* to_string(LoadState state) {
+  switch (state) {
+    case LoadState::kLoaded: return "loaded";
+    case LoadState::kUnloading: return "unloading";
+    case LoadState::kUnloaded: return "unloaded";
+    case LoadState::kLoading: return "loading";
+  }
+  return "?";
+}
+
+// What the admin API changes while serving: the models pinned to devices of their own, per role
+// (the actors get copies), and whether each model is loaded.
+struct AdminBoard {
   std::mutex mutex;
   policy::ModelPins prefill;
   policy::ModelPins decode;
+  std::vector<LoadState> load;
 };
 
-// Each model, whether a device holds its weights now, and its pins.
+// Each model, whether a device holds its weights now, its pins and load state, and what the
+// front door reports of it (`activity`: empty, or one per model in catalog order).
 std::vector<ModelStatus> model_statuses(const ModelCatalog& catalog, const ResidencyBoard& residency,
-                                        PinBoard& pins) {
+                                        AdminBoard& board, const std::vector<FrontActivity>& activity = {}) {
   std::vector<ModelStatus> out;
-  std::lock_guard lock(pins.mutex);
+  std::lock_guard lock(board.mutex);
   for (const auto& entry : catalog.entries()) {
+    const auto index = static_cast<size_t>(entry.id);
     bool resident = false;
     for (const auto& slot : residency.device_model) resident |= slot.load() == entry.id;
-    ModelStatus status{entry.name, resident ? "resident" : "cached", entry.max_context_tokens};
-    status.pinned_prefill_device = pins.prefill.instance_of(entry.id);
-    status.pinned_decode_device = pins.decode.instance_of(entry.id);
+    const LoadState load = board.load.at(index);
+    ModelStatus status{entry.name, load != LoadState::kLoaded ? to_string(load) : resident ? "resident" : "cached",
+                       entry.max_context_tokens};
+    status.pinned_prefill_device = board.prefill.instance_of(entry.id);
+    status.pinned_decode_device = board.decode.instance_of(entry.id);
+    if (index < activity.size()) {
+      status.draining = activity[index].draining;
+      status.running = activity[index].running;
+      status.waiting = activity[index].waiting;
+    }
     out.push_back(std::move(status));
   }
   return out;
@@ -75,17 +102,36 @@ std::vector<std::optional<policy::ModelId>> residents(const ResidencyBoard& resi
 }  // namespace
 
 struct ServingNode::Impl {
-  std::shared_ptr<const worker::HostModelCache> models;
+  std::shared_ptr<worker::HostModelCache> models;
   std::shared_ptr<const ModelCatalog> catalog;
   std::shared_ptr<ResidencyBoard> residency;
-  std::shared_ptr<PinBoard> pins = std::make_shared<PinBoard>();
+  std::shared_ptr<AdminBoard> board = std::make_shared<AdminBoard>();
+  std::shared_ptr<ServingMetrics> metrics;
   policy::ServingPolicy policy = policy::ServingPolicy::kAegaeon;
   int prefill_devices = 0;
+  bool own_proxy = true;  ///< false: a worker process, whose front is a relay
   caf::actor proxy;
   caf::actor prefill;
   caf::actor decode;
   std::vector<caf::actor> workers;
+  // One thread per model reads its files on an admin load (a model has one load at a time);
+  // joined before the next load of the model and at stop.
+  std::mutex loaders_mutex;
+  std::vector<std::thread> loaders;
   bool stopped = false;
+
+  // The catalog entry of `model`, or the admin API's error for it.
+  core::Result<const CatalogEntry*> admin_entry(std::string_view model) const {
+    const CatalogEntry* entry = catalog->find(model);
+    if (entry == nullptr) {
+      return core::Error{core::ErrorCode::kNotFound, "model '" + std::string(model) + "' is not served here", "model"};
+    }
+    if (!own_proxy) {
+      return core::error(core::ErrorCode::kFailedPrecondition,
+                         "unload and load are for aegaeon serve; a worker process serves what its controller asks");
+    }
+    return entry;
+  }
 };
 
 ServingNode::ServingNode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -116,10 +162,17 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
   impl->catalog = *catalog;
 
   auto metrics = std::make_shared<ServingMetrics>(registry);
+  impl->metrics = metrics;
+  for (worker::ModelId m = 0; m < impl->models->size(); ++m) {
+    const auto& info = impl->models->info(m);
+    metrics->host_weights_bytes.add({{"model_name", info.name}}).set(static_cast<double>(info.weight_bytes));
+  }
   impl->policy = options.policy;
   impl->prefill_devices = options.prefill_devices;
-  impl->pins->prefill = policy::initial_pins(options.policy, model_count, options.prefill_devices);
-  impl->pins->decode = policy::initial_pins(options.policy, model_count, options.decode_devices);
+  impl->own_proxy = !options.front;
+  impl->board->load.assign(static_cast<size_t>(model_count), LoadState::kLoaded);
+  impl->board->prefill = policy::initial_pins(options.policy, model_count, options.prefill_devices);
+  impl->board->decode = policy::initial_pins(options.policy, model_count, options.decode_devices);
   int devices = options.prefill_devices + options.decode_devices;
   impl->residency = std::make_shared<ResidencyBoard>(static_cast<size_t>(devices));
   std::vector<caf::actor> prefill_workers;
@@ -157,7 +210,7 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
     decode_setup.kv_capacity_tokens = kv_capacity;
     decode_setup.eos_ids = eos_ids;
     decode_setup.policy = options.policy;
-    decode_setup.pins = impl->pins->decode;
+    decode_setup.pins = impl->board->decode;
     impl->decode = spawn_decode(system, std::move(decode_setup), impl->proxy, metrics);
   }
   if (prefill) {
@@ -168,7 +221,7 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
     prefill_setup.admission = options.admission;
     prefill_setup.eos_ids = eos_ids;
     prefill_setup.policy = options.policy;
-    prefill_setup.pins = impl->pins->prefill;
+    prefill_setup.pins = impl->board->prefill;
     // Without a decode role here, handoffs go to the front, which ships them to another node.
     impl->prefill = spawn_prefill(system, std::move(prefill_setup), decode ? impl->decode : impl->proxy,
                                   impl->proxy, metrics);
@@ -189,20 +242,118 @@ void ServingNode::admin(AdminAction action, std::string model,
   static constexpr FrontAction kFront[] = {FrontAction::kReport, FrontAction::kDrain, FrontAction::kUndrain};
   // The report runs on the proxy's thread, possibly after the node is gone: it holds what it reads.
   send_front_action(impl_->proxy, kFront[static_cast<int>(action)], std::move(model),
-                    [catalog = impl_->catalog, residency = impl_->residency, pins = impl_->pins,
+                    [catalog = impl_->catalog, residency = impl_->residency, board = impl_->board,
                      done = std::move(done)](std::vector<FrontActivity> activity) {
-                      auto status = model_statuses(*catalog, *residency, *pins);
-                      for (size_t i = 0; i < status.size() && i < activity.size(); ++i) {
-                        status[i].draining = activity[i].draining;
-                        status[i].running = activity[i].running;
-                        status[i].waiting = activity[i].waiting;
-                      }
-                      done(std::move(status));
+                      done(model_statuses(*catalog, *residency, *board, activity));
                     });
 }
 
 std::vector<ModelStatus> ServingNode::models() const {
-  return model_statuses(*impl_->catalog, *impl_->residency, *impl_->pins);
+  auto all = model_statuses(*impl_->catalog, *impl_->residency, *impl_->board);
+  std::erase_if(all, [](const ModelStatus& m) { return m.state != "resident" && m.state != "cached"; });
+  return all;
+}
+
+void ServingNode::unload_model(std::string model, AdminDone done) const {
+  auto entry = impl_->admin_entry(model);
+  if (!entry.ok()) return done(entry.error());
+  const worker::ModelId id = (*entry)->id;
+  const auto index = static_cast<size_t>(id);
+  auto board = impl_->board;
+  {
+    std::lock_guard lock(board->mutex);
+    if (board->load[index] != LoadState::kLoaded) {
+      return done(core::error(core::ErrorCode::kFailedPrecondition,
+                              "model '" + model + "' is " + to_string(board->load[index]) + " already"));
+    }
+    if (board->prefill.instance_of(id) || board->decode.instance_of(id)) {
+      return done(core::error(core::ErrorCode::kFailedPrecondition,
+                              "model '" + model + "' is pinned: unpin it first (POST /admin/models/" + model + "/unpin)"));
+    }
+    board->load[index] = LoadState::kUnloading;
+  }
+  // 1. The front door refuses its new requests, unless some are in flight (checked in the same
+  // step). 2. The cache refuses new copies of its weights. 3. Every device forgets them (a copy
+  // in flight finishes first). 4. The host memory goes.
+  std::vector<caf::actor> roles;
+  for (const auto& role : {impl_->prefill, impl_->decode}) {
+    if (role) roles.push_back(role);
+  }
+  send_front_action(
+      impl_->proxy, FrontAction::kUnload, model,
+      [id, index, model, roles, board, cache = impl_->models, catalog = impl_->catalog,
+       residency = impl_->residency, metrics = impl_->metrics, done = std::move(done)](std::vector<FrontActivity> activity) {
+        const FrontActivity& front = activity.at(index);
+        if (!front.unloaded) {
+          std::lock_guard lock(board->mutex);
+          board->load[index] = LoadState::kLoaded;
+          return done(core::error(core::ErrorCode::kFailedPrecondition,
+                                  "model '" + model + "' has " + std::to_string(front.running) + " running and " +
+                                      std::to_string(front.waiting) + " waiting request(s): drain it first (POST /admin/models/" +
+                                      model + "/drain) and unload it once requests_running and requests_waiting are 0"));
+        }
+        cache->begin_unload(id);
+        auto pending = std::make_shared<std::atomic<size_t>>(roles.size());
+        DevicesForgot forgotten = [=] {
+          if (pending->fetch_sub(1) != 1) return;
+          cache->free_weights(id);
+          metrics->host_weights_bytes.add({{"model_name", model}}).set(0);
+          {
+            std::lock_guard lock(board->mutex);
+            board->load[index] = LoadState::kUnloaded;
+          }
+          spdlog::info("admin: model {} unloaded ({:.1f} MiB of host memory freed)", model,
+                       static_cast<double>(cache->info(id).weight_bytes) / (1024.0 * 1024.0));
+          done(model_statuses(*catalog, *residency, *board, activity));
+        };
+        for (const auto& role : roles) caf::anon_send(role, unload_atom::value, id, forgotten);
+      });
+}
+
+void ServingNode::load_model(std::string model, AdminDone done) const {
+  auto entry = impl_->admin_entry(model);
+  if (!entry.ok()) return done(entry.error());
+  const worker::ModelId id = (*entry)->id;
+  const auto index = static_cast<size_t>(id);
+  auto board = impl_->board;
+  {
+    std::lock_guard lock(board->mutex);
+    if (board->load[index] != LoadState::kUnloaded) {
+      return done(core::error(core::ErrorCode::kFailedPrecondition,
+                              "model '" + model + "' is " + to_string(board->load[index]) + " (only an unloaded model can be loaded)"));
+    }
+    board->load[index] = LoadState::kLoading;
+  }
+  std::lock_guard lock(impl_->loaders_mutex);
+  if (impl_->loaders.size() < static_cast<size_t>(impl_->models->size())) impl_->loaders.resize(static_cast<size_t>(impl_->models->size()));
+  std::thread& loader = impl_->loaders[index];
+  if (loader.joinable()) loader.join();  // the model's previous load, finished
+  // Reading a model's files can take seconds: not on the kj thread nor an actor's.
+  loader = std::thread([id, index, model, board, proxy = impl_->proxy, cache = impl_->models, catalog = impl_->catalog,
+                        residency = impl_->residency, metrics = impl_->metrics, done = std::move(done)] {
+    spdlog::info("admin: loading model {} from disk", model);
+    const auto start = std::chrono::steady_clock::now();
+    if (auto loaded = cache->load_weights(id); !loaded.ok()) {
+      {
+        std::lock_guard lock(board->mutex);
+        board->load[index] = LoadState::kUnloaded;
+      }
+      spdlog::warn("admin: loading model {} failed: {}", model, loaded.error().message);
+      return done(loaded.error());
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    metrics->host_weights_bytes.add({{"model_name", model}}).set(static_cast<double>(cache->info(id).weight_bytes));
+    send_front_action(proxy, FrontAction::kLoad, model,
+                      [index, model, seconds, board, cache, id, catalog, residency, done](std::vector<FrontActivity> activity) {
+                        {
+                          std::lock_guard lock(board->mutex);
+                          board->load[index] = LoadState::kLoaded;
+                        }
+                        spdlog::info("admin: model {} loaded ({:.1f} MiB in {:.2f} s)", model,
+                                     static_cast<double>(cache->info(id).weight_bytes) / (1024.0 * 1024.0), seconds);
+                        done(model_statuses(*catalog, *residency, *board, activity));
+                      });
+  });
 }
 
 core::Result<void> ServingNode::set_pinned(std::string_view model, bool pinned) const {
@@ -215,8 +366,12 @@ core::Result<void> ServingNode::set_pinned(std::string_view model, bool pinned) 
                        "serve.policy=static gives every model devices of its own already; pins apply to "
                        "the other policies");
   }
-  auto& board = *impl_->pins;
+  auto& board = *impl_->board;
   std::lock_guard lock(board.mutex);
+  if (const LoadState load = board.load.at(static_cast<size_t>(entry->id)); pinned && load != LoadState::kLoaded) {
+    return core::error(core::ErrorCode::kFailedPrecondition,
+                       "model '" + std::string(model) + "' is " + to_string(load) + ": load it before pinning it");
+  }
   if (pinned) {
     const bool was_pinned = board.prefill.instance_of(entry->id).has_value();
     const auto prefill_count = static_cast<size_t>(board.prefill.instances());
@@ -256,6 +411,12 @@ std::uint64_t ServingNode::kv_bytes_per_token(worker::ModelId model) const {
 void ServingNode::stop() {
   if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;
+  {
+    std::lock_guard lock(impl_->loaders_mutex);
+    for (auto& loader : impl_->loaders) {
+      if (loader.joinable()) loader.join();
+    }
+  }
   for (const auto& actor : {impl_->proxy, impl_->prefill, impl_->decode}) {
     if (actor) caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
   }

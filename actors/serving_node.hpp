@@ -58,7 +58,9 @@ struct ServingOptions {
 /// A served model as GET /v1/models reports it.
 struct ModelStatus {
   std::string name;
-  std::string state;  ///< "resident" (weights on a device) or "cached" (host memory only)
+  /// "resident" (weights on a device), "cached" (host memory only), or, through the admin API,
+  /// "unloading", "unloaded" (not served until loaded again) or "loading".
+  std::string state;
   std::int32_t max_context_tokens = 0;
   // What the admin API adds (filled by ServingNode::admin only):
   bool draining = false;     ///< new requests get HTTP 503 + Retry-After
@@ -72,6 +74,9 @@ struct ModelStatus {
 /// What the admin API asks of a node (see ServingNode::admin).
 enum class AdminAction { kReport, kDrain, kUndrain };
 
+/// Receives the outcome of an admin unload or load: every model's status, or why it was refused.
+using AdminDone = std::function<void(core::Result<std::vector<ModelStatus>>)>;
+
 /// The running serving runtime.
 class ServingNode {
  public:
@@ -83,7 +88,7 @@ class ServingNode {
 
   /// Hands a validated request to the proxy; it answers through `responder`.
   void submit(core::GenerationRequest request, const rpc::http::Responder& responder) const;
-  /// The served models and whether each is resident on a device now.
+  /// The models taking requests (not unloaded) and whether each is resident on a device now.
   [[nodiscard]] std::vector<ModelStatus> models() const;
   /// Applies `action` to the served model `model` (ignored for kReport), then calls `done` with
   /// every model's full status, on an actor thread. Non-blocking; callable from the kj thread.
@@ -96,11 +101,23 @@ class ServingNode {
   /// models that are not pinned) or its policy pins every model already (static). Callable from
   /// any thread.
   core::Result<void> set_pinned(std::string_view model, bool pinned) const;
+  /// Unloads the served model `model`: its new requests get HTTP 404 from now on, every device
+  /// forgets its weights, and their host memory is freed; then `done` gets every model's status.
+  /// kFailedPrecondition, with nothing changed, when the model has requests in flight (drain it
+  /// first), is pinned, or is not loaded, or the node has no front door of its own (a worker
+  /// process). Non-blocking; `done` runs on an actor thread.
+  void unload_model(std::string model, AdminDone done) const;
+  /// Loads an unloaded model again: reads its folder anew on a thread of its own (the weights
+  /// may have changed, the layout may not: HostModelCache::load_weights), then takes its
+  /// requests again; `done` gets every model's status or the load's error (the model stays
+  /// unloaded). kFailedPrecondition when the model is not unloaded. Non-blocking.
+  void load_model(std::string model, AdminDone done) const;
   /// Tokenizers and context lengths (immutable; safe from any thread).
   [[nodiscard]] const ModelCatalog& catalog() const;
   /// Bytes of KV one token of model `model` takes (safe from any thread).
   [[nodiscard]] std::uint64_t kv_bytes_per_token(worker::ModelId model) const;
-  /// Stops the actors (in-flight requests end with an error or cancellation).
+  /// Waits for loads in progress, then stops the actors (in-flight requests end with an error or
+  /// cancellation).
   void stop();
 
  private:

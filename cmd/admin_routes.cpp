@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <initializer_list>
+#include <span>
 
 #include <spdlog/spdlog.h>
 
@@ -50,7 +50,7 @@ struct AdminTarget {
 // Reads `request.path` under `prefix`; for an action not in `actions` it answers 404 itself and
 // returns nullopt.
 std::optional<AdminTarget> admin_target(const http::HttpRequest& request, std::string_view prefix,
-                                        std::initializer_list<std::string_view> actions,
+                                        std::span<const std::string_view> actions,
                                         const http::Responder& responder) {
   const std::string_view rest = std::string_view(request.path).substr(prefix.size());
   const auto slash = rest.rfind('/');
@@ -84,16 +84,30 @@ void add_admin_routes(http::HttpRouter& router, const actors::ServingNode& node,
                  responder.respond(list_response(std::move(data)));
                });
              }));
-  // POST /admin/models/{name}/drain|undrain|pin|unpin.
+  // POST /admin/models/{name}/drain|undrain|pin|unpin|unload|load.
   router.add_prefix(
       "POST", std::string(kModelsPrefix),
       require_api_key(std::move(api_key), [&node](const http::HttpRequest& request, const http::Responder& responder) {
-        auto target = admin_target(request, kModelsPrefix, {"drain", "undrain", "pin", "unpin"}, responder);
+        auto target = admin_target(request, kModelsPrefix, kModelActions, responder);
         if (!target) return;
         const std::string& name = target->name;
         if (node.catalog().find(name) == nullptr) {
           responder.respond(http::openai::error_response(core::Error{
               core::ErrorCode::kNotFound, "model '" + name + "' is not served here (see GET /admin/models)", "model"}));
+          return;
+        }
+        // Answers with the model's status once the action is done.
+        auto answer = [responder, name](std::vector<actors::ModelStatus> models) {
+          auto it = std::find_if(models.begin(), models.end(), [&](const auto& m) { return m.name == name; });
+          responder.respond(http::HttpResponse::json(200, model_json(*it).dump()));
+        };
+        if (target->action == "unload" || target->action == "load") {
+          auto finished = [responder, answer](core::Result<std::vector<actors::ModelStatus>> models) {
+            if (!models.ok()) return responder.respond(http::openai::error_response(models.error()));
+            answer(std::move(models).value());
+          };
+          if (target->action == "unload") node.unload_model(name, std::move(finished));
+          else node.load_model(name, std::move(finished));
           return;
         }
         auto action = actors::AdminAction::kReport;
@@ -103,10 +117,7 @@ void add_admin_routes(http::HttpRouter& router, const actors::ServingNode& node,
           responder.respond(http::openai::error_response(pinned.error()));
           return;
         }
-        node.admin(action, name, [responder, name](std::vector<actors::ModelStatus> models) {
-          auto it = std::find_if(models.begin(), models.end(), [&](const auto& m) { return m.name == name; });
-          responder.respond(http::HttpResponse::json(200, model_json(*it).dump()));
-        });
+        node.admin(action, name, std::move(answer));
       }));
 }
 
@@ -123,7 +134,7 @@ void add_cluster_admin_routes(http::HttpRouter& router, actors::ClusterFront& fr
   router.add_prefix(
       "POST", std::string(kWorkersPrefix),
       require_api_key(std::move(api_key), [&front](const http::HttpRequest& request, const http::Responder& responder) {
-        auto target = admin_target(request, kWorkersPrefix, {"drain", "undrain"}, responder);
+        auto target = admin_target(request, kWorkersPrefix, kWorkerActions, responder);
         if (!target) return;
         const std::string name = target->name;
         const auto action = target->action == "drain" ? actors::WorkerAction::kDrain : actors::WorkerAction::kUndrain;

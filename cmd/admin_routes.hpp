@@ -1,4 +1,4 @@
-// The admin API: model state and drain on `aegaeon serve`, worker state and drain on `aegaeon
+// The admin API: model state, drain, pin and unload on `aegaeon serve`, worker state and drain on `aegaeon
 // controller`; on a port and key of their own (admin.* in the configuration) so it never shares
 // the network the public API faces.
 #pragma once
@@ -15,7 +15,7 @@
 
 namespace aegaeon::cmd {
 
-/// Adds GET /admin/models and POST /admin/models/{name}/{drain,undrain,pin,unpin} for `node` (which must
+/// Adds GET /admin/models and POST /admin/models/{name}/{drain,undrain,pin,unpin,unload,load} (kModelActions) for `node` (which must
 /// outlive the routes), every route behind `Authorization: Bearer <api_key>`; `api_key` must
 /// not be empty.
 void add_admin_routes(rpc::http::HttpRouter& router, const actors::ServingNode& node, std::string api_key);

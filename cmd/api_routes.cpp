@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <ctime>
 #include <set>
+#include <span>
 
 #include "rpc/http/openai_api.hpp"
 
@@ -131,16 +132,18 @@ std::string route_label(std::string_view path) {
       "/health", "/metrics", "/v1/chat/completions", "/v1/completions", "/v1/models", "/tokenize",
       "/detokenize", "/admin/models", "/admin/workers"};
   if (kRoutes.count(path) != 0) return std::string(path);
-  static constexpr std::string_view kActions[] = {"drain", "undrain", "pin", "unpin"};
-  for (std::string_view prefix : {std::string_view("/admin/models/"), std::string_view("/admin/workers/")}) {
-    if (path.substr(0, prefix.size()) != prefix) continue;
+  struct AdminPrefix {
+    std::string_view prefix;
+    std::span<const std::string_view> actions;
+  };
+  for (const AdminPrefix& admin : {AdminPrefix{"/admin/models/", kModelActions}, AdminPrefix{"/admin/workers/", kWorkerActions}}) {
+    if (path.substr(0, admin.prefix.size()) != admin.prefix) continue;
     const auto slash = path.rfind('/');
     const std::string_view action = path.substr(slash + 1);
-    if (slash < prefix.size() ||
-        std::find(std::begin(kActions), std::end(kActions), action) == std::end(kActions)) {
+    if (slash < admin.prefix.size() || std::find(admin.actions.begin(), admin.actions.end(), action) == admin.actions.end()) {
       break;
     }
-    return std::string(prefix) + ":name/" + std::string(action);
+    return std::string(admin.prefix) + ":name/" + std::string(action);
   }
   return "other";
 }

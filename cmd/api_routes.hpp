@@ -3,9 +3,11 @@
 // ServingNode in one process, the cluster router in a controller).
 #pragma once
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "actors/model_catalog.hpp"
@@ -37,6 +39,11 @@ void add_api_routes(rpc::http::HttpRouter& router, ModelFront front, const std::
 /// `handler` behind `Authorization: Bearer <api_key>` (401 with an OpenAI error otherwise);
 /// `handler` itself when `api_key` is empty.
 rpc::http::Handler require_api_key(std::string api_key, rpc::http::Handler handler);
+
+/// What POST /admin/models/{name}/<action> and /admin/workers/{name}/<action> can do: the admin
+/// routes serve these, route_label knows them.
+inline constexpr std::array<std::string_view, 6> kModelActions = {"drain", "undrain", "pin", "unpin", "unload", "load"};
+inline constexpr std::array<std::string_view, 2> kWorkerActions = {"drain", "undrain"};
 
 /// The `route` label of a request for `path`: the route itself, an admin action with the name in
 /// it replaced ("/admin/models/:name/drain"), or "other", so that no path can blow up cardinality.

@@ -17,6 +17,12 @@ struct RopeParams {
   float low_freq_factor = 1.0f;          ///< llama3
   float high_freq_factor = 4.0f;         ///< llama3
   int original_max_position = 8192;      ///< llama3 original_max_position_embeddings
+
+  // Spelled out: CUDA sources include this header as C++17.
+  bool operator==(const RopeParams& o) const {
+    return theta == o.theta && scaling == o.scaling && factor == o.factor && low_freq_factor == o.low_freq_factor &&
+           high_freq_factor == o.high_freq_factor && original_max_position == o.original_max_position;
+  }
 };
 
 /// The head_dim/2 inverse frequencies, computed as transformers'

@@ -62,6 +62,8 @@ struct ModelConfig {
 
   /// Parameters of the whole model (embeddings counted once when tied).
   [[nodiscard]] std::size_t num_parameters() const;
+
+  bool operator==(const ModelConfig&) const = default;
 };
 
 /// Parses config.json text; `file` names the source in error messages.

@@ -23,6 +23,8 @@ struct HostTensor {
   std::vector<std::int64_t> shape;
   std::size_t offset = 0;  ///< bytes from the buffer start (256-byte aligned)
   std::size_t bytes = 0;
+
+  bool operator==(const HostTensor&) const = default;
 };
 
 /// A validated model resident in pinned host memory, ready to be copied to a device region of

@@ -168,6 +168,7 @@ class DeviceWorkerImpl final : public DeviceWorker {
 
   core::Result<SwitchStats> switch_model(ModelId model) override {
     AEGAEON_TRY(check_model(model, "switch_model"));
+    AEGAEON_TRY(check_loaded(model, "switch_model"));
     SwitchStats stats;
     if (resident_ == model) return stats;
     std::vector<SeqId> blocking;
@@ -211,11 +212,21 @@ class DeviceWorkerImpl final : public DeviceWorker {
 
   core::Result<void> prefetch(ModelId model) override {
     AEGAEON_TRY(check_model(model, "prefetch"));
+    AEGAEON_TRY(check_loaded(model, "prefetch"));
     if (weight_regions_.size() < 2) return core::ok();  // no prefetch region: a hint ignored
     if (resident_ == model || prefetching_ == model) return core::ok();
     copy_weights(model, weight_regions_[1 - resident_slot_], *prefetch_done_);
     prefetching_ = model;
     return core::ok();
+  }
+
+  void forget_model(ModelId model) override {
+    if (prefetching_ == model) {
+      backend_->synchronize(*prefetch_done_);  // the copy reads the host memory about to go
+      prefetching_.reset();
+    }
+    // The weights region keeps its bytes, but a reloaded model may bring new ones.
+    if (resident_ == model) resident_.reset();
   }
 
   core::Result<std::vector<SampledToken>> prefill(std::span<const PrefillItem> items) override {
@@ -576,6 +587,14 @@ class DeviceWorkerImpl final : public DeviceWorker {
       return core::error(ErrorCode::kNotFound, std::string(what) + ": model id " +
                                                    std::to_string(model) + " is not served (0.." +
                                                    std::to_string(cache_->size() - 1) + ")");
+    }
+    return core::ok();
+  }
+
+  core::Result<void> check_loaded(ModelId model, const char* what) const {
+    if (!cache_->loaded(model)) {
+      return core::error(ErrorCode::kFailedPrecondition, std::string(what) + ": model '" + cache_->info(model).name +
+                                                             "' is unloaded (its weights left host memory)");
     }
     return core::ok();
   }

@@ -52,12 +52,14 @@ struct ModelInfo {
 };
 
 /// Every served model, loaded once into pinned host memory (the host model cache) and shared by
-/// all DeviceWorkers of the process. Immutable after load; safe to share across threads.
+/// all DeviceWorkers of the process. What each model is (its info, config and tensor layout) is
+/// fixed at load; its weights' host memory can be freed and read again while serving (the admin
+/// API's unload and load). Safe to share across threads.
 class HostModelCache {
  public:
   /// Loads and validates every model; an error names the model and the file/tensor.
   /// `progress` (optional) is called after each model with (index, count, name).
-  static core::Result<std::shared_ptr<const HostModelCache>> load(
+  static core::Result<std::shared_ptr<HostModelCache>> load(
       std::span<const ModelSpec> models,
       const std::function<void(int index, int count, std::string_view name)>& progress = {});
   virtual ~HostModelCache() = default;
@@ -66,12 +68,32 @@ class HostModelCache {
   /// The id of the model called `name`, if served.
   [[nodiscard]] virtual std::optional<ModelId> find(std::string_view name) const = 0;
   /// The model's tensors in pinned host memory (what a switch copies; benchmarks read it too).
+  /// While the model is unloaded its buffer is null; config, tensors and sizes stay.
   [[nodiscard]] virtual const model::HostModel& host_model(ModelId model) const = 0;
   /// Page-locks every model's host memory for the CUDA devices of this process, through
   /// `cuda_backend` (any of them): switches then copy at the full host-to-device bandwidth
   /// instead of being staged through driver buffers. Once per cache: later calls return at
-  /// once; the memory stays registered until the cache goes. Thread-safe.
+  /// once; the memory stays registered until the cache goes (or the model is unloaded; a model
+  /// loaded again is registered again). Thread-safe.
   [[nodiscard]] virtual core::Result<void> pin_for_cuda(backend::Backend& cuda_backend) const = 0;
+
+  // ---- unload and load (admin API) ----------------------------------------------------------
+  /// Whether the model's weights are in host memory. Devices refuse to switch to or prefetch a
+  /// model that is not (DeviceWorker::switch_model). Thread-safe.
+  [[nodiscard]] virtual bool loaded(ModelId model) const = 0;
+  /// Unload, step 1: from now on devices refuse to start copying the model's weights.
+  virtual void begin_unload(ModelId model) = 0;
+  /// Unload, step 2: frees the model's host memory. Call it only after begin_unload and once
+  /// every device has forgotten the model (DeviceWorker::forget_model): until then a copy
+  /// started earlier may still read it.
+  virtual void free_weights(ModelId model) = 0;
+  /// Reads an unloaded model's files again (its Hugging Face folder as given at load) and makes
+  /// it loaded. The weights may have changed; the layout may not: config.json and every
+  /// tensor's name, dtype, shape and offset must be what was loaded at start, since the devices'
+  /// regions and runners were built for it — kFailedPrecondition naming what differs (restart
+  /// to serve a different model). File errors name the file. One load at a time; blocks for as
+  /// long as reading the files takes.
+  virtual core::Result<void> load_weights(ModelId model) = 0;
 };
 
 /// How to build one device.
@@ -183,11 +205,16 @@ class DeviceWorker {
   /// there) and waits for them. Sequences of other models must be off the device first
   /// (kInvalidArgument naming them otherwise; swapping-out counts as off). Components are
   /// reused: runners for every (model, region) were bound at create(); nothing is allocated.
+  /// kFailedPrecondition when the model is unloaded (HostModelCache::loaded).
   virtual core::Result<SwitchStats> switch_model(ModelId model) = 0;
   /// Starts copying `model` into the prefetch region in the background; no-op if it is already
   /// resident or being prefetched, or without a prefetch region. A newer prefetch replaces an
-  /// unadopted one. Never blocks.
+  /// unadopted one. Never blocks. kFailedPrecondition when the model is unloaded.
   virtual core::Result<void> prefetch(ModelId model) = 0;
+  /// Forgets `model`'s weights on this device: waits for a prefetch of it still copying, then
+  /// neither region counts as holding it (the next switch copies it afresh). Sequences and their
+  /// KV are untouched. After it, nothing of this device reads the model's host memory.
+  virtual void forget_model(ModelId model) = 0;
 
   /// Prefills new sequences of the resident model (one forward over all prompts, split into
   /// several when they exceed max_batch_tokens/max_batch_seqs) and samples each one's first

@@ -256,7 +256,12 @@ core::Result<std::unique_ptr<PinnedBuffer>> CudaBackend::allocate_pinned(std::si
 
 core::Result<std::unique_ptr<HostRegistration>> CudaBackend::register_host(std::byte* data,
                                                                            std::size_t bytes) {
-  cudaSetDevice(impl_->device);
+  return register_host_memory(impl_->device, data, bytes);
+}
+
+core::Result<std::unique_ptr<HostRegistration>> register_host_memory(int device, std::byte* data,
+                                                                     std::size_t bytes) {
+  cudaSetDevice(device);
   const cudaError_t status = cudaHostRegister(data, bytes, cudaHostRegisterPortable);
   if (status != cudaSuccess) {
     cudaGetLastError();

@@ -56,6 +56,10 @@ class HostRegistration {
 /// Copies from registered memory run at the full host-to-device bandwidth instead of being staged.
 core::Result<std::unique_ptr<HostRegistration>> register_host_memory(Backend& backend, std::byte* data,
                                                                      std::size_t bytes);
+/// The same on CUDA device `device` without a backend at hand (the host model cache registers a
+/// reloaded model after its devices' backends were made). kUnavailable without CUDA.
+core::Result<std::unique_ptr<HostRegistration>> register_host_memory(int device, std::byte* data,
+                                                                     std::size_t bytes);
 
 /// Backend on one NVIDIA GPU: a cudaMalloc arena carved like the CPU one, page-locked host
 /// buffers, three streams (compute; copy split into an H2D "swap-in" and a D2H "swap-out" stream

@@ -21,4 +21,9 @@ core::Result<std::unique_ptr<HostRegistration>> register_host_memory(Backend& /*
   return core::error(core::ErrorCode::kUnavailable, "aegaeon was built without CUDA");
 }
 
+core::Result<std::unique_ptr<HostRegistration>> register_host_memory(int /*device*/, std::byte* /*data*/,
+                                                                     std::size_t /*bytes*/) {
+  return core::error(core::ErrorCode::kUnavailable, "aegaeon was built without CUDA");
+}
+
 }  // namespace aegaeon::backend::cuda

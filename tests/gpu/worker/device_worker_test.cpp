@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "gpu/model/model_loader.hpp"
 #include "gpu/model/model_synthesizer.hpp"
 
 namespace aegaeon::worker {
@@ -533,6 +534,101 @@ TEST(DeviceWorker, CacheLoadErrorsNameTheModel) {
                                  });
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(calls, 1);
+}
+
+// Unload and load (the admin API's): while a model is unloaded no device copies it, a device that
+// forgot it copies it afresh after the load, and the load reads the folder again — new weights
+// are served, a changed layout is refused and leaves the model unloaded.
+TEST(DeviceWorker, UnloadedModelsAreNeverCopiedAndReloadReadsTheFolderAgain) {
+  const auto dir = std::filesystem::temp_directory_path() / ("aegaeon_reload_test_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  auto write = [&](const char* name, std::uint64_t seed, int hidden = 64) {
+    model::SynthSpec spec;
+    spec.config = model::synth_config(model::Architecture::kLlama, hidden, 2, 256);
+    spec.seed = seed;
+    auto written = model::write_synthetic_model(dir / name, spec);
+    ASSERT_TRUE(written.ok()) << written.error().message;
+  };
+  write("x", 11);
+  write("y", 22);
+  auto loaded = HostModelCache::load(std::vector<ModelSpec>{{"x", dir / "x"}, {"y", dir / "y"}});
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  std::shared_ptr<HostModelCache> cache = *loaded;
+  auto created = DeviceWorker::create({.kv_bytes = std::uint64_t{4} << 20, .host_kv_blocks = 64}, cache);
+  ASSERT_TRUE(created.ok()) << created.error().message;
+  DeviceWorker& worker = **created;
+  const auto p = prompt(5);
+  SeqId next_seq = 1;
+  auto greedy = [&](ModelId model) {
+    EXPECT_TRUE(worker.switch_model(model).ok());
+    const SeqId seq = next_seq++;
+    std::vector<std::int32_t> out{one(worker.prefill(std::vector<PrefillItem>{{seq, p, {}}}))};
+    const std::vector<SeqId> ids{seq};
+    while (static_cast<int>(out.size()) < kSteps) out.push_back(one(worker.decode_step(ids)));
+    worker.release(seq);
+    return out;
+  };
+  auto unload = [&](ModelId model) {
+    cache->begin_unload(model);
+    worker.forget_model(model);
+    cache->free_weights(model);
+  };
+  const auto before = greedy(1);
+  ASSERT_TRUE(worker.switch_model(0).ok());
+  ASSERT_TRUE(worker.prefetch(1).ok());  // copying y while it is unloaded below
+
+  cache->begin_unload(1);
+  EXPECT_FALSE(cache->loaded(1));
+  auto refused = worker.switch_model(1);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(refused.error().message.find("'y' is unloaded"), std::string::npos) << refused.error().message;
+  EXPECT_EQ(worker.prefetch(1).error().code, ErrorCode::kFailedPrecondition);
+  worker.forget_model(1);  // waits for the prefetch still copying
+  cache->free_weights(1);
+  EXPECT_EQ(cache->host_model(1).buffer, nullptr) << "the host memory is gone";
+  EXPECT_GT(cache->info(1).weight_bytes, 0U) << "what the model is stays known";
+  cache->free_weights(0);
+  EXPECT_NE(cache->host_model(0).buffer, nullptr) << "a loaded model is not freed";
+
+  // New weights of the same layout: the load serves them, copied afresh (the old prefetch is
+  // forgotten, not adopted).
+  write("y", 33);
+  ASSERT_TRUE(cache->load_weights(1).ok());
+  EXPECT_TRUE(cache->loaded(1));
+  auto copied = worker.switch_model(1);
+  ASSERT_TRUE(copied.ok()) << copied.error().message;
+  EXPECT_FALSE(copied->from_prefetch);
+  EXPECT_EQ(copied->bytes_copied, cache->info(1).weight_bytes);
+  const auto swapped = greedy(1);
+  EXPECT_NE(swapped, before) << "seed 33's weights, not seed 22's";
+
+  // The old weights again: exactly the tokens of before, though y was resident when unloaded.
+  unload(1);
+  EXPECT_EQ(worker.resident_model(), std::nullopt);
+  write("y", 22);
+  ASSERT_TRUE(cache->load_weights(1).ok());
+  EXPECT_EQ(greedy(1), before);
+
+  // Another shape, or no weights file: refused, and the model stays unloaded.
+  unload(1);
+  write("y", 22, 96);
+  auto reshaped = cache->load_weights(1);
+  ASSERT_FALSE(reshaped.ok());
+  EXPECT_EQ(reshaped.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(reshaped.error().message.find("changed since start: config.json differs"), std::string::npos)
+      << reshaped.error().message;
+  EXPECT_FALSE(cache->loaded(1));
+  std::filesystem::remove(dir / "y" / "model.safetensors");
+  auto missing = cache->load_weights(1);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("model.safetensors"), std::string::npos) << missing.error().message;
+  EXPECT_FALSE(cache->loaded(1));
+  write("y", 22);
+  ASSERT_TRUE(cache->load_weights(1).ok());
+  EXPECT_EQ(greedy(1), before);
+  EXPECT_EQ(greedy(0).size(), static_cast<size_t>(kSteps)) << "x served throughout";
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

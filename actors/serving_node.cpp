@@ -339,7 +339,9 @@ void ServingNode::load_model(std::string model, AdminDone done) const {
         board->load[index] = LoadState::kUnloaded;
       }
       spdlog::warn("admin: loading model {} failed: {}", model, loaded.error().message);
-      return done(loaded.error());
+      // Whatever the loader found (a missing file, a bad one, another shape), the request was
+      // fine and the model is known: the folder's state conflicts with it.
+      return done(core::error(core::ErrorCode::kFailedPrecondition, loaded.error().message + " (the model stays unloaded)"));
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     metrics->host_weights_bytes.add({{"model_name", model}}).set(static_cast<double>(cache->info(id).weight_bytes));

@@ -109,8 +109,8 @@ class ServingNode {
   void unload_model(std::string model, AdminDone done) const;
   /// Loads an unloaded model again: reads its folder anew on a thread of its own (the weights
   /// may have changed, the layout may not: HostModelCache::load_weights), then takes its
-  /// requests again; `done` gets every model's status or the load's error (the model stays
-  /// unloaded). kFailedPrecondition when the model is not unloaded. Non-blocking.
+  /// requests again; `done` gets every model's status, or kFailedPrecondition with the load's
+  /// error (the model stays unloaded) or when the model is not unloaded. Non-blocking.
   void load_model(std::string model, AdminDone done) const;
   /// Tokenizers and context lengths (immutable; safe from any thread).
   [[nodiscard]] const ModelCatalog& catalog() const;

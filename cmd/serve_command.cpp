@@ -174,7 +174,7 @@ void add_serve_command(CLI::App& app) {
       "With no --config it runs its embedded default on 127.0.0.1:8000.\n"
       "Stops gracefully on SIGINT/SIGTERM: in-flight requests finish or are cancelled.\n"
       "Limits: http.max_body_bytes, serve.max_prompt_tokens, serve.max_tokens_limit.\n"
-      "Admin API (model state, drain) on a port and key of its own: --set admin.enabled=true\n"
+      "Admin API (model state, drain, pin, unload and load) on a port and key of its own: --set admin.enabled=true\n"
       "--set admin.api_key=KEY [--set admin.port=8001]; see docs/api.md.");
   add_config_options(*sub, *options);
   sub->add_option("--host", options->host, "Address to listen on (default 127.0.0.1)");

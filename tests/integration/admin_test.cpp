@@ -1,10 +1,13 @@
 // The admin API of a real `aegaeon serve` (admin.* keys): its own port and key, GET
 // /admin/models, drain (new requests get 503 + Retry-After while an in-flight stream finishes)
-// and undrain; and the request limits serve.max_prompt_tokens and serve.max_tokens_limit.
+// and undrain, pin and unpin, unload and load; and the request limits serve.max_prompt_tokens
+// and serve.max_tokens_limit.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <thread>
 
 #include "tests/integration/serve_process.hpp"
@@ -259,6 +262,121 @@ TEST(AdminPin, APinnedModelKeepsDevicesOfItsOwn) {
   auto other = admin_request(admin_port, "POST", "/admin/models/demo-s/pin");
   EXPECT_EQ(other.status, 200) << "the devices are free again: " << other.body;
   server.stop();
+}
+
+// Unload and load. An unloaded model's requests get 404, /v1/models leaves it out and its host
+// memory goes (the gauge says 0) while the other model serves on; a load reads its folder again:
+// new weights are served, the old ones give the old answer back bit for bit, a changed layout is
+// refused (409) and the model stays unloaded. Unloading a model already unloaded, one with a
+// request in flight, or pinning an unloaded one is refused (409).
+TEST(AdminUnload, UnloadFreesAModelAndLoadReadsItsFolderAgain) {
+  const auto dir = std::filesystem::temp_directory_path() / ("aegaeon-admin-unload-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  auto synth = [&](const std::string& name, int seed, int hidden = 64) {
+    auto [code, output] = testing::run_command({AEGAEON_BINARY, "model", "synth", "--arch", "llama", "--seed",
+                                                std::to_string(seed), "--hidden", std::to_string(hidden), "--out",
+                                                (dir / name).string()});
+    ASSERT_EQ(code, 0) << output;
+  };
+  synth("m1", 1);
+  synth("m2", 2);
+  ServeProcess server(admin_args({"--set", "serve.models_dir=" + dir.string()}));
+  ASSERT_NE(server.port(), 0) << server.process().output();
+  const uint16_t admin_port = admin_port_of(server);
+  ASSERT_NE(admin_port, 0) << server.process().output();
+  auto admin = [&](const std::string& model, const std::string& action) {
+    return admin_request(admin_port, "POST", "/admin/models/" + model + "/" + action);
+  };
+  // Greedy tokens with their logprobs: other weights give other numbers even for equal text.
+  auto answer = [&](const std::string& model) {
+    auto response = testing::post_json(server.port(), "/v1/completions",
+                                       {{"model", model}, {"prompt", "Hello"}, {"max_tokens", 12}, {"temperature", 0},
+                                        {"logprobs", 1}});
+    EXPECT_EQ(response.status, 200) << model << ": " << response.body;
+    return response.status == 200 ? json::parse(response.body)["choices"][0]["logprobs"] : json();
+  };
+  auto weights_gauge = [&](const std::string& model) {
+    return testing::metric_sum(testing::http_request(server.port(), "GET", "/metrics").body,
+                               "aegaeon_model_host_weights_bytes", "model_name=\"" + model + "\"");
+  };
+  const json original = answer("m1");
+  ASSERT_FALSE(original.is_null());
+  const double weight_bytes = weights_gauge("m1");
+  EXPECT_GT(weight_bytes, 0);
+
+  auto unloaded = admin("m1", "unload");
+  ASSERT_EQ(unloaded.status, 200) << unloaded.body;
+  EXPECT_EQ(json::parse(unloaded.body)["state"], "unloaded");
+  EXPECT_EQ(weights_gauge("m1"), 0) << "its host memory is freed";
+  auto refused = testing::post_json(server.port(), "/v1/completions", {{"model", "m1"}, {"prompt", "Hello"}});
+  EXPECT_EQ(refused.status, 404) << refused.body;
+  EXPECT_NE(refused.body.find("unloaded"), std::string::npos) << refused.body;
+  const std::string listed = testing::http_request(server.port(), "GET", "/v1/models").body;
+  EXPECT_EQ(listed.find("\"m1\""), std::string::npos) << listed;
+  EXPECT_NE(listed.find("\"m2\""), std::string::npos) << listed;
+  EXPECT_FALSE(answer("m2").is_null()) << "the other model serves on";
+  EXPECT_EQ(admin("m1", "unload").status, 409) << "unloaded already";
+  auto pin = admin("m1", "pin");
+  EXPECT_EQ(pin.status, 409) << pin.body;
+  EXPECT_NE(pin.body.find("load it"), std::string::npos) << pin.body;
+
+  // New weights of the same shape: served after the load.
+  synth("m1", 7);
+  auto loaded = admin("m1", "load");
+  ASSERT_EQ(loaded.status, 200) << loaded.body;
+  EXPECT_EQ(json::parse(loaded.body)["state"], "cached");
+  EXPECT_EQ(weights_gauge("m1"), weight_bytes);
+  EXPECT_NE(answer("m1"), original) << "seed 7's weights answer";
+  EXPECT_EQ(admin("m1", "load").status, 409) << "loaded already";
+
+  // The first weights again: the first answer again.
+  ASSERT_EQ(admin("m1", "unload").status, 200);
+  synth("m1", 1);
+  ASSERT_EQ(admin("m1", "load").status, 200);
+  EXPECT_EQ(answer("m1"), original);
+
+  // Another shape cannot be loaded in place.
+  ASSERT_EQ(admin("m1", "unload").status, 200);
+  synth("m1", 1, 128);
+  auto reshaped = admin("m1", "load");
+  EXPECT_EQ(reshaped.status, 409) << reshaped.body;
+  EXPECT_NE(reshaped.body.find("changed since start"), std::string::npos) << reshaped.body;
+  const json models = json::parse(admin_request(admin_port, "GET", "/admin/models").body)["data"];
+  for (const auto& model : models) {
+    if (model["id"] == "m1") {
+      EXPECT_EQ(model["state"], "unloaded") << model;
+    }
+  }
+  std::filesystem::remove(dir / "m1" / "model.safetensors");
+  auto missing = admin("m1", "load");
+  EXPECT_EQ(missing.status, 409) << missing.body;
+  EXPECT_NE(missing.body.find("model.safetensors"), std::string::npos) << missing.body;
+  synth("m1", 1);
+  ASSERT_EQ(admin("m1", "load").status, 200);
+  EXPECT_EQ(answer("m1"), original);
+
+  // A model with a request in flight stays loaded.
+  testing::HttpConnection stream(server.port());
+  stream.send_request("POST", "/v1/completions",
+                      json{{"model", "m2"}, {"prompt", "Hello"}, {"max_tokens", 400}, {"temperature", 0},
+                           {"stream", true}}
+                          .dump());
+  ASSERT_EQ(stream.read_head(60s).status, 200);
+  ASSERT_TRUE(stream.read_event(60s).has_value());
+  auto busy = admin("m2", "unload");
+  EXPECT_EQ(busy.status, 409) << busy.body;
+  EXPECT_NE(busy.body.find("drain it first"), std::string::npos) << busy.body;
+  std::optional<std::string> event;
+  for (int i = 0; i < 1000 && (event = stream.read_event(60s)) && *event != "[DONE]"; ++i) {
+  }
+  EXPECT_EQ(event, "[DONE]") << "the stream finished";
+  EXPECT_FALSE(answer("m2").is_null());
+
+  const std::string metrics = testing::http_request(server.port(), "GET", "/metrics").body;
+  EXPECT_EQ(testing::metric_sum(metrics, "aegaeon_http_requests_total",
+                                R"(code="200",route="/admin/models/:name/unload")"), 3) << metrics;
+  server.stop();
+  std::filesystem::remove_all(dir);
 }
 
 // An admin port without a key is refused at start, naming the key to set.

@@ -9,7 +9,7 @@
 // its next run on any thread.
 //
 // This file states exactly those edges, and that spawning an actor happens before its first
-// run, by interposing scheduled_actor::launch, enqueue, consume and resume (the executable's
+// run, by interposing scheduled_actor::launch, enqueue, consume, reactivate and resume (the executable's
 // definitions take precedence over the library's for every caller, the library itself and its
 // vtables included) and forwarding to CAF's own definitions. Everything handlers and other
 // threads do is still checked: a handler that shares memory with another thread without a lock
@@ -68,6 +68,18 @@ invoke_message_result scheduled_actor::consume(mailbox_element& x) {
   return caf_consume(this, x);
 }
 
+scheduled_actor::activation_result scheduled_actor::reactivate(mailbox_element& x) {
+  using Fn = activation_result (*)(scheduled_actor*, mailbox_element&);
+  static const Fn caf_reactivate =
+      caf_definition<Fn>("_ZN3caf15scheduled_actor10reactivateERNS_15mailbox_elementE");
+  // resume runs every message through reactivate (consume inlined into it). The release after
+  // each message matters: resume's own release comes only after CAF has marked the actor idle,
+  // and a message arriving in between starts the next run on another thread before it.
+  __tsan_acquire(this);
+  auto result = caf_reactivate(this, x);
+  __tsan_release(this);
+  return result;
+}
 resumable::resume_result scheduled_actor::resume(execution_unit* eu, size_t max_throughput) {
   using Fn = resumable::resume_result (*)(scheduled_actor*, execution_unit*, size_t);
   static const Fn caf_resume =

@@ -50,10 +50,11 @@ struct Placed {
 struct RouterMetrics {
   core::Family<core::Counter>* resubmissions = nullptr;
   core::Family<core::Counter>* placements = nullptr;  // by worker name
-  // KV handed from prefill-only to decode workers: count, bytes, seconds the pulls took.
-  core::Counter* handoffs = nullptr;
-  core::Counter* handoff_bytes = nullptr;
-  core::Counter* handoff_seconds = nullptr;
+  // KV handed from prefill-only to decode workers: count, bytes, seconds the transfers took, by
+  // transport ("shared_memory" on one host, "rpc" through the controller).
+  core::Family<core::Counter>* handoffs = nullptr;
+  core::Family<core::Counter>* handoff_bytes = nullptr;
+  core::Family<core::Counter>* handoff_seconds = nullptr;
 };
 
 struct RouterState {
@@ -225,9 +226,10 @@ void on_update(RouterActor* self, std::uint64_t key, std::uint64_t attempt, core
     return;
   }
   if (update.kv_pull_s >= 0 && p.stage == Stage::kDecode) {
-    s.metrics.handoffs->increment();
-    s.metrics.handoff_bytes->increment(static_cast<double>(p.handoff_bytes));
-    s.metrics.handoff_seconds->increment(update.kv_pull_s);
+    const core::Labels transport{{"transport", update.kv_shared_memory ? "shared_memory" : "rpc"}};
+    s.metrics.handoffs->add(transport).increment();
+    s.metrics.handoff_bytes->add(transport).increment(static_cast<double>(p.handoff_bytes));
+    s.metrics.handoff_seconds->add(transport).increment(update.kv_pull_s);
   }
   // The queue time of a re-submission or of the decode stage is not the request's: only the
   // first token's counts.
@@ -365,20 +367,18 @@ ClusterFront::ClusterFront(caf::actor_system& system, rpc::ClusterRegistryServer
                                    .register_on(metrics);
   router_metrics.handoffs = &core::build_counter()
                                  .name("aegaeon_cluster_kv_handoffs_total")
-                                 .help("Prefilled requests whose KV a decode worker pulled from a prefill-only worker")
-                                 .register_on(metrics)
-                                 .add({});
+                                 .help("Prefilled requests whose KV a decode worker took from a prefill-only worker, "
+                                       "by transport (shared_memory on one host, rpc through the controller)")
+                                 .register_on(metrics);
   router_metrics.handoff_bytes = &core::build_counter()
                                       .name("aegaeon_cluster_kv_handoff_bytes_total")
-                                      .help("Bytes of KV pulled by decode workers from prefill-only workers")
-                                      .register_on(metrics)
-                                      .add({});
+                                      .help("Bytes of KV decode workers took from prefill-only workers, by transport")
+                                      .register_on(metrics);
   router_metrics.handoff_seconds = &core::build_counter()
                                         .name("aegaeon_cluster_kv_handoff_seconds_total")
-                                        .help("Seconds decode workers spent pulling handed-off KV (bytes / seconds: "
-                                              "the transfer rate)")
-                                        .register_on(metrics)
-                                        .add({});
+                                        .help("Seconds decode workers spent taking handed-off KV, by transport "
+                                              "(bytes / seconds: the transfer rate)")
+                                        .register_on(metrics);
   router_ = system.spawn(router_actor, &registry_, catalog_, router_metrics);
 }
 

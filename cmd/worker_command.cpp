@@ -40,6 +40,7 @@ struct WorkerOptions {
   std::string device;  // empty: serve.device
   std::string cluster_token;
   uint32_t rejoin_backoff_max_ms = 5000;
+  std::string kv_transport = "auto";
 };
 
 // Keeps the worker registered: joins, sends heartbeats, and re-joins with exponential backoff
@@ -227,6 +228,7 @@ void run_worker(WorkerOptions options) {
     actors::start_remote_generation(relay, node->catalog(), id, std::move(job), std::move(stream));
   };
   handlers->cancel = [relay](uint64_t id) { actors::cancel_remote_generation(relay, id); };
+  handlers->kv_shared_memory = options.kv_transport == "auto";
   if (serving.role != actors::NodeRole::kPrefill) {
     handlers->accepts = [&node](const core::GenerationJob& job, const core::KvHandoff& handoff) -> core::Result<void> {
       const auto* model = node->catalog().find(job.model);
@@ -282,6 +284,11 @@ void add_worker_command(CLI::App& app) {
                   "hand the KV to a decode worker; decode: continue what prefill workers handed off\n"
                   "(serve.prefill_devices / serve.decode_devices apply to the roles run here)")
       ->check(CLI::IsMember({"both", "prefill", "decode"}));
+  sub->add_option("--kv-transport", options->kv_transport,
+                  "How a decode worker takes the KV a prefill worker handed off: auto (default): read it\n"
+                  "from the prefill worker's shared memory when both run on this host, else pull it in\n"
+                  "chunks through the controller; rpc: always pull it")
+      ->check(CLI::IsMember({"auto", "rpc"}));
   sub->add_option("--device", options->device,
                   "cpu, cuda (devices spread over the GPUs) or cuda:N; overrides serve.device");
   add_config_options(*sub, options->serve);

@@ -82,6 +82,14 @@ struct KvHandoff {
   /// On the controller: the registry's handle of the prefill worker's copy (see
   /// rpc::ClusterRegistryServer::decode).
   std::uint64_t source_id = 0;
+  /// Where a decode worker on the prefill worker's host can read the blob without pulling it
+  /// through the controller (rpc/shared_kv.hpp): that host's key, the file's path and name.
+  /// Empty path: only over RPC.
+  struct SharedLocation {
+    std::string host_key;
+    std::string path;
+    std::string name;
+  } shared;
 };
 
 /// What a remote generation reports, in order: tokens, then once `finished`, `handoff` or
@@ -93,6 +101,7 @@ struct GenerationUpdate {
   std::vector<std::vector<TokenLogprob>> top_logprobs;
   double queue_s = -1;          ///< set on the first update: arrival to prefill start
   double kv_pull_s = -1;        ///< set on a decode's first update: how long its KV took to arrive
+  bool kv_shared_memory = false;  ///< with kv_pull_s: read from the prefill worker's shared memory
   bool finished = false;
   FinishReason reason = FinishReason::kNone;
   std::string error;            ///< set when the generation failed on the worker

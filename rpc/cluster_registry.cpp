@@ -14,6 +14,7 @@
 #include "rpc/kj_context.hpp"
 #include "rpc/kj_runtime.hpp"
 #include "rpc/cluster_wire.hpp"
+#include "rpc/shared_kv.hpp"
 
 namespace aegaeon::rpc {
 
@@ -130,7 +131,9 @@ class TokenSinkService final : public schema::TokenSink::Server {
     if (params.hasHandoff() && update.reason == core::FinishReason::kNone && route_->open) {
       auto handoff = params.getHandoff();
       update.handoff = core::KvHandoff{handoff.getKvTokens(), handoff.getLastToken(), handoff.getBytes(), nullptr,
-                                       keep_(handoff.getSource())};
+                                       keep_(handoff.getSource()),
+                                       {wire_text(handoff.getHostKey()), wire_text(handoff.getSharedPath()),
+                                        wire_text(handoff.getSharedName())}};
     } else {
       update.finished = true;
     }
@@ -446,6 +449,9 @@ core::Result<uint64_t> ClusterRegistryServer::decode(uint64_t node_id, const cor
       wire.setLastToken(handoff.last_token);
       wire.setBytes(handoff.bytes);
       wire.setSource(kj::mv(client));
+      wire.setHostKey(handoff.shared.host_key);
+      wire.setSharedPath(handoff.shared.path);
+      wire.setSharedName(handoff.shared.name);
       request.setSink(kj::mv(sink));
       return request.send();
     });
@@ -473,25 +479,38 @@ void ClusterRegistryServer::cancel(uint64_t generation_id) {
 // ---------------------------------------------------------------------------------------------
 // Worker side of a generation
 
-// A handed-off KV blob, served in chunks to the decode worker that adopts it. Lives (and holds
-// the blob in host memory) while a controller or decode worker holds the capability.
+// A handed-off KV blob, served in chunks to the decode worker that adopts it, and published in a
+// memory file for one on this host. Lives (and holds the blob in host memory) while a controller
+// or decode worker holds the capability.
 class KvSourceService final : public schema::KvSource::Server {
  public:
-  explicit KvSourceService(std::shared_ptr<std::vector<std::byte>> blob) : blob_(std::move(blob)) {}
+  explicit KvSourceService(std::shared_ptr<std::vector<std::byte>> blob) {
+    auto shared = SharedKvBlob::create(*blob);
+    if (shared.ok()) {
+      shared_ = std::move(*shared);  // the memory file is the only copy from now on
+    } else {
+      spdlog::warn("kv handoff: no shared memory, served over RPC only: {}", shared.error().message);
+      blob_ = std::move(blob);
+    }
+  }
+
+  // The memory file for a decode worker on this host, or null.
+  [[nodiscard]] const SharedKvBlob* shared() const { return shared_.get(); }
 
  protected:
   kj::Promise<void> read(ReadContext context) override {
     auto params = context.getParams();
-    const uint64_t size = blob_->size();
+    const std::span<const std::byte> bytes = shared_ ? shared_->bytes() : std::span<const std::byte>(*blob_);
+    const uint64_t size = bytes.size();
     const uint64_t offset = std::min<uint64_t>(params.getOffset(), size);
     const uint64_t length = std::min<uint64_t>({params.getLength(), size - offset, kMaxKvChunkBytes});
-    context.getResults().setChunk(
-        kj::arrayPtr(reinterpret_cast<const capnp::byte*>(blob_->data()) + offset, length));
+    context.getResults().setChunk(kj::arrayPtr(reinterpret_cast<const capnp::byte*>(bytes.data()) + offset, length));
     return kj::READY_NOW;
   }
 
  private:
-  std::shared_ptr<const std::vector<std::byte>> blob_;  // never written once handed off
+  std::unique_ptr<SharedKvBlob> shared_;                // never written once handed off
+  std::shared_ptr<const std::vector<std::byte>> blob_;  // without shared memory
 };
 
 // One generation the controller submitted, on the worker (kj thread only). It sends the
@@ -507,7 +526,10 @@ class WorkerGeneration {
 
   bool send(core::GenerationUpdate update);
   /// Reports, on the next update, how long the KV of an adopted generation took to arrive.
-  void report_kv_pull(double seconds) { kv_pull_s_ = seconds; }
+  void report_kv_pull(double seconds, bool shared_memory) {
+    kv_pull_s_ = seconds;
+    kv_shared_memory_ = shared_memory;
+  }
 
  private:
   uint64_t id_;
@@ -519,6 +541,7 @@ class WorkerGeneration {
   bool finished_ = false;  // `done` queued: the runtime is done with it
   bool failed_ = false;    // a call failed: the controller is gone
   double kv_pull_s_ = -1;  // not reported yet
+  bool kv_shared_memory_ = false;
 };
 
 struct GenerationStream::Link {
@@ -545,6 +568,7 @@ bool WorkerGeneration::send(core::GenerationUpdate update) {
   finished_ = update.finished || update.handoff.has_value();
   if (kv_pull_s_ >= 0) {
     update.kv_pull_s = std::exchange(kv_pull_s_, -1);
+    update.kv_shared_memory = kv_shared_memory_;
   }
   tail_ = tail_.then([this, update = std::move(update)]() -> kj::Promise<void> {
     if (!update.finished && !update.handoff) {
@@ -561,7 +585,13 @@ bool WorkerGeneration::send(core::GenerationUpdate update) {
       handoff.setKvTokens(update.handoff->kv_tokens);
       handoff.setLastToken(update.handoff->last_token);
       handoff.setBytes(update.handoff->blob->size());
-      handoff.setSource(kj::heap<KvSourceService>(update.handoff->blob));
+      auto source = kj::heap<KvSourceService>(update.handoff->blob);
+      if (const SharedKvBlob* shared = source->shared()) {
+        handoff.setHostKey(shared_memory_host_key());
+        handoff.setSharedPath(shared->path());
+        handoff.setSharedName(shared->name());
+      }
+      handoff.setSource(kj::mv(source));
     }
     return request.send().then([this](auto&&) { completion_->fulfill(); });
   }).eagerlyEvaluate([this](kj::Exception&& e) {
@@ -649,13 +679,27 @@ class WorkerService final : public schema::Worker::Server {
                                                  handlers_, link);
     WorkerGeneration* adopted = generation.get();
     const auto pull_start = Clock::now();
-    auto pulled = pull_kv(wire.getSource(), handoff.bytes);
+    // On the prefill worker's host the blob is one file read away; elsewhere (or if that fails)
+    // it comes in chunks through the controller.
+    bool shared_memory = false;
+    kj::Promise<std::shared_ptr<std::vector<std::byte>>> pulled = nullptr;
+    if (handlers_->kv_shared_memory && wire.getSharedPath().size() > 0 &&
+        wire_text(wire.getHostKey()) == shared_memory_host_key()) {
+      auto read = read_shared_kv(wire.getSharedPath().cStr(), wire.getSharedName().cStr(), handoff.bytes);
+      if (read.ok()) {
+        shared_memory = true;
+        pulled = std::move(*read);
+      } else {
+        spdlog::warn("kv handoff: shared memory unreadable, pulling over RPC: {}", read.error().message);
+      }
+    }
+    if (!shared_memory) pulled = pull_kv(wire.getSource(), handoff.bytes);
     context.releaseParams();
     // Cancelling the call while the KV is still coming drops the pull and the generation.
     return pulled
-        .then([this, id, job = std::move(job), handoff, link, adopted,
-               pull_start](std::shared_ptr<std::vector<std::byte>> blob) mutable {
-          adopted->report_kv_pull(std::chrono::duration<double>(Clock::now() - pull_start).count());
+        .then([this, id, job = std::move(job), handoff, link, adopted, pull_start,
+               shared_memory](std::shared_ptr<std::vector<std::byte>> blob) mutable {
+          adopted->report_kv_pull(std::chrono::duration<double>(Clock::now() - pull_start).count(), shared_memory);
           handoff.blob = std::move(blob);
           handlers_->adopt(id, std::move(job), std::move(handoff), GenerationStream(link));
         })

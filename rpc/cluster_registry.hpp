@@ -57,6 +57,10 @@ struct WorkerHandlers {
   std::function<core::Result<void>(const core::GenerationJob& job, const core::KvHandoff& handoff)> accepts;
   /// Continues generation `id` from `handoff`, whose blob was pulled from the prefill worker.
   std::function<void(uint64_t id, core::GenerationJob job, core::KvHandoff handoff, GenerationStream stream)> adopt;
+  /// Whether a handoff from a prefill worker on this host is read from its shared memory
+  /// (rpc/shared_kv.hpp) rather than pulled through the controller (`aegaeon worker
+  /// --kv-transport`).
+  bool kv_shared_memory = true;
 };
 
 /// Why a node left the registry; the metric label of aegaeon_cluster_worker_departures_total.

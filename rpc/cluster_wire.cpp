@@ -107,6 +107,7 @@ void batch_from_wire(schema::TokenBatch::Reader batch, core::GenerationUpdate& u
   }
   update.queue_s = batch.getQueueSeconds();
   update.kv_pull_s = batch.getKvPullSeconds();
+  update.kv_shared_memory = batch.getKvSharedMemory();
 }
 
 void batch_to_wire(const core::GenerationUpdate& update, schema::TokenBatch::Builder batch) {
@@ -128,6 +129,7 @@ void batch_to_wire(const core::GenerationUpdate& update, schema::TokenBatch::Bui
   }
   batch.setQueueSeconds(update.queue_s);
   batch.setKvPullSeconds(update.kv_pull_s);
+  batch.setKvSharedMemory(update.kv_shared_memory);
 }
 
 core::FinishReason reason_from_wire(schema::FinishReason reason) {

@@ -9,8 +9,10 @@
 // the all-in-one server's is what the Cap'n Proto hop (worker → controller → client) adds per
 // token, measured in the same run. A split topology (one `--role prefill` and one `--role
 // decode` worker) runs the same burst, and long prompts through it measure the KV handoff: bytes
-// per second the decode worker pulls from the prefill worker (the controller's counters) against
-// a memcpy of the same bytes in this process, the physical limit of a copy on this machine.
+// per second the decode worker takes from the prefill worker (the controller's counters) against
+// a memcpy of the same bytes in this process, the physical limit of a copy on this machine — by
+// shared memory (both on this host, the default), then pulled over RPC through the controller
+// (`--kv-transport rpc`), the baseline of that shortcut.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <signal.h>
@@ -77,8 +79,10 @@ class Topology {
     return t;
   }
 
-  /// A controller and `workers` workers; with `roles`, worker i runs roles[i] (--role).
-  static std::unique_ptr<Topology> cluster(const Options& o, int workers, std::vector<std::string> roles = {}) {
+  /// A controller and `workers` workers; with `roles`, worker i runs roles[i] (--role); every
+  /// worker gets `worker_args` too.
+  static std::unique_ptr<Topology> cluster(const Options& o, int workers, std::vector<std::string> roles = {},
+                                           std::vector<std::string> worker_args = {}) {
     auto t = std::unique_ptr<Topology>(new Topology(roles.empty() ? "cluster:" + std::to_string(workers) : "split:1+1"));
     auto& controller = *t->processes_.emplace_back(std::make_unique<testing::ChildProcess>(std::vector<std::string>{
         o.binary, "controller", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--cluster-token", kClusterToken}));
@@ -91,6 +95,7 @@ class Topology {
       std::vector<std::string> argv = {o.binary, "worker", "--join", join, "--name", "bench-worker-" + std::to_string(i),
                                        "--cluster-token", kClusterToken, "--set", "serve.data_dir=" + o.data_dir};
       if (static_cast<std::size_t>(i) < roles.size()) argv.insert(argv.end(), {"--role", roles[static_cast<std::size_t>(i)]});
+      argv.insert(argv.end(), worker_args.begin(), worker_args.end());
       t->processes_.push_back(std::make_unique<testing::ChildProcess>(pinned(o, i, std::move(argv))));
     }
     for (int i = 1; i <= workers; ++i) {
@@ -130,9 +135,13 @@ struct Result {
   [[nodiscard]] double tokens_per_s() const { return makespan_s > 0 ? tokens / makespan_s : 0; }
 };
 
-// The KV handoff through a split topology.
+// The KV handoff through a split topology, by one transport.
 struct HandoffResult {
+  std::string transport;  // "shared_memory" or "rpc"
   double handoffs = 0, bytes = 0, pull_s = 0;
+  // Client-side gap between a probe's first token (from the prefill worker) and its second (from
+  // the decode worker): export, handoff, import and one decode step, end to end.
+  double second_token_gap_s = 0;
   // The same bytes copied in this process: into memory allocated for the copy (what a receiver
   // of a new KV does: page faults included) and into memory already touched.
   double memcpy_fresh_bytes_per_s = 0;
@@ -143,11 +152,13 @@ struct HandoffResult {
 // Keeps the compiler from dropping a copy nobody reads.
 void benchmark_keep(const void* p) { asm volatile("" : : "g"(p) : "memory"); }
 
-// A counter of `port`'s /metrics without labels (0 when absent).
-double read_counter(std::uint16_t port, const std::string& name) {
+// The sample `name{labels}` of `port`'s /metrics (labels as exported, e.g. `{transport="rpc"}`;
+// empty: none), 0 when absent.
+double read_counter(std::uint16_t port, const std::string& name, const std::string& labels = {}) {
   const auto metrics = testing::http_request(port, "GET", "/metrics").body;
-  std::smatch value;
-  return std::regex_search(metrics, value, std::regex("\\n" + name + " ([0-9.e+]+)")) ? std::stod(value[1]) : 0.0;
+  const std::string key = "\n" + name + labels + " ";
+  const auto at = metrics.find(key);
+  return at == std::string::npos ? 0.0 : std::stod(metrics.substr(at + key.size()));
 }
 
 // Bytes per second of memcpy of `size` bytes, best of a few repetitions, as the same-run
@@ -176,14 +187,17 @@ double memcpy_bytes_per_s(std::size_t size, bool fresh) {
 }
 
 // Long prompts, two tokens each (so every request reaches its decode worker), one at a time on
-// every model: the controller's handoff counters over the run give the pull rate.
-HandoffResult measure_handoff(const Options& o, const Topology& topology) {
+// every model: the controller's handoff counters of `transport` over the run give the rate.
+HandoffResult measure_handoff(const Options& o, const Topology& topology, const std::string& transport) {
   const std::uint16_t port = topology.http_port();
-  const double handoffs0 = read_counter(port, "aegaeon_cluster_kv_handoffs_total");
-  const double bytes0 = read_counter(port, "aegaeon_cluster_kv_handoff_bytes_total");
-  const double seconds0 = read_counter(port, "aegaeon_cluster_kv_handoff_seconds_total");
+  const std::string labels = "{transport=\"" + transport + "\"}";
+  const double handoffs0 = read_counter(port, "aegaeon_cluster_kv_handoffs_total", labels);
+  const double bytes0 = read_counter(port, "aegaeon_cluster_kv_handoff_bytes_total", labels);
+  const double seconds0 = read_counter(port, "aegaeon_cluster_kv_handoff_seconds_total", labels);
   std::string prompt;
   for (int i = 0; i < o.handoff_prompt_words; ++i) prompt += "word" + std::to_string(i % 97) + " ";
+  double gaps = 0;
+  int gap_count = 0;
   for (int round = 0; round < 2; ++round) {
     for (const auto& model : served_models(port)) {
       auto run = stream_request(port, {0, model, prompt, 2}, Clock::now(), o.read_timeout_s);
@@ -191,17 +205,22 @@ HandoffResult measure_handoff(const Options& o, const Topology& topology) {
         throw std::runtime_error("KV-handoff probe on " + model + " failed (HTTP " + std::to_string(run.status) +
                                  "): " + run.error + "; try a smaller --handoff-prompt-words");
       }
+      if (run.token_s.size() >= 2) {
+        gaps += run.token_s[1] - run.token_s[0];
+        ++gap_count;
+      }
     }
   }
   HandoffResult r;
-  r.handoffs = read_counter(port, "aegaeon_cluster_kv_handoffs_total") - handoffs0;
-  r.bytes = read_counter(port, "aegaeon_cluster_kv_handoff_bytes_total") - bytes0;
-  r.pull_s = read_counter(port, "aegaeon_cluster_kv_handoff_seconds_total") - seconds0;
-  if (r.handoffs > 0) {
-    const auto each = static_cast<std::size_t>(r.bytes / r.handoffs);
-    r.memcpy_fresh_bytes_per_s = memcpy_bytes_per_s(each, true);
-    r.memcpy_warm_bytes_per_s = memcpy_bytes_per_s(each, false);
-  }
+  r.transport = transport;
+  r.second_token_gap_s = gap_count > 0 ? gaps / gap_count : 0;
+  r.handoffs = read_counter(port, "aegaeon_cluster_kv_handoffs_total", labels) - handoffs0;
+  r.bytes = read_counter(port, "aegaeon_cluster_kv_handoff_bytes_total", labels) - bytes0;
+  r.pull_s = read_counter(port, "aegaeon_cluster_kv_handoff_seconds_total", labels) - seconds0;
+  if (r.handoffs == 0) throw std::runtime_error("no KV handoff went by " + transport);
+  const auto each = static_cast<std::size_t>(r.bytes / r.handoffs);
+  r.memcpy_fresh_bytes_per_s = memcpy_bytes_per_s(each, true);
+  r.memcpy_warm_bytes_per_s = memcpy_bytes_per_s(each, false);
   return r;
 }
 
@@ -251,7 +270,7 @@ Result measure(const Options& o, const Topology& topology) {
   return r;
 }
 
-void print_report(const Options& o, const std::vector<Result>& results, const HandoffResult* handoff) {
+void print_report(const Options& o, const std::vector<Result>& results, const std::vector<HandoffResult>& handoffs) {
   const unsigned cores = aegaeon::bench::cores();
   const Result* one = nullptr;
   const Result* serve = nullptr;
@@ -282,17 +301,24 @@ void print_report(const Options& o, const std::vector<Result>& results, const Ha
     std::printf("RPC cost per token (lone stream, cluster:1 gap - serve gap): %.1f us (%.2fx the all-in-one gap)\n",
                 1e3 * (one->gap_ms - serve->gap_ms), one->gap_ms / serve->gap_ms);
   }
-  if (handoff != nullptr && handoff->handoffs > 0) {
-    const double mib = 1024.0 * 1024.0;
-    auto ratio = [&](double limit) { return limit > 0 ? handoff->bytes_per_s() / limit : 0.0; };
-    std::printf("KV handoff (split:1+1, prefill worker -> controller -> decode worker): %.0f handoffs, %.1f MiB each, "
-                "pulled at %.1f MiB/s\n",
-                handoff->handoffs, handoff->bytes / handoff->handoffs / mib, handoff->bytes_per_s() / mib);
+  const double mib = 1024.0 * 1024.0;
+  for (const HandoffResult& h : handoffs) {
+    auto ratio = [&](double limit) { return limit > 0 ? h.bytes_per_s() / limit : 0.0; };
+    std::printf("KV handoff (split:1+1) by %s%s: %.0f handoffs, %.1f MiB each, at %.1f MiB/s, %.1f ms each; "
+                "client gap first -> second token %.1f ms\n",
+                h.transport.c_str(),
+                h.transport == "rpc" ? " (prefill worker -> controller -> decode worker)" : " (one host, memory file)",
+                h.handoffs, h.bytes / h.handoffs / mib, h.bytes_per_s() / mib, 1e3 * h.pull_s / h.handoffs,
+                1e3 * h.second_token_gap_s);
     std::printf("  memcpy of the same bytes here: into fresh memory %.1f MiB/s (ratio %.3f), into warm memory %.1f MiB/s "
                 "(ratio %.3f)\n",
-                handoff->memcpy_fresh_bytes_per_s / mib, ratio(handoff->memcpy_fresh_bytes_per_s),
-                handoff->memcpy_warm_bytes_per_s / mib, ratio(handoff->memcpy_warm_bytes_per_s));
-    std::printf("  per handoff: %.1f ms\n", 1e3 * handoff->pull_s / handoff->handoffs);
+                h.memcpy_fresh_bytes_per_s / mib, ratio(h.memcpy_fresh_bytes_per_s), h.memcpy_warm_bytes_per_s / mib,
+                ratio(h.memcpy_warm_bytes_per_s));
+  }
+  if (handoffs.size() == 2 && handoffs[1].bytes_per_s() > 0 && handoffs[0].second_token_gap_s > 0) {
+    std::printf("shared memory vs rpc: %.2fx the transfer rate, %.2fx the first -> second token gap\n",
+                handoffs[0].bytes_per_s() / handoffs[1].bytes_per_s(),
+                handoffs[0].second_token_gap_s / handoffs[1].second_token_gap_s);
   }
 }
 
@@ -352,14 +378,18 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "[cluster:%d] starting a controller and %d worker(s)\n", n, n);
       results.push_back(measure(o, *Topology::cluster(o, n)));
     }
-    std::optional<HandoffResult> handoff;
+    std::vector<HandoffResult> handoffs;
     if (o.split) {
       std::fprintf(stderr, "[split:1+1] starting a controller, a prefill-only and a decode-only worker\n");
       auto split = Topology::cluster(o, 2, {"prefill", "decode"});
       results.push_back(measure(o, *split));
-      handoff = measure_handoff(o, *split);
+      handoffs.push_back(measure_handoff(o, *split, "shared_memory"));
+      split.reset();
+      std::fprintf(stderr, "[split:1+1] again, the decode worker pulling the KV over RPC (--kv-transport rpc)\n");
+      handoffs.push_back(measure_handoff(o, *Topology::cluster(o, 2, {"prefill", "decode"}, {"--kv-transport", "rpc"}),
+                                         "rpc"));
     }
-    print_report(o, results, handoff ? &*handoff : nullptr);
+    print_report(o, results, handoffs);
   } catch (const CLI::Error& e) {
     return app.exit(e);
   } catch (const std::exception& e) {

@@ -9,7 +9,8 @@ $import "/capnp/c++.capnp".namespace("aegaeon::rpc::schema");
 # 3: prefill-only workers end a generation with a KV handoff; decode workers adopt it.
 # 4: jobs ask for top_logprobs and say which prompt tokens a resumed request generated; token
 #    batches carry each token's most likely alternatives.
-const protocolVersion :UInt32 = 4;
+# 5: a KV handoff says where a decode worker on the same host can read it in shared memory.
+const protocolVersion :UInt32 = 5;
 
 # One accelerator (or the CPU backend) a node offers.
 struct Device {
@@ -76,6 +77,7 @@ struct TokenBatch {
   queueSeconds @2 :Float64;   # set (>= 0) on the first batch: arrival to prefill start
   kvPullSeconds @3 :Float64 = -1;  # set (>= 0) on a decode's first batch: how long its KV took to arrive
   topLogprobs @4 :List(Alternatives);  # per token, when the job asked for them; else empty
+  kvSharedMemory @5 :Bool;    # with kvPullSeconds: the KV was read from shared memory, not pulled
 }
 
 # The most likely tokens of one step, best first.
@@ -98,6 +100,14 @@ struct KvHandoff {
   lastToken @1 :Int32;        # the token the first decode step appends (not in the KV yet)
   bytes @2 :UInt64;           # size of the KV blob
   source @3 :KvSource;
+  # The same blob in a memory file of the prefill worker, for a decode worker on the host whose
+  # boot id is `hostKey` (rpc/shared_kv.hpp): opened at `sharedPath`, and only taken if the file
+  # there is named `sharedName` (a path of a file that went away may name another one). Empty
+  # when it has none. Reading it saves the chunked pull through the controller; `source` stays
+  # the fallback.
+  hostKey @4 :Text;
+  sharedPath @5 :Text;
+  sharedName @6 :Text;
 }
 
 # The controller's end of one generation.

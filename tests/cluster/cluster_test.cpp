@@ -285,12 +285,17 @@ TEST(ClusterAdmin, DrainedWorkersGetNoNewWorkAndTheirStreamsFinish) {
   }
 }
 
-// A metric of the controller's /metrics without labels (0 when absent).
-double metric(uint16_t port, const std::string& name) {
+// The sample `name{labels}` of the controller's /metrics (labels as exported, e.g.
+// `{transport="rpc"}`; empty: none), 0 when absent.
+double metric(uint16_t port, const std::string& name, const std::string& labels = {}) {
   const auto metrics = testing::http_request(port, "GET", "/metrics").body;
-  std::smatch value;
-  return std::regex_search(metrics, value, std::regex("\n" + name + " ([0-9.e+]+)")) ? std::stod(value[1]) : 0.0;
+  const std::string key = "\n" + name + labels + " ";
+  const auto at = metrics.find(key);
+  return at == std::string::npos ? 0.0 : std::stod(metrics.substr(at + key.size()));
 }
+
+constexpr const char* kSharedMemory = R"({transport="shared_memory"})";
+constexpr const char* kRpc = R"({transport="rpc"})";
 
 testing::Launch with_role(const char* role) { return {{}, {"--role", role}}; }
 
@@ -340,9 +345,11 @@ TEST_F(SplitVsWhole, DecodeWorkersContinueExactlyWhatPrefillWorkersHandOff) {
       EXPECT_EQ(got->finish_reason, reference.finish_reason) << model;
     }
   }
-  // Every request went through a handoff: prefilled on one worker, decoded on the other.
-  EXPECT_EQ(metric(split_.http_port(), "aegaeon_cluster_kv_handoffs_total"), requests);
-  EXPECT_GT(metric(split_.http_port(), "aegaeon_cluster_kv_handoff_bytes_total"), 0.0);
+  // Every request went through a handoff: prefilled on one worker, decoded on the other, which
+  // read the KV from the prefill worker's shared memory (same host).
+  EXPECT_EQ(metric(split_.http_port(), "aegaeon_cluster_kv_handoffs_total", kSharedMemory), requests);
+  EXPECT_GT(metric(split_.http_port(), "aegaeon_cluster_kv_handoff_bytes_total", kSharedMemory), 0.0);
+  EXPECT_EQ(metric(split_.http_port(), "aegaeon_cluster_kv_handoffs_total", kRpc), 0.0);
   EXPECT_EQ(placements(split_.http_port(), "prefill-0"), requests);
   EXPECT_EQ(placements(split_.http_port(), "decode-0"), requests);
 }
@@ -388,11 +395,14 @@ TEST_F(SplitVsWhole, SampledRequestsAndLogprobsCrossTheHandoffExactly) {
                   1e-4) << i << "/" << a;
     }
   }
-  EXPECT_EQ(metric(split_.http_port(), "aegaeon_cluster_kv_handoffs_total"), static_cast<double>(models_.size() + 1));
+  EXPECT_EQ(metric(split_.http_port(), "aegaeon_cluster_kv_handoffs_total", kSharedMemory),
+            static_cast<double>(models_.size() + 1));
 }
 
 // A decode worker killed mid-stream: its requests are prefilled again (prompt + tokens already
-// streamed) and handed to the other decode worker; every stream equals the no-fault output.
+// streamed) and handed to the other decode worker; every stream equals the no-fault output. The
+// decode workers pull the KV over RPC (--kv-transport rpc), as between hosts: the path the
+// split-vs-whole tests, on shared memory, leave out.
 TEST(SplitCluster, KillingADecodeWorkerMidStreamLosesNoToken) {
 #if defined(__SANITIZE_ADDRESS__)
   GTEST_SKIP() << "timing-bound: runs in the plain stage";
@@ -403,7 +413,7 @@ TEST(SplitCluster, KillingADecodeWorkerMidStreamLosesNoToken) {
   std::vector<std::unique_ptr<WorkerProcess>> decoders;
   for (const char* name : {"decode-0", "decode-1"}) {
     decoders.push_back(std::make_unique<WorkerProcess>(join_address(controller), name, testing::kClusterToken,
-                                                       with_role("decode")));
+                                                       testing::Launch{{}, {"--role", "decode", "--kv-transport", "rpc"}}));
   }
   ASSERT_NE(prefill.wait_joined(), 0u) << prefill.process().output();
   for (auto& d : decoders) ASSERT_NE(d->wait_joined(), 0u) << d->process().output();
@@ -447,6 +457,8 @@ TEST(SplitCluster, KillingADecodeWorkerMidStreamLosesNoToken) {
   EXPECT_TRUE(controller.process().wait_for_line(std::regex("re-prefilled on node"), 5s))
       << controller.process().output();
   EXPECT_GE(complete(http, request_body(models[1], "After the fault", 4, false)).completion_tokens, 1);
+  EXPECT_GE(metric(http, "aegaeon_cluster_kv_handoffs_total", kRpc), static_cast<double>(2 * cases.size()));
+  EXPECT_EQ(metric(http, "aegaeon_cluster_kv_handoffs_total", kSharedMemory), 0.0);
 }
 
 // A worker that cannot start (a device name it does not know, a device it does not have) says

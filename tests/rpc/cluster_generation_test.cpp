@@ -125,15 +125,18 @@ WorkerHandlers decode_worker(std::function<void(uint64_t, core::GenerationJob, c
   return decode;
 }
 
+// Both ways a decode worker takes the KV: from the prefill worker's memory file (same host, the
+// default), or pulled in chunks through the controller (--kv-transport rpc, or another host).
 TEST_F(ClusterGenerationTest, AHandedOffKvReachesTheDecodeWorkerByteForByte) {
+  for (const bool shared_memory : {true, false}) {
+  SCOPED_TRACE(shared_memory ? "shared memory" : "rpc");
   // Three whole 1 MiB chunks and a partial one: every lane of the pull and the short tail.
   const auto blob = pattern_blob(3 * (1u << 20) + 12345);
   uint64_t prefill = join(prefill_worker(blob));
   std::mutex mutex;
   std::optional<core::KvHandoff> adopted;
   core::GenerationJob adopted_job;
-  uint64_t decoder = join(decode_worker([&](uint64_t, core::GenerationJob job, core::KvHandoff handoff,
-                                            GenerationStream stream) {
+  auto decode = decode_worker([&](uint64_t, core::GenerationJob job, core::KvHandoff handoff, GenerationStream stream) {
     {
       std::lock_guard lock(mutex);
       adopted = handoff;
@@ -145,7 +148,9 @@ TEST_F(ClusterGenerationTest, AHandedOffKvReachesTheDecodeWorkerByteForByte) {
     last.finished = true;
     last.reason = core::FinishReason::kLength;
     EXPECT_TRUE(stream.send(last));
-  }));
+  });
+  decode.kv_shared_memory = shared_memory;
+  uint64_t decoder = join(std::move(decode));
 
   core::GenerationJob job{"m", {1, 2, 3}, 2};
   Updates prefilled;
@@ -170,6 +175,7 @@ TEST_F(ClusterGenerationTest, AHandedOffKvReachesTheDecodeWorkerByteForByte) {
   EXPECT_TRUE(end[0].finished);
   EXPECT_EQ(end[0].tokens, std::vector<std::int32_t>{6});
   EXPECT_GE(end[0].kv_pull_s, 0.0) << "the decode's first update says how long the KV took";
+  EXPECT_EQ(end[0].kv_shared_memory, shared_memory) << "and how it came";
   std::lock_guard lock(mutex);
   ASSERT_TRUE(adopted.has_value());
   ASSERT_NE(adopted->blob, nullptr);
@@ -178,6 +184,7 @@ TEST_F(ClusterGenerationTest, AHandedOffKvReachesTheDecodeWorkerByteForByte) {
   EXPECT_EQ(adopted_job.prompt, job.prompt);
   // The handle is used up: a second decode of it finds nothing.
   EXPECT_FALSE(server_->decode(decoder, job, handoff, [](core::GenerationUpdate) {}).ok());
+  }
 }
 
 TEST_F(ClusterGenerationTest, AHandoffIsRefusedBeforeAByteMovesOrLostWithItsPrefillWorker) {

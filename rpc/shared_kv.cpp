@@ -1,0 +1,112 @@
+#include "rpc/shared_kv.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+namespace aegaeon::rpc {
+namespace {
+
+using core::ErrorCode;
+
+std::string errno_text() { return std::strerror(errno); }
+
+// Writes all of `data` at the start of `fd`.
+bool write_all(int fd, std::span<const std::byte> data) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+const std::string& shared_memory_host_key() {
+  static const std::string key = [] {
+    std::ifstream in("/proc/sys/kernel/random/boot_id");
+    std::string id;
+    std::getline(in, id);
+    return id;  // empty when unknown: then no peer matches and shared memory is never used
+  }();
+  return key;
+}
+
+SharedKvBlob::SharedKvBlob(int fd, const std::byte* data, std::size_t size, std::string name)
+    : fd_(fd), data_(data), size_(size), name_(std::move(name)),
+      path_("/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(fd)) {}
+
+SharedKvBlob::~SharedKvBlob() {
+  if (data_ != nullptr) ::munmap(const_cast<std::byte*>(data_), size_);
+  ::close(fd_);
+}
+
+core::Result<std::unique_ptr<SharedKvBlob>> SharedKvBlob::create(std::span<const std::byte> blob) {
+  static std::atomic<std::uint64_t> next{1};
+  std::string name = "aegaeon-kv-" + std::to_string(::getpid()) + "-" + std::to_string(next++);
+  // Close-on-exec: a child process has no use for it; readers open it through /proc.
+  const int fd = ::memfd_create(name.c_str(), MFD_CLOEXEC);
+  if (fd < 0) return core::error(ErrorCode::kUnavailable, "memfd_create: " + errno_text());
+  if (::ftruncate(fd, static_cast<off_t>(blob.size())) != 0 || !write_all(fd, blob)) {
+    const std::string why = errno_text();
+    ::close(fd);
+    return core::error(ErrorCode::kUnavailable, "writing the KV memory file: " + why);
+  }
+  const std::byte* data = nullptr;
+  if (!blob.empty()) {
+    void* mapped = ::mmap(nullptr, blob.size(), PROT_READ, MAP_SHARED, fd, 0);
+    if (mapped == MAP_FAILED) {
+      const std::string why = errno_text();
+      ::close(fd);
+      return core::error(ErrorCode::kUnavailable, "mapping the KV memory file: " + why);
+    }
+    data = static_cast<const std::byte*>(mapped);
+  }
+  return std::unique_ptr<SharedKvBlob>(new SharedKvBlob(fd, data, blob.size(), std::move(name)));
+}
+
+core::Result<std::shared_ptr<std::vector<std::byte>>> read_shared_kv(const std::string& path, const std::string& name,
+                                                                     std::uint64_t bytes) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return core::error(ErrorCode::kUnavailable, "opening " + path + ": " + errno_text());
+  // What was opened, by its name: a memory file links as "/memfd:NAME (deleted)".
+  char link[256] = {};
+  const std::string self = "/proc/self/fd/" + std::to_string(fd);
+  const ssize_t length = ::readlink(self.c_str(), link, sizeof link - 1);
+  if (length < 0 || std::string(link, static_cast<std::size_t>(length)) != "/memfd:" + name + " (deleted)") {
+    ::close(fd);
+    return core::error(ErrorCode::kUnavailable, path + " is not the memory file '" + name + "' any more");
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) != bytes) {
+    ::close(fd);
+    return core::error(ErrorCode::kUnavailable,
+                       path + " holds " + std::to_string(st.st_size) + " bytes, not the " + std::to_string(bytes) +
+                           " the handoff announced");
+  }
+  auto blob = std::make_shared<std::vector<std::byte>>(bytes);
+  std::uint64_t done = 0;
+  while (done < bytes) {
+    const ssize_t n = ::pread(fd, blob->data() + done, bytes - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string why = n < 0 ? errno_text() : "unexpected end of file";
+      ::close(fd);
+      return core::error(ErrorCode::kUnavailable, "reading " + path + ": " + why);
+    }
+    done += static_cast<std::uint64_t>(n);
+  }
+  ::close(fd);
+  return blob;
+}
+
+}  // namespace aegaeon::rpc

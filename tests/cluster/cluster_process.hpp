@@ -58,11 +58,13 @@ class WorkerProcess {
  public:
   WorkerProcess(uint16_t controller_port, const std::string& name, const std::string& token = kClusterToken)
       : WorkerProcess("127.0.0.1:" + std::to_string(controller_port), name, token, {}) {}
-  /// Joins the controller at `join` (HOST:PORT).
+  /// Joins the controller at `join` (HOST:PORT). Admission control is off: these tests check
+  /// routing and faults stream by stream, and under a sanitizer's slowdown the TTFT predictor may
+  /// turn away a request a test waits for (an "overloaded" stream).
   WorkerProcess(const std::string& join, const std::string& name, const std::string& token, const Launch& launch) {
     process_ = std::make_unique<ChildProcess>(
         launch_argv(launch, {AEGAEON_BINARY, "worker", "--join", join, "--name", name, "--cluster-token", token,
-                             "--set", "serve.data_dir=" AEGAEON_TEST_DATA_DIR}));
+                             "--set", "serve.data_dir=" AEGAEON_TEST_DATA_DIR, "--set", "serve.admission=false"}));
   }
   /// Waits until the worker (re-)joined; returns its node id, or 0 on timeout.
   uint64_t wait_joined(std::chrono::milliseconds timeout = std::chrono::seconds(60)) {

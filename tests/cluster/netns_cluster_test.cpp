@@ -94,6 +94,8 @@ class Stream {
   explicit Stream(std::vector<std::string> curl_argv) : curl_(std::move(curl_argv)) {}
   // Waits for the first token.
   bool first_token() { return curl_.wait_for_line(std::regex(R"(^data: \{.*"text")"), 60s).has_value(); }
+  // What curl printed so far (for failure messages).
+  std::string output() { return curl_.output(); }
   // Waits for the end of the stream and assembles what it carried.
   Completion finish() {
     auto code = curl_.wait(kCurlDeadline);
@@ -270,7 +272,7 @@ TEST_F(NetnsCluster, PartitionMovesStreamsAndHealedWorkerRejoins) {
   // token, so generations are in flight on both workers). Its TCP connection does not break:
   // only the missed heartbeats tell the controller.
   auto streams = start_streams(cases);
-  ASSERT_TRUE(streams.front()->first_token());
+  ASSERT_TRUE(streams.front()->first_token()) << streams.front()->output() << controller_->process().output();
   hosts_->cut(2);
   std::string left = "node " + std::to_string(node_ids_[0]) + " left: sent no heartbeat";
   EXPECT_TRUE(controller_->process().wait_for_line(std::regex(left), 60s)) << controller_->process().output();

@@ -62,6 +62,12 @@ struct AdminBoard {
   policy::ModelPins prefill;
   policy::ModelPins decode;
   std::vector<LoadState> load;
+
+  // Records that model `index` is now `state`.
+  void set_load(size_t index, LoadState state) {
+    std::lock_guard lock(mutex);
+    load[index] = state;
+  }
 };
 
 // Each model, whether a device holds its weights now, its pins and load state, and what the
@@ -131,6 +137,28 @@ struct ServingNode::Impl {
                          "unload and load are for aegaeon serve; a worker process serves what its controller asks");
     }
     return entry;
+  }
+
+  // Starts an unload (kLoaded → kUnloading) or a load (kUnloaded → kLoading) of `model`: its id,
+  // or the admin API's error (not served, a worker process, in another state, pinned).
+  core::Result<worker::ModelId> begin_load_change(const std::string& model, LoadState from, LoadState to) const {
+    auto entry = admin_entry(model);
+    if (!entry.ok()) return entry.error();
+    const worker::ModelId id = (*entry)->id;
+    std::lock_guard lock(board->mutex);
+    const LoadState now = board->load[static_cast<size_t>(id)];
+    if (now != from) {
+      return core::error(core::ErrorCode::kFailedPrecondition,
+                         "model '" + model + "' is " + to_string(now) +
+                             (from == LoadState::kLoaded ? " already" : " (only an unloaded model can be loaded)"));
+    }
+    // Only a loaded model can be pinned (set_pinned), and it stays loaded until unpinned.
+    if (board->prefill.instance_of(id) || board->decode.instance_of(id)) {
+      return core::error(core::ErrorCode::kFailedPrecondition,
+                         "model '" + model + "' is pinned: unpin it first (POST /admin/models/" + model + "/unpin)");
+    }
+    board->load[static_cast<size_t>(id)] = to;
+    return id;
   }
 };
 
@@ -255,23 +283,11 @@ std::vector<ModelStatus> ServingNode::models() const {
 }
 
 void ServingNode::unload_model(std::string model, AdminDone done) const {
-  auto entry = impl_->admin_entry(model);
-  if (!entry.ok()) return done(entry.error());
-  const worker::ModelId id = (*entry)->id;
+  auto started = impl_->begin_load_change(model, LoadState::kLoaded, LoadState::kUnloading);
+  if (!started.ok()) return done(started.error());
+  const worker::ModelId id = *started;
   const auto index = static_cast<size_t>(id);
   auto board = impl_->board;
-  {
-    std::lock_guard lock(board->mutex);
-    if (board->load[index] != LoadState::kLoaded) {
-      return done(core::error(core::ErrorCode::kFailedPrecondition,
-                              "model '" + model + "' is " + to_string(board->load[index]) + " already"));
-    }
-    if (board->prefill.instance_of(id) || board->decode.instance_of(id)) {
-      return done(core::error(core::ErrorCode::kFailedPrecondition,
-                              "model '" + model + "' is pinned: unpin it first (POST /admin/models/" + model + "/unpin)"));
-    }
-    board->load[index] = LoadState::kUnloading;
-  }
   // 1. The front door refuses its new requests, unless some are in flight (checked in the same
   // step). 2. The cache refuses new copies of its weights. 3. Every device forgets them (a copy
   // in flight finishes first). 4. The host memory goes.
@@ -285,8 +301,7 @@ void ServingNode::unload_model(std::string model, AdminDone done) const {
        residency = impl_->residency, metrics = impl_->metrics, done = std::move(done)](std::vector<FrontActivity> activity) {
         const FrontActivity& front = activity.at(index);
         if (!front.unloaded) {
-          std::lock_guard lock(board->mutex);
-          board->load[index] = LoadState::kLoaded;
+          board->set_load(index, LoadState::kLoaded);
           return done(core::error(core::ErrorCode::kFailedPrecondition,
                                   "model '" + model + "' has " + std::to_string(front.running) + " running and " +
                                       std::to_string(front.waiting) + " waiting request(s): drain it first (POST /admin/models/" +
@@ -298,10 +313,7 @@ void ServingNode::unload_model(std::string model, AdminDone done) const {
           if (pending->fetch_sub(1) != 1) return;
           cache->free_weights(id);
           metrics->host_weights_bytes.add({{"model_name", model}}).set(0);
-          {
-            std::lock_guard lock(board->mutex);
-            board->load[index] = LoadState::kUnloaded;
-          }
+          board->set_load(index, LoadState::kUnloaded);
           spdlog::info("admin: model {} unloaded ({:.1f} MiB of host memory freed)", model,
                        static_cast<double>(cache->info(id).weight_bytes) / (1024.0 * 1024.0));
           done(model_statuses(*catalog, *residency, *board, activity));
@@ -311,19 +323,11 @@ void ServingNode::unload_model(std::string model, AdminDone done) const {
 }
 
 void ServingNode::load_model(std::string model, AdminDone done) const {
-  auto entry = impl_->admin_entry(model);
-  if (!entry.ok()) return done(entry.error());
-  const worker::ModelId id = (*entry)->id;
+  auto started = impl_->begin_load_change(model, LoadState::kUnloaded, LoadState::kLoading);
+  if (!started.ok()) return done(started.error());
+  const worker::ModelId id = *started;
   const auto index = static_cast<size_t>(id);
   auto board = impl_->board;
-  {
-    std::lock_guard lock(board->mutex);
-    if (board->load[index] != LoadState::kUnloaded) {
-      return done(core::error(core::ErrorCode::kFailedPrecondition,
-                              "model '" + model + "' is " + to_string(board->load[index]) + " (only an unloaded model can be loaded)"));
-    }
-    board->load[index] = LoadState::kLoading;
-  }
   std::lock_guard lock(impl_->loaders_mutex);
   if (impl_->loaders.size() < static_cast<size_t>(impl_->models->size())) impl_->loaders.resize(static_cast<size_t>(impl_->models->size()));
   std::thread& loader = impl_->loaders[index];
@@ -334,10 +338,7 @@ void ServingNode::load_model(std::string model, AdminDone done) const {
     spdlog::info("admin: loading model {} from disk", model);
     const auto start = std::chrono::steady_clock::now();
     if (auto loaded = cache->load_weights(id); !loaded.ok()) {
-      {
-        std::lock_guard lock(board->mutex);
-        board->load[index] = LoadState::kUnloaded;
-      }
+      board->set_load(index, LoadState::kUnloaded);
       spdlog::warn("admin: loading model {} failed: {}", model, loaded.error().message);
       // Whatever the loader found (a missing file, a bad one, another shape), the request was
       // fine and the model is known: the folder's state conflicts with it.
@@ -347,10 +348,7 @@ void ServingNode::load_model(std::string model, AdminDone done) const {
     metrics->host_weights_bytes.add({{"model_name", model}}).set(static_cast<double>(cache->info(id).weight_bytes));
     send_front_action(proxy, FrontAction::kLoad, model,
                       [index, model, seconds, board, cache, id, catalog, residency, done](std::vector<FrontActivity> activity) {
-                        {
-                          std::lock_guard lock(board->mutex);
-                          board->load[index] = LoadState::kLoaded;
-                        }
+                        board->set_load(index, LoadState::kLoaded);
                         spdlog::info("admin: model {} loaded ({:.1f} MiB in {:.2f} s)", model,
                                      static_cast<double>(cache->info(id).weight_bytes) / (1024.0 * 1024.0), seconds);
                         done(model_statuses(*catalog, *residency, *board, activity));

@@ -4,9 +4,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
+#include <optional>
 #include <map>
 #include <set>
 
+#include "actors/policy/placement.hpp"
 #include "actors/policy/worker_choice.hpp"
 #include "actors/proxy.hpp"
 #include "actors/serving_atoms.hpp"
@@ -22,6 +25,13 @@ namespace aegaeon::actors {
 namespace {
 
 using update_atom = caf::atom_constant<caf::atom("update")>;  // kj → router: a worker's output
+using tick_atom = caf::atom_constant<caf::atom("tick")>;      // self: place models, retry parked
+
+// How often the router places models on the workers' host caches and retries parked requests:
+// a worker that joins or loads a model gets work within a tick of its heartbeat.
+constexpr auto kPlacementTick = std::chrono::milliseconds(250);
+// How long a request may wait for a worker to load its model (parked) before it fails.
+constexpr auto kParkTimeout = std::chrono::seconds(60);
 
 // A request that keeps failing on live workers (a misbehaving peer) ends after this many
 // placements instead of bouncing between them.
@@ -44,6 +54,8 @@ struct Placed {
   std::uint64_t generation = 0;         // the registry's id of the current attempt
   std::uint64_t attempt = 0;            // updates of earlier attempts are ignored
   std::set<std::uint64_t> failed_nodes;
+  // Waiting for a worker to load its model (no node 0 exists): since when.
+  std::optional<std::chrono::steady_clock::time_point> parked_since;
 };
 
 // The router's metrics (registered by ClusterFront).
@@ -66,6 +78,9 @@ struct RouterState {
   std::map<std::pair<caf::actor_addr, policy::RequestId>, std::uint64_t> by_proxy;
   std::map<std::uint64_t, std::int64_t> in_flight;  // by node
   std::set<std::string> draining;                   // worker names the admin API drained
+  // The host-cache placement (policy::assign_host_caches) of the workers with a cache limit, as
+  // last sent to them (Worker.hold). A worker without a limit holds every model it has.
+  policy::CacheAssignment placement;
   static inline const char* name = "cluster_router";
 };
 
@@ -75,7 +90,7 @@ void forget(RouterActor* self, std::uint64_t key) {
   auto& s = self->state;
   auto it = s.placed.find(key);
   if (it == s.placed.end()) return;
-  --s.in_flight[it->second.node];
+  if (it->second.node != 0) --s.in_flight[it->second.node];
   s.by_proxy.erase({it->second.proxy.address(), it->second.proxy_id});
   s.placed.erase(it);
 }
@@ -96,6 +111,27 @@ bool has_role(const rpc::RegisteredNode& node, std::string_view role) {
   return std::find(roles.begin(), roles.end(), role) != roles.end();
 }
 
+// Whether `node` has `model`'s weights and keeps them: it says it holds them, and the placement
+// does not take them away (a worker unloads a model once its generations end: it gets no more).
+bool holds(const RouterState& s, const rpc::RegisteredNode& node, const std::string& model) {
+  const auto& held = node.last_heartbeat.held_models;
+  if (std::find(held.begin(), held.end(), model) == held.end()) return false;
+  if (node.registration.host_cache_bytes == 0) return true;
+  auto placed = s.placement.find(node.node_id);
+  return placed != s.placement.end() && placed->second.count(model) != 0;
+}
+
+// Whether some live, undrained worker that prefills has `model` on disk: the placement can put
+// the model there, so its requests wait for that rather than fail.
+bool on_some_disk(const RouterState& s, const std::string& model) {
+  const auto nodes = s.registry->nodes();
+  return std::any_of(nodes.begin(), nodes.end(), [&](const rpc::RegisteredNode& node) {
+    const auto& models = node.registration.served_models;
+    return node.can_generate && has_role(node, "prefill") && s.draining.count(node.registration.node_name) == 0 &&
+           std::any_of(models.begin(), models.end(), [&](const core::ServedModel& m) { return m.name == model; });
+  });
+}
+
 // The live, undrained workers with `role` that serve `key`'s model and did not fail it, with
 // their loads (for policy::choose_worker); `nodes` gets each one's registry entry.
 std::vector<policy::WorkerLoad> candidates(RouterActor* self, std::uint64_t key, std::string_view role,
@@ -108,6 +144,7 @@ std::vector<policy::WorkerLoad> candidates(RouterActor* self, std::uint64_t key,
     bool serves = std::any_of(models.begin(), models.end(),
                               [&](const core::ServedModel& m) { return m.name == p.job.model; });
     if (!node.can_generate || !serves || !has_role(node, role) || p.failed_nodes.count(node.node_id) != 0) continue;
+    if (!holds(s, node, p.job.model)) continue;
     if (s.draining.count(node.registration.node_name) != 0) continue;
     std::int64_t same_model = 0;
     for (const auto& [other_key, other] : s.placed) {
@@ -185,6 +222,98 @@ bool continue_on_decoder(RouterActor* self, std::uint64_t key, const core::KvHan
   return started;
 }
 
+// Places the models on the host caches of the workers that have a limit
+// (policy::assign_host_caches, by the requests in flight or parked per model) and tells each
+// worker whose share changed (Worker.hold). Drained workers keep what they have.
+void place_models(RouterActor* self) {
+  auto& s = self->state;
+  const auto nodes = s.registry->nodes();
+  std::map<std::string, double> demand;
+  for (const auto& [key, p] : s.placed) demand[p.job.model] += 1.0;
+  std::vector<policy::CacheNode> caches;
+  std::map<std::string, policy::CacheModel> models;
+  for (const auto& node : nodes) {
+    if (!node.can_generate || s.draining.count(node.registration.node_name) != 0) continue;
+    policy::CacheNode cache{node.node_id, node.registration.host_cache_bytes, {}, {}};
+    for (const auto& model : node.registration.served_models) {
+      cache.on_disk.insert(model.name);
+      models.try_emplace(model.name, policy::CacheModel{model.name, model.weight_bytes, demand[model.name]});
+    }
+    // What it holds, and what it is loading because it was told to: kept where room allows.
+    cache.held.insert(node.last_heartbeat.held_models.begin(), node.last_heartbeat.held_models.end());
+    if (auto sent = s.placement.find(node.node_id); sent != s.placement.end()) {
+      cache.held.insert(sent->second.begin(), sent->second.end());
+    }
+    caches.push_back(std::move(cache));
+  }
+  std::vector<policy::CacheModel> wanted;
+  for (auto& [name, model] : models) wanted.push_back(model);
+  auto assignment = policy::assign_host_caches(caches, wanted);
+  for (const auto& cache : caches) {
+    if (cache.cache_bytes == 0) continue;
+    const auto& hold = assignment[cache.node_id];
+    auto sent = s.placement.find(cache.node_id);
+    if (sent != s.placement.end() && sent->second == hold) continue;
+    s.registry->hold(cache.node_id, std::vector<std::string>(hold.begin(), hold.end()));
+    std::string names;
+    for (const auto& model : hold) names += (names.empty() ? "" : ", ") + model;
+    spdlog::info("cluster: node {} holds [{}] from now on", cache.node_id, names);
+    s.placement[cache.node_id] = hold;
+  }
+  std::erase_if(s.placement, [&](const auto& entry) {
+    return std::none_of(nodes.begin(), nodes.end(), [&](const auto& node) { return node.node_id == entry.first; });
+  });
+}
+
+// Places `key` (place), or, when no worker holds its model now but one has it on disk, parks it
+// until one does: the placement counts its demand and loads the model somewhere. False when no
+// live worker has the model at all.
+bool place_or_park(RouterActor* self, std::uint64_t key) {
+  auto& s = self->state;
+  Placed& p = s.placed.at(key);
+  if (place(self, key)) {
+    p.parked_since.reset();
+    return true;
+  }
+  if (p.attempt >= kMaxAttempts || !on_some_disk(s, p.job.model)) return false;
+  if (!p.parked_since) {
+    p.parked_since = std::chrono::steady_clock::now();
+    if (p.node != 0) --s.in_flight[p.node];
+    p.node = 0;
+    p.generation = 0;
+    spdlog::info("cluster: request {} waits for a worker to load model '{}'", p.proxy_id, p.job.model);
+    place_models(self);
+  }
+  return true;
+}
+
+// Every tick: place the models, start the parked requests whose model a worker now holds, fail
+// those that waited too long.
+void on_tick(RouterActor* self) {
+  auto& s = self->state;
+  place_models(self);
+  std::vector<std::uint64_t> parked;
+  for (const auto& [key, p] : s.placed) {
+    if (p.parked_since) parked.push_back(key);
+  }
+  const auto now = std::chrono::steady_clock::now();
+  for (std::uint64_t key : parked) {
+    Placed& p = s.placed.at(key);
+    if (place(self, key)) {
+      spdlog::info("cluster: request {} started on node {} after waiting {:.2f} s for model '{}'", p.proxy_id, p.node,
+                   std::chrono::duration<double>(now - *p.parked_since).count(), p.job.model);
+      p.parked_since.reset();
+    } else if (!on_some_disk(s, p.job.model)) {
+      fail(self, key, "no live worker serves model '" + p.job.model + "'");
+    } else if (now - *p.parked_since > kParkTimeout) {
+      fail(self, key, "no worker loaded model '" + p.job.model + "' within " +
+                          std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kParkTimeout).count()) +
+                          " s (its workers' host caches may be too small for it)");
+    }
+  }
+  self->delayed_send(self, kPlacementTick, tick_atom::value);
+}
+
 bool node_registered(RouterActor* self, std::uint64_t node_id) {
   const auto nodes = self->state.registry->nodes();
   return std::any_of(nodes.begin(), nodes.end(), [&](const auto& n) { return n.node_id == node_id; });
@@ -214,15 +343,20 @@ void on_update(RouterActor* self, std::uint64_t key, std::uint64_t attempt, core
       return;
     }
     std::uint64_t lost_on = p.node;
-    if (!place(self, key)) {
+    if (!place_or_park(self, key)) {
       spdlog::error("cluster: request {} lost on node {} ({}) and no other worker serves '{}'",
                     p.proxy_id, lost_on, update.error, model);
       fail(self, key, "worker lost (" + update.error + ") and no other worker serves model '" + model + "'");
       return;
     }
     s.metrics.resubmissions->add({{"model_name", model}}).increment();
-    spdlog::warn("cluster: request {} lost on node {} after {} token(s) ({}); re-prefilled on node {}",
-                 p.proxy_id, lost_on, p.streamed.size(), update.error, p.node);
+    if (p.parked_since) {
+      spdlog::warn("cluster: request {} lost on node {} after {} token(s) ({}); re-prefilled once a worker loads '{}'",
+                   p.proxy_id, lost_on, p.streamed.size(), update.error, model);
+    } else {
+      spdlog::warn("cluster: request {} lost on node {} after {} token(s) ({}); re-prefilled on node {}",
+                   p.proxy_id, lost_on, p.streamed.size(), update.error, p.node);
+    }
     return;
   }
   if (update.kv_pull_s >= 0 && p.stage == Stage::kDecode) {
@@ -271,8 +405,14 @@ void on_admin(RouterActor* self, WorkerAction action, const std::string& name, c
   std::vector<WorkerStatus> out;
   for (const auto& node : nodes) {
     const auto in_flight = s.in_flight.find(node.node_id);
-    out.push_back({node.node_id, node.registration.node_name, s.draining.count(node.registration.node_name) != 0,
-                   in_flight == s.in_flight.end() ? 0 : in_flight->second});
+    WorkerStatus status{node.node_id, node.registration.node_name, s.draining.count(node.registration.node_name) != 0,
+                        in_flight == s.in_flight.end() ? 0 : in_flight->second, node.last_heartbeat.held_models};
+    for (const auto& model : node.registration.served_models) {
+      const auto& held = status.models;
+      if (std::find(held.begin(), held.end(), model.name) != held.end()) status.held_bytes += model.weight_bytes;
+    }
+    status.cache_bytes = node.registration.host_cache_bytes;
+    out.push_back(std::move(status));
   }
   report(std::move(out));
 }
@@ -282,7 +422,9 @@ caf::behavior router_actor(RouterActor* self, rpc::ClusterRegistryServer* regist
   self->state.registry = registry;
   self->state.catalog = std::move(catalog);
   self->state.metrics = metrics;
+  self->send(self, tick_atom::value);
   return {
+      [self](tick_atom) { on_tick(self); },
       [self](admit_atom, PrefillJob& job) -> AdmissionReply {
         auto& s = self->state;
         auto proxy = caf::actor_cast<caf::actor>(self->current_sender());
@@ -303,7 +445,7 @@ caf::behavior router_actor(RouterActor* self, rpc::ClusterRegistryServer* regist
         std::string model = p.job.model;
         s.placed.emplace(key, std::move(p));
         s.by_proxy[{proxy.address(), job.info.id}] = key;
-        if (!place(self, key)) {
+        if (!place_or_park(self, key)) {
           s.by_proxy.erase({proxy.address(), job.info.id});
           s.placed.erase(key);
           return {false, 1.0, "no live worker serves model '" + model + "'"};

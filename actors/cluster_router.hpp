@@ -55,6 +55,9 @@ struct WorkerStatus {
   std::string name;            ///< its --name
   bool draining = false;       ///< gets no new generation (nor re-prefills); in-flight ones finish
   std::int64_t in_flight = 0;  ///< generations placed on it and not finished
+  std::vector<std::string> models;  ///< whose weights it holds now (its last heartbeat)
+  std::uint64_t held_bytes = 0;     ///< host memory those weights take
+  std::uint64_t cache_bytes = 0;    ///< its host cache limit (serve.host_cache_bytes; 0: none)
 };
 /// What the admin API asks of the router.
 enum class WorkerAction { kReport, kDrain, kUndrain };

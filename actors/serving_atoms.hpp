@@ -31,6 +31,7 @@ using admin_atom = caf::atom_constant<caf::atom("admin")>;        // admin API �
 using pin_atom = caf::atom_constant<caf::atom("pin")>;            // admin API → prefill/decode
 using unload_atom = caf::atom_constant<caf::atom("unload")>;      // admin API → prefill/decode
 using forget_atom = caf::atom_constant<caf::atom("forget")>;      // → gpu_worker
+using catalog_atom = caf::atom_constant<caf::atom("catalog")>;    // set-up: node → outside front
 
 }  // namespace aegaeon::actors
 
@@ -52,3 +53,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::actors::FrontAction)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::actors::FrontReport)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::policy::ModelPins)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::actors::DevicesForgot)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<const aegaeon::actors::ModelCatalog>)

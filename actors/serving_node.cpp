@@ -115,7 +115,6 @@ struct ServingNode::Impl {
   std::shared_ptr<ServingMetrics> metrics;
   policy::ServingPolicy policy = policy::ServingPolicy::kAegaeon;
   int prefill_devices = 0;
-  bool own_proxy = true;  ///< false: a worker process, whose front is a relay
   caf::actor proxy;
   caf::actor prefill;
   caf::actor decode;
@@ -131,10 +130,6 @@ struct ServingNode::Impl {
     const CatalogEntry* entry = catalog->find(model);
     if (entry == nullptr) {
       return core::Error{core::ErrorCode::kNotFound, "model '" + std::string(model) + "' is not served here", "model"};
-    }
-    if (!own_proxy) {
-      return core::error(core::ErrorCode::kFailedPrecondition,
-                         "unload and load are for aegaeon serve; a worker process serves what its controller asks");
     }
     return entry;
   }
@@ -180,9 +175,13 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
   if (!decode) options.decode_devices = 0;
   auto impl = std::make_unique<Impl>();
   spdlog::info("loading {} model(s) into the host model cache", options.models.size());
-  auto cache = worker::HostModelCache::load(options.models, [](int index, int count, std::string_view name) {
-    spdlog::info("  [{}/{}] {} cached", index + 1, count, name);
-  });
+  const bool read_weights = !options.start_unloaded;
+  auto cache = worker::HostModelCache::load(
+      options.models,
+      [read_weights](int index, int count, std::string_view name) {
+        spdlog::info("  [{}/{}] {} {}", index + 1, count, name, read_weights ? "cached" : "checked (loaded when placed here)");
+      },
+      read_weights);
   if (!cache.ok()) return cache.error();
   impl->models = *cache;
   auto catalog = ModelCatalog::load(options.models, *impl->models);
@@ -193,12 +192,11 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
   impl->metrics = metrics;
   for (worker::ModelId m = 0; m < impl->models->size(); ++m) {
     const auto& info = impl->models->info(m);
-    metrics->host_weights_bytes.add({{"model_name", info.name}}).set(static_cast<double>(info.weight_bytes));
+    metrics->host_weights_bytes.add({{"model_name", info.name}}).set(read_weights ? static_cast<double>(info.weight_bytes) : 0.0);
   }
   impl->policy = options.policy;
   impl->prefill_devices = options.prefill_devices;
-  impl->own_proxy = !options.front;
-  impl->board->load.assign(static_cast<size_t>(model_count), LoadState::kLoaded);
+  impl->board->load.assign(static_cast<size_t>(model_count), read_weights ? LoadState::kLoaded : LoadState::kUnloaded);
   impl->board->prefill = policy::initial_pins(options.policy, model_count, options.prefill_devices);
   impl->board->decode = policy::initial_pins(options.policy, model_count, options.decode_devices);
   int devices = options.prefill_devices + options.decode_devices;
@@ -255,7 +253,13 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
                                   impl->proxy, metrics);
   }
   if (prefill && decode) caf::anon_send(impl->decode, wire_atom::value, impl->prefill);
+  if (options.front) caf::anon_send(options.front, catalog_atom::value, impl->catalog);
   wire_proxy(impl->proxy, impl->prefill, impl->decode);
+  if (!read_weights) {
+    for (const auto& entry : impl->catalog->entries()) {
+      send_front_action(impl->proxy, FrontAction::kUnload, entry.name, [](std::vector<FrontActivity>) {});
+    }
+  }
   spdlog::info("serving {} model(s) on {} prefill + {} decode device(s), policy {}", impl->models->size(),
                options.prefill_devices, options.decode_devices, policy::to_string(options.policy));
   return std::unique_ptr<ServingNode>(new ServingNode(std::move(impl)));
@@ -406,6 +410,10 @@ const ModelCatalog& ServingNode::catalog() const { return *impl_->catalog; }
 
 std::uint64_t ServingNode::kv_bytes_per_token(worker::ModelId model) const {
   return impl_->models->info(model).kv_bytes_per_token;
+}
+
+std::uint64_t ServingNode::weight_bytes(worker::ModelId model) const {
+  return impl_->models->info(model).weight_bytes;
 }
 
 void ServingNode::stop() {

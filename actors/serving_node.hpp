@@ -50,9 +50,14 @@ struct ServingOptions {
   /// Without prefill, prefill_devices is ignored; without decode, decode_devices is.
   NodeRole role = NodeRole::kBoth;
   /// Where prefill and decode send tokens instead of a proxy of its own (a worker process's
-  /// relay, see actors/worker_relay.hpp); it gets the proxy's wire message. With it, submit()
-  /// is not available.
+  /// relay, see actors/worker_relay.hpp); it gets the node's catalog (catalog_atom), the
+  /// proxy's wire message and its admin actions (unload, load). With it, submit() is not
+  /// available.
   caf::actor front;
+  /// Read only the models' layouts at start: every model starts unloaded, and load_model reads
+  /// its weights when wanted (a cluster worker with a host cache limit, whose controller places
+  /// models on it).
+  bool start_unloaded = false;
 };
 
 /// A served model as GET /v1/models reports it.
@@ -104,8 +109,7 @@ class ServingNode {
   /// Unloads the served model `model`: its new requests get HTTP 404 from now on, every device
   /// forgets its weights, and their host memory is freed; then `done` gets every model's status.
   /// kFailedPrecondition, with nothing changed, when the model has requests in flight (drain it
-  /// first), is pinned, or is not loaded, or the node has no front door of its own (a worker
-  /// process). Non-blocking; `done` runs on an actor thread.
+  /// first), is pinned, or is not loaded. Non-blocking; `done` runs on an actor thread.
   void unload_model(std::string model, AdminDone done) const;
   /// Loads an unloaded model again: reads its folder anew on a thread of its own (the weights
   /// may have changed, the layout may not: HostModelCache::load_weights), then takes its
@@ -116,6 +120,8 @@ class ServingNode {
   [[nodiscard]] const ModelCatalog& catalog() const;
   /// Bytes of KV one token of model `model` takes (safe from any thread).
   [[nodiscard]] std::uint64_t kv_bytes_per_token(worker::ModelId model) const;
+  /// Bytes of host memory model `model`'s weights take when loaded (safe from any thread).
+  [[nodiscard]] std::uint64_t weight_bytes(worker::ModelId model) const;
   /// Waits for loads in progress, then stops the actors (in-flight requests end with an error or
   /// cancellation).
   void stop();

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <set>
 #include <unordered_map>
 
 #include "actors/model_catalog.hpp"
@@ -18,10 +19,18 @@ namespace {
 using remote_atom = caf::atom_constant<caf::atom("remote")>;  // kj → relay: a new generation
 using adopt_atom = caf::atom_constant<caf::atom("adopt")>;    // kj → relay: a handed-off one
 
+// A generation in flight here: where its output goes and its model.
+struct RemoteGeneration {
+  rpc::GenerationStream stream;
+  policy::ModelId model = 0;
+};
+
 struct RelayState {
   caf::actor prefill;
   caf::actor decode;
-  std::unordered_map<policy::RequestId, rpc::GenerationStream> streams;
+  std::shared_ptr<const ModelCatalog> catalog;  // the node's (catalog_atom)
+  std::unordered_map<policy::RequestId, RemoteGeneration> streams;
+  std::set<policy::ModelId> unloaded;  // out of this worker's host cache: new work is refused
   std::shared_ptr<std::atomic<std::uint32_t>> in_flight;
   static inline const char* name = "worker_relay";
 };
@@ -61,6 +70,36 @@ void end_with_error(const rpc::GenerationStream& stream, std::string message) {
   stream.send(std::move(update));
 }
 
+// Refuses work for a model this worker no longer holds (the controller's placement moved it; a
+// job sent before the controller learnt that can still arrive). True when refused.
+bool refuse_unloaded(RelayActor* self, policy::ModelId model, const rpc::GenerationStream& stream) {
+  if (self->state.unloaded.count(model) == 0) return false;
+  const auto& name = self->state.catalog ? self->state.catalog->at(model).name : std::to_string(model);
+  end_with_error(stream, "model '" + name + "' is not loaded on this worker now");
+  return true;
+}
+
+// The admin actions of a worker process: unload and load (the controller's placement); drains
+// apply at the controller. Reports every model, its generations here counted as running.
+void on_admin(RelayActor* self, FrontAction action, const std::string& model_name, const FrontReport& report) {
+  auto& s = self->state;
+  std::vector<FrontActivity> out;
+  if (!s.catalog) return report(std::move(out));
+  for (const auto& entry : s.catalog->entries()) out.push_back({entry.name, false, s.unloaded.count(entry.id) != 0, 0, 0});
+  for (const auto& [id, generation] : s.streams) ++out.at(static_cast<size_t>(generation.model)).running;
+  if (const CatalogEntry* model = s.catalog->find(model_name)) {
+    auto& activity = out.at(static_cast<size_t>(model->id));
+    if (action == FrontAction::kUnload && activity.running == 0) {
+      s.unloaded.insert(model->id);
+      activity.unloaded = true;
+    } else if (action == FrontAction::kLoad) {
+      s.unloaded.erase(model->id);
+      activity.unloaded = false;
+    }
+  }
+  report(std::move(out));
+}
+
 caf::behavior relay_actor(RelayActor* self, std::shared_ptr<std::atomic<std::uint32_t>> in_flight) {
   self->state.in_flight = std::move(in_flight);
   return {
@@ -68,23 +107,28 @@ caf::behavior relay_actor(RelayActor* self, std::shared_ptr<std::atomic<std::uin
         self->state.prefill = std::move(prefill);
         self->state.decode = std::move(decode);
       },
+      [self](catalog_atom, std::shared_ptr<const ModelCatalog>& catalog) { self->state.catalog = std::move(catalog); },
+      [self](admin_atom, FrontAction action, const std::string& model, const FrontReport& report) {
+        on_admin(self, action, model, report);
+      },
       [self](remote_atom, PrefillJob& job, const rpc::GenerationStream& stream) {
         policy::RequestId id = job.info.id;
         if (!self->state.prefill) return end_with_error(stream, "this worker only decodes (--role decode)");
-        self->state.streams.emplace(id, stream);
+        if (refuse_unloaded(self, job.info.model, stream)) return;
+        self->state.streams.emplace(id, RemoteGeneration{stream, job.info.model});
         self->state.in_flight->store(static_cast<std::uint32_t>(self->state.streams.size()));
         self->request(self->state.prefill, caf::infinite, admit_atom::value, std::move(job))
             .then(
                 [self, id](const AdmissionReply& reply) {
                   auto it = self->state.streams.find(id);
                   if (reply.admitted || it == self->state.streams.end()) return;
-                  end_with_error(it->second, "overloaded: " + reply.reason);
+                  end_with_error(it->second.stream, "overloaded: " + reply.reason);
                   forget(self, id);
                 },
                 [self, id](caf::error& error) {
                   auto it = self->state.streams.find(id);
                   if (it == self->state.streams.end()) return;
-                  end_with_error(it->second, "admission failed: " + self->system().render(error));
+                  end_with_error(it->second.stream, "admission failed: " + self->system().render(error));
                   forget(self, id);
                 });
       },
@@ -100,7 +144,7 @@ caf::behavior relay_actor(RelayActor* self, std::shared_ptr<std::atomic<std::uin
           update.finished = event.finished;
           update.reason = event.reason;
           update.error = std::move(event.error);
-          if (!it->second.send(std::move(update))) {
+          if (!it->second.stream.send(std::move(update))) {
             cancel(self, event.id);  // the controller is gone: stop generating
           } else if (event.finished) {
             forget(self, event.id);
@@ -114,12 +158,13 @@ caf::behavior relay_actor(RelayActor* self, std::shared_ptr<std::atomic<std::uin
         core::GenerationUpdate update;
         update.handoff = core::KvHandoff{handoff.kv.tokens, handoff.first_token, handoff.kv.bytes.size(),
                                          std::make_shared<std::vector<std::byte>>(std::move(handoff.kv.bytes)), 0};
-        it->second.send(std::move(update));
+        it->second.stream.send(std::move(update));
         forget(self, handoff.job.info.id);
       },
       [self](adopt_atom, Handoff& handoff, const rpc::GenerationStream& stream) {
         if (!self->state.decode) return end_with_error(stream, "this worker only prefills (--role prefill)");
-        self->state.streams.emplace(handoff.job.info.id, stream);
+        if (refuse_unloaded(self, handoff.job.info.model, stream)) return;
+        self->state.streams.emplace(handoff.job.info.id, RemoteGeneration{stream, handoff.job.info.model});
         self->state.in_flight->store(static_cast<std::uint32_t>(self->state.streams.size()));
         self->send(self->state.decode, handoff_atom::value, std::move(handoff));
       },

@@ -38,7 +38,10 @@ json worker_json(const actors::WorkerStatus& worker) {
   return {{"id", worker.name},
           {"node_id", worker.node_id},
           {"draining", worker.draining},
-          {"generations_in_flight", worker.in_flight}};
+          {"generations_in_flight", worker.in_flight},
+          {"models", worker.models},
+          {"held_bytes", worker.held_bytes},
+          {"host_cache_bytes", worker.cache_bytes}};
 }
 
 // The target of POST {prefix}{name}/{action}, for models and workers alike.

@@ -108,6 +108,18 @@ void run_serve(const ServeOptions& options) {
   auto node = actors::ServingNode::start(actor_runtime->system(), serving_options(config.serve), registry);
   if (!node.ok()) throw CommandError(node.error().message);
   std::unique_ptr<actors::ServingNode> serving = std::move(*node);
+  if (const std::uint64_t limit = config.serve.host_cache_bytes; limit != 0) {
+    std::uint64_t total = 0;
+    for (const auto& entry : serving->catalog().entries()) total += serving->weight_bytes(entry.id);
+    if (total > limit) {
+      serving->stop();
+      actors::stop_actor(status);
+      throw CommandError("serve.host_cache_bytes: the models' weights take " + std::to_string(total) +
+                             " bytes, more than the limit of " + std::to_string(limit) +
+                             " (aegaeon serve holds every model; raise it, or run a cluster whose workers share them)",
+                         2);
+    }
+  }
 
   auto kj = rpc::KjRuntime::start();
   if (!kj.ok()) throw CommandError(kj.error().message);

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <csignal>
 #include <mutex>
 #include <thread>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "actors/actor_runtime.hpp"
+#include "actors/cache_keeper.hpp"
 #include "actors/model_catalog.hpp"
 #include "actors/serving_node.hpp"
 #include "actors/status_actor.hpp"
@@ -49,12 +51,14 @@ struct WorkerOptions {
 // message. Constructed on the thread that waits for SIGINT/SIGTERM (sigwait).
 class Membership {
  public:
+  /// `held` tells which models the worker holds now (sent at each join and heartbeat).
   Membership(rpc::KjRuntime& kj, HostPort controller, core::NodeRegistration node, std::string token,
              std::shared_ptr<const rpc::WorkerHandlers> handlers,
-             std::shared_ptr<std::atomic<std::uint32_t>> in_flight, std::chrono::milliseconds backoff_max)
+             std::shared_ptr<std::atomic<std::uint32_t>> in_flight, std::function<std::vector<std::string>()> held,
+             std::chrono::milliseconds backoff_max)
       : kj_(kj), controller_(std::move(controller)), node_(std::move(node)), token_(std::move(token)),
-        handlers_(std::move(handlers)), in_flight_(std::move(in_flight)), backoff_max_(backoff_max),
-        waiter_(pthread_self()), thread_([this] { run(); }) {}
+        handlers_(std::move(handlers)), in_flight_(std::move(in_flight)), held_(std::move(held)),
+        backoff_max_(backoff_max), waiter_(pthread_self()), thread_([this] { run(); }) {}
 
   ~Membership() {
     {
@@ -84,6 +88,7 @@ class Membership {
     std::string address = controller_.host + ":" + std::to_string(controller_.port);
     while (true) {
       auto client = rpc::ClusterClient::connect(kj_, controller_.host, controller_.port);
+      node_.held_models = held_();
       auto reply = client.ok() ? (*client)->register_node(node_, token_, handlers_)
                                : core::Result<core::RegistrationReply>(client.error());
       if (!reply.ok()) {
@@ -112,6 +117,7 @@ class Membership {
       while (sleep(std::chrono::milliseconds(reply->heartbeat_interval_ms))) {
         ++beat.sequence;
         beat.running_requests = in_flight_->load();
+        beat.held_models = held_();
         auto known = (*client)->heartbeat(beat);
         if (!known.ok() || !*known) {
           spdlog::warn("worker: lost controller at {} ({}); re-joining", address,
@@ -130,6 +136,7 @@ class Membership {
   std::string token_;
   std::shared_ptr<const rpc::WorkerHandlers> handlers_;
   std::shared_ptr<std::atomic<std::uint32_t>> in_flight_;
+  std::function<std::vector<std::string>()> held_;
   std::chrono::milliseconds backoff_max_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
@@ -141,7 +148,7 @@ class Membership {
 
 // What this worker tells the controller when it joins.
 core::NodeRegistration describe_node(const WorkerOptions& options, const actors::ServingOptions& serving,
-                                     const actors::ServingNode& node) {
+                                     const actors::ServingNode& node, std::uint64_t host_cache_bytes) {
   core::NodeRegistration info;
   info.node_name = options.name;
   info.protocol_version = rpc::cluster_protocol_version();
@@ -157,12 +164,14 @@ core::NodeRegistration describe_node(const WorkerOptions& options, const actors:
       info.devices.push_back({"cuda", static_cast<uint32_t>(gpu), serving.device.arena_bytes});
     }
   }
+  info.host_cache_bytes = host_cache_bytes;
   if (prefill) info.roles.push_back("prefill");
   if (decode) info.roles.push_back("decode");
   for (const auto& spec : serving.models) {
     const auto* entry = node.catalog().find(spec.name);
     auto model = actors::describe_model(spec, entry->max_context_tokens);
     if (!model.ok()) throw CommandError(model.error().message);
+    model->weight_bytes = node.weight_bytes(entry->id);
     info.models_on_disk.push_back(spec.name);
     info.served_models.push_back(std::move(*model));
   }
@@ -211,6 +220,9 @@ void run_worker(WorkerOptions options) {
   auto in_flight = std::make_shared<std::atomic<std::uint32_t>>(0);
   auto relay = actors::spawn_worker_relay(actor_runtime->system(), in_flight);
   serving.front = relay;
+  // With a host cache limit the models load as the controller places them here.
+  const std::uint64_t host_cache_bytes = config.serve.host_cache_bytes;
+  serving.start_unloaded = host_cache_bytes != 0;
   auto started = actors::ServingNode::start(actor_runtime->system(), serving, registry);
   if (!started.ok()) {
     // The actor system waits for every actor when it goes: the relay must stop first.
@@ -229,6 +241,11 @@ void run_worker(WorkerOptions options) {
   };
   handlers->cancel = [relay](uint64_t id) { actors::cancel_remote_generation(relay, id); };
   handlers->kv_shared_memory = options.kv_transport == "auto";
+  std::unique_ptr<actors::CacheKeeper> keeper;
+  if (host_cache_bytes != 0) {
+    keeper = std::make_unique<actors::CacheKeeper>(*node, host_cache_bytes);
+    handlers->hold = [keeper = keeper.get()](std::vector<std::string> models) { keeper->want(std::move(models)); };
+  }
   if (serving.role != actors::NodeRole::kPrefill) {
     handlers->accepts = [&node](const core::GenerationJob& job, const core::KvHandoff& handoff) -> core::Result<void> {
       const auto* model = node->catalog().find(job.model);
@@ -240,9 +257,14 @@ void run_worker(WorkerOptions options) {
                                       std::move(stream));
     };
   }
-  auto membership = std::make_unique<Membership>(*kj_runtime, controller, describe_node(options, serving, *node),
-                                                 options.cluster_token, handlers, in_flight,
-                                                 std::chrono::milliseconds(options.rejoin_backoff_max_ms));
+  auto held = [&node] {
+    std::vector<std::string> names;
+    for (const auto& model : node->models()) names.push_back(model.name);
+    return names;
+  };
+  auto membership = std::make_unique<Membership>(
+      *kj_runtime, controller, describe_node(options, serving, *node, host_cache_bytes), options.cluster_token,
+      handlers, in_flight, held, std::chrono::milliseconds(options.rejoin_backoff_max_ms));
 
   int received = 0;
   sigwait(&shutdown_signals, &received);
@@ -251,6 +273,7 @@ void run_worker(WorkerOptions options) {
 
   // The relay sends into kj objects: stop every actor before the kj runtime goes.
   membership.reset();
+  keeper.reset();
   node->stop();
   actors::stop_actor(relay);
   actor_runtime->system().await_all_actors_done();

@@ -26,6 +26,7 @@ struct ServedModel {
   std::int32_t max_context_tokens = 0;
   std::string tokenizer_json;
   std::string tokenizer_config_json;  ///< empty when the model has none
+  std::uint64_t weight_bytes = 0;     ///< host memory its weights take when held
 };
 
 /// What a node sends when it joins the cluster.
@@ -33,10 +34,11 @@ struct NodeRegistration {
   std::string node_name;
   uint32_t protocol_version = 0;
   std::vector<DeviceInfo> devices;
-  uint64_t host_cache_bytes = 0;
+  uint64_t host_cache_bytes = 0;  ///< for model weights; 0: no limit (it holds every model)
   std::vector<std::string> models_on_disk;
   std::vector<std::string> roles;  ///< "prefill", "decode"
   std::vector<ServedModel> served_models;
+  std::vector<std::string> held_models;  ///< whose weights it holds now (it serves only those)
 };
 
 /// The controller's answer to a registration.
@@ -52,6 +54,7 @@ struct HeartbeatReport {
   uint32_t running_requests = 0;
   uint32_t waiting_requests = 0;
   float kv_usage = 0;  ///< 0..1
+  std::vector<std::string> held_models;  ///< whose weights it holds now
 };
 
 /// One tokenized request the controller submits to a worker.

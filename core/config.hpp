@@ -40,6 +40,10 @@ struct ServeConfig {
   std::string device = "cpu";
   std::uint32_t device_threads = 1;     ///< CPU backend compute threads per device
   std::uint64_t kv_bytes = 64 << 20;    ///< KV cache region per device
+  /// Host memory for model weights. 0: no limit (every model is loaded at start). On a cluster
+  /// worker a limit makes it load only what the controller's placement puts on it, within this
+  /// size; `aegaeon serve` refuses to start when its models need more.
+  std::uint64_t host_cache_bytes = 0;
   std::uint32_t ttft_slo_ms = 10000;    ///< time-to-first-token SLO (paper: 10 s)
   std::uint32_t tbt_slo_ms = 100;       ///< time-between-tokens SLO (paper: 100 ms)
   bool admission = true;                ///< reject with 429 when the SLO is infeasible

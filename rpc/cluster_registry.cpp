@@ -226,6 +226,7 @@ class RegistryService final : public schema::Registry::Server {
       registered.node_id = owner_.next_id++;
       registered.registration = std::move(node);
       registered.last_heartbeat.node_id = registered.node_id;
+      registered.last_heartbeat.held_models = registered.registration.held_models;
       registered.last_seen = Clock::now();
       // Kept without the tokenizer texts: nodes() snapshots are taken per request.
       auto& kept = owner_.nodes[registered.node_id] = registered;
@@ -461,6 +462,21 @@ core::Result<uint64_t> ClusterRegistryServer::decode(uint64_t node_id, const cor
   return result;
 }
 
+void ClusterRegistryServer::hold(uint64_t node_id, const std::vector<std::string>& models) {
+  Impl* s = impl_.get();
+  s->runtime.execute_sync([&](KjContext&) {
+    auto worker = s->workers.find(node_id);
+    if (worker == s->workers.end()) return;
+    KJ_IF_MAYBE(client, worker->second.client) {
+      auto request = client->holdRequest();
+      auto wire = request.initModels(static_cast<unsigned>(models.size()));
+      for (unsigned i = 0; i < models.size(); ++i) wire.set(i, models[i]);
+      // A failure means the connection is going: the node leaves through disconnected().
+      s->tasks->add(request.send().ignoreResult());
+    }
+  });
+}
+
 void ClusterRegistryServer::release_handoff(uint64_t source_id) {
   Impl* s = impl_.get();
   s->runtime.execute_sync([s, source_id](KjContext&) { s->handoffs.erase(source_id); });
@@ -659,6 +675,14 @@ class WorkerService final : public schema::Worker::Server {
     context.releaseParams();
     handlers_->start(id, std::move(job), GenerationStream(link));
     return completion.promise.attach(kj::mv(generation));
+  }
+
+  kj::Promise<void> hold(HoldContext context) override {
+    KJ_REQUIRE(handlers_->hold != nullptr, "this worker takes no placement");
+    std::vector<std::string> models;
+    for (auto model : context.getParams().getModels()) models.push_back(wire_text(model));
+    handlers_->hold(std::move(models));
+    return kj::READY_NOW;
   }
 
   kj::Promise<void> decode(DecodeContext context) override {

@@ -20,7 +20,8 @@ class KjRuntime;
 /// The wire version this build speaks (rpc/schema/cluster.capnp protocolVersion).
 uint32_t cluster_protocol_version();
 
-/// A node as the registry knows it.
+/// A node as the registry knows it. `last_heartbeat.held_models` is what it holds now (from its
+/// registration until its first heartbeat).
 struct RegisteredNode {
   uint64_t node_id = 0;
   core::NodeRegistration registration;
@@ -57,6 +58,9 @@ struct WorkerHandlers {
   std::function<core::Result<void>(const core::GenerationJob& job, const core::KvHandoff& handoff)> accepts;
   /// Continues generation `id` from `handoff`, whose blob was pulled from the prefill worker.
   std::function<void(uint64_t id, core::GenerationJob job, core::KvHandoff handoff, GenerationStream stream)> adopt;
+  /// The controller's placement: the models this worker's host cache should hold (it unloads
+  /// the others once idle and loads these). Null: it holds what it loaded at start.
+  std::function<void(std::vector<std::string> models)> hold;
   /// Whether a handoff from a prefill worker on this host is read from its shared memory
   /// (rpc/shared_kv.hpp) rather than pulled through the controller (`aegaeon worker
   /// --kv-transport`).
@@ -116,6 +120,9 @@ class ClusterRegistryServer {
   /// node or the handle is gone.
   core::Result<uint64_t> decode(uint64_t node_id, const core::GenerationJob& job,
                                 const core::KvHandoff& handoff, UpdateHandler on_update);
+  /// Tells node `node_id` which models its host cache should hold (Worker.hold; what it holds
+  /// comes back in its heartbeats). Non-blocking; a node that is gone is ignored.
+  void hold(uint64_t node_id, const std::vector<std::string>& models);
   /// Drops a handoff nobody will decode (its prefill worker frees the KV). Unknown ids are ignored.
   void release_handoff(uint64_t source_id);
   /// Cancels a generation (the worker frees it); no update follows. Unknown ids are ignored.

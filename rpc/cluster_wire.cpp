@@ -19,8 +19,9 @@ core::NodeRegistration node_from_wire(schema::NodeInfo::Reader info) {
   for (auto model : info.getServedModels()) {
     node.served_models.push_back({wire_text(model.getName()), model.getMaxContextTokens(),
                                   wire_text(model.getTokenizerJson()),
-                                  wire_text(model.getTokenizerConfigJson())});
+                                  wire_text(model.getTokenizerConfigJson()), model.getWeightBytes()});
   }
+  for (auto model : info.getHeldModels()) node.held_models.push_back(wire_text(model));
   return node;
 }
 
@@ -45,12 +46,17 @@ void node_to_wire(const core::NodeRegistration& node, schema::NodeInfo::Builder 
     served[i].setMaxContextTokens(model.max_context_tokens);
     served[i].setTokenizerJson(model.tokenizer_json);
     served[i].setTokenizerConfigJson(model.tokenizer_config_json);
+    served[i].setWeightBytes(model.weight_bytes);
   }
+  auto held = info.initHeldModels(static_cast<unsigned>(node.held_models.size()));
+  for (unsigned i = 0; i < node.held_models.size(); ++i) held.set(i, node.held_models[i]);
 }
 
 core::HeartbeatReport beat_from_wire(schema::Heartbeat::Reader beat) {
-  return {beat.getNodeId(), beat.getSequence(), beat.getRunningRequests(),
-          beat.getWaitingRequests(), beat.getKvUsage()};
+  core::HeartbeatReport report{beat.getNodeId(), beat.getSequence(), beat.getRunningRequests(),
+                              beat.getWaitingRequests(), beat.getKvUsage()};
+  for (auto model : beat.getHeldModels()) report.held_models.push_back(wire_text(model));
+  return report;
 }
 
 void beat_to_wire(const core::HeartbeatReport& beat, schema::Heartbeat::Builder wire) {
@@ -59,6 +65,8 @@ void beat_to_wire(const core::HeartbeatReport& beat, schema::Heartbeat::Builder 
   wire.setRunningRequests(beat.running_requests);
   wire.setWaitingRequests(beat.waiting_requests);
   wire.setKvUsage(beat.kv_usage);
+  auto held = wire.initHeldModels(static_cast<unsigned>(beat.held_models.size()));
+  for (unsigned i = 0; i < beat.held_models.size(); ++i) held.set(i, beat.held_models[i]);
 }
 
 core::GenerationJob job_from_wire(schema::GenerationJob::Reader job) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 #include <string>
+#include <utility>
 
 namespace aegaeon::policy {
 
@@ -81,6 +82,112 @@ bool needs_rebalance(const Placement& current, std::span<const ModelDemand> dema
     if (!placed) return true;
   }
   return false;
+}
+
+namespace {
+
+// Placement's working state: what each worker is assigned so far.
+struct CacheFill {
+  const CacheNode* node = nullptr;
+  std::uint64_t used_bytes = 0;
+  double demand = 0.0;
+  std::set<std::string> models;
+
+  [[nodiscard]] bool unlimited() const { return node->cache_bytes == 0; }
+  [[nodiscard]] bool can_take(const CacheModel& m) const {
+    return !unlimited() && node->on_disk.count(m.name) != 0 && models.count(m.name) == 0 &&
+           used_bytes + m.weight_bytes <= node->cache_bytes;
+  }
+  void take(const CacheModel& m) {
+    models.insert(m.name);
+    used_bytes += m.weight_bytes;
+    demand += m.demand;
+  }
+};
+
+// Caches `m` on one more worker: one holding it now, else the least demand assigned, then the
+// fewest bytes, then the lowest id. False when no worker has room for it.
+bool add_copy(std::vector<CacheFill>& fills, const CacheModel& m) {
+  CacheFill* best = nullptr;
+  auto better = [&](const CacheFill& a, const CacheFill& b) {
+    const bool a_holds = a.node->held.count(m.name) != 0;
+    const bool b_holds = b.node->held.count(m.name) != 0;
+    if (a_holds != b_holds) return a_holds;
+    if (a.demand != b.demand) return a.demand < b.demand;
+    if (a.used_bytes != b.used_bytes) return a.used_bytes < b.used_bytes;
+    return a.node->node_id < b.node->node_id;
+  };
+  for (auto& fill : fills) {
+    if (fill.can_take(m) && (best == nullptr || better(fill, *best))) best = &fill;
+  }
+  if (best == nullptr) return false;
+  best->take(m);
+  return true;
+}
+
+std::size_t copies(const std::vector<CacheFill>& fills, const std::string& model) {
+  return static_cast<std::size_t>(
+      std::count_if(fills.begin(), fills.end(), [&](const CacheFill& f) { return f.models.count(model) != 0; }));
+}
+
+}  // namespace
+
+CacheAssignment assign_host_caches(std::span<const CacheNode> nodes, std::span<const CacheModel> models,
+                                   double demand_per_copy) {
+  std::vector<CacheFill> fills;
+  for (const auto& node : nodes) {
+    CacheFill fill{&node};
+    if (fill.unlimited()) {
+      for (const auto& m : models) {
+        if (node.on_disk.count(m.name) != 0) fill.take(m);
+      }
+    }
+    fills.push_back(std::move(fill));
+  }
+  std::vector<const CacheModel*> by_demand;
+  double total_demand = 0.0;
+  for (const auto& m : models) {
+    if (m.demand <= 0.0) continue;
+    by_demand.push_back(&m);
+    total_demand += m.demand;
+  }
+  std::stable_sort(by_demand.begin(), by_demand.end(), [](const CacheModel* a, const CacheModel* b) {
+    return a->demand != b->demand ? a->demand > b->demand : a->name < b->name;
+  });
+  // 2. One copy of each model with work, then more of the heavy ones.
+  for (const CacheModel* m : by_demand) {
+    if (copies(fills, m->name) == 0) add_copy(fills, *m);
+  }
+  for (const CacheModel* m : by_demand) {
+    const double by_share = std::ceil(m->demand / total_demand * static_cast<double>(fills.size()));
+    const double by_demand_per_copy = std::ceil(m->demand / demand_per_copy);
+    const auto wanted = static_cast<std::size_t>(std::min(by_share, by_demand_per_copy));
+    while (copies(fills, m->name) < wanted && add_copy(fills, *m)) {
+    }
+  }
+  // 3. One copy of each idle model nobody caches, those cached now first.
+  std::vector<const CacheModel*> idle;
+  for (const auto& m : models) {
+    if (m.demand <= 0.0 && copies(fills, m.name) == 0) idle.push_back(&m);
+  }
+  auto held_somewhere = [&](const CacheModel* m) {
+    return std::any_of(nodes.begin(), nodes.end(), [&](const CacheNode& n) { return n.held.count(m->name) != 0; });
+  };
+  std::stable_sort(idle.begin(), idle.end(), [&](const CacheModel* a, const CacheModel* b) {
+    const bool a_held = held_somewhere(a);
+    const bool b_held = held_somewhere(b);
+    return a_held != b_held ? a_held : a->name < b->name;
+  });
+  for (const CacheModel* m : idle) add_copy(fills, *m);
+  // 4. What is cached now stays where it still fits.
+  for (auto& fill : fills) {
+    for (const auto& m : models) {
+      if (fill.node->held.count(m.name) != 0 && fill.can_take(m)) fill.take(m);
+    }
+  }
+  CacheAssignment out;
+  for (const auto& fill : fills) out[fill.node->node_id] = fill.models;
+  return out;
 }
 
 }  // namespace aegaeon::policy

@@ -3,7 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <set>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "actors/policy/request.hpp"
@@ -57,5 +60,44 @@ core::Result<Placement> plan_placement(std::span<const ModelDemand> demands, con
 /// group's share of the load differs from its share of devices), or a model is missing.
 bool needs_rebalance(const Placement& current, std::span<const ModelDemand> demands,
                      const PlacementConfig& config);
+
+// ---- host caches of a cluster's workers (the controller's placement) -----------------------
+
+/// A worker's host model cache, as placement sees it.
+struct CacheNode {
+  std::uint64_t node_id = 0;
+  /// Host memory for model weights; 0: no limit (the worker holds every model it has on disk).
+  std::uint64_t cache_bytes = 0;
+  std::set<std::string> on_disk;  ///< models it can load
+  std::set<std::string> held;     ///< models its cache holds now (kept where room allows)
+};
+
+/// A model and how much work it has now.
+struct CacheModel {
+  std::string name;
+  std::uint64_t weight_bytes = 0;
+  double demand = 0.0;  ///< requests in flight or waiting for it (any unit; only ratios count)
+};
+
+/// Which models each worker's cache should hold, by node id.
+using CacheAssignment = std::map<std::uint64_t, std::set<std::string>>;
+
+/// Requests in flight that justify one more copy of a model: a worker batches many requests of
+/// one model at little extra cost, while a copy costs a load and the room of other models.
+inline constexpr double kDemandPerCopy = 8.0;
+
+/// Assigns models to the workers' host caches by demand and memory, moving as little as it can:
+///   1. a worker without a limit holds every model it has on disk;
+///   2. every model with demand gets one cache (heaviest first), then the heavy ones more: a
+///      model with share s of the demand wants ceil(s · workers) caches, but no more than one
+///      per `demand_per_copy` requests; so no model waits for another's second copy;
+///   3. every model without demand that no cache holds yet gets one where room is left;
+///   4. what caches hold now stays where room is left (a reload costs a disk read).
+/// Each copy goes to a worker that has the model on disk and room for it: one that holds it
+/// already if any, else the one with the least demand assigned, then the fewest bytes, then the
+/// lowest id. A model
+/// that fits nowhere is left out (its requests wait until a worker with room joins).
+CacheAssignment assign_host_caches(std::span<const CacheNode> nodes, std::span<const CacheModel> models,
+                                   double demand_per_copy = kDemandPerCopy);
 
 }  // namespace aegaeon::policy

@@ -107,7 +107,7 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
 }
 
 core::Result<HostModel> load_host_model(const std::filesystem::path& dir,
-                                        backend::Backend& backend) {
+                                        backend::Backend& backend, bool read_weights) {
   auto config = load_model_config(dir);
   if (!config.ok()) return config.error();
   auto files = weight_files(dir);
@@ -185,11 +185,12 @@ core::Result<HostModel> load_host_model(const std::filesystem::path& dir,
     model.tensors.push_back(std::move(tensor));
     sources.emplace_back(entry, file);
   }
+  model.weight_bytes = total;
+  if (!read_weights) return model;
 
   auto buffer = backend.allocate_pinned(total);
   if (!buffer.ok()) return buffer.error();
   model.buffer = std::move(buffer).value();
-  model.weight_bytes = total;
   // Zero the alignment padding so the buffer's bytes depend only on the model.
   std::memset(model.buffer->data(), 0, total);
   std::map<std::filesystem::path, std::ifstream> streams;

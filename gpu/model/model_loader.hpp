@@ -53,8 +53,10 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& config);
 /// Loads and validates `dir`. Errors name the file and the tensor or key: unknown architecture,
 /// missing tensor, a tensor config.json does not imply (old checkpoints' rotary_emb.inv_freq
 /// buffers excepted), wrong shape, unsupported dtype, bad header, truncated file, a shard listed
-/// in the index that does not exist.
+/// in the index that does not exist. With `read_weights` false only config.json and the
+/// headers are read and checked: the model's layout, with no buffer (what a host cache holds
+/// for a model it may load later).
 core::Result<HostModel> load_host_model(const std::filesystem::path& dir,
-                                        backend::Backend& backend);
+                                        backend::Backend& backend, bool read_weights = true);
 
 }  // namespace aegaeon::model

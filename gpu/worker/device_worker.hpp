@@ -58,10 +58,14 @@ struct ModelInfo {
 class HostModelCache {
  public:
   /// Loads and validates every model; an error names the model and the file/tensor.
-  /// `progress` (optional) is called after each model with (index, count, name).
+  /// `progress` (optional) is called after each model with (index, count, name). With
+  /// `read_weights` false every model starts unloaded: only its config and tensor headers are
+  /// read and checked, and load_weights reads the weights when they are wanted (a cluster
+  /// worker whose host cache holds what the controller places on it).
   static core::Result<std::shared_ptr<HostModelCache>> load(
       std::span<const ModelSpec> models,
-      const std::function<void(int index, int count, std::string_view name)>& progress = {});
+      const std::function<void(int index, int count, std::string_view name)>& progress = {},
+      bool read_weights = true);
   virtual ~HostModelCache() = default;
   [[nodiscard]] virtual std::int32_t size() const = 0;
   [[nodiscard]] virtual const ModelInfo& info(ModelId model) const = 0;

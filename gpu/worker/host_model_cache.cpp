@@ -56,10 +56,10 @@ class HostModelCacheImpl final : public HostModelCache {
     infos_.push_back(std::move(info));
     models_.push_back(std::move(host));
   }
-  // Once every model is added: all of them start loaded.
-  void seal() {
+  // Once every model is added: all of them start loaded, or all unloaded (layouts only).
+  void seal(bool loaded) {
     loaded_ = std::make_unique<std::atomic<bool>[]>(models_.size());
-    for (std::size_t i = 0; i < models_.size(); ++i) loaded_[i].store(true);
+    for (std::size_t i = 0; i < models_.size(); ++i) loaded_[i].store(loaded);
     registrations_.resize(models_.size());
   }
 
@@ -157,7 +157,7 @@ class HostModelCacheImpl final : public HostModelCache {
 
 core::Result<std::shared_ptr<HostModelCache>> HostModelCache::load(
     std::span<const ModelSpec> models,
-    const std::function<void(int index, int count, std::string_view name)>& progress) {
+    const std::function<void(int index, int count, std::string_view name)>& progress, bool read_weights) {
   if (models.empty()) {
     return core::error(ErrorCode::kInvalidArgument,
                        "host model cache: no models to serve (expected at least one)");
@@ -180,7 +180,7 @@ core::Result<std::shared_ptr<HostModelCache>> HostModelCache::load(
   const auto count = static_cast<int>(models.size());
   for (int i = 0; i < count; ++i) {
     const ModelSpec& spec = models[static_cast<std::size_t>(i)];
-    auto host = model::load_host_model(spec.path, pinned);
+    auto host = model::load_host_model(spec.path, pinned, read_weights);
     if (!host.ok()) {
       return host.error().with_context("model '" + spec.name + "'");
     }
@@ -194,7 +194,7 @@ core::Result<std::shared_ptr<HostModelCache>> HostModelCache::load(
     cache->add(spec, std::move(info), std::move(host).value());
     if (progress) progress(i, count, spec.name);
   }
-  cache->seal();
+  cache->seal(read_weights);
   return std::shared_ptr<HostModelCache>(std::move(cache));
 }
 

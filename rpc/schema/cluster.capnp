@@ -10,7 +10,9 @@ $import "/capnp/c++.capnp".namespace("aegaeon::rpc::schema");
 # 4: jobs ask for top_logprobs and say which prompt tokens a resumed request generated; token
 #    batches carry each token's most likely alternatives.
 # 5: a KV handoff says where a decode worker on the same host can read it in shared memory.
-const protocolVersion :UInt32 = 5;
+# 6: host-cache placement: models' weight sizes, the models a worker holds (at registration and
+#    in heartbeats), and Worker.hold, the controller's assignment.
+const protocolVersion :UInt32 = 6;
 
 # One accelerator (or the CPU backend) a node offers.
 struct Device {
@@ -25,6 +27,7 @@ struct ServedModel {
   maxContextTokens @1 :Int32;
   tokenizerJson @2 :Text;        # tokenizer.json
   tokenizerConfigJson @3 :Text;  # tokenizer_config.json (chat template); empty when absent
+  weightBytes @4 :UInt64;        # host memory its weights take when held
 }
 
 # What a node brings when it joins.
@@ -32,10 +35,11 @@ struct NodeInfo {
   nodeName @0 :Text;
   protocolVersion @1 :UInt32;
   devices @2 :List(Device);
-  hostCacheBytes @3 :UInt64;  # host memory for the model cache
+  hostCacheBytes @3 :UInt64;  # host memory for model weights; 0: no limit (holds every model)
   modelsOnDisk @4 :List(Text);
   roles @5 :List(Text);       # "prefill", "decode"
   servedModels @6 :List(ServedModel);
+  heldModels @7 :List(Text);  # models whose weights it holds now (it serves only those)
 }
 
 # Periodic liveness and load report.
@@ -45,6 +49,7 @@ struct Heartbeat {
   runningRequests @2 :UInt32;
   waitingRequests @3 :UInt32;
   kvUsage @4 :Float32;        # 0..1
+  heldModels @5 :List(Text);  # models whose weights it holds now
 }
 
 # One tokenized request for a worker (the controller's proxy tokenized and validated it).
@@ -128,6 +133,10 @@ interface Worker {
   # Continues a generation another worker prefilled: pulls the KV from `handoff.source`, then
   # decodes as `generate` does (`job` is the one that worker prefilled). A decode worker only.
   decode @1 (job :GenerationJob, handoff :KvHandoff, sink :TokenSink) -> ();
+  # The models the controller's placement wants in this worker's host cache (the latest call
+  # wins): it unloads the others once their generations end and loads these, within its host
+  # cache size, reporting what it holds in its heartbeats. Returns at once.
+  hold @2 (models :List(Text)) -> ();
 }
 
 # The controller's side of membership.

@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <signal.h>
 
+#include <filesystem>
+#include <functional>
 #include <future>
 #include <optional>
 #include <regex>
@@ -516,6 +518,97 @@ TEST_F(Cluster, WorkersRejoinARestartedController) {
   ASSERT_NE(controller_->http_port(), 0) << controller_->process().output();
   for (auto& worker : workers_) ASSERT_NE(worker->wait_joined(15s), 0u) << worker->process().output();
   EXPECT_GE(complete(http(), request_body(models().front(), "Back again", 4, false)).completion_tokens, 1);
+}
+
+// ---- host-cache placement ---------------------------------------------------------------------
+
+// Polls the controller's admin port until `ready` accepts the worker called `name` (its JSON in
+// GET /admin/workers); returns that JSON, or null after `timeout`.
+json wait_for_worker(uint16_t admin_port, const std::string& name, const std::function<bool(const json&)>& ready,
+                     std::chrono::milliseconds timeout = 60s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  json last;
+  std::string body;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto listing = testing::http_request(admin_port, "GET", "/admin/workers", "", {{"Authorization", std::string("Bearer ") + kAdminKey}});
+    body = std::to_string(listing.status) + " " + listing.body;
+    if (listing.status == 200) {
+      const json workers = json::parse(listing.body);
+      for (const auto& worker : workers["data"]) {
+        if (worker["id"] == name) last = worker;
+      }
+      if (!last.is_null() && ready(last)) return last;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  ADD_FAILURE() << "worker " << name << " not ready; last answer " << body;
+  return nullptr;
+}
+
+// A worker whose host cache holds the largest demo model or the three others, never all: the
+// controller's placement loads each model when its requests come and unloads idle ones to make
+// room, and a request whose model does not fit beside a busy one waits for it instead of failing.
+TEST(ClusterPlacement, AWorkersHostCacheFollowsTheRequestsWithinItsLimit) {
+  ControllerProcess controller("127.0.0.1:0", {{}, {"--set", "admin.enabled=true", "--set", "admin.port=0", "--set",
+                                                   std::string("admin.api_key=") + kAdminKey}});
+  ASSERT_NE(controller.http_port(), 0) << controller.process().output();
+  auto admin_line = controller.process().wait_for_line(std::regex(R"(admin API on http://[0-9.]+:([0-9]+))"), 30s);
+  ASSERT_TRUE(admin_line) << controller.process().output();
+  const auto admin_port = static_cast<uint16_t>(std::stoi((*admin_line)[1]));
+  {
+    // The demo models are synthesized by the first worker that starts: a probe without a limit.
+    WorkerProcess probe(controller.cluster_port(), "probe");
+    ASSERT_NE(probe.wait_joined(), 0u) << probe.process().output();
+    probe.process().signal(SIGTERM);
+    ASSERT_TRUE(probe.process().wait(30s));
+  }
+  const std::filesystem::path demo = AEGAEON_TEST_DATA_DIR "/demo-models-v2";
+  const auto largest = std::filesystem::file_size(demo / "demo-l" / "model.safetensors");
+  const auto smallest = std::filesystem::file_size(demo / "demo-xs" / "model.safetensors");
+  ASSERT_GT(smallest, 2u << 20) << "the limit below assumes demo-xs cannot fit beside demo-l";
+  const std::uint64_t limit = largest + (1u << 20);  // the weights take at most the file's bytes
+  WorkerProcess worker("127.0.0.1:" + std::to_string(controller.cluster_port()), "w1", testing::kClusterToken,
+                       {{}, {"--set", "serve.host_cache_bytes=" + std::to_string(limit)}});
+  ASSERT_NE(worker.wait_joined(), 0u) << worker.process().output();
+  const uint16_t http = controller.http_port();
+  auto within_limit = [&](const json& w) {
+    EXPECT_EQ(w["host_cache_bytes"], limit) << w;
+    EXPECT_LE(w["held_bytes"].get<std::uint64_t>(), limit) << w;
+  };
+  auto holds = [](const std::string& model) {
+    return [model](const json& w) {
+      const auto models = w["models"].get<std::vector<std::string>>();
+      return std::find(models.begin(), models.end(), model) != models.end();
+    };
+  };
+
+  // Idle: the placement fills the cache (models in name order: demo-l first, alone).
+  json idle = wait_for_worker(admin_port, "w1", holds("demo-l"));
+  within_limit(idle);
+  EXPECT_EQ(idle["models"].size(), 1u) << idle;
+
+  // A request for demo-m waits while the worker unloads demo-l and loads demo-m.
+  const json m_body = request_body("demo-m", "The host cache", 8, false);
+  const Completion first = complete(http, m_body);
+  EXPECT_GE(first.completion_tokens, 1);
+  within_limit(wait_for_worker(admin_port, "w1", holds("demo-m")));
+
+  // demo-l streams; demo-m, which cannot share the cache with it, waits for the stream to end,
+  // then is loaded again and answers exactly as before.
+  Stream large(http, request_body("demo-l", "A stream on the largest model", 48, true));
+  ASSERT_TRUE(large.read_one()) << controller.process().output();
+  auto waiting = std::async(std::launch::async, [&] { return complete(http, m_body); });
+  const Completion streamed = large.finish();
+  EXPECT_TRUE(streamed.finish_reason == "length" || streamed.finish_reason == "stop") << streamed.finish_reason;
+  EXPECT_GE(streamed.completion_tokens, 1);
+  const Completion again = waiting.get();
+  EXPECT_EQ(again.text, first.text) << "demo-m's weights were read again from its folder";
+  EXPECT_EQ(again.finish_reason, first.finish_reason);
+  within_limit(wait_for_worker(admin_port, "w1", holds("demo-m")));
+
+  EXPECT_TRUE(controller.process().wait_for_line(std::regex("waits for a worker to load model 'demo-m'"), 1s))
+      << controller.process().output();
+  EXPECT_TRUE(worker.process().wait_for_line(std::regex("model demo-l unloaded"), 1s)) << worker.process().output();
 }
 
 }  // namespace

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace aegaeon::policy {
@@ -48,6 +51,82 @@ TEST(Placement, HostCacheLimitIsRespectedAndNamed) {
   auto p = plan_placement(d, cfg);
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.error().message.find("model 2"), std::string::npos);
+}
+
+// ---- host caches of a cluster's workers --------------------------------------------------------
+
+CacheNode cache_node(std::uint64_t id, std::uint64_t bytes, std::set<std::string> on_disk,
+                     std::set<std::string> held = {}) {
+  return CacheNode{id, bytes, std::move(on_disk), std::move(held)};
+}
+
+using Models = std::set<std::string>;
+
+TEST(HostCachePlacement, AWorkerWithoutALimitHoldsEveryModelItHasOnDisk) {
+  std::vector<CacheNode> nodes{cache_node(1, 0, {"a", "b"}), cache_node(2, 0, {"b", "c"})};
+  std::vector<CacheModel> models{{"a", 10, 5.0}, {"b", 10, 0.0}, {"c", 10, 0.0}};
+  auto out = assign_host_caches(nodes, models);
+  EXPECT_EQ(out[1], (Models{"a", "b"}));
+  EXPECT_EQ(out[2], (Models{"b", "c"}));
+}
+
+// Room for one model each: the busy model stays where it is, and the other busy model takes the
+// second cache before any model gets a second copy, although "a" has 8 times its demand.
+TEST(HostCachePlacement, EveryBusyModelGetsACacheBeforeAnyGetsTwo) {
+  std::vector<CacheNode> nodes{cache_node(1, 10, {"a", "b"}, {"a"}), cache_node(2, 10, {"a", "b"}, {"a"})};
+  std::vector<CacheModel> models{{"a", 10, 8.0}, {"b", 10, 1.0}};
+  auto out = assign_host_caches(nodes, models);
+  EXPECT_EQ(out[1], (Models{"a"}));
+  EXPECT_EQ(out[2], (Models{"b"}));
+}
+
+// Three workers with room for two models each: "a" has 90% of the demand, so ceil(0.9 · 3) = 3
+// copies (27 requests would fill 4); "b" one; the idle "c" takes the room left, on the least
+// loaded worker (a tie: the lower id).
+TEST(HostCachePlacement, HeavyModelsGetCopiesInProportionToTheirDemand) {
+  const Models all{"a", "b", "c"};
+  std::vector<CacheNode> nodes{cache_node(1, 20, all), cache_node(2, 20, all), cache_node(3, 20, all)};
+  std::vector<CacheModel> models{{"a", 10, 27.0}, {"b", 10, 3.0}, {"c", 10, 0.0}};
+  auto out = assign_host_caches(nodes, models);
+  EXPECT_EQ(out[1], (Models{"a", "c"}));
+  EXPECT_EQ(out[2], (Models{"a", "b"}));
+  EXPECT_EQ(out[3], (Models{"a"}));
+  // A few requests do not justify a second copy, however large their share.
+  models[0].demand = 2.0;
+  models[1].demand = 0.0;
+  out = assign_host_caches(nodes, models);
+  EXPECT_EQ(out[1], (Models{"a"}));
+  EXPECT_EQ(out[2], (Models{"b"}));  // idle models spread over the emptiest caches
+  EXPECT_EQ(out[3], (Models{"c"}));
+}
+
+TEST(HostCachePlacement, IdleCachesStayAsTheyAre) {
+  const Models all{"a", "b", "c"};
+  std::vector<CacheNode> nodes{cache_node(1, 10, all, {"c"}), cache_node(2, 10, all, {"b"})};
+  std::vector<CacheModel> models{{"a", 10, 0.0}, {"b", 10, 0.0}, {"c", 10, 0.0}};
+  auto out = assign_host_caches(nodes, models);
+  EXPECT_EQ(out[1], (Models{"c"}));
+  EXPECT_EQ(out[2], (Models{"b"}));
+  // Work for "a": it takes the cache of an idle model (the lower id on a tie), the other stays.
+  models[0].demand = 1.0;
+  out = assign_host_caches(nodes, models);
+  EXPECT_EQ(out[1], (Models{"a"}));
+  EXPECT_EQ(out[2], (Models{"b"}));
+}
+
+TEST(HostCachePlacement, ModelsGoOnlyWhereTheyAreOnDiskAndFit) {
+  std::vector<CacheNode> nodes{cache_node(1, 15, {"small", "big"}), cache_node(2, 100, {"other"})};
+  std::vector<CacheModel> models{{"big", 20, 5.0}, {"small", 10, 1.0}, {"other", 30, 0.0}};
+  auto out = assign_host_caches(nodes, models);
+  EXPECT_EQ(out[1], (Models{"small"}));  // "big" fits nowhere: left out
+  EXPECT_EQ(out[2], (Models{"other"}));
+}
+
+TEST(HostCachePlacement, CachedModelsThatNoLongerFitMakeRoom) {
+  // Node 1 holds "a" and "b" but now has room for one; "b" has the work.
+  std::vector<CacheNode> nodes{cache_node(1, 10, {"a", "b"}, {"a", "b"})};
+  std::vector<CacheModel> models{{"a", 10, 0.0}, {"b", 10, 2.0}};
+  EXPECT_EQ(assign_host_caches(nodes, models)[1], (Models{"b"}));
 }
 
 }  // namespace

@@ -66,11 +66,11 @@ struct CacheKeeper::State {
   static void act(const std::shared_ptr<State>& self, const std::vector<std::string>& unload,
                   const std::vector<std::string>& load) {
     for (const auto& model : unload) {
-      // Refused while the model still has generations: tried again at a later pass.
-      self->node.unload_model(model, [self, model](core::Result<std::vector<ModelStatus>> done) {
+      // Refused while the model still has generations: tried again at a later pass (the node
+      // logs an unload that happens).
+      self->node.unload_model(model, [self, model](const core::Result<std::vector<ModelStatus>>&) {
         std::lock_guard lock(self->mutex);
         self->busy.erase(model);
-        if (done.ok()) spdlog::info("cache: model {} unloaded (placed elsewhere)", model);
         self->wake.notify_all();
       });
     }
@@ -78,10 +78,7 @@ struct CacheKeeper::State {
       self->node.load_model(model, [self, model](core::Result<std::vector<ModelStatus>> done) {
         std::lock_guard lock(self->mutex);
         self->busy.erase(model);
-        if (!done.ok()) {
-          spdlog::warn("cache: loading model {} failed: {}", model, done.error().message);
-          self->failed.insert(model);
-        }
+        if (!done.ok()) self->failed.insert(model);  // the node logged why
         self->wake.notify_all();
       });
     }
@@ -119,13 +116,17 @@ void CacheKeeper::want(std::vector<std::string> models) {
   std::set<std::string> wanted;
   for (auto& model : models) {
     if (state_->node.catalog().find(model) == nullptr) {
-      spdlog::warn("cache: the controller placed model '{}' here, which this worker does not have", model);
+      spdlog::warn("host cache: the controller placed model '{}' here, which this worker does not have", model);
       continue;
     }
     wanted.insert(std::move(model));
   }
   std::lock_guard lock(state_->mutex);
-  if (wanted != state_->wanted) spdlog::info("cache: placement asks for {} model(s) here", wanted.size());
+  if (wanted != state_->wanted) {
+    std::string names;
+    for (const auto& model : wanted) names += (names.empty() ? "" : ", ") + model;
+    spdlog::info("host cache: the controller places [{}] here", names);
+  }
   state_->wanted = std::move(wanted);
   state_->failed.clear();
   state_->wake.notify_all();

@@ -318,7 +318,7 @@ void ServingNode::unload_model(std::string model, AdminDone done) const {
           cache->free_weights(id);
           metrics->host_weights_bytes.add({{"model_name", model}}).set(0);
           board->set_load(index, LoadState::kUnloaded);
-          spdlog::info("admin: model {} unloaded ({:.1f} MiB of host memory freed)", model,
+          spdlog::info("host cache: model {} unloaded ({:.1f} MiB of host memory freed)", model,
                        static_cast<double>(cache->info(id).weight_bytes) / (1024.0 * 1024.0));
           done(model_statuses(*catalog, *residency, *board, activity));
         };
@@ -339,11 +339,11 @@ void ServingNode::load_model(std::string model, AdminDone done) const {
   // Reading a model's files can take seconds: not on the kj thread nor an actor's.
   loader = std::thread([id, index, model, board, proxy = impl_->proxy, cache = impl_->models, catalog = impl_->catalog,
                         residency = impl_->residency, metrics = impl_->metrics, done = std::move(done)] {
-    spdlog::info("admin: loading model {} from disk", model);
+    spdlog::info("host cache: loading model {} from disk", model);
     const auto start = std::chrono::steady_clock::now();
     if (auto loaded = cache->load_weights(id); !loaded.ok()) {
       board->set_load(index, LoadState::kUnloaded);
-      spdlog::warn("admin: loading model {} failed: {}", model, loaded.error().message);
+      spdlog::warn("host cache: loading model {} failed: {}", model, loaded.error().message);
       // Whatever the loader found (a missing file, a bad one, another shape), the request was
       // fine and the model is known: the folder's state conflicts with it.
       return done(core::error(core::ErrorCode::kFailedPrecondition, loaded.error().message + " (the model stays unloaded)"));
@@ -353,7 +353,7 @@ void ServingNode::load_model(std::string model, AdminDone done) const {
     send_front_action(proxy, FrontAction::kLoad, model,
                       [index, model, seconds, board, cache, id, catalog, residency, done](std::vector<FrontActivity> activity) {
                         board->set_load(index, LoadState::kLoaded);
-                        spdlog::info("admin: model {} loaded ({:.1f} MiB in {:.2f} s)", model,
+                        spdlog::info("host cache: model {} loaded ({:.1f} MiB in {:.2f} s)", model,
                                      static_cast<double>(cache->info(id).weight_bytes) / (1024.0 * 1024.0), seconds);
                         done(model_statuses(*catalog, *residency, *board, activity));
                       });

@@ -94,6 +94,21 @@ TEST(ServeProcess, PortInUseIsAClearError) {
       << output;
 }
 
+// aegaeon serve holds every model: a host cache limit they exceed stops it at start, naming the
+// key and both sizes; one they fit lets it serve.
+TEST(ServeProcess, AHostCacheLimitBelowTheModelsIsAClearError) {
+  auto [code, output] = testing::run_command({AEGAEON_BINARY, "serve", "--port", "0", "--set",
+                                              "serve.data_dir=" AEGAEON_TEST_DATA_DIR, "--set",
+                                              "serve.host_cache_bytes=1MiB"},
+                                             {}, 60s);
+  EXPECT_EQ(code, 2) << output;
+  EXPECT_NE(output.find("serve.host_cache_bytes: the models' weights take"), std::string::npos) << output;
+  EXPECT_NE(output.find("more than the limit of 1048576"), std::string::npos) << output;
+
+  ServeProcess roomy({"--set", "serve.host_cache_bytes=1GiB"});
+  ASSERT_NE(roomy.port(), 0) << roomy.process().output();
+}
+
 TEST(AegaeonCli, VersionAndHelp) {
   auto [code, output] = testing::run_command({AEGAEON_BINARY, "version"});
   EXPECT_EQ(code, 0);

@@ -11,9 +11,13 @@
 #include <atomic>
 #include <filesystem>
 #include <future>
+#include <set>
 #include <thread>
 
 #include "actors/actor_runtime.hpp"
+#include "actors/cache_keeper.hpp"
+#include "actors/status_actor.hpp"
+#include "actors/worker_relay.hpp"
 #include "core/metrics.hpp"
 #include "gpu/model/model_synthesizer.hpp"
 #include "gpu/model/tokenizer_synthesizer.hpp"
@@ -127,6 +131,63 @@ TEST(ServingNodeAdmin, AModelUnloadsAndLoadsWhileAnotherGenerates) {
   EXPECT_NE(one.get_future().get().ok(), two.get_future().get().ok());
   server->reset();
   serving.stop();
+  std::filesystem::remove_all(dir);
+}
+
+// A cluster worker's host cache (worker process wiring: a relay as the front, models starting
+// unloaded): the keeper loads what it is told within its limit, and unloads what it is no longer
+// told to hold before loading more. Under TSan: the keeper's thread, the loader threads and the
+// actors.
+TEST(CacheKeeper, HoldsWhatThePlacementAsksWithinItsLimit) {
+  const auto dir = std::filesystem::temp_directory_path() / ("aegaeon-cache-keeper-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  for (const char* name : {"a", "b", "c"}) write_model(dir / name, 1);
+
+  ActorRuntime actors(2);
+  core::Registry registry;
+  ServingOptions options;
+  options.models = {{"a", dir / "a"}, {"b", dir / "b"}, {"c", dir / "c"}};
+  options.device.kv_bytes = std::uint64_t{4} << 20;
+  options.device.host_kv_blocks = 64;
+  options.admission.enabled = false;
+  options.start_unloaded = true;
+  auto relay = spawn_worker_relay(actors.system(), std::make_shared<std::atomic<std::uint32_t>>(0));
+  options.front = relay;
+  auto node = ServingNode::start(actors.system(), options, registry);
+  ASSERT_TRUE(node.ok()) << node.error().message;
+  ServingNode& serving = **node;
+  EXPECT_TRUE(serving.models().empty()) << "nothing is held before the placement asks";
+
+  const std::uint64_t model_bytes = serving.weight_bytes(0);
+  auto held = [&] {
+    std::set<std::string> names;
+    for (const auto& model : serving.models()) names.insert(model.name);
+    return names;
+  };
+  // Waits until the node holds `want`, checking the limit at every look.
+  auto wait_until_held = [&](const std::set<std::string>& want) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    std::set<std::string> now = held();
+    while (now != want && std::chrono::steady_clock::now() < deadline) {
+      EXPECT_LE(now.size(), 2U) << "more than the limit held";
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      now = held();
+    }
+    return now;
+  };
+  {
+    CacheKeeper keeper(serving, 2 * model_bytes);
+    keeper.want({"a", "b", "c"});  // room for two: the first two in name order
+    EXPECT_EQ(wait_until_held({"a", "b"}), (std::set<std::string>{"a", "b"}));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a pass or two later, still two
+    EXPECT_EQ(held(), (std::set<std::string>{"a", "b"}));
+    keeper.want({"c", "nonexistent"});
+    EXPECT_EQ(wait_until_held({"c"}), (std::set<std::string>{"c"}));
+    keeper.want({"a", "c"});
+    EXPECT_EQ(wait_until_held({"a", "c"}), (std::set<std::string>{"a", "c"}));
+  }
+  serving.stop();
+  stop_actor(relay);
   std::filesystem::remove_all(dir);
 }
 

@@ -281,7 +281,6 @@ bool place_or_park(RouterActor* self, std::uint64_t key) {
     if (p.node != 0) --s.in_flight[p.node];
     p.node = 0;
     p.generation = 0;
-    spdlog::info("cluster: request {} waits for a worker to load model '{}'", p.proxy_id, p.job.model);
     place_models(self);
   }
   return true;
@@ -449,6 +448,9 @@ caf::behavior router_actor(RouterActor* self, rpc::ClusterRegistryServer* regist
           s.by_proxy.erase({proxy.address(), job.info.id});
           s.placed.erase(key);
           return {false, 1.0, "no live worker serves model '" + model + "'"};
+        }
+        if (s.placed.at(key).parked_since) {
+          spdlog::info("cluster: request {} waits for a worker to load model '{}'", job.info.id, model);
         }
         return {};
       },

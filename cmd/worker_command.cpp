@@ -82,6 +82,20 @@ class Membership {
     return !wake_.wait_for(lock, delay, [this] { return stopping_; });
   }
 
+  // Waits for the next heartbeat: `interval`, or less when the models held differ from `sent`
+  // (the controller routes by them: a model just loaded gets its requests at once). False when
+  // stopping.
+  bool sleep_until_beat(std::chrono::milliseconds interval, const std::vector<std::string>& sent) {
+    constexpr auto kHeldCheck = std::chrono::milliseconds(50);
+    const auto due = std::chrono::steady_clock::now() + interval;
+    while (std::chrono::steady_clock::now() < due) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(due - std::chrono::steady_clock::now());
+      if (!sleep(std::min(left, std::chrono::milliseconds(kHeldCheck)))) return false;
+      if (held_() != sent) return true;
+    }
+    return true;
+  }
+
   void run() {
     const std::chrono::milliseconds first_backoff = std::min(std::chrono::milliseconds(100), backoff_max_);
     std::chrono::milliseconds backoff = first_backoff;
@@ -114,7 +128,8 @@ class Membership {
       backoff = first_backoff;
       spdlog::info("worker '{}' joined controller at {} as node {}", node_.node_name, address, reply->node_id);
       core::HeartbeatReport beat{reply->node_id, 0, 0, 0, 0};
-      while (sleep(std::chrono::milliseconds(reply->heartbeat_interval_ms))) {
+      beat.held_models = node_.held_models;
+      while (sleep_until_beat(std::chrono::milliseconds(reply->heartbeat_interval_ms), beat.held_models)) {
         ++beat.sequence;
         beat.running_requests = in_flight_->load();
         beat.held_models = held_();

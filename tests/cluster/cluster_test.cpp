@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 #include <future>
+#include <map>
 #include <optional>
 #include <regex>
 #include <thread>
@@ -522,6 +523,15 @@ TEST_F(Cluster, WorkersRejoinARestartedController) {
 
 // ---- host-cache placement ---------------------------------------------------------------------
 
+const testing::Launch kWithAdminPort{
+    {}, {"--set", "admin.enabled=true", "--set", "admin.port=0", "--set", std::string("admin.api_key=") + kAdminKey}};
+
+// The admin port `controller` logged, 0 if none.
+uint16_t admin_port_of(ControllerProcess& controller) {
+  auto line = controller.process().wait_for_line(std::regex(R"(admin API on http://[0-9.]+:([0-9]+))"), 30s);
+  return line ? static_cast<uint16_t>(std::stoi((*line)[1])) : 0;
+}
+
 // Polls the controller's admin port until `ready` accepts the worker called `name` (its JSON in
 // GET /admin/workers); returns that JSON, or null after `timeout`.
 json wait_for_worker(uint16_t admin_port, const std::string& name, const std::function<bool(const json&)>& ready,
@@ -545,28 +555,40 @@ json wait_for_worker(uint16_t admin_port, const std::string& name, const std::fu
   return nullptr;
 }
 
-// A worker whose host cache holds the largest demo model or the three others, never all: the
-// controller's placement loads each model when its requests come and unloads idle ones to make
-// room, and a request whose model does not fit beside a busy one waits for it instead of failing.
-TEST(ClusterPlacement, AWorkersHostCacheFollowsTheRequestsWithinItsLimit) {
-  ControllerProcess controller("127.0.0.1:0", {{}, {"--set", "admin.enabled=true", "--set", "admin.port=0", "--set",
-                                                   std::string("admin.api_key=") + kAdminKey}});
-  ASSERT_NE(controller.http_port(), 0) << controller.process().output();
-  auto admin_line = controller.process().wait_for_line(std::regex(R"(admin API on http://[0-9.]+:([0-9]+))"), 30s);
-  ASSERT_TRUE(admin_line) << controller.process().output();
-  const auto admin_port = static_cast<uint16_t>(std::stoi((*admin_line)[1]));
+// A host cache limit with room for the largest demo model alone, or for the three others. The
+// demo models are synthesized by the first worker that starts: a probe without a limit joins
+// `controller` and leaves.
+std::uint64_t room_for_the_largest_demo_model(const ControllerProcess& controller) {
   {
-    // The demo models are synthesized by the first worker that starts: a probe without a limit.
     WorkerProcess probe(controller.cluster_port(), "probe");
-    ASSERT_NE(probe.wait_joined(), 0u) << probe.process().output();
+    EXPECT_NE(probe.wait_joined(), 0u) << probe.process().output();
     probe.process().signal(SIGTERM);
-    ASSERT_TRUE(probe.process().wait(30s));
+    EXPECT_TRUE(probe.process().wait(30s));
   }
   const std::filesystem::path demo = AEGAEON_TEST_DATA_DIR "/demo-models-v2";
   const auto largest = std::filesystem::file_size(demo / "demo-l" / "model.safetensors");
   const auto smallest = std::filesystem::file_size(demo / "demo-xs" / "model.safetensors");
-  ASSERT_GT(smallest, 2u << 20) << "the limit below assumes demo-xs cannot fit beside demo-l";
-  const std::uint64_t limit = largest + (1u << 20);  // the weights take at most the file's bytes
+  EXPECT_GT(smallest, 2u << 20) << "the limit assumes demo-xs cannot fit beside demo-l";
+  return largest + (1u << 20);  // the weights take at most the file's bytes
+}
+
+// Whether a worker's entry in GET /admin/workers holds `model`.
+std::function<bool(const json&)> holds(const std::string& model) {
+  return [model](const json& w) {
+    const auto models = w["models"].get<std::vector<std::string>>();
+    return std::find(models.begin(), models.end(), model) != models.end();
+  };
+}
+
+// A worker whose host cache holds the largest demo model or the three others, never all: the
+// controller's placement loads each model when its requests come and unloads idle ones to make
+// room, and a request whose model does not fit beside a busy one waits for it instead of failing.
+TEST(ClusterPlacement, AWorkersHostCacheFollowsTheRequestsWithinItsLimit) {
+  ControllerProcess controller("127.0.0.1:0", kWithAdminPort);
+  ASSERT_NE(controller.http_port(), 0) << controller.process().output();
+  const uint16_t admin_port = admin_port_of(controller);
+  ASSERT_NE(admin_port, 0) << controller.process().output();
+  const std::uint64_t limit = room_for_the_largest_demo_model(controller);
   WorkerProcess worker("127.0.0.1:" + std::to_string(controller.cluster_port()), "w1", testing::kClusterToken,
                        {{}, {"--set", "serve.host_cache_bytes=" + std::to_string(limit)}});
   ASSERT_NE(worker.wait_joined(), 0u) << worker.process().output();
@@ -574,12 +596,6 @@ TEST(ClusterPlacement, AWorkersHostCacheFollowsTheRequestsWithinItsLimit) {
   auto within_limit = [&](const json& w) {
     EXPECT_EQ(w["host_cache_bytes"], limit) << w;
     EXPECT_LE(w["held_bytes"].get<std::uint64_t>(), limit) << w;
-  };
-  auto holds = [](const std::string& model) {
-    return [model](const json& w) {
-      const auto models = w["models"].get<std::vector<std::string>>();
-      return std::find(models.begin(), models.end(), model) != models.end();
-    };
   };
 
   // Idle: the placement fills the cache (models in name order: demo-l first, alone).
@@ -609,6 +625,58 @@ TEST(ClusterPlacement, AWorkersHostCacheFollowsTheRequestsWithinItsLimit) {
   EXPECT_TRUE(controller.process().wait_for_line(std::regex("waits for a worker to load model 'demo-m'"), 1s))
       << controller.process().output();
   EXPECT_TRUE(worker.process().wait_for_line(std::regex("model demo-l unloaded"), 1s)) << worker.process().output();
+}
+
+// Two workers with room for demo-l or the smaller models: demo-l and demo-m stream on one each.
+// The worker holding demo-l is killed mid-stream; the survivor is busy with demo-m, whose stream
+// leaves no room for demo-l, so the request waits, then is re-prefilled there once demo-m's stream
+// ended and demo-l is loaded in its place: both streams end with exactly the no-fault tokens.
+TEST(ClusterPlacement, AModelFollowsItsRequestsWhenItsWorkerDies) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "timing-bound (a kill mid-stream): runs in the plain stage";
+#endif
+  ControllerProcess controller("127.0.0.1:0", kWithAdminPort);
+  ASSERT_NE(controller.http_port(), 0) << controller.process().output();
+  const uint16_t admin_port = admin_port_of(controller);
+  ASSERT_NE(admin_port, 0) << controller.process().output();
+  const std::uint64_t limit = room_for_the_largest_demo_model(controller);
+  const testing::Launch limited{{}, {"--set", "serve.host_cache_bytes=" + std::to_string(limit)}};
+  const std::string join = "127.0.0.1:" + std::to_string(controller.cluster_port());
+  std::map<std::string, std::unique_ptr<WorkerProcess>> workers;
+  for (const char* name : {"w1", "w2"}) {
+    workers[name] = std::make_unique<WorkerProcess>(join, name, testing::kClusterToken, limited);
+    ASSERT_NE(workers[name]->wait_joined(), 0u) << workers[name]->process().output();
+  }
+  const uint16_t http = controller.http_port();
+  const std::string large_prompt = "The largest model keeps its stream";
+  const std::string medium_prompt = "The medium model runs beside it";
+  const Completion large_reference = complete(http, request_body("demo-l", large_prompt, 96, false));
+  const Completion medium_reference = complete(http, request_body("demo-m", medium_prompt, 48, false));
+
+  Stream large(http, request_body("demo-l", large_prompt, 96, true));
+  ASSERT_TRUE(large.read_one());
+  Stream medium(http, request_body("demo-m", medium_prompt, 48, true));
+  ASSERT_TRUE(medium.read_one());
+  // Whoever holds demo-l now runs its stream: that worker dies.
+  std::string victim;
+  for (const char* name : {"w1", "w2"}) {
+    const json entry = wait_for_worker(admin_port, name, [](const json&) { return true; });
+    if (!entry.is_null() && holds("demo-l")(entry)) victim = name;
+  }
+  ASSERT_FALSE(victim.empty()) << "no worker holds demo-l while it streams";
+  workers[victim]->process().signal(SIGKILL);
+
+  const Completion large_got = large.finish();
+  const Completion medium_got = medium.finish();
+  EXPECT_EQ(large_got.text, large_reference.text);
+  EXPECT_EQ(large_got.completion_tokens, large_reference.completion_tokens);
+  EXPECT_EQ(medium_got.text, medium_reference.text);
+  EXPECT_TRUE(controller.process().wait_for_line(std::regex("re-prefilled once a worker loads 'demo-l'|re-prefilled on node"), 5s))
+      << controller.process().output();
+  const std::string survivor = victim == "w1" ? "w2" : "w1";
+  const json last = wait_for_worker(admin_port, survivor, holds("demo-l"));
+  ASSERT_FALSE(last.is_null());
+  EXPECT_LE(last["held_bytes"].get<std::uint64_t>(), limit) << last;
 }
 
 }  // namespace

@@ -12,7 +12,11 @@
 // per second the decode worker takes from the prefill worker (the controller's counters) against
 // a memcpy of the same bytes in this process, the physical limit of a copy on this machine — by
 // shared memory (both on this host, the default), then pulled over RPC through the controller
-// (`--kv-transport rpc`), the baseline of that shortcut.
+// (`--kv-transport rpc`), the baseline of that shortcut. A placed topology (two workers whose host
+// caches hold the largest demo model or the three others, never all: `serve.host_cache_bytes`)
+// runs the same burst, the controller moving models between the caches as the requests come,
+// against two workers that hold every model: the throughput that placement keeps while each
+// worker holds less than all the models.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <signal.h>
@@ -22,6 +26,7 @@
 #include <chrono>
 #include <cstring>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <regex>
@@ -50,6 +55,7 @@ struct Options {
   int max_tokens = 64;       // per request
   int probe_tokens = 128;    // per lone-stream probe request
   bool split = true;         // also measure a prefill-only + a decode-only worker
+  bool placed = true;        // also measure two workers with a host cache limit
   int handoff_prompt_words = 800;  // words per KV-handoff probe prompt (a few tokens each)
   double read_timeout_s = 300;
 };
@@ -82,8 +88,9 @@ class Topology {
   /// A controller and `workers` workers; with `roles`, worker i runs roles[i] (--role); every
   /// worker gets `worker_args` too.
   static std::unique_ptr<Topology> cluster(const Options& o, int workers, std::vector<std::string> roles = {},
-                                           std::vector<std::string> worker_args = {}) {
-    auto t = std::unique_ptr<Topology>(new Topology(roles.empty() ? "cluster:" + std::to_string(workers) : "split:1+1"));
+                                           std::vector<std::string> worker_args = {}, std::string name = {}) {
+    if (name.empty()) name = roles.empty() ? "cluster:" + std::to_string(workers) : "split:1+1";
+    auto t = std::unique_ptr<Topology>(new Topology(std::move(name)));
     auto& controller = *t->processes_.emplace_back(std::make_unique<testing::ChildProcess>(std::vector<std::string>{
         o.binary, "controller", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--cluster-token", kClusterToken}));
     auto match = controller.wait_for_line(
@@ -270,7 +277,29 @@ Result measure(const Options& o, const Topology& topology) {
   return r;
 }
 
-void print_report(const Options& o, const std::vector<Result>& results, const std::vector<HandoffResult>& handoffs) {
+// The placed topology's host cache limit: room for the largest demo model (its file's bytes
+// bound its weights) plus 1 MiB, which is less than all the models take (`all_bytes`).
+struct PlacementLimit {
+  std::uint64_t cache_bytes = 0;
+  std::uint64_t all_bytes = 0;
+};
+PlacementLimit placement_limit(const Options& o) {
+  PlacementLimit limit;
+  std::uint64_t largest = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(o.data_dir) / "demo-models-v2")) {
+    const auto weights = entry.path() / "model.safetensors";
+    if (!std::filesystem::exists(weights)) continue;
+    const auto bytes = std::filesystem::file_size(weights);
+    largest = std::max<std::uint64_t>(largest, bytes);
+    limit.all_bytes += bytes;
+  }
+  if (largest == 0) throw std::runtime_error("no demo models under " + o.data_dir);
+  limit.cache_bytes = largest + (1u << 20);
+  return limit;
+}
+
+void print_report(const Options& o, const std::vector<Result>& results, const std::vector<HandoffResult>& handoffs,
+                  const PlacementLimit& placement) {
   const unsigned cores = aegaeon::bench::cores();
   const Result* one = nullptr;
   const Result* serve = nullptr;
@@ -314,6 +343,22 @@ void print_report(const Options& o, const std::vector<Result>& results, const st
                 "(ratio %.3f)\n",
                 h.memcpy_fresh_bytes_per_s / mib, ratio(h.memcpy_fresh_bytes_per_s), h.memcpy_warm_bytes_per_s / mib,
                 ratio(h.memcpy_warm_bytes_per_s));
+  }
+  const Result* two = nullptr;
+  const Result* placed = nullptr;
+  for (const auto& r : results) {
+    if (r.topology == "cluster:2") two = &r;
+    if (r.topology == "placed:2") placed = &r;
+  }
+  if (placed != nullptr) {
+    std::printf("placed:2: each worker's host cache %.1f MiB, %.2f of the %.1f MiB all models take; %.1f tokens/s",
+                static_cast<double>(placement.cache_bytes) / mib,
+                static_cast<double>(placement.cache_bytes) / static_cast<double>(placement.all_bytes),
+                static_cast<double>(placement.all_bytes) / mib, placed->tokens_per_s());
+    if (two != nullptr && two->tokens_per_s() > 0) {
+      std::printf(", %.2fx cluster:2 (every model on both workers)", placed->tokens_per_s() / two->tokens_per_s());
+    }
+    std::printf("\n");
   }
   if (handoffs.size() == 2 && handoffs[1].bytes_per_s() > 0 && handoffs[0].second_token_gap_s > 0) {
     std::printf("shared memory vs rpc: %.2fx the transfer rate, %.2fx the first -> second token gap\n",
@@ -365,6 +410,9 @@ int main(int argc, char** argv) {
   app.add_flag("--split,!--no-split", o.split,
                "also measure a prefill-only + a decode-only worker (burst and KV handoff), default on")
       ->capture_default_str();
+  app.add_flag("--placed,!--no-placed", o.placed,
+               "also measure 2 workers whose host caches cannot hold every model (placement), default on")
+      ->capture_default_str();
   app.add_option("--handoff-prompt-words", o.handoff_prompt_words, "words per KV-handoff probe prompt")
       ->check(CLI::Range(16, 2500))
       ->capture_default_str();
@@ -389,7 +437,16 @@ int main(int argc, char** argv) {
       handoffs.push_back(measure_handoff(o, *Topology::cluster(o, 2, {"prefill", "decode"}, {"--kv-transport", "rpc"}),
                                          "rpc"));
     }
-    print_report(o, results, handoffs);
+    PlacementLimit placement;
+    if (o.placed) {
+      placement = placement_limit(o);  // the demo models exist: the topologies above made them
+      std::fprintf(stderr, "[placed:2] starting a controller and 2 workers with serve.host_cache_bytes=%llu\n",
+                   static_cast<unsigned long long>(placement.cache_bytes));
+      results.push_back(measure(
+          o, *Topology::cluster(o, 2, {}, {"--set", "serve.host_cache_bytes=" + std::to_string(placement.cache_bytes)},
+                                "placed:2")));
+    }
+    print_report(o, results, handoffs, placement);
   } catch (const CLI::Error& e) {
     return app.exit(e);
   } catch (const std::exception& e) {

@@ -112,6 +112,16 @@ CacheKeeper::~CacheKeeper() {
   state_->thread.join();
 }
 
+std::vector<std::string> CacheKeeper::held() const {
+  std::vector<std::string> out;
+  const auto loaded = state_->node.models();
+  std::lock_guard lock(state_->mutex);
+  for (const auto& model : loaded) {
+    if (state_->wanted.count(model.name) != 0) out.push_back(model.name);
+  }
+  return out;
+}
+
 void CacheKeeper::want(std::vector<std::string> models) {
   std::set<std::string> wanted;
   for (auto& model : models) {

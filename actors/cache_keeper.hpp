@@ -27,6 +27,9 @@ class CacheKeeper {
   /// The models to hold from now on (the latest call wins). Names the node does not serve are
   /// logged and ignored. Non-blocking; callable from any thread (the kj thread).
   void want(std::vector<std::string> models);
+  /// The models loaded and still wanted: what controllers may send work for (a model on its
+  /// way out is left out, so no controller sends it more). Callable from any thread.
+  [[nodiscard]] std::vector<std::string> held() const;
 
   struct State;  ///< opaque; defined in cache_keeper.cpp
 

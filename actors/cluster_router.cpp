@@ -79,8 +79,11 @@ struct RouterState {
   std::map<std::uint64_t, std::int64_t> in_flight;  // by node
   std::set<std::string> draining;                   // worker names the admin API drained
   // The host-cache placement (policy::assign_host_caches) of the workers with a cache limit, as
-  // last sent to them (Worker.hold). A worker without a limit holds every model it has.
+  // last sent to them (Worker.hold). A worker without a limit holds every model it has. Only one
+  // controller of a cluster places models; the others (proxies) route by what workers hold.
+  bool places_models = true;
   policy::CacheAssignment placement;
+  std::shared_ptr<ParkedBoard> parked;  // parked requests by model, for a proxy's heartbeats
   static inline const char* name = "cluster_router";
 };
 
@@ -116,7 +119,7 @@ bool has_role(const rpc::RegisteredNode& node, std::string_view role) {
 bool holds(const RouterState& s, const rpc::RegisteredNode& node, const std::string& model) {
   const auto& held = node.last_heartbeat.held_models;
   if (std::find(held.begin(), held.end(), model) == held.end()) return false;
-  if (node.registration.host_cache_bytes == 0) return true;
+  if (node.registration.host_cache_bytes == 0 || !s.places_models) return true;
   auto placed = s.placement.find(node.node_id);
   return placed != s.placement.end() && placed->second.count(model) != 0;
 }
@@ -228,8 +231,18 @@ bool continue_on_decoder(RouterActor* self, std::uint64_t key, const core::KvHan
 void place_models(RouterActor* self) {
   auto& s = self->state;
   const auto nodes = s.registry->nodes();
+  // Requests per model, cluster-wide: what waits here, what runs on the workers (their reports
+  // count every controller's; this controller's own count is fresher), what waits at proxies.
   std::map<std::string, double> demand;
-  for (const auto& [key, p] : s.placed) demand[p.job.model] += 1.0;
+  std::map<std::string, double> running_here;
+  std::map<std::string, double> running_reported;
+  for (const auto& [key, p] : s.placed) (p.parked_since ? demand : running_here)[p.job.model] += 1.0;
+  for (const auto& node : nodes) {
+    auto& into = node.can_generate ? running_reported : demand;  // a proxy reports what waits there
+    for (const auto& [model, count] : node.last_heartbeat.model_requests) into[model] += count;
+  }
+  for (const auto& [model, count] : running_here) running_reported[model] = std::max(running_reported[model], count);
+  for (const auto& [model, count] : running_reported) demand[model] += count;
   std::vector<policy::CacheNode> caches;
   std::map<std::string, policy::CacheModel> models;
   for (const auto& node : nodes) {
@@ -281,7 +294,7 @@ bool place_or_park(RouterActor* self, std::uint64_t key) {
     if (p.node != 0) --s.in_flight[p.node];
     p.node = 0;
     p.generation = 0;
-    place_models(self);
+    if (s.places_models) place_models(self);
   }
   return true;
 }
@@ -290,11 +303,15 @@ bool place_or_park(RouterActor* self, std::uint64_t key) {
 // those that waited too long.
 void on_tick(RouterActor* self) {
   auto& s = self->state;
-  place_models(self);
+  if (s.places_models) place_models(self);
   std::vector<std::uint64_t> parked;
+  std::map<std::string, std::uint32_t> parked_by_model;
   for (const auto& [key, p] : s.placed) {
-    if (p.parked_since) parked.push_back(key);
+    if (!p.parked_since) continue;
+    parked.push_back(key);
+    ++parked_by_model[p.job.model];
   }
+  s.parked->publish(std::move(parked_by_model));
   const auto now = std::chrono::steady_clock::now();
   for (std::uint64_t key : parked) {
     Placed& p = s.placed.at(key);
@@ -403,6 +420,7 @@ void on_admin(RouterActor* self, WorkerAction action, const std::string& name, c
   }
   std::vector<WorkerStatus> out;
   for (const auto& node : nodes) {
+    if (!node.can_generate) continue;  // a proxy controller reporting here
     const auto in_flight = s.in_flight.find(node.node_id);
     WorkerStatus status{node.node_id, node.registration.node_name, s.draining.count(node.registration.node_name) != 0,
                         in_flight == s.in_flight.end() ? 0 : in_flight->second, node.last_heartbeat.held_models};
@@ -417,8 +435,11 @@ void on_admin(RouterActor* self, WorkerAction action, const std::string& name, c
 }
 
 caf::behavior router_actor(RouterActor* self, rpc::ClusterRegistryServer* registry,
-                           std::shared_ptr<const ClusterCatalog> catalog, RouterMetrics metrics) {
+                           std::shared_ptr<const ClusterCatalog> catalog, RouterMetrics metrics, bool places_models,
+                           std::shared_ptr<ParkedBoard> parked) {
   self->state.registry = registry;
+  self->state.places_models = places_models;
+  self->state.parked = std::move(parked);
   self->state.catalog = std::move(catalog);
   self->state.metrics = metrics;
   self->send(self, tick_atom::value);
@@ -493,9 +514,19 @@ std::shared_ptr<const ModelCatalog> ClusterCatalog::current() const {
   return current_;
 }
 
+void ParkedBoard::publish(std::map<std::string, std::uint32_t> by_model) {
+  std::lock_guard lock(mutex_);
+  by_model_ = std::move(by_model);
+}
+
+std::map<std::string, std::uint32_t> ParkedBoard::by_model() const {
+  std::lock_guard lock(mutex_);
+  return by_model_;
+}
+
 ClusterFront::ClusterFront(caf::actor_system& system, rpc::ClusterRegistryServer& registry,
                            std::shared_ptr<const ClusterCatalog> catalog, policy::Slo slo,
-                           core::Registry& metrics)
+                           core::Registry& metrics, bool places_models)
     : system_(system), registry_(registry), catalog_(std::move(catalog)), slo_(slo),
       serving_metrics_(std::make_shared<ServingMetrics>(metrics)) {
   RouterMetrics router_metrics;
@@ -523,10 +554,12 @@ ClusterFront::ClusterFront(caf::actor_system& system, rpc::ClusterRegistryServer
                                         .help("Seconds decode workers spent taking handed-off KV, by transport "
                                               "(bytes / seconds: the transfer rate)")
                                         .register_on(metrics);
-  router_ = system.spawn(router_actor, &registry_, catalog_, router_metrics);
+  router_ = system.spawn(router_actor, &registry_, catalog_, router_metrics, places_models, parked_);
 }
 
 ClusterFront::~ClusterFront() { stop(); }
+
+std::map<std::string, std::uint32_t> ClusterFront::waiting() const { return parked_->by_model(); }
 
 void ClusterFront::admin_workers(WorkerAction action, std::string name, WorkerReport report) {
   caf::anon_send(router_, admin_atom::value, action, std::move(name), std::move(report));

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -65,16 +66,34 @@ enum class WorkerAction { kReport, kDrain, kUndrain };
 /// thread; it must not block.
 using WorkerReport = std::function<void(std::vector<WorkerStatus>)>;
 
+/// Requests waiting for a worker to hold their model, by model (the router publishes them at
+/// each tick; a proxy controller's heartbeats report them to the controller that places models).
+/// Thread-safe.
+class ParkedBoard {
+ public:
+  void publish(std::map<std::string, std::uint32_t> by_model);
+  [[nodiscard]] std::map<std::string, std::uint32_t> by_model() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, std::uint32_t> by_model_;
+};
+
 /// The controller's serving front: a proxy over the cluster router. A new proxy is spawned when
 /// the catalog grew (a proxy's catalog is fixed); the old one finishes its requests. Thread-safe.
 class ClusterFront {
  public:
+  /// `places_models`: this controller places models on the workers' host caches (one per
+  /// cluster); without it, it routes by what the workers report holding (a proxy controller).
   ClusterFront(caf::actor_system& system, rpc::ClusterRegistryServer& registry,
-               std::shared_ptr<const ClusterCatalog> catalog, policy::Slo slo, core::Registry& metrics);
+               std::shared_ptr<const ClusterCatalog> catalog, policy::Slo slo, core::Registry& metrics,
+               bool places_models = true);
   ~ClusterFront();
 
   /// Hands a validated request to the current proxy (non-blocking; callable from the kj thread).
   void submit(core::GenerationRequest request, const rpc::http::Responder& responder);
+  /// Requests waiting for a worker to hold their model, by model (any thread).
+  [[nodiscard]] std::map<std::string, std::uint32_t> waiting() const;
   /// Models with at least one live worker ("available").
   [[nodiscard]] std::vector<ModelStatus> models() const;
   /// Applies `action` to the live worker called `name` (nothing when none is; ignored for
@@ -90,6 +109,7 @@ class ClusterFront {
   std::shared_ptr<const ClusterCatalog> catalog_;
   policy::Slo slo_;
   std::shared_ptr<ServingMetrics> serving_metrics_;
+  std::shared_ptr<ParkedBoard> parked_ = std::make_shared<ParkedBoard>();
   caf::actor router_;
   std::mutex mutex_;  // guards the proxies
   std::vector<caf::actor> proxies_;  // the last one takes new requests

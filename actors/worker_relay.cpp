@@ -31,15 +31,24 @@ struct RelayState {
   std::shared_ptr<const ModelCatalog> catalog;  // the node's (catalog_atom)
   std::unordered_map<policy::RequestId, RemoteGeneration> streams;
   std::set<policy::ModelId> unloaded;  // out of this worker's host cache: new work is refused
-  std::shared_ptr<std::atomic<std::uint32_t>> in_flight;
+  std::shared_ptr<RelayLoad> load;
   static inline const char* name = "worker_relay";
 };
 
 using RelayActor = caf::stateful_actor<RelayState>;
 
+// Publishes the generations in flight by model (after every change to `streams`).
+void publish_load(RelayActor* self) {
+  auto& s = self->state;
+  std::map<std::string, std::uint32_t> by_model;
+  for (const auto& [id, generation] : s.streams) {
+    ++by_model[s.catalog ? s.catalog->at(generation.model).name : std::to_string(generation.model)];
+  }
+  s.load->publish(std::move(by_model));
+}
+
 void forget(RelayActor* self, policy::RequestId id) {
-  if (self->state.streams.erase(id) != 0) self->state.in_flight->store(
-      static_cast<std::uint32_t>(self->state.streams.size()));
+  if (self->state.streams.erase(id) != 0) publish_load(self);
 }
 
 // Stops the runtime's work on `id` (frees its KV) and forgets it.
@@ -100,8 +109,8 @@ void on_admin(RelayActor* self, FrontAction action, const std::string& model_nam
   report(std::move(out));
 }
 
-caf::behavior relay_actor(RelayActor* self, std::shared_ptr<std::atomic<std::uint32_t>> in_flight) {
-  self->state.in_flight = std::move(in_flight);
+caf::behavior relay_actor(RelayActor* self, std::shared_ptr<RelayLoad> load) {
+  self->state.load = std::move(load);
   return {
       [self](wire_atom, caf::actor prefill, caf::actor decode) {
         self->state.prefill = std::move(prefill);
@@ -116,7 +125,7 @@ caf::behavior relay_actor(RelayActor* self, std::shared_ptr<std::atomic<std::uin
         if (!self->state.prefill) return end_with_error(stream, "this worker only decodes (--role decode)");
         if (refuse_unloaded(self, job.info.model, stream)) return;
         self->state.streams.emplace(id, RemoteGeneration{stream, job.info.model});
-        self->state.in_flight->store(static_cast<std::uint32_t>(self->state.streams.size()));
+        publish_load(self);
         self->request(self->state.prefill, caf::infinite, admit_atom::value, std::move(job))
             .then(
                 [self, id](const AdmissionReply& reply) {
@@ -165,7 +174,7 @@ caf::behavior relay_actor(RelayActor* self, std::shared_ptr<std::atomic<std::uin
         if (!self->state.decode) return end_with_error(stream, "this worker only prefills (--role prefill)");
         if (refuse_unloaded(self, handoff.job.info.model, stream)) return;
         self->state.streams.emplace(handoff.job.info.id, RemoteGeneration{stream, handoff.job.info.model});
-        self->state.in_flight->store(static_cast<std::uint32_t>(self->state.streams.size()));
+        publish_load(self);
         self->send(self->state.decode, handoff_atom::value, std::move(handoff));
       },
       [self](cancel_atom, policy::RequestId id) { cancel(self, id); },
@@ -174,9 +183,25 @@ caf::behavior relay_actor(RelayActor* self, std::shared_ptr<std::atomic<std::uin
 
 }  // namespace
 
-caf::actor spawn_worker_relay(caf::actor_system& system,
-                              std::shared_ptr<std::atomic<std::uint32_t>> in_flight) {
-  return system.spawn(relay_actor, std::move(in_flight));
+std::map<std::string, std::uint32_t> RelayLoad::by_model() const {
+  std::lock_guard lock(mutex_);
+  return by_model_;
+}
+
+std::uint32_t RelayLoad::total() const {
+  std::lock_guard lock(mutex_);
+  std::uint32_t total = 0;
+  for (const auto& [model, count] : by_model_) total += count;
+  return total;
+}
+
+void RelayLoad::publish(std::map<std::string, std::uint32_t> by_model) {
+  std::lock_guard lock(mutex_);
+  by_model_ = std::move(by_model);
+}
+
+caf::actor spawn_worker_relay(caf::actor_system& system, std::shared_ptr<RelayLoad> load) {
+  return system.spawn(relay_actor, std::move(load));
 }
 
 namespace {

@@ -6,9 +6,11 @@
 // decode-only worker generations arrive as handoffs another worker prefilled.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 
 #include <caf/fwd.hpp>
 
@@ -19,10 +21,22 @@ namespace aegaeon::actors {
 
 class ModelCatalog;
 
-/// Spawns the relay; pass it to ServingOptions::front. `in_flight` counts its generations
-/// (read by the heartbeat).
-caf::actor spawn_worker_relay(caf::actor_system& system,
-                              std::shared_ptr<std::atomic<std::uint32_t>> in_flight);
+/// The generations a worker's relay has in flight, by model: its heartbeats' load report.
+/// Thread-safe.
+class RelayLoad {
+ public:
+  [[nodiscard]] std::map<std::string, std::uint32_t> by_model() const;
+  [[nodiscard]] std::uint32_t total() const;
+  /// The relay's new counts (the relay only).
+  void publish(std::map<std::string, std::uint32_t> by_model);
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, std::uint32_t> by_model_;
+};
+
+/// Spawns the relay; pass it to ServingOptions::front. It keeps `load` up to date.
+caf::actor spawn_worker_relay(caf::actor_system& system, std::shared_ptr<RelayLoad> load);
 
 /// Starts a generation the controller submitted (non-blocking; callable from the kj thread).
 /// A job this node cannot run (unknown model, no room in the context) ends `stream` with an

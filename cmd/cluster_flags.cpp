@@ -20,4 +20,22 @@ HostPort parse_host_port(const std::string& text, const std::string& flag) {
   throw CommandError(flag + " expects HOST:PORT (e.g. 127.0.0.1:7000), got '" + text + "'", 2);
 }
 
+std::vector<HostPort> parse_host_ports(const std::string& text, const std::string& flag) {
+  std::vector<HostPort> out;
+  std::size_t start = 0;
+  while (true) {
+    const auto comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    HostPort address = parse_host_port(item, flag);
+    for (const auto& seen : out) {
+      if (seen.host == address.host && seen.port == address.port) {
+        throw CommandError(flag + " names " + item + " twice", 2);
+      }
+    }
+    out.push_back(std::move(address));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
 }  // namespace aegaeon::cmd

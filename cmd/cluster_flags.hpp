@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace aegaeon::cmd {
 
@@ -14,5 +15,8 @@ struct HostPort {
 
 /// Parses HOST:PORT (the port may be 0: an ephemeral one); throws CommandError naming `flag`.
 HostPort parse_host_port(const std::string& text, const std::string& flag);
+
+/// Parses HOST:PORT[,HOST:PORT...] (at least one, no repeats); throws CommandError naming `flag`.
+std::vector<HostPort> parse_host_ports(const std::string& text, const std::string& flag);
 
 }  // namespace aegaeon::cmd

@@ -9,7 +9,10 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <optional>
+#include <set>
 #include <pthread.h>
+#include <unistd.h>
 
 #include "actors/actor_runtime.hpp"
 #include "actors/cluster_router.hpp"
@@ -17,6 +20,7 @@
 #include "cmd/api_routes.hpp"
 #include "cmd/cluster_flags.hpp"
 #include "cmd/commands.hpp"
+#include "cmd/membership.hpp"
 #include "cmd/serve_config.hpp"
 #include "core/logging.hpp"
 #include "core/metrics.hpp"
@@ -34,6 +38,9 @@ struct ControllerOptions {
   std::string cluster_token;
   uint32_t heartbeat_interval_ms = 1000;
   uint32_t heartbeat_timeout_ms = 3000;
+  std::string placement_at;  // HOST:PORT of the controller that places models; empty: this one
+  std::string name;          // as a proxy, its node name there (default HOST-PID)
+  uint32_t rejoin_backoff_max_ms = 5000;
 };
 
 // GET /health: the controller and what it knows of each worker.
@@ -46,6 +53,7 @@ rpc::http::HttpResponse health(const rpc::ClusterRegistryServer& registry) {
     for (const auto& model : node.registration.served_models) models.push_back(model.name);
     workers.push_back({{"node_id", node.node_id},
                        {"name", node.registration.node_name},
+                       {"roles", node.registration.roles},
                        {"models", models},
                        {"running", node.last_heartbeat.running_requests},
                        {"waiting", node.last_heartbeat.waiting_requests},
@@ -70,6 +78,13 @@ void run_controller(ControllerOptions options) {
   }
   check_admin_config(config.admin);
   HostPort listen = parse_host_port(options.listen, "--listen");
+  std::optional<HostPort> placement_at;
+  if (!options.placement_at.empty()) placement_at = parse_host_port(options.placement_at, "--placement-at");
+  if (options.name.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    options.name = std::string(host) + "-" + std::to_string(getpid());
+  }
   if (options.cluster_token.empty()) throw CommandError("--cluster-token is required", 2);
   if (options.heartbeat_timeout_ms <= options.heartbeat_interval_ms) {
     throw CommandError("--heartbeat-timeout-ms (" + std::to_string(options.heartbeat_timeout_ms) +
@@ -110,13 +125,21 @@ void run_controller(ControllerOptions options) {
   cluster.cluster_token = options.cluster_token;
   cluster.heartbeat_interval_ms = options.heartbeat_interval_ms;
   cluster.heartbeat_timeout_ms = options.heartbeat_timeout_ms;
-  cluster.on_register = [catalog, &workers_gauge](const rpc::RegisteredNode& node) {
+  // Proxy controllers reporting here are nodes too, but not workers (kj thread only).
+  auto reporting_only = std::make_shared<std::set<uint64_t>>();
+  cluster.on_register = [catalog, &workers_gauge, reporting_only](const rpc::RegisteredNode& node) {
+    if (!node.can_generate) {
+      reporting_only->insert(node.node_id);
+      return;
+    }
     workers_gauge.increment();
     if (auto added = catalog->add(node.registration); !added.ok()) {
       spdlog::error("cluster: cannot use the models of node {}: {}", node.node_id, added.error().message);
     }
   };
-  cluster.on_leave = [&workers_gauge, &departures](uint64_t, rpc::LeaveReason reason, const std::string&) {
+  cluster.on_leave = [&workers_gauge, &departures, reporting_only](uint64_t node_id, rpc::LeaveReason reason,
+                                                                   const std::string&) {
+    if (reporting_only->erase(node_id) != 0) return;
     workers_gauge.decrement();
     departures.add({{"reason", rpc::to_string(reason)}}).increment();
   };
@@ -126,7 +149,7 @@ void run_controller(ControllerOptions options) {
 
   policy::Slo slo{config.serve.ttft_slo_ms / 1000.0, config.serve.tbt_slo_ms / 1000.0};
   auto front = std::make_unique<actors::ClusterFront>(actor_runtime->system(), *cluster_server, catalog, slo,
-                                                      registry);
+                                                      registry, !placement_at);
 
   rpc::http::HttpRouter router;
   router.add("GET", "/health", [&cluster_server](const rpc::http::HttpRequest&, const rpc::http::Responder& responder) {
@@ -163,9 +186,31 @@ void run_controller(ControllerOptions options) {
   auto admin_server = start_admin_server(*kj_runtime, config.admin, std::move(admin_router), "GET /admin/workers",
                                          http_metrics);
 
+  // A proxy controller reports the requests waiting here for a model to the controller that
+  // places models, as a node of its own (it offers no generations).
+  std::unique_ptr<Membership> placement_link;
+  if (placement_at) {
+    core::NodeRegistration me;
+    me.node_name = options.name;
+    me.protocol_version = rpc::cluster_protocol_version();
+    me.roles = {"proxy"};
+    placement_link = std::make_unique<Membership>(
+        *kj_runtime, *placement_at, me, options.cluster_token, nullptr,
+        [&front] {
+          core::HeartbeatReport beat;
+          beat.model_requests = front->waiting();
+          return beat;
+        },
+        std::chrono::milliseconds(options.rejoin_backoff_max_ms));
+    spdlog::info("models are placed by the controller at {}:{}; this one routes by what workers hold",
+                 placement_at->host, placement_at->port);
+  }
+
   int received = 0;
   sigwait(&shutdown_signals, &received);
-  spdlog::info("received {}: draining in-flight requests", received == SIGINT ? "SIGINT" : "SIGTERM");
+  std::optional<std::string> refusal = placement_link ? placement_link->refusal() : std::nullopt;
+  if (!refusal) spdlog::info("received {}: draining in-flight requests", received == SIGINT ? "SIGINT" : "SIGTERM");
+  placement_link.reset();
 
   // HTTP drains; then the actors stop (the router calls into the registry), then the registry and
   // the kj loop go, then the actor system.
@@ -179,6 +224,7 @@ void run_controller(ControllerOptions options) {
   kj_runtime.reset();
   front.reset();
   actor_runtime.reset();
+  if (refusal) throw CommandError("the controller at --placement-at refused this one: " + *refusal, 2);
   spdlog::info("controller stopped cleanly");
 }
 
@@ -201,6 +247,11 @@ void add_controller_command(CLI::App& app) {
   sub->add_option("--cluster-token", options->cluster_token,
                   "Shared secret workers must present (or AEGAEON_CLUSTER_TOKEN)")
       ->envname("AEGAEON_CLUSTER_TOKEN");
+  sub->add_option("--placement-at", options->placement_at,
+                  "Run as a proxy controller: the controller at HOST:PORT (its --listen) places models\n"
+                  "on the workers' host caches, and this one reports the requests waiting here to it\n"
+                  "(workers join both: aegaeon worker --join A,B). Default: this controller places");
+  sub->add_option("--name", options->name, "This controller's node name at --placement-at (default HOST-PID)");
   sub->add_option("--heartbeat-interval-ms", options->heartbeat_interval_ms,
                   "How often workers send a heartbeat (default 1000)")
       ->check(CLI::Range(10u, 60000u));

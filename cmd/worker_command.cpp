@@ -24,6 +24,7 @@
 #include "actors/worker_relay.hpp"
 #include "cmd/cluster_flags.hpp"
 #include "cmd/commands.hpp"
+#include "cmd/membership.hpp"
 #include "cmd/serve_config.hpp"
 #include "core/logging.hpp"
 #include "core/metrics.hpp"
@@ -45,121 +46,6 @@ struct WorkerOptions {
   std::string kv_transport = "auto";
 };
 
-// Keeps the worker registered: joins, sends heartbeats, and re-joins with exponential backoff
-// (100 ms doubling up to `backoff_max`, 5 s by default) whenever the controller is unreachable or
-// forgot the node. A refusal (wrong token or version) is final: the process stops with that
-// message. Constructed on the thread that waits for SIGINT/SIGTERM (sigwait).
-class Membership {
- public:
-  /// `held` tells which models the worker holds now (sent at each join and heartbeat).
-  Membership(rpc::KjRuntime& kj, HostPort controller, core::NodeRegistration node, std::string token,
-             std::shared_ptr<const rpc::WorkerHandlers> handlers,
-             std::shared_ptr<std::atomic<std::uint32_t>> in_flight, std::function<std::vector<std::string>()> held,
-             std::chrono::milliseconds backoff_max)
-      : kj_(kj), controller_(std::move(controller)), node_(std::move(node)), token_(std::move(token)),
-        handlers_(std::move(handlers)), in_flight_(std::move(in_flight)), held_(std::move(held)),
-        backoff_max_(backoff_max), waiter_(pthread_self()), thread_([this] { run(); }) {}
-
-  ~Membership() {
-    {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
-    }
-    wake_.notify_all();
-    thread_.join();
-  }
-
-  /// Set when the controller refused this worker.
-  [[nodiscard]] std::optional<std::string> refusal() const {
-    std::lock_guard lock(mutex_);
-    return refusal_;
-  }
-
- private:
-  // Waits up to `delay`; false when stopping.
-  bool sleep(std::chrono::milliseconds delay) {
-    std::unique_lock lock(mutex_);
-    return !wake_.wait_for(lock, delay, [this] { return stopping_; });
-  }
-
-  // Waits for the next heartbeat: `interval`, or less when the models held differ from `sent`
-  // (the controller routes by them: a model just loaded gets its requests at once). False when
-  // stopping.
-  bool sleep_until_beat(std::chrono::milliseconds interval, const std::vector<std::string>& sent) {
-    constexpr auto kHeldCheck = std::chrono::milliseconds(50);
-    const auto due = std::chrono::steady_clock::now() + interval;
-    while (std::chrono::steady_clock::now() < due) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(due - std::chrono::steady_clock::now());
-      if (!sleep(std::min(left, std::chrono::milliseconds(kHeldCheck)))) return false;
-      if (held_() != sent) return true;
-    }
-    return true;
-  }
-
-  void run() {
-    const std::chrono::milliseconds first_backoff = std::min(std::chrono::milliseconds(100), backoff_max_);
-    std::chrono::milliseconds backoff = first_backoff;
-    std::string address = controller_.host + ":" + std::to_string(controller_.port);
-    while (true) {
-      auto client = rpc::ClusterClient::connect(kj_, controller_.host, controller_.port);
-      node_.held_models = held_();
-      auto reply = client.ok() ? (*client)->register_node(node_, token_, handlers_)
-                               : core::Result<core::RegistrationReply>(client.error());
-      if (!reply.ok()) {
-        auto code = reply.error().code;
-        if (code == core::ErrorCode::kUnauthenticated || code == core::ErrorCode::kInvalidArgument) {
-          spdlog::error("worker: controller at {} refused this worker: {}", address, reply.error().message);
-          {
-            std::lock_guard lock(mutex_);
-            refusal_ = reply.error().message;
-          }
-          // To the waiting thread itself: a signal to the process may go to a thread that does not
-          // block SIGTERM (OpenBLAS starts its pool before main), whose default action kills
-          // the process with no message. A thread-directed one stays pending until sigwait.
-          pthread_kill(waiter_, SIGTERM);
-          return;
-        }
-        spdlog::warn("worker: cannot join controller at {} ({}); retrying in {} ms", address,
-                     reply.error().message, backoff.count());
-        if (!sleep(backoff)) return;
-        backoff = std::min(backoff * 2, backoff_max_);
-        continue;
-      }
-      backoff = first_backoff;
-      spdlog::info("worker '{}' joined controller at {} as node {}", node_.node_name, address, reply->node_id);
-      core::HeartbeatReport beat{reply->node_id, 0, 0, 0, 0};
-      beat.held_models = node_.held_models;
-      while (sleep_until_beat(std::chrono::milliseconds(reply->heartbeat_interval_ms), beat.held_models)) {
-        ++beat.sequence;
-        beat.running_requests = in_flight_->load();
-        beat.held_models = held_();
-        auto known = (*client)->heartbeat(beat);
-        if (!known.ok() || !*known) {
-          spdlog::warn("worker: lost controller at {} ({}); re-joining", address,
-                       known.ok() ? "it no longer knows this node" : known.error().message);
-          break;
-        }
-      }
-      std::lock_guard lock(mutex_);
-      if (stopping_) return;
-    }
-  }
-
-  rpc::KjRuntime& kj_;
-  HostPort controller_;
-  core::NodeRegistration node_;
-  std::string token_;
-  std::shared_ptr<const rpc::WorkerHandlers> handlers_;
-  std::shared_ptr<std::atomic<std::uint32_t>> in_flight_;
-  std::function<std::vector<std::string>()> held_;
-  std::chrono::milliseconds backoff_max_;
-  mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  std::optional<std::string> refusal_;
-  pthread_t waiter_;    // the thread in sigwait, told of a refusal
-  std::thread thread_;  // last: starts once everything above is set
-};
 
 // What this worker tells the controller when it joins.
 core::NodeRegistration describe_node(const WorkerOptions& options, const actors::ServingOptions& serving,
@@ -206,7 +92,7 @@ void run_worker(WorkerOptions options) {
   if (auto logging = core::init_logging(config.log); !logging.ok()) {
     throw CommandError(logging.error().message, 2);
   }
-  HostPort controller = parse_host_port(options.join, "--join");
+  std::vector<HostPort> controllers = parse_host_ports(options.join, "--join");
   if (!options.device.empty()) {
     if (auto applied = core::apply_override(config, "serve.device=" + options.device); !applied.ok()) {
       throw CommandError("--device " + applied.error().message, 2);
@@ -232,8 +118,8 @@ void run_worker(WorkerOptions options) {
                  : options.role == "decode" ? actors::NodeRole::kDecode
                                             : actors::NodeRole::kBoth;
   auto actor_runtime = std::make_unique<actors::ActorRuntime>();
-  auto in_flight = std::make_shared<std::atomic<std::uint32_t>>(0);
-  auto relay = actors::spawn_worker_relay(actor_runtime->system(), in_flight);
+  auto load = std::make_shared<actors::RelayLoad>();
+  auto relay = actors::spawn_worker_relay(actor_runtime->system(), load);
   serving.front = relay;
   // With a host cache limit the models load as the controller places them here.
   const std::uint64_t host_cache_bytes = config.serve.host_cache_bytes;
@@ -272,22 +158,37 @@ void run_worker(WorkerOptions options) {
                                       std::move(stream));
     };
   }
-  auto held = [&node] {
-    std::vector<std::string> names;
-    for (const auto& model : node->models()) names.push_back(model.name);
-    return names;
+  // The load report of every heartbeat: generations in flight by model (from every controller)
+  // and the models held — without those on their way out, so no controller sends them more.
+  auto report = [&node, &keeper, load] {
+    core::HeartbeatReport beat;
+    beat.model_requests = load->by_model();
+    beat.running_requests = load->total();
+    if (keeper) {
+      beat.held_models = keeper->held();
+    } else {
+      for (const auto& model : node->models()) beat.held_models.push_back(model.name);
+    }
+    return beat;
   };
-  auto membership = std::make_unique<Membership>(
-      *kj_runtime, controller, describe_node(options, serving, *node, host_cache_bytes), options.cluster_token,
-      handlers, in_flight, held, std::chrono::milliseconds(options.rejoin_backoff_max_ms));
+  const core::NodeRegistration description = describe_node(options, serving, *node, host_cache_bytes);
+  std::vector<std::unique_ptr<Membership>> memberships;
+  for (const HostPort& controller : controllers) {
+    memberships.push_back(std::make_unique<Membership>(*kj_runtime, controller, description, options.cluster_token,
+                                                       handlers, report,
+                                                       std::chrono::milliseconds(options.rejoin_backoff_max_ms)));
+  }
 
   int received = 0;
   sigwait(&shutdown_signals, &received);
-  auto refusal = membership->refusal();
+  std::optional<std::string> refusal;
+  for (const auto& membership : memberships) {
+    if (!refusal) refusal = membership->refusal();
+  }
   if (!refusal) spdlog::info("received {}: stopping the worker", received == SIGINT ? "SIGINT" : "SIGTERM");
 
   // The relay sends into kj objects: stop every actor before the kj runtime goes.
-  membership.reset();
+  memberships.clear();
   keeper.reset();
   node->stop();
   actors::stop_actor(relay);
@@ -308,7 +209,10 @@ void add_worker_command(CLI::App& app) {
       "Run a serving runtime that joins a controller (aegaeon controller) and serves the requests\n"
       "it routes here. Models and devices come from the same configuration as `aegaeon serve`.\n"
       "Re-joins with backoff when the controller restarts; stops on SIGINT/SIGTERM.");
-  sub->add_option("--join", options->join, "The controller's cluster address, HOST:PORT")->required();
+  sub->add_option("--join", options->join,
+                  "The controllers' cluster addresses, HOST:PORT[,HOST:PORT...]: it joins every one\n"
+                  "(several controllers share the workers; one of them places models)")
+      ->required();
   sub->add_option("--cluster-token", options->cluster_token,
                   "Shared secret of the cluster (or AEGAEON_CLUSTER_TOKEN)")
       ->envname("AEGAEON_CLUSTER_TOKEN");

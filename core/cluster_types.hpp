@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,7 +55,10 @@ struct HeartbeatReport {
   uint32_t running_requests = 0;
   uint32_t waiting_requests = 0;
   float kv_usage = 0;  ///< 0..1
-  std::vector<std::string> held_models;  ///< whose weights it holds now
+  std::vector<std::string> held_models;  ///< whose weights it holds now (and keeps)
+  /// Requests per model: a worker's generations in flight (from every controller), or a proxy
+  /// controller's requests waiting for a worker to hold their model.
+  std::map<std::string, std::uint32_t> model_requests;
 };
 
 /// One tokenized request the controller submits to a worker.

@@ -56,6 +56,7 @@ core::HeartbeatReport beat_from_wire(schema::Heartbeat::Reader beat) {
   core::HeartbeatReport report{beat.getNodeId(), beat.getSequence(), beat.getRunningRequests(),
                               beat.getWaitingRequests(), beat.getKvUsage()};
   for (auto model : beat.getHeldModels()) report.held_models.push_back(wire_text(model));
+  for (auto entry : beat.getModelRequests()) report.model_requests[wire_text(entry.getModel())] += entry.getCount();
   return report;
 }
 
@@ -67,6 +68,13 @@ void beat_to_wire(const core::HeartbeatReport& beat, schema::Heartbeat::Builder 
   wire.setKvUsage(beat.kv_usage);
   auto held = wire.initHeldModels(static_cast<unsigned>(beat.held_models.size()));
   for (unsigned i = 0; i < beat.held_models.size(); ++i) held.set(i, beat.held_models[i]);
+  auto requests = wire.initModelRequests(static_cast<unsigned>(beat.model_requests.size()));
+  unsigned i = 0;
+  for (const auto& [model, count] : beat.model_requests) {
+    requests[i].setModel(model);
+    requests[i].setCount(count);
+    ++i;
+  }
 }
 
 core::GenerationJob job_from_wire(schema::GenerationJob::Reader job) {

@@ -12,7 +12,9 @@ $import "/capnp/c++.capnp".namespace("aegaeon::rpc::schema");
 # 5: a KV handoff says where a decode worker on the same host can read it in shared memory.
 # 6: host-cache placement: models' weight sizes, the models a worker holds (at registration and
 #    in heartbeats), and Worker.hold, the controller's assignment.
-const protocolVersion :UInt32 = 6;
+# 7: several controllers: heartbeats carry requests per model (a worker's in flight, a proxy
+#    controller's waiting) for the one controller that places models.
+const protocolVersion :UInt32 = 7;
 
 # One accelerator (or the CPU backend) a node offers.
 struct Device {
@@ -37,7 +39,7 @@ struct NodeInfo {
   devices @2 :List(Device);
   hostCacheBytes @3 :UInt64;  # host memory for model weights; 0: no limit (holds every model)
   modelsOnDisk @4 :List(Text);
-  roles @5 :List(Text);       # "prefill", "decode"
+  roles @5 :List(Text);       # "prefill", "decode"; "proxy" for a controller that reports to this one
   servedModels @6 :List(ServedModel);
   heldModels @7 :List(Text);  # models whose weights it holds now (it serves only those)
 }
@@ -49,7 +51,14 @@ struct Heartbeat {
   runningRequests @2 :UInt32;
   waitingRequests @3 :UInt32;
   kvUsage @4 :Float32;        # 0..1
-  heldModels @5 :List(Text);  # models whose weights it holds now
+  heldModels @5 :List(Text);  # models whose weights it holds now (and keeps: none on its way out)
+  modelRequests @6 :List(ModelRequests);  # a worker: generations in flight; a proxy: requests waiting
+}
+
+# How many requests one model has (a heartbeat's load report).
+struct ModelRequests {
+  model @0 :Text;
+  count @1 :UInt32;
 }
 
 # One tokenized request for a worker (the controller's proxy tokenized and validated it).

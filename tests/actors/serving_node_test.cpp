@@ -151,7 +151,7 @@ TEST(CacheKeeper, HoldsWhatThePlacementAsksWithinItsLimit) {
   options.device.host_kv_blocks = 64;
   options.admission.enabled = false;
   options.start_unloaded = true;
-  auto relay = spawn_worker_relay(actors.system(), std::make_shared<std::atomic<std::uint32_t>>(0));
+  auto relay = spawn_worker_relay(actors.system(), std::make_shared<RelayLoad>());
   options.front = relay;
   auto node = ServingNode::start(actors.system(), options, registry);
   ASSERT_TRUE(node.ok()) << node.error().message;

@@ -679,5 +679,44 @@ TEST(ClusterPlacement, AModelFollowsItsRequestsWhenItsWorkerDies) {
   EXPECT_LE(last["held_bytes"].get<std::uint64_t>(), limit) << last;
 }
 
+// Two controllers share a worker: one places models (P), the other is a proxy (Q, --placement-at
+// P). A request to Q for a model the worker does not hold waits there; Q reports it to P, whose
+// placement has the worker load it, and Q routes it once the worker says it holds it. With P
+// gone, Q keeps serving what the worker holds.
+TEST(ClusterControllers, AProxyControllersRequestsGetTheirModelsPlaced) {
+  ControllerProcess placement("127.0.0.1:0", kWithAdminPort);
+  ASSERT_NE(placement.http_port(), 0) << placement.process().output();
+  const uint16_t admin_port = admin_port_of(placement);
+  ASSERT_NE(admin_port, 0) << placement.process().output();
+  const std::string placement_address = "127.0.0.1:" + std::to_string(placement.cluster_port());
+  ControllerProcess proxy("127.0.0.1:0", {{}, {"--placement-at", placement_address, "--name", "proxy-1"}});
+  ASSERT_NE(proxy.http_port(), 0) << proxy.process().output();
+  ASSERT_TRUE(proxy.process().wait_for_line(std::regex("controller 'proxy-1' joined controller at"), 30s))
+      << proxy.process().output();
+  const std::uint64_t limit = room_for_the_largest_demo_model(placement);
+  WorkerProcess worker(placement_address + ",127.0.0.1:" + std::to_string(proxy.cluster_port()), "w1",
+                       testing::kClusterToken, {{}, {"--set", "serve.host_cache_bytes=" + std::to_string(limit)}});
+  ASSERT_NE(worker.wait_joined(), 0u) << worker.process().output();
+  ASSERT_NE(worker.wait_joined(), 0u) << "joins both controllers\n" << worker.process().output();
+
+  // Idle, the placement puts demo-l there, alone. Only the placing controller lists workers.
+  ASSERT_FALSE(wait_for_worker(admin_port, "w1", holds("demo-l")).is_null());
+  const auto health = json::parse(testing::http_request(placement.http_port(), "GET", "/health").body);
+  bool proxy_listed = false;
+  for (const auto& node : health["workers"]) proxy_listed |= node["name"] == "proxy-1" && node["roles"] == json{"proxy"};
+  EXPECT_TRUE(proxy_listed) << health;
+
+  const json body = request_body("demo-m", "Through the proxy controller", 8, false);
+  const Completion through_proxy = complete(proxy.http_port(), body);
+  EXPECT_GE(through_proxy.completion_tokens, 1);
+  EXPECT_TRUE(proxy.process().wait_for_line(std::regex("waits for a worker to load model 'demo-m'"), 1s))
+      << proxy.process().output();
+  EXPECT_EQ(complete(placement.http_port(), body).text, through_proxy.text) << "both controllers, one answer";
+
+  placement.process().signal(SIGKILL);
+  ASSERT_TRUE(placement.process().wait(10s));
+  EXPECT_EQ(complete(proxy.http_port(), body).text, through_proxy.text) << "the proxy serves what the worker holds";
+}
+
 }  // namespace
 }  // namespace aegaeon

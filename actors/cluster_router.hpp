@@ -6,6 +6,11 @@
 // decode worker, which pulls the KV from the prefill worker. When a worker dies mid-generation,
 // the request is re-submitted to another with its prompt plus the tokens already streamed
 // (re-prefill), so the client's stream goes on with no token repeated or missing.
+// The router is also the cluster's placement: every 250 ms it assigns models to the host caches
+// of the workers that have a limit (policy::assign_host_caches, by requests per model across the
+// cluster) and sends each worker its share (Worker.hold); a request goes only to a worker that
+// holds its model, and waits (parked, up to 60 s) while one loads it. A proxy controller's router
+// does not place: it routes by what workers hold and reports its parked requests instead.
 #pragma once
 
 #include <cstdint>

@@ -483,6 +483,16 @@ TEST(ClusterWorker, ABadDeviceStopsTheWorkerWithTheReason) {
     EXPECT_EQ(*code, c.code) << worker.process().output();
     EXPECT_NE(worker.process().output().find(c.says), std::string::npos) << worker.process().output();
   }
+  // A controller listed twice, or a list with a hole, names the flag and the culprit.
+  for (const auto& [join, says] : std::vector<std::pair<std::string, std::string>>{
+           {join_address(controller) + "," + join_address(controller), "names " + join_address(controller) + " twice"},
+           {join_address(controller) + ",", "--join expects HOST:PORT"}}) {
+    WorkerProcess worker(join, "bad-join", testing::kClusterToken, {});
+    auto exited = worker.process().wait(60s);
+    ASSERT_TRUE(exited.has_value()) << join << ": the worker did not exit\n" << worker.process().output();
+    EXPECT_EQ(*exited, 2) << worker.process().output();
+    EXPECT_NE(worker.process().output().find(says), std::string::npos) << worker.process().output();
+  }
   // The role is checked as well.
   WorkerProcess bad_role(join_address(controller), "bad-role", testing::kClusterToken, {{}, {"--role", "verify"}});
   auto code = bad_role.process().wait(60s);

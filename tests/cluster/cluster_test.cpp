@@ -1,7 +1,9 @@
 // A cluster of real processes on loopback: one `aegaeon controller` and two `aegaeon worker`s
 // serving the demo models. Requests are served through the controller's OpenAI API; a worker
 // killed with SIGKILL mid-stream loses no token (every stream equals the no-fault output, greedy
-// or seeded sampling with penalties); bad peers are refused without harming the cluster; workers re-join a
+// or seeded sampling with penalties); bad peers (garbage, a wrong token, another protocol
+// version) are refused without harming the cluster; workers with a host cache limit hold what
+// the controller places on them; a proxy controller shares the workers; workers re-join a
 // restarted controller. With prefill-only and decode-only workers, each request's KV moves from
 // one process to the other and the output stays exactly that of one worker doing both.
 #include <gtest/gtest.h>
@@ -16,6 +18,8 @@
 #include <regex>
 #include <thread>
 
+#include "rpc/cluster_registry.hpp"
+#include "rpc/kj_runtime.hpp"
 #include "tests/cluster/cluster_process.hpp"
 #include "tests/cluster/completion.hpp"
 #include "tests/support/http_client.hpp"
@@ -515,6 +519,29 @@ TEST_F(Cluster, RefusesBadPeersWithoutHarm) {
   EXPECT_EQ(*code, 2) << intruder.process().output();
   EXPECT_NE(intruder.process().output().find("cluster token rejected"), std::string::npos)
       << intruder.process().output();
+
+  // A peer speaking another protocol version (this test process, through the same RPC client a
+  // worker uses) is refused with both versions named, and the controller logs it.
+  {
+    auto kj = rpc::KjRuntime::start();
+    ASSERT_TRUE(kj.ok()) << kj.error().message;
+    auto client = rpc::ClusterClient::connect(**kj, "127.0.0.1", controller_->cluster_port());
+    ASSERT_TRUE(client.ok()) << client.error().message;
+    core::NodeRegistration future;
+    future.node_name = "from-the-future";
+    future.protocol_version = rpc::cluster_protocol_version() + 1;
+    auto refused = (*client)->register_node(future, testing::kClusterToken);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, core::ErrorCode::kInvalidArgument) << refused.error().message;
+    EXPECT_NE(refused.error().message.find("protocol version mismatch"), std::string::npos) << refused.error().message;
+    client->reset();
+  }
+  EXPECT_TRUE(controller_->process().wait_for_line(
+      std::regex("refused node 'from-the-future': protocol version " +
+                 std::to_string(rpc::cluster_protocol_version() + 1) + " \\(this controller speaks " +
+                 std::to_string(rpc::cluster_protocol_version()) + "\\)"),
+      5s))
+      << controller_->process().output();
 
   auto health = json::parse(testing::http_request(http(), "GET", "/health").body);
   EXPECT_EQ(health["workers"].size(), 2u) << health.dump();

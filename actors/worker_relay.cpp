@@ -37,13 +37,16 @@ struct RelayState {
 
 using RelayActor = caf::stateful_actor<RelayState>;
 
+// The name of `model` (its id until the node's catalog arrived).
+std::string model_name(const RelayState& s, policy::ModelId model) {
+  return s.catalog ? s.catalog->at(model).name : std::to_string(model);
+}
+
 // Publishes the generations in flight by model (after every change to `streams`).
 void publish_load(RelayActor* self) {
   auto& s = self->state;
   std::map<std::string, std::uint32_t> by_model;
-  for (const auto& [id, generation] : s.streams) {
-    ++by_model[s.catalog ? s.catalog->at(generation.model).name : std::to_string(generation.model)];
-  }
+  for (const auto& [id, generation] : s.streams) ++by_model[model_name(s, generation.model)];
   s.load->publish(std::move(by_model));
 }
 
@@ -83,8 +86,7 @@ void end_with_error(const rpc::GenerationStream& stream, std::string message) {
 // job sent before the controller learnt that can still arrive). True when refused.
 bool refuse_unloaded(RelayActor* self, policy::ModelId model, const rpc::GenerationStream& stream) {
   if (self->state.unloaded.count(model) == 0) return false;
-  const auto& name = self->state.catalog ? self->state.catalog->at(model).name : std::to_string(model);
-  end_with_error(stream, "model '" + name + "' is not loaded on this worker now");
+  end_with_error(stream, "model '" + model_name(self->state, model) + "' is not loaded on this worker now");
   return true;
 }
 

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include <unistd.h>
+
 #include "cmd/commands.hpp"
 
 namespace aegaeon::cmd {
@@ -18,6 +20,12 @@ HostPort parse_host_port(const std::string& text, const std::string& flag) {
     }
   }
   throw CommandError(flag + " expects HOST:PORT (e.g. 127.0.0.1:7000), got '" + text + "'", 2);
+}
+
+std::string default_node_name() {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  return std::string(host) + "-" + std::to_string(getpid());
 }
 
 std::vector<HostPort> parse_host_ports(const std::string& text, const std::string& flag) {

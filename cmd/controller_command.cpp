@@ -12,7 +12,6 @@
 #include <optional>
 #include <set>
 #include <pthread.h>
-#include <unistd.h>
 
 #include "actors/actor_runtime.hpp"
 #include "actors/cluster_router.hpp"
@@ -80,11 +79,7 @@ void run_controller(ControllerOptions options) {
   HostPort listen = parse_host_port(options.listen, "--listen");
   std::optional<HostPort> placement_at;
   if (!options.placement_at.empty()) placement_at = parse_host_port(options.placement_at, "--placement-at");
-  if (options.name.empty()) {
-    char host[256] = {};
-    gethostname(host, sizeof(host) - 1);
-    options.name = std::string(host) + "-" + std::to_string(getpid());
-  }
+  if (options.name.empty()) options.name = default_node_name();
   if (options.cluster_token.empty()) throw CommandError("--cluster-token is required", 2);
   if (options.heartbeat_timeout_ms <= options.heartbeat_interval_ms) {
     throw CommandError("--heartbeat-timeout-ms (" + std::to_string(options.heartbeat_timeout_ms) +

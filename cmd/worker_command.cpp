@@ -99,11 +99,7 @@ void run_worker(WorkerOptions options) {
     }
   }
   if (options.cluster_token.empty()) throw CommandError("--cluster-token is required", 2);
-  if (options.name.empty()) {
-    char host[256] = {};
-    gethostname(host, sizeof(host) - 1);
-    options.name = std::string(host) + "-" + std::to_string(getpid());
-  }
+  if (options.name.empty()) options.name = default_node_name();
 
   sigset_t shutdown_signals;
   sigemptyset(&shutdown_signals);

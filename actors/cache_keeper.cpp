@@ -133,9 +133,7 @@ void CacheKeeper::want(std::vector<std::string> models) {
   }
   std::lock_guard lock(state_->mutex);
   if (wanted != state_->wanted) {
-    std::string names;
-    for (const auto& model : wanted) names += (names.empty() ? "" : ", ") + model;
-    spdlog::info("host cache: the controller places [{}] here", names);
+    spdlog::info("host cache: the controller places [{}] here", fmt::join(wanted, ", "));
   }
   state_->wanted = std::move(wanted);
   state_->failed.clear();

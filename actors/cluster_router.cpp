@@ -268,9 +268,7 @@ void place_models(RouterActor* self) {
     auto sent = s.placement.find(cache.node_id);
     if (sent != s.placement.end() && sent->second == hold) continue;
     s.registry->hold(cache.node_id, std::vector<std::string>(hold.begin(), hold.end()));
-    std::string names;
-    for (const auto& model : hold) names += (names.empty() ? "" : ", ") + model;
-    spdlog::info("cluster: node {} holds [{}] from now on", cache.node_id, names);
+    spdlog::info("cluster: node {} holds [{}] from now on", cache.node_id, fmt::join(hold, ", "));
     s.placement[cache.node_id] = hold;
   }
   std::erase_if(s.placement, [&](const auto& entry) {

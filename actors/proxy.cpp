@@ -362,15 +362,8 @@ void on_admin(ProxyActor* self, FrontAction action, const std::string& model_nam
         spdlog::info("admin: model '{}' {}", model->name, activity.draining ? "draining" : "accepting requests");
         break;
       case FrontAction::kUnload:
-        // Checked and marked in one step: no request can slip in between.
-        if (activity.running + activity.waiting == 0) {
-          s.unloaded.insert(model->id);
-          activity.unloaded = true;
-        }
-        break;
       case FrontAction::kLoad:
-        s.unloaded.erase(model->id);
-        activity.unloaded = false;
+        apply_unload_or_load(action, model->id, activity, s.unloaded);
         break;
     }
   }
@@ -408,6 +401,17 @@ caf::actor spawn_proxy(caf::actor_system& system, std::shared_ptr<const ModelCat
                        policy::Slo slo, std::shared_ptr<ServingMetrics> metrics,
                        std::int32_t max_prompt_tokens) {
   return system.spawn(proxy_actor, std::move(catalog), slo, std::move(metrics), max_prompt_tokens);
+}
+
+void apply_unload_or_load(FrontAction action, policy::ModelId model, FrontActivity& activity,
+                          std::set<policy::ModelId>& unloaded) {
+  if (action == FrontAction::kUnload && activity.running + activity.waiting == 0) {
+    unloaded.insert(model);
+    activity.unloaded = true;
+  } else if (action == FrontAction::kLoad) {
+    unloaded.erase(model);
+    activity.unloaded = false;
+  }
 }
 
 void send_front_action(const caf::actor& proxy, FrontAction action, std::string model,

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,13 @@ struct FrontActivity {
   std::int32_t running = 0;  ///< generating (first token sent)
   std::int32_t waiting = 0;  ///< admitted or queued, no token yet
 };
+
+/// Applies kUnload or kLoad (other actions: nothing) to `model`, whose requests in flight
+/// `activity` counts, in a front door's `unloaded` set and in `activity`. An unload takes only
+/// when none is in flight: checked and marked in one actor step, so no request slips in between.
+/// The proxy and a cluster worker's relay share it.
+void apply_unload_or_load(FrontAction action, policy::ModelId model, FrontActivity& activity,
+                          std::set<policy::ModelId>& unloaded);
 
 /// Receives the proxy's answer to an admin action: every model, in catalog order. Called on the
 /// proxy's thread; it must not block.

@@ -99,14 +99,7 @@ void on_admin(RelayActor* self, FrontAction action, const std::string& model_nam
   for (const auto& entry : s.catalog->entries()) out.push_back({entry.name, false, s.unloaded.count(entry.id) != 0, 0, 0});
   for (const auto& [id, generation] : s.streams) ++out.at(static_cast<size_t>(generation.model)).running;
   if (const CatalogEntry* model = s.catalog->find(model_name)) {
-    auto& activity = out.at(static_cast<size_t>(model->id));
-    if (action == FrontAction::kUnload && activity.running == 0) {
-      s.unloaded.insert(model->id);
-      activity.unloaded = true;
-    } else if (action == FrontAction::kLoad) {
-      s.unloaded.erase(model->id);
-      activity.unloaded = false;
-    }
+    apply_unload_or_load(action, model->id, out.at(static_cast<size_t>(model->id)), s.unloaded);
   }
   report(std::move(out));
 }
@@ -168,7 +161,7 @@ caf::behavior relay_actor(RelayActor* self, std::shared_ptr<RelayLoad> load) {
         if (it == self->state.streams.end()) return;  // cancelled: the KV is dropped here
         core::GenerationUpdate update;
         update.handoff = core::KvHandoff{handoff.kv.tokens, handoff.first_token, handoff.kv.bytes.size(),
-                                         std::make_shared<std::vector<std::byte>>(std::move(handoff.kv.bytes)), 0};
+                                         std::move(handoff.kv.bytes), 0};
         it->second.stream.send(std::move(update));
         forget(self, handoff.job.info.id);
       },
@@ -281,7 +274,7 @@ void adopt_remote_generation(const caf::actor& relay, const ModelCatalog& catalo
   adopted.kv.seq = static_cast<worker::SeqId>(id);
   adopted.kv.model = model->id;
   adopted.kv.tokens = handoff.kv_tokens;
-  adopted.kv.bytes = std::move(*handoff.blob);
+  adopted.kv.bytes = std::move(handoff.blob);
   adopted.kv.sampling = adopted.job.sampling;
   adopted.kv.last_token = handoff.last_token;
   // What the request generated so far: the resumed tail of the prompt and the prefill worker's

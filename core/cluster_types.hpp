@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/generation.hpp"
+#include "core/host_bytes.hpp"
 
 namespace aegaeon::core {
 
@@ -85,7 +86,7 @@ struct KvHandoff {
   std::uint64_t bytes = 0;      ///< size of the KV blob
   /// The blob (blocks in the model's cache layout), where a process holds it: on the prefill
   /// worker after export, on the decode worker once pulled. Empty on the controller.
-  std::shared_ptr<std::vector<std::byte>> blob;
+  HostBytes blob;
   /// On the controller: the registry's handle of the prefill worker's copy (see
   /// rpc::ClusterRegistryServer::decode).
   std::uint64_t source_id = 0;

@@ -130,7 +130,7 @@ class TokenSinkService final : public schema::TokenSink::Server {
     update.error = wire_text(params.getError());
     if (params.hasHandoff() && update.reason == core::FinishReason::kNone && route_->open) {
       auto handoff = params.getHandoff();
-      update.handoff = core::KvHandoff{handoff.getKvTokens(), handoff.getLastToken(), handoff.getBytes(), nullptr,
+      update.handoff = core::KvHandoff{handoff.getKvTokens(), handoff.getLastToken(), handoff.getBytes(), {},
                                        keep_(handoff.getSource()),
                                        {wire_text(handoff.getHostKey()), wire_text(handoff.getSharedPath()),
                                         wire_text(handoff.getSharedName())}};
@@ -469,8 +469,7 @@ void ClusterRegistryServer::hold(uint64_t node_id, const std::vector<std::string
     if (worker == s->workers.end()) return;
     KJ_IF_MAYBE(client, worker->second.client) {
       auto request = client->holdRequest();
-      auto wire = request.initModels(static_cast<unsigned>(models.size()));
-      for (unsigned i = 0; i < models.size(); ++i) wire.set(i, models[i]);
+      texts_to_wire(models, request.initModels(static_cast<unsigned>(models.size())));
       // A failure means the connection is going: the node leaves through disconnected().
       s->tasks->add(request.send().ignoreResult());
     }
@@ -500,8 +499,8 @@ void ClusterRegistryServer::cancel(uint64_t generation_id) {
 // or decode worker holds the capability.
 class KvSourceService final : public schema::KvSource::Server {
  public:
-  explicit KvSourceService(std::shared_ptr<std::vector<std::byte>> blob) {
-    auto shared = SharedKvBlob::create(*blob);
+  explicit KvSourceService(core::HostBytes blob) {
+    auto shared = SharedKvBlob::create(blob.span());
     if (shared.ok()) {
       shared_ = std::move(*shared);  // the memory file is the only copy from now on
     } else {
@@ -516,7 +515,7 @@ class KvSourceService final : public schema::KvSource::Server {
  protected:
   kj::Promise<void> read(ReadContext context) override {
     auto params = context.getParams();
-    const std::span<const std::byte> bytes = shared_ ? shared_->bytes() : std::span<const std::byte>(*blob_);
+    const std::span<const std::byte> bytes = shared_ ? shared_->bytes() : blob_.span();
     const uint64_t size = bytes.size();
     const uint64_t offset = std::min<uint64_t>(params.getOffset(), size);
     const uint64_t length = std::min<uint64_t>({params.getLength(), size - offset, kMaxKvChunkBytes});
@@ -525,8 +524,8 @@ class KvSourceService final : public schema::KvSource::Server {
   }
 
  private:
-  std::unique_ptr<SharedKvBlob> shared_;                // never written once handed off
-  std::shared_ptr<const std::vector<std::byte>> blob_;  // without shared memory
+  std::unique_ptr<SharedKvBlob> shared_;  // sealed: never written once handed off
+  core::HostBytes blob_;                  // without shared memory
 };
 
 // One generation the controller submitted, on the worker (kj thread only). It sends the
@@ -600,7 +599,7 @@ bool WorkerGeneration::send(core::GenerationUpdate update) {
       auto handoff = request.initHandoff();
       handoff.setKvTokens(update.handoff->kv_tokens);
       handoff.setLastToken(update.handoff->last_token);
-      handoff.setBytes(update.handoff->blob->size());
+      handoff.setBytes(update.handoff->blob.size());
       auto source = kj::heap<KvSourceService>(update.handoff->blob);
       if (const SharedKvBlob* shared = source->shared()) {
         handoff.setHostKey(shared_memory_host_key());
@@ -650,11 +649,11 @@ kj::Promise<void> pull_lane(schema::KvSource::Client source, std::shared_ptr<std
   });
 }
 
-kj::Promise<std::shared_ptr<std::vector<std::byte>>> pull_kv(schema::KvSource::Client source, uint64_t bytes) {
+kj::Promise<core::HostBytes> pull_kv(schema::KvSource::Client source, uint64_t bytes) {
   auto blob = std::make_shared<std::vector<std::byte>>(bytes);
   auto lanes = kj::heapArrayBuilder<kj::Promise<void>>(kKvPullLanes);
   for (uint64_t lane = 0; lane < kKvPullLanes; ++lane) lanes.add(pull_lane(source, blob, lane * kKvChunkBytes));
-  return kj::joinPromises(lanes.finish()).then([blob] { return blob; });
+  return kj::joinPromises(lanes.finish()).then([blob] { return core::HostBytes(std::span<const std::byte>(*blob), blob); });
 }
 
 class WorkerService final : public schema::Worker::Server {
@@ -679,9 +678,7 @@ class WorkerService final : public schema::Worker::Server {
 
   kj::Promise<void> hold(HoldContext context) override {
     KJ_REQUIRE(handlers_->hold != nullptr, "this worker takes no placement");
-    std::vector<std::string> models;
-    for (auto model : context.getParams().getModels()) models.push_back(wire_text(model));
-    handlers_->hold(std::move(models));
+    handlers_->hold(wire_texts(context.getParams().getModels()));
     return kj::READY_NOW;
   }
 
@@ -692,7 +689,7 @@ class WorkerService final : public schema::Worker::Server {
                "this worker decodes nothing another worker prefilled (--role prefill)");
     auto job = job_from_wire(params.getJob());
     auto wire = params.getHandoff();
-    core::KvHandoff handoff{wire.getKvTokens(), wire.getLastToken(), wire.getBytes(), nullptr, 0};
+    core::KvHandoff handoff{wire.getKvTokens(), wire.getLastToken(), wire.getBytes(), {}, 0};
     if (auto accepted = handlers_->accepts(job, handoff); !accepted.ok()) {
       KJ_FAIL_REQUIRE("kv handoff refused", accepted.error().message);
     }
@@ -703,18 +700,18 @@ class WorkerService final : public schema::Worker::Server {
                                                  handlers_, link);
     WorkerGeneration* adopted = generation.get();
     const auto pull_start = Clock::now();
-    // On the prefill worker's host the blob is one file read away; elsewhere (or if that fails)
-    // it comes in chunks through the controller.
+    // On the prefill worker's host the blob is its memory file, mapped in place; elsewhere (or
+    // if that fails) it comes in chunks through the controller.
     bool shared_memory = false;
-    kj::Promise<std::shared_ptr<std::vector<std::byte>>> pulled = nullptr;
+    kj::Promise<core::HostBytes> pulled = nullptr;
     if (handlers_->kv_shared_memory && wire.getSharedPath().size() > 0 &&
         wire_text(wire.getHostKey()) == shared_memory_host_key()) {
-      auto read = read_shared_kv(wire.getSharedPath().cStr(), wire.getSharedName().cStr(), handoff.bytes);
-      if (read.ok()) {
+      auto mapped = map_shared_kv(wire.getSharedPath().cStr(), wire.getSharedName().cStr(), handoff.bytes);
+      if (mapped.ok()) {
         shared_memory = true;
-        pulled = std::move(*read);
+        pulled = std::move(*mapped);
       } else {
-        spdlog::warn("kv handoff: shared memory unreadable, pulling over RPC: {}", read.error().message);
+        spdlog::warn("kv handoff: shared memory unreadable, pulling over RPC: {}", mapped.error().message);
       }
     }
     if (!shared_memory) pulled = pull_kv(wire.getSource(), handoff.bytes);
@@ -722,7 +719,7 @@ class WorkerService final : public schema::Worker::Server {
     // Cancelling the call while the KV is still coming drops the pull and the generation.
     return pulled
         .then([this, id, job = std::move(job), handoff, link, adopted, pull_start,
-               shared_memory](std::shared_ptr<std::vector<std::byte>> blob) mutable {
+               shared_memory](core::HostBytes blob) mutable {
           adopted->report_kv_pull(std::chrono::duration<double>(Clock::now() - pull_start).count(), shared_memory);
           handoff.blob = std::move(blob);
           handlers_->adopt(id, std::move(job), std::move(handoff), GenerationStream(link));

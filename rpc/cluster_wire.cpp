@@ -6,6 +6,17 @@ namespace aegaeon::rpc {
 
 std::string wire_text(capnp::Text::Reader text) { return std::string(text.cStr(), text.size()); }
 
+std::vector<std::string> wire_texts(capnp::List<capnp::Text>::Reader texts) {
+  std::vector<std::string> out;
+  out.reserve(texts.size());
+  for (auto text : texts) out.push_back(wire_text(text));
+  return out;
+}
+
+void texts_to_wire(const std::vector<std::string>& texts, capnp::List<capnp::Text>::Builder list) {
+  for (unsigned i = 0; i < texts.size(); ++i) list.set(i, texts[i]);
+}
+
 core::NodeRegistration node_from_wire(schema::NodeInfo::Reader info) {
   core::NodeRegistration node;
   node.node_name = wire_text(info.getNodeName());
@@ -14,14 +25,14 @@ core::NodeRegistration node_from_wire(schema::NodeInfo::Reader info) {
     node.devices.push_back({wire_text(device.getKind()), device.getIndex(), device.getArenaBytes()});
   }
   node.host_cache_bytes = info.getHostCacheBytes();
-  for (auto model : info.getModelsOnDisk()) node.models_on_disk.push_back(wire_text(model));
-  for (auto role : info.getRoles()) node.roles.push_back(wire_text(role));
+  node.models_on_disk = wire_texts(info.getModelsOnDisk());
+  node.roles = wire_texts(info.getRoles());
   for (auto model : info.getServedModels()) {
     node.served_models.push_back({wire_text(model.getName()), model.getMaxContextTokens(),
                                   wire_text(model.getTokenizerJson()),
                                   wire_text(model.getTokenizerConfigJson()), model.getWeightBytes()});
   }
-  for (auto model : info.getHeldModels()) node.held_models.push_back(wire_text(model));
+  node.held_models = wire_texts(info.getHeldModels());
   return node;
 }
 
@@ -35,10 +46,8 @@ void node_to_wire(const core::NodeRegistration& node, schema::NodeInfo::Builder 
     devices[i].setArenaBytes(node.devices[i].arena_bytes);
   }
   info.setHostCacheBytes(node.host_cache_bytes);
-  auto models = info.initModelsOnDisk(static_cast<unsigned>(node.models_on_disk.size()));
-  for (unsigned i = 0; i < node.models_on_disk.size(); ++i) models.set(i, node.models_on_disk[i]);
-  auto roles = info.initRoles(static_cast<unsigned>(node.roles.size()));
-  for (unsigned i = 0; i < node.roles.size(); ++i) roles.set(i, node.roles[i]);
+  texts_to_wire(node.models_on_disk, info.initModelsOnDisk(static_cast<unsigned>(node.models_on_disk.size())));
+  texts_to_wire(node.roles, info.initRoles(static_cast<unsigned>(node.roles.size())));
   auto served = info.initServedModels(static_cast<unsigned>(node.served_models.size()));
   for (unsigned i = 0; i < node.served_models.size(); ++i) {
     const auto& model = node.served_models[i];
@@ -48,14 +57,13 @@ void node_to_wire(const core::NodeRegistration& node, schema::NodeInfo::Builder 
     served[i].setTokenizerConfigJson(model.tokenizer_config_json);
     served[i].setWeightBytes(model.weight_bytes);
   }
-  auto held = info.initHeldModels(static_cast<unsigned>(node.held_models.size()));
-  for (unsigned i = 0; i < node.held_models.size(); ++i) held.set(i, node.held_models[i]);
+  texts_to_wire(node.held_models, info.initHeldModels(static_cast<unsigned>(node.held_models.size())));
 }
 
 core::HeartbeatReport beat_from_wire(schema::Heartbeat::Reader beat) {
   core::HeartbeatReport report{beat.getNodeId(), beat.getSequence(), beat.getRunningRequests(),
                               beat.getWaitingRequests(), beat.getKvUsage()};
-  for (auto model : beat.getHeldModels()) report.held_models.push_back(wire_text(model));
+  report.held_models = wire_texts(beat.getHeldModels());
   for (auto entry : beat.getModelRequests()) report.model_requests[wire_text(entry.getModel())] += entry.getCount();
   return report;
 }
@@ -66,8 +74,7 @@ void beat_to_wire(const core::HeartbeatReport& beat, schema::Heartbeat::Builder 
   wire.setRunningRequests(beat.running_requests);
   wire.setWaitingRequests(beat.waiting_requests);
   wire.setKvUsage(beat.kv_usage);
-  auto held = wire.initHeldModels(static_cast<unsigned>(beat.held_models.size()));
-  for (unsigned i = 0; i < beat.held_models.size(); ++i) held.set(i, beat.held_models[i]);
+  texts_to_wire(beat.held_models, wire.initHeldModels(static_cast<unsigned>(beat.held_models.size())));
   auto requests = wire.initModelRequests(static_cast<unsigned>(beat.model_requests.size()));
   unsigned i = 0;
   for (const auto& [model, count] : beat.model_requests) {

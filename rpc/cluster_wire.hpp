@@ -6,11 +6,16 @@
 #include "schema/cluster.capnp.h"
 
 #include <string>
+#include <vector>
 
 namespace aegaeon::rpc {
 
 /// A capnp Text as a std::string.
 std::string wire_text(capnp::Text::Reader text);
+/// A List(Text) as strings.
+std::vector<std::string> wire_texts(capnp::List<capnp::Text>::Reader texts);
+/// Fills a List(Text) initialized with texts.size() elements.
+void texts_to_wire(const std::vector<std::string>& texts, capnp::List<capnp::Text>::Builder list);
 
 /// A NodeInfo read from the wire (every list and text an untrusted peer can send).
 core::NodeRegistration node_from_wire(schema::NodeInfo::Reader info);

@@ -17,6 +17,20 @@ using core::ErrorCode;
 
 std::string errno_text() { return std::strerror(errno); }
 
+// What a reader relies on: the bytes it maps never change, and the file never shrinks under a
+// mapping (a read past its end would be SIGBUS).
+constexpr int kSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+
+// Unmaps a reader's mapping when the last HostBytes sharing it goes.
+struct Mapping {
+  void* data;
+  std::size_t size;
+  Mapping(void* d, std::size_t s) : data(d), size(s) {}
+  ~Mapping() { ::munmap(data, size); }
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+};
+
 // Writes all of `data` at the start of `fd`.
 bool write_all(int fd, std::span<const std::byte> data) {
   std::size_t done = 0;
@@ -54,12 +68,18 @@ core::Result<std::unique_ptr<SharedKvBlob>> SharedKvBlob::create(std::span<const
   static std::atomic<std::uint64_t> next{1};
   std::string name = "aegaeon-kv-" + std::to_string(::getpid()) + "-" + std::to_string(next++);
   // Close-on-exec: a child process has no use for it; readers open it through /proc.
-  const int fd = ::memfd_create(name.c_str(), MFD_CLOEXEC);
+  const int fd = ::memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return core::error(ErrorCode::kUnavailable, "memfd_create: " + errno_text());
   if (::ftruncate(fd, static_cast<off_t>(blob.size())) != 0 || !write_all(fd, blob)) {
     const std::string why = errno_text();
     ::close(fd);
     return core::error(ErrorCode::kUnavailable, "writing the KV memory file: " + why);
+  }
+  // Before any mapping exists (a writable shared one would make F_SEAL_WRITE fail).
+  if (::fcntl(fd, F_ADD_SEALS, kSeals | F_SEAL_SEAL) != 0) {
+    const std::string why = errno_text();
+    ::close(fd);
+    return core::error(ErrorCode::kUnavailable, "sealing the KV memory file: " + why);
   }
   const std::byte* data = nullptr;
   if (!blob.empty()) {
@@ -74,39 +94,38 @@ core::Result<std::unique_ptr<SharedKvBlob>> SharedKvBlob::create(std::span<const
   return std::unique_ptr<SharedKvBlob>(new SharedKvBlob(fd, data, blob.size(), std::move(name)));
 }
 
-core::Result<std::shared_ptr<std::vector<std::byte>>> read_shared_kv(const std::string& path, const std::string& name,
-                                                                     std::uint64_t bytes) {
+core::Result<core::HostBytes> map_shared_kv(const std::string& path, const std::string& name, std::uint64_t bytes) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return core::error(ErrorCode::kUnavailable, "opening " + path + ": " + errno_text());
+  // The mapping keeps the file alive; the descriptor is needed only until then.
+  const auto fail = [fd](std::string message) {
+    ::close(fd);
+    return core::error(ErrorCode::kUnavailable, std::move(message));
+  };
   // What was opened, by its name: a memory file links as "/memfd:NAME (deleted)".
   char link[256] = {};
   const std::string self = "/proc/self/fd/" + std::to_string(fd);
   const ssize_t length = ::readlink(self.c_str(), link, sizeof link - 1);
   if (length < 0 || std::string(link, static_cast<std::size_t>(length)) != "/memfd:" + name + " (deleted)") {
-    ::close(fd);
-    return core::error(ErrorCode::kUnavailable, path + " is not the memory file '" + name + "' any more");
+    return fail(path + " is not the memory file '" + name + "' any more");
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) != bytes) {
+    return fail(path + " holds " + std::to_string(st.st_size) + " bytes, not the " + std::to_string(bytes) +
+                " the handoff announced");
+  }
+  const int seals = ::fcntl(fd, F_GET_SEALS);
+  if (seals < 0 || (seals & kSeals) != kSeals) return fail(path + " is not sealed against writes and resizing");
+  if (bytes == 0) {
     ::close(fd);
-    return core::error(ErrorCode::kUnavailable,
-                       path + " holds " + std::to_string(st.st_size) + " bytes, not the " + std::to_string(bytes) +
-                           " the handoff announced");
+    return core::HostBytes();
   }
-  auto blob = std::make_shared<std::vector<std::byte>>(bytes);
-  std::uint64_t done = 0;
-  while (done < bytes) {
-    const ssize_t n = ::pread(fd, blob->data() + done, bytes - done, static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const std::string why = n < 0 ? errno_text() : "unexpected end of file";
-      ::close(fd);
-      return core::error(ErrorCode::kUnavailable, "reading " + path + ": " + why);
-    }
-    done += static_cast<std::uint64_t>(n);
-  }
+  // Populated now: the page-table work is part of the handoff, not of the first decode step.
+  void* mapped = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+  if (mapped == MAP_FAILED) return fail("mapping " + path + ": " + errno_text());
   ::close(fd);
-  return blob;
+  auto mapping = std::make_shared<const Mapping>(mapped, bytes);
+  return core::HostBytes(std::span<const std::byte>(static_cast<const std::byte*>(mapped), bytes), mapping);
 }
 
 }  // namespace aegaeon::rpc

@@ -1,7 +1,7 @@
 // A handed-off KV blob in shared memory, for a decode worker on the same host as the prefill
-// worker: it reads the blob straight from the prefill worker's memory file instead of pulling it
-// in chunks through the controller (two TCP hops). The RPC pull stays the fallback and the path
-// between hosts.
+// worker: it maps the prefill worker's memory file and imports the KV from that mapping instead
+// of pulling it in chunks through the controller (two TCP hops) into fresh pages. The RPC pull
+// stays the fallback and the path between hosts.
 #pragma once
 
 #include <cstddef>
@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/host_bytes.hpp"
 #include "core/result.hpp"
 
 namespace aegaeon::rpc {
@@ -20,8 +21,10 @@ namespace aegaeon::rpc {
 const std::string& shared_memory_host_key();
 
 /// An anonymous memory file (memfd) holding one KV blob, readable by other processes of this
-/// host through path() while this object lives. The file goes with the last descriptor: when
-/// the holder drops it, or when the process dies, nothing is left behind in /dev/shm.
+/// host through path() while this object lives. Sealed once written: nobody can write, shrink
+/// or grow it, so a reader's mapping can neither change nor fault under it. The file goes with
+/// the last descriptor or mapping: when the holder and its readers drop it, or die, nothing is
+/// left behind in /dev/shm.
 class SharedKvBlob {
  public:
   /// Copies `blob` into a new memory file. kUnavailable when memfd_create is not allowed (the
@@ -48,10 +51,11 @@ class SharedKvBlob {
   std::string path_;
 };
 
-/// Reads a SharedKvBlob another process of this host published at `path` under `name`, which
-/// must hold exactly `bytes` bytes. Errors name the path (the file is gone, not allowed, another
-/// file, another size): the caller falls back to the RPC pull.
-core::Result<std::shared_ptr<std::vector<std::byte>>> read_shared_kv(const std::string& path, const std::string& name,
-                                                                     std::uint64_t bytes);
+/// Maps a SharedKvBlob another process of this host published at `path` under `name`, which
+/// must hold exactly `bytes` bytes and be sealed. The pages are the writer's (no copy, no fresh
+/// memory) and stay readable after the writer drops its file. Errors name the path (the file is
+/// gone, not allowed, another file, another size, not sealed): the caller falls back to the RPC
+/// pull.
+core::Result<core::HostBytes> map_shared_kv(const std::string& path, const std::string& name, std::uint64_t bytes);
 
 }  // namespace aegaeon::rpc

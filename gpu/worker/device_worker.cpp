@@ -89,7 +89,7 @@ struct Sequence {
   // Imported KV the worker holds on the host until swap_in places it (like a swapped-out one).
   bool parked = false;
   std::int32_t parked_tokens = 0;
-  std::vector<std::byte> host_bytes;  // parked KV, then kept alive while its copy-in runs
+  core::HostBytes host_bytes;  // parked KV, then kept alive while its copy-in runs
   std::unique_ptr<backend::Event> import_done;  // the copy-in of imported KV
 };
 
@@ -463,18 +463,19 @@ class DeviceWorkerImpl final : public DeviceWorker {
       const auto& table = kv.block_table(seq);
       const auto blocks = static_cast<std::size_t>(blocks_for(tokens));
       out.tokens = tokens;
-      out.bytes.resize(blocks * block_bytes);
+      std::vector<std::byte> bytes(blocks * block_bytes);
       // The copies must see every K/V write issued so far (and follow any copy-in, in order).
       backend_->record(backend::Queue::kCompute, *compute_mark_);
       backend_->wait(backend::Queue::kCopy, *compute_mark_);
       for (std::size_t b = 0; b < blocks; ++b) {
-        backend_->copy(backend::Queue::kCopy, out.bytes.data() + b * block_bytes,
+        backend_->copy(backend::Queue::kCopy, bytes.data() + b * block_bytes,
                        static_cast<const std::byte*>(kv.layout().base) +
                            static_cast<std::size_t>(table[b]) * block_bytes,
                        block_bytes, backend::CopyKind::kDeviceToHost);
       }
       backend_->record(backend::Queue::kCopy, *copy_mark_);
       backend_->synchronize(*copy_mark_);
+      out.bytes = core::HostBytes(std::move(bytes));
       kv.remove_sequence(seq);
     }
     counters_.kv_transfer_bytes += out.bytes.size();

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/generation.hpp"
+#include "core/host_bytes.hpp"
 #include "core/result.hpp"
 #include "gpu/model/sampler.hpp"
 
@@ -174,7 +175,7 @@ struct KvExport {
   SeqId seq = 0;
   ModelId model = 0;
   std::int32_t tokens = 0;
-  std::vector<std::byte> bytes;  ///< blocks in cache layout, block after block
+  core::HostBytes bytes;  ///< blocks in cache layout, block after block
   // Sampling state, filled by export_sequence so the importer can continue exactly.
   model::SamplingParams sampling;        ///< the request's settings
   std::int32_t last_token = -1;          ///< token the next decode step appends

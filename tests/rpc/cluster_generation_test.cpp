@@ -90,14 +90,14 @@ class ClusterGenerationTest : public ::testing::Test {
 };
 
 // A KV blob whose every byte depends on its position, so a chunk out of place shows.
-std::shared_ptr<std::vector<std::byte>> pattern_blob(std::size_t bytes) {
-  auto blob = std::make_shared<std::vector<std::byte>>(bytes);
-  for (std::size_t i = 0; i < bytes; ++i) (*blob)[i] = static_cast<std::byte>((i * 131 + i / 4096) & 0xff);
-  return blob;
+core::HostBytes pattern_blob(std::size_t bytes) {
+  std::vector<std::byte> blob(bytes);
+  for (std::size_t i = 0; i < bytes; ++i) blob[i] = static_cast<std::byte>((i * 131 + i / 4096) & 0xff);
+  return core::HostBytes(std::move(blob));
 }
 
 // A prefill-only worker: the first token, then the KV handoff of `blob`.
-WorkerHandlers prefill_worker(std::shared_ptr<std::vector<std::byte>> blob) {
+WorkerHandlers prefill_worker(core::HostBytes blob) {
   return {[blob](uint64_t, core::GenerationJob job, GenerationStream stream) {
             core::GenerationUpdate first;
             first.tokens = {5};
@@ -105,7 +105,7 @@ WorkerHandlers prefill_worker(std::shared_ptr<std::vector<std::byte>> blob) {
             first.queue_s = 0.5;
             EXPECT_TRUE(stream.send(first));
             core::GenerationUpdate handoff;
-            handoff.handoff = core::KvHandoff{static_cast<std::int32_t>(job.prompt.size()), 5, blob->size(), blob, 0};
+            handoff.handoff = core::KvHandoff{static_cast<std::int32_t>(job.prompt.size()), 5, blob.size(), blob, 0};
             EXPECT_TRUE(stream.send(handoff));
             EXPECT_FALSE(stream.send(first)) << "nothing goes after the handoff";
           },
@@ -163,8 +163,8 @@ TEST_F(ClusterGenerationTest, AHandedOffKvReachesTheDecodeWorkerByteForByte) {
   const core::KvHandoff handoff = *got[1].handoff;
   EXPECT_EQ(handoff.kv_tokens, 3);
   EXPECT_EQ(handoff.last_token, 5);
-  EXPECT_EQ(handoff.bytes, blob->size());
-  EXPECT_EQ(handoff.blob, nullptr) << "the controller never holds the bytes";
+  EXPECT_EQ(handoff.bytes, blob.size());
+  EXPECT_TRUE(handoff.blob.empty()) << "the controller never holds the bytes";
 
   // A node that is not there takes nothing: the handle stays for the next choice.
   EXPECT_FALSE(server_->decode(decoder + 100, job, handoff, [](core::GenerationUpdate) {}).ok());
@@ -178,8 +178,9 @@ TEST_F(ClusterGenerationTest, AHandedOffKvReachesTheDecodeWorkerByteForByte) {
   EXPECT_EQ(end[0].kv_shared_memory, shared_memory) << "and how it came";
   std::lock_guard lock(mutex);
   ASSERT_TRUE(adopted.has_value());
-  ASSERT_NE(adopted->blob, nullptr);
-  EXPECT_TRUE(*adopted->blob == *blob) << "the pulled KV differs from the handed-off one";
+  ASSERT_FALSE(adopted->blob.empty());
+  EXPECT_NE(adopted->blob.data(), blob.data()) << "another process would have its own copy or mapping";
+  EXPECT_TRUE(adopted->blob == blob) << "the pulled KV differs from the handed-off one";
   EXPECT_EQ(adopted->kv_tokens, 3);
   EXPECT_EQ(adopted_job.prompt, job.prompt);
   // The handle is used up: a second decode of it finds nothing.

@@ -451,7 +451,7 @@ TEST(DeviceWorker, ErrorsNameWhatIsWrong) {
   wrong.seq = 9;
   wrong.model = 0;
   wrong.tokens = 20;
-  wrong.bytes.resize(10);
+  wrong.bytes = core::HostBytes(std::vector<std::byte>(10));
   auto bad_import = worker->import_sequence(std::move(wrong), {}, 1, {});
   ASSERT_FALSE(bad_import.ok());
   EXPECT_NE(bad_import.error().message.find("10 bytes"), std::string::npos);

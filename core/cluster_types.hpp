@@ -85,7 +85,8 @@ struct KvHandoff {
   std::int32_t last_token = 0;  ///< the token the first decode step appends (the first token)
   std::uint64_t bytes = 0;      ///< size of the KV blob
   /// The blob (blocks in the model's cache layout), where a process holds it: on the prefill
-  /// worker after export, on the decode worker once pulled. Empty on the controller.
+  /// worker after export, on the decode worker once pulled (or mapped from the prefill worker's
+  /// memory file on one host). Empty on the controller.
   HostBytes blob;
   /// On the controller: the registry's handle of the prefill worker's copy (see
   /// rpc::ClusterRegistryServer::decode).

@@ -38,6 +38,7 @@
 #include "bench/e2e/load_generator.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/metrics_scrape.hpp"
 
 namespace aegaeon::bench {
 namespace {
@@ -159,13 +160,12 @@ struct HandoffResult {
 // Keeps the compiler from dropping a copy nobody reads.
 void benchmark_keep(const void* p) { asm volatile("" : : "g"(p) : "memory"); }
 
-// The sample `name{labels}` of `port`'s /metrics (labels as exported, e.g. `{transport="rpc"}`;
-// empty: none), 0 when absent.
-double read_counter(std::uint16_t port, const std::string& name, const std::string& labels = {}) {
-  const auto metrics = testing::http_request(port, "GET", "/metrics").body;
-  const std::string key = "\n" + name + labels + " ";
-  const auto at = metrics.find(key);
-  return at == std::string::npos ? 0.0 : std::stod(metrics.substr(at + key.size()));
+// The sum of `port`'s /metrics samples called `name` whose labels contain `label` (e.g.
+// `transport="rpc"`; empty: all), 0 when there are none.
+double read_counter(std::uint16_t port, const std::string& name, const std::string& label = {}) {
+  auto metrics = testing::scrape_metrics(port);
+  if (!metrics.ok()) throw std::runtime_error(metrics.error().message);
+  return metrics->sum(name, label);
 }
 
 // Bytes per second of memcpy of `size` bytes, best of a few repetitions, as the same-run
@@ -197,10 +197,10 @@ double memcpy_bytes_per_s(std::size_t size, bool fresh) {
 // every model: the controller's handoff counters of `transport` over the run give the rate.
 HandoffResult measure_handoff(const Options& o, const Topology& topology, const std::string& transport) {
   const std::uint16_t port = topology.http_port();
-  const std::string labels = "{transport=\"" + transport + "\"}";
-  const double handoffs0 = read_counter(port, "aegaeon_cluster_kv_handoffs_total", labels);
-  const double bytes0 = read_counter(port, "aegaeon_cluster_kv_handoff_bytes_total", labels);
-  const double seconds0 = read_counter(port, "aegaeon_cluster_kv_handoff_seconds_total", labels);
+  const std::string label = "transport=\"" + transport + "\"";
+  const double handoffs0 = read_counter(port, "aegaeon_cluster_kv_handoffs_total", label);
+  const double bytes0 = read_counter(port, "aegaeon_cluster_kv_handoff_bytes_total", label);
+  const double seconds0 = read_counter(port, "aegaeon_cluster_kv_handoff_seconds_total", label);
   std::string prompt;
   for (int i = 0; i < o.handoff_prompt_words; ++i) prompt += "word" + std::to_string(i % 97) + " ";
   double gaps = 0;
@@ -221,9 +221,9 @@ HandoffResult measure_handoff(const Options& o, const Topology& topology, const 
   HandoffResult r;
   r.transport = transport;
   r.second_token_gap_s = gap_count > 0 ? gaps / gap_count : 0;
-  r.handoffs = read_counter(port, "aegaeon_cluster_kv_handoffs_total", labels) - handoffs0;
-  r.bytes = read_counter(port, "aegaeon_cluster_kv_handoff_bytes_total", labels) - bytes0;
-  r.pull_s = read_counter(port, "aegaeon_cluster_kv_handoff_seconds_total", labels) - seconds0;
+  r.handoffs = read_counter(port, "aegaeon_cluster_kv_handoffs_total", label) - handoffs0;
+  r.bytes = read_counter(port, "aegaeon_cluster_kv_handoff_bytes_total", label) - bytes0;
+  r.pull_s = read_counter(port, "aegaeon_cluster_kv_handoff_seconds_total", label) - seconds0;
   if (r.handoffs == 0) throw std::runtime_error("no KV handoff went by " + transport);
   const auto each = static_cast<std::size_t>(r.bytes / r.handoffs);
   r.memcpy_fresh_bytes_per_s = memcpy_bytes_per_s(each, true);

@@ -23,17 +23,18 @@
 #include "actors/policy/serving_policy.hpp"
 #include "actors/policy/slo_tracker.hpp"
 #include "bench/e2e/load_generator.hpp"
-#include "bench/e2e/server_metrics.hpp"
 #include "bench/e2e/thread_cpu.hpp"
 #include "bench/sim/workload.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/metrics_scrape.hpp"
 
 namespace aegaeon::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
+using testing::MetricsSnapshot;
 
 struct Options {
   std::string binary = AEGAEON_BINARY;
@@ -275,7 +276,7 @@ double delta(const MetricsSnapshot& before, const MetricsSnapshot& after, std::s
 }
 
 MetricsSnapshot scrape(std::uint16_t port) {
-  auto m = scrape_metrics(port);
+  auto m = testing::scrape_metrics(port);
   if (!m.ok()) throw std::runtime_error(m.error().message);
   return *m;
 }

@@ -11,13 +11,13 @@
 #include <memory>
 #include <optional>
 #include <regex>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "tests/support/child_process.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/metrics_scrape.hpp"
 
 namespace aegaeon::testing {
 
@@ -95,17 +95,7 @@ inline std::string streamed_text(uint16_t port, const std::string& path, nlohman
 /// Sum of every sample of `family` in a /metrics text whose labels contain `label`
 /// (e.g. R"(device="decode-0")").
 inline double metric_sum(const std::string& metrics, const std::string& family, const std::string& label = {}) {
-  static const std::regex kSample(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$)");
-  double sum = 0;
-  std::istringstream lines(metrics);
-  std::string line;
-  std::smatch m;
-  while (std::getline(lines, line)) {
-    if (std::regex_match(line, m, kSample) && m[1] == family && m[2].str().find(label) != std::string::npos) {
-      sum += std::stod(m[3]);
-    }
-  }
-  return sum;
+  return MetricsSnapshot::parse(metrics).sum(family, label);
 }
 
 /// A suite sharing one server, started once (it loads four models) with `Suite::server_args()`

@@ -1,5 +1,6 @@
-// A scrape of the server's Prometheus /metrics, reduced to what the end-to-end benchmark reads:
-// sums of a family's samples over label sets, compared before and after a phase.
+// A scrape of a server's Prometheus /metrics, reduced to what tests and benchmarks read: sums of
+// a family's samples over label sets, compared before and after a phase. The one reader of the
+// exposition text outside core/metrics.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +10,7 @@
 
 #include "core/result.hpp"
 
-namespace aegaeon::bench {
+namespace aegaeon::testing {
 
 /// Every sample of one exposition.
 class MetricsSnapshot {
@@ -32,4 +33,4 @@ class MetricsSnapshot {
 /// GET /metrics from the server on 127.0.0.1:`port`.
 core::Result<MetricsSnapshot> scrape_metrics(std::uint16_t port);
 
-}  // namespace aegaeon::bench
+}  // namespace aegaeon::testing

@@ -1,4 +1,4 @@
-#include "bench/e2e/server_metrics.hpp"
+#include "tests/support/metrics_scrape.hpp"
 
 #include <cstdlib>
 #include <sstream>
@@ -6,7 +6,7 @@
 
 #include "tests/support/http_client.hpp"
 
-namespace aegaeon::bench {
+namespace aegaeon::testing {
 
 MetricsSnapshot MetricsSnapshot::parse(std::string_view text) {
   MetricsSnapshot snapshot;
@@ -45,7 +45,7 @@ double MetricsSnapshot::sum(std::string_view name, std::string_view label) const
 
 core::Result<MetricsSnapshot> scrape_metrics(std::uint16_t port) {
   try {
-    auto response = testing::http_request(port, "GET", "/metrics");
+    auto response = http_request(port, "GET", "/metrics");
     if (response.status != 200) {
       return core::error(core::ErrorCode::kUnavailable, "GET /metrics answered " + std::to_string(response.status));
     }
@@ -55,4 +55,4 @@ core::Result<MetricsSnapshot> scrape_metrics(std::uint16_t port) {
   }
 }
 
-}  // namespace aegaeon::bench
+}  // namespace aegaeon::testing

@@ -17,6 +17,13 @@ using core::ErrorCode;
 
 std::string errno_text() { return std::strerror(errno); }
 
+// Closes a descriptor opened for a failed step. `message` is built before the call, so an
+// errno_text() in it still reads the failed step's errno.
+core::Error close_and_fail(int fd, std::string message) {
+  ::close(fd);
+  return core::error(ErrorCode::kUnavailable, std::move(message));
+}
+
 // What a reader relies on: the bytes it maps never change, and the file never shrinks under a
 // mapping (a read past its end would be SIGBUS).
 constexpr int kSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
@@ -71,24 +78,16 @@ core::Result<std::unique_ptr<SharedKvBlob>> SharedKvBlob::create(std::span<const
   const int fd = ::memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return core::error(ErrorCode::kUnavailable, "memfd_create: " + errno_text());
   if (::ftruncate(fd, static_cast<off_t>(blob.size())) != 0 || !write_all(fd, blob)) {
-    const std::string why = errno_text();
-    ::close(fd);
-    return core::error(ErrorCode::kUnavailable, "writing the KV memory file: " + why);
+    return close_and_fail(fd, "writing the KV memory file: " + errno_text());
   }
   // Before any mapping exists (a writable shared one would make F_SEAL_WRITE fail).
   if (::fcntl(fd, F_ADD_SEALS, kSeals | F_SEAL_SEAL) != 0) {
-    const std::string why = errno_text();
-    ::close(fd);
-    return core::error(ErrorCode::kUnavailable, "sealing the KV memory file: " + why);
+    return close_and_fail(fd, "sealing the KV memory file: " + errno_text());
   }
   const std::byte* data = nullptr;
   if (!blob.empty()) {
     void* mapped = ::mmap(nullptr, blob.size(), PROT_READ, MAP_SHARED, fd, 0);
-    if (mapped == MAP_FAILED) {
-      const std::string why = errno_text();
-      ::close(fd);
-      return core::error(ErrorCode::kUnavailable, "mapping the KV memory file: " + why);
-    }
+    if (mapped == MAP_FAILED) return close_and_fail(fd, "mapping the KV memory file: " + errno_text());
     data = static_cast<const std::byte*>(mapped);
   }
   return std::unique_ptr<SharedKvBlob>(new SharedKvBlob(fd, data, blob.size(), std::move(name)));
@@ -98,31 +97,29 @@ core::Result<core::HostBytes> map_shared_kv(const std::string& path, const std::
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return core::error(ErrorCode::kUnavailable, "opening " + path + ": " + errno_text());
   // The mapping keeps the file alive; the descriptor is needed only until then.
-  const auto fail = [fd](std::string message) {
-    ::close(fd);
-    return core::error(ErrorCode::kUnavailable, std::move(message));
-  };
   // What was opened, by its name: a memory file links as "/memfd:NAME (deleted)".
   char link[256] = {};
   const std::string self = "/proc/self/fd/" + std::to_string(fd);
   const ssize_t length = ::readlink(self.c_str(), link, sizeof link - 1);
   if (length < 0 || std::string(link, static_cast<std::size_t>(length)) != "/memfd:" + name + " (deleted)") {
-    return fail(path + " is not the memory file '" + name + "' any more");
+    return close_and_fail(fd, path + " is not the memory file '" + name + "' any more");
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) != bytes) {
-    return fail(path + " holds " + std::to_string(st.st_size) + " bytes, not the " + std::to_string(bytes) +
-                " the handoff announced");
+    return close_and_fail(fd, path + " holds " + std::to_string(st.st_size) + " bytes, not the " +
+                                  std::to_string(bytes) + " the handoff announced");
   }
   const int seals = ::fcntl(fd, F_GET_SEALS);
-  if (seals < 0 || (seals & kSeals) != kSeals) return fail(path + " is not sealed against writes and resizing");
+  if (seals < 0 || (seals & kSeals) != kSeals) {
+    return close_and_fail(fd, path + " is not sealed against writes and resizing");
+  }
   if (bytes == 0) {
     ::close(fd);
     return core::HostBytes();
   }
   // Populated now: the page-table work is part of the handoff, not of the first decode step.
   void* mapped = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
-  if (mapped == MAP_FAILED) return fail("mapping " + path + ": " + errno_text());
+  if (mapped == MAP_FAILED) return close_and_fail(fd, "mapping " + path + ": " + errno_text());
   ::close(fd);
   auto mapping = std::make_shared<const Mapping>(mapped, bytes);
   return core::HostBytes(std::span<const std::byte>(static_cast<const std::byte*>(mapped), bytes), mapping);

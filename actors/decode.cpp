@@ -196,12 +196,15 @@ void drive(DecodeActor* self, size_t index) {
   }
   switch (action.kind) {
     case policy::DecodeAction::Kind::kIdle:
+    case policy::DecodeAction::Kind::kLoad:     // only for prompts queued with add_prefill,
+    case policy::DecodeAction::Kind::kPrefill:  // which the runtime's decode role never does
       return;
     case policy::DecodeAction::Kind::kSwitch: {
       SwitchBatchCommand command;
-      if (action.swap_out) {
-        if (const auto* out = s.policies[index].batch(*action.swap_out)) {
-          command.swap_out = seqs_of(s, *out, /*want_parked=*/false);
+      for (policy::BatchId id : action.swap_out) {
+        if (const auto* out = s.policies[index].batch(id)) {
+          auto seqs = seqs_of(s, *out, /*want_parked=*/false);
+          command.swap_out.insert(command.swap_out.end(), seqs.begin(), seqs.end());
         }
       }
       if (action.load_model || instance.resident != action.model) command.load = action.model;

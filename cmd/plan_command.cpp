@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cmd/commands.hpp"
+#include "cmd/sim_flags.hpp"
 
 // cmd/CMakeLists.txt defines AEGAEON_HAVE_SIM: the simulator is always built with the binary
 // (AEGAEON_BUILD_BENCH=ON); without it the subcommand only explains how to get it.
@@ -49,11 +50,14 @@ class Planner {
  public:
   Planner(const PlanOptions& o, const sim::Workload& w, const sim::ProfileTable& p) : o_(o), w_(w), p_(p) {}
 
-  // Attainment with `n` devices; aegaeon tries prefill shares between 1/5 and 1/2 of the devices.
+  // Attainment with `n` devices; aegaeon tries 0 to 1/4 of the devices for prefill (its decode
+  // devices prefill the models they hold), the paper's device between 1/5 and 1/2.
   Trial evaluate(sim::SystemKind kind, std::int32_t n) {
     Trial best{n, 0, -1};
     std::vector<std::int32_t> splits{0};
-    if (kind == sim::SystemKind::kAegaeon) {
+    if (kind == sim::SystemKind::kAegaeon && o_.config.elastic_memory) {
+      for (std::int32_t p = 1; p < n && p <= (n + 3) / 4; ++p) splits.push_back(p);
+    } else if (kind == sim::SystemKind::kAegaeon) {
       if (n < 2) return Trial{n, 0, 0};
       splits.clear();
       const auto lo = std::max(1, static_cast<std::int32_t>(std::floor(n * 0.2)));
@@ -192,6 +196,7 @@ void add_plan_command(CLI::App& app) {
   sub->add_option("--h2d-efficiency", c->h2d_efficiency, "Share of nominal host->device bandwidth copies reach")
       ->check(CLI::Range(0.01, 1.0))->capture_default_str();
   sub->add_flag("--no-prefetch", opts->no_prefetch, "aegaeon: do not prefetch the next model");
+  add_policy_variant_flags(*sub, *c);
   sub->add_flag("--admission", c->admission.enabled, "aegaeon: reject early when the SLO is infeasible");
   sub->add_option("--json", opts->json_path, "Write the plan as JSON to this file");
   sub->callback([opts] { run_plan(*opts); });

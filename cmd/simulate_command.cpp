@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cmd/commands.hpp"
+#include "cmd/sim_flags.hpp"
 
 // cmd/CMakeLists.txt defines AEGAEON_HAVE_SIM: the simulator is always built with the binary
 // (AEGAEON_BUILD_BENCH=ON); without it the subcommand only explains how to get it.
@@ -113,13 +114,14 @@ void add_simulate_command(CLI::App& app) {
                   "Comma list of systems: aegaeon, dedicated, request-level, request-level-srtf, static-mux, or all")->capture_default_str();
   sub->add_option("--device", c->device, "Device kind: H100, H800, H20, A100, A10")->capture_default_str();
   sub->add_option("--devices", c->devices, "Number of devices")->check(CLI::Range(1, 100000))->capture_default_str();
-  sub->add_option("--prefill", c->prefill_devices, "aegaeon: prefill devices (the rest decode)")->capture_default_str();
+  sub->add_option("--prefill", c->prefill_devices, "aegaeon: prefill devices (the rest decode, and prefill the models they hold; the paper used 6 of 16)")->capture_default_str();
   sub->add_option("--ttft", c->slo.ttft_s, "SLO: time to first token, seconds")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--tbt", c->slo.tbt_s, "SLO: time between tokens, seconds")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--h2d-efficiency", c->h2d_efficiency, "Share of nominal host->device bandwidth weight/KV copies reach")
       ->check(CLI::Range(0.01, 1.0))->capture_default_str();
   sub->add_option("--max-batch", c->max_batch_size, "Largest decode batch")->check(CLI::Range(1, 4096))->capture_default_str();
   sub->add_flag("--no-prefetch", opts->no_prefetch, "aegaeon: do not prefetch the next model during a turn");
+  add_policy_variant_flags(*sub, *c);
   sub->add_flag("--admission", c->admission.enabled, "aegaeon: reject requests early (429) when the SLO is infeasible");
   sub->add_option("--admission-alpha", c->admission.alpha_limit, "aegaeon: admission rejects when the round's alpha would exceed this")
       ->capture_default_str();

@@ -51,6 +51,17 @@ struct DecodeCost {
   }
 };
 
+/// Per-model costs a decode instance plans with (index = ModelId). The caller owns the table
+/// and may refit it between rounds.
+struct ModelCosts {
+  DecodeCost decode;
+  double model_switch_s = 0.0;        ///< load the weights (bytes / host→device bandwidth)
+  double kv_swap_s_per_token = 0.0;   ///< move one token of KV between host and device
+  std::int64_t kv_capacity_tokens = 0;///< KV tokens one batch of this model may hold on device
+  double weight_bytes = 0.0;          ///< the weights' size (elastic device memory only)
+  double kv_bytes_per_token = 0.0;    ///< one token of KV (elastic device memory only)
+};
+
 /// Host→device copy time: bytes / (bandwidth · efficiency) + fixed latency.
 struct TransferCost {
   double bandwidth_bytes_per_s = 32.0 * 1024 * 1024 * 1024;

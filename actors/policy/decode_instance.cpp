@@ -1,6 +1,8 @@
 #include "actors/policy/decode_instance.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 namespace aegaeon::policy {
 
@@ -8,7 +10,7 @@ DecodeInstance::DecodeInstance(DecodeInstanceConfig config, std::span<const Mode
     : config_(config), costs_(costs) {}
 
 std::optional<BatchId> DecodeInstance::joinable_batch(ModelId model, std::int64_t context_tokens) const {
-  const std::int64_t capacity = costs_[static_cast<std::size_t>(model)].kv_capacity_tokens;
+  const std::int64_t capacity = batch_capacity_tokens(model);
   for (const auto& b : batches_) {
     if (b.model == model && static_cast<std::int32_t>(b.requests.size()) < config_.max_batch_size &&
         b.context_tokens + context_tokens <= capacity) {
@@ -21,14 +23,30 @@ std::optional<BatchId> DecodeInstance::joinable_batch(ModelId model, std::int64_
 BatchId DecodeInstance::add_request(const RequestInfo& request, std::optional<BatchId> batch) {
   // The first token came out of prefill; decoding produces the rest.
   DecodeRequest r{request, request.input_tokens + 1, std::max(request.max_output_tokens - 1, 0)};
+  weights_.on_demand(request.model, request.arrival_s);
   DecodeBatch* target = batch ? find(*batch) : nullptr;
-  if (target == nullptr) {
+  const bool opened = target == nullptr;
+  if (opened) {
     batches_.push_back(DecodeBatch{next_batch_id_++, request.model, {}, 0});
     target = &batches_.back();
   }
   target->context_tokens += r.context_tokens;
   target->requests.push_back(r);
-  return target->id;
+  const BatchId id = target->id;
+  if (opened && config_.immediate_turns) insert_turn(id);
+  return id;
+}
+
+void DecodeInstance::insert_turn(BatchId id) {
+  if (pos_ >= order_.size()) return;  // no round running: the next one includes the batch
+  std::size_t index = 0;
+  for (std::size_t i = 0; i < batches_.size(); ++i) {
+    if (batches_[i].id == id) index = i;
+  }
+  const RoundPlan plan = plan_round(round_loads(), config_.round);
+  // At the end of the running round: it waits for the turns already promised, not a round more.
+  order_.push_back(id);
+  order_quota_s_.push_back(plan.quota_s[index]);
 }
 
 DecodeBatch* DecodeInstance::find(BatchId id) {
@@ -45,6 +63,98 @@ const DecodeBatch* DecodeInstance::batch(BatchId id) const {
   return nullptr;
 }
 
+bool DecodeInstance::kv_on_device(BatchId id) const {
+  if (!elastic()) return current_ == id;
+  return std::find(kv_on_device_.begin(), kv_on_device_.end(), id) != kv_on_device_.end();
+}
+
+double DecodeInstance::kv_bytes(const DecodeBatch& b) const {
+  return static_cast<double>(b.context_tokens) * costs_[static_cast<std::size_t>(b.model)].kv_bytes_per_token;
+}
+
+double DecodeInstance::used_bytes() const {
+  double sum = weights_.bytes(costs_);
+  for (BatchId id : kv_on_device_) {
+    if (const DecodeBatch* b = batch(id)) sum += kv_bytes(*b);
+  }
+  return sum;
+}
+
+double DecodeInstance::free_bytes() const {
+  return elastic() ? std::max(0.0, config_.memory_bytes - used_bytes()) : 0.0;
+}
+
+std::int64_t DecodeInstance::batch_capacity_tokens(ModelId model) const {
+  const ModelCosts& c = costs_[static_cast<std::size_t>(model)];
+  if (!elastic() || c.kv_bytes_per_token <= 0.0) return c.kv_capacity_tokens;
+  return static_cast<std::int64_t>(std::max(0.0, config_.memory_bytes - c.weight_bytes) / c.kv_bytes_per_token);
+}
+
+std::vector<BatchId> DecodeInstance::swap_candidates(std::optional<BatchId> keep) const {
+  // Distance (in turns) until each batch runs again; batches not in this round come last.
+  auto distance = [&](BatchId id) {
+    for (std::size_t k = 0; k < order_.size(); ++k) {
+      if (order_[(pos_ + k) % order_.size()] == id) return k;
+    }
+    return order_.size();
+  };
+  std::vector<BatchId> out;
+  for (BatchId id : kv_on_device_) {
+    if (!keep || id != *keep) out.push_back(id);
+  }
+  std::stable_sort(out.begin(), out.end(), [&](BatchId a, BatchId b) { return distance(a) > distance(b); });
+  return out;
+}
+
+void DecodeInstance::make_room(const DecodeBatch& target, DecodeAction& action, double now_s) const {
+  if (!elastic()) {
+    // The paper's device: the batch on it leaves, and its model with it when another loads.
+    if (current_ && *current_ != target.id) {
+      action.swap_out.push_back(*current_);
+      const DecodeBatch* out = batch(*current_);
+      action.swap_out_tokens = out != nullptr ? out->context_tokens : 0;
+    }
+    if (action.load_model) action.evict = weights_.models();
+    return;
+  }
+  const ModelCosts& own = costs_[static_cast<std::size_t>(target.model)];
+  const double need = (action.load_model ? own.weight_bytes : 0.0) +
+                      (target.id != 0 && kv_on_device(target.id) ? 0.0 : kv_bytes(target));
+  double free = config_.memory_bytes - used_bytes();
+  if (free >= need) return;
+  auto evicted = [&](ModelId m) { return std::find(action.evict.begin(), action.evict.end(), m) != action.evict.end(); };
+  auto swapped = [&](BatchId id) { return std::find(action.swap_out.begin(), action.swap_out.end(), id) != action.swap_out.end(); };
+  // A model may leave once none of its batches keeps KV on the device (`with_kv`), or once it has
+  // no batch at all (`with_batches` false).
+  auto has_batch = [&](ModelId m, bool with_kv) {
+    for (const auto& b : batches_) {
+      if (b.model == m && (!with_kv || (kv_on_device(b.id) && !swapped(b.id)))) return true;
+    }
+    return false;
+  };
+  const std::vector<ModelId> order = weights_.eviction_order(costs_, now_s);
+  auto evict_where = [&](bool idle_only) {
+    for (ModelId m : order) {
+      if (free >= need) return;
+      if (m == target.model || evicted(m) || has_batch(m, !idle_only)) continue;
+      action.evict.push_back(m);
+      free += costs_[static_cast<std::size_t>(m)].weight_bytes;
+    }
+  };
+  // 1. Models no batch here wants; 2. other batches' KV, the one needed last first; 3. the models
+  // of batches now wholly on the host.
+  evict_where(/*idle_only=*/true);
+  for (BatchId id : swap_candidates(target.id)) {
+    if (free >= need) break;
+    const DecodeBatch* b = batch(id);
+    if (b == nullptr) continue;
+    action.swap_out.push_back(id);
+    action.swap_out_tokens += b->context_tokens;
+    free += kv_bytes(*b);
+  }
+  evict_where(/*idle_only=*/false);
+}
+
 std::int64_t DecodeInstance::requests() const {
   std::int64_t n = 0;
   for (const auto& b : batches_) n += static_cast<std::int64_t>(b.requests.size());
@@ -57,19 +167,98 @@ BatchLoad DecodeInstance::load_of(ModelId model, std::int64_t context_tokens, st
                    c.model_switch_s, c.kv_swap_s_per_token * static_cast<double>(context_tokens)};
 }
 
-void DecodeInstance::start_round(std::optional<ModelId> resident) {
-  std::vector<BatchLoad> loads;
-  loads.reserve(batches_.size());
+std::vector<BatchLoad> DecodeInstance::round_loads(std::optional<RequestInfo> extra) const {
+  struct Item {
+    ModelId model;
+    std::int64_t context;
+    std::int64_t size;
+    std::int64_t final_context;  // when every request has produced all its tokens
+  };
+  std::vector<Item> items;
   for (const auto& b : batches_) {
-    loads.push_back(load_of(b.model, b.context_tokens, static_cast<std::int64_t>(b.requests.size())));
+    std::int64_t final_context = 0;
+    for (const auto& r : b.requests) final_context += r.context_tokens + r.remaining_tokens;
+    items.push_back(Item{b.model, b.context_tokens, static_cast<std::int64_t>(b.requests.size()), final_context});
   }
+  // Requests placed here and not in a batch yet (and the one asked about) join their model's
+  // batch, or open one.
+  auto add = [&](const RequestInfo& r) {
+    const std::int64_t context = r.input_tokens + 1;
+    const std::int64_t final_context = r.input_tokens + std::max(r.max_output_tokens, 1);
+    for (auto& it : items) {
+      if (it.model == r.model) {
+        it.context += context;
+        it.size += 1;
+        it.final_context += final_context;
+        return;
+      }
+    }
+    items.push_back(Item{r.model, context, 1, final_context});
+  };
+  for (const auto& r : prefills_) add(r);
+  for (const auto& r : arrivals_) add(r);
+  if (extra) add(*extra);
+  std::vector<BatchLoad> loads;
+  for (const auto& it : items) loads.push_back(load_of(it.model, it.context, it.size));
+  if (!elastic()) return loads;
+  // Per model: weights + its batches' KV as it will grow. Models stay while their footprint fits, resident ones
+  // first (most demanded first), leaving room for the largest cycling model to come in.
+  std::vector<ModelId> models;
+  std::vector<double> footprint;
+  for (const auto& it : items) {
+    const ModelCosts& c = costs_[static_cast<std::size_t>(it.model)];
+    auto pos = std::find(models.begin(), models.end(), it.model);
+    if (pos == models.end()) {
+      models.push_back(it.model);
+      footprint.push_back(c.weight_bytes);
+      pos = models.end() - 1;
+    }
+    footprint[static_cast<std::size_t>(pos - models.begin())] += static_cast<double>(it.final_context) * c.kv_bytes_per_token;
+  }
+  double total = 0.0;
+  for (double f : footprint) total += f;
+  std::vector<bool> stays(models.size(), total <= config_.memory_bytes);
+  if (total > config_.memory_bytes) {
+    std::vector<std::size_t> order(models.size());
+    for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      const bool ra = weights_.contains(models[a]), rb = weights_.contains(models[b]);
+      if (ra != rb) return ra;
+      return weights_.demand(models[a], turn_start_s_) > weights_.demand(models[b], turn_start_s_);
+    });
+    double used = 0.0;
+    double largest = 0.0;
+    for (std::size_t k : order) largest = std::max(largest, footprint[k]);
+    for (std::size_t k : order) {
+      if (used + footprint[k] + largest > config_.memory_bytes) break;
+      stays[k] = true;
+      used += footprint[k];
+    }
+  }
+  for (std::size_t k = 0; k < items.size(); ++k) {
+    const auto m = static_cast<std::size_t>(std::find(models.begin(), models.end(), items[k].model) - models.begin());
+    loads[k].model_stays = stays[m];
+    loads[k].kv_stays = stays[m];
+  }
+  return loads;
+}
+
+void DecodeInstance::start_round(std::optional<ModelId> resident) {
+  const std::vector<BatchLoad> loads = round_loads();
   plan_ = plan_round(loads, config_.round, resident);
+  // Elastic memory: a round that switches starts with the batch on the device (saving a switch);
+  // one that does not keeps the batches' order, or that batch would get two turns in a row.
+  const bool keep_current = current_ && (!elastic() || plan_.switch_s > 0.0);
+  if (elastic() && keep_current && batch(*current_) != nullptr) {
+    resident = batch(*current_)->model;
+    plan_ = plan_round(loads, config_.round, resident);
+  }
   order_.clear();
   order_quota_s_.clear();
   // Start with the batch already on the device when it belongs to the resident model, so a
   // round does not open with a needless swap.
   std::vector<std::size_t> order = plan_.order;
-  if (current_) {
+  if (keep_current) {
     auto it = std::find_if(order.begin(), order.end(),
                            [&](std::size_t i) { return batches_[i].id == *current_; });
     if (it != order.end() && (!resident || batches_[*it].model == *resident)) {
@@ -88,7 +277,12 @@ std::optional<ModelId> DecodeInstance::prefetch_after(std::size_t pos, ModelId m
   if (!config_.prefetch) return std::nullopt;
   for (std::size_t k = 1; k <= order_.size(); ++k) {
     const DecodeBatch* b = batch(order_[(pos + k) % order_.size()]);
-    if (b != nullptr && b->model != model) return b->model;
+    if (b == nullptr || b->model == model) continue;
+    if (!elastic()) return b->model;
+    // Elastic memory prefetches only into free room, and only what is not there yet.
+    if (weights_.contains(b->model)) continue;
+    if (costs_[static_cast<std::size_t>(b->model)].weight_bytes <= free_bytes()) return b->model;
+    return std::nullopt;
   }
   return std::nullopt;
 }
@@ -114,6 +308,20 @@ DecodeAction DecodeInstance::next_run_to_completion(std::optional<ModelId> resid
 }
 
 DecodeAction DecodeInstance::next_action(double now_s, std::optional<ModelId> resident) {
+  if (!elastic()) {
+    // The paper's device holds what its executor says it holds.
+    for (ModelId m : std::vector<ModelId>(weights_.models())) weights_.erase(m);
+    if (resident) weights_.insert(*resident);
+  } else {
+    // The instance tracks its own resident set; start_round puts the current batch's model first
+    // only when the round switches.
+    resident = std::nullopt;
+  }
+  if (elastic()) {
+    for (const auto& r : arrivals_) add_request(r, joinable_batch(r.model, r.input_tokens + 1));
+    arrivals_.clear();
+    if (auto prefill = next_prefill(now_s)) return *prefill;
+  }
   DecodeAction action;
   if (batches_.empty()) return action;
   if (!config_.preemptive) return next_run_to_completion(resident);
@@ -130,17 +338,16 @@ DecodeAction DecodeInstance::next_action(double now_s, std::optional<ModelId> re
     action.batch = id;
     action.model = b->model;
     action.prefetch_model = prefetch_after(pos_, b->model);
-    if (current_ != id) {
+    const bool ready = elastic() ? weights_.contains(b->model) && kv_on_device(id) : current_ == id;
+    if (!ready) {
       action.kind = DecodeAction::Kind::kSwitch;
-      action.load_model = !resident || *resident != b->model;
-      action.swap_in_tokens = b->context_tokens;
-      if (current_) {
-        action.swap_out = current_;
-        const DecodeBatch* out = batch(*current_);
-        action.swap_out_tokens = out != nullptr ? out->context_tokens : 0;
-      }
+      action.load_model = !weights_.contains(b->model);
+      action.swap_in_tokens = kv_on_device(id) ? 0 : b->context_tokens;
+      make_room(*b, action, now_s);
+      pending_switch_ = action;
       return action;
     }
+    current_ = id;
     if (!turn_started_) {
       turn_started_ = true;
       turn_start_s_ = now_s;
@@ -158,7 +365,78 @@ DecodeAction DecodeInstance::next_action(double now_s, std::optional<ModelId> re
   return action;  // unreachable in practice; idle is the safe answer
 }
 
-void DecodeInstance::on_switched(BatchId batch) { current_ = batch; }
+void DecodeInstance::apply_pending() {
+  for (ModelId m : pending_switch_.evict) weights_.erase(m);
+  for (BatchId out : pending_switch_.swap_out) std::erase(kv_on_device_, out);
+  weights_.insert(pending_switch_.model);
+  pending_switch_ = DecodeAction{};
+}
+
+void DecodeInstance::add_prefill(const RequestInfo& request) {
+  weights_.on_demand(request.model, request.arrival_s);
+  prefills_.push_back(request);
+}
+
+void DecodeInstance::on_loaded() { apply_pending(); }
+
+void DecodeInstance::add_arrival(const RequestInfo& request) { arrivals_.push_back(request); }
+
+std::optional<BatchId> DecodeInstance::on_prefilled(RequestId request) {
+  auto it = std::find_if(prefills_.begin(), prefills_.end(), [&](const RequestInfo& r) { return r.id == request; });
+  if (it == prefills_.end()) return std::nullopt;
+  const RequestInfo info = *it;
+  prefills_.erase(it);
+  if (info.max_output_tokens <= 1) return std::nullopt;
+  // One batch per model where it fits: a batch's turn steps all its requests at once.
+  const std::int64_t context = info.input_tokens + 1;
+  const std::optional<BatchId> join = joinable_batch(info.model, context);
+  // add_request counts demand at arrival; this request was counted by add_prefill.
+  DecodeRequest r{info, static_cast<std::int32_t>(context), std::max(info.max_output_tokens - 1, 0)};
+  DecodeBatch* target = join ? find(*join) : nullptr;
+  if (target == nullptr) {
+    batches_.push_back(DecodeBatch{next_batch_id_++, info.model, {}, 0});
+    target = &batches_.back();
+    kv_on_device_.push_back(target->id);
+  }
+  target->context_tokens += r.context_tokens;
+  target->requests.push_back(r);
+  const BatchId id = target->id;
+  if (!join && config_.immediate_turns) insert_turn(id);
+  return id;
+}
+
+std::optional<DecodeAction> DecodeInstance::next_prefill(double now_s) {
+  if (prefills_.empty() || (prefilled_last_ && !batches_.empty())) {
+    prefilled_last_ = false;
+    return std::nullopt;
+  }
+  const RequestInfo& head = prefills_.front();
+  DecodeAction action;
+  action.model = head.model;
+  if (weights_.contains(head.model)) {
+    action.kind = DecodeAction::Kind::kPrefill;
+    action.request = head.id;
+    prefilled_last_ = true;
+    return action;
+  }
+  // Room for the weights and the prompt's KV, made the way a switch makes it.
+  action.kind = DecodeAction::Kind::kLoad;
+  action.load_model = true;
+  DecodeBatch prompt{0, head.model, {}, head.input_tokens + 1};
+  make_room(prompt, action, now_s);
+  pending_switch_ = action;
+  return action;
+}
+
+void DecodeInstance::on_switched(BatchId id) {
+  if (pending_switch_.batch == id) {
+    if (const DecodeBatch* b = batch(id)) pending_switch_.model = b->model;
+    apply_pending();
+  }
+  pending_switch_ = DecodeAction{};
+  if (elastic() && !kv_on_device(id)) kv_on_device_.push_back(id);
+  current_ = id;
+}
 
 StepOutcome DecodeInstance::on_step_done(std::span<const RequestId> eos) {
   StepOutcome out;
@@ -184,13 +462,31 @@ StepOutcome DecodeInstance::on_step_done(std::span<const RequestId> eos) {
   b->context_tokens = ctx;
   const ModelId model = b->model;
   if (b->requests.empty()) {
+    std::erase(kv_on_device_, b->id);
     batches_.erase(batches_.begin() + (b - batches_.data()));
     current_.reset();  // its KV is freed, nothing to swap out
     return out;
   }
+  if (elastic() && used_bytes() > config_.memory_bytes) {
+    // The KV grew past the device: idle models leave first, then other batches' KV.
+    for (ModelId m : weights_.eviction_order(costs_, turn_start_s_)) {
+      if (used_bytes() <= config_.memory_bytes) break;
+      const bool wanted = std::any_of(batches_.begin(), batches_.end(), [&](const DecodeBatch& x) { return x.model == m; });
+      if (m == model || wanted) continue;
+      weights_.erase(m);
+      out.evicted.push_back(m);
+    }
+    for (BatchId id : swap_candidates(current_)) {
+      if (used_bytes() <= config_.memory_bytes) break;
+      out.swapped_out.push_back(id);
+      out.swap_out_tokens += batch(id)->context_tokens;
+      std::erase(kv_on_device_, id);
+    }
+    b = find(*current_);
+  }
   // Truncation: the batch's KV outgrew what the device holds next to its weights. Move the most
   // recently joined requests to a new batch (their KV goes to host) until the rest fits.
-  const std::int64_t capacity = costs_[static_cast<std::size_t>(model)].kv_capacity_tokens;
+  const std::int64_t capacity = batch_capacity_tokens(model);
   if (b->context_tokens > capacity && b->requests.size() > 1) {
     DecodeBatch split{next_batch_id_++, model, {}, 0};
     while (b->context_tokens > capacity && b->requests.size() > 1) {
@@ -207,20 +503,31 @@ StepOutcome DecodeInstance::on_step_done(std::span<const RequestId> eos) {
 }
 
 double DecodeInstance::what_if_alpha(ModelId model, std::int64_t context_tokens,
-                                     std::optional<ModelId> resident) const {
-  std::vector<BatchLoad> loads;
-  const auto join = joinable_batch(model, context_tokens);
-  for (const auto& b : batches_) {
-    const bool joins = join && *join == b.id;
-    loads.push_back(load_of(b.model, b.context_tokens + (joins ? context_tokens : 0),
-                            static_cast<std::int64_t>(b.requests.size()) + (joins ? 1 : 0)));
+                                     std::optional<ModelId> resident, std::int32_t max_output_tokens) const {
+  if (!elastic()) {
+    // The paper's view: the request joins a fitting batch of its model, else opens one.
+    std::vector<BatchLoad> loads;
+    const auto join = joinable_batch(model, context_tokens);
+    for (const auto& b : batches_) {
+      const bool joins = join && *join == b.id;
+      loads.push_back(load_of(b.model, b.context_tokens + (joins ? context_tokens : 0),
+                              static_cast<std::int64_t>(b.requests.size()) + (joins ? 1 : 0)));
+    }
+    if (!join) loads.push_back(load_of(model, context_tokens, 1));
+    return plan_round(loads, config_.round, resident).alpha;
   }
-  if (!join) loads.push_back(load_of(model, context_tokens, 1));
-  return plan_round(loads, config_.round, resident).alpha;
+  RequestInfo extra;
+  extra.model = model;
+  extra.input_tokens = static_cast<std::int32_t>(context_tokens - 1);
+  extra.max_output_tokens = max_output_tokens;
+  return plan_round(round_loads(extra), config_.round, resident).alpha;
 }
 
-DecodeDispatch dispatch_decode(std::span<const DecodeInstance> instances, ModelId model,
-                               std::int64_t context_tokens, const ModelPins& pins) {
+namespace {
+
+// The paper's rule: the first fitting same-model batch, else the instance with the fewest batches.
+DecodeDispatch dispatch_by_batches(std::span<const DecodeInstance> instances, ModelId model,
+                                   std::int64_t context_tokens, const ModelPins& pins) {
   for (std::size_t i = 0; i < instances.size(); ++i) {
     if (!pins.allows(model, static_cast<InstanceId>(i))) continue;
     if (auto b = instances[i].joinable_batch(model, context_tokens)) {
@@ -243,6 +550,83 @@ DecodeDispatch dispatch_decode(std::span<const DecodeInstance> instances, ModelI
   }
   // Pins always leave the model an instance; without one it may go to the first.
   return DecodeDispatch{static_cast<InstanceId>(best.value_or(0)), std::nullopt};
+}
+
+// Elastic instances: where the request costs the SLO least; with `alpha_limit`, only where the
+// next round's α stays within it.
+std::optional<DecodeDispatch> dispatch_by_cost(std::span<const DecodeInstance> instances, ModelId model,
+                                               std::int64_t context_tokens, std::int32_t max_output_tokens,
+                                               const ModelPins& pins, double alpha_limit) {
+  std::optional<DecodeDispatch> join;
+  for (std::size_t i = 0; i < instances.size(); ++i) {
+    if (!pins.allows(model, static_cast<InstanceId>(i))) continue;
+    const auto b = instances[i].joinable_batch(model, context_tokens);
+    if (!b || instances[i].what_if_alpha(model, context_tokens, std::nullopt, max_output_tokens) > alpha_limit) continue;
+    const DecodeDispatch here{static_cast<InstanceId>(i), b};
+    if (instances[i].holds_model(model)) return here;
+    if (!join) join = here;
+  }
+  if (join) return join;
+  struct Score {
+    double alpha;
+    bool resident;
+    double free_bytes;
+    std::int64_t requests;
+  };
+  auto better = [](const Score& a, const Score& b) {
+    if (std::abs(a.alpha - b.alpha) > 1e-9) return a.alpha < b.alpha;
+    if (a.resident != b.resident) return a.resident;
+    if (std::abs(a.free_bytes - b.free_bytes) > 1.0) return a.free_bytes > b.free_bytes;
+    return a.requests < b.requests;
+  };
+  std::optional<std::size_t> best;
+  Score best_score{};
+  for (std::size_t i = 0; i < instances.size(); ++i) {
+    if (!pins.allows(model, static_cast<InstanceId>(i))) continue;
+    const auto& inst = instances[i];
+    const Score s{inst.what_if_alpha(model, context_tokens, std::nullopt, max_output_tokens), inst.holds_model(model),
+                  inst.free_bytes(), inst.requests()};
+    if (s.alpha <= alpha_limit && (!best || better(s, best_score))) {
+      best = i;
+      best_score = s;
+    }
+  }
+  if (!best) return std::nullopt;
+  return DecodeDispatch{static_cast<InstanceId>(*best), std::nullopt};
+}
+
+}  // namespace
+
+std::optional<InstanceId> resident_prefill_site(std::span<const DecodeInstance> instances, const RequestInfo& request,
+                                                const ModelPins& pins) {
+  const ModelId model = request.model;
+  std::optional<InstanceId> best;
+  double best_alpha = 0.0;
+  for (std::size_t i = 0; i < instances.size(); ++i) {
+    const auto& inst = instances[i];
+    if (inst.config().memory_bytes <= 0.0 || !pins.allows(model, static_cast<InstanceId>(i)) || !inst.holds_model(model)) {
+      continue;
+    }
+    const double alpha = inst.what_if_alpha(model, request.input_tokens + 1, std::nullopt, request.max_output_tokens);
+    if (alpha <= 1.0 && (!best || alpha < best_alpha)) {
+      best = static_cast<InstanceId>(i);
+      best_alpha = alpha;
+    }
+  }
+  return best;
+}
+
+DecodeDispatch dispatch_decode(std::span<const DecodeInstance> instances, ModelId model,
+                               std::int64_t context_tokens, const ModelPins& pins) {
+  if (!instances.empty() && instances.front().config().memory_bytes > 0.0) {
+    return *dispatch_by_cost(instances, model, context_tokens, 1, pins, std::numeric_limits<double>::infinity());
+  }
+  return dispatch_by_batches(instances, model, context_tokens, pins);
+}
+
+std::optional<DecodeDispatch> place_decode(std::span<const DecodeInstance> instances, const RequestInfo& request,
+                                           const ModelPins& pins) {
+  return dispatch_by_cost(instances, request.model, request.input_tokens + 1, request.max_output_tokens, pins, 1.0);
 }
 
 }  // namespace aegaeon::policy

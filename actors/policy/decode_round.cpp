@@ -1,6 +1,7 @@
 #include "actors/policy/decode_round.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 namespace aegaeon::policy {
@@ -43,19 +44,29 @@ RoundPlan plan_round(std::span<const BatchLoad> batches, const DecodeRoundConfig
     for (ModelId m : models) {
       for (const auto& b : batches) {
         if (b.model == m) {
-          plan.switch_s += b.model_switch_s;
+          if (!b.model_stays) plan.switch_s += b.model_switch_s;
           break;
         }
       }
     }
   }
   if (config.count_kv_swap && k > 1) {
-    for (const auto& b : batches) plan.switch_s += b.kv_swap_s;
+    for (const auto& b : batches) plan.switch_s += b.kv_stays ? 0.0 : b.kv_swap_s;
   }
   const double c = plan.switch_s;
-  plan.alpha = std::max(c / (min_n * config.q_max_s) + sum_inv_n, config.alpha_floor);
+  const double paper_alpha = std::max(c / (min_n * config.q_max_s) + sum_inv_n, config.alpha_floor);
+  plan.alpha = paper_alpha;
+  if (config.max_round_s > 0.0 && c > 0.0) {
+    // Σq + c = c·α/(α − Σ1/n) ≤ R  ⇔  α ≥ Σ1/n · R/(R − c); a switch time of R or more leaves no
+    // quota at all.
+    const double r = config.max_round_s;
+    plan.alpha = std::max(plan.alpha, c < r ? sum_inv_n * r / (r - c) : std::numeric_limits<double>::infinity());
+  }
   if (c > 0.0) {
-    const double denom = plan.alpha - sum_inv_n;  // ≥ c/(min n·Q_max) > 0 by α's definition
+    // An overloaded round (α > 1 even bounded) misses the SLO either way; it amortizes its
+    // switches as the paper does rather than spend the device on them.
+    const double quota_alpha = plan.alpha <= 1.0 ? plan.alpha : paper_alpha;
+    const double denom = quota_alpha - sum_inv_n;  // ≥ c/(min n·Q_max) > 0 by α's definition
     for (std::size_t i = 0; i < k; ++i) plan.quota_s[i] = c / (n[i] * denom);
   }
   plan.round_s = c;

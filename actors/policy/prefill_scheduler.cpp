@@ -21,19 +21,25 @@ std::optional<std::pair<InstanceId, std::size_t>> PrefillScheduler::find_open_gr
   return std::nullopt;
 }
 
-PrefillDispatch PrefillScheduler::preview(ModelId model, const ModelPins& pins) const {
+PrefillDispatch PrefillScheduler::preview(ModelId model, const ModelPins& pins,
+                                          std::span<const WeightCache> resident) const {
   if (auto open = find_open_group(model, pins)) return {open->first, false};
+  auto cost = [&](std::size_t i) {
+    const bool miss = i < resident.size() && !resident[i].contains(model);
+    return instances_[i].queued + (miss ? config_.miss_penalty_requests : 0);
+  };
   std::optional<InstanceId> best;
   for (std::size_t i = 0; i < instances_.size(); ++i) {
     const auto id = static_cast<InstanceId>(i);
     if (!pins.allows(model, id)) continue;
-    if (!best || instances_[i].queued < instances_[static_cast<std::size_t>(*best)].queued) best = id;
+    if (!best || cost(i) < cost(static_cast<std::size_t>(*best))) best = id;
   }
   // Pins always leave the model an instance; without one it may go to the first.
   return {best.value_or(0), true};
 }
 
-PrefillDispatch PrefillScheduler::on_arrival(const RequestInfo& request, const ModelPins& pins) {
+PrefillDispatch PrefillScheduler::on_arrival(const RequestInfo& request, const ModelPins& pins,
+                                             std::span<const WeightCache> resident) {
   if (auto open = find_open_group(request.model, pins)) {
     auto& inst = instances_[open->first];
     auto& group = inst.groups[open->second];
@@ -42,7 +48,7 @@ PrefillDispatch PrefillScheduler::on_arrival(const RequestInfo& request, const M
     ++inst.queued;
     return {open->first, false};
   }
-  const PrefillDispatch d = preview(request.model, pins);
+  const PrefillDispatch d = preview(request.model, pins, resident);
   auto& inst = instances_[d.instance];
   inst.groups.push_back(Group{request.model, 1, {request}});
   ++inst.queued;
@@ -50,6 +56,14 @@ PrefillDispatch PrefillScheduler::on_arrival(const RequestInfo& request, const M
 }
 
 PrefillAction PrefillScheduler::next_action(InstanceId instance, std::optional<ModelId> resident) const {
+  return next_action_where(instance, [&](ModelId m) { return resident == m; });
+}
+
+PrefillAction PrefillScheduler::next_action(InstanceId instance, const WeightCache& resident) const {
+  return next_action_where(instance, [&](ModelId m) { return resident.contains(m); });
+}
+
+PrefillAction PrefillScheduler::next_action_where(InstanceId instance, const std::function<bool(ModelId)>& resident) const {
   const auto& groups = instances_[instance].groups;
   PrefillAction action;
   if (groups.empty()) return action;
@@ -61,7 +75,7 @@ PrefillAction PrefillScheduler::next_action(InstanceId instance, std::optional<M
     }
   }
   action.model = head.model;
-  if (!resident || *resident != head.model) {
+  if (!resident(head.model)) {
     action.kind = PrefillAction::Kind::kSwitch;
     return action;
   }

@@ -4,11 +4,14 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "actors/policy/model_pins.hpp"
 #include "actors/policy/request.hpp"
+#include "actors/policy/weight_cache.hpp"
 
 namespace aegaeon::policy {
 
@@ -20,6 +23,10 @@ struct PrefillConfig {
   std::int32_t max_group_size = 8;
   /// Emit prefetch hints for the model of the next group that differs.
   bool prefetch = true;
+  /// With several models resident per device (on_arrival given each instance's WeightCache): a
+  /// new group goes where queued requests + this penalty (0 where the model is resident) is
+  /// least. A load costs about as much as prefilling a group, hence the default.
+  std::int32_t miss_penalty_requests = 8;
 };
 
 /// Where an arriving request was queued.
@@ -46,11 +53,18 @@ class PrefillScheduler {
   /// Queues an arriving request: joins the first instance holding a non-full group of its model,
   /// else opens a group on the instance with the fewest queued requests (ties: lowest index).
   /// Both choices are confined to the instances `pins` allows for the model.
-  PrefillDispatch on_arrival(const RequestInfo& request, const ModelPins& pins = {});
+  /// With `resident` (each instance's weight cache), a new group prefers an instance holding the
+  /// model (PrefillConfig::miss_penalty_requests).
+  PrefillDispatch on_arrival(const RequestInfo& request, const ModelPins& pins = {},
+                             std::span<const WeightCache> resident = {});
   /// Where on_arrival would put `model`'s next request, without changing anything.
-  [[nodiscard]] PrefillDispatch preview(ModelId model, const ModelPins& pins = {}) const;
+  [[nodiscard]] PrefillDispatch preview(ModelId model, const ModelPins& pins = {},
+                                        std::span<const WeightCache> resident = {}) const;
   /// The instance's next step given the model resident on its device. Does not change state.
   [[nodiscard]] PrefillAction next_action(InstanceId instance, std::optional<ModelId> resident) const;
+  /// The same for a device holding several models: a switch only when the head group's model
+  /// is not among them.
+  [[nodiscard]] PrefillAction next_action(InstanceId instance, const WeightCache& resident) const;
   /// Marks the request returned by kRun as prefilled: removes it from its group.
   void on_prefill_done(InstanceId instance, RequestId request);
 
@@ -71,6 +85,7 @@ class PrefillScheduler {
     std::deque<Group> groups;  // FIFO
     std::int64_t queued = 0;
   };
+  [[nodiscard]] PrefillAction next_action_where(InstanceId instance, const std::function<bool(ModelId)>& resident) const;
   [[nodiscard]] std::optional<std::pair<InstanceId, std::size_t>> find_open_group(
       ModelId model, const ModelPins& pins) const;
 

@@ -2,6 +2,7 @@
 // DecodeInstance, the front door runs decide_admission — the same classes the actors call.
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <limits>
 #include <optional>
 #include <vector>
@@ -24,7 +25,7 @@ struct Device {
   std::optional<policy::ModelId> prefetch_model;
   double prefetch_ready_s = 0;
   // The operation in flight.
-  enum class Op { kNone, kSwitch, kPrefill, kStep } op = Op::kNone;
+  enum class Op { kNone, kSwitch, kPrefill, kStep, kLoad } op = Op::kNone;
   policy::ModelId op_model = 0;
   std::int64_t op_request = 0;
   policy::BatchId op_batch = 0;
@@ -44,18 +45,29 @@ class AegaeonSystem {
         prefill_dev_(static_cast<std::size_t>(env_.config.prefill_devices)),
         decode_dev_(static_cast<std::size_t>(env_.config.devices - env_.config.prefill_devices)),
         pending_(decode_dev_.size()) {
+    double max_kv_per_token = 0;
     for (const auto& m : env_.models) {
-      // One batch's KV shares the device with its weights and, with prefetch, the largest
-      // other model being prefetched.
-      const double reserve = env_.config.prefetch ? env_.max_weight_bytes : 0.0;
+      // The paper's device: one batch's KV shares the device with its weights and, with
+      // prefetch, the largest other model being prefetched. Elastic memory needs no reserve:
+      // a prefetch goes only into free room.
+      const double reserve = env_.config.prefetch && !elastic() ? env_.max_weight_bytes : 0.0;
       const double kv_bytes = std::max(env_.usable_bytes - m.weight_bytes - reserve, 0.0);
       costs_.push_back(policy::ModelCosts{m.decode, m.load_s, m.kv_s_per_token,
-                                          static_cast<std::int64_t>(kv_bytes / m.kv_bytes_per_token)});
+                                          static_cast<std::int64_t>(kv_bytes / m.kv_bytes_per_token),
+                                          m.weight_bytes, m.kv_bytes_per_token});
+      max_kv_per_token = std::max(max_kv_per_token, m.kv_bytes_per_token);
     }
+    // A prefill device holds weights beside the KV of the prompt it runs (one per batch).
+    prefill_weight_bytes_ = env_.usable_bytes - kPrefillKvTokens * max_kv_per_token;
+    prefill_cache_.resize(prefill_dev_.size());
     policy::DecodeInstanceConfig dc;
     dc.round.tbt_slo_s = env_.config.slo.tbt_s;
     dc.max_batch_size = env_.config.max_batch_size;
     dc.prefetch = env_.config.prefetch;
+    dc.memory_bytes = elastic() ? env_.usable_bytes : 0.0;
+    dc.immediate_turns = env_.config.immediate_turns;
+    // A newcomer has its TTFT slack banked, no more: rounds stay within half of it.
+    if (env_.config.bounded_rounds) dc.round.max_round_s = 0.5 * env_.config.slo.ttft_s;
     for (std::size_t i = 0; i < decode_dev_.size(); ++i) decode_.emplace_back(dc, costs_);
   }
 
@@ -75,6 +87,10 @@ class AegaeonSystem {
   }
 
  private:
+  static constexpr double kPrefillKvTokens = 8192;  // the longest prompt a prefill device holds
+
+  bool elastic() const { return env_.config.elastic_memory; }
+
   policy::RequestInfo info(std::int64_t r) const {
     const auto& t = core_.workload.requests[static_cast<std::size_t>(r)];
     return policy::RequestInfo{r, t.model, t.arrival_s, t.input_tokens, t.output_tokens};
@@ -105,7 +121,16 @@ class AegaeonSystem {
         return;
       }
     }
-    const auto where = prefill_.on_arrival(req);
+    if (elastic()) {
+      if (!place(r, /*prefilled=*/false)) wait(r, false);
+      return;
+    }
+    to_prefill_devices(req);
+  }
+
+  void to_prefill_devices(const policy::RequestInfo& req) {
+    const auto where = elastic() ? prefill_.on_arrival(req, {}, prefill_cache_) : prefill_.on_arrival(req);
+    prefill_cache_[static_cast<std::size_t>(where.instance)].on_demand(req.model, core_.now());
     schedule_prefill(static_cast<std::size_t>(where.instance));
   }
 
@@ -144,7 +169,8 @@ class AegaeonSystem {
   void schedule_prefill(std::size_t p) {
     Device& d = prefill_dev_[p];
     if (d.busy) return;
-    const auto act = prefill_.next_action(static_cast<policy::InstanceId>(p), d.resident);
+    const auto act = elastic() ? prefill_.next_action(static_cast<policy::InstanceId>(p), prefill_cache_[p])
+                               : prefill_.next_action(static_cast<policy::InstanceId>(p), d.resident);
     double cost = 0;
     switch (act.kind) {
       case policy::PrefillAction::Kind::kIdle: return;
@@ -160,7 +186,9 @@ class AegaeonSystem {
         core_.add_compute(cost);
         d.op = Device::Op::kPrefill;
         d.op_request = act.request;
-        start_prefetch(d, act.prefetch_model);
+        if (!elastic() || (act.prefetch_model && !prefill_cache_[p].contains(*act.prefetch_model))) {
+          start_prefetch(d, act.prefetch_model);
+        }
         break;
       }
     }
@@ -174,6 +202,7 @@ class AegaeonSystem {
     d.busy = false;
     if (d.op == Device::Op::kSwitch) {
       d.resident = d.op_model;
+      admit_to_prefill_cache(p, d.op_model);
     } else if (d.op == Device::Op::kPrefill) {
       const std::int64_t r = d.op_request;
       prefill_.on_prefill_done(static_cast<policy::InstanceId>(p), r);
@@ -190,7 +219,75 @@ class AegaeonSystem {
     schedule_prefill(p);
   }
 
+  // A prefill device's cache takes `model`, evicting the cheapest losses until its weights fit.
+  void admit_to_prefill_cache(std::size_t p, policy::ModelId model) {
+    policy::WeightCache& cache = prefill_cache_[p];
+    if (!elastic()) {
+      for (policy::ModelId m : std::vector<policy::ModelId>(cache.models())) cache.erase(m);
+    }
+    const double need = costs_[static_cast<std::size_t>(model)].weight_bytes;
+    for (policy::ModelId m : cache.eviction_order(costs_, core_.now())) {
+      if (cache.bytes(costs_) + need <= prefill_weight_bytes_) break;
+      cache.erase(m);
+    }
+    cache.insert(model);
+  }
+
+  // Elastic devices: places request `r` (its prompt, or its first decode step once `prefilled`)
+  // where the policy admits it; false when it must wait.
+  bool place(std::int64_t r, bool prefilled) {
+    const auto req = info(r);
+    if (!prefilled) {
+      // A decode device holding the model prefills it, so its weights need not be loaded on a
+      // prefill device as well; prefill devices take the rest; without them a decode device does.
+      auto site = policy::resident_prefill_site(decode_, req);
+      if (!site && !prefill_dev_.empty()) {
+        to_prefill_devices(req);
+        return true;
+      }
+      if (!site) {
+        const auto d = policy::place_decode(decode_, req);
+        if (!d) return false;
+        site = d->instance;
+      }
+      const auto i = static_cast<std::size_t>(*site);
+      decode_[i].add_prefill(req);
+      schedule_decode(i);
+      return true;
+    }
+    const auto d = policy::place_decode(decode_, req);
+    if (!d) return false;
+    const auto i = static_cast<std::size_t>(d->instance);
+    decode_[i].add_arrival(req);
+    schedule_decode(i);
+    return true;
+  }
+
+  // `r` waits for a device to admit it.
+  void wait(std::int64_t r, bool prefilled) { waiting_.push_back(Waiting{r, prefilled}); }
+
+  // Room was freed: waiting requests are placed in arrival order where they now fit.
+  void retry_waiting() {
+    std::vector<Waiting> still;
+    const std::vector<Waiting> now(waiting_.begin(), waiting_.end());
+    waiting_.clear();
+    // A model that found no room once this pass finds none for its later requests either.
+    std::vector<bool> full(env_.models.size(), false);
+    for (const auto& w : now) {
+      const auto m = static_cast<std::size_t>(core_.workload.requests[static_cast<std::size_t>(w.request)].model);
+      if (full[m] || !place(w.request, w.prefilled)) {
+        full[m] = true;
+        still.push_back(w);
+      }
+    }
+    waiting_.insert(waiting_.end(), still.begin(), still.end());
+  }
+
   void on_decode_arrive(std::int64_t r) {
+    if (elastic()) {
+      if (!place(r, /*prefilled=*/true)) wait(r, true);
+      return;
+    }
     const auto req = info(r);
     const auto where = policy::dispatch_decode(decode_, req.model, req.input_tokens + 1);
     const auto i = static_cast<std::size_t>(where.instance);
@@ -214,17 +311,27 @@ class AegaeonSystem {
       case policy::DecodeAction::Kind::kSwitch: {
         const auto& m = env_.models[static_cast<std::size_t>(act.model)];
         const double weights = act.load_model ? load_time(d, act.model) : 0.0;
-        double out_s = 0;
-        if (act.swap_out) {
-          const auto* ob = decode_[i].batch(*act.swap_out);
-          if (ob != nullptr) out_s = static_cast<double>(act.swap_out_tokens) * env_.models[static_cast<std::size_t>(ob->model)].kv_s_per_token;
-        }
+        const double out_s = swap_out_s(decode_[i], act.swap_out);
         // Device→host and host→device copies use opposite directions of the link.
         cost = std::max(out_s, weights + static_cast<double>(act.swap_in_tokens) * m.kv_s_per_token);
         core_.add_switch(cost, act.load_model);
         d.op = Device::Op::kSwitch;
         d.op_model = act.model;
         d.op_batch = act.batch;
+        break;
+      }
+      case policy::DecodeAction::Kind::kLoad:
+        cost = std::max(swap_out_s(decode_[i], act.swap_out), load_time(d, act.model));
+        core_.add_switch(cost, true);
+        d.op = Device::Op::kLoad;
+        d.op_model = act.model;
+        break;
+      case policy::DecodeAction::Kind::kPrefill: {
+        const auto& t = core_.workload.requests[static_cast<std::size_t>(act.request)];
+        cost = env_.models[static_cast<std::size_t>(act.model)].prefill.single_s(t.input_tokens);
+        core_.add_compute(cost);
+        d.op = Device::Op::kPrefill;
+        d.op_request = act.request;
         break;
       }
       case policy::DecodeAction::Kind::kStep: {
@@ -249,13 +356,22 @@ class AegaeonSystem {
     if (d.op == Device::Op::kSwitch) {
       d.resident = d.op_model;
       decode_[i].on_switched(d.op_batch);
+    } else if (d.op == Device::Op::kLoad) {
+      decode_[i].on_loaded();
+    } else if (d.op == Device::Op::kPrefill) {
+      core_.token(d.op_request);
+      decode_[i].on_prefilled(d.op_request);
     } else if (d.op == Device::Op::kStep) {
       const auto* b = decode_[i].batch(d.op_batch);
       for (const auto& r : b->requests) core_.token(r.info.id);
+      const policy::ModelId model = b->model;
       const auto out = decode_[i].on_step_done();
-      if (out.split_batch) {
-        // Truncated requests' KV goes to host before the device continues.
-        const double s = static_cast<double>(out.split_tokens) * env_.models[static_cast<std::size_t>(d.resident.value_or(0))].kv_s_per_token;
+      if (!out.finished.empty() && !waiting_.empty()) freed_ = true;
+      if (out.split_batch || !out.swapped_out.empty()) {
+        // Truncated requests' KV, and other batches' KV pushed out by this one's growth, go to
+        // host before the device continues.
+        const double s = static_cast<double>(out.split_tokens) * env_.models[static_cast<std::size_t>(model)].kv_s_per_token +
+                         swap_out_s(decode_[i], out.swapped_out);
         core_.add_switch(s, false);
         d.op = Device::Op::kNone;
         d.busy = true;
@@ -266,10 +382,33 @@ class AegaeonSystem {
     }
     d.op = Device::Op::kNone;
     schedule_decode(i);
+    if (freed_) {
+      freed_ = false;
+      retry_waiting();
+    }
+  }
+
+  // Seconds to move these batches' KV to host.
+  double swap_out_s(const policy::DecodeInstance& inst, const std::vector<policy::BatchId>& batches) const {
+    double s = 0;
+    for (policy::BatchId id : batches) {
+      if (const auto* b = inst.batch(id)) {
+        s += static_cast<double>(b->context_tokens) * env_.models[static_cast<std::size_t>(b->model)].kv_s_per_token;
+      }
+    }
+    return s;
   }
 
   SimCore& core_;
   const Env& env_;
+  double prefill_weight_bytes_ = 0;
+  struct Waiting {
+    std::int64_t request;
+    bool prefilled;
+  };
+  std::deque<Waiting> waiting_;  // elastic: requests no device admits yet, in arrival order
+  bool freed_ = false;
+  std::vector<policy::WeightCache> prefill_cache_;
   std::vector<policy::ModelCosts> costs_;
   policy::PrefillScheduler prefill_;
   std::vector<policy::DecodeInstance> decode_;

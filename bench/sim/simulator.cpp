@@ -150,11 +150,13 @@ core::Result<SimResult> simulate(const Workload& workload, const SimConfig& conf
   auto device = find_device(config.device);
   if (!device) return device.error();
   if (config.devices < 1) return core::error(core::ErrorCode::kInvalidArgument, "devices: expected at least 1");
+  // Elastic devices prefill prompts themselves, so they need no prefill device.
+  const std::int32_t min_prefill = config.elastic_memory ? 0 : 1;
   if (config.system == SystemKind::kAegaeon &&
-      (config.prefill_devices < 1 || config.prefill_devices >= config.devices)) {
+      (config.prefill_devices < min_prefill || config.prefill_devices >= config.devices)) {
     return core::error(core::ErrorCode::kInvalidArgument,
-                       "prefill devices: expected 1.." + std::to_string(config.devices - 1) + " (the rest decode), got " +
-                           std::to_string(config.prefill_devices));
+                       "prefill devices: expected " + std::to_string(min_prefill) + ".." + std::to_string(config.devices - 1) +
+                           " (the rest decode), got " + std::to_string(config.prefill_devices));
   }
   if (config.h2d_efficiency <= 0 || config.h2d_efficiency > 1) {
     return core::error(core::ErrorCode::kInvalidArgument, "h2d efficiency: expected a value in (0, 1]");

@@ -33,13 +33,22 @@ struct SimConfig {
   SystemKind system = SystemKind::kAegaeon;
   std::string device = "H800";
   std::int32_t devices = 16;
-  std::int32_t prefill_devices = 6;  ///< aegaeon: prefill instances; the rest decode
+  /// aegaeon: prefill instances; the rest decode (and, with elastic memory, prefill the models they
+  /// hold). One serves the prompts of models no decode device holds; the paper used 6 of 16.
+  std::int32_t prefill_devices = 1;
   policy::Slo slo;
   /// Share of the nominal host→device bandwidth a weight or KV copy reaches (the artifact
   /// assumed 0.15; aegaeon's pinned, chunked copies aim near 1).
   double h2d_efficiency = 0.8;
   double memory_fraction = 0.9;  ///< device memory usable for weights + KV
   bool prefetch = true;
+  /// aegaeon: several models resident per device with elastic KV (DecodeInstanceConfig::
+  /// memory_bytes), cost-aware dispatch; false: the paper's one model and one batch per device.
+  bool elastic_memory = true;
+  /// aegaeon: a new decode batch gets its turn right after the running one (false: next round).
+  bool immediate_turns = true;
+  /// aegaeon: decode rounds last at most half the TTFT SLO (DecodeRoundConfig::max_round_s).
+  bool bounded_rounds = true;
   policy::AdmissionConfig admission{false};
   std::int32_t max_batch_size = 128;
   std::int32_t prefill_max_group = 8;

@@ -94,17 +94,57 @@ TEST(Simulator, RequestLevelSwitchesOnlyWhenIdle) {
   EXPECT_EQ(r->switches, 2);
 }
 
-// Aegaeon with the same two requests on 1P + 1D switches between the models token by token:
-// both finish long before request-level would serve the second one in line.
+// The paper's device (one model and one batch at a time).
+SimConfig paper_config(int devices, int prefill) {
+  SimConfig c = config(SystemKind::kAegaeon, devices, prefill);
+  c.elastic_memory = false;
+  c.immediate_turns = false;
+  c.bounded_rounds = false;
+  return c;
+}
+
+// The paper's aegaeon with the same two requests on 1P + 1D switches between the models token
+// by token: both finish long before request-level would serve the second one in line.
 TEST(Simulator, AegaeonInterleavesModelsOnOneDecodeDevice) {
   auto w = workload({{0.0, 0, 100, 200}, {0.001, 1, 100, 200}}, 2);
-  auto aeg = simulate(w, config(SystemKind::kAegaeon, 2, 1), exact_profiles());
+  auto aeg = simulate(w, paper_config(2, 1), exact_profiles());
   ASSERT_TRUE(aeg.ok());
   EXPECT_TRUE(aeg->requests[0].served && aeg->requests[1].served);
   EXPECT_GT(aeg->switches, 4);  // decode alternates models, several rounds
   // Quotas keep the mean TBT within SLO: both requests meet TPOT ≤ 0.1 s.
   EXPECT_TRUE(aeg->requests[0].met_slo);
   EXPECT_TRUE(aeg->requests[1].met_slo);
+}
+
+// The default keeps both models resident on the decode device (2 × 14.2 GiB fit in 72 GiB):
+// each is loaded once per device (prefill and decode), never again, and their turns interleave
+// step by step, so both keep TPOT = 2 steps = 0.04 s.
+TEST(Simulator, AegaeonSwitchesOnlyOnAMissWhenModelsFit) {
+  auto w = workload({{0.0, 0, 100, 200}, {0.001, 1, 100, 200}}, 2);
+  auto aeg = simulate(w, config(SystemKind::kAegaeon, 2, 1), exact_profiles());
+  ASSERT_TRUE(aeg.ok()) << aeg.error().message;
+  EXPECT_EQ(aeg->switches, 4);
+  for (const auto& o : aeg->requests) {
+    ASSERT_TRUE(o.served);
+    EXPECT_TRUE(o.met_slo);
+    EXPECT_LT(o.tpot_s, 0.05);
+  }
+  auto paper = simulate(w, paper_config(2, 1), exact_profiles());
+  ASSERT_TRUE(paper.ok());
+  EXPECT_GT(paper->switches, aeg->switches);  // the paper's device reloads at every turn
+}
+
+// Without prefill devices, decode devices prefill the prompts themselves: one load per model.
+TEST(Simulator, AegaeonWithoutPrefillDevicesPrefillsOnDecodeDevices) {
+  auto w = workload({{0.0, 0, 100, 11}, {0.5, 0, 100, 11}}, 1);
+  auto r = simulate(w, config(SystemKind::kAegaeon, 1, 0), exact_profiles());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const double L = qwen_load_s();
+  EXPECT_EQ(r->switches, 1);
+  // r0: load, prefill 0.06, first token; r1 arrives after r0 ended and finds the model resident.
+  EXPECT_NEAR(r->requests[0].ttft_s, L + 0.06, 1e-6);
+  EXPECT_NEAR(r->requests[1].ttft_s, 0.06, 1e-6);
+  EXPECT_FALSE(simulate(w, paper_config(1, 0), exact_profiles()).ok());  // the paper's needs one
 }
 
 TEST(Simulator, DedicatedLeavesModelsBeyondDevicesUnserved) {
@@ -124,8 +164,8 @@ TEST(Simulator, DedicatedLeavesModelsBeyondDevicesUnserved) {
 // each switch: less switch time, same tokens.
 TEST(Simulator, PrefetchShortensDecodeSwitches) {
   auto w = workload({{0.0, 0, 100, 400}, {0.001, 1, 100, 400}}, 2);
-  auto with = simulate(w, config(SystemKind::kAegaeon, 2, 1), exact_profiles());
-  auto c = config(SystemKind::kAegaeon, 2, 1);
+  auto with = simulate(w, paper_config(2, 1), exact_profiles());
+  auto c = paper_config(2, 1);
   c.prefetch = false;
   auto without = simulate(w, c, exact_profiles());
   ASSERT_TRUE(with.ok() && without.ok());

@@ -27,7 +27,7 @@ TEST(DecodeInstance, TurnsLastTheirQuotaThenSwapOutAndSwitch) {
   ASSERT_EQ(a.kind, DecodeAction::Kind::kSwitch);
   EXPECT_EQ(a.batch, b1);
   EXPECT_TRUE(a.load_model);
-  EXPECT_FALSE(a.swap_out.has_value());
+  EXPECT_TRUE(a.swap_out.empty());
   ASSERT_TRUE(a.prefetch_model.has_value());
   EXPECT_EQ(*a.prefetch_model, 1);
   EXPECT_NEAR(d.round().quota_s[0], 1.0 / 15.0, 1e-12);
@@ -45,8 +45,8 @@ TEST(DecodeInstance, TurnsLastTheirQuotaThenSwapOutAndSwitch) {
   ASSERT_EQ(a.kind, DecodeAction::Kind::kSwitch);
   EXPECT_EQ(a.batch, b2);
   EXPECT_TRUE(a.load_model);
-  ASSERT_TRUE(a.swap_out.has_value());
-  EXPECT_EQ(*a.swap_out, b1);
+  ASSERT_EQ(a.swap_out.size(), 1u);
+  EXPECT_EQ(a.swap_out[0], b1);
   EXPECT_EQ(a.swap_out_tokens, 10 + 7);  // prompt 9 + first token + 7 steps
   EXPECT_EQ(a.swap_in_tokens, 10);
 }
@@ -67,7 +67,7 @@ TEST(DecodeInstance, FinishedBatchLeavesWithoutSwapOut) {
   auto a = d.next_action(0.12, 0);
   ASSERT_EQ(a.kind, DecodeAction::Kind::kSwitch);
   EXPECT_EQ(a.batch, b2);
-  EXPECT_FALSE(a.swap_out.has_value());  // b1's KV was freed
+  EXPECT_TRUE(a.swap_out.empty());  // b1's KV was freed
 }
 
 TEST(DecodeInstance, LoneBatchKeepsRunningAndNewcomerIsPlannedNextRound) {

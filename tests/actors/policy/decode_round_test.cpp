@@ -68,3 +68,43 @@ TEST(PlanRound, SingleBatchHasNoSwitchCost) {
 
 }  // namespace
 }  // namespace aegaeon::policy
+
+namespace aegaeon::policy {
+namespace {
+
+// Bounding the round to R = 2 s with c = 1 s and Σ1/n = 0.7: α = 0.7 · 2/(2 − 1) = 1.4 > 1, so the
+// round is overloaded; its quotas keep the paper's amortization (α = 0.825) rather than spend the
+// device on switches. With R = 10 s: α = 0.7 · 10/9 = 0.778 < 0.825, the paper's α holds.
+TEST(PlanRound, ABoundedRoundRaisesAlphaWhenSwitchesCannotBeAmortized) {
+  std::vector<BatchLoad> b{{0, 0.02, 0.5, 0.0}, {1, 0.05, 0.5, 0.0}};
+  DecodeRoundConfig config;
+  config.max_round_s = 2.0;
+  RoundPlan p = plan_round(b, config);
+  EXPECT_NEAR(p.alpha, 1.4, 1e-12);
+  EXPECT_FALSE(p.tbt_feasible());
+  EXPECT_NEAR(p.quota_s[0], 1.6, 1e-9);
+  config.max_round_s = 10.0;
+  EXPECT_NEAR(plan_round(b, config).alpha, 0.825, 1e-12);
+  // R = 8 s: α = 0.7 · 8/7 = 0.8 < 0.825 still; R = 5 s: α = 0.7 · 5/4 = 0.875, round = 5 s.
+  config.max_round_s = 5.0;
+  p = plan_round(b, config);
+  EXPECT_NEAR(p.alpha, 0.875, 1e-12);
+  EXPECT_NEAR(p.round_s, 5.0, 1e-9);
+}
+
+// Models and KV that stay on the device cost the round nothing.
+TEST(PlanRound, WhatStaysResidentIsNotCharged) {
+  BatchLoad a{0, 0.02, 0.5, 0.2};
+  BatchLoad b{1, 0.05, 0.5, 0.2};
+  b.model_stays = true;
+  b.kv_stays = true;
+  RoundPlan p = plan_round(std::vector<BatchLoad>{a, b}, DecodeRoundConfig{});
+  EXPECT_NEAR(p.switch_s, 0.7, 1e-12);  // a's load and KV only
+  a.model_stays = a.kv_stays = true;
+  p = plan_round(std::vector<BatchLoad>{a, b}, DecodeRoundConfig{});
+  EXPECT_DOUBLE_EQ(p.switch_s, 0.0);
+  EXPECT_DOUBLE_EQ(p.quota_s[0], 0.0);  // one step per turn
+}
+
+}  // namespace
+}  // namespace aegaeon::policy

@@ -101,7 +101,7 @@ TEST(ServingPolicy, RequestLevelDecodeRunsBatchesToCompletion) {
   ASSERT_EQ(a.kind, DecodeAction::Kind::kSwitch);
   EXPECT_EQ(a.batch, b3);  // resident model first, although b2 is older
   EXPECT_FALSE(a.load_model);
-  EXPECT_FALSE(a.swap_out.has_value());
+  EXPECT_TRUE(a.swap_out.empty());
   d.on_switched(b3);
   d.on_step_done();  // r4 is done after one step
   a = d.next_action(100.0, 0);
@@ -122,8 +122,8 @@ TEST(ServingPolicy, AegaeonDecodePreemptsTheSameWorkload) {
   auto a = d.next_action(50.0, 0);
   ASSERT_EQ(a.kind, DecodeAction::Kind::kSwitch);
   EXPECT_EQ(a.batch, b2);
-  ASSERT_TRUE(a.swap_out.has_value());
-  EXPECT_EQ(*a.swap_out, b1);
+  ASSERT_EQ(a.swap_out.size(), 1u);
+  EXPECT_EQ(a.swap_out[0], b1);
 }
 
 // Static: model m runs only on instance m of either role, even when another instance is idle.

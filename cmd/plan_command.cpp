@@ -12,23 +12,18 @@
 #include "cmd/commands.hpp"
 #include "cmd/sim_flags.hpp"
 
-// cmd/CMakeLists.txt defines AEGAEON_HAVE_SIM: the simulator is always built with the binary
-// (AEGAEON_BUILD_BENCH=ON); without it the subcommand only explains how to get it.
-#ifdef AEGAEON_HAVE_SIM
-#include "bench/sim/profile_table.hpp"
-#include "bench/sim/simulator.hpp"
-#include "bench/sim/workload.hpp"
-#endif
+#include "sim/data.hpp"
+#include "sim/profile_table.hpp"
+#include "sim/simulator.hpp"
+#include "sim/workload.hpp"
 
 namespace aegaeon::cmd {
-
-#ifdef AEGAEON_HAVE_SIM
 
 namespace {
 
 struct PlanOptions {
   sim::WorkloadSource workload;
-  std::string profiles = "../shared/data/aegaeon-artifact/profiles.csv";
+  std::string profiles = sim::kBuiltinData;
   std::string systems = "all";
   std::string metric = "qos";
   std::string json_path;
@@ -172,12 +167,12 @@ void add_plan_command(CLI::App& app) {
       "(and for aegaeon the prefill/decode split) reaching the target SLO attainment, for aegaeon\n"
       "and each baseline.\n"
       "Example:\n"
-      "  aegaeon plan --trace ../shared/data/aegaeon-artifact/workloads/synth-40-0.5-1.0-1.0.csv --device H800");
+      "  aegaeon plan --trace sim/data/traces/synth-40-0.5-1.0-1.0.csv --device H800");
   auto* w = &opts->workload;
   auto* c = &opts->config;
-  w->lengths_trace = "../shared/data/aegaeon-artifact/workloads/synth-40-0.5-1.0-1.0.csv";
+  w->lengths_trace = sim::kBuiltinData;
   sub->add_option("--trace", w->trace, "Trace CSV in the artifact's format")->check(CLI::ExistingFile);
-  sub->add_option("--lengths", w->lengths_trace, "Generated workloads: trace whose lengths are sampled")->capture_default_str();
+  sub->add_option("--lengths", w->lengths_trace, "Generated workloads: trace whose lengths are sampled; builtin: sim/data/traces/synth-40-0.5-1.0-1.0.csv")->capture_default_str();
   sub->add_option("--models", w->spec.models, "Generated workloads: number of models")->check(CLI::Range(1, 100000))->capture_default_str();
   sub->add_option("--rate", w->spec.rate_per_model_rps, "Generated workloads: mean req/s per model")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--duration", w->spec.duration_s, "Generated workloads: seconds of arrivals")->check(CLI::PositiveNumber)->capture_default_str();
@@ -185,7 +180,7 @@ void add_plan_command(CLI::App& app) {
   sub->add_option("--cv", w->spec.burstiness_cv, "Generated workloads: inter-arrival CV (1 = Poisson)")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--seed", w->spec.seed, "Generated workloads: random seed")->capture_default_str();
   sub->add_option("--rate-scale", w->rate_scale, "Multiply every arrival rate by this factor")->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_option("--profiles", opts->profiles, "Measured profiles CSV")->capture_default_str();
+  sub->add_option("--profiles", opts->profiles, "Measured profiles CSV; builtin: sim/data/profiles.csv")->capture_default_str();
   sub->add_option("--system", opts->systems, "Comma list of systems, or all")->capture_default_str();
   sub->add_option("--device", c->device, "Device kind: H100, H800, H20, A100, A10")->capture_default_str();
   sub->add_option("--max-devices", opts->max_devices, "Largest cluster to consider")->check(CLI::Range(2, 4096))->capture_default_str();
@@ -202,16 +197,5 @@ void add_plan_command(CLI::App& app) {
   sub->callback([opts] { run_plan(*opts); });
 }
 
-#else
-
-void add_plan_command(CLI::App& app) {
-  auto* sub = app.add_subcommand("plan", "(not built: configure with -DAEGAEON_BUILD_BENCH=ON for the simulator)");
-  sub->allow_extras();
-  sub->callback([] {
-    throw CommandError("aegaeon plan: this binary was built without the simulator (AEGAEON_BUILD_BENCH=OFF)", 2);
-  });
-}
-
-#endif  // AEGAEON_HAVE_SIM
 
 }  // namespace aegaeon::cmd

@@ -3,8 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdint>
 
-#ifdef AEGAEON_HAVE_SIM
-#include "bench/sim/simulator.hpp"
+#include "sim/simulator.hpp"
 
 namespace aegaeon::cmd {
 
@@ -21,4 +20,3 @@ void add_policy_variant_flags(CLI::App& sub, sim::SimConfig& config) {
 }
 
 }  // namespace aegaeon::cmd
-#endif  // AEGAEON_HAVE_SIM

@@ -10,23 +10,18 @@
 #include "cmd/commands.hpp"
 #include "cmd/sim_flags.hpp"
 
-// cmd/CMakeLists.txt defines AEGAEON_HAVE_SIM: the simulator is always built with the binary
-// (AEGAEON_BUILD_BENCH=ON); without it the subcommand only explains how to get it.
-#ifdef AEGAEON_HAVE_SIM
-#include "bench/sim/profile_table.hpp"
-#include "bench/sim/simulator.hpp"
-#include "bench/sim/workload.hpp"
-#endif
+#include "sim/data.hpp"
+#include "sim/profile_table.hpp"
+#include "sim/simulator.hpp"
+#include "sim/workload.hpp"
 
 namespace aegaeon::cmd {
-
-#ifdef AEGAEON_HAVE_SIM
 
 namespace {
 
 struct SimulateOptions {
   sim::WorkloadSource workload;
-  std::string profiles = "../shared/data/aegaeon-artifact/profiles.csv";
+  std::string profiles = sim::kBuiltinData;
   std::string systems = "aegaeon";
   std::string json_path;
   bool per_request = false;
@@ -93,15 +88,15 @@ void add_simulate_command(CLI::App& app) {
       "Reports SLO attainment (the paper's time-based qos and the request-level share), goodput,\n"
       "utilization and switches per second.\n"
       "Examples:\n"
-      "  aegaeon simulate --trace ../shared/data/aegaeon-artifact/workloads/synth-40-0.1-1.0-1.0.csv --system all\n"
+      "  aegaeon simulate --trace sim/data/traces/synth-40-0.1-1.0-1.0.csv --system all\n"
       "  aegaeon simulate --models 40 --rate 0.1 --duration 3600 --lengths TRACE.csv --json out.json");
   auto* w = &opts->workload;
   auto* c = &opts->config;
   sub->add_option("--trace", w->trace, "Trace CSV in the artifact's format (Request Time,Model Name,Input Length,Output Length)")
       ->check(CLI::ExistingFile);
-  sub->add_option("--lengths", w->lengths_trace, "Generated workloads: trace whose (input, output) lengths are sampled")
-      ->default_str("../shared/data/aegaeon-artifact/workloads/synth-40-0.5-1.0-1.0.csv");
-  w->lengths_trace = "../shared/data/aegaeon-artifact/workloads/synth-40-0.5-1.0-1.0.csv";
+  sub->add_option("--lengths", w->lengths_trace, "Generated workloads: trace whose (input, output) lengths are sampled; builtin: sim/data/traces/synth-40-0.5-1.0-1.0.csv")
+      ->capture_default_str();
+  w->lengths_trace = sim::kBuiltinData;
   sub->add_option("--models", w->spec.models, "Generated workloads: number of models")->check(CLI::Range(1, 100000))->capture_default_str();
   sub->add_option("--rate", w->spec.rate_per_model_rps, "Generated workloads: mean arrival rate per model, req/s")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--duration", w->spec.duration_s, "Generated workloads: seconds of arrivals")->check(CLI::PositiveNumber)->capture_default_str();
@@ -109,7 +104,7 @@ void add_simulate_command(CLI::App& app) {
   sub->add_option("--cv", w->spec.burstiness_cv, "Generated workloads: inter-arrival CV (1 = Poisson, >1 bursty Gamma)")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--seed", w->spec.seed, "Generated workloads: random seed")->capture_default_str();
   sub->add_option("--rate-scale", w->rate_scale, "Multiply every arrival rate by this factor")->check(CLI::PositiveNumber)->capture_default_str();
-  sub->add_option("--profiles", opts->profiles, "Measured profiles CSV (model,device,input_len,batch_size,prefill_s,decode_step_s)")->capture_default_str();
+  sub->add_option("--profiles", opts->profiles, "Measured profiles CSV (model,device,input_len,batch_size,prefill_s,decode_step_s); builtin: sim/data/profiles.csv")->capture_default_str();
   sub->add_option("--system", opts->systems,
                   "Comma list of systems: aegaeon, dedicated, request-level, request-level-srtf, static-mux, or all")->capture_default_str();
   sub->add_option("--device", c->device, "Device kind: H100, H800, H20, A100, A10")->capture_default_str();
@@ -131,16 +126,5 @@ void add_simulate_command(CLI::App& app) {
   sub->callback([opts] { run_simulate(*opts); });
 }
 
-#else
-
-void add_simulate_command(CLI::App& app) {
-  auto* sub = app.add_subcommand("simulate", "(not built: configure with -DAEGAEON_BUILD_BENCH=ON for the simulator)");
-  sub->allow_extras();
-  sub->callback([] {
-    throw CommandError("aegaeon simulate: this binary was built without the simulator (AEGAEON_BUILD_BENCH=OFF)", 2);
-  });
-}
-
-#endif  // AEGAEON_HAVE_SIM
 
 }  // namespace aegaeon::cmd

@@ -24,7 +24,7 @@
 #include "actors/policy/slo_tracker.hpp"
 #include "bench/e2e/load_generator.hpp"
 #include "bench/e2e/thread_cpu.hpp"
-#include "bench/sim/workload.hpp"
+#include "sim/workload.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/metrics_scrape.hpp"

@@ -1,4 +1,6 @@
-#include "bench/sim/workload.hpp"
+#include "sim/workload.hpp"
+
+#include "sim/data.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -47,8 +49,16 @@ core::Result<std::int32_t> parse_count(const std::string& text, const std::strin
 }  // namespace
 
 core::Result<Workload> load_trace(const std::string& path) {
+  if (path == kBuiltinData) {
+    std::istringstream in{std::string(embedded::sim_lengths_csv())};
+    return parse_trace(in, "sim/data/traces/synth-40-0.5-1.0-1.0.csv (built in)");
+  }
   std::ifstream in(path);
   if (!in) return core::error(core::ErrorCode::kNotFound, path + ": cannot open trace file");
+  return parse_trace(in, path);
+}
+
+core::Result<Workload> parse_trace(std::istream& in, const std::string& path) {
   Workload w;
   std::map<std::string, std::int32_t> index;
   std::string line;

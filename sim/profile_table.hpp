@@ -2,6 +2,7 @@
 #pragma once
 
 #include <map>
+#include <istream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,7 +17,12 @@ class ProfileTable {
  public:
   /// Reads `model,device,input_len,batch_size,prefill_s,decode_step_s` rows. Errors name the
   /// file, line and field.
+  /// Reads a profiles CSV; kBuiltinData ("builtin") names the one shipped with aegaeon.
   static core::Result<ProfileTable> load(const std::string& path);
+  /// The profiles shipped with aegaeon (sim/data/profiles.csv, compiled in).
+  static core::Result<ProfileTable> builtin();
+  /// Reads the CSV from `in`; errors name `path` and the line.
+  static core::Result<ProfileTable> parse(std::istream& in, const std::string& path);
   /// Builds a table from rows (tests).
   void add(const std::string& model, const std::string& device, const policy::ProfileSample& row);
   /// Fitted estimators of `model` on `device`; fails naming the pair when it was not profiled.

@@ -1,14 +1,17 @@
 // Simulator regression: small cases whose timelines are computed by hand from the cost model
 // (not stored outputs of the simulator).
-#include "bench/sim/simulator.hpp"
+#include "sim/simulator.hpp"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
-#include "bench/sim/model_catalog.hpp"
+#include "sim/data.hpp"
+#include "sim/model_catalog.hpp"
+#include "sim/workload.hpp"
 
 namespace aegaeon::sim {
 namespace {
@@ -244,6 +247,25 @@ TEST(ProfileTable, FitsArtifactProfilesToQuotedStepTimes) {
   EXPECT_NEAR(est->decode().estimate_s(512, 1), 0.0085, 0.0085 * 0.2);
   EXPECT_NEAR(est->decode().estimate_s(32 * 1024, 32), 0.034, 0.034 * 0.2);
   EXPECT_FALSE(t->fit("llama2_13b_chat", "A10").ok());
+}
+
+}  // namespace
+}  // namespace aegaeon::sim
+
+namespace aegaeon::sim {
+namespace {
+
+// The product ships its data: the built-in profiles and lengths load from any directory.
+TEST(SimData, BuiltinProfilesAndLengthsLoad) {
+  auto profiles = ProfileTable::load(kBuiltinData);
+  ASSERT_TRUE(profiles.ok()) << profiles.error().message;
+  auto lengths = load_trace(kBuiltinData);
+  ASSERT_TRUE(lengths.ok()) << lengths.error().message;
+  EXPECT_EQ(lengths->requests.size(), 1103u);
+  std::istringstream bad("Request Time,Model Name,Input Length,Output Length\n0.5,m,12,x\n");
+  auto r = parse_trace(bad, "t.csv");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("t.csv:2"), std::string::npos) << r.error().message;
 }
 
 }  // namespace

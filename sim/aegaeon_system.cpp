@@ -10,7 +10,7 @@
 #include "actors/policy/admission.hpp"
 #include "actors/policy/decode_instance.hpp"
 #include "actors/policy/prefill_scheduler.hpp"
-#include "bench/sim/sim_core.hpp"
+#include "sim/sim_core.hpp"
 
 namespace aegaeon::sim::detail {
 

@@ -12,7 +12,7 @@
 #include <optional>
 #include <vector>
 
-#include "bench/sim/sim_core.hpp"
+#include "sim/sim_core.hpp"
 
 namespace aegaeon::sim::detail {
 

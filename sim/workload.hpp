@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <istream>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,12 @@ struct Workload {
 
 /// Reads `Request Time,Model Name,Input Length,Output Length` (time as HH:MM:SS.mmm or seconds).
 /// Errors name the file, line and field.
+/// kBuiltinData ("builtin") names sim/data/traces/synth-40-0.5-1.0-1.0.csv, compiled in: generated
+/// workloads draw their (input, output) lengths from it by default.
 core::Result<Workload> load_trace(const std::string& path);
+/// Reads a trace from `in`; errors name `path`, the line and the field.
+core::Result<Workload> parse_trace(std::istream& in, const std::string& path);
+
 
 /// How to generate a workload.
 struct WorkloadSpec {

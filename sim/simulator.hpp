@@ -8,8 +8,8 @@
 
 #include "actors/policy/admission.hpp"
 #include "actors/policy/request.hpp"
-#include "bench/sim/profile_table.hpp"
-#include "bench/sim/workload.hpp"
+#include "sim/profile_table.hpp"
+#include "sim/workload.hpp"
 #include "core/result.hpp"
 
 namespace aegaeon::sim {

@@ -9,8 +9,8 @@
 
 #include "actors/policy/cost_model.hpp"
 #include "actors/policy/slo_tracker.hpp"
-#include "bench/sim/model_catalog.hpp"
-#include "bench/sim/simulator.hpp"
+#include "sim/model_catalog.hpp"
+#include "sim/simulator.hpp"
 
 namespace aegaeon::sim::detail {
 

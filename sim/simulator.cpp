@@ -1,4 +1,4 @@
-#include "bench/sim/simulator.hpp"
+#include "sim/simulator.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -7,7 +7,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "bench/sim/sim_core.hpp"
+#include "sim/sim_core.hpp"
 
 namespace aegaeon::sim {
 

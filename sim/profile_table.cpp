@@ -1,4 +1,6 @@
-#include "bench/sim/profile_table.hpp"
+#include "sim/profile_table.hpp"
+
+#include "sim/data.hpp"
 
 #include <charconv>
 #include <fstream>
@@ -35,8 +37,18 @@ core::Result<double> parse_number(const std::string& text, const std::string& wh
 }  // namespace
 
 core::Result<ProfileTable> ProfileTable::load(const std::string& path) {
+  if (path == kBuiltinData) return builtin();
   std::ifstream in(path);
   if (!in) return core::error(core::ErrorCode::kNotFound, path + ": cannot open profile file");
+  return parse(in, path);
+}
+
+core::Result<ProfileTable> ProfileTable::builtin() {
+  std::istringstream in{std::string(embedded::sim_profiles_csv())};
+  return parse(in, "sim/data/profiles.csv (built in)");
+}
+
+core::Result<ProfileTable> ProfileTable::parse(std::istream& in, const std::string& path) {
   ProfileTable table;
   std::string line;
   int line_no = 0;

@@ -1,4 +1,4 @@
-#include "bench/sim/model_catalog.hpp"
+#include "sim/model_catalog.hpp"
 
 #include <charconv>
 

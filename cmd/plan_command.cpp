@@ -179,6 +179,8 @@ void add_plan_command(CLI::App& app) {
   sub->add_option("--zipf", w->spec.zipf_s, "Generated workloads: popularity exponent")->check(CLI::NonNegativeNumber)->capture_default_str();
   sub->add_option("--cv", w->spec.burstiness_cv, "Generated workloads: inter-arrival CV (1 = Poisson)")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--seed", w->spec.seed, "Generated workloads: random seed")->capture_default_str();
+  sub->add_option("--input-scale", w->spec.input_scale, "Generated workloads: multiply drawn prompt lengths")->check(CLI::PositiveNumber)->capture_default_str();
+  sub->add_option("--output-scale", w->spec.output_scale, "Generated workloads: multiply drawn output lengths")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--rate-scale", w->rate_scale, "Multiply every arrival rate by this factor")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--profiles", opts->profiles, "Measured profiles CSV; builtin: sim/data/profiles.csv")->capture_default_str();
   sub->add_option("--system", opts->systems, "Comma list of systems, or all")->capture_default_str();

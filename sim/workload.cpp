@@ -48,6 +48,15 @@ core::Result<std::int32_t> parse_count(const std::string& text, const std::strin
 
 }  // namespace
 
+namespace {
+
+// `tokens` × `scale`, at least one token.
+std::int32_t scaled(std::int32_t tokens, double scale) {
+  return std::max<std::int32_t>(1, static_cast<std::int32_t>(std::lround(tokens * scale)));
+}
+
+}  // namespace
+
 core::Result<Workload> load_trace(const std::string& path) {
   if (path == kBuiltinData) {
     std::istringstream in{std::string(embedded::sim_lengths_csv())};
@@ -135,7 +144,8 @@ core::Result<Workload> generate_workload(const WorkloadSpec& spec, const Workloa
     std::gamma_distribution<double> gap(shape, 1.0 / (rate * shape));
     for (double t = gap(rng); t < spec.duration_s; t += gap(rng)) {
       const TraceRequest& src = lengths.requests[pick(rng)];
-      w.requests.push_back(TraceRequest{t, i, src.input_tokens, src.output_tokens});
+      w.requests.push_back(TraceRequest{t, i, scaled(src.input_tokens, spec.input_scale),
+                                        scaled(src.output_tokens, spec.output_scale)});
     }
   }
   std::stable_sort(w.requests.begin(), w.requests.end(),

@@ -43,6 +43,8 @@ struct WorkloadSpec {
   double zipf_s = 0.0;              ///< popularity ∝ 1/(rank+1)^s; 0 = uniform
   double burstiness_cv = 1.0;       ///< inter-arrival coefficient of variation: 1 = Poisson, >1 bursty (Gamma)
   std::uint64_t seed = 1;
+  double input_scale = 1.0;   ///< drawn prompt lengths × this (×2 input workloads)
+  double output_scale = 1.0;  ///< drawn output lengths × this
 };
 
 /// Generates a workload: per-model Gamma(cv) arrivals, lengths drawn from `lengths` (a trace's

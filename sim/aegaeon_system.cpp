@@ -2,7 +2,6 @@
 // DecodeInstance, the front door runs decide_admission — the same classes the actors call.
 #include <algorithm>
 #include <cmath>
-#include <deque>
 #include <limits>
 #include <optional>
 #include <vector>
@@ -222,9 +221,7 @@ class AegaeonSystem {
   // A prefill device's cache takes `model`, evicting the cheapest losses until its weights fit.
   void admit_to_prefill_cache(std::size_t p, policy::ModelId model) {
     policy::WeightCache& cache = prefill_cache_[p];
-    if (!elastic()) {
-      for (policy::ModelId m : std::vector<policy::ModelId>(cache.models())) cache.erase(m);
-    }
+    if (!elastic()) cache.clear();
     const double need = costs_[static_cast<std::size_t>(model)].weight_bytes;
     for (policy::ModelId m : cache.eviction_order(costs_, core_.now())) {
       if (cache.bytes(costs_) + need <= prefill_weight_bytes_) break;
@@ -268,9 +265,9 @@ class AegaeonSystem {
 
   // Room was freed: waiting requests are placed in arrival order where they now fit.
   void retry_waiting() {
+    std::vector<Waiting> now;
+    now.swap(waiting_);
     std::vector<Waiting> still;
-    const std::vector<Waiting> now(waiting_.begin(), waiting_.end());
-    waiting_.clear();
     // A model that found no room once this pass finds none for its later requests either.
     std::vector<bool> full(env_.models.size(), false);
     for (const auto& w : now) {
@@ -406,7 +403,7 @@ class AegaeonSystem {
     std::int64_t request;
     bool prefilled;
   };
-  std::deque<Waiting> waiting_;  // elastic: requests no device admits yet, in arrival order
+  std::vector<Waiting> waiting_;  // elastic: requests no device admits yet, in arrival order
   bool freed_ = false;
   std::vector<policy::WeightCache> prefill_cache_;
   std::vector<policy::ModelCosts> costs_;

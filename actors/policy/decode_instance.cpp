@@ -22,13 +22,18 @@ std::optional<BatchId> DecodeInstance::joinable_batch(ModelId model, std::int64_
 
 BatchId DecodeInstance::add_request(const RequestInfo& request, std::optional<BatchId> batch) {
   // The first token came out of prefill; decoding produces the rest.
-  DecodeRequest r{request, request.input_tokens + 1, std::max(request.max_output_tokens - 1, 0)};
   weights_.on_demand(request.model, request.arrival_s);
+  return add_to_batch(request, batch, /*kv_here=*/false);
+}
+
+BatchId DecodeInstance::add_to_batch(const RequestInfo& request, std::optional<BatchId> batch, bool kv_here) {
+  DecodeRequest r{request, request.input_tokens + 1, std::max(request.max_output_tokens - 1, 0)};
   DecodeBatch* target = batch ? find(*batch) : nullptr;
   const bool opened = target == nullptr;
   if (opened) {
     batches_.push_back(DecodeBatch{next_batch_id_++, request.model, {}, 0});
     target = &batches_.back();
+    if (kv_here) kv_on_device_.push_back(target->id);
   }
   target->context_tokens += r.context_tokens;
   target->requests.push_back(r);
@@ -124,8 +129,7 @@ void DecodeInstance::make_room(const DecodeBatch& target, DecodeAction& action, 
   if (free >= need) return;
   auto evicted = [&](ModelId m) { return std::find(action.evict.begin(), action.evict.end(), m) != action.evict.end(); };
   auto swapped = [&](BatchId id) { return std::find(action.swap_out.begin(), action.swap_out.end(), id) != action.swap_out.end(); };
-  // A model may leave once none of its batches keeps KV on the device (`with_kv`), or once it has
-  // no batch at all (`with_batches` false).
+  // Whether `m` has a batch here (`with_kv`: one whose KV stays on the device after this action).
   auto has_batch = [&](ModelId m, bool with_kv) {
     for (const auto& b : batches_) {
       if (b.model == m && (!with_kv || (kv_on_device(b.id) && !swapped(b.id)))) return true;
@@ -310,14 +314,12 @@ DecodeAction DecodeInstance::next_run_to_completion(std::optional<ModelId> resid
 DecodeAction DecodeInstance::next_action(double now_s, std::optional<ModelId> resident) {
   if (!elastic()) {
     // The paper's device holds what its executor says it holds.
-    for (ModelId m : std::vector<ModelId>(weights_.models())) weights_.erase(m);
+    weights_.clear();
     if (resident) weights_.insert(*resident);
   } else {
     // The instance tracks its own resident set; start_round puts the current batch's model first
     // only when the round switches.
     resident = std::nullopt;
-  }
-  if (elastic()) {
     for (const auto& r : arrivals_) add_request(r, joinable_batch(r.model, r.input_tokens + 1));
     arrivals_.clear();
     if (auto prefill = next_prefill(now_s)) return *prefill;
@@ -387,22 +389,9 @@ std::optional<BatchId> DecodeInstance::on_prefilled(RequestId request) {
   const RequestInfo info = *it;
   prefills_.erase(it);
   if (info.max_output_tokens <= 1) return std::nullopt;
-  // One batch per model where it fits: a batch's turn steps all its requests at once.
-  const std::int64_t context = info.input_tokens + 1;
-  const std::optional<BatchId> join = joinable_batch(info.model, context);
-  // add_request counts demand at arrival; this request was counted by add_prefill.
-  DecodeRequest r{info, static_cast<std::int32_t>(context), std::max(info.max_output_tokens - 1, 0)};
-  DecodeBatch* target = join ? find(*join) : nullptr;
-  if (target == nullptr) {
-    batches_.push_back(DecodeBatch{next_batch_id_++, info.model, {}, 0});
-    target = &batches_.back();
-    kv_on_device_.push_back(target->id);
-  }
-  target->context_tokens += r.context_tokens;
-  target->requests.push_back(r);
-  const BatchId id = target->id;
-  if (!join && config_.immediate_turns) insert_turn(id);
-  return id;
+  // One batch per model where it fits: a batch's turn steps all its requests at once. Its demand
+  // was counted by add_prefill; its KV was computed here.
+  return add_to_batch(info, joinable_batch(info.model, info.input_tokens + 1), /*kv_here=*/true);
 }
 
 std::optional<DecodeAction> DecodeInstance::next_prefill(double now_s) {
@@ -557,11 +546,18 @@ DecodeDispatch dispatch_by_batches(std::span<const DecodeInstance> instances, Mo
 std::optional<DecodeDispatch> dispatch_by_cost(std::span<const DecodeInstance> instances, ModelId model,
                                                std::int64_t context_tokens, std::int32_t max_output_tokens,
                                                const ModelPins& pins, double alpha_limit) {
+  // α of the next round on each allowed instance with the request there (NaN: not allowed).
+  std::vector<double> alpha(instances.size(), std::numeric_limits<double>::quiet_NaN());
+  for (std::size_t i = 0; i < instances.size(); ++i) {
+    if (pins.allows(model, static_cast<InstanceId>(i))) {
+      alpha[i] = instances[i].what_if_alpha(model, context_tokens, std::nullopt, max_output_tokens);
+    }
+  }
   std::optional<DecodeDispatch> join;
   for (std::size_t i = 0; i < instances.size(); ++i) {
-    if (!pins.allows(model, static_cast<InstanceId>(i))) continue;
+    if (std::isnan(alpha[i])) continue;
     const auto b = instances[i].joinable_batch(model, context_tokens);
-    if (!b || instances[i].what_if_alpha(model, context_tokens, std::nullopt, max_output_tokens) > alpha_limit) continue;
+    if (!b || alpha[i] > alpha_limit) continue;
     const DecodeDispatch here{static_cast<InstanceId>(i), b};
     if (instances[i].holds_model(model)) return here;
     if (!join) join = here;
@@ -582,10 +578,9 @@ std::optional<DecodeDispatch> dispatch_by_cost(std::span<const DecodeInstance> i
   std::optional<std::size_t> best;
   Score best_score{};
   for (std::size_t i = 0; i < instances.size(); ++i) {
-    if (!pins.allows(model, static_cast<InstanceId>(i))) continue;
+    if (std::isnan(alpha[i])) continue;
     const auto& inst = instances[i];
-    const Score s{inst.what_if_alpha(model, context_tokens, std::nullopt, max_output_tokens), inst.holds_model(model),
-                  inst.free_bytes(), inst.requests()};
+    const Score s{alpha[i], inst.holds_model(model), inst.free_bytes(), inst.requests()};
     if (s.alpha <= alpha_limit && (!best || better(s, best_score))) {
       best = i;
       best_score = s;

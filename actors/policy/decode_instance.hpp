@@ -163,6 +163,9 @@ class DecodeInstance {
   // Batches other than `keep` with KV on the device, the one whose next turn is furthest first.
   [[nodiscard]] std::vector<BatchId> swap_candidates(std::optional<BatchId> keep) const;
   void insert_turn(BatchId id);
+  // Appends `request` (first token out) to `batch`, or to a new batch (whose KV is on the device
+  // when `kv_here`), giving a new batch its turn (immediate_turns). Returns the batch.
+  BatchId add_to_batch(const RequestInfo& request, std::optional<BatchId> batch, bool kv_here);
   // Round loads for the batches, the requests placed here and not batched yet, and `extra`: elastic memory keeps the
   // models and KV that fit resident through the round, the ones there now first; the rest cycle.
   [[nodiscard]] std::vector<BatchLoad> round_loads(std::optional<RequestInfo> extra = {}) const;

@@ -28,6 +28,8 @@ class WeightCache {
   /// Records that `model`'s weights are on the device / have left it.
   void insert(ModelId model);
   void erase(ModelId model);
+  /// Records that no model is on the device (demand is kept).
+  void clear() { resident_.clear(); }
   /// The resident models, in the order they arrived.
   [[nodiscard]] const std::vector<ModelId>& models() const { return resident_; }
   /// Bytes of the resident models' weights.

@@ -87,7 +87,7 @@ with open(os.path.join(OUT, "ablation.csv"), "w") as f:
 def plot(path, xlabel, series, title):
     plt.figure(figsize=(7, 4.5))
     for label, xs, ys, style in series:
-        plt.plot(xs, ys, style, label=label)
+        plt.plot(xs, ys, style, label=label, color=COLOR[label.split(" ")[0]])
     plt.axhline(0.9, color="grey", lw=0.8, ls=":")
     plt.ylim(0, 1.05)
     plt.xlabel(xlabel)
@@ -100,6 +100,7 @@ def plot(path, xlabel, series, title):
     plt.close()
 
 
+COLOR = {"aegaeon": "tab:blue", "aegaeon-paper": "tab:green", "request-level": "tab:orange", "static-mux": "tab:red"}
 STYLE = {"aegaeon": "o-", "aegaeon-paper": "x--", "request-level": "s-", "static-mux": "^-"}
 for rate, models in (("0.1", M01), ("0.5", M05)):
     series = []

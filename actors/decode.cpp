@@ -149,14 +149,18 @@ void on_stepped(DecodeActor* self, size_t index, policy::BatchId batch_id, Decod
     self->send(s.instances[index].worker, release_atom::value, static_cast<worker::SeqId>(id));
     s.requests.erase(id);
   }
-  if (step.split_batch) {
-    // Truncation: the requests moved out of the batch leave the device.
-    if (const auto* split = policy.batch(*step.split_batch)) {
-      auto seqs = seqs_of(s, *split, /*want_parked=*/false);
+  // Elastic memory: the batch's KV grew past the device, so other batches' KV leaves; with
+  // truncation, the requests moved out of the batch leave the device.
+  std::vector<policy::BatchId> leaving = step.swapped_out;
+  if (step.split_batch) leaving.push_back(*step.split_batch);
+  for (auto id : leaving) {
+    if (const auto* out = policy.batch(id)) {
+      auto seqs = seqs_of(s, *out, /*want_parked=*/false);
       set_parked(s, seqs, true);
       self->send(s.instances[index].worker, swapout_atom::value, std::move(seqs));
     }
   }
+  for (auto model : step.evicted) self->send(s.instances[index].worker, forget_atom::value, model);
   if (!events.empty()) self->send(s.proxy, token_atom::value, std::move(events));
 }
 
@@ -166,10 +170,16 @@ void admit_arrivals(DecodeActor* self, size_t index) {
   auto& s = self->state;
   auto& instance = s.instances[index];
   auto& policy = s.policies[index];
+  const bool elastic = policy.config().memory_bytes > 0.0;
   for (auto& handoff : instance.arrivals) {
     const auto& info = handoff.job.info;
-    auto batch = policy.add_request(info, policy.joinable_batch(info.model, info.input_tokens + 1));
-    bool park = policy.current_batch() != batch || instance.resident != info.model;
+    const auto join = policy.joinable_batch(info.model, info.input_tokens + 1);
+    // Elastic memory: the KV lands on the device where the batch's KV is (a new batch's, while
+    // it fits); else only the running batch's does.
+    const double kv_bytes = static_cast<double>(info.input_tokens + 1) * s.costs[static_cast<size_t>(info.model)].kv_bytes_per_token;
+    const bool kv_here = elastic && (join ? policy.holds_kv(*join) : policy.free_bytes() >= kv_bytes);
+    auto batch = policy.add_request(info, join, kv_here);
+    bool park = elastic ? !kv_here : policy.current_batch() != batch || instance.resident != info.model;
     s.requests[info.id] = Tracked{index, park, false, false};
     ImportCommand command{std::move(handoff.kv), handoff.job.sampling, handoff.first_token, park};
     auto id = info.id;
@@ -207,6 +217,7 @@ void drive(DecodeActor* self, size_t index) {
           command.swap_out.insert(command.swap_out.end(), seqs.begin(), seqs.end());
         }
       }
+      command.evict = action.evict;
       if (action.load_model || instance.resident != action.model) command.load = action.model;
       if (const auto* in = s.policies[index].batch(action.batch)) {
         command.swap_in = seqs_of(s, *in, /*want_parked=*/true);
@@ -245,12 +256,19 @@ void drive(DecodeActor* self, size_t index) {
     case policy::DecodeAction::Kind::kStep: {
       const auto* batch = s.policies[index].batch(action.batch);
       if (batch == nullptr) return;
-      auto seqs = seqs_of(s, *batch, /*want_parked=*/false);
+      // Every live sequence of the batch: the device activates the model and brings any KV on
+      // the host in first (elastic memory steps resident batches without a switch command).
+      DecodeCommand command{batch->model, seqs_of(s, *batch, /*want_parked=*/false)};
+      auto parked = seqs_of(s, *batch, /*want_parked=*/true);
+      command.seqs.insert(command.seqs.end(), parked.begin(), parked.end());
       instance.busy = true;
       auto batch_id = action.batch;
-      self->request(instance.worker, caf::infinite, decode_atom::value, std::move(seqs))
+      auto model = batch->model;
+      self->request(instance.worker, caf::infinite, decode_atom::value, std::move(command))
           .then(
-              [self, index, batch_id](DecodeOutcome& outcome) {
+              [self, index, batch_id, model, parked](DecodeOutcome& outcome) {
+                set_parked(self->state, parked, false);
+                self->state.instances[index].on_resident(model);
                 self->state.metrics->decode_step_s.add({{"device", "decode-" + std::to_string(index)}})
                     .observe(outcome.seconds);
                 on_stepped(self, index, batch_id, outcome);

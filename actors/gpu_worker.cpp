@@ -65,6 +65,18 @@ void report(GpuWorkerState& s, const worker::SwitchStats* stats = nullptr) {
   m.kv_usage.add({{"device", s.device_name}}).set(s.device->kv_usage());
 }
 
+// Brings the KV of those of `seqs` on the host onto the device.
+core::Result<void> swap_in_all(GpuWorkerState& s, const std::vector<worker::SeqId>& seqs) {
+  for (auto seq : seqs) {
+    if (s.device->holds_device_kv(seq)) continue;
+    AEGAEON_TRY(s.device->swap_in(seq));
+  }
+  return core::ok();
+}
+
+// Whether a switch moved weights (an activation of a resident model is not a switch).
+bool copied(const worker::SwitchStats& stats) { return stats.bytes_copied > 0 || stats.from_prefetch; }
+
 caf::behavior gpu_worker(caf::stateful_actor<GpuWorkerState>* self,
                          std::shared_ptr<std::unique_ptr<worker::DeviceWorker>> device,
                          std::string name, std::shared_ptr<ServingMetrics> metrics,
@@ -82,7 +94,7 @@ caf::behavior gpu_worker(caf::stateful_actor<GpuWorkerState>* self,
         auto& s = self->state;
         auto stats = s.device->switch_model(model);
         if (!stats.ok()) return failure(stats.error());
-        report(s, &*stats);
+        report(s, copied(*stats) ? &*stats : nullptr);
         return *stats;
       },
       [self](prefetch_atom, worker::ModelId model) {
@@ -122,7 +134,9 @@ caf::behavior gpu_worker(caf::stateful_actor<GpuWorkerState>* self,
       },
       [self](switch_atom, const SwitchBatchCommand& command) -> caf::result<worker::SwitchStats> {
         auto& s = self->state;
+        for (auto model : command.evict) s.device->forget_model(model);
         for (auto seq : command.swap_out) {
+          if (!s.device->holds_device_kv(seq)) continue;
           if (auto out = s.device->swap_out(seq); !out.ok()) return failure(out.error());
         }
         worker::SwitchStats stats;
@@ -131,19 +145,20 @@ caf::behavior gpu_worker(caf::stateful_actor<GpuWorkerState>* self,
           if (!switched.ok()) return failure(switched.error());
           stats = *switched;
         }
-        for (auto seq : command.swap_in) {
-          if (auto in = s.device->swap_in(seq); !in.ok()) return failure(in.error());
-        }
-        report(s, command.load ? &stats : nullptr);
+        if (auto in = swap_in_all(s, command.swap_in); !in.ok()) return failure(in.error());
+        report(s, copied(stats) ? &stats : nullptr);
         return stats;
       },
-      [self](decode_atom, const std::vector<worker::SeqId>& seqs) -> caf::result<DecodeOutcome> {
+      [self](decode_atom, const DecodeCommand& command) -> caf::result<DecodeOutcome> {
         auto& s = self->state;
         auto start = Clock::now();
-        auto tokens = engine_call(s, [&] { return s.device->decode_step(seqs); });
+        auto switched = s.device->switch_model(command.model);
+        if (!switched.ok()) return failure(switched.error());
+        if (auto in = swap_in_all(s, command.seqs); !in.ok()) return failure(in.error());
+        auto tokens = engine_call(s, [&] { return s.device->decode_step(command.seqs); });
         if (!tokens.ok()) return failure(tokens.error());
         DecodeOutcome outcome{std::move(*tokens), since(start), s.device->kv_usage()};
-        report(s);
+        report(s, copied(*switched) ? &*switched : nullptr);
         return outcome;
       },
       [self](swapout_atom, const std::vector<worker::SeqId>& seqs) {

@@ -55,11 +55,22 @@ struct Handoff {
   std::int32_t first_token = 0;
 };
 
-/// What a decode device does at a turn boundary (one round trip to the gpu_worker).
+/// What a decode device does at a turn boundary (one round trip to the gpu_worker), in order:
+/// models whose weights leave, sequences whose KV goes to the host, the model to activate
+/// (copied in when not resident), sequences whose KV comes back. Sequences already where they
+/// are sent are skipped.
 struct SwitchBatchCommand {
   std::vector<worker::SeqId> swap_out;
   std::optional<worker::ModelId> load;
   std::vector<worker::SeqId> swap_in;
+  std::vector<worker::ModelId> evict;
+};
+
+/// One decode step of a batch: its model is made active (at once when resident) and the KV of
+/// any of its sequences on the host comes onto the device first.
+struct DecodeCommand {
+  worker::ModelId model = 0;
+  std::vector<worker::SeqId> seqs;
 };
 
 /// A gpu_worker's answer to a prefill: the first token and the exported KV.

@@ -32,13 +32,15 @@ void log_memory_plan(const worker::ArenaLayout& arena, const worker::HostModelCa
     total += info.weight_bytes;
   }
   spdlog::info("models: {} ({:.1f} MiB of weights in all)", sizes, mib(total));
-  spdlog::info("device arena {:.1f} MiB each: weights {:.1f} + prefetch {:.1f} + KV {:.1f} + scratch {:.1f} MiB",
-               mib(arena.total_bytes()), mib(arena.weights_bytes), mib(arena.prefetch_bytes),
-               mib(arena.kv_bytes), mib(arena.scratch_bytes));
-  const int regions = arena.prefetch_bytes > 0 ? 2 : 1;
-  if (models.size() > regions) {
-    spdlog::info("a device holds {} of the {} models at a time (resident{}): the others are switched in "
-                 "between tokens", regions, models.size(), regions > 1 ? " + prefetched" : "");
+  spdlog::info("device arena {:.1f} MiB each: {} weight slots of {:.1f} + KV {:.1f} + scratch {:.1f} MiB",
+               mib(arena.total_bytes()), arena.weight_slots, mib(arena.weight_slot_bytes), mib(arena.kv_bytes),
+               mib(arena.scratch_bytes));
+  const auto slots = static_cast<std::int32_t>(arena.weight_slots);
+  if (models.size() > slots) {
+    spdlog::info("a device holds {} of the {} models at a time: the others are switched in between tokens", slots,
+                 models.size());
+  } else {
+    spdlog::info("a device holds all {} models at once: switching among them copies nothing", models.size());
   }
 }
 
@@ -204,6 +206,7 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
   std::vector<caf::actor> prefill_workers;
   std::vector<caf::actor> decode_workers;
   std::vector<std::int64_t> kv_capacity(static_cast<size_t>(impl->models->size()), 0);
+  worker::ArenaLayout decode_arena;
   for (int d = 0; d < devices; ++d) {
     bool is_prefill = d < options.prefill_devices;
     worker::DeviceWorkerOptions device_options = options.device;
@@ -214,6 +217,7 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
     std::string name = (is_prefill ? "prefill-" : "decode-") +
                        std::to_string(is_prefill ? d : d - options.prefill_devices);
     if (!is_prefill) {
+      decode_arena = (*device)->arena_layout();
       for (worker::ModelId m = 0; m < impl->models->size(); ++m) {
         kv_capacity[static_cast<size_t>(m)] = (*device)->kv_capacity_tokens(m);
       }
@@ -233,6 +237,10 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
     decode_setup.workers = decode_workers;
     decode_setup.models = impl->models;
     decode_setup.config.round.tbt_slo_s = options.slo.tbt_s;
+    if (options.policy == policy::ServingPolicy::kAegaeon) {
+      decode_setup.config = policy::elastic_decode_config(decode_setup.config, static_cast<double>(decode_arena.kv_bytes),
+                                                          static_cast<std::int32_t>(decode_arena.weight_slots), options.slo.ttft_s);
+    }
     decode_setup.kv_capacity_tokens = kv_capacity;
     decode_setup.eos_ids = eos_ids;
     decode_setup.policy = options.policy;

@@ -76,7 +76,7 @@ void run_generate(const GenerateOptions& o) {
   }
   worker::DeviceWorkerOptions options;
   options.threads = o.threads;
-  options.prefetch_region = false;  // one model: nothing to prefetch
+  options.weight_slots = 1;  // one model: nothing to prefetch
   options.host_kv_blocks = 0;       // nothing is swapped out
   options.max_batch_seqs = 1;
   // KV for the whole sequence, plus a block of slack for the partly filled last one.

@@ -78,6 +78,8 @@ actors::ServingOptions serving_options(const core::ServeConfig& serve) {
   auto policy = policy::parse_serving_policy(serve.policy);
   if (!policy.ok()) throw CommandError(policy.error().message, 2);
   options.policy = *policy;
+  options.device.weight_slots = serve.weight_slots != 0 ? static_cast<int>(serve.weight_slots)
+                                                        : policy::default_weight_slots(*policy);
   return options;
 }
 

@@ -175,6 +175,7 @@ const std::vector<Field>& fields() {
     t.push_back(integer_field("serve.device_threads", &Config::serve, &ServeConfig::device_threads, 1, 1024));
     t.push_back(byte_size_field("serve.kv_bytes", &Config::serve, &ServeConfig::kv_bytes, 1 << 20,
                                 std::uint64_t{1} << 40));
+    t.push_back(integer_field("serve.weight_slots", &Config::serve, &ServeConfig::weight_slots, 0, 1024));
     t.push_back(byte_size_field("serve.host_cache_bytes", &Config::serve, &ServeConfig::host_cache_bytes, 0,
                                 std::uint64_t{1} << 50));
     t.push_back(integer_field("serve.ttft_slo_ms", &Config::serve, &ServeConfig::ttft_slo_ms, 1, 3600000));

@@ -40,6 +40,10 @@ struct ServeConfig {
   std::string device = "cpu";
   std::uint32_t device_threads = 1;     ///< CPU backend compute threads per device
   std::uint64_t kv_bytes = 64 << 20;    ///< KV cache region per device
+  /// Weight regions per device, each holding one model (sized for the largest): 0 lets the
+  /// policy choose (aegaeon: one per served model, so switching among them copies nothing;
+  /// request-level and static: 1). Each slot costs device memory: on a GPU set it to what fits.
+  std::uint32_t weight_slots = 0;
   /// Host memory for model weights. 0: no limit (every model is loaded at start). On a cluster
   /// worker a limit makes it load only what the controller's placement puts on it, within this
   /// size; `aegaeon serve` refuses to start when its models need more.

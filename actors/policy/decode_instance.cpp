@@ -20,10 +20,10 @@ std::optional<BatchId> DecodeInstance::joinable_batch(ModelId model, std::int64_
   return std::nullopt;
 }
 
-BatchId DecodeInstance::add_request(const RequestInfo& request, std::optional<BatchId> batch) {
+BatchId DecodeInstance::add_request(const RequestInfo& request, std::optional<BatchId> batch, bool kv_here) {
   // The first token came out of prefill; decoding produces the rest.
   weights_.on_demand(request.model, request.arrival_s);
-  return add_to_batch(request, batch, /*kv_here=*/false);
+  return add_to_batch(request, batch, elastic() && kv_here);
 }
 
 BatchId DecodeInstance::add_to_batch(const RequestInfo& request, std::optional<BatchId> batch, bool kv_here) {
@@ -77,8 +77,16 @@ double DecodeInstance::kv_bytes(const DecodeBatch& b) const {
   return static_cast<double>(b.context_tokens) * costs_[static_cast<std::size_t>(b.model)].kv_bytes_per_token;
 }
 
+double DecodeInstance::weight_bytes(ModelId model) const {
+  return config_.weight_slots > 0 ? 0.0 : costs_[static_cast<std::size_t>(model)].weight_bytes;
+}
+
+bool DecodeInstance::slot_free(std::size_t resident) const {
+  return config_.weight_slots <= 0 || resident < static_cast<std::size_t>(config_.weight_slots);
+}
+
 double DecodeInstance::used_bytes() const {
-  double sum = weights_.bytes(costs_);
+  double sum = config_.weight_slots > 0 ? 0.0 : weights_.bytes(costs_);
   for (BatchId id : kv_on_device_) {
     if (const DecodeBatch* b = batch(id)) sum += kv_bytes(*b);
   }
@@ -92,7 +100,7 @@ double DecodeInstance::free_bytes() const {
 std::int64_t DecodeInstance::batch_capacity_tokens(ModelId model) const {
   const ModelCosts& c = costs_[static_cast<std::size_t>(model)];
   if (!elastic() || c.kv_bytes_per_token <= 0.0) return c.kv_capacity_tokens;
-  return static_cast<std::int64_t>(std::max(0.0, config_.memory_bytes - c.weight_bytes) / c.kv_bytes_per_token);
+  return static_cast<std::int64_t>(std::max(0.0, config_.memory_bytes - weight_bytes(model)) / c.kv_bytes_per_token);
 }
 
 std::vector<BatchId> DecodeInstance::swap_candidates(std::optional<BatchId> keep) const {
@@ -122,11 +130,14 @@ void DecodeInstance::make_room(const DecodeBatch& target, DecodeAction& action, 
     if (action.load_model) action.evict = weights_.models();
     return;
   }
-  const ModelCosts& own = costs_[static_cast<std::size_t>(target.model)];
-  const double need = (action.load_model ? own.weight_bytes : 0.0) +
+  const double need = (action.load_model ? weight_bytes(target.model) : 0.0) +
                       (target.id != 0 && kv_on_device(target.id) ? 0.0 : kv_bytes(target));
   double free = config_.memory_bytes - used_bytes();
-  if (free >= need) return;
+  // With weight slots, a model that loads needs one free once the action's evictions are done.
+  auto slots_full = [&] { return action.load_model && !slot_free(weights_.models().size() - action.evict.size()); };
+  // Whether evicting more models is useless: they free the bytes or the slot needed.
+  auto weights_done = [&] { return config_.weight_slots > 0 ? !slots_full() : free >= need; };
+  if (free >= need && !slots_full()) return;
   auto evicted = [&](ModelId m) { return std::find(action.evict.begin(), action.evict.end(), m) != action.evict.end(); };
   auto swapped = [&](BatchId id) { return std::find(action.swap_out.begin(), action.swap_out.end(), id) != action.swap_out.end(); };
   // Whether `m` has a batch here (`with_kv`: one whose KV stays on the device after this action).
@@ -139,15 +150,20 @@ void DecodeInstance::make_room(const DecodeBatch& target, DecodeAction& action, 
   const std::vector<ModelId> order = weights_.eviction_order(costs_, now_s);
   auto evict_where = [&](bool idle_only) {
     for (ModelId m : order) {
-      if (free >= need) return;
+      if (weights_done()) return;
       if (m == target.model || evicted(m) || has_batch(m, !idle_only)) continue;
       action.evict.push_back(m);
-      free += costs_[static_cast<std::size_t>(m)].weight_bytes;
+      free += weight_bytes(m);
     }
   };
   // 1. Models no batch here wants; 2. other batches' KV, the one needed last first; 3. the models
-  // of batches now wholly on the host.
+  // of batches now wholly on the host. With weight slots a model may also have to leave for a
+  // slot while its batch's KV stays.
   evict_where(/*idle_only=*/true);
+  for (ModelId m : order) {
+    if (!slots_full()) break;
+    if (m != target.model && !evicted(m)) action.evict.push_back(m);
+  }
   for (BatchId id : swap_candidates(target.id)) {
     if (free >= need) break;
     const DecodeBatch* b = batch(id);
@@ -214,15 +230,16 @@ std::vector<BatchLoad> DecodeInstance::round_loads(std::optional<RequestInfo> ex
     auto pos = std::find(models.begin(), models.end(), it.model);
     if (pos == models.end()) {
       models.push_back(it.model);
-      footprint.push_back(c.weight_bytes);
+      footprint.push_back(weight_bytes(it.model));
       pos = models.end() - 1;
     }
     footprint[static_cast<std::size_t>(pos - models.begin())] += static_cast<double>(it.final_context) * c.kv_bytes_per_token;
   }
   double total = 0.0;
   for (double f : footprint) total += f;
-  std::vector<bool> stays(models.size(), total <= config_.memory_bytes);
-  if (total > config_.memory_bytes) {
+  const bool all_fit = total <= config_.memory_bytes && slot_free(models.size() - 1);
+  std::vector<bool> stays(models.size(), all_fit);
+  if (!all_fit) {
     std::vector<std::size_t> order(models.size());
     for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
@@ -232,11 +249,14 @@ std::vector<BatchLoad> DecodeInstance::round_loads(std::optional<RequestInfo> ex
     });
     double used = 0.0;
     double largest = 0.0;
+    std::size_t staying = 0;
     for (std::size_t k : order) largest = std::max(largest, footprint[k]);
     for (std::size_t k : order) {
-      if (used + footprint[k] + largest > config_.memory_bytes) break;
+      // A slot stays free for the models that cycle, too.
+      if (used + footprint[k] + largest > config_.memory_bytes || !slot_free(staying + 1)) break;
       stays[k] = true;
       used += footprint[k];
+      ++staying;
     }
   }
   for (std::size_t k = 0; k < items.size(); ++k) {
@@ -285,7 +305,7 @@ std::optional<ModelId> DecodeInstance::prefetch_after(std::size_t pos, ModelId m
     if (!elastic()) return b->model;
     // Elastic memory prefetches only into free room, and only what is not there yet.
     if (weights_.contains(b->model)) continue;
-    if (costs_[static_cast<std::size_t>(b->model)].weight_bytes <= free_bytes()) return b->model;
+    if (weight_bytes(b->model) <= free_bytes() && slot_free(weights_.models().size())) return b->model;
     return std::nullopt;
   }
   return std::nullopt;
@@ -457,9 +477,10 @@ StepOutcome DecodeInstance::on_step_done(std::span<const RequestId> eos) {
     return out;
   }
   if (elastic() && used_bytes() > config_.memory_bytes) {
-    // The KV grew past the device: idle models leave first, then other batches' KV.
+    // The KV grew past the device: idle models leave first (when they share its memory), then
+    // other batches' KV.
     for (ModelId m : weights_.eviction_order(costs_, turn_start_s_)) {
-      if (used_bytes() <= config_.memory_bytes) break;
+      if (used_bytes() <= config_.memory_bytes || config_.weight_slots > 0) break;
       const bool wanted = std::any_of(batches_.begin(), batches_.end(), [&](const DecodeBatch& x) { return x.model == m; });
       if (m == model || wanted) continue;
       weights_.erase(m);

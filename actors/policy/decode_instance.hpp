@@ -40,6 +40,10 @@ struct DecodeInstanceConfig {
   /// would give it. false (the paper): it waits for the next round with quota 0, which near α ≈ 1
   /// is several seconds without a token.
   bool immediate_turns = false;
+  /// > 0 (with memory_bytes): the device keeps weights in this many regions of their own, each
+  /// holding any one model (the runtime's DeviceWorker), and memory_bytes is its KV space alone.
+  /// 0 (the simulator's devices): weights and KV share memory_bytes.
+  std::int32_t weight_slots = 0;
 };
 
 /// A request in the decode phase.
@@ -95,8 +99,10 @@ class DecodeInstance {
   /// full, and its KV still fits on the device.
   [[nodiscard]] std::optional<BatchId> joinable_batch(ModelId model, std::int64_t context_tokens) const;
   /// Adds a prefilled request (its first token already produced) to `batch`, or to a new batch
-  /// (quota 0 until the next round) when `batch` is empty. Returns the batch used.
-  BatchId add_request(const RequestInfo& request, std::optional<BatchId> batch);
+  /// (quota 0 until the next round) when `batch` is empty. Returns the batch used. With
+  /// `kv_here` (elastic memory) a new batch's KV counts as on the device already (the caller
+  /// placed the request's KV there).
+  BatchId add_request(const RequestInfo& request, std::optional<BatchId> batch, bool kv_here = false);
   /// The next thing to do at `now_s`, given the model resident on the device. Preemptive:
   /// starts turns, ends them when their quota is spent and starts new rounds. Otherwise steps the
   /// current batch until it is empty (see DecodeInstanceConfig::preemptive).
@@ -144,6 +150,8 @@ class DecodeInstance {
   [[nodiscard]] bool holds_model(ModelId model) const { return weights_.contains(model); }
   /// Bytes free on the device for weights and KV (elastic memory only; 0 otherwise).
   [[nodiscard]] double free_bytes() const;
+  /// Whether `batch`'s KV is on the device (elastic memory: any batch's; else the current one).
+  [[nodiscard]] bool holds_kv(BatchId batch) const { return kv_on_device(batch); }
   /// The knobs this instance runs with.
   [[nodiscard]] const DecodeInstanceConfig& config() const { return config_; }
 
@@ -157,6 +165,10 @@ class DecodeInstance {
   [[nodiscard]] bool kv_on_device(BatchId id) const;
   [[nodiscard]] double kv_bytes(const DecodeBatch& b) const;
   [[nodiscard]] double used_bytes() const;
+  // Bytes `model`'s weights take from memory_bytes (none when they have slots of their own).
+  [[nodiscard]] double weight_bytes(ModelId model) const;
+  // Whether one more model fits the weight slots (always, without slots).
+  [[nodiscard]] bool slot_free(std::size_t resident) const;
   [[nodiscard]] std::int64_t batch_capacity_tokens(ModelId model) const;
   // Fills `action` with what must leave the device so that `target` and its model fit.
   void make_room(const DecodeBatch& target, DecodeAction& action, double now_s) const;

@@ -57,6 +57,7 @@ struct RoundPlan {
 /// q_i = c / (n_i (α − Σ 1/n)), so the round Σq + c = c·α/(α − Σ1/n) ≤ R. The order puts
 /// `resident`'s batches first, then models in first-appearance order, so a round switches
 /// model once per distinct model. With one batch, c = 0 and its quota is 0 (one step per round).
+/// With several and c = 0 (all resident), q_i = TBT/(n_i Σ1/n): the round lasts one TBT SLO.
 RoundPlan plan_round(std::span<const BatchLoad> batches, const DecodeRoundConfig& config,
                      std::optional<ModelId> resident = std::nullopt);
 

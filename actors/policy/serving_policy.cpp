@@ -36,6 +36,20 @@ DecodeInstanceConfig decode_config(ServingPolicy policy, DecodeInstanceConfig ba
   return base;
 }
 
+DecodeInstanceConfig elastic_decode_config(DecodeInstanceConfig base, double kv_bytes, std::int32_t weight_slots,
+                                           double ttft_slo_s) {
+  // The policy counts KV by the token; a device allocates 16-token blocks, and blocks of several
+  // geometries fragment the space: leave a fifth of it for that.
+  constexpr double kKvPlannedShare = 0.8;
+  base.memory_bytes = kKvPlannedShare * kv_bytes;
+  base.weight_slots = weight_slots;
+  base.immediate_turns = true;
+  base.round.max_round_s = 0.5 * ttft_slo_s;
+  return base;
+}
+
+std::int32_t default_weight_slots(ServingPolicy policy) { return policy == ServingPolicy::kAegaeon ? 0 : 1; }
+
 ModelPins initial_pins(ServingPolicy policy, std::int32_t models, std::int32_t instances) {
   if (policy == ServingPolicy::kStatic) return ModelPins::one_per_model(models, instances);
   return ModelPins(instances);

@@ -20,7 +20,8 @@ namespace aegaeon::policy {
 /// The serving node's scheduling policy (config key serve.policy).
 enum class ServingPolicy {
   /// Grouped FCFS prefill (groups ≤ 8, prefetch); decode in weighted round-robin rounds with
-  /// a preemptive model switch between turns.
+  /// a preemptive model switch between turns; devices keep several models resident and every
+  /// batch's KV while they fit (elastic_decode_config).
   kAegaeon,
   /// ServerlessLLM-like request-level scaling: a device switches model only when it has no
   /// request of its current model left; a request runs to completion once it has the device.
@@ -41,6 +42,16 @@ std::string_view to_string(ServingPolicy policy);
 PrefillConfig prefill_config(ServingPolicy policy);
 /// The decode instances' knobs under `policy`, starting from aegaeon's `base` (SLO, batch size).
 DecodeInstanceConfig decode_config(ServingPolicy policy, DecodeInstanceConfig base);
+/// aegaeon's decode knobs on a device with `kv_bytes` of KV space and `weight_slots` regions
+/// for weights (the runtime's DeviceWorker): elastic memory (planning with a share of the KV
+/// space, the rest left to block rounding and fragmentation), new batches' turns in the running
+/// round, rounds bounded to half the TTFT SLO: the simulator's defaults.
+DecodeInstanceConfig elastic_decode_config(DecodeInstanceConfig base, double kv_bytes, std::int32_t weight_slots,
+                                           double ttft_slo_s);
+/// Weight slots per device under `policy` when serve.weight_slots is 0: aegaeon one per served
+/// model (0), the baselines 1 (request-level scaling loads one model at a time; static never
+/// switches).
+std::int32_t default_weight_slots(ServingPolicy policy);
 /// The pins a role's `instances` start with under `policy`: static pins model m to instance m
 /// (in both roles); the others start with none.
 ModelPins initial_pins(ServingPolicy policy, std::int32_t models, std::int32_t instances);

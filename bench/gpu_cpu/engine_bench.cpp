@@ -240,7 +240,7 @@ struct Bench {
       worker::DeviceWorkerOptions options;
       options.threads = o.threads;
       options.kv_bytes = 1 << 20;
-      options.prefetch_region = false;  // every switch copies
+      options.weight_slots = 1;  // every switch copies
       options.host_kv_blocks = 0;
       options.max_batch_tokens = 16;
       options.max_batch_seqs = 1;

@@ -68,11 +68,11 @@ int main(int argc, char** argv) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
   };
 
-  // Copying switches (no prefetch region), alternating the two models.
+  // Copying switches (one weight slot), alternating the two models.
   worker::DeviceWorkerOptions options;
   options.kv_bytes = std::uint64_t{16} << 20;
   options.host_kv_blocks = 64;
-  options.prefetch_region = false;
+  options.weight_slots = 1;
   auto copying = worker::DeviceWorker::create(options, *cache);
   if (!copying.ok()) return fail("create", copying.error());
   // Limit and switch are measured in alternation, so load from other processes hits both alike.
@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
   const double limit_s = median(memcpy_s);
 
   // Prefetch during a decode turn, then switch: the exposed time is what a turn boundary pays.
-  options.prefetch_region = true;
+  options.weight_slots = 2;
   auto prefetching = worker::DeviceWorker::create(options, *cache);
   if (!prefetching.ok()) return fail("create", prefetching.error());
   auto& w = **prefetching;

@@ -8,38 +8,48 @@ namespace aegaeon::memory {
 
 using core::ErrorCode;
 
+std::size_t KvCache::block_bytes(KvShape shape) {
+  return backend::KvLayout{nullptr, shape.num_layers, shape.kv_heads, shape.head_dim, kBlockTokens}.block_bytes();
+}
+
 core::Result<std::unique_ptr<KvCache>> KvCache::create(backend::Backend& backend, KvShape shape,
                                                        const backend::DeviceRegion& region,
                                                        int host_blocks) {
+  if (shape.num_layers <= 0 || shape.kv_heads <= 0 || shape.head_dim <= 0) {
+    return core::error(ErrorCode::kInvalidArgument,
+                       "kv cache: layers, kv_heads and head_dim must be positive");
+  }
+  const std::size_t sizes[] = {block_bytes(shape)};
+  return create(backend, shape, std::make_shared<KvSpace>(backend, region, sizes), host_blocks);
+}
+
+core::Result<std::unique_ptr<KvCache>> KvCache::create(backend::Backend& backend, KvShape shape,
+                                                       std::shared_ptr<KvSpace> space, int host_blocks) {
   if (shape.num_layers <= 0 || shape.kv_heads <= 0 || shape.head_dim <= 0 || host_blocks < 0) {
     return core::error(ErrorCode::kInvalidArgument,
                        "kv cache: layers, kv_heads and head_dim must be positive");
   }
-  backend::KvLayout layout{region.data, shape.num_layers, shape.kv_heads, shape.head_dim,
-                           kBlockTokens};
-  const std::size_t block_bytes = layout.block_bytes();
-  const auto num_blocks = static_cast<int>(region.bytes / block_bytes);
-  if (num_blocks == 0) {
+  backend::KvLayout layout{space->base(), shape.num_layers, shape.kv_heads, shape.head_dim, kBlockTokens};
+  const std::size_t bytes = layout.block_bytes();
+  if (space->bytes() / bytes == 0) {
     return core::error(ErrorCode::kResourceExhausted,
-                       "kv cache: region '" + region.label + "' (" + std::to_string(region.bytes) +
-                           " bytes) is smaller than one block (" + std::to_string(block_bytes) +
-                           " bytes)");
+                       "kv cache: the KV region (" + std::to_string(space->bytes()) +
+                           " bytes) is smaller than one block (" + std::to_string(bytes) + " bytes)");
   }
-  auto slab = backend.allocate_pinned(block_bytes * static_cast<std::size_t>(host_blocks));
+  auto slab = backend.allocate_pinned(bytes * static_cast<std::size_t>(host_blocks));
   if (!slab.ok()) return slab.error();
-  return std::unique_ptr<KvCache>(
-      new KvCache(backend, layout, num_blocks, std::move(slab).value(), host_blocks));
+  return std::unique_ptr<KvCache>(new KvCache(backend, layout, std::move(space), std::move(slab).value(), host_blocks));
 }
 
-KvCache::KvCache(backend::Backend& backend, backend::KvLayout layout, int num_blocks,
+KvCache::KvCache(backend::Backend& backend, backend::KvLayout layout, std::shared_ptr<KvSpace> space,
                  std::unique_ptr<backend::PinnedBuffer> host_slab, int host_blocks)
     : backend_(backend),
       layout_(layout),
-      num_blocks_(num_blocks),
+      space_(std::move(space)),
+      num_blocks_(static_cast<int>(space_->bytes() / layout.block_bytes())),
       host_slab_(std::move(host_slab)),
       compute_mark_(backend.create_event()) {
-  // Free lists are stacks popped from the back: hand out low ids first.
-  for (int b = num_blocks - 1; b >= 0; --b) free_.push_back(b);
+  // The host free list is a stack popped from the back: hand out low ids first.
   for (int b = host_blocks - 1; b >= 0; --b) host_free_.push_back(b);
 }
 
@@ -49,9 +59,7 @@ KvCache::~KvCache() {
 }
 
 int KvCache::num_free_blocks() const {
-  std::size_t pending = 0;
-  for (const auto& p : pending_free_) pending += p.blocks.size();
-  return static_cast<int>(free_.size() + pending);
+  return static_cast<int>(space_->free_bytes() / layout_.block_bytes());
 }
 
 KvCache::Sequence& KvCache::get(SeqId seq) {
@@ -81,35 +89,22 @@ void KvCache::remove_sequence(SeqId seq) {
   auto it = seqs_.find(seq);
   if (it == seqs_.end()) return;
   Sequence& s = it->second;
-  if (!s.blocks.empty()) {
-    // A swap-in may still be writing these blocks; reuse must wait for its event.
-    pending_free_.push_back(PendingFree{std::move(s.blocks), std::move(s.event)});
-  }
+  // A swap-in may still be writing these blocks; reuse must wait for its event.
+  give_blocks(std::move(s.blocks), std::move(s.event));
   // Host blocks are only touched by copies, which run in order on the copy queue.
   for (std::int32_t b : s.host_blocks) host_free_.push_back(b);
   seqs_.erase(it);
 }
 
 core::Result<std::vector<std::int32_t>> KvCache::take_blocks(int count) {
-  if (count > num_free_blocks()) {
-    return core::error(ErrorCode::kResourceExhausted,
-                       "kv cache: need " + std::to_string(count) + " blocks but " +
-                           std::to_string(num_free_blocks()) + " of " +
-                           std::to_string(num_blocks_) + " are free");
-  }
-  // Reclaim in-flight frees first-in first-out until enough blocks are free.
-  std::size_t reclaimed = 0;
-  while (static_cast<int>(free_.size()) < count && reclaimed < pending_free_.size()) {
-    PendingFree& p = pending_free_[reclaimed++];
-    backend_.wait(backend::Queue::kCompute, *p.event);
-    free_.insert(free_.end(), p.blocks.begin(), p.blocks.end());
-  }
-  pending_free_.erase(pending_free_.begin(),
-                      pending_free_.begin() + static_cast<std::ptrdiff_t>(reclaimed));
-  std::vector<std::int32_t> out(free_.end() - count, free_.end());
-  std::reverse(out.begin(), out.end());
-  free_.resize(free_.size() - static_cast<std::size_t>(count));
-  return out;
+  auto blocks = space_->take(layout_.block_bytes(), count);
+  if (blocks.ok()) used_blocks_ += count;
+  return blocks;
+}
+
+void KvCache::give_blocks(std::vector<std::int32_t> blocks, std::unique_ptr<backend::Event> copy_done) {
+  used_blocks_ -= static_cast<int>(blocks.size());
+  space_->give(layout_.block_bytes(), std::move(blocks), std::move(copy_done));
 }
 
 core::Result<void> KvCache::reserve(SeqId seq, int tokens) {
@@ -171,7 +166,7 @@ core::Result<void> KvCache::swap_out(SeqId seq) {
   // The device blocks may be handed out again, but compute on them must wait for this copy.
   auto freed_event = backend_.create_event();
   backend_.record(backend::Queue::kCopy, *freed_event);
-  pending_free_.push_back(PendingFree{std::move(s.blocks), std::move(freed_event)});
+  give_blocks(std::move(s.blocks), std::move(freed_event));
   s.blocks.clear();
   s.on_host = true;
   return core::ok();

@@ -1,6 +1,6 @@
 // The paged KV cache: 16-token blocks in a device region, each block contiguous across layers
-// (`[block][layer][k/v][16][kv_heads][head_dim]`), a block table per sequence, a free list, and
-// asynchronous swap of a sequence's blocks to and from a pinned host slab with one event per
+// (`[block][layer][k/v][16][kv_heads][head_dim]`), a block table per sequence, blocks taken from a
+// KvSpace (shared with the caches of other KV geometries on the device), and asynchronous swap of a sequence's blocks to and from a pinned host slab with one event per
 // sequence (so a step waits only for the sequences it runs).
 #pragma once
 
@@ -11,6 +11,7 @@
 
 #include "core/result.hpp"
 #include "gpu/backend/backend.hpp"
+#include "gpu/memory/kv_space.hpp"
 
 namespace aegaeon::memory {
 
@@ -37,15 +38,25 @@ class KvCache {
   static core::Result<std::unique_ptr<KvCache>> create(backend::Backend& backend, KvShape shape,
                                                        const backend::DeviceRegion& region,
                                                        int host_blocks);
+  /// Takes device blocks from `space`, which caches of other geometries may share (each must
+  /// have been counted in the space's block sizes: block_bytes(shape)).
+  static core::Result<std::unique_ptr<KvCache>> create(backend::Backend& backend, KvShape shape,
+                                                       std::shared_ptr<KvSpace> space, int host_blocks);
+  /// Bytes of one block of `shape`.
+  [[nodiscard]] static std::size_t block_bytes(KvShape shape);
   ~KvCache();
   KvCache(const KvCache&) = delete;
   KvCache& operator=(const KvCache&) = delete;
 
   /// Layout the attention ops need (base = the region's start).
   [[nodiscard]] const backend::KvLayout& layout() const { return layout_; }
-  /// Device blocks in total and free (blocks still being swapped out count as free).
+  /// Device blocks the space holds in all and free for this geometry (blocks still being
+  /// swapped out count as free; with several geometries sharing the space, free is its free
+  /// bytes over this block size, which fragmentation may make optimistic).
   [[nodiscard]] int num_blocks() const { return num_blocks_; }
   [[nodiscard]] int num_free_blocks() const;
+  /// Device blocks this cache's sequences hold.
+  [[nodiscard]] int num_used_blocks() const { return used_blocks_; }
   /// Host slab blocks free.
   [[nodiscard]] int num_free_host_blocks() const { return static_cast<int>(host_free_.size()); }
 
@@ -87,24 +98,20 @@ class KvCache {
     bool on_host = false;
     std::unique_ptr<backend::Event> event;  // last swap of this sequence
   };
-  struct PendingFree {
-    std::vector<std::int32_t> blocks;
-    std::unique_ptr<backend::Event> event;
-  };
-
-  KvCache(backend::Backend& backend, backend::KvLayout layout, int num_blocks,
+  KvCache(backend::Backend& backend, backend::KvLayout layout, std::shared_ptr<KvSpace> space,
           std::unique_ptr<backend::PinnedBuffer> host_slab, int host_blocks);
   Sequence& get(SeqId seq);
   const Sequence& get(SeqId seq) const;
-  // Takes `count` blocks off the free list, reclaiming blocks whose swap-out is in flight (and
-  // ordering compute after those copies); kResourceExhausted if there are not enough.
+  // Takes `count` blocks from the space (see KvSpace::take); kResourceExhausted if they do not fit.
   core::Result<std::vector<std::int32_t>> take_blocks(int count);
+  // Gives a sequence's blocks back; `copy_done` marks a copy that still uses them.
+  void give_blocks(std::vector<std::int32_t> blocks, std::unique_ptr<backend::Event> copy_done);
 
   backend::Backend& backend_;
   backend::KvLayout layout_;
+  std::shared_ptr<KvSpace> space_;
   int num_blocks_;
-  std::vector<std::int32_t> free_;
-  std::vector<PendingFree> pending_free_;
+  int used_blocks_ = 0;
   std::unique_ptr<backend::PinnedBuffer> host_slab_;
   std::vector<std::int32_t> host_free_;
   std::unique_ptr<backend::Event> compute_mark_;

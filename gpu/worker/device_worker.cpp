@@ -1,6 +1,6 @@
-// DeviceWorker on the backend interface: the arena carved once, weight switches as chunked
-// copies on the copy queue (or adoption of a finished prefetch), runners bound once per
-// (model, weights region), and sequences with their samplers over per-shape paged KV caches.
+// DeviceWorker on the backend interface: the arena carved once, weight slots filled by chunked
+// copies on the copy queue (switches and prefetches), runners bound once per (model, slot), and
+// sequences with their samplers over per-shape paged KV caches sharing one KV space.
 #include "gpu/worker/device_worker.hpp"
 
 #include <algorithm>
@@ -15,6 +15,7 @@
 #include "gpu/backend/cpu/cpu_backend.hpp"
 #include "gpu/backend/cuda/cuda_backend.hpp"
 #include "gpu/memory/kv_cache.hpp"
+#include "gpu/memory/kv_space.hpp"
 #include "gpu/model/model_loader.hpp"
 #include "gpu/model/model_runner.hpp"
 #include "gpu/model/model_weights.hpp"
@@ -93,10 +94,19 @@ struct Sequence {
   std::unique_ptr<backend::Event> import_done;  // the copy-in of imported KV
 };
 
-// One KV cache per distinct KV shape, all over the same device region.
+// One KV cache per distinct KV shape, all taking blocks from the same KV space.
 struct ShapeCache {
   memory::KvShape shape;
   std::unique_ptr<memory::KvCache> kv;
+};
+
+// A weights region and the model in it.
+struct WeightSlot {
+  backend::DeviceRegion region;
+  std::optional<ModelId> model;
+  std::unique_ptr<backend::Event> copied;  // the last copy into the region
+  bool adopted = false;                    // activated since its copy (false: an unused prefetch)
+  std::uint64_t last_active = 0;           // activation clock, for least-recently-active eviction
 };
 
 class DeviceWorkerImpl final : public DeviceWorker {
@@ -113,45 +123,49 @@ class DeviceWorkerImpl final : public DeviceWorker {
   }
 
   // Carves the arena and builds caches and runners; everything the hot path uses is made here.
-  core::Result<void> init(std::uint64_t kv_region_bytes, std::size_t weights_region_bytes,
+  core::Result<void> init(std::uint64_t kv_region_bytes, std::size_t slot_bytes, std::size_t slots,
                           std::size_t scratch_bytes, model::RunnerLimits limits) {
     auto& arena = backend_->arena();
     auto kv_region = arena.carve(kv_region_bytes, "kv");
     if (!kv_region.ok()) return kv_region.error();
     kv_region_ = *kv_region;
-    auto weights = arena.carve(weights_region_bytes, "weights");
-    if (!weights.ok()) return weights.error();
-    weight_regions_.push_back(*weights);
-    if (options_.prefetch_region) {
-      auto prefetch = arena.carve(weights_region_bytes, "prefetch");
-      if (!prefetch.ok()) return prefetch.error();
-      weight_regions_.push_back(*prefetch);
+    for (std::size_t i = 0; i < slots; ++i) {
+      auto region = arena.carve(slot_bytes, "weights-" + std::to_string(i));
+      if (!region.ok()) return region.error();
+      slots_.push_back(WeightSlot{*region, std::nullopt, backend_->create_event(), false, 0});
     }
     auto scratch = arena.carve(scratch_bytes, "scratch");
     if (!scratch.ok()) return scratch.error();
     scratch_region_ = *scratch;
 
     const std::int32_t n = cache_->size();
+    std::vector<memory::KvShape> shapes;
+    std::vector<std::size_t> block_sizes;
     model_cache_.resize(static_cast<std::size_t>(n));
     for (ModelId m = 0; m < n; ++m) {
       const memory::KvShape shape = shape_of(cache_->host_model(m).config);
-      std::size_t index = caches_.size();
-      for (std::size_t c = 0; c < caches_.size(); ++c) {
-        if (same_shape(caches_[c].shape, shape)) index = c;
+      std::size_t index = shapes.size();
+      for (std::size_t c = 0; c < shapes.size(); ++c) {
+        if (same_shape(shapes[c], shape)) index = c;
       }
-      if (index == caches_.size()) {
-        auto kv = memory::KvCache::create(*backend_, shape, kv_region_, options_.host_kv_blocks);
-        if (!kv.ok()) return kv.error().with_context("model '" + cache_->info(m).name + "'");
-        caches_.push_back(ShapeCache{shape, std::move(kv).value()});
+      if (index == shapes.size()) {
+        shapes.push_back(shape);
+        block_sizes.push_back(memory::KvCache::block_bytes(shape));
       }
       model_cache_[static_cast<std::size_t>(m)] = index;
     }
-    // Runners are bound once per (model, weights region): a switch only picks one.
+    kv_space_ = std::make_shared<memory::KvSpace>(*backend_, kv_region_, block_sizes);
+    for (std::size_t c = 0; c < shapes.size(); ++c) {
+      auto kv = memory::KvCache::create(*backend_, shapes[c], kv_space_, options_.host_kv_blocks);
+      if (!kv.ok()) return kv.error().with_context("kv shape " + std::to_string(c));
+      caches_.push_back(ShapeCache{shapes[c], std::move(kv).value()});
+    }
+    // Runners are bound once per (model, slot): a switch only picks one.
     for (ModelId m = 0; m < n; ++m) {
       const model::HostModel& host = cache_->host_model(m);
-      for (const backend::DeviceRegion& region : weight_regions_) {
+      for (const WeightSlot& slot : slots_) {
         auto runner = model::ModelRunner::create(
-            *backend_, model::bind_weights(host, region),
+            *backend_, model::bind_weights(host, slot.region),
             *caches_[model_cache_[static_cast<std::size_t>(m)]].kv, scratch_region_, limits);
         if (!runner.ok()) return runner.error().with_context("model '" + cache_->info(m).name + "'");
         runners_.push_back(std::move(runner).value());
@@ -159,53 +173,45 @@ class DeviceWorkerImpl final : public DeviceWorker {
     }
     compute_mark_ = backend_->create_event();
     copy_mark_ = backend_->create_event();
-    switch_done_ = backend_->create_event();
-    prefetch_done_ = backend_->create_event();
     return core::ok();
   }
 
-  [[nodiscard]] std::optional<ModelId> resident_model() const override { return resident_; }
+  [[nodiscard]] std::optional<ModelId> resident_model() const override { return active_; }
+
+  [[nodiscard]] std::vector<ModelId> resident_models() const override {
+    std::vector<ModelId> out;
+    for (const WeightSlot& slot : slots_) {
+      if (slot.model) out.push_back(*slot.model);
+    }
+    return out;
+  }
 
   core::Result<SwitchStats> switch_model(ModelId model) override {
     AEGAEON_TRY(check_model(model, "switch_model"));
     AEGAEON_TRY(check_loaded(model, "switch_model"));
     SwitchStats stats;
-    if (resident_ == model) return stats;
-    std::vector<SeqId> blocking;
-    for (const auto& [id, s] : seqs_) {
-      if (s.model != model && on_device(id, s)) blocking.push_back(id);
-    }
-    if (!blocking.empty()) {
-      std::sort(blocking.begin(), blocking.end());
-      std::string list;
-      for (std::size_t i = 0; i < blocking.size() && i < 8; ++i) {
-        list += (i == 0 ? "" : ", ") + std::to_string(blocking[i]);
-      }
-      if (blocking.size() > 8) list += ", ...";
-      return core::error(ErrorCode::kInvalidArgument,
-                         "switch_model to '" + cache_->info(model).name + "': " +
-                             std::to_string(blocking.size()) +
-                             " sequence(s) of other models still hold device KV (" + list +
-                             "); swap them out or release them first");
-    }
+    if (active_ == model) return stats;
     const auto start = std::chrono::steady_clock::now();
-    if (prefetching_ == model) {
-      // Only this prefetch's event matters; the regions swap roles, nothing is copied.
-      backend_->synchronize(*prefetch_done_);
-      resident_slot_ = 1 - resident_slot_;
-      prefetching_.reset();
+    std::optional<std::size_t> held = slot_of(model);
+    if (held && !slots_[*held].adopted) {
+      // A prefetch: only its copy matters, nothing more is copied.
+      backend_->synchronize(*slots_[*held].copied);
       stats.from_prefetch = true;
       ++counters_.switches_adopted;
-    } else {
-      resident_.reset();  // the weights region is overwritten from here on
-      const backend::DeviceRegion& region = weight_regions_[resident_slot_];
-      copy_weights(model, region, *switch_done_);
-      backend_->synchronize(*switch_done_);
+      ++counters_.switches;
+    } else if (!held) {
+      held = victim_slot(/*spare_active=*/false);
+      if (slots_[*held].model == active_) active_.reset();  // its region is overwritten from here on
+      copy_weights(model, slots_[*held]);
+      backend_->synchronize(*slots_[*held].copied);
       stats.bytes_copied = cache_->host_model(model).weight_bytes;
+      ++counters_.switches;
     }
-    resident_ = model;
-    ++counters_.switches;
-    activate_cache(model_cache_[static_cast<std::size_t>(model)]);
+    WeightSlot& slot = slots_[*held];
+    slot.adopted = true;
+    slot.last_active = ++activations_;
+    active_ = model;
+    active_slot_ = *held;
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return stats;
   }
@@ -213,29 +219,30 @@ class DeviceWorkerImpl final : public DeviceWorker {
   core::Result<void> prefetch(ModelId model) override {
     AEGAEON_TRY(check_model(model, "prefetch"));
     AEGAEON_TRY(check_loaded(model, "prefetch"));
-    if (weight_regions_.size() < 2) return core::ok();  // no prefetch region: a hint ignored
-    if (resident_ == model || prefetching_ == model) return core::ok();
-    copy_weights(model, weight_regions_[1 - resident_slot_], *prefetch_done_);
-    prefetching_ = model;
+    if (slots_.size() < 2 || slot_of(model)) return core::ok();  // a hint ignored
+    WeightSlot& slot = slots_[victim_slot(/*spare_active=*/true)];
+    copy_weights(model, slot);
     return core::ok();
   }
 
   void forget_model(ModelId model) override {
-    if (prefetching_ == model) {
-      backend_->synchronize(*prefetch_done_);  // the copy reads the host memory about to go
-      prefetching_.reset();
-    }
-    // The weights region keeps its bytes, but a reloaded model may bring new ones.
-    if (resident_ == model) resident_.reset();
+    const std::optional<std::size_t> held = slot_of(model);
+    if (!held) return;
+    // A copy may still read the host memory about to go; the region keeps its bytes, but a
+    // reloaded model may bring new ones.
+    backend_->synchronize(*slots_[*held].copied);
+    slots_[*held].model.reset();
+    slots_[*held].adopted = false;
+    if (active_ == model) active_.reset();
   }
 
   core::Result<std::vector<SampledToken>> prefill(std::span<const PrefillItem> items) override {
     if (items.empty()) return std::vector<SampledToken>{};
-    if (!resident_) {
+    if (!active_) {
       return core::error(ErrorCode::kInvalidArgument,
-                         "prefill: no model is resident (call switch_model first)");
+                         "prefill: no model is active (call switch_model first)");
     }
-    const ModelId model = *resident_;
+    const ModelId model = *active_;
     const ModelInfo& info = cache_->info(model);
     const std::size_t cache_index = model_cache_[static_cast<std::size_t>(model)];
     memory::KvCache& kv = *caches_[cache_index].kv;
@@ -334,11 +341,11 @@ class DeviceWorkerImpl final : public DeviceWorker {
 
   core::Result<std::vector<SampledToken>> decode_step(std::span<const SeqId> seqs) override {
     if (seqs.empty()) return std::vector<SampledToken>{};
-    if (!resident_) {
+    if (!active_) {
       return core::error(ErrorCode::kInvalidArgument,
-                         "decode_step: no model is resident (call switch_model first)");
+                         "decode_step: no model is active (call switch_model first)");
     }
-    const ModelId model = *resident_;
+    const ModelId model = *active_;
     const ModelInfo& info = cache_->info(model);
     memory::KvCache& kv = *caches_[model_cache_[static_cast<std::size_t>(model)]].kv;
     std::unordered_set<SeqId> ids;
@@ -356,7 +363,7 @@ class DeviceWorkerImpl final : public DeviceWorker {
         return core::error(ErrorCode::kInvalidArgument,
                            "decode_step: " + seq_name(id) + " belongs to model '" +
                                cache_->info(s.model).name + "' but '" + info.name +
-                               "' is resident");
+                               "' is active");
       }
       if (!on_device(id, s)) {
         return core::error(ErrorCode::kUnavailable,
@@ -420,12 +427,10 @@ class DeviceWorkerImpl final : public DeviceWorker {
       return core::error(ErrorCode::kInvalidArgument,
                          "swap_in: " + seq_name(seq) + " is not swapped out");
     }
-    AEGAEON_TRY(check_placeable(seq, s, "swap_in"));
     if (s.parked) return place_parked(seq, s);
     memory::KvCache& kv = *caches_[s.cache].kv;
     AEGAEON_TRY(kv.swap_in(seq));
     counters_.kv_swap_bytes += kv.block_table(seq).size() * kv.layout().block_bytes();
-    activate_cache(s.cache);
     return core::ok();
   }
 
@@ -524,11 +529,12 @@ class DeviceWorkerImpl final : public DeviceWorker {
     s.parked_tokens = kv.tokens;
     s.host_bytes = std::move(kv.bytes);
     counters_.kv_transfer_bytes += s.host_bytes.size();
-    // Straight onto the device when the model runs here now and its blocks fit; otherwise
-    // parked on the host until swap_in (an import never fails for lack of device blocks).
-    if (resident_ == kv.model && check_placeable(kv.seq, s, "import_sequence").ok() &&
-        caches_[cache_index].kv->num_free_blocks() >= blocks_for(kv.tokens)) {
-      AEGAEON_TRY(place_parked(kv.seq, s));
+    // Straight onto the device when its blocks fit; otherwise parked on the host until swap_in
+    // (an import never fails for lack of device blocks).
+    if (caches_[cache_index].kv->num_free_blocks() >= blocks_for(kv.tokens)) {
+      if (auto placed = place_parked(kv.seq, s); !placed.ok() && placed.error().code != ErrorCode::kResourceExhausted) {
+        return placed.error();
+      }
     }
     return core::ok();
   }
@@ -565,21 +571,17 @@ class DeviceWorkerImpl final : public DeviceWorker {
   }
 
   [[nodiscard]] double kv_usage() const override {
-    // Only the active cache holds device blocks; the others' free lists are all free.
     double used = 0.0;
     for (const ShapeCache& c : caches_) {
-      used += static_cast<double>(c.kv->num_blocks() - c.kv->num_free_blocks()) /
-              static_cast<double>(c.kv->num_blocks());
+      used += static_cast<double>(c.kv->num_used_blocks()) * static_cast<double>(c.kv->layout().block_bytes());
     }
-    return std::min(used, 1.0);
+    return std::min(used / static_cast<double>(kv_space_->bytes()), 1.0);
   }
 
   [[nodiscard]] WorkerCounters counters() const override { return counters_; }
 
   [[nodiscard]] ArenaLayout arena_layout() const override {
-    return ArenaLayout{kv_region_.bytes, weight_regions_[0].bytes,
-                       weight_regions_.size() > 1 ? weight_regions_[1].bytes : 0,
-                       scratch_region_.bytes};
+    return ArenaLayout{kv_region_.bytes, slots_[0].region.bytes, slots_.size(), scratch_region_.bytes};
   }
 
  private:
@@ -624,38 +626,28 @@ class DeviceWorkerImpl final : public DeviceWorker {
            residency == memory::KvResidency::kSwappingOut;
   }
 
-  // A sequence may take device blocks only from the cache owning the KV region: the resident
-  // model's, or any when no other cache holds device blocks (see the header's KV placement).
-  core::Result<void> check_placeable(SeqId id, const Sequence& s, const char* what) const {
-    if (resident_ && model_cache_[static_cast<std::size_t>(*resident_)] != s.cache) {
-      return core::error(ErrorCode::kInvalidArgument,
-                         std::string(what) + ": " + seq_name(id) + " of model '" +
-                             cache_->info(s.model).name +
-                             "' has a different KV shape than the resident model '" +
-                             cache_->info(*resident_).name + "' (switch_model first)");
+  // The slot holding `model`, if any.
+  [[nodiscard]] std::optional<std::size_t> slot_of(ModelId model) const {
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].model == model) return i;
     }
-    if (active_cache_ && *active_cache_ != s.cache) {
-      for (const auto& [other_id, other] : seqs_) {
-        if (other.cache != s.cache && on_device(other_id, other)) {
-          return core::error(ErrorCode::kInvalidArgument,
-                             std::string(what) + ": " + seq_name(id) +
-                                 " needs the KV region, which holds " + seq_name(other_id) +
-                                 " of another KV shape");
-        }
-      }
-    }
-    return core::ok();
+    return std::nullopt;
   }
 
-  // Makes cache `index` the owner of the KV region. When the owner changes, blocks of the old
-  // owner may still be read by swap-outs on the copy queue: later compute waits for them.
-  void activate_cache(std::size_t index) {
-    if (active_cache_ == index) return;
-    if (active_cache_) {
-      backend_->record(backend::Queue::kCopy, *copy_mark_);
-      backend_->wait(backend::Queue::kCompute, *copy_mark_);
+  // The slot a new model's weights go to: a free one, else an unadopted prefetch's, else the
+  // least recently active; `spare_active` keeps the active model's slot out of the choice.
+  [[nodiscard]] std::size_t victim_slot(bool spare_active) const {
+    std::optional<std::size_t> best;
+    auto rank = [&](const WeightSlot& slot) {
+      if (!slot.model) return std::uint64_t{0};
+      if (!slot.adopted) return std::uint64_t{1};
+      return slot.last_active + 2;
+    };
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      if (spare_active && slots_[i].model && slots_[i].model == active_) continue;
+      if (!best || rank(slots_[i]) < rank(slots_[*best])) best = i;
     }
-    active_cache_ = index;
+    return best.value_or(0);
   }
 
   // Copies a parked sequence's host bytes into fresh device blocks on the copy queue.
@@ -667,7 +659,6 @@ class DeviceWorkerImpl final : public DeviceWorker {
       kv.remove_sequence(seq);
       return reserved.error().with_context("placing " + seq_name(seq));
     }
-    activate_cache(s.cache);
     const std::size_t block_bytes = kv.layout().block_bytes();
     const auto& table = kv.block_table(seq);
     // Compute that used these blocks before they were freed must be done first.
@@ -687,9 +678,10 @@ class DeviceWorkerImpl final : public DeviceWorker {
     return core::ok();
   }
 
-  // Starts copying `model`'s host weights into `region` in chunks; `done` marks the end.
-  void copy_weights(ModelId model, const backend::DeviceRegion& region, backend::Event& done) {
+  // Starts copying `model`'s host weights into `slot` in chunks; its `copied` event marks the end.
+  void copy_weights(ModelId model, WeightSlot& slot) {
     const model::HostModel& host = cache_->host_model(model);
+    const backend::DeviceRegion& region = slot.region;
     // Compute issued so far may still read the region's previous weights.
     backend_->record(backend::Queue::kCompute, *compute_mark_);
     backend_->wait(backend::Queue::kCopy, *compute_mark_);
@@ -699,12 +691,14 @@ class DeviceWorkerImpl final : public DeviceWorker {
       backend_->copy(backend::Queue::kCopy, region.at(offset), src + offset, bytes,
                      backend::CopyKind::kHostToDevice);
     }
-    backend_->record(backend::Queue::kCopy, done);
+    backend_->record(backend::Queue::kCopy, *slot.copied);
     counters_.weights_copy_bytes += host.weight_bytes;
+    slot.model = model;
+    slot.adopted = false;
   }
 
   model::ModelRunner& runner_for(ModelId model) {
-    return *runners_[static_cast<std::size_t>(model) * weight_regions_.size() + resident_slot_];
+    return *runners_[static_cast<std::size_t>(model) * slots_.size() + active_slot_];
   }
 
   SampledToken sample(SeqId id, Sequence& s, std::span<const float> logits) {
@@ -724,16 +718,16 @@ class DeviceWorkerImpl final : public DeviceWorker {
   std::shared_ptr<const HostModelCache> cache_;
   std::unique_ptr<backend::Backend> backend_;  // destroyed after everything below
   backend::DeviceRegion kv_region_;
-  std::vector<backend::DeviceRegion> weight_regions_;  // [0] weights, [1] prefetch (roles swap)
+  std::vector<WeightSlot> slots_;
   backend::DeviceRegion scratch_region_;
+  std::shared_ptr<memory::KvSpace> kv_space_;
   std::vector<ShapeCache> caches_;
   std::vector<std::size_t> model_cache_;  // model → index in caches_
-  std::optional<std::size_t> active_cache_;
-  std::vector<std::unique_ptr<model::ModelRunner>> runners_;  // [model * regions + region]
-  std::size_t resident_slot_ = 0;
-  std::optional<ModelId> resident_;
-  std::optional<ModelId> prefetching_;  // in (or copying into) weight_regions_[1 - slot]
-  std::unique_ptr<backend::Event> compute_mark_, copy_mark_, switch_done_, prefetch_done_;
+  std::vector<std::unique_ptr<model::ModelRunner>> runners_;  // [model * slots + slot]
+  std::optional<ModelId> active_;
+  std::size_t active_slot_ = 0;
+  std::uint64_t activations_ = 0;
+  std::unique_ptr<backend::Event> compute_mark_, copy_mark_;
   std::unordered_map<SeqId, Sequence> seqs_;
   WorkerCounters counters_;
 };
@@ -759,10 +753,10 @@ core::Result<std::unique_ptr<DeviceWorker>> DeviceWorker::create(
     return core::error(ErrorCode::kInvalidArgument, "device_worker: the host model cache is empty");
   }
   if (options.threads < 1 || options.max_batch_tokens < 1 || options.max_batch_seqs < 1 ||
-      options.host_kv_blocks < 0) {
+      options.host_kv_blocks < 0 || options.weight_slots < 0) {
     return core::error(ErrorCode::kInvalidArgument,
                        "device_worker: threads, max_batch_tokens and max_batch_seqs must be "
-                       "positive and host_kv_blocks non-negative");
+                       "positive and host_kv_blocks and weight_slots non-negative");
   }
   const model::RunnerLimits limits{options.max_batch_tokens, options.max_batch_seqs};
   std::size_t max_weights = 0;
@@ -777,10 +771,10 @@ core::Result<std::unique_ptr<DeviceWorker>> DeviceWorker::create(
                                                       s.head_dim, kBlockTokens}
                                         .block_bytes());
   }
-  const std::size_t weights_region = align_up(max_weights, kCarveAlignment);
-  const std::size_t prefetch_region = options.prefetch_region ? weights_region : 0;
+  const std::size_t slot_bytes = align_up(max_weights, kCarveAlignment);
+  const auto slots = static_cast<std::size_t>(options.weight_slots == 0 ? cache->size() : options.weight_slots);
   const std::size_t scratch_region = align_up(scratch, kCarveAlignment);
-  const std::size_t fixed = weights_region + prefetch_region + scratch_region + 4 * kCarveAlignment;
+  const std::size_t fixed = slots * slot_bytes + scratch_region + (slots + 3) * kCarveAlignment;
   const std::size_t kv_min = std::max<std::size_t>(options.kv_bytes, max_block);
   const std::size_t need = fixed + kv_min;
   const std::size_t arena = options.arena_bytes == 0 ? need : options.arena_bytes;
@@ -788,8 +782,8 @@ core::Result<std::unique_ptr<DeviceWorker>> DeviceWorker::create(
     return core::error(
         ErrorCode::kResourceExhausted,
         "device_worker: arena of " + std::to_string(arena) + " bytes cannot hold KV (" +
-            std::to_string(kv_min) + " bytes) + weights (" + std::to_string(weights_region) +
-            " bytes) + prefetch (" + std::to_string(prefetch_region) + " bytes) + scratch (" +
+            std::to_string(kv_min) + " bytes) + " + std::to_string(slots) + " weight slots (" +
+            std::to_string(slot_bytes) + " bytes each) + scratch (" +
             std::to_string(scratch_region) + " bytes): needs " + std::to_string(need) + " bytes");
   }
   core::Result<std::unique_ptr<backend::Backend>> backend = core::error(ErrorCode::kInternal, "no backend");
@@ -808,7 +802,7 @@ core::Result<std::unique_ptr<DeviceWorker>> DeviceWorker::create(
   const std::size_t kv_region = (arena - fixed) / kCarveAlignment * kCarveAlignment;
   auto worker = std::make_unique<DeviceWorkerImpl>(std::move(options), std::move(cache),
                                                    std::move(backend).value());
-  AEGAEON_TRY(worker->init(kv_region, weights_region, scratch_region, limits));
+  AEGAEON_TRY(worker->init(kv_region, slot_bytes, slots, scratch_region, limits));
   return std::unique_ptr<DeviceWorker>(std::move(worker));
 }
 

@@ -1,8 +1,8 @@
 // DeviceWorker: everything one device does for the serving runtime, as plain synchronous C++
 // (no threads of its own beyond the backend's, no CAF): the arena carved
-// `| KV | weights | prefetch |`, a switch (copy a cached model's weights into the weights
-// region, or adopt a finished prefetch), prefill and decode steps with sampling, and per-sequence
-// KV swap and handoff. The gpu_worker actor owns one and calls it from its thread only.
+// `| KV | weight slot × N | scratch |`, a switch (activate a model already in a slot, adopt a
+// finished prefetch, or copy its weights into a slot), prefill and decode steps with sampling,
+// and per-sequence KV swap and handoff. The gpu_worker actor owns one and calls it from its thread only.
 //
 // CONTRACT (written by the serving-runtime owner; the implementer may extend it, and must keep
 // these calls and their meaning).
@@ -109,7 +109,11 @@ struct DeviceWorkerOptions {
   /// the KV region gets everything the other regions leave (at least kv_bytes).
   std::uint64_t arena_bytes = 0;
   std::uint64_t kv_bytes = 64 << 20;   ///< KV blocks region (minimum)
-  bool prefetch_region = true;         ///< carve a second weights-sized region for prefetch
+  /// Regions for weights, each sized for the largest model and holding any one: 1 = one model
+  /// at a time, no prefetch; 2 = the running model and the next one prefetched (the paper's
+  /// device); more = several models resident at once (switching among them copies nothing);
+  /// 0 = one per served model.
+  int weight_slots = 2;
   int host_kv_blocks = 4096;           ///< host slab blocks for swapped-out KV
   int max_batch_tokens = 512;
   int max_batch_seqs = 32;
@@ -129,7 +133,7 @@ struct SwitchStats {
 
 /// Cumulative counts of one device since it was created (for the Prometheus counters).
 struct WorkerCounters {
-  std::uint64_t switches = 0;            ///< switch_model calls that changed the resident model
+  std::uint64_t switches = 0;            ///< switch_model calls that copied or adopted weights
   std::uint64_t switches_adopted = 0;    ///< of those, adoptions of a finished prefetch
   std::uint64_t weights_copy_bytes = 0;  ///< bytes copied into weight regions (switch + prefetch)
   std::uint64_t kv_swap_bytes = 0;       ///< KV bytes moved by swap_out and swap_in
@@ -138,12 +142,12 @@ struct WorkerCounters {
 
 /// How a device's arena is carved, in bytes (for the start-up log and capacity planning).
 struct ArenaLayout {
-  std::uint64_t kv_bytes = 0;        ///< paged KV blocks, shared by every model's KV shape
-  std::uint64_t weights_bytes = 0;   ///< the resident model: sized for the largest served one
-  std::uint64_t prefetch_bytes = 0;  ///< the next model, copied during a turn (0: no prefetch)
-  std::uint64_t scratch_bytes = 0;   ///< activations of one forward
+  std::uint64_t kv_bytes = 0;           ///< paged KV blocks, shared by every model's KV shape
+  std::uint64_t weight_slot_bytes = 0;  ///< one weight slot: sized for the largest served model
+  std::uint64_t weight_slots = 0;       ///< how many (resident models + prefetch)
+  std::uint64_t scratch_bytes = 0;      ///< activations of one forward
   [[nodiscard]] std::uint64_t total_bytes() const {
-    return kv_bytes + weights_bytes + prefetch_bytes + scratch_bytes;
+    return kv_bytes + weight_slots * weight_slot_bytes + scratch_bytes;
   }
 };
 
@@ -188,12 +192,13 @@ struct KvExport {
 
 /// One device. Not thread-safe: one owner thread.
 ///
+/// Weights: `weight_slots` regions; the models in them are resident, and one of them is active
+/// (the one prefill and decode_step run). Activating a resident model copies nothing.
+///
 /// KV placement: one memory::KvCache per distinct KV shape (layers, kv_heads, head_dim), all
-/// over the same KV region, with their own host slabs. Only one cache (the "active" one: the
-/// resident model's) may hold device blocks at a time, so a sequence may be on the device only
-/// if its model shares the resident model's shape; switching to another shape requires every
-/// other model's sequences to be off the device, which switch_model enforces anyway. Models of
-/// one shape share one cache, so the next batch's KV can be swapped in during the current turn.
+/// taking blocks from one memory::KvSpace over the KV region, each with its own host slab: every
+/// model's sequences may hold device KV at once, whatever model is active, as long as the space
+/// has room.
 class DeviceWorker {
  public:
   /// Creates the backend, carves the arena for the largest cached model. kResourceExhausted
@@ -202,37 +207,38 @@ class DeviceWorker {
       DeviceWorkerOptions options, std::shared_ptr<const HostModelCache> cache);
   virtual ~DeviceWorker() = default;
 
-  /// The model whose weights are in the weights region, if any.
+  /// The active model (the one prefill and decode_step run), if any.
   [[nodiscard]] virtual std::optional<ModelId> resident_model() const = 0;
-  /// Makes `model` resident: adopts a prefetch of it (waiting only for that prefetch's event;
-  /// the weights and prefetch regions swap roles, nothing is copied), or copies its weights
-  /// into the weights region (8 MiB chunks on the copy queue, behind any copies already queued
-  /// there) and waits for them. Sequences of other models must be off the device first
-  /// (kInvalidArgument naming them otherwise; swapping-out counts as off). Components are
-  /// reused: runners for every (model, region) were bound at create(); nothing is allocated.
-  /// kFailedPrecondition when the model is unloaded (HostModelCache::loaded).
+  /// Every model whose weights are in a slot (a prefetch still copying included).
+  [[nodiscard]] virtual std::vector<ModelId> resident_models() const = 0;
+  /// Makes `model` the active one: at once when it is in a slot (waiting only for a prefetch of
+  /// it still copying: an adoption), else copies its weights into a free slot, or over the
+  /// slot of an unadopted prefetch, or the least recently active one (8 MiB chunks on the copy
+  /// queue, behind copies already queued there) and waits for them. Other models' sequences
+  /// keep their KV. Runners for every (model, slot) were bound at create(); nothing is
+  /// allocated. kFailedPrecondition when the model is unloaded (HostModelCache::loaded).
   virtual core::Result<SwitchStats> switch_model(ModelId model) = 0;
-  /// Starts copying `model` into the prefetch region in the background; no-op if it is already
-  /// resident or being prefetched, or without a prefetch region. A newer prefetch replaces an
-  /// unadopted one. Never blocks. kFailedPrecondition when the model is unloaded.
+  /// Starts copying `model` into a slot in the background (a free one, else an unadopted
+  /// prefetch's, else the least recently active one other than the active model); no-op if it is
+  /// already in a slot or there is only one slot. Never blocks. kFailedPrecondition when the model
+  /// is unloaded.
   virtual core::Result<void> prefetch(ModelId model) = 0;
-  /// Forgets `model`'s weights on this device: waits for a prefetch of it still copying, then
-  /// neither region counts as holding it (the next switch copies it afresh). Sequences and their
-  /// KV are untouched. After it, nothing of this device reads the model's host memory.
+  /// Forgets `model`'s weights on this device: waits for a copy of it still running, then its
+  /// slot is free (the next switch copies it afresh). Sequences and their KV are untouched.
+  /// After it, nothing of this device reads the model's host memory.
   virtual void forget_model(ModelId model) = 0;
 
-  /// Prefills new sequences of the resident model (one forward over all prompts, split into
+  /// Prefills new sequences of the active model (one forward over all prompts, split into
   /// several when they exceed max_batch_tokens/max_batch_seqs) and samples each one's first
   /// token. Their KV stays on this device. All-or-nothing: on error no sequence is created.
   /// SampledToken::logprob is log softmax of the raw logits (temperature 1, no penalties): the
   /// model's probability of the token, whatever the sampling settings.
   virtual core::Result<std::vector<SampledToken>> prefill(std::span<const PrefillItem> items) = 0;
-  /// One decode step for resident sequences of the resident model: appends each sequence's last
+  /// One decode step for resident sequences of the active model: appends each sequence's last
   /// sampled token and samples the next one (with the sequence's SamplingParams and history).
   virtual core::Result<std::vector<SampledToken>> decode_step(std::span<const SeqId> seqs) = 0;
 
   /// Moves a sequence's KV to the host slab / back (asynchronous; kv_ready() says when done).
-  /// swap_in needs the sequence's model to share the resident model's KV shape (see above).
   virtual core::Result<void> swap_out(SeqId seq) = 0;
   virtual core::Result<void> swap_in(SeqId seq) = 0;
   /// True when the sequence's KV is on the device with no copy into it pending, i.e. a step
@@ -244,9 +250,9 @@ class DeviceWorker {
   /// next decode step appends; `generated` the tokens generated so far (for penalties).
   /// `kv.sampler`, when set, is used instead of a fresh Sampler(sampling) (continues the stream);
   /// a fresh one skips the draws of the `generated` tokens, so a seeded stream continues too.
-  /// When `kv.model` is resident and its blocks fit, the KV is copied onto the device
-  /// (asynchronously; kv_ready() says when); otherwise the worker keeps it on the host like a
-  /// swapped-out sequence and swap_in() places it later.
+  /// When its blocks fit, the KV is copied onto the device (asynchronously; kv_ready() says
+  /// when); otherwise the worker keeps it on the host like a swapped-out sequence and swap_in()
+  /// places it later.
   virtual core::Result<void> import_sequence(KvExport kv, model::SamplingParams sampling,
                                              std::int32_t last_token,
                                              std::vector<std::int32_t> generated) = 0;

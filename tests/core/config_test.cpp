@@ -136,7 +136,8 @@ TEST(ConfigErrors, UnknownKeysSuggest) {
             "c.yaml:2: unknown key 'http.completely_unrelated'; known keys: http.host, http.port, "
             "http.max_body_bytes, http.max_header_bytes, http.api_key, log.level, log.format, "
             "serve.models_dir, serve.data_dir, serve.prefill_devices, serve.decode_devices, "
-            "serve.device, serve.device_threads, serve.kv_bytes, serve.host_cache_bytes, serve.ttft_slo_ms, "
+            "serve.device, serve.device_threads, serve.kv_bytes, serve.weight_slots, serve.host_cache_bytes, "
+            "serve.ttft_slo_ms, "
             "serve.tbt_slo_ms, "
             "serve.admission, serve.policy, serve.max_prompt_tokens, serve.max_tokens_limit, "
             "admin.enabled, admin.host, admin.port, admin.api_key");
@@ -262,6 +263,7 @@ TEST(ConfigDescribe, ListsEveryKeyAndRedactsSecrets) {
             "serve.device: cpu\n"
             "serve.device_threads: 1\n"
             "serve.kv_bytes: 64MiB\n"
+            "serve.weight_slots: 0\n"
             "serve.host_cache_bytes: 0\n"
             "serve.ttft_slo_ms: 10000\n"
             "serve.tbt_slo_ms: 100\n"

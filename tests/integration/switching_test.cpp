@@ -1,6 +1,6 @@
 // The embedded default under load, over real HTTP: four demo models of different sizes share one
-// decode device whose arena holds two models' weights at a time (resident and prefetched), so
-// concurrent clients force token-level switches. Switching must never change results (compared
+// decode device whose arena is given two weight slots (serve.weight_slots=2; by default it holds
+// all four), so concurrent clients force token-level switches. Switching must never change results (compared
 // with a server that never switches); disconnected clients must free their KV; streaming must
 // not change text, which is also `aegaeon generate`'s; logprobs come with their top alternatives.
 #include <gtest/gtest.h>
@@ -29,7 +29,9 @@ using testing::text_of;
 // machine may be slow enough for the SLO check to refuse some of the 20 clients.
 class Switching : public testing::SharedServeSuite<Switching> {
  public:
-  static std::vector<std::string> server_args() { return {"--set", "serve.admission=false"}; }
+  static std::vector<std::string> server_args() {
+    return {"--set", "serve.admission=false", "--set", "serve.weight_slots=2"};
+  }
 
  protected:
   // Asks `model` for 2000 tokens, hangs up once the request holds KV on the decode device, and
@@ -135,6 +137,28 @@ TEST_F(Switching, TwentyConcurrentClientsGetTheOutputsOfARunWithoutSwitching) {
       << "four models on one decode device must switch";
   EXPECT_EQ(metric_sum(metrics(), ttft_count, R"(model_name="demo-l")") - first_tokens_before, 5)
       << "the 5 requests of demo-l";
+}
+
+// The default arena holds every demo model: once each has been copied in, the same twenty
+// clients make the decode device interleave four models (KV of four geometries side by side)
+// without copying weights again, and get the texts of the two-slot server that switches.
+TEST_F(Switching, TheDefaultHoldsEveryModelAndInterleavesWithoutCopies) {
+  const std::vector<json> jobs = twenty_jobs();
+  const std::vector<std::string> switched = complete_concurrently(server().port(), jobs);
+  ServeProcess resident({"--set", "serve.admission=false"});
+  ASSERT_NE(resident.port(), 0) << resident.process().output();
+  EXPECT_NE(resident.process().output().find("a device holds all 4 models at once"), std::string::npos)
+      << resident.process().output();
+  for (const auto& model : kDemoModels) {
+    auto warm_up = testing::post_json(resident.port(), "/v1/completions",
+                                      {{"model", model}, {"prompt", "Load"}, {"max_tokens", 4}});
+    ASSERT_EQ(warm_up.status, 200) << warm_up.body;
+  }
+  const double loads = switches_total(resident.port());
+  EXPECT_EQ(loads, 2.0 * static_cast<double>(kDemoModels.size())) << "one copy per model and device";
+  EXPECT_EQ(complete_concurrently(resident.port(), jobs), switched);
+  EXPECT_EQ(switches_total(resident.port()) - loads, 0) << "resident models are never copied again";
+  resident.stop();
 }
 
 TEST_F(Switching, StreamedTextEqualsCompleteText) {

@@ -103,7 +103,11 @@ TEST(PlanRound, WhatStaysResidentIsNotCharged) {
   a.model_stays = a.kv_stays = true;
   p = plan_round(std::vector<BatchLoad>{a, b}, DecodeRoundConfig{});
   EXPECT_DOUBLE_EQ(p.switch_s, 0.0);
-  EXPECT_DOUBLE_EQ(p.quota_s[0], 0.0);  // one step per turn
+  // Nothing to amortize: the round lasts one TBT SLO (0.1 s), each batch taking the same number
+  // of steps a turn, 1/Σ(1/n) = 1/(0.02/0.1 + 0.05/0.1).
+  EXPECT_NEAR(p.round_s, 0.1, 1e-12);
+  EXPECT_NEAR(p.quota_s[0] / 0.02, 1.0 / 0.7, 1e-9);
+  EXPECT_NEAR(p.quota_s[1] / 0.05, 1.0 / 0.7, 1e-9);
 }
 
 }  // namespace

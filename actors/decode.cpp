@@ -99,11 +99,13 @@ void on_stepped(DecodeActor* self, size_t index, policy::BatchId batch_id, Decod
   const auto* batch = policy.batch(batch_id);
   if (batch == nullptr) return;
   worker::ModelId model = batch->model;
-  auto& estimator = s.estimators[static_cast<size_t>(model)];
-  estimator.observe_decode(static_cast<double>(batch->context_tokens),
-                           static_cast<double>(batch->requests.size()), outcome.seconds);
-  estimator.refit();
-  s.costs[static_cast<size_t>(model)].decode = estimator.decode();
+  if (!outcome.tokens.empty()) {  // a failed step measured nothing
+    auto& estimator = s.estimators[static_cast<size_t>(model)];
+    estimator.observe_decode(static_cast<double>(batch->context_tokens),
+                             static_cast<double>(batch->requests.size()), outcome.seconds);
+    estimator.refit();
+    s.costs[static_cast<size_t>(model)].decode = estimator.decode();
+  }
 
   std::vector<TokenEvent> events;
   std::vector<policy::RequestId> eos;
@@ -350,7 +352,7 @@ caf::behavior decode_actor(DecodeActor* self, DecodeSetup setup, caf::actor prox
   }
   for (auto& worker : s.setup.workers) {
     s.policies.emplace_back(s.setup.config, std::span<const policy::ModelCosts>(s.costs));
-    s.instances.push_back(Instance{{worker, {}, {}, false}, {}});
+    s.instances.push_back(Instance{{.worker = worker}, {}});
   }
   preload_pins(self);
   return {

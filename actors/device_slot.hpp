@@ -6,23 +6,32 @@
 
 #include <caf/actor.hpp>
 
+#include "actors/policy/weight_cache.hpp"
 #include "actors/serving_atoms.hpp"
 #include "gpu/worker/device_worker.hpp"
 
 namespace aegaeon::actors {
 
-/// One device as prefill or decode sees it: its gpu_worker, the model its weights region holds,
-/// the model being prefetched, and whether a command is in flight (one at a time).
+/// One device as prefill or decode sees it: its gpu_worker, the active model (the one its
+/// prefills and steps run), every model in its weight slots as of the last switch, the model
+/// being prefetched, and whether a command is in flight (one at a time).
 struct DeviceSlot {
   caf::actor worker;
   std::optional<worker::ModelId> resident;
+  policy::WeightCache held = policy::WeightCache();
   std::optional<worker::ModelId> prefetching;
   bool busy = false;
 
-  /// Records that `model` became resident (a prefetch of it is used up).
+  /// Records that `model` became active (a prefetch of it is used up).
   void on_resident(worker::ModelId model) {
     resident = model;
     if (prefetching == model) prefetching.reset();
+  }
+  /// Records a switch's outcome: `model` active, `stats.resident` in the slots.
+  void on_switched(worker::ModelId model, const worker::SwitchStats& stats) {
+    held.clear();
+    for (auto m : stats.resident) held.insert(m);
+    on_resident(model);
   }
   /// True when a prefetch hint for `model` should be sent now.
   [[nodiscard]] bool should_prefetch(const std::optional<worker::ModelId>& model) const {
@@ -45,6 +54,7 @@ void forget_on_devices(Actor* self, worker::ModelId model, DevicesForgot done) {
     auto answered = [self, i, model, pending, done] {
       auto& slot = self->state.instances[i];
       if (slot.resident == model) slot.resident.reset();
+      slot.held.erase(model);
       if (slot.prefetching == model) slot.prefetching.reset();
       if (--*pending == 0) done();
     };

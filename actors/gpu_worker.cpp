@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "actors/serving_atoms.hpp"
@@ -65,11 +66,36 @@ void report(GpuWorkerState& s, const worker::SwitchStats* stats = nullptr) {
   m.kv_usage.add({{"device", s.device_name}}).set(s.device->kv_usage());
 }
 
+// Runs `op` (which needs device KV blocks for `keep`); while the KV space is exhausted, moves
+// the KV of another sequence to the host, the longest first, and runs it again. The decode
+// policy plans KV by the token, but the device allocates 16-token blocks of several geometries,
+// which can need more than it counted: a moved sequence comes back with its batch's next step
+// (DecodeCommand swaps in what is on the host).
+template <typename Op>
+auto with_kv_room(GpuWorkerState& s, const std::vector<worker::SeqId>& keep, Op&& op) {
+  auto result = op();
+  if (result.ok() || result.error().code != core::ErrorCode::kResourceExhausted) return result;
+  std::vector<worker::SeqId> others;
+  for (auto seq : s.device->device_sequences()) {
+    if (std::find(keep.begin(), keep.end(), seq) == keep.end()) others.push_back(seq);
+  }
+  std::stable_sort(others.begin(), others.end(), [&](worker::SeqId a, worker::SeqId b) {
+    return s.device->context_tokens(a) > s.device->context_tokens(b);
+  });
+  for (auto seq : others) {
+    if (!s.device->swap_out(seq).ok()) continue;  // the host slab is full too: try the next
+    spdlog::debug("{}: KV space full, sequence {} moved to the host", s.device_name, seq);
+    result = op();
+    if (result.ok() || result.error().code != core::ErrorCode::kResourceExhausted) break;
+  }
+  return result;
+}
+
 // Brings the KV of those of `seqs` on the host onto the device.
 core::Result<void> swap_in_all(GpuWorkerState& s, const std::vector<worker::SeqId>& seqs) {
   for (auto seq : seqs) {
     if (s.device->holds_device_kv(seq)) continue;
-    AEGAEON_TRY(s.device->swap_in(seq));
+    AEGAEON_TRY(with_kv_room(s, seqs, [&] { return s.device->swap_in(seq); }));
   }
   return core::ok();
 }
@@ -151,11 +177,11 @@ caf::behavior gpu_worker(caf::stateful_actor<GpuWorkerState>* self,
       },
       [self](decode_atom, const DecodeCommand& command) -> caf::result<DecodeOutcome> {
         auto& s = self->state;
-        auto start = Clock::now();
         auto switched = s.device->switch_model(command.model);
         if (!switched.ok()) return failure(switched.error());
         if (auto in = swap_in_all(s, command.seqs); !in.ok()) return failure(in.error());
-        auto tokens = engine_call(s, [&] { return s.device->decode_step(command.seqs); });
+        auto start = Clock::now();  // the step alone: the decode cost model learns from it
+        auto tokens = with_kv_room(s, command.seqs, [&] { return engine_call(s, [&] { return s.device->decode_step(command.seqs); }); });
         if (!tokens.ok()) return failure(tokens.error());
         DecodeOutcome outcome{std::move(*tokens), since(start), s.device->kv_usage()};
         report(s, copied(*switched) ? &*switched : nullptr);

@@ -36,17 +36,24 @@ struct PrefillState {
   [[nodiscard]] double now_s() const {
     return std::chrono::duration<double>(Clock::now() - started).count();
   }
+  // What each instance's device holds, for dispatch to prefer a device that has the model.
+  [[nodiscard]] std::vector<policy::WeightCache> held() const {
+    std::vector<policy::WeightCache> out;
+    for (const auto& instance : instances) out.push_back(instance.held);
+    return out;
+  }
   [[nodiscard]] double switch_s(worker::ModelId model) const {
     return static_cast<double>(setup.models->info(model).weight_bytes) / setup.host_to_device_bytes_per_s;
   }
   // Queue wait + switches + own prefill on the instance a new request of `job` would join.
   [[nodiscard]] double predicted_ttft_s(const PrefillJob& job) const {
-    auto dispatch = scheduler->preview(job.info.model, setup.pins);
+    auto dispatch = scheduler->preview(job.info.model, setup.pins, held());
     const auto& instance = instances[static_cast<size_t>(dispatch.instance)];
     double total = 0;
     std::optional<worker::ModelId> model = instance.resident;
     auto account = [&](const policy::RequestInfo& r) {
-      if (model != r.model) total += switch_s(r.model);
+      // A model in the device's slots is activated without a copy.
+      if (model != r.model && !instance.held.contains(r.model)) total += switch_s(r.model);
       model = r.model;
       total += estimators[static_cast<size_t>(r.model)].prefill().single_s(r.input_tokens);
     };
@@ -122,9 +129,9 @@ void switch_model(PrefillActor* self, size_t index, worker::ModelId model) {
   self->state.instances[index].busy = true;
   self->request(self->state.instances[index].worker, caf::infinite, switch_atom::value, model)
       .then(
-          [self, index, model](const worker::SwitchStats&) {
+          [self, index, model](const worker::SwitchStats& stats) {
             auto& inst = self->state.instances[index];
-            inst.on_resident(model);
+            inst.on_switched(model, stats);
             inst.busy = false;
             drive(self, index);
           },
@@ -144,7 +151,12 @@ void drive(PrefillActor* self, size_t index) {
   auto& s = self->state;
   auto& instance = s.instances[index];
   if (instance.busy) return;
-  auto action = s.scheduler->next_action(static_cast<policy::InstanceId>(index), instance.resident);
+  // A device holding several models switches only when the head group's model is not among
+  // them; a run of another resident model activates it first (no copy).
+  auto action = s.scheduler->next_action(static_cast<policy::InstanceId>(index), instance.held);
+  if (action.kind == policy::PrefillAction::Kind::kRun && instance.resident != action.model) {
+    action.kind = policy::PrefillAction::Kind::kSwitch;
+  }
   if (instance.should_prefetch(action.prefetch_model)) {
     instance.prefetching = action.prefetch_model;
     self->send(instance.worker, prefetch_atom::value, *action.prefetch_model);
@@ -217,7 +229,7 @@ caf::behavior prefill_actor(PrefillActor* self, PrefillSetup setup, caf::actor d
   s.metrics = std::move(metrics);
   auto instances = static_cast<std::int32_t>(s.setup.workers.size());
   s.scheduler = std::make_unique<policy::PrefillScheduler>(instances, policy::prefill_config(s.setup.policy));
-  for (auto& w : s.setup.workers) s.instances.push_back(DeviceSlot{w, {}, {}, false});
+  for (auto& w : s.setup.workers) s.instances.push_back(DeviceSlot{.worker = w});
   auto models = static_cast<size_t>(s.setup.models->size());
   preload_pins(self);
   // Until measurements arrive: 5 ms fixed + 0.2 ms per prompt token (refit after each prefill).
@@ -233,7 +245,7 @@ caf::behavior prefill_actor(PrefillActor* self, PrefillSetup setup, caf::actor d
         auto decision = policy::decide_admission(st.setup.admission, st.setup.slo, input);
         if (!decision.admit) return AdmissionReply{false, decision.retry_after_s, decision.reason};
         job.info.arrival_s = st.now_s();
-        auto dispatch = st.scheduler->on_arrival(job.info, st.setup.pins);
+        auto dispatch = st.scheduler->on_arrival(job.info, st.setup.pins, st.held());
         st.jobs.emplace(job.info.id, std::move(job));
         drive(self, static_cast<size_t>(dispatch.instance));
         return AdmissionReply{true, 0, {}};

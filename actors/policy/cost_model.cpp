@@ -72,10 +72,12 @@ core::Result<ExecutionEstimator> ExecutionEstimator::fit(std::span<const Profile
 }
 
 void ExecutionEstimator::observe_prefill(double sum_len, double sum_len_sq, double measured_s) {
+  if (!(measured_s > 0)) return;  // weighted by 1/t²: a zero (or NaN) time would poison the fit
   prefill_fit_.add(sum_len, sum_len_sq, measured_s, 1.0 / (measured_s * measured_s));
 }
 
 void ExecutionEstimator::observe_decode(double sum_ctx, double batch, double measured_s) {
+  if (!(measured_s > 0)) return;
   decode_fit_.add(sum_ctx, batch, measured_s, 1.0 / (measured_s * measured_s));
 }
 

@@ -95,7 +95,8 @@ class ExecutionEstimator {
   /// Current decode estimator.
   [[nodiscard]] const DecodeCost& decode() const { return decode_; }
 
-  /// Adds a measured prefill batch (caller refits when it wants new coefficients).
+  /// Adds a measured prefill batch (caller refits when it wants new coefficients). Times that are
+  /// not positive (a failed run) are ignored: samples are weighted by 1/t².
   void observe_prefill(double sum_len, double sum_len_sq, double measured_s);
   /// Adds a measured decode step.
   void observe_decode(double sum_ctx, double batch, double measured_s);

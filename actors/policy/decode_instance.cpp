@@ -635,7 +635,10 @@ std::optional<InstanceId> resident_prefill_site(std::span<const DecodeInstance> 
 DecodeDispatch dispatch_decode(std::span<const DecodeInstance> instances, ModelId model,
                                std::int64_t context_tokens, const ModelPins& pins) {
   if (!instances.empty() && instances.front().config().memory_bytes > 0.0) {
-    return *dispatch_by_cost(instances, model, context_tokens, 1, pins, std::numeric_limits<double>::infinity());
+    // Unbounded α takes any allowed instance, unless every estimate is NaN (no measurement yet).
+    if (auto d = dispatch_by_cost(instances, model, context_tokens, 1, pins, std::numeric_limits<double>::infinity())) {
+      return *d;
+    }
   }
   return dispatch_by_batches(instances, model, context_tokens, pins);
 }

@@ -190,7 +190,10 @@ class DeviceWorkerImpl final : public DeviceWorker {
     AEGAEON_TRY(check_model(model, "switch_model"));
     AEGAEON_TRY(check_loaded(model, "switch_model"));
     SwitchStats stats;
-    if (active_ == model) return stats;
+    if (active_ == model) {
+      stats.resident = resident_models();
+      return stats;
+    }
     const auto start = std::chrono::steady_clock::now();
     std::optional<std::size_t> held = slot_of(model);
     if (held && !slots_[*held].adopted) {
@@ -213,6 +216,7 @@ class DeviceWorkerImpl final : public DeviceWorker {
     active_ = model;
     active_slot_ = *held;
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    stats.resident = resident_models();
     return stats;
   }
 
@@ -554,6 +558,15 @@ class DeviceWorkerImpl final : public DeviceWorker {
   [[nodiscard]] bool holds_device_kv(SeqId seq) const override {
     auto it = seqs_.find(seq);
     return it != seqs_.end() && on_device(seq, it->second);
+  }
+
+  [[nodiscard]] std::vector<SeqId> device_sequences() const override {
+    std::vector<SeqId> out;
+    for (const auto& [id, s] : seqs_) {
+      if (on_device(id, s)) out.push_back(id);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
   }
 
   [[nodiscard]] std::int32_t context_tokens(SeqId seq) const override {

@@ -126,9 +126,10 @@ std::string device_for(const std::string& configured, int index);
 
 /// Measured cost of a switch (for the cost model's online refit and the metrics).
 struct SwitchStats {
-  std::uint64_t bytes_copied = 0;  ///< 0 when a finished prefetch was adopted
+  std::uint64_t bytes_copied = 0;  ///< 0 when a finished prefetch was adopted or the model was resident
   double seconds = 0;
   bool from_prefetch = false;
+  std::vector<ModelId> resident;   ///< the models in the device's slots afterwards
 };
 
 /// Cumulative counts of one device since it was created (for the Prometheus counters).
@@ -270,6 +271,8 @@ class DeviceWorker {
   /// True when the sequence's KV occupies device blocks (resident, or a copy to the device is
   /// in flight); false when it is on the host slab or unknown.
   [[nodiscard]] virtual bool holds_device_kv(SeqId seq) const = 0;
+  /// Every sequence whose KV occupies device blocks, in id order.
+  [[nodiscard]] virtual std::vector<SeqId> device_sequences() const = 0;
   /// Tokens whose KV is written for `seq` (its context length), or -1 if unknown.
   [[nodiscard]] virtual std::int32_t context_tokens(SeqId seq) const = 0;
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <vector>
 
 namespace aegaeon::policy {
@@ -47,6 +49,17 @@ TEST(ExecutionEstimator, FitsProfileRowsAndRefitsOnline) {
   for (int i = 0; i < 200; ++i) est->observe_decode(4096, 8, 2.0 * before);
   est->refit();
   EXPECT_GT(est->decode().estimate_s(4096, 8), 1.8 * before);
+}
+
+// A failed step reports no time; weighted by 1/t² it would turn every estimate into NaN.
+TEST(ExecutionEstimator, TimesThatAreNotPositiveAreIgnored) {
+  ExecutionEstimator est({0.005, 2e-4, 0}, {0.01, 1e-6, 1e-4});
+  est.observe_decode(100, 2, 0.012);
+  est.observe_decode(300, 4, 0.0);
+  est.observe_prefill(64, 64.0 * 64, 0.0);
+  est.refit();
+  EXPECT_TRUE(std::isfinite(est.decode().estimate_s(512, 4)));
+  EXPECT_TRUE(std::isfinite(est.prefill().single_s(512)));
 }
 
 TEST(ExecutionEstimator, PromptsOfOneLengthDoNotBendTheQuadraticTerm) {

@@ -165,5 +165,24 @@ TEST(ServingPolicy, StaticNeedsADeviceOfEachRolePerModel) {
             "another serve.policy");
 }
 
+// The runtime's aegaeon devices get the simulator's elastic knobs: a KV budget below the KV
+// region (block rounding, fragmentation), weights in their slots, immediate turns, rounds of at
+// most half the TTFT SLO; the baselines load one model at a time.
+TEST(ServingPolicy, ElasticKnobsForTheRuntime) {
+  DecodeInstanceConfig base;
+  base.round.tbt_slo_s = 0.05;
+  const auto c = elastic_decode_config(base, 1000.0, 4, 8.0);
+  EXPECT_GT(c.memory_bytes, 0.0);
+  EXPECT_LT(c.memory_bytes, 1000.0);
+  EXPECT_EQ(c.weight_slots, 4);
+  EXPECT_TRUE(c.immediate_turns);
+  EXPECT_DOUBLE_EQ(c.round.max_round_s, 4.0);
+  EXPECT_DOUBLE_EQ(c.round.tbt_slo_s, 0.05);
+  EXPECT_TRUE(c.preemptive);
+  EXPECT_EQ(default_weight_slots(ServingPolicy::kAegaeon), 0);
+  EXPECT_EQ(default_weight_slots(ServingPolicy::kRequestLevel), 1);
+  EXPECT_EQ(default_weight_slots(ServingPolicy::kStatic), 1);
+}
+
 }  // namespace
 }  // namespace aegaeon::policy

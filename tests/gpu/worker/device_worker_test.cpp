@@ -217,6 +217,38 @@ TEST(DeviceWorker, ResidentModelsOfTwoKvShapesInterleaveWithoutCopies) {
   EXPECT_EQ(worker->resident_models(), (std::vector<ModelId>{0, 2}));
 }
 
+// Two slots, three models: activating a resident model copies nothing; a miss takes a free
+// slot, else the least recently active one; a forgotten model frees its slot.
+TEST(DeviceWorker, WeightSlotsEvictTheLeastRecentlyActiveModel) {
+  auto worker = make_worker({.weight_slots = 2});
+  auto copies = [&] { return worker->counters().switches; };
+  ASSERT_TRUE(worker->switch_model(0).ok());
+  ASSERT_TRUE(worker->switch_model(1).ok());
+  EXPECT_EQ(copies(), 2U);
+  auto back = worker->switch_model(0);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->bytes_copied, 0U);
+  EXPECT_EQ(back->resident, (std::vector<ModelId>{0, 1}));
+  EXPECT_EQ(copies(), 2U);
+  auto miss = worker->switch_model(2);  // 1 was active longest ago
+  ASSERT_TRUE(miss.ok());
+  EXPECT_GT(miss->bytes_copied, 0U);
+  EXPECT_EQ(miss->resident, (std::vector<ModelId>{0, 2}));
+  worker->forget_model(0);
+  EXPECT_EQ(worker->resident_models(), (std::vector<ModelId>{2}));
+  auto again = worker->switch_model(1);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->resident, (std::vector<ModelId>{1, 2}));
+  EXPECT_EQ(worker->resident_model(), std::optional<ModelId>(1));
+  // Greedy tokens of the model copied last match the reference.
+  const auto p1 = prompt(6);
+  const auto ref = reference(1, 1, p1);
+  std::vector<std::int32_t> got{one(worker->prefill(std::vector<PrefillItem>{{1, p1, {}}}))};
+  const std::vector<SeqId> s1{1};
+  while (static_cast<int>(got.size()) < kSteps) got.push_back(one(worker->decode_step(s1)));
+  EXPECT_EQ(got, ref);
+}
+
 TEST(DeviceWorker, PrefetchIsAdoptedWithoutCopying) {
   const auto p1 = prompt(5);
   const auto ref_b = reference(1, 1, p1);

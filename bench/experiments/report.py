@@ -17,7 +17,19 @@ SYSTEMS = ["aegaeon", "aegaeon-paper", "request-level", "static-mux"]
 
 
 def load(name):
-    """{system: row} of run NAME (the baselines' file and the paper variant's)."""
+    """{system: row} of run NAME (the baselines' file and the paper variant's). A run repeated
+    over seeds (NAME-sSEED) gives the mean of each attainment."""
+    seeds = sorted(glob.glob(os.path.join(OUT, "json", name + "-s*.json")))
+    seeds = [p for p in seeds if not p.endswith("-paper.json")]
+    if seeds:
+        runs = [load(os.path.basename(p)[: -len(".json")]) for p in seeds]
+        mean = {}
+        for s in runs[0]:
+            row = dict(runs[0][s])
+            for key in ("attainment_qos", "attainment_requests"):
+                row[key] = sum(r[s][key] for r in runs) / len(runs)
+            mean[s] = row
+        return mean
     rows = {r["system"]: r for r in json.load(open(os.path.join(OUT, "json", name + ".json")))}
     paper = os.path.join(OUT, "json", name + "-paper.json")
     if os.path.exists(paper):
@@ -77,11 +89,15 @@ with open(os.path.join(OUT, "variants.csv"), "w") as f:
 
 with open(os.path.join(OUT, "ablation.csv"), "w") as f:
     f.write("models,rate,variant,prefill_devices,qos,req,switches_per_s\n")
+    runs = {}  # (models, rate, variant, prefill devices) -> rows of each seed
     for path in sorted(glob.glob(os.path.join(OUT, "json", "ablation-*.json"))):
         _, m, rate, rest = os.path.basename(path)[:-5].split("-", 3)
-        variant, p = rest.rsplit("-", 1)
-        r = json.load(open(path))[0]
-        f.write(f"{m},{rate},{variant},{p},{r['attainment_qos']:.4f},{r['attainment_requests']:.4f},{r['switches_per_s']:.2f}\n")
+        variant, p, _seed = rest.rsplit("-", 2)
+        runs.setdefault((m, rate, variant, p), []).append(json.load(open(path))[0])
+    for (m, rate, variant, p), rows in sorted(runs.items()):
+        mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("attainment_qos", "attainment_requests", "switches_per_s")}
+        f.write(f"{m},{rate},{variant},{p},{mean['attainment_qos']:.4f},{mean['attainment_requests']:.4f},"
+                f"{mean['switches_per_s']:.2f}\n")
 
 
 def plot(path, xlabel, series, title):

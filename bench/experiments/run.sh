@@ -5,21 +5,25 @@
 # the built-in ShareGPT-like trace. Systems: aegaeon (the default policy, 1 prefill device),
 # aegaeon-paper (--no-elastic-memory --no-immediate-turns --no-bounded-rounds, 6P + 10D as the
 # paper), request-level, static-mux.
-#   models.csv     qos / request attainment vs number of models, 0.1 and 0.5 req/s per model
-#   held.csv       most models each system holds at >= 90% qos (models per GPU)
+#   models.csv     qos / request attainment vs number of models, 0.1 and 0.5 req/s per model,
+#                  the mean over MODEL_SEEDS workloads (near the most models a system holds,
+#                  one draw of arrivals can tip a point either way)
+#   held.csv       most models each system holds at >= 90% mean qos (models per GPU)
 #   rate.csv       attainment vs per-model rate (40 models) at SLO scale 1.0, 0.5, 0.3
 #   variants.csv   rate sweeps on other workloads: x2 input, x2 output, bursty CV 3 + Zipf 1,
 #                  h2d efficiency 0.15, H100, H20, A100 (the artifact has no 9B/13B A10 profiles)
-#   ablation.csv   the default policy with one idea turned off at a time
+#   ablation.csv   the default policy with one idea turned off at a time (mean over MODEL_SEEDS)
 #   plan.txt       `aegaeon plan` on a long-tail mix (100 models, mean 0.037 req/s, Zipf 1, CV 2, H20)
 #   *.png          the plots (python3-matplotlib)
-# Usage: bench/experiments/run.sh   (env: AEGAEON_BIN, OUT, DURATION, SEED; QUICK=1 for a smoke run)
+# Usage: bench/experiments/run.sh   (env: AEGAEON_BIN, OUT, DURATION, SEED, MODEL_SEEDS; QUICK=1 for
+# a smoke run)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 OUT=${OUT:-build/experiments}
 DURATION=${DURATION:-600}
 SEED=${SEED:-7}
+MODEL_SEEDS=${MODEL_SEEDS:-"7 8 9"}
 BIN=${AEGAEON_BIN:-}
 if [[ -z "$BIN" ]]; then
   for candidate in build/ci/cmd/aegaeon build/release/cmd/aegaeon build/*/cmd/aegaeon; do
@@ -31,7 +35,7 @@ mkdir -p "$OUT/json"
 : >"$OUT/stderr.log"
 PAPER=(--no-elastic-memory --no-immediate-turns --no-bounded-rounds --prefill 6)
 if [[ -n "${QUICK:-}" ]]; then
-  DURATION=120; M01="64 96"; M05="40 56"; RATES="0.1 0.5"
+  DURATION=120; M01="64 96"; M05="40 56"; RATES="0.1 0.5"; MODEL_SEEDS=7
 else
   M01="48 64 72 80 88 96 104 112 128"; M05="32 40 48 56 64 72"; RATES="0.05 0.1 0.2 0.3 0.4 0.5 0.6 0.7"
 fi
@@ -47,8 +51,10 @@ sim() {
 progress() { echo "run.sh: $*" >&2; }
 
 progress "attainment vs number of models (0.1, 0.5 req/s)"
-for m in $M01; do sim "models-$m-0.1" --models "$m" --rate 0.1; done
-for m in $M05; do sim "models-$m-0.5" --models "$m" --rate 0.5; done
+for seed in $MODEL_SEEDS; do
+  for m in $M01; do SEED=$seed sim "models-$m-0.1-s$seed" --models "$m" --rate 0.1; done
+  for m in $M05; do SEED=$seed sim "models-$m-0.5-s$seed" --models "$m" --rate 0.5; done
+done
 
 progress "attainment vs rate (40 models), SLO scale 1.0 0.5 0.3"
 for scale in 1.0 0.5 0.3; do
@@ -80,9 +86,11 @@ for point in "96 0.1" "56 0.5"; do
   for flag in none --no-elastic-memory --no-immediate-turns --no-bounded-rounds --no-prefetch; do
     extra=(); [[ $flag != none ]] && extra=("$flag")
     for p in 0 1 2; do
-      "$BIN" simulate --device H800 --devices 16 --duration "$DURATION" --seed "$SEED" --models "$m" --rate "$rate" \
-        --system aegaeon --prefill "$p" "${extra[@]}" --json "$OUT/json/ablation-$m-$rate-${flag#--}-$p.json" \
-        >/dev/null 2>>"$OUT/stderr.log" || true  # the paper's device needs a prefill device: P=0 fails
+      for seed in $MODEL_SEEDS; do
+        "$BIN" simulate --device H800 --devices 16 --duration "$DURATION" --seed "$seed" --models "$m" --rate "$rate" \
+          --system aegaeon --prefill "$p" "${extra[@]}" --json "$OUT/json/ablation-$m-$rate-${flag#--}-$p-s$seed.json" \
+          >/dev/null 2>>"$OUT/stderr.log" || true  # the paper's device needs a prefill device: P=0 fails
+      done
     done
   done
 done

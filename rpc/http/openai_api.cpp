@@ -2,7 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <initializer_list>
+#include <iterator>
 
 namespace aegaeon::rpc::http::openai {
 namespace {
@@ -158,6 +161,52 @@ core::Result<void> parse_stop(const json& body, GenerationRequest& request) {
 
 }  // namespace
 
+// Fields of the OpenAI schemas this server does not honour are refused, so a client can tell
+// that an option it sent would do nothing; one is let through only with a value that asks for
+// nothing (null, an empty list, the default), since some clients send those on every request.
+struct Unhonoured {
+  const char* name;
+  bool (*asks_nothing)(const json& value);
+};
+bool is_false(const json& v) { return v.is_boolean() && !v.get<bool>(); }
+bool is_empty(const json& v) { return (v.is_array() || v.is_object()) && v.empty(); }
+constexpr Unhonoured kUnhonoured[] = {
+    {"tools", is_empty},
+    {"functions", is_empty},
+    {"tool_choice", [](const json& v) { return v == "none" || v == "auto"; }},
+    {"function_call", [](const json& v) { return v == "none" || v == "auto"; }},
+    {"parallel_tool_calls", [](const json& v) { return v.is_boolean(); }},  // only about tools
+    {"response_format", [](const json& v) { return v.is_object() && v.size() == 1 && v.value("type", "") == "text"; }},
+    {"logit_bias", is_empty},
+    {"ignore_eos", is_false},
+    {"min_p", [](const json& v) { return v.is_number() && v.get<double>() == 0.0; }},
+    {"repetition_penalty", [](const json& v) { return v.is_number() && v.get<double>() == 1.0; }},
+    {"best_of", [](const json& v) { return v == 1; }},
+    {"suffix", [](const json& v) { return v == ""; }},
+    {"store", is_false},
+    {"metadata", is_empty},
+    {"service_tier", [](const json& v) { return v == "auto" || v == "default"; }},
+    {"modalities", [](const json& v) { return v == json::array({"text"}); }},
+};
+
+// 400 naming the first field of `root` that is neither read by the parser (`honoured`) nor
+// asking for nothing.
+std::optional<core::Error> refuse_unhonoured(const json& root, std::initializer_list<std::string_view> honoured) {
+  for (const auto& [key, value] : root.items()) {
+    if (value.is_null() || std::find(honoured.begin(), honoured.end(), key) != honoured.end()) continue;
+    const auto* known = std::find_if(std::begin(kUnhonoured), std::end(kUnhonoured),
+                                     [&](const Unhonoured& u) { return key == u.name; });
+    if (known == std::end(kUnhonoured)) {
+      return invalid(key, "unknown field '" + key + "' (misspelt, or not part of this API)");
+    }
+    if (!known->asks_nothing(value)) {
+      return invalid(key, "'" + key + "' is not supported by this server (a request may carry it only with a "
+                                      "value that asks for nothing, e.g. null)");
+    }
+  }
+  return std::nullopt;
+}
+
 core::Result<GenerationRequest> parse_generation_request(std::string_view body,
                                                          GenerationRequest::Api api,
                                                          std::int32_t max_tokens_limit) {
@@ -187,6 +236,13 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
     }
   }
 
+  const bool chat = api == GenerationRequest::Api::kChat;
+  if (auto refused = refuse_unhonoured(
+          root, {"model", chat ? "messages" : "prompt", "temperature", "top_p", "presence_penalty",
+                 "frequency_penalty", "n", "top_k", "seed", "max_tokens", "max_completion_tokens", "top_logprobs",
+                 "logprobs", "stream", "stream_options", "echo", "stop", "user"})) {
+    return *refused;
+  }
   FieldReader fields(root);
   auto& s = request.sampling;
   const std::int64_t max_tokens_cap = max_tokens_limit > 0 ? max_tokens_limit : 1 << 24;

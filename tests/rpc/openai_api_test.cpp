@@ -20,7 +20,7 @@ TEST(OpenAiParse, ChatRequestWithEveryOption) {
     "temperature": 0.5, "top_p": 0.9, "top_k": 40, "seed": 7, "stop": ["\n\n", "END"],
     "max_completion_tokens": 12, "max_tokens": 99, "logprobs": true, "presence_penalty": 0.1,
     "frequency_penalty": -0.2, "n": 1, "stream": true, "stream_options": {"include_usage": true},
-    "unknown_extension": {"ignored": true}})",
+    "user": "u-1"})",
                                           kChat);
   ASSERT_TRUE(request.ok()) << request.error().message;
   EXPECT_EQ(request->model, "demo-a");
@@ -89,6 +89,20 @@ TEST(OpenAiParse, ErrorsNameTheField) {
        kChat, "top_logprobs", "between 0 and 20"},
       {R"({"model": "m", "prompt": "x", "logprobs": 6})", kCompletion, "logprobs", "between 0 and 5"},
       {R"({"model": "m", "prompt": "x", "top_logprobs": 2})", kCompletion, "top_logprobs", "'logprobs': N"},
+      // Nothing silently ignored: unknown fields and options this server does not honour.
+      {R"({"model": "m", "prompt": "x", "temprature": 0})", kCompletion, "temprature", "unknown field"},
+      {R"({"model": "m", "prompt": "x", "messages": []})", kCompletion, "messages", "unknown field"},
+      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "prompt": "x"})", kChat, "prompt", "unknown field"},
+      {R"({"model": "m", "prompt": "x", "ignore_eos": true})", kCompletion, "ignore_eos", "not supported"},
+      {R"({"model": "m", "prompt": "x", "logit_bias": {"5": 100}})", kCompletion, "logit_bias", "not supported"},
+      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "response_format": {"type": "json_object"}})",
+       kChat, "response_format", "not supported"},
+      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "tools": [{"type": "function",
+          "function": {"name": "f"}}]})", kChat, "tools", "not supported"},
+      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "tool_choice": "required"})", kChat,
+       "tool_choice", "not supported"},
+      {R"({"model": "m", "prompt": "x", "min_p": 0.1})", kCompletion, "min_p", "not supported"},
+      {R"({"model": "m", "prompt": "x", "best_of": 3})", kCompletion, "best_of", "not supported"},
   };
   for (const auto& c : cases) {
     auto request = parse_generation_request(c.body, c.api);
@@ -98,6 +112,21 @@ TEST(OpenAiParse, ErrorsNameTheField) {
     EXPECT_NE(request.error().message.find(c.message_part), std::string::npos)
         << c.body << " -> " << request.error().message;
   }
+}
+
+// Options some clients send on every request with a value that asks for nothing are accepted.
+TEST(OpenAiParse, OptionsThatAskForNothingAreAccepted) {
+  for (const char* extra :
+       {R"("tools": [])", R"("tool_choice": "none")", R"("parallel_tool_calls": true)",
+        R"("response_format": {"type": "text"})", R"("logit_bias": {})", R"("ignore_eos": false)", R"("store": false)",
+        R"("metadata": null)", R"("min_p": 0)", R"("repetition_penalty": 1.0)", R"("service_tier": "auto")",
+        R"("modalities": ["text"])", R"("anything_unknown": null)"}) {
+    auto request = parse_generation_request(
+        std::string(R"({"model": "m", "messages": [{"role":"user","content":"x"}], )") + extra + "}", kChat);
+    EXPECT_TRUE(request.ok()) << extra << " -> " << request.error().message;
+  }
+  auto completion = parse_generation_request(R"({"model": "m", "prompt": "x", "best_of": 1, "suffix": ""})", kCompletion);
+  EXPECT_TRUE(completion.ok()) << completion.error().message;
 }
 
 // serve.max_tokens_limit: either spelling above the cap is refused, naming the field the client used.

@@ -93,11 +93,14 @@ void set_parked(DecodeState& s, const std::vector<worker::SeqId>& seqs, bool par
   }
 }
 
-void on_stepped(DecodeActor* self, size_t index, policy::BatchId batch_id, DecodeOutcome& outcome) {
+// Books a finished step: tokens to the proxy, ended requests released, KV moved as the policy
+// says. Returns whether the instance's batches changed (requests ended or moved), which is when
+// the α prefill admits by changes.
+bool on_stepped(DecodeActor* self, size_t index, policy::BatchId batch_id, DecodeOutcome& outcome) {
   auto& s = self->state;
   auto& policy = s.policies[index];
   const auto* batch = policy.batch(batch_id);
-  if (batch == nullptr) return;
+  if (batch == nullptr) return false;
   worker::ModelId model = batch->model;
   if (!outcome.tokens.empty()) {  // a failed step measured nothing
     auto& estimator = s.estimators[static_cast<size_t>(model)];
@@ -164,6 +167,7 @@ void on_stepped(DecodeActor* self, size_t index, policy::BatchId batch_id, Decod
   }
   for (auto model : step.evicted) self->send(s.instances[index].worker, forget_atom::value, model);
   if (!events.empty()) self->send(s.proxy, token_atom::value, std::move(events));
+  return !step.finished.empty() || !leaving.empty();
 }
 
 // Adds the requests handed off since the last turn boundary to their batches and sends their
@@ -273,9 +277,9 @@ void drive(DecodeActor* self, size_t index) {
                 self->state.instances[index].on_resident(model);
                 self->state.metrics->decode_step_s.add({{"device", "decode-" + std::to_string(index)}})
                     .observe(outcome.seconds);
-                on_stepped(self, index, batch_id, outcome);
+                const bool changed = on_stepped(self, index, batch_id, outcome);
                 self->state.instances[index].busy = false;
-                push_alpha(self);
+                if (changed) push_alpha(self);  // not after every step: it plans a round per model
                 drive(self, index);
               },
               [self, index, batch_id](caf::error& error) {

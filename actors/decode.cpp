@@ -351,6 +351,9 @@ caf::behavior decode_actor(DecodeActor* self, DecodeSetup setup, caf::actor prox
     cost.model_switch_s = static_cast<double>(info.weight_bytes) / bandwidth;
     cost.kv_swap_s_per_token = static_cast<double>(info.kv_bytes_per_token) / bandwidth;
     cost.kv_capacity_tokens = s.setup.kv_capacity_tokens[m];
+    // What elastic memory counts (DecodeInstanceConfig::memory_bytes; weights have slots here).
+    cost.weight_bytes = static_cast<double>(info.weight_bytes);
+    cost.kv_bytes_per_token = static_cast<double>(info.kv_bytes_per_token);
     s.costs.push_back(cost);
     s.estimators.emplace_back(policy::PrefillCost{}, cost.decode);
   }

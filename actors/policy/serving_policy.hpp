@@ -43,9 +43,10 @@ PrefillConfig prefill_config(ServingPolicy policy);
 /// The decode instances' knobs under `policy`, starting from aegaeon's `base` (SLO, batch size).
 DecodeInstanceConfig decode_config(ServingPolicy policy, DecodeInstanceConfig base);
 /// aegaeon's decode knobs on a device with `kv_bytes` of KV space and `weight_slots` regions
-/// for weights (the runtime's DeviceWorker): elastic memory (planning with a share of the KV
-/// space, the rest left to block rounding and fragmentation), new batches' turns in the running
-/// round, rounds bounded to half the TTFT SLO: the simulator's defaults.
+/// for weights (the runtime's DeviceWorker): elastic memory (KV planned within a share of the KV
+/// space, the rest left to block rounding and fragmentation, for models whose ModelCosts give KV
+/// bytes; the runtime's decode role gives none and lets the device make room), new batches' turns
+/// in the running round, rounds bounded to half the TTFT SLO: the simulator's defaults.
 DecodeInstanceConfig elastic_decode_config(DecodeInstanceConfig base, double kv_bytes, std::int32_t weight_slots,
                                            double ttft_slo_s);
 /// Weight slots per device under `policy` when serve.weight_slots is 0: aegaeon one per served

@@ -180,10 +180,9 @@ void admit_arrivals(DecodeActor* self, size_t index) {
   for (auto& handoff : instance.arrivals) {
     const auto& info = handoff.job.info;
     const auto join = policy.joinable_batch(info.model, info.input_tokens + 1);
-    // Elastic memory: the KV lands on the device where the batch's KV is (a new batch's, while
-    // it fits); else only the running batch's does.
-    const double kv_bytes = static_cast<double>(info.input_tokens + 1) * s.costs[static_cast<size_t>(info.model)].kv_bytes_per_token;
-    const bool kv_here = elastic && (join ? policy.holds_kv(*join) : policy.free_bytes() >= kv_bytes);
+    // Elastic memory: the policy says where the KV lands; else only the running batch's is on
+    // the device.
+    const bool kv_here = policy.kv_lands_here(info, join);
     auto batch = policy.add_request(info, join, kv_here);
     bool park = elastic ? !kv_here : policy.current_batch() != batch || instance.resident != info.model;
     s.requests[info.id] = Tracked{index, park, false, false};

@@ -93,6 +93,14 @@ double DecodeInstance::used_bytes() const {
   return sum;
 }
 
+bool DecodeInstance::kv_lands_here(const RequestInfo& request, std::optional<BatchId> join) const {
+  if (!elastic()) return false;
+  if (join) return kv_on_device(*join);
+  const double bytes = static_cast<double>(request.input_tokens + 1) *
+                       costs_[static_cast<std::size_t>(request.model)].kv_bytes_per_token;
+  return free_bytes() >= bytes;
+}
+
 double DecodeInstance::free_bytes() const {
   return elastic() ? std::max(0.0, config_.memory_bytes - used_bytes()) : 0.0;
 }

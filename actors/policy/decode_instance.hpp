@@ -152,6 +152,11 @@ class DecodeInstance {
   [[nodiscard]] double free_bytes() const;
   /// Whether `batch`'s KV is on the device (elastic memory: any batch's; else the current one).
   [[nodiscard]] bool holds_kv(BatchId batch) const { return kv_on_device(batch); }
+  /// Elastic memory: whether a prefilled request joining `join` (or opening a batch, when empty)
+  /// should bring its KV onto the device: where its batch's KV is, or for a new batch while the
+  /// KV fits the free bytes. Always false for the paper's device (only the running batch's KV
+  /// is there, which the caller knows). The argument to give add_request.
+  [[nodiscard]] bool kv_lands_here(const RequestInfo& request, std::optional<BatchId> join) const;
   /// The knobs this instance runs with.
   [[nodiscard]] const DecodeInstanceConfig& config() const { return config_; }
 

@@ -192,7 +192,9 @@ constexpr Unhonoured kUnhonoured[] = {
 // 400 naming the first field of `root` that is neither read by the parser (`honoured`) nor
 // asking for nothing.
 std::optional<core::Error> refuse_unhonoured(const json& root, std::initializer_list<std::string_view> honoured) {
-  for (const auto& [key, value] : root.items()) {
+  for (auto item = root.begin(); item != root.end(); ++item) {
+    const std::string& key = item.key();
+    const json& value = item.value();
     if (value.is_null() || std::find(honoured.begin(), honoured.end(), key) != honoured.end()) continue;
     const auto* known = std::find_if(std::begin(kUnhonoured), std::end(kUnhonoured),
                                      [&](const Unhonoured& u) { return key == u.name; });

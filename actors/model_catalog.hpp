@@ -11,8 +11,8 @@
 
 #include "core/cluster_types.hpp"
 #include "core/result.hpp"
-#include "gpu/model/chat_template.hpp"
-#include "gpu/model/tokenizer.hpp"
+#include "text/chat_template.hpp"
+#include "text/tokenizer.hpp"
 #include "gpu/worker/device_worker.hpp"
 
 namespace aegaeon::actors {
@@ -21,8 +21,9 @@ namespace aegaeon::actors {
 struct CatalogEntry {
   worker::ModelId id = 0;
   std::string name;
-  gpu::Tokenizer tokenizer;
-  std::optional<gpu::ChatTemplate> chat_template;  ///< absent: only /v1/completions
+  text::Tokenizer tokenizer;
+  std::optional<text::ChatTemplate> chat_template;  ///< absent: only /v1/completions
+  std::string no_chat_template_reason;              ///< why chat_template is absent
   std::vector<std::int32_t> eos_ids;                 ///< tokens that end a generation
   std::int32_t max_context_tokens = 0;
 };

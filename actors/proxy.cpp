@@ -12,7 +12,7 @@
 #include "actors/model_catalog.hpp"
 #include "actors/serving_atoms.hpp"
 #include "actors/serving_metrics.hpp"
-#include "gpu/model/tokenizer_incremental_decoder.hpp"
+#include "text/tokenizer_incremental_decoder.hpp"
 #include "rpc/http/openai_api.hpp"
 
 namespace aegaeon::actors {
@@ -28,7 +28,7 @@ struct Active {
   rpc::http::Responder responder;
   std::optional<rpc::http::EventStream> stream;
   openai::ResponseFormatter format;
-  gpu::IncrementalDecoder decoder;
+  text::IncrementalDecoder decoder;
   std::string text;                    // everything released to the client so far
   std::string held;                    // decoded text held back: it may start a stop string
   std::vector<openai::TokenOut> unsent;  // tokens whose text is not yet released (streaming)
@@ -85,19 +85,18 @@ core::Result<std::vector<std::int32_t>> tokenize(const core::GenerationRequest& 
   }
   if (!model.chat_template) {
     core::Error e{core::ErrorCode::kInvalidArgument,
-                  "model '" + model.name + "' has no chat template; use /v1/completions", "model"};
+                  "model '" + model.name + "' cannot chat (" + model.no_chat_template_reason + "); use /v1/completions",
+                  "model"};
     return e;
   }
-  std::vector<gpu::ChatMessage> messages;
-  for (const auto& m : request.messages) messages.push_back({m.role, m.content});
-  auto prompt = model.chat_template->render(messages, /*add_generation_prompt=*/true);
+  auto prompt = model.chat_template->render(request.messages, /*add_generation_prompt=*/true);
   if (!prompt.ok()) {
     core::Error e = prompt.error();
     e.code = core::ErrorCode::kInvalidArgument;
     e.field = "messages";
     return e;
   }
-  // The rendered template already carries BOS where the family wants it.
+  // The template writes BOS itself where the model wants it (as transformers encodes chats).
   return model.tokenizer.encode(*prompt, /*add_special_tokens=*/false);
 }
 
@@ -306,7 +305,7 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
   Active a{request, model, responder, std::nullopt,
            openai::ResponseFormatter(request.api, model->name, static_cast<std::uint64_t>(id),
                                      static_cast<std::int64_t>(std::time(nullptr)), request.logprobs),
-           gpu::IncrementalDecoder(model->tokenizer, /*skip_special_tokens=*/true)};
+           text::IncrementalDecoder(model->tokenizer, /*skip_special_tokens=*/true)};
   a.prompt_tokens = prompt_tokens;
   s.active.emplace(id, std::move(a));
   s.metrics->waiting.add({{"model_name", model->name}}).increment();

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "gpu/model/model_synthesizer.hpp"
+#include "text/tokenizer.hpp"
 
 namespace aegaeon::embedded {
 std::string_view demo_tokenizer_json();
@@ -48,6 +49,21 @@ fs::path default_data_dir() {
   return fs::temp_directory_path() / "aegaeon";
 }
 
+// Where the demo models' generations stop: the tokenizer's end-of-turn and end-of-text tokens,
+// listed in their config.json as a real Qwen2.5 folder lists them.
+core::Result<std::vector<std::int32_t>> demo_eos_token_ids() {
+  auto tokenizer = text::Tokenizer::from_json(embedded::demo_tokenizer_json(), "demo tokenizer.json",
+                                              embedded::demo_tokenizer_config_json());
+  if (!tokenizer.ok()) return tokenizer.error();
+  std::vector<std::int32_t> ids;
+  for (const char* token : {"<|im_end|>", "<|endoftext|>"}) {
+    auto id = tokenizer->token_to_id(token);
+    if (!id) return core::error(core::ErrorCode::kInternal, std::string("the demo tokenizer has no ") + token);
+    ids.push_back(*id);
+  }
+  return ids;
+}
+
 core::Result<void> write_file(const fs::path& path, std::string_view bytes) {
   std::ofstream out(path, std::ios::binary);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
@@ -61,7 +77,9 @@ core::Result<std::vector<worker::ModelSpec>> ensure_demo_models(fs::path data_di
   if (data_dir.empty()) data_dir = default_data_dir();
   // The version in the folder name changes whenever the set changes, so a stale cache of an
   // older set is never served.
-  fs::path root = data_dir / "demo-models-v2";
+  fs::path root = data_dir / "demo-models-v3";
+  auto eos_ids = demo_eos_token_ids();
+  if (!eos_ids.ok()) return eos_ids.error();
   std::vector<worker::ModelSpec> specs;
   std::uint64_t seed = 1;
   for (const DemoModel& demo : kDemoModels) {
@@ -70,6 +88,7 @@ core::Result<std::vector<worker::ModelSpec>> ensure_demo_models(fs::path data_di
     specs.push_back({name, dir});
     model::SynthSpec spec;
     spec.config = model::synth_config(demo.architecture, demo.hidden, demo.layers, kDemoVocab);
+    spec.config.eos_token_ids = *eos_ids;
     spec.dtype = backend::DType::kBF16;
     spec.seed = seed++;
     if (fs::exists(dir / "complete")) continue;

@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "cmd/commands.hpp"
-#include "gpu/model/chat_template.hpp"
+#include "text/chat_template.hpp"
 #include "gpu/model/model_loader.hpp"
-#include "gpu/model/tokenizer.hpp"
-#include "gpu/model/tokenizer_incremental_decoder.hpp"
+#include "text/tokenizer.hpp"
+#include "text/tokenizer_incremental_decoder.hpp"
 #include "gpu/worker/device_worker.hpp"
 
 namespace aegaeon::cmd {
@@ -45,10 +45,10 @@ T or_fail(core::Result<T> result) {
 
 // The prompt's token ids: the chat template's rendering of one user message (which spells
 // its own BOS, so none is added), or the raw text with the tokenizer's special tokens.
-std::vector<std::int32_t> prompt_ids(const GenerateOptions& o, const gpu::Tokenizer& tokenizer) {
+std::vector<std::int32_t> prompt_ids(const GenerateOptions& o, const text::Tokenizer& tokenizer) {
   if (!o.chat) return tokenizer.encode(o.prompt, /*add_special_tokens=*/true);
-  const auto chat = or_fail(gpu::ChatTemplate::load(fs::path(o.model) / "tokenizer_config.json"));
-  const gpu::ChatMessage message{"user", o.prompt};
+  const auto chat = or_fail(text::ChatTemplate::load(fs::path(o.model)));
+  const core::ChatTurn message{"user", o.prompt};
   const std::string text = or_fail(chat.render(std::span(&message, 1), /*add_generation_prompt=*/true));
   return tokenizer.encode(text, /*add_special_tokens=*/false);
 }
@@ -60,7 +60,7 @@ void run_generate(const GenerateOptions& o) {
   if (std::error_code ec; !fs::is_directory(dir, ec)) {
     throw CommandError("--model: " + dir.string() + " is not a model folder (no such directory)", 2);
   }
-  const auto tokenizer = or_fail(gpu::Tokenizer::load(dir / "tokenizer.json"));
+  const auto tokenizer = or_fail(text::Tokenizer::load(dir / "tokenizer.json"));
   const std::vector<std::int32_t> prompt = prompt_ids(o, tokenizer);
   if (prompt.empty()) throw CommandError("--prompt: the prompt has no tokens (empty text?)", 2);
 
@@ -89,7 +89,7 @@ void run_generate(const GenerateOptions& o) {
   if (auto eos = tokenizer.eos_id()) stop_ids.push_back(*eos);
   const auto is_stop = [&](std::int32_t id) { return std::find(stop_ids.begin(), stop_ids.end(), id) != stop_ids.end(); };
 
-  gpu::IncrementalDecoder decoder(tokenizer, /*skip_special_tokens=*/true);
+  text::IncrementalDecoder decoder(tokenizer, /*skip_special_tokens=*/true);
   const auto emit = [](const std::string& text) {
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);

@@ -1,6 +1,6 @@
 // `aegaeon model synth`: writes a complete Hugging Face model folder with seeded random
 // weights (gpu/model/model_synthesizer) and a BPE tokenizer trained on a built-in text
-// (gpu/model/tokenizer_synthesizer): the models the tests, benchmarks and demos run.
+// (text/tokenizer_synthesizer): the models the tests, benchmarks and demos run.
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
@@ -12,7 +12,7 @@
 
 #include "cmd/commands.hpp"
 #include "gpu/model/model_synthesizer.hpp"
-#include "gpu/model/tokenizer_synthesizer.hpp"
+#include "text/tokenizer_synthesizer.hpp"
 
 namespace aegaeon::cmd {
 namespace {
@@ -108,8 +108,12 @@ void run_synth(const SynthOptions& o) {
   const Architecture arch = o.arch == "llama" ? Architecture::kLlama
                             : o.arch == "mistral" ? Architecture::kMistral
                                                   : Architecture::kQwen2;
+  // Each architecture's tokenizer as its real models ship it.
+  const text::TokenizerLayout layout = o.arch == "llama" ? text::TokenizerLayout::kLlama3
+                                       : o.arch == "mistral" ? text::TokenizerLayout::kMistralTekken
+                                                             : text::TokenizerLayout::kQwen2;
   model::SynthSpec spec = build_spec(o, arch);
-  auto tokenizer = gpu::synth_tokenizer(arch, spec.config.vocab_size);
+  auto tokenizer = text::synth_tokenizer(layout, spec.config.vocab_size);
   if (!tokenizer.ok()) throw usage("--vocab: " + tokenizer.error().message);
   spec.config.bos_token_id = tokenizer->bos_id;
   spec.config.eos_token_ids = tokenizer->eos_ids;
@@ -122,7 +126,7 @@ void run_synth(const SynthOptions& o) {
                o.dtype.c_str(), dir.string().c_str());
   spec.progress = Progress();
   if (auto written = model::write_synthetic_model(dir, spec); !written.ok()) throw CommandError(written.error().message);
-  if (auto written = gpu::write_synth_tokenizer(dir, *tokenizer); !written.ok()) {
+  if (auto written = text::write_synth_tokenizer(dir, *tokenizer); !written.ok()) {
     throw CommandError(written.error().message);
   }
   nlohmann::ordered_json generation = {{"bos_token_id", tokenizer->bos_id}, {"eos_token_id", tokenizer->eos_ids}};

@@ -27,8 +27,9 @@ struct ServedModel {
   std::string name;
   std::int32_t max_context_tokens = 0;
   std::string tokenizer_json;
-  std::string tokenizer_config_json;  ///< empty when the model has none
+  std::string tokenizer_config_json;  ///< empty when the model has none; chat_template.jinja folded in
   std::uint64_t weight_bytes = 0;     ///< host memory its weights take when held
+  std::vector<std::int32_t> eos_token_ids;  ///< from generation_config.json and config.json
 };
 
 /// What a node sends when it joins the cluster.

@@ -28,9 +28,11 @@ core::NodeRegistration node_from_wire(schema::NodeInfo::Reader info) {
   node.models_on_disk = wire_texts(info.getModelsOnDisk());
   node.roles = wire_texts(info.getRoles());
   for (auto model : info.getServedModels()) {
-    node.served_models.push_back({wire_text(model.getName()), model.getMaxContextTokens(),
-                                  wire_text(model.getTokenizerJson()),
-                                  wire_text(model.getTokenizerConfigJson()), model.getWeightBytes()});
+    core::ServedModel served{wire_text(model.getName()), model.getMaxContextTokens(),
+                             wire_text(model.getTokenizerJson()), wire_text(model.getTokenizerConfigJson()),
+                             model.getWeightBytes(), {}};
+    for (auto id : model.getEosTokenIds()) served.eos_token_ids.push_back(id);
+    node.served_models.push_back(std::move(served));
   }
   node.held_models = wire_texts(info.getHeldModels());
   return node;
@@ -56,6 +58,8 @@ void node_to_wire(const core::NodeRegistration& node, schema::NodeInfo::Builder 
     served[i].setTokenizerJson(model.tokenizer_json);
     served[i].setTokenizerConfigJson(model.tokenizer_config_json);
     served[i].setWeightBytes(model.weight_bytes);
+    auto eos = served[i].initEosTokenIds(static_cast<unsigned>(model.eos_token_ids.size()));
+    for (unsigned j = 0; j < model.eos_token_ids.size(); ++j) eos.set(j, model.eos_token_ids[j]);
   }
   texts_to_wire(node.held_models, info.initHeldModels(static_cast<unsigned>(node.held_models.size())));
 }

@@ -286,7 +286,7 @@ struct PlacementLimit {
 PlacementLimit placement_limit(const Options& o) {
   PlacementLimit limit;
   std::uint64_t largest = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(o.data_dir) / "demo-models-v2")) {
+  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(o.data_dir) / "demo-models-v3")) {
     const auto weights = entry.path() / "model.safetensors";
     if (!std::filesystem::exists(weights)) continue;
     const auto bytes = std::filesystem::file_size(weights);

@@ -30,6 +30,7 @@ struct ServedModel {
   tokenizerJson @2 :Text;        # tokenizer.json
   tokenizerConfigJson @3 :Text;  # tokenizer_config.json (chat template); empty when absent
   weightBytes @4 :UInt64;        # host memory its weights take when held
+  eosTokenIds @5 :List(Int32);   # generation stops at these (generation_config.json, config.json)
 }
 
 # What a node brings when it joins.

@@ -20,7 +20,7 @@
 #include "actors/worker_relay.hpp"
 #include "core/metrics.hpp"
 #include "gpu/model/model_synthesizer.hpp"
-#include "gpu/model/tokenizer_synthesizer.hpp"
+#include "text/tokenizer_synthesizer.hpp"
 #include "rpc/http/http_server.hpp"
 #include "rpc/http/openai_api.hpp"
 #include "rpc/kj_runtime.hpp"
@@ -33,16 +33,16 @@ using json = nlohmann::json;
 
 // A small Llama-shaped model folder with its tokenizer, weights from `seed`.
 void write_model(const std::filesystem::path& dir, std::uint64_t seed) {
-  const auto arch = model::Architecture::kLlama;
-  auto tokenizer = gpu::synth_tokenizer(arch, gpu::min_synth_vocab_size(arch) + 64);
+  const int vocab = text::min_synth_vocab_size(text::TokenizerLayout::kLlama3) + 64;
+  auto tokenizer = text::synth_tokenizer(text::TokenizerLayout::kLlama3, vocab);
   ASSERT_TRUE(tokenizer.ok()) << tokenizer.error().message;
   model::SynthSpec spec;
-  spec.config = model::synth_config(arch, 64, 2, static_cast<int>(gpu::min_synth_vocab_size(arch) + 64));
+  spec.config = model::synth_config(model::Architecture::kLlama, 64, 2, vocab);
   spec.config.bos_token_id = tokenizer->bos_id;
   spec.config.eos_token_ids = tokenizer->eos_ids;
   spec.seed = seed;
   ASSERT_TRUE(model::write_synthetic_model(dir, spec).ok());
-  ASSERT_TRUE(gpu::write_synth_tokenizer(dir, *tokenizer).ok());
+  ASSERT_TRUE(text::write_synth_tokenizer(dir, *tokenizer).ok());
 }
 
 // Runs an admin unload or load and waits for its answer.

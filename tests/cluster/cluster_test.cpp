@@ -602,7 +602,7 @@ std::uint64_t room_for_the_largest_demo_model(const ControllerProcess& controlle
     probe.process().signal(SIGTERM);
     EXPECT_TRUE(probe.process().wait(30s));
   }
-  const std::filesystem::path demo = AEGAEON_TEST_DATA_DIR "/demo-models-v2";
+  const std::filesystem::path demo = AEGAEON_TEST_DATA_DIR "/demo-models-v3";
   const auto largest = std::filesystem::file_size(demo / "demo-l" / "model.safetensors");
   const auto smallest = std::filesystem::file_size(demo / "demo-xs" / "model.safetensors");
   EXPECT_GT(smallest, 2u << 20) << "the limit assumes demo-xs cannot fit beside demo-l";

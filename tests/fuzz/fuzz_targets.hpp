@@ -21,7 +21,7 @@ std::span<const FuzzTarget> fuzz_targets();
 
 /// YAML config text through core::parse_config, and each line through core::apply_override.
 int fuzz_config(const std::uint8_t* data, std::size_t size);
-/// A tokenizer.json through gpu::Tokenizer::from_json, then encode/decode of fixed texts.
+/// A tokenizer.json through text::Tokenizer::from_json, then encode/decode of fixed texts.
 int fuzz_tokenizer_json(const std::uint8_t* data, std::size_t size);
 /// Text and token ids through encode/decode of the test tokenizers (first byte picks one).
 int fuzz_tokenizer_text(const std::uint8_t* data, std::size_t size);

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "gpu/model/tokenizer.hpp"
+#include "text/tokenizer.hpp"
 #include "tests/fuzz/fuzz_targets.hpp"
 
 namespace aegaeon::fuzz {
@@ -21,7 +21,7 @@ constexpr std::array<std::string_view, 6> kTexts{
 };
 
 // Encodes, checks every id is in the id space, decodes.
-void exercise(const gpu::Tokenizer& tokenizer, std::string_view text, bool special) {
+void exercise(const text::Tokenizer& tokenizer, std::string_view text, bool special) {
   const auto ids = tokenizer.encode(text, special);
   const auto vocab = tokenizer.vocab_size();
   for (auto id : ids) {
@@ -32,13 +32,13 @@ void exercise(const gpu::Tokenizer& tokenizer, std::string_view text, bool speci
   (void)tokenizer.decode(ids, !special);
 }
 
-// The tokenizers under tests/gpu/model/testdata, loaded once.
-const std::vector<gpu::Tokenizer>& test_tokenizers() {
-  static const std::vector<gpu::Tokenizer> tokenizers = [] {
-    std::vector<gpu::Tokenizer> loaded;
+// The tokenizers under tests/text/testdata, loaded once.
+const std::vector<text::Tokenizer>& test_tokenizers() {
+  static const std::vector<text::Tokenizer> tokenizers = [] {
+    std::vector<text::Tokenizer> loaded;
     for (const char* name : {"gpt2", "llama2", "llama3", "mistral", "qwen2"}) {
-      auto t = gpu::Tokenizer::load(std::string(AEGAEON_SOURCE_DIR) +
-                                    "/tests/gpu/model/testdata/tokenizers/" + name +
+      auto t = text::Tokenizer::load(std::string(AEGAEON_SOURCE_DIR) +
+                                    "/tests/text/testdata/tokenizers/" + name +
                                     "/tokenizer.json");
       if (!t.ok()) fuzz_fail("cannot load a test tokenizer: " + t.error().message);
       loaded.push_back(*t);
@@ -52,7 +52,7 @@ const std::vector<gpu::Tokenizer>& test_tokenizers() {
 
 int fuzz_tokenizer_json(const std::uint8_t* data, std::size_t size) {
   const std::string_view json(reinterpret_cast<const char*>(data), size);
-  auto tokenizer = gpu::Tokenizer::from_json(json, "fuzz/tokenizer.json");
+  auto tokenizer = text::Tokenizer::from_json(json, "fuzz/tokenizer.json");
   if (!tokenizer.ok()) {
     if (tokenizer.error().message.empty()) fuzz_fail("from_json failed without a message");
     return 0;

@@ -27,7 +27,7 @@ inline const std::vector<std::string> kDemoModels = {"demo-xs", "demo-s", "demo-
 /// Where `aegaeon serve` synthesized demo model `name` for the test servers (the folder layout
 /// of cmd/demo_models.cpp under serve.data_dir), for commands that take a model folder.
 inline std::string demo_model_dir(const std::string& name) {
-  return std::string(AEGAEON_TEST_DATA_DIR) + "/demo-models-v2/" + name;
+  return std::string(AEGAEON_TEST_DATA_DIR) + "/demo-models-v3/" + name;
 }
 
 /// Starts `aegaeon serve --port 0` (plus `extra` arguments) and waits for its address.

@@ -17,7 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::run_command;
 
-const fs::path kTestTokenizers = fs::path(AEGAEON_SOURCE_DIR) / "tests/gpu/model/testdata/tokenizers";
+const fs::path kTestTokenizers = fs::path(AEGAEON_SOURCE_DIR) / "tests/text/testdata/tokenizers";
 
 std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);

@@ -1,9 +1,9 @@
 // Encodes the parity corpus with the official Hugging Face `tokenizers` (npm bindings of the
 // Rust library) for every test tokenizer and writes what it returns, so the C++ tokenizer test
-// (tests/gpu/model/tokenizer_parity_test.cpp) can compare ids and decoded text exactly.
+// (tests/text/tokenizer_parity_test.cpp) can compare ids and decoded text exactly.
 // Regenerate (after `npm ci` in this folder):
 //   node tests/parity/tokenizer/parity.mjs
-// Writes tests/gpu/model/testdata/tokenizers/<family>/hf_expected.json and, for the pipeline
+// Writes tests/text/testdata/tokenizers/<family>/hf_expected.json and, for the pipeline
 // variants of variants.mjs (on every fourth corpus string), variants_hf_expected.json.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,7 +17,7 @@ const { Tokenizer } = require('tokenizers');
 const kVersion = require('tokenizers/package.json').version;
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const kDataDir = path.resolve(here, '../../gpu/model/testdata/tokenizers');
+const kDataDir = path.resolve(here, '../../text/testdata/tokenizers');
 // The hand-made family tokenizers, then the ones `aegaeon model synth` writes (trained by our
 // C++ BPE trainer; see testdata/tokenizers/synth_tokenizers.sh).
 const kFamilies = ['gpt2', 'qwen2', 'llama3', 'llama2', 'mistral', 'synth-qwen2', 'synth-llama', 'synth-mistral'];

@@ -1,0 +1,111 @@
+#include "text/chat_template.hpp"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace aegaeon::text {
+namespace {
+
+using core::ErrorCode;
+using nlohmann::ordered_json;
+
+core::Error invalid(std::string message) { return core::error(ErrorCode::kInvalidArgument, std::move(message)); }
+
+// A bos/eos entry: a string or {"content": ...}; empty when absent.
+std::string config_token(const ordered_json& config, const char* key) {
+  auto it = config.find(key);
+  if (it == config.end()) return {};
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_object()) {
+    auto content = it->find("content");
+    if (content != it->end() && content->is_string()) return content->get<std::string>();
+  }
+  return {};
+}
+
+std::optional<std::string> read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+core::Result<ChatTemplate> ChatTemplate::from_template(std::string_view template_text, std::string bos_token,
+                                                       std::string eos_token, std::string_view source) {
+  auto parsed = jinja::Template::parse(template_text);
+  if (!parsed.ok()) return invalid(std::string(source) + ": the chat template does not parse: " + parsed.error().message);
+  return ChatTemplate(std::move(*parsed), std::move(bos_token), std::move(eos_token), std::string(source));
+}
+
+core::Result<ChatTemplate> ChatTemplate::from_config_json(std::string_view json_text, std::string_view source) {
+  const ordered_json config = ordered_json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (config.is_discarded() || !config.is_object()) return invalid(std::string(source) + ": not a JSON object");
+  auto it = config.find("chat_template");
+  if (it == config.end() || it->is_null()) {
+    return core::error(ErrorCode::kNotFound, std::string(source) + ": key 'chat_template': the model has no chat template");
+  }
+  std::string text;
+  std::string where = std::string(source) + ": key 'chat_template'";
+  if (it->is_string()) {
+    text = it->get<std::string>();
+  } else if (it->is_array()) {
+    // [{"name": "default", "template": ...}, {"name": "tool_use", ...}]: "default" is the chat one.
+    for (std::size_t i = 0; i < it->size(); ++i) {
+      const ordered_json& entry = (*it)[i];
+      if (entry.is_object() && entry.value("name", "") == "default" && entry.contains("template") &&
+          entry["template"].is_string()) {
+        text = entry["template"].get<std::string>();
+        where = std::string(source) + ": key 'chat_template[" + std::to_string(i) + "].template'";
+      }
+    }
+    if (text.empty()) return invalid(std::string(source) + ": key 'chat_template': no entry named 'default'");
+  } else {
+    return invalid(std::string(source) + ": key 'chat_template': expected a string or a list of {name, template}");
+  }
+  return from_template(text, config_token(config, "bos_token"), config_token(config, "eos_token"), where);
+}
+
+core::Result<ChatTemplate> ChatTemplate::load(const std::filesystem::path& dir) {
+  const auto config_path = dir / "tokenizer_config.json";
+  auto config = read_file(config_path);
+  if (!config) return core::error(ErrorCode::kNotFound, config_path.string() + ": cannot read the file");
+  if (auto jinja_file = read_file(dir / "chat_template.jinja")) {
+    auto merged = with_chat_template(*config, *jinja_file, config_path.string());
+    if (!merged.ok()) return merged.error();
+    return from_config_json(*merged, (dir / "chat_template.jinja").string());
+  }
+  return from_config_json(*config, config_path.string());
+}
+
+core::Result<std::string> ChatTemplate::render(std::span<const core::ChatTurn> messages, bool add_generation_prompt) const {
+  std::vector<jinja::Value> list;
+  list.reserve(messages.size());
+  for (const core::ChatTurn& m : messages) {
+    jinja::Object message;
+    message.set("role", jinja::Value::string(m.role));
+    message.set("content", jinja::Value::string(m.content));
+    list.push_back(jinja::Value::object(std::move(message)));
+  }
+  jinja::Object context;
+  context.set("messages", jinja::Value::array(std::move(list)));
+  context.set("add_generation_prompt", jinja::Value::boolean(add_generation_prompt));
+  context.set("bos_token", jinja::Value::string(bos_));
+  context.set("eos_token", jinja::Value::string(eos_));
+  auto prompt = template_.render(jinja::Value::object(std::move(context)), options_);
+  if (!prompt.ok()) return invalid(source_ + ": " + prompt.error().message);
+  return prompt;
+}
+
+core::Result<std::string> with_chat_template(std::string_view tokenizer_config_json, std::string_view template_text,
+                                             std::string_view source) {
+  ordered_json config = ordered_json::parse(tokenizer_config_json, nullptr, /*allow_exceptions=*/false);
+  if (config.is_discarded() || !config.is_object()) return invalid(std::string(source) + ": not a JSON object");
+  config["chat_template"] = std::string(template_text);
+  return config.dump();
+}
+
+}  // namespace aegaeon::text

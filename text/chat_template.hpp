@@ -1,0 +1,59 @@
+// ChatTemplate: a model folder's own Jinja chat template — tokenizer_config.json's
+// `chat_template` (a string, or a list of named templates), or a chat_template.jinja file beside
+// it, which takes precedence as in transformers — rendered by text/jinja as transformers renders
+// it (messages, add_generation_prompt, bos_token, eos_token in the context).
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "core/generation.hpp"
+#include "core/result.hpp"
+#include "text/jinja/template.hpp"
+
+namespace aegaeon::text {
+
+class ChatTemplate {
+ public:
+  /// Reads `dir`/tokenizer_config.json and, when present, `dir`/chat_template.jinja.
+  /// kNotFound when the folder has no chat template; kInvalidArgument naming the file and key
+  /// (and the template line) when it cannot be used.
+  static core::Result<ChatTemplate> load(const std::filesystem::path& dir);
+
+  /// The same from the text of a tokenizer_config.json (`source` names it in errors).
+  static core::Result<ChatTemplate> from_config_json(std::string_view json_text, std::string_view source);
+
+  /// A template text with the bos/eos strings it may print.
+  static core::Result<ChatTemplate> from_template(std::string_view template_text, std::string bos_token,
+                                                  std::string eos_token, std::string_view source);
+
+  /// The prompt for `messages` (the template decides which roles it accepts); with `add_generation_prompt` it ends where the assistant's reply
+  /// starts. A template error or raise_exception() (e.g. "roles must alternate") is
+  /// kInvalidArgument with the template's message and line.
+  [[nodiscard]] core::Result<std::string> render(std::span<const core::ChatTurn> messages,
+                                                 bool add_generation_prompt) const;
+
+  /// Fixes what the template's strftime_now() reads (tests); by default the system clock.
+  void set_now(std::chrono::system_clock::time_point now) { options_.now = now; }
+
+ private:
+  ChatTemplate(jinja::Template tmpl, std::string bos, std::string eos, std::string source)
+      : template_(std::move(tmpl)), bos_(std::move(bos)), eos_(std::move(eos)), source_(std::move(source)) {}
+
+  jinja::Template template_;
+  std::string bos_;
+  std::string eos_;
+  std::string source_;  // where the template came from, for errors
+  jinja::RenderOptions options_;
+};
+
+/// tokenizer_config.json's text with `chat_template` set to `template_text` (what a folder's
+/// chat_template.jinja means); kInvalidArgument naming `source` when the JSON is not an object.
+core::Result<std::string> with_chat_template(std::string_view tokenizer_config_json, std::string_view template_text,
+                                             std::string_view source);
+
+}  // namespace aegaeon::text

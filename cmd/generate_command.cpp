@@ -10,12 +10,11 @@
 #include <thread>
 #include <vector>
 
+#include "actors/model_catalog.hpp"
 #include "cmd/commands.hpp"
-#include "text/chat_template.hpp"
 #include "gpu/model/model_loader.hpp"
-#include "text/tokenizer.hpp"
-#include "text/tokenizer_incremental_decoder.hpp"
 #include "gpu/worker/device_worker.hpp"
+#include "text/tokenizer_incremental_decoder.hpp"
 
 namespace aegaeon::cmd {
 namespace {
@@ -45,12 +44,12 @@ T or_fail(core::Result<T> result) {
 
 // The prompt's token ids: the chat template's rendering of one user message (which spells
 // its own BOS, so none is added), or the raw text with the tokenizer's special tokens.
-std::vector<std::int32_t> prompt_ids(const GenerateOptions& o, const text::Tokenizer& tokenizer) {
-  if (!o.chat) return tokenizer.encode(o.prompt, /*add_special_tokens=*/true);
-  const auto chat = or_fail(text::ChatTemplate::load(fs::path(o.model)));
+std::vector<std::int32_t> prompt_ids(const GenerateOptions& o, const actors::CatalogEntry& model) {
+  if (!o.chat) return model.tokenizer.encode(o.prompt, /*add_special_tokens=*/true);
+  if (!model.chat_template) throw CommandError("--chat: " + model.no_chat_template_reason, 2);
   const core::ChatTurn message{"user", o.prompt};
-  const std::string text = or_fail(chat.render(std::span(&message, 1), /*add_generation_prompt=*/true));
-  return tokenizer.encode(text, /*add_special_tokens=*/false);
+  const std::string text = or_fail(model.chat_template->render(std::span(&message, 1), /*add_generation_prompt=*/true));
+  return model.tokenizer.encode(text, /*add_special_tokens=*/false);
 }
 
 void run_generate(const GenerateOptions& o) {
@@ -60,12 +59,14 @@ void run_generate(const GenerateOptions& o) {
   if (std::error_code ec; !fs::is_directory(dir, ec)) {
     throw CommandError("--model: " + dir.string() + " is not a model folder (no such directory)", 2);
   }
-  const auto tokenizer = or_fail(text::Tokenizer::load(dir / "tokenizer.json"));
-  const std::vector<std::int32_t> prompt = prompt_ids(o, tokenizer);
-  if (prompt.empty()) throw CommandError("--prompt: the prompt has no tokens (empty text?)", 2);
-
+  // The folder read as `aegaeon serve` reads it: tokenizer, chat template, stop ids.
   const std::vector<worker::ModelSpec> specs{{dir.filename().string(), dir}};
   const auto cache = or_fail(worker::HostModelCache::load(specs));
+  const auto catalog = or_fail(actors::ModelCatalog::load(specs, *cache));
+  const actors::CatalogEntry& model = catalog->at(0);
+  const text::Tokenizer& tokenizer = model.tokenizer;
+  const std::vector<std::int32_t> prompt = prompt_ids(o, model);
+  if (prompt.empty()) throw CommandError("--prompt: the prompt has no tokens (empty text?)", 2);
   const worker::ModelInfo& info = cache->info(0);
   const std::int64_t context_tokens = static_cast<std::int64_t>(prompt.size()) + o.max_tokens;
   if (context_tokens > info.max_context_tokens) {
@@ -85,8 +86,7 @@ void run_generate(const GenerateOptions& o) {
   or_fail(device->switch_model(0));
   const double load_s = seconds_since(started);
 
-  std::vector<std::int32_t> stop_ids = cache->host_model(0).config.eos_token_ids;
-  if (auto eos = tokenizer.eos_id()) stop_ids.push_back(*eos);
+  const std::vector<std::int32_t>& stop_ids = model.eos_ids;
   const auto is_stop = [&](std::int32_t id) { return std::find(stop_ids.begin(), stop_ids.end(), id) != stop_ids.end(); };
 
   text::IncrementalDecoder decoder(tokenizer, /*skip_special_tokens=*/true);

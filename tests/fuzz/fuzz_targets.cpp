@@ -11,6 +11,7 @@ std::span<const FuzzTarget> fuzz_targets() {
       FuzzTarget{"config", fuzz_config},
       FuzzTarget{"tokenizer_json", fuzz_tokenizer_json},
       FuzzTarget{"tokenizer_text", fuzz_tokenizer_text},
+      FuzzTarget{"chat_template", fuzz_chat_template},
       FuzzTarget{"safetensors_header", fuzz_safetensors_header},
       FuzzTarget{"model_config", fuzz_model_config},
       FuzzTarget{"openai_request", fuzz_openai_request},

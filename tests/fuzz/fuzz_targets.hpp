@@ -25,6 +25,8 @@ int fuzz_config(const std::uint8_t* data, std::size_t size);
 int fuzz_tokenizer_json(const std::uint8_t* data, std::size_t size);
 /// Text and token ids through encode/decode of the test tokenizers (first byte picks one).
 int fuzz_tokenizer_text(const std::uint8_t* data, std::size_t size);
+/// A chat template through text::jinja parse and render (with a step and size budget).
+int fuzz_chat_template(const std::uint8_t* data, std::size_t size);
 /// A safetensors file through model::read_safetensors_header.
 int fuzz_safetensors_header(const std::uint8_t* data, std::size_t size);
 /// A config.json through model::parse_model_config and, when valid, expected_tensors().

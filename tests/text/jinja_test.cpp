@@ -144,5 +144,27 @@ TEST(JinjaTest, ErrorsNameTheLine) {
   EXPECT_EQ(render("{{ 'a' < 'b' }}"), "RENDER ERROR: line 1: Unknown operator \"<\" between StringValue and StringValue");
 }
 
+TEST(JinjaTest, HostileTemplatesFailInsteadOfHangingOrCrashing) {
+  auto endless = Template::parse("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}");
+  ASSERT_TRUE(endless.ok());
+  RenderOptions budget;
+  budget.max_steps = 10'000;
+  auto ran = endless->render(Value::object({}), budget);
+  ASSERT_FALSE(ran.ok());
+  EXPECT_EQ(ran.error().message, "line 1: the template ran more than 10000 steps (a loop without end?)");
+  EXPECT_EQ(render("{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}")
+                .rfind("RENDER ERROR: line 1: a value grew past", 0),
+            0U);
+  EXPECT_NE(render("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}").find("macro 'f' nests deeper than 64 calls"),
+            std::string::npos);
+  EXPECT_EQ(render("{% set ns = namespace() %}{% set ns.x = [ns] %}"),
+            "RENDER ERROR: line 1: a namespace cannot contain itself");
+  EXPECT_EQ(render("{% set ns = namespace(a=[]) %}{% for i in range(300) %}{% set ns.a = [ns.a] %}{% endfor %}")
+                .rfind("RENDER ERROR: line 1: a namespace attribute nests deeper than 64", 0),
+            0U);
+  EXPECT_EQ(render("{{ " + std::string(300, '(') + "1" + std::string(300, ')') + " }}"),
+            "PARSE ERROR: line 1: the expression nests too deeply (found '(')");
+}
+
 }  // namespace
 }  // namespace aegaeon::text::jinja

@@ -445,6 +445,8 @@ class Parser {
   }
 
   core::Result<std::monostate> parse_statement(Body& body) {
+    const Nesting nesting(*this);
+    if (nesting.too_deep()) return fail("statements nest too deeply");
     ++current_;  // {%
     if (!is(Tok::kIdentifier)) return fail("expected a statement name after '{%'");
     const std::string name = peek()->value;
@@ -599,7 +601,11 @@ class Parser {
   }
 
   // ---- expressions
-  ExprResult expression() { return if_expression(); }
+  ExprResult expression() {
+    const Nesting nesting(*this);
+    if (nesting.too_deep()) return fail("the expression nests too deeply");
+    return if_expression();
+  }
 
   // a, b, c → a tuple (for-loop targets, set targets, parenthesized tuples).
   ExprResult expression_sequence(bool primary_only) {
@@ -624,6 +630,8 @@ class Parser {
     TRY_PARSE(condition, or_expression());
     if (!is_identifier("else")) return make(at_line, ast::Select{std::move(value), std::move(condition)});
     ++current_;
+    const Nesting nesting(*this);
+    if (nesting.too_deep()) return fail("the expression nests too deeply");
     TRY_PARSE(otherwise, if_expression());
     return make(at_line, ast::Ternary{std::move(condition), std::move(value), std::move(otherwise)});
   }
@@ -646,6 +654,8 @@ class Parser {
 
   ExprResult not_expression() {
     if (!is_identifier("not")) return comparison();
+    const Nesting nesting(*this);
+    if (nesting.too_deep()) return fail("the expression nests too deeply");
     const int at_line = line();
     ++current_;
     TRY_PARSE(operand, not_expression());
@@ -717,6 +727,8 @@ class Parser {
 
   ExprResult unary_sign() {
     if ((is(Tok::kUnary) || is(Tok::kAdditive)) && (peek()->value == "-" || peek()->value == "+")) {
+      const Nesting nesting(*this);
+      if (nesting.too_deep()) return fail("the expression nests too deeply");
       const int at_line = line();
       std::string op = peek()->value;
       ++current_;
@@ -734,6 +746,8 @@ class Parser {
   }
 
   ExprResult call(ExprPtr callee) {
+    const Nesting nesting(*this);
+    if (nesting.too_deep()) return fail("the expression nests too deeply");
     const int at_line = line();
     TRY_PARSE(args, arguments(false));
     ExprPtr result = make(at_line, ast::Call{std::move(callee), std::move(args)});
@@ -912,6 +926,19 @@ class Parser {
   std::vector<Token> tokens_;
   std::size_t current_ = 0;
   std::vector<ast::SpecialNames> special_names_;  // one frame per macro or call block being parsed
+
+  // Recursion depth of the parse (and so of evaluating its tree): bounded, so a hostile or broken
+  // template is an error rather than a stack overflow.
+  static constexpr int kMaxNesting = 100;
+  int nesting_ = 0;
+  struct Nesting {
+    explicit Nesting(Parser& p) : parser(p) { ++parser.nesting_; }
+    ~Nesting() { --parser.nesting_; }
+    Nesting(const Nesting&) = delete;
+    Nesting& operator=(const Nesting&) = delete;
+    [[nodiscard]] bool too_deep() const { return parser.nesting_ > kMaxNesting; }
+    Parser& parser;
+  };
 };
 
 #undef TRY_PARSE

@@ -510,6 +510,11 @@ Value namespace_function() {
     if (a.keywords) {
       for (const auto& [k, v] : a.keywords->entries()) entries.set(k, v);
     }
+    for (const auto& [k, v] : entries.entries()) {
+      if (v.depth() > Value::kMaxNamespaceDepth) {
+        return plain_error("namespace attribute '" + k + "' nests deeper than " + std::to_string(Value::kMaxNamespaceDepth));
+      }
+    }
     return Value::object(std::move(entries), Kind::kNamespace);
   });
 }
@@ -571,11 +576,36 @@ class Interpreter {
  private:
   Environment& new_scope(Environment* parent) { return scopes_.emplace_back(parent); }
 
+  // Counts one step (a statement or a loop iteration) against the budget.
+  core::Result<std::monostate> step(int line) {
+    if (++steps_ > options_.max_steps) {
+      return template_error(line, "the template ran more than " + std::to_string(options_.max_steps) +
+                                      " steps (a loop without end?)");
+    }
+    return std::monostate{};
+  }
+
+  // Fails when `v` (a string or a list) is larger, or nests deeper, than a render may build
+  // (deep values would overflow the stack when printed or freed).
+  core::Result<Value> bounded(core::Result<Value> v, int line) const {
+    if (!v.ok()) return v;
+    if (v->depth() > kMaxValueDepth) return template_error(line, "a value nests deeper than " + std::to_string(kMaxValueDepth));
+    const std::size_t size = v->is(Kind::kString) ? v->as_string().size() : (v->is_array() ? v->items().size() : 0);
+    if (size > options_.max_value_size) {
+      return template_error(line, "a value grew past " + std::to_string(options_.max_value_size) + " bytes or items");
+    }
+    return v;
+  }
+
   // ---- statements
   core::Result<std::string> render(const Body& body, Environment& env) {
     std::string out;
     for (const Stmt& stmt : body) {
+      AEGAEON_TRY(step(stmt.line));
       AEGAEON_TRY(render_statement(stmt, env, out));
+      if (out.size() > options_.max_value_size) {
+        return template_error(stmt.line, "the output grew past " + std::to_string(options_.max_value_size) + " bytes");
+      }
       if (jump_ != Jump::kNone) break;
     }
     return out;
@@ -679,6 +709,7 @@ class Interpreter {
       loop.set("previtem", i > 0 ? items[i - 1] : Value::undefined());
       loop.set("nextitem", i + 1 < items.size() ? items[i + 1] : Value::undefined());
       scope.set("loop", Value::object(std::move(loop)));
+      AEGAEON_TRY(step(node.target->line));
       AEGAEON_TRY(bind_target(*node.target, items[i], scope));
       TRY_EVAL(text, render(node.body, scope));
       if (jump_ != Jump::kNone) {  // an iteration that breaks or continues adds nothing
@@ -724,6 +755,11 @@ class Interpreter {
       if (!object.is(Kind::kNamespace)) return template_error(line, "cannot assign attribute on non-namespace object");
       const auto* property = std::get_if<ast::Name>(&member->property->node);
       if (member->computed || !property) return template_error(line, "Cannot assign to member with non-identifier property");
+      // A namespace that reached itself would be a cycle: never freed, and endless to print.
+      if (reaches(value, object, 0)) return template_error(line, "a namespace cannot contain itself");
+      if (value.depth() > Value::kMaxNamespaceDepth) {
+        return template_error(line, "a namespace attribute nests deeper than " + std::to_string(Value::kMaxNamespaceDepth));
+      }
       object.mutable_attributes().set(property->name, std::move(value));
       return std::monostate{};
     }
@@ -771,10 +807,33 @@ class Interpreter {
     return std::monostate{};
   }
 
+  // Whether `target` (a namespace) can be reached from `v` through lists, objects and namespaces.
+  static bool reaches(const Value& v, const Value& target, int depth) {
+    if (v.same_as(target)) return true;
+    if (depth > 64) return true;  // deeper than any template builds: refuse rather than recurse
+    if (v.is_array()) {
+      return std::any_of(v.items().begin(), v.items().end(), [&](const Value& x) { return reaches(x, target, depth + 1); });
+    }
+    if (v.is_attribute_container()) {
+      const auto& entries = v.attributes().entries();
+      return std::any_of(entries.begin(), entries.end(), [&](const auto& e) { return reaches(e.second, target, depth + 1); });
+    }
+    return false;
+  }
+
   void define_macro(const ast::Macro& node, Environment& env) {
     Environment* definition = &env;
     const ast::Macro* macro = &node;
     env.set(node.name, method([this, definition, macro](Arguments& args, Environment& call_site) -> core::Result<Value> {
+              if (macro_depth_ >= kMaxMacroDepth) {
+                return plain_error("macro '" + macro->name + "' nests deeper than " + std::to_string(kMaxMacroDepth) +
+                                   " calls (endless recursion?)");
+              }
+              ++macro_depth_;
+              struct Leave {
+                int& depth;
+                ~Leave() { --depth; }
+              } leave{macro_depth_};
               Environment* parent = definition;
               if (macro->special.caller) {
                 const Value* caller = call_site.call_block ? call_site.find_local("caller") : nullptr;
@@ -859,13 +918,13 @@ class Interpreter {
     return template_error(line, "argument unpacking outside a call");
   }
 
-  core::Result<Value> eval_node(const ast::ArrayLiteral& node, int, Environment& env) {
+  core::Result<Value> eval_node(const ast::ArrayLiteral& node, int line, Environment& env) {
     std::vector<Value> items;
     for (const auto& e : node.items) {
       TRY_EVAL(v, eval(*e, env));
       items.push_back(std::move(v));
     }
-    return Value::array(std::move(items), node.tuple ? Kind::kTuple : Kind::kArray);
+    return bounded(Value::array(std::move(items), node.tuple ? Kind::kTuple : Kind::kArray), line);
   }
 
   core::Result<Value> eval_node(const ast::ObjectLiteral& node, int line, Environment& env) {
@@ -876,7 +935,7 @@ class Interpreter {
       TRY_EVAL(value, eval(*value_expr, env));
       object.set(key.as_string(), std::move(value));
     }
-    return Value::object(std::move(object));
+    return bounded(Value::object(std::move(object)), line);
   }
 
   core::Result<Value> eval_node(const ast::Member& node, int line, Environment& env) {
@@ -949,7 +1008,7 @@ class Interpreter {
     }
     auto result = fn.as_function()(args, env);
     if (!result.ok() && result.error().message.rfind("line ", 0) != 0) return template_error(line, result.error().message);
-    return result;
+    return bounded(std::move(result), line);
   }
 
   core::Result<Value> eval_node(const ast::Filter& node, int line, Environment& env) {
@@ -993,7 +1052,7 @@ class Interpreter {
     TRY_EVAL(right, eval(*node.right, env));
     auto result = binary(op, left, right);
     if (!result.ok()) return template_error(line, result.error().message);
-    return result;
+    return bounded(std::move(result), line);
   }
 
   static core::Result<Value> binary(const std::string& op, const Value& left, const Value& right) {
@@ -1065,7 +1124,7 @@ class Interpreter {
   core::Result<Value> apply_filter(Value operand, const ast::Filter& filter, Environment& env, int line) {
     auto result = filter.called ? call_filter(operand, filter, env) : plain_filter(operand, filter.name, env);
     if (!result.ok() && result.error().message.rfind("line ", 0) != 0) return template_error(line, result.error().message);
-    return result;
+    return bounded(std::move(result), line);
   }
 
   // `value | name` without arguments.
@@ -1321,9 +1380,14 @@ class Interpreter {
     return plain_error("Cannot apply filter \"" + name + "\" to type: " + std::string(v.type_name()));
   }
 
+  static constexpr int kMaxMacroDepth = 64;
+  static constexpr int kMaxValueDepth = 256;
+
   const RenderOptions& options_;
   std::deque<Environment> scopes_;  // every scope of one render: macros may refer to any of them
   Jump jump_ = Jump::kNone;
+  std::int64_t steps_ = 0;
+  int macro_depth_ = 0;
 };
 
 #undef TRY_EVAL

@@ -17,6 +17,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,6 +33,11 @@ namespace aegaeon::text::jinja {
 struct RenderOptions {
   /// What strftime_now() reads (UTC); unset: the system clock.
   std::optional<std::chrono::system_clock::time_point> now;
+  /// Statements and loop iterations one render may run before it fails (a template that loops
+  /// without end is an error, not a hung request).
+  std::int64_t max_steps = 2'000'000;
+  /// The largest string or list a render may build.
+  std::size_t max_value_size = 16u << 20;
 };
 
 class Template {

@@ -72,10 +72,17 @@ std::string_view strip_js_whitespace(std::string_view s, bool leading, bool trai
 // ---- Value ----------------------------------------------------------------------------------
 
 Value Value::array(std::vector<Value> items, Kind kind) {
-  return Value(kind, std::make_shared<std::vector<Value>>(std::move(items)));
+  int deepest = 0;
+  for (const auto& item : items) deepest = std::max(deepest, item.depth());
+  return Value(kind, std::make_shared<std::vector<Value>>(std::move(items)), deepest + 1);
 }
 
-Value Value::object(Object entries, Kind kind) { return Value(kind, std::make_shared<Object>(std::move(entries))); }
+Value Value::object(Object entries, Kind kind) {
+  int deepest = 0;
+  for (const auto& entry : entries.entries()) deepest = std::max(deepest, entry.second.depth());
+  const int depth = kind == Kind::kNamespace ? kMaxNamespaceDepth + 1 : deepest + 1;
+  return Value(kind, std::make_shared<Object>(std::move(entries)), depth);
+}
 
 Value Value::function(Function fn) {
   return Value(Kind::kFunction, std::make_shared<const Function>(std::move(fn)));
@@ -371,7 +378,11 @@ core::Result<std::string> to_json(const Value& value, const JsonOptions& options
 }
 
 namespace {
-Value from_json(const nlohmann::ordered_json& j) {
+Value from_json(const nlohmann::ordered_json& j, int depth_left, bool& too_deep) {
+  if (depth_left < 0) {
+    too_deep = true;
+    return Value::null();
+  }
   switch (j.type()) {
     case nlohmann::ordered_json::value_t::null: return Value::null();
     case nlohmann::ordered_json::value_t::boolean: return Value::boolean(j.get<bool>());
@@ -388,12 +399,12 @@ Value from_json(const nlohmann::ordered_json& j) {
     case nlohmann::ordered_json::value_t::array: {
       std::vector<Value> items;
       items.reserve(j.size());
-      for (const auto& item : j) items.push_back(from_json(item));
+      for (const auto& item : j) items.push_back(from_json(item, depth_left - 1, too_deep));
       return Value::array(std::move(items));
     }
     case nlohmann::ordered_json::value_t::object: {
       Object object;
-      for (auto it = j.begin(); it != j.end(); ++it) object.set(it.key(), from_json(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it) object.set(it.key(), from_json(it.value(), depth_left - 1, too_deep));
       return Value::object(std::move(object));
     }
     default: return Value::undefined();
@@ -401,10 +412,13 @@ Value from_json(const nlohmann::ordered_json& j) {
 }
 }  // namespace
 
-core::Result<Value> parse_json(std::string_view json_text) {
+core::Result<Value> parse_json(std::string_view json_text, int max_depth) {
   auto j = nlohmann::ordered_json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return core::error(core::ErrorCode::kInvalidArgument, "not valid JSON");
-  return from_json(j);
+  bool too_deep = false;
+  Value v = from_json(j, max_depth, too_deep);
+  if (too_deep) return core::error(core::ErrorCode::kInvalidArgument, "JSON nests deeper than " + std::to_string(max_depth));
+  return v;
 }
 
 }  // namespace aegaeon::text::jinja

@@ -101,14 +101,20 @@ class Value {
   /// "StringValue", "ArrayValue", ...: the names @huggingface/jinja's errors use.
   [[nodiscard]] std::string_view type_name() const;
 
+  /// How deeply lists and objects nest inside this value (0 for a scalar). A namespace counts
+  /// as kMaxNamespaceDepth + 1, whatever it holds now, since it changes after it is built.
+  [[nodiscard]] int depth() const { return depth_; }
+  static constexpr int kMaxNamespaceDepth = 64;
+
  private:
   using Data = std::variant<std::monostate, bool, std::int64_t, double, std::string,
                             std::shared_ptr<std::vector<Value>>, std::shared_ptr<Object>,
                             std::shared_ptr<const Function>>;
-  Value(Kind kind, Data data) : kind_(kind), data_(std::move(data)) {}
+  Value(Kind kind, Data data, int depth = 0) : kind_(kind), data_(std::move(data)), depth_(depth) {}
 
   Kind kind_ = Kind::kUndefined;
   Data data_;
+  int depth_ = 0;
 };
 
 /// An insertion-ordered string-keyed map (templates print dicts in the order they were built).
@@ -138,8 +144,9 @@ struct JsonOptions {
 /// `value` as JSON text, byte-identical to @huggingface/jinja's toJSON. Errors on functions.
 core::Result<std::string> to_json(const Value& value, const JsonOptions& options = {});
 
-/// Parses JSON text into a Value (objects keep their key order; whole numbers are integers).
-core::Result<Value> parse_json(std::string_view json_text);
+/// Parses JSON text into a Value (objects keep their key order; whole numbers are integers);
+/// kInvalidArgument when it is not JSON or nests deeper than `max_depth`.
+core::Result<Value> parse_json(std::string_view json_text, int max_depth = 128);
 
 /// JavaScript's \s: ASCII whitespace, line separators and the Unicode spaces (U+00A0, U+1680,
 /// U+2000..U+200A, U+2028, U+2029, U+202F, U+205F, U+3000, U+FEFF).

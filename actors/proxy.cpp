@@ -89,11 +89,12 @@ core::Result<std::vector<std::int32_t>> tokenize(const core::GenerationRequest& 
                   "model"};
     return e;
   }
-  auto prompt = model.chat_template->render(request.messages, /*add_generation_prompt=*/true);
+  auto prompt = model.chat_template->render(request.messages, /*add_generation_prompt=*/true,
+                                            request.chat_template_kwargs);
   if (!prompt.ok()) {
     core::Error e = prompt.error();
     e.code = core::ErrorCode::kInvalidArgument;
-    e.field = "messages";
+    if (e.field.empty()) e.field = "messages";
     return e;
   }
   // The template writes BOS itself where the model wants it (as transformers encodes chats).

@@ -21,10 +21,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Four sizes and both architectures the demo tokenizer fits (its 1122 ids, added tokens
-// included, are the vocabulary of each): every model has its own KV block geometry and weight
-// size, so the device's weights region holds one at a time and switches copy different amounts.
-// BF16, as real checkpoints ship.
+// Four sizes and three architectures (Qwen2, Llama, Qwen3) the demo tokenizer fits (its 1122
+// ids, added tokens included, are the vocabulary of each): every model has its own KV block
+// geometry and weight size, so switches copy different amounts. BF16, as real checkpoints ship.
 struct DemoModel {
   const char* name;
   model::Architecture architecture;
@@ -34,7 +33,7 @@ struct DemoModel {
 constexpr DemoModel kDemoModels[] = {
     {"demo-xs", model::Architecture::kQwen2, 256, 4},
     {"demo-s", model::Architecture::kLlama, 384, 6},
-    {"demo-m", model::Architecture::kQwen2, 512, 6},
+    {"demo-m", model::Architecture::kQwen3, 512, 6},
     {"demo-l", model::Architecture::kLlama, 640, 8},
 };
 constexpr int kDemoVocab = 1122;

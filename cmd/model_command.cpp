@@ -105,8 +105,9 @@ class Progress {
 
 void run_synth(const SynthOptions& o) {
   const auto started = std::chrono::steady_clock::now();
-  const Architecture arch = o.arch == "llama" ? Architecture::kLlama
+  const Architecture arch = o.arch == "llama"     ? Architecture::kLlama
                             : o.arch == "mistral" ? Architecture::kMistral
+                            : o.arch == "qwen3"   ? Architecture::kQwen3
                                                   : Architecture::kQwen2;
   // Each architecture's tokenizer as its real models ship it.
   const text::TokenizerLayout layout = o.arch == "llama" ? text::TokenizerLayout::kLlama3
@@ -161,8 +162,9 @@ void add_model_command(CLI::App& app) {
       "  aegaeon model synth --arch llama --hidden 256 --layers 4 --vocab 4096 --dtype f32 --out /tmp/llama\n"
       "  aegaeon model synth --preset 500m --shards 2 --out /tmp/qwen2.5-0.5b-shaped");
   synth->add_option("--arch", o->arch, "Architecture and tokenizer family: qwen2 (Qwen2.5: tied, q/k/v biases, ChatML), "
+                                       "qwen3 (Qwen3: tied, q/k RMSNorm per head, Qwen2.5's tokenizer), "
                                        "llama (Llama-3: untied GQA), mistral (untied GQA, [INST] template)")
-      ->check(CLI::IsMember({"qwen2", "llama", "mistral"}))
+      ->check(CLI::IsMember({"qwen2", "qwen3", "llama", "mistral"}))
       ->capture_default_str();
   synth->add_option("--preset", o->preset, "Starting shape: tiny (hidden 64, 2 layers, vocab 1024), 100m (~100M "
                                            "parameters), 500m (Qwen2.5-0.5B's shapes, vocab 151936); flags below override it")

@@ -38,6 +38,7 @@ struct GenerationRequest {
   Api api = Api::kChat;
   std::string model;
   std::vector<ChatTurn> messages;  ///< kChat
+  std::string chat_template_kwargs;  ///< kChat: a JSON object of extra chat template variables, or empty
   std::string prompt;              ///< kCompletion
   std::optional<std::int32_t> max_tokens;  ///< unset: up to the model's context
   std::vector<std::string> stop;   ///< at most 4; the stop text is not returned

@@ -81,7 +81,8 @@ core::Result<ChatTemplate> ChatTemplate::load(const std::filesystem::path& dir) 
   return from_config_json(*config, config_path.string());
 }
 
-core::Result<std::string> ChatTemplate::render(std::span<const core::ChatTurn> messages, bool add_generation_prompt) const {
+core::Result<std::string> ChatTemplate::render(std::span<const core::ChatTurn> messages, bool add_generation_prompt,
+                                               std::string_view extra_variables_json) const {
   std::vector<jinja::Value> list;
   list.reserve(messages.size());
   for (const core::ChatTurn& m : messages) {
@@ -91,6 +92,14 @@ core::Result<std::string> ChatTemplate::render(std::span<const core::ChatTurn> m
     list.push_back(jinja::Value::object(std::move(message)));
   }
   jinja::Object context;
+  if (!extra_variables_json.empty()) {
+    auto extra = jinja::parse_json(extra_variables_json);
+    if (!extra.ok() || !extra->is_object()) {
+      return core::Error{ErrorCode::kInvalidArgument, "chat template variables must be a JSON object of at most 128 levels",
+                         "chat_template_kwargs"};
+    }
+    for (const auto& [name, value] : extra->attributes().entries()) context.set(name, value);
+  }
   context.set("messages", jinja::Value::array(std::move(list)));
   context.set("add_generation_prompt", jinja::Value::boolean(add_generation_prompt));
   context.set("bos_token", jinja::Value::string(bos_));

@@ -31,11 +31,14 @@ class ChatTemplate {
   static core::Result<ChatTemplate> from_template(std::string_view template_text, std::string bos_token,
                                                   std::string eos_token, std::string_view source);
 
-  /// The prompt for `messages` (the template decides which roles it accepts); with `add_generation_prompt` it ends where the assistant's reply
-  /// starts. A template error or raise_exception() (e.g. "roles must alternate") is
-  /// kInvalidArgument with the template's message and line.
-  [[nodiscard]] core::Result<std::string> render(std::span<const core::ChatTurn> messages,
-                                                 bool add_generation_prompt) const;
+  /// The prompt for `messages` (the template decides which roles it accepts); with
+  /// `add_generation_prompt` it ends where the assistant's reply starts. `extra_variables_json`
+  /// (a JSON object, or empty) adds template variables such as Qwen3's `enable_thinking`. A
+  /// template error or raise_exception() (e.g. "roles must alternate") is kInvalidArgument with
+  /// the template's message and line; a bad `extra_variables_json` one with field
+  /// "chat_template_kwargs".
+  [[nodiscard]] core::Result<std::string> render(std::span<const core::ChatTurn> messages, bool add_generation_prompt,
+                                                 std::string_view extra_variables_json = {}) const;
 
   /// Fixes what the template's strftime_now() reads (tests); by default the system clock.
   void set_now(std::chrono::system_clock::time_point now) { options_.now = now; }

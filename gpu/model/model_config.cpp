@@ -112,11 +112,12 @@ core::Result<int> non_negative_int(const json& j, std::string_view file, const c
 
 // Sets c.sliding_window and c.max_window_layers as transformers' configs define them:
 // MistralConfig windows every layer (sliding_window defaults to 4096, null turns it off);
-// Qwen2Config only with use_sliding_window, and then only the layers from max_window_layers
-// (default 28) on, or those its layer_types list marks "sliding_attention". Llama has none.
+// Qwen2Config and Qwen3Config only with use_sliding_window, and then only the layers from
+// max_window_layers (default 28) on, or those its layer_types list marks "sliding_attention".
+// Llama has none.
 core::Result<void> parse_sliding_window(const json& j, std::string_view file, ModelConfig& c) {
   if (c.architecture == Architecture::kLlama) return core::ok();
-  const bool qwen2 = c.architecture == Architecture::kQwen2;
+  const bool qwen2 = c.qwen_sliding_window();
   if (qwen2) {
     auto use = boolean(j, file, "use_sliding_window", false);
     if (!use.ok()) return use.error();
@@ -163,6 +164,7 @@ std::string_view to_string(Architecture architecture) {
     case Architecture::kLlama: return "LlamaForCausalLM";
     case Architecture::kQwen2: return "Qwen2ForCausalLM";
     case Architecture::kMistral: return "MistralForCausalLM";
+    case Architecture::kQwen3: return "Qwen3ForCausalLM";
   }
   return "?";
 }
@@ -176,6 +178,7 @@ std::size_t ModelConfig::num_parameters() const {
   const auto vocab = static_cast<std::size_t>(vocab_size);
   std::size_t layer = 2 * h + h * q + 2 * h * kv + q * h + 3 * h * inter;
   if (qkv_bias()) layer += q + 2 * kv;
+  if (qk_norm()) layer += 2 * static_cast<std::size_t>(head_dim);
   if (o_proj_bias()) layer += h;
   std::size_t total = static_cast<std::size_t>(num_layers) * layer + vocab * h + h;
   if (!tie_word_embeddings) total += vocab * h;
@@ -201,11 +204,13 @@ core::Result<ModelConfig> parse_model_config(std::string_view json_text, std::st
     c.architecture = Architecture::kQwen2;
   } else if (arch == "MistralForCausalLM") {
     c.architecture = Architecture::kMistral;
+  } else if (arch == "Qwen3ForCausalLM") {
+    c.architecture = Architecture::kQwen3;
   } else {
     return core::error(ErrorCode::kInvalidArgument,
                        std::string(file) + ": key 'architectures': unsupported architecture '" +
                            arch + "' (supported: LlamaForCausalLM, Qwen2ForCausalLM, "
-                                  "MistralForCausalLM)");
+                                  "Qwen3ForCausalLM, MistralForCausalLM)");
   }
 #define AEGAEON_READ_INT(field, key)                 \
   do {                                               \
@@ -249,13 +254,15 @@ core::Result<ModelConfig> parse_model_config(std::string_view json_text, std::st
   auto tie = boolean(j, file, "tie_word_embeddings", false);
   if (!tie.ok()) return tie.error();
   c.tie_word_embeddings = *tie;
-  // Only LlamaAttention reads attention_bias (bias on q/k/v and o_proj); Qwen2Attention always
-  // has q/k/v biases and Mistral never has any, whatever the key says. Likewise only LlamaMLP
-  // reads mlp_bias, which we refuse rather than run without the biases.
-  if (c.architecture == Architecture::kLlama) {
+  // LlamaAttention and Qwen3Attention read attention_bias (bias on q/k/v and o_proj);
+  // Qwen2Attention always has q/k/v biases and Mistral never has any, whatever the key says.
+  // Only LlamaMLP reads mlp_bias, which we refuse rather than run without the biases.
+  if (c.reads_attention_bias()) {
     auto bias = boolean(j, file, "attention_bias", false);
     if (!bias.ok()) return bias.error();
     c.attention_bias = *bias;
+  }
+  if (c.architecture == Architecture::kLlama) {
     auto mlp_bias = boolean(j, file, "mlp_bias", false);
     if (!mlp_bias.ok()) return mlp_bias.error();
     if (*mlp_bias) return key_error(file, "mlp_bias", "false (MLP biases are not supported)");
@@ -304,6 +311,7 @@ std::string model_config_to_json(const ModelConfig& c) {
   j["architectures"] = {std::string(to_string(c.architecture))};
   j["model_type"] = c.architecture == Architecture::kLlama   ? "llama"
                     : c.architecture == Architecture::kQwen2 ? "qwen2"
+                    : c.architecture == Architecture::kQwen3 ? "qwen3"
                                                              : "mistral";
   j["hidden_size"] = c.hidden_size;
   j["intermediate_size"] = c.intermediate_size;
@@ -317,11 +325,11 @@ std::string model_config_to_json(const ModelConfig& c) {
   j["rope_theta"] = c.rope.theta;
   j["hidden_act"] = "silu";
   j["tie_word_embeddings"] = c.tie_word_embeddings;
-  if (c.architecture == Architecture::kLlama) j["attention_bias"] = c.attention_bias;
+  if (c.reads_attention_bias()) j["attention_bias"] = c.attention_bias;
   if (c.architecture != Architecture::kLlama) {
     j["sliding_window"] = c.sliding_window > 0 ? json(c.sliding_window) : json(nullptr);
   }
-  if (c.architecture == Architecture::kQwen2) {
+  if (c.qwen_sliding_window()) {
     j["use_sliding_window"] = c.sliding_window > 0;
     j["max_window_layers"] = c.max_window_layers;
   }

@@ -12,8 +12,9 @@
 
 namespace aegaeon::model {
 
-/// The decoder families we run; all are pre-norm RMSNorm + RoPE + GQA + SwiGLU transformers.
-enum class Architecture { kLlama, kQwen2, kMistral };
+/// The decoder families we run; all are pre-norm RMSNorm + RoPE + GQA + SwiGLU transformers
+/// (Qwen3 adds an RMSNorm over each query and key head before RoPE).
+enum class Architecture { kLlama, kQwen2, kMistral, kQwen3 };
 
 /// HF class name of `architecture` ("LlamaForCausalLM", ...).
 std::string_view to_string(Architecture architecture);
@@ -32,8 +33,8 @@ struct ModelConfig {
   float rms_norm_eps = 1e-6f;
   backend::RopeParams rope;
   bool tie_word_embeddings = false;
-  /// HF Llama's attention_bias: q/k/v and o_proj all have biases. Only Llama has the key
-  /// (Qwen2's and Mistral's biases follow from the architecture); ignored for the others.
+  /// HF Llama's and Qwen3's attention_bias: q/k/v and o_proj all have biases (Qwen2's and
+  /// Mistral's biases follow from the architecture; the key is ignored for them).
   bool attention_bias = false;
   /// Sliding-window attention (Mistral, Qwen2 with use_sliding_window): a query in a windowed
   /// layer sees only the last `sliding_window` positions, itself included; 0: none.
@@ -50,14 +51,22 @@ struct ModelConfig {
     return layer >= max_window_layers ? sliding_window : 0;
   }
 
-  /// q/k/v projections have biases: always in Qwen2 (Qwen2Attention), with attention_bias in Llama.
-  [[nodiscard]] bool qkv_bias() const {
-    return architecture == Architecture::kQwen2 ||
-           (architecture == Architecture::kLlama && attention_bias);
+  /// The architecture reads config.json's attention_bias (LlamaAttention, Qwen3Attention).
+  [[nodiscard]] bool reads_attention_bias() const {
+    return architecture == Architecture::kLlama || architecture == Architecture::kQwen3;
   }
-  /// o_proj has a bias: only with Llama's attention_bias (Qwen2's o_proj has none).
-  [[nodiscard]] bool o_proj_bias() const {
-    return architecture == Architecture::kLlama && attention_bias;
+  /// q/k/v projections have biases: always in Qwen2 (Qwen2Attention), with attention_bias in
+  /// Llama and Qwen3.
+  [[nodiscard]] bool qkv_bias() const {
+    return architecture == Architecture::kQwen2 || (reads_attention_bias() && attention_bias);
+  }
+  /// o_proj has a bias: only with attention_bias (Qwen2's o_proj has none).
+  [[nodiscard]] bool o_proj_bias() const { return reads_attention_bias() && attention_bias; }
+  /// Each query and key head is RMS-normalized (weights of head_dim) before RoPE: Qwen3.
+  [[nodiscard]] bool qk_norm() const { return architecture == Architecture::kQwen3; }
+  /// The Qwen2 family's sliding-window keys (use_sliding_window, max_window_layers, layer_types).
+  [[nodiscard]] bool qwen_sliding_window() const {
+    return architecture == Architecture::kQwen2 || architecture == Architecture::kQwen3;
   }
 
   /// Parameters of the whole model (embeddings counted once when tied).

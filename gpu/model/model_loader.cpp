@@ -94,6 +94,10 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
       out.push_back({p + "self_attn.k_proj.bias", {kv}});
       out.push_back({p + "self_attn.v_proj.bias", {kv}});
     }
+    if (c.qk_norm()) {
+      out.push_back({p + "self_attn.q_norm.weight", {c.head_dim}});
+      out.push_back({p + "self_attn.k_norm.weight", {c.head_dim}});
+    }
     out.push_back({p + "self_attn.o_proj.weight", {h, q}});
     if (c.o_proj_bias()) out.push_back({p + "self_attn.o_proj.bias", {h}});
     out.push_back({p + "post_attention_layernorm.weight", {h}});

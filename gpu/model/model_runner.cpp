@@ -227,6 +227,10 @@ core::Result<BatchLogits> ModelRunner::forward(std::span<const SequenceChunk> ch
     backend_.matmul({f(xn), w.q_proj, w.q_bias, f(q), num_tokens, qn, h});
     backend_.matmul({f(xn), w.k_proj, w.k_bias, f(k), num_tokens, kvn, h});
     backend_.matmul({f(xn), w.v_proj, w.v_bias, f(v), num_tokens, kvn, h});
+    if (c.qk_norm()) {  // Qwen3: every head's query and key RMS-normalized, in place
+      backend_.rms_norm(f(q), w.q_norm, c.rms_norm_eps, num_tokens * c.num_heads, c.head_dim, f(q));
+      backend_.rms_norm(f(k), w.k_norm, c.rms_norm_eps, num_tokens * c.num_kv_heads, c.head_dim, f(k));
+    }
     backend_.rope(f(q), i32(d_pos), num_tokens, c.num_heads, c.head_dim, c.rope);
     backend_.rope(f(k), i32(d_pos), num_tokens, c.num_kv_heads, c.head_dim, c.rope);
     backend_.write_kv(f(k), f(v), l, layout, batch);

@@ -52,10 +52,10 @@ ModelConfig synth_config(Architecture architecture, int hidden_size, int num_lay
   c.max_position_embeddings = 4096;
   c.rms_norm_eps = 1e-6f;
   c.rope.theta = 10000.0f;
-  c.tie_word_embeddings = architecture == Architecture::kQwen2;
+  c.tie_word_embeddings = architecture == Architecture::kQwen2 || architecture == Architecture::kQwen3;
   c.bos_token_id = 1;
   c.eos_token_ids = {2};
-  if (architecture == Architecture::kQwen2) c.rope.theta = 1000000.0f;
+  if (architecture == Architecture::kQwen2 || architecture == Architecture::kQwen3) c.rope.theta = 1000000.0f;
   return c;
 }
 

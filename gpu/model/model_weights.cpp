@@ -24,6 +24,8 @@ ModelWeights bind_weights(const HostModel& host, const backend::DeviceRegion& re
     layer.q_bias = at(p + "self_attn.q_proj.bias");
     layer.k_bias = at(p + "self_attn.k_proj.bias");
     layer.v_bias = at(p + "self_attn.v_proj.bias");
+    layer.q_norm = at(p + "self_attn.q_norm.weight");
+    layer.k_norm = at(p + "self_attn.k_norm.weight");
     layer.o_proj = at(p + "self_attn.o_proj.weight");
     layer.o_bias = at(p + "self_attn.o_proj.bias");
     layer.post_norm = at(p + "post_attention_layernorm.weight");

@@ -12,6 +12,7 @@ namespace aegaeon::model {
 /// One decoder layer's weights (biases have data == nullptr when absent).
 struct LayerWeights {
   backend::Weight input_norm, q_proj, k_proj, v_proj, q_bias, k_bias, v_bias, o_proj, o_bias;
+  backend::Weight q_norm, k_norm;  ///< per-head RMSNorm weights (Qwen3); null otherwise
   backend::Weight post_norm, gate_proj, up_proj, down_proj;
 };
 

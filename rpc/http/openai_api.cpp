@@ -142,6 +142,22 @@ core::Result<void> parse_messages(const json& body, GenerationRequest& request) 
   return core::ok();
 }
 
+// vLLM's `chat_template_kwargs`: extra variables for the model's chat template (e.g. Qwen3's
+// {"enable_thinking": false}); the ones the server sets itself cannot be replaced.
+core::Result<void> parse_chat_template_kwargs(const json& body, GenerationRequest& request) {
+  auto it = body.find("chat_template_kwargs");
+  if (it == body.end() || it->is_null()) return core::ok();
+  if (!it->is_object()) return invalid("chat_template_kwargs", "'chat_template_kwargs' must be an object");
+  for (const char* reserved : {"messages", "add_generation_prompt", "bos_token", "eos_token", "tools"}) {
+    if (it->contains(reserved)) {
+      const std::string field = std::string("chat_template_kwargs.") + reserved;
+      return invalid(field, "'" + field + "' is set by the server and cannot be passed");
+    }
+  }
+  request.chat_template_kwargs = it->dump();
+  return core::ok();
+}
+
 core::Result<void> parse_stop(const json& body, GenerationRequest& request) {
   auto it = body.find("stop");
   if (it == body.end() || it->is_null()) return core::ok();
@@ -191,7 +207,7 @@ constexpr Unhonoured kUnhonoured[] = {
 
 // 400 naming the first field of `root` that is neither read by the parser (`honoured`) nor
 // asking for nothing.
-std::optional<core::Error> refuse_unhonoured(const json& root, std::initializer_list<std::string_view> honoured) {
+std::optional<core::Error> refuse_unhonoured(const json& root, const std::vector<std::string_view>& honoured) {
   for (auto item = root.begin(); item != root.end(); ++item) {
     const std::string& key = item.key();
     const json& value = item.value();
@@ -226,6 +242,7 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
 
   if (api == GenerationRequest::Api::kChat) {
     AEGAEON_TRY(parse_messages(root, request));
+    AEGAEON_TRY(parse_chat_template_kwargs(root, request));
   } else {
     auto prompt = root.find("prompt");
     if (prompt == root.end()) return invalid("prompt", "'prompt' is required");
@@ -239,12 +256,15 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
   }
 
   const bool chat = api == GenerationRequest::Api::kChat;
-  if (auto refused = refuse_unhonoured(
-          root, {"model", chat ? "messages" : "prompt", "temperature", "top_p", "presence_penalty",
-                 "frequency_penalty", "n", "top_k", "seed", "max_tokens", "max_completion_tokens", "top_logprobs",
-                 "logprobs", "stream", "stream_options", "echo", "stop", "user"})) {
-    return *refused;
+  std::vector<std::string_view> honoured{"model", "temperature", "top_p", "presence_penalty", "frequency_penalty",
+                                         "n", "top_k", "seed", "max_tokens", "max_completion_tokens", "top_logprobs",
+                                         "logprobs", "stream", "stream_options", "echo", "stop", "user"};
+  if (chat) {
+    honoured.insert(honoured.end(), {"messages", "chat_template_kwargs"});
+  } else {
+    honoured.push_back("prompt");
   }
+  if (auto refused = refuse_unhonoured(root, honoured)) return *refused;
   FieldReader fields(root);
   auto& s = request.sampling;
   const std::int64_t max_tokens_cap = max_tokens_limit > 0 ? max_tokens_limit : 1 << 24;

@@ -103,6 +103,12 @@ TEST(OpenAiParse, ErrorsNameTheField) {
        "tool_choice", "not supported"},
       {R"({"model": "m", "prompt": "x", "min_p": 0.1})", kCompletion, "min_p", "not supported"},
       {R"({"model": "m", "prompt": "x", "best_of": 3})", kCompletion, "best_of", "not supported"},
+      // chat_template_kwargs: chat only, an object, never the variables the server sets.
+      {R"({"model": "m", "prompt": "x", "chat_template_kwargs": {}})", kCompletion, "chat_template_kwargs", "unknown field"},
+      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "chat_template_kwargs": true})", kChat,
+       "chat_template_kwargs", "must be an object"},
+      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "chat_template_kwargs": {"messages": []}})", kChat,
+       "chat_template_kwargs.messages", "set by the server"},
   };
   for (const auto& c : cases) {
     auto request = parse_generation_request(c.body, c.api);
@@ -112,6 +118,14 @@ TEST(OpenAiParse, ErrorsNameTheField) {
     EXPECT_NE(request.error().message.find(c.message_part), std::string::npos)
         << c.body << " -> " << request.error().message;
   }
+}
+
+TEST(OpenAiParse, ChatTemplateKwargsReachTheTemplate) {
+  auto request = parse_generation_request(
+      R"({"model": "m", "messages": [{"role":"user","content":"x"}], "chat_template_kwargs": {"enable_thinking": false}})",
+      kChat);
+  ASSERT_TRUE(request.ok()) << request.error().message;
+  EXPECT_EQ(request->chat_template_kwargs, R"({"enable_thinking":false})");
 }
 
 // Options some clients send on every request with a value that asks for nothing are accepted.

@@ -122,6 +122,19 @@ TEST(ChatTemplateTest, NamedTemplateListUsesDefault) {
   EXPECT_EQ(render(*t, {{"user", "Hi"}}), "d:Hi");
 }
 
+TEST(ChatTemplateTest, ExtraVariablesReachTheTemplate) {
+  auto t = ChatTemplate::from_template(
+      "{{ messages[0].content }}{% if enable_thinking is defined and enable_thinking is false %} /no_think{% endif %}",
+      "", "", "tokenizer_config.json");
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  const Messages hi{{"user", "Hi"}};
+  EXPECT_EQ(*t->render(hi, true), "Hi");
+  EXPECT_EQ(*t->render(hi, true, R"({"enable_thinking": false})"), "Hi /no_think");
+  auto bad = t->render(hi, true, "[1]");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().field, "chat_template_kwargs");
+}
+
 TEST(ChatTemplateErrorTest, MissingOrMalformedConfig) {
   auto missing = ChatTemplate::from_config_json(R"({"bos_token": "<s>"})", "tokenizer_config.json");
   ASSERT_FALSE(missing.ok());

@@ -118,7 +118,7 @@ TEST(ModelConfigTest, ErrorsNameTheKey) {
 }
 
 TEST(ModelLoaderTest, LoadsEveryArchitectureAndDtype) {
-  for (auto arch : {Architecture::kLlama, Architecture::kQwen2, Architecture::kMistral}) {
+  for (auto arch : {Architecture::kLlama, Architecture::kQwen2, Architecture::kMistral, Architecture::kQwen3}) {
     for (auto dtype : {backend::DType::kF32, backend::DType::kBF16, backend::DType::kF16}) {
       TempDir dir("load");
       const SynthSpec spec = tiny(arch, dtype);
@@ -127,10 +127,12 @@ TEST(ModelLoaderTest, LoadsEveryArchitectureAndDtype) {
       auto model = load_host_model(dir.path(), *backend);
       ASSERT_TRUE(model.ok()) << model.error().message;
       EXPECT_EQ(model->config.architecture, arch);
-      EXPECT_EQ(model->config.tie_word_embeddings, arch == Architecture::kQwen2);
-      EXPECT_EQ(model->find("lm_head.weight") == nullptr, arch == Architecture::kQwen2);
+      const bool qwen = arch == Architecture::kQwen2 || arch == Architecture::kQwen3;
+      EXPECT_EQ(model->config.tie_word_embeddings, qwen);
+      EXPECT_EQ(model->find("lm_head.weight") == nullptr, qwen);
       EXPECT_EQ(model->find("model.layers.1.self_attn.k_proj.bias") != nullptr,
                 arch == Architecture::kQwen2);
+      EXPECT_EQ(model->find("model.layers.1.self_attn.k_norm.weight") != nullptr, arch == Architecture::kQwen3);
       const HostTensor* q = model->find("model.layers.0.self_attn.q_proj.weight");
       ASSERT_NE(q, nullptr);
       EXPECT_EQ(q->dtype, dtype);

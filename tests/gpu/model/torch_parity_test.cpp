@@ -77,6 +77,16 @@ ModelConfig qwen2_config() {
   return c;
 }
 
+// Qwen3: per-head q/k RMSNorm, head_dim wider than hidden / heads (as Qwen3-0.6B's 128
+// against 1024 / 16), attention_bias on all four projections, untied embeddings (as Qwen3-8B).
+ModelConfig qwen3_config() {
+  ModelConfig c = synth_config(Architecture::kQwen3, 64, 2, kVocab);
+  c.head_dim = 2 * c.hidden_size / c.num_heads;
+  c.attention_bias = true;
+  c.tie_word_embeddings = false;
+  return c;
+}
+
 // Mistral: a sliding window on every layer and linear rope scaling.
 ModelConfig mistral_config() {
   ModelConfig c = synth_config(Architecture::kMistral, 64, 2, kVocab);
@@ -276,6 +286,7 @@ INSTANTIATE_TEST_SUITE_P(Models, TorchParityTest,
                                            ParityModel{"LlamaAttentionBias",
                                                        llama_attention_bias_config()},
                                            ParityModel{"Qwen2TiedBiases", qwen2_config()},
+                                           ParityModel{"Qwen3QkNorm", qwen3_config()},
                                            ParityModel{"MistralSlidingWindow", mistral_config()}),
                          [](const auto& info) { return std::string(info.param.name); });
 

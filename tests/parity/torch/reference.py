@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Reference forward pass of Llama, Qwen2 and Mistral checkpoints in PyTorch.
+"""Reference forward pass of Llama, Qwen2, Qwen3 and Mistral checkpoints in PyTorch.
 
-Written from the Hugging Face transformers modeling code (modeling_llama.py, modeling_qwen2.py,
+Written from the Hugging Face transformers modeling code (modeling_llama.py, modeling_qwen2.py, modeling_qwen3.py,
 modeling_mistral.py, modeling_rope_utils.py), not from aegaeon's C++: RMSNorm, RoPE (default,
 linear, llama3), grouped-query attention with the eager causal (and sliding-window) mask,
 attention biases where each family's config implies them, SwiGLU MLP, tied or untied lm_head.
@@ -67,7 +67,7 @@ def sliding_windows(config, arch, num_layers):
     """Per layer: the window of the attention mask, or None (Mistral/Qwen2 configuration_*.py)."""
     if arch == "MistralForCausalLM":
         return [config.get("sliding_window", 4096)] * num_layers
-    if arch == "Qwen2ForCausalLM" and config.get("use_sliding_window", False):
+    if arch in ("Qwen2ForCausalLM", "Qwen3ForCausalLM") and config.get("use_sliding_window", False):
         window = config.get("sliding_window", 4096)
         first = config.get("max_window_layers", 28)
         types = config.get("layer_types") or [
@@ -78,9 +78,9 @@ def sliding_windows(config, arch, num_layers):
 
 
 def attention_biases(config, arch):
-    """The attention projections with a bias: LlamaAttention puts one on all four when
-    attention_bias is set, Qwen2Attention on q/k/v only, MistralAttention on none."""
-    if arch == "LlamaForCausalLM" and config.get("attention_bias", False):
+    """The attention projections with a bias: LlamaAttention and Qwen3Attention put one on all
+    four when attention_bias is set, Qwen2Attention on q/k/v only, MistralAttention on none."""
+    if arch in ("LlamaForCausalLM", "Qwen3ForCausalLM") and config.get("attention_bias", False):
         return {"q_proj", "k_proj", "v_proj", "o_proj"}
     if arch == "Qwen2ForCausalLM":
         return {"q_proj", "k_proj", "v_proj"}
@@ -151,8 +151,11 @@ class Model:
     def attention(self, x, layer, cos, sin):
         p = f"model.layers.{layer}.self_attn."
         n = x.shape[0]
-        q = self.projection(x, p, "q_proj").view(n, self.heads, self.head_dim).transpose(0, 1)
-        k = self.projection(x, p, "k_proj").view(n, self.kv_heads, self.head_dim).transpose(0, 1)
+        q = self.projection(x, p, "q_proj").view(n, self.heads, self.head_dim)
+        k = self.projection(x, p, "k_proj").view(n, self.kv_heads, self.head_dim)
+        if self.arch == "Qwen3ForCausalLM":  # Qwen3Attention: q_norm/k_norm over each head
+            q, k = self.rms_norm(q, p + "q_norm"), self.rms_norm(k, p + "k_norm")
+        q, k = q.transpose(0, 1), k.transpose(0, 1)
         v = self.projection(x, p, "v_proj").view(n, self.kv_heads, self.head_dim).transpose(0, 1)
         q, k = self.rope(q, cos, sin), self.rope(k, cos, sin)
         group = self.heads // self.kv_heads  # repeat_kv

@@ -108,9 +108,10 @@ void run_synth(const SynthOptions& o) {
   const Architecture arch = o.arch == "llama"     ? Architecture::kLlama
                             : o.arch == "mistral" ? Architecture::kMistral
                             : o.arch == "qwen3"   ? Architecture::kQwen3
+                            : o.arch == "phi3"    ? Architecture::kPhi3
                                                   : Architecture::kQwen2;
   // Each architecture's tokenizer as its real models ship it.
-  const text::TokenizerLayout layout = o.arch == "llama" ? text::TokenizerLayout::kLlama3
+  const text::TokenizerLayout layout = o.arch == "llama" || o.arch == "phi3" ? text::TokenizerLayout::kLlama3
                                        : o.arch == "mistral" ? text::TokenizerLayout::kMistralTekken
                                                              : text::TokenizerLayout::kQwen2;
   model::SynthSpec spec = build_spec(o, arch);
@@ -163,8 +164,10 @@ void add_model_command(CLI::App& app) {
       "  aegaeon model synth --preset 500m --shards 2 --out /tmp/qwen2.5-0.5b-shaped");
   synth->add_option("--arch", o->arch, "Architecture and tokenizer family: qwen2 (Qwen2.5: tied, q/k/v biases, ChatML), "
                                        "qwen3 (Qwen3: tied, q/k RMSNorm per head, Qwen2.5's tokenizer), "
+                                       "phi3 (Phi-3/Phi-4: fused qkv and gate_up projections, a byte-level BPE "
+                                       "tokenizer like Phi-4's in the Llama-3 layout), "
                                        "llama (Llama-3: untied GQA), mistral (untied GQA, [INST] template)")
-      ->check(CLI::IsMember({"qwen2", "qwen3", "llama", "mistral"}))
+      ->check(CLI::IsMember({"qwen2", "qwen3", "phi3", "llama", "mistral"}))
       ->capture_default_str();
   synth->add_option("--preset", o->preset, "Starting shape: tiny (hidden 64, 2 layers, vocab 1024), 100m (~100M "
                                            "parameters), 500m (Qwen2.5-0.5B's shapes, vocab 151936); flags below override it")

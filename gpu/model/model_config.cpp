@@ -70,6 +70,9 @@ core::Result<backend::RopeParams> parse_rope(const json& j, std::string_view fil
     return key_error(file, "rope_scaling.rope_type", "a string");
   }
   if (type == "default") return rope;
+  if (type != "linear" && type != "llama3") {  // before the keys a type we do not run would need
+    return key_error(file, "rope_scaling.rope_type", "one of default, linear, llama3 (got '" + type + "')");
+  }
   auto factor = positive_float(s, file, "factor", 0.0f);
   if (!factor.ok()) return factor.error();
   if (*factor <= 0.0f) return key_error(file, "rope_scaling.factor", "a positive number");
@@ -78,24 +81,21 @@ core::Result<backend::RopeParams> parse_rope(const json& j, std::string_view fil
     rope.scaling = backend::RopeScaling::kLinear;
     return rope;
   }
-  if (type == "llama3") {
-    rope.scaling = backend::RopeScaling::kLlama3;
-    auto low = positive_float(s, file, "low_freq_factor", 1.0f);
-    auto high = positive_float(s, file, "high_freq_factor", 4.0f);
-    if (!low.ok()) return low.error();
-    if (!high.ok()) return high.error();
-    if (*high <= *low) {
-      return key_error(file, "rope_scaling.high_freq_factor", "a number above low_freq_factor");
-    }
-    rope.low_freq_factor = *low;
-    rope.high_freq_factor = *high;
-    auto original = positive_int(s, file, "original_max_position_embeddings");
-    if (!original.ok()) return original.error();
-    rope.original_max_position = *original;
-    return rope;
+  // llama3
+  rope.scaling = backend::RopeScaling::kLlama3;
+  auto low = positive_float(s, file, "low_freq_factor", 1.0f);
+  auto high = positive_float(s, file, "high_freq_factor", 4.0f);
+  if (!low.ok()) return low.error();
+  if (!high.ok()) return high.error();
+  if (*high <= *low) {
+    return key_error(file, "rope_scaling.high_freq_factor", "a number above low_freq_factor");
   }
-  return key_error(file, "rope_scaling.rope_type",
-                   "one of default, linear, llama3 (got '" + type + "')");
+  rope.low_freq_factor = *low;
+  rope.high_freq_factor = *high;
+  auto original = positive_int(s, file, "original_max_position_embeddings");
+  if (!original.ok()) return original.error();
+  rope.original_max_position = *original;
+  return rope;
 }
 
 // Reads an optional integer key in [0, 2^30].
@@ -111,7 +111,8 @@ core::Result<int> non_negative_int(const json& j, std::string_view file, const c
 }
 
 // Sets c.sliding_window and c.max_window_layers as transformers' configs define them:
-// MistralConfig windows every layer (sliding_window defaults to 4096, null turns it off);
+// MistralConfig windows every layer (sliding_window defaults to 4096, null turns it off), and
+// so does Phi3Config when it has one (no default);
 // Qwen2Config and Qwen3Config only with use_sliding_window, and then only the layers from
 // max_window_layers (default 28) on, or those its layer_types list marks "sliding_attention".
 // Llama has none.
@@ -123,13 +124,14 @@ core::Result<void> parse_sliding_window(const json& j, std::string_view file, Mo
     if (!use.ok()) return use.error();
     if (!*use) return core::ok();
   }
-  int window = 4096;
+  int window = c.architecture == Architecture::kMistral ? 4096 : 0;
   if (auto it = j.find("sliding_window"); it != j.end()) {
     if (it->is_null()) return core::ok();
     auto value = positive_int(j, file, "sliding_window");
     if (!value.ok()) return key_error(file, "sliding_window", "a positive integer or null");
     window = *value;
   }
+  if (window == 0) return core::ok();
   c.sliding_window = window;
   if (!qwen2) return core::ok();
   auto first_windowed = non_negative_int(j, file, "max_window_layers", 28);
@@ -165,6 +167,7 @@ std::string_view to_string(Architecture architecture) {
     case Architecture::kQwen2: return "Qwen2ForCausalLM";
     case Architecture::kMistral: return "MistralForCausalLM";
     case Architecture::kQwen3: return "Qwen3ForCausalLM";
+    case Architecture::kPhi3: return "Phi3ForCausalLM";
   }
   return "?";
 }
@@ -206,11 +209,13 @@ core::Result<ModelConfig> parse_model_config(std::string_view json_text, std::st
     c.architecture = Architecture::kMistral;
   } else if (arch == "Qwen3ForCausalLM") {
     c.architecture = Architecture::kQwen3;
+  } else if (arch == "Phi3ForCausalLM") {
+    c.architecture = Architecture::kPhi3;
   } else {
     return core::error(ErrorCode::kInvalidArgument,
                        std::string(file) + ": key 'architectures': unsupported architecture '" +
                            arch + "' (supported: LlamaForCausalLM, Qwen2ForCausalLM, "
-                                  "Qwen3ForCausalLM, MistralForCausalLM)");
+                                  "Qwen3ForCausalLM, MistralForCausalLM, Phi3ForCausalLM)");
   }
 #define AEGAEON_READ_INT(field, key)                 \
   do {                                               \
@@ -274,6 +279,12 @@ core::Result<ModelConfig> parse_model_config(std::string_view json_text, std::st
   }
   auto window = parse_sliding_window(j, file, c);
   if (!window.ok()) return window.error();
+  // Phi-4-mini rotates only part of each head; our RoPE rotates all of it.
+  if (auto partial = j.find("partial_rotary_factor"); partial != j.end() && !partial->is_null()) {
+    if (!partial->is_number() || partial->get<double>() != 1.0) {
+      return key_error(file, "partial_rotary_factor", "1.0 (partial rotary embeddings are not supported)");
+    }
+  }
   if (auto dt = j.find("torch_dtype"); dt != j.end() && dt->is_string()) {
     const std::string name = dt->get<std::string>();
     if (name == "bfloat16") c.torch_dtype = backend::DType::kBF16;
@@ -312,6 +323,7 @@ std::string model_config_to_json(const ModelConfig& c) {
   j["model_type"] = c.architecture == Architecture::kLlama   ? "llama"
                     : c.architecture == Architecture::kQwen2 ? "qwen2"
                     : c.architecture == Architecture::kQwen3 ? "qwen3"
+                    : c.architecture == Architecture::kPhi3  ? "phi3"
                                                              : "mistral";
   j["hidden_size"] = c.hidden_size;
   j["intermediate_size"] = c.intermediate_size;

@@ -13,8 +13,9 @@
 namespace aegaeon::model {
 
 /// The decoder families we run; all are pre-norm RMSNorm + RoPE + GQA + SwiGLU transformers
-/// (Qwen3 adds an RMSNorm over each query and key head before RoPE).
-enum class Architecture { kLlama, kQwen2, kMistral, kQwen3 };
+/// (Qwen3 adds an RMSNorm over each query and key head before RoPE; Phi-3 stores q/k/v and
+/// gate/up each as one fused tensor).
+enum class Architecture { kLlama, kQwen2, kMistral, kQwen3, kPhi3 };
 
 /// HF class name of `architecture` ("LlamaForCausalLM", ...).
 std::string_view to_string(Architecture architecture);
@@ -64,6 +65,8 @@ struct ModelConfig {
   [[nodiscard]] bool o_proj_bias() const { return reads_attention_bias() && attention_bias; }
   /// Each query and key head is RMS-normalized (weights of head_dim) before RoPE: Qwen3.
   [[nodiscard]] bool qk_norm() const { return architecture == Architecture::kQwen3; }
+  /// q/k/v are one `qkv_proj` tensor and gate/up one `gate_up_proj` (Phi3Attention, Phi3MLP).
+  [[nodiscard]] bool fused_projections() const { return architecture == Architecture::kPhi3; }
   /// The Qwen2 family's sliding-window keys (use_sliding_window, max_window_layers, layer_types).
   [[nodiscard]] bool qwen_sliding_window() const {
     return architecture == Architecture::kQwen2 || architecture == Architecture::kQwen3;

@@ -86,9 +86,13 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
   for (int l = 0; l < c.num_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     out.push_back({p + "input_layernorm.weight", {h}});
-    out.push_back({p + "self_attn.q_proj.weight", {q, h}});
-    out.push_back({p + "self_attn.k_proj.weight", {kv, h}});
-    out.push_back({p + "self_attn.v_proj.weight", {kv, h}});
+    if (c.fused_projections()) {
+      out.push_back({p + "self_attn.qkv_proj.weight", {q + 2 * kv, h}});
+    } else {
+      out.push_back({p + "self_attn.q_proj.weight", {q, h}});
+      out.push_back({p + "self_attn.k_proj.weight", {kv, h}});
+      out.push_back({p + "self_attn.v_proj.weight", {kv, h}});
+    }
     if (c.qkv_bias()) {
       out.push_back({p + "self_attn.q_proj.bias", {q}});
       out.push_back({p + "self_attn.k_proj.bias", {kv}});
@@ -101,8 +105,12 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
     out.push_back({p + "self_attn.o_proj.weight", {h, q}});
     if (c.o_proj_bias()) out.push_back({p + "self_attn.o_proj.bias", {h}});
     out.push_back({p + "post_attention_layernorm.weight", {h}});
-    out.push_back({p + "mlp.gate_proj.weight", {inter, h}});
-    out.push_back({p + "mlp.up_proj.weight", {inter, h}});
+    if (c.fused_projections()) {
+      out.push_back({p + "mlp.gate_up_proj.weight", {2 * inter, h}});
+    } else {
+      out.push_back({p + "mlp.gate_proj.weight", {inter, h}});
+      out.push_back({p + "mlp.up_proj.weight", {inter, h}});
+    }
     out.push_back({p + "mlp.down_proj.weight", {h, inter}});
   }
   out.push_back({"model.norm.weight", {h}});

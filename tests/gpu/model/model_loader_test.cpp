@@ -94,6 +94,31 @@ TEST(ModelConfigTest, QwenAlwaysHasBiasesAndLinearScalingParses) {
   EXPECT_EQ(c->rope.scaling, backend::RopeScaling::kLinear);
 }
 
+// Phi-3's config as Phi-3-mini-4k ships it (no biases, a window on every layer), and the
+// Phi-4-mini and 128k variants' keys we cannot run yet refused by name.
+TEST(ModelConfigTest, Phi3WindowsEveryLayerAndRefusesWhatItCannotRun) {
+  const std::string base = R"({"architectures": ["Phi3ForCausalLM"], "hidden_size": 64, "intermediate_size": 96,
+    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 320,
+    "max_position_embeddings": 4096, "rope_theta": 10000.0, "hidden_act": "silu")";
+  auto mini = parse_model_config(base + R"(, "sliding_window": 2047})", "phi3/config.json");
+  ASSERT_TRUE(mini.ok()) << mini.error().message;
+  EXPECT_EQ(mini->architecture, Architecture::kPhi3);
+  EXPECT_TRUE(mini->fused_projections());
+  EXPECT_FALSE(mini->qkv_bias());
+  EXPECT_EQ(mini->attention_window(0), 2047);
+  EXPECT_EQ(mini->attention_window(1), 2047);
+  auto no_window = parse_model_config(base + "}", "phi3/config.json");
+  ASSERT_TRUE(no_window.ok()) << no_window.error().message;
+  EXPECT_EQ(no_window->attention_window(0), 0);  // Phi3Config has no default window
+  auto partial = parse_model_config(base + R"(, "partial_rotary_factor": 0.75})", "phi4-mini/config.json");
+  ASSERT_FALSE(partial.ok());
+  EXPECT_NE(partial.error().message.find("phi4-mini/config.json: key 'partial_rotary_factor'"), std::string::npos);
+  auto longrope = parse_model_config(base + R"(, "rope_scaling": {"type": "longrope", "short_factor": [1.0], "long_factor": [1.0]}})",
+                                     "phi3-128k/config.json");
+  ASSERT_FALSE(longrope.ok());
+  EXPECT_NE(longrope.error().message.find("rope_scaling.rope_type"), std::string::npos);
+}
+
 TEST(ModelConfigTest, ErrorsNameTheKey) {
   auto unknown = parse_model_config(R"({"architectures": ["GPT2LMHeadModel"]})", "x/config.json");
   ASSERT_FALSE(unknown.ok());
@@ -118,7 +143,8 @@ TEST(ModelConfigTest, ErrorsNameTheKey) {
 }
 
 TEST(ModelLoaderTest, LoadsEveryArchitectureAndDtype) {
-  for (auto arch : {Architecture::kLlama, Architecture::kQwen2, Architecture::kMistral, Architecture::kQwen3}) {
+  for (auto arch : {Architecture::kLlama, Architecture::kQwen2, Architecture::kMistral, Architecture::kQwen3,
+                    Architecture::kPhi3}) {
     for (auto dtype : {backend::DType::kF32, backend::DType::kBF16, backend::DType::kF16}) {
       TempDir dir("load");
       const SynthSpec spec = tiny(arch, dtype);
@@ -133,7 +159,9 @@ TEST(ModelLoaderTest, LoadsEveryArchitectureAndDtype) {
       EXPECT_EQ(model->find("model.layers.1.self_attn.k_proj.bias") != nullptr,
                 arch == Architecture::kQwen2);
       EXPECT_EQ(model->find("model.layers.1.self_attn.k_norm.weight") != nullptr, arch == Architecture::kQwen3);
-      const HostTensor* q = model->find("model.layers.0.self_attn.q_proj.weight");
+      EXPECT_EQ(model->find("model.layers.1.mlp.gate_up_proj.weight") != nullptr, arch == Architecture::kPhi3);
+      const HostTensor* q = model->find(arch == Architecture::kPhi3 ? "model.layers.0.self_attn.qkv_proj.weight"
+                                                                    : "model.layers.0.self_attn.q_proj.weight");
       ASSERT_NE(q, nullptr);
       EXPECT_EQ(q->dtype, dtype);
       // The bytes in the buffer are the synthesized values.

@@ -87,6 +87,14 @@ ModelConfig qwen3_config() {
   return c;
 }
 
+// Phi-3: fused qkv_proj and gate_up_proj, a sliding window on every layer (as Phi-3-mini-4k's
+// 2047).
+ModelConfig phi3_config() {
+  ModelConfig c = synth_config(Architecture::kPhi3, 64, 2, kVocab);
+  c.sliding_window = kWindow;
+  return c;
+}
+
 // Mistral: a sliding window on every layer and linear rope scaling.
 ModelConfig mistral_config() {
   ModelConfig c = synth_config(Architecture::kMistral, 64, 2, kVocab);
@@ -287,6 +295,7 @@ INSTANTIATE_TEST_SUITE_P(Models, TorchParityTest,
                                                        llama_attention_bias_config()},
                                            ParityModel{"Qwen2TiedBiases", qwen2_config()},
                                            ParityModel{"Qwen3QkNorm", qwen3_config()},
+                                           ParityModel{"Phi3FusedSlidingWindow", phi3_config()},
                                            ParityModel{"MistralSlidingWindow", mistral_config()}),
                          [](const auto& info) { return std::string(info.param.name); });
 

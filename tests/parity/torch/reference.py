@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Reference forward pass of Llama, Qwen2, Qwen3 and Mistral checkpoints in PyTorch.
+"""Reference forward pass of Llama, Qwen2, Qwen3, Mistral and Phi-3 checkpoints in PyTorch.
 
-Written from the Hugging Face transformers modeling code (modeling_llama.py, modeling_qwen2.py, modeling_qwen3.py,
+Written from the Hugging Face transformers modeling code (modeling_llama.py, modeling_qwen2.py, modeling_qwen3.py, modeling_phi3.py,
 modeling_mistral.py, modeling_rope_utils.py), not from aegaeon's C++: RMSNorm, RoPE (default,
 linear, llama3), grouped-query attention with the eager causal (and sliding-window) mask,
 attention biases where each family's config implies them, SwiGLU MLP, tied or untied lm_head.
@@ -67,6 +67,8 @@ def sliding_windows(config, arch, num_layers):
     """Per layer: the window of the attention mask, or None (Mistral/Qwen2 configuration_*.py)."""
     if arch == "MistralForCausalLM":
         return [config.get("sliding_window", 4096)] * num_layers
+    if arch == "Phi3ForCausalLM":  # Phi3Config: no window unless sliding_window is set
+        return [config.get("sliding_window")] * num_layers
     if arch in ("Qwen2ForCausalLM", "Qwen3ForCausalLM") and config.get("use_sliding_window", False):
         window = config.get("sliding_window", 4096)
         first = config.get("max_window_layers", 28)
@@ -127,8 +129,23 @@ class Model:
         self.inv_freq = rope_inv_freq(c, self.head_dim)
         self.dtype = dtype
         self.w = {name: t.to(dtype) for name, t in read_weights(model_dir).items()}
+        if self.arch == "Phi3ForCausalLM":
+            self.split_phi3_fused()
         if "lm_head.weight" not in self.w:  # tie_word_embeddings: HF stores one copy
             self.w["lm_head.weight"] = self.w["model.embed_tokens.weight"]
+
+    def split_phi3_fused(self):
+        """Phi3Attention slices qkv_proj's output into q, k, v (in that order) and Phi3MLP
+        chunks gate_up_proj's into gate, up: the same as separate projections of those rows."""
+        q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        for layer in range(self.layers):
+            p = f"model.layers.{layer}."
+            qkv = self.w.pop(p + "self_attn.qkv_proj.weight")
+            self.w[p + "self_attn.q_proj.weight"] = qkv[:q]
+            self.w[p + "self_attn.k_proj.weight"] = qkv[q : q + kv]
+            self.w[p + "self_attn.v_proj.weight"] = qkv[q + kv :]
+            gate, up = self.w.pop(p + "mlp.gate_up_proj.weight").chunk(2, dim=0)
+            self.w[p + "mlp.gate_proj.weight"], self.w[p + "mlp.up_proj.weight"] = gate, up
 
     def linear(self, x, name, bias=False):
         """nn.Linear; the bias, when the config gives this layer one, must be in the file."""

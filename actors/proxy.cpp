@@ -72,10 +72,8 @@ model::SamplingParams to_sampling(const core::SamplingOptions& o, std::mt19937_6
   return p;
 }
 
-// A token id as the API shows it in logprobs.
-std::string token_string(const CatalogEntry& model, std::int32_t token) {
-  return std::string(model.tokenizer.id_to_token(token).value_or(""));
-}
+// What the API reports for a token in logprobs: the bytes it stands for in the text.
+std::string token_string(const CatalogEntry& model, std::int32_t token) { return model.tokenizer.token_bytes(token); }
 
 // The prompt tokens of a request, or the error the client gets.
 core::Result<std::vector<std::int32_t>> tokenize(const core::GenerationRequest& request,

@@ -1,5 +1,6 @@
 #include "core/utf8.hpp"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace aegaeon::core {
@@ -58,6 +59,15 @@ std::string to_valid_utf8(std::string_view text) {
     }
   }
   return out;
+}
+
+std::size_t utf8_length(std::string_view text) {
+  std::size_t characters = 0;
+  while (!text.empty()) {
+    text.remove_prefix(std::max<std::size_t>(1, utf8_sequence_length(text)));
+    ++characters;
+  }
+  return characters;
 }
 
 }  // namespace aegaeon::core

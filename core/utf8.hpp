@@ -17,4 +17,7 @@ std::string to_valid_utf8(std::string_view text);
 /// does not start one (text must not be empty).
 std::size_t utf8_sequence_length(std::string_view text);
 
+/// Characters (code points) in `text`, each ill-formed byte counting as one (as U+FFFD would).
+std::size_t utf8_length(std::string_view text);
+
 }  // namespace aegaeon::core

@@ -317,7 +317,7 @@ std::optional<unsigned char> byte_token(std::string_view token) {
 
 }  // namespace
 
-std::string Tokenizer::Impl::run_decoders(std::vector<std::string> tokens) const {
+std::string Tokenizer::Impl::run_decoders(std::vector<std::string> tokens, bool token_bytes) const {
   if (!has_decoder) {
     std::string joined;
     for (std::size_t i = 0; i < tokens.size(); ++i) {
@@ -331,7 +331,7 @@ std::string Tokenizer::Impl::run_decoders(std::vector<std::string> tokens) const
       case Decoder::Kind::kByteLevel: {
         std::string bytes;
         for (const std::string& t : tokens) append_byte_level(t, bytes);
-        tokens.assign(1, utf8::to_valid_lossy(bytes));
+        tokens.assign(1, token_bytes ? std::move(bytes) : utf8::to_valid_lossy(bytes));
         break;
       }
       case Decoder::Kind::kReplace:
@@ -352,7 +352,7 @@ std::string Tokenizer::Impl::run_decoders(std::vector<std::string> tokens) const
         std::size_t run_tokens = 0;
         const auto flush = [&] {
           if (run_tokens == 0) return;
-          if (utf8::is_valid(run)) {
+          if (token_bytes || utf8::is_valid(run)) {
             out.push_back(run);
           } else {
             for (std::size_t i = 0; i < run_tokens; ++i) out.emplace_back(utf8::kReplacement);
@@ -380,6 +380,7 @@ std::string Tokenizer::Impl::run_decoders(std::vector<std::string> tokens) const
         break;
       }
       case Decoder::Kind::kStrip:
+        if (token_bytes) break;  // strips the start and end of a whole text, not of a token inside it
         for (std::string& t : tokens) {
           std::size_t begin = 0, end = t.size();
           for (std::size_t i = 0; i < d.start && t.compare(begin, d.content.size(), d.content) == 0; ++i) {
@@ -403,7 +404,7 @@ std::string Tokenizer::Impl::run_decoders(std::vector<std::string> tokens) const
             out.push_back(' ');
           }
           out.append(t, pos);
-          if (i == 0 && d.prepend && !out.empty() && out.front() == ' ') out.erase(0, 1);
+          if (i == 0 && d.prepend && !token_bytes && !out.empty() && out.front() == ' ') out.erase(0, 1);
           t = std::move(out);
         }
         break;
@@ -488,6 +489,13 @@ std::string Tokenizer::decode(std::span<const std::int32_t> ids, bool skip_speci
     tokens.push_back(impl.id_to_token[index]);
   }
   return impl.run_decoders(std::move(tokens));
+}
+
+std::string Tokenizer::token_bytes(std::int32_t id) const {
+  const Impl& impl = *impl_;
+  if (id < 0 || static_cast<std::size_t>(id) >= impl.id_to_token.size()) return {};
+  if (impl.id_exists[static_cast<std::size_t>(id)] == 0) return {};
+  return impl.run_decoders({impl.id_to_token[static_cast<std::size_t>(id)]}, /*token_bytes=*/true);
 }
 
 std::optional<std::int32_t> Tokenizer::token_to_id(std::string_view token) const {

@@ -35,6 +35,11 @@ class Tokenizer {
   /// Text of `ids`; unknown ids are skipped, special added tokens too when `skip_special_tokens`.
   [[nodiscard]] std::string decode(std::span<const std::int32_t> ids, bool skip_special_tokens) const;
 
+  /// The bytes token `id` stands for inside a text (" pre" for byte-level "Ġpre", "\xE2" for a
+  /// byte token, " Hello" for SentencePiece "▁Hello"): what logprobs report. May be partial
+  /// UTF-8; empty for an unknown id.
+  [[nodiscard]] std::string token_bytes(std::int32_t id) const;
+
   /// Id of a vocabulary or added token, by its token string (e.g. "Ġhello", "<|im_end|>").
   [[nodiscard]] std::optional<std::int32_t> token_to_id(std::string_view token) const;
 

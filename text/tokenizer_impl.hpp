@@ -151,7 +151,9 @@ struct Tokenizer::Impl {
   tokenizer_detail::WordCache cache;
 
   /// Decoder chain over token strings, as tokenizers' Decoder::decode_chain + join.
-  std::string run_decoders(std::vector<std::string> tokens) const;
+  /// The decoder pipeline over `tokens`. With `token_bytes`, the raw bytes the tokens stand for
+  /// in the middle of a text: no UTF-8 repair, and no first-token stripping (Strip, Metaspace).
+  std::string run_decoders(std::vector<std::string> tokens, bool token_bytes = false) const;
 };
 
 }  // namespace aegaeon::text

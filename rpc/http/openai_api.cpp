@@ -7,6 +7,8 @@
 #include <initializer_list>
 #include <iterator>
 
+#include "core/utf8.hpp"
+
 namespace aegaeon::rpc::http::openai {
 namespace {
 
@@ -355,11 +357,25 @@ ResponseFormatter::ResponseFormatter(GenerationRequest::Api api, std::string mod
 
 namespace {
 
-// OpenAI's logprob entry of one token: the token, its logprob and its UTF-8 bytes.
-json chat_token_logprob(const std::string& token, float logprob) {
+// A token's text in logprobs: its bytes when they are UTF-8, else OpenAI's "bytes:\xe2\x80"
+// spelling of a token that holds part of a character.
+std::string logprob_token(const std::string& bytes) {
+  if (core::is_valid_utf8(bytes)) return bytes;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "bytes:";
+  for (unsigned char c : bytes) {
+    out += "\\x";
+    out += kHex[c >> 4];
+    out += kHex[c & 0xF];
+  }
+  return out;
+}
+
+// OpenAI's logprob entry of one token: the token, its logprob and its bytes.
+json chat_token_logprob(const std::string& token_bytes, float logprob) {
   json bytes = json::array();
-  for (unsigned char c : token) bytes.push_back(c);
-  return {{"token", token}, {"logprob", logprob}, {"bytes", bytes}};
+  for (unsigned char c : token_bytes) bytes.push_back(c);
+  return {{"token", logprob_token(token_bytes)}, {"logprob", logprob}, {"bytes", bytes}};
 }
 
 json chat_logprobs(const std::vector<TokenOut>& tokens) {
@@ -373,20 +389,26 @@ json chat_logprobs(const std::vector<TokenOut>& tokens) {
   return {{"content", content}};
 }
 
-json completion_logprobs(const std::vector<TokenOut>& tokens) {
+// The legacy completions format. `text_offset` is where each token's text starts in the
+// generated text, in characters (code points), counted from `first_offset` (the characters
+// already sent in earlier chunks).
+json completion_logprobs(const std::vector<TokenOut>& tokens, std::int64_t first_offset) {
   json text_tokens = json::array();
   json token_logprobs = json::array();
   json top = json::array();
+  json offsets = json::array();
+  std::int64_t offset = first_offset;
   for (const auto& t : tokens) {
-    text_tokens.push_back(t.token);
+    text_tokens.push_back(logprob_token(t.token));
     token_logprobs.push_back(t.logprob);
-    // The legacy format: {token: logprob} of the alternatives, or null when none were asked for.
+    offsets.push_back(offset);
+    offset += core::utf8_length(t.text);
+    // {token: logprob} of the alternatives, or null when none were asked for.
     json alternatives = t.top.empty() ? json(nullptr) : json::object();
-    for (const auto& alt : t.top) alternatives[alt.token] = alt.logprob;
+    for (const auto& alt : t.top) alternatives[logprob_token(alt.token)] = alt.logprob;
     top.push_back(std::move(alternatives));
   }
-  return {{"tokens", text_tokens}, {"token_logprobs", token_logprobs}, {"top_logprobs", top},
-          {"text_offset", json::array()}};
+  return {{"tokens", text_tokens}, {"token_logprobs", token_logprobs}, {"top_logprobs", top}, {"text_offset", offsets}};
 }
 
 std::string join_text(const std::vector<TokenOut>& tokens) {
@@ -420,7 +442,8 @@ std::string ResponseFormatter::content_chunk(const std::string& text, const std:
     choice["logprobs"] = logprobs_ ? chat_logprobs(tokens) : json(nullptr);
   } else {
     choice["text"] = text;
-    choice["logprobs"] = logprobs_ ? completion_logprobs(tokens) : json(nullptr);
+    choice["logprobs"] = logprobs_ ? completion_logprobs(tokens, sent_characters_) : json(nullptr);
+    sent_characters_ += static_cast<std::int64_t>(core::utf8_length(text));
   }
   json out = {{"id", id_}, {"object", chat ? "chat.completion.chunk" : "text_completion"},
               {"created", created_s_}, {"model", model_}, {"choices", json::array({choice})}};
@@ -459,7 +482,7 @@ std::string ResponseFormatter::full_response(const std::string& text,
     choice["logprobs"] = logprobs_ ? chat_logprobs(tokens) : json(nullptr);
   } else {
     choice["text"] = text;
-    choice["logprobs"] = logprobs_ ? completion_logprobs(tokens) : json(nullptr);
+    choice["logprobs"] = logprobs_ ? completion_logprobs(tokens, 0) : json(nullptr);
   }
   json out = {{"id", id_}, {"object", chat ? "chat.completion" : "text_completion"},
               {"created", created_s_}, {"model", model_}, {"choices", json::array({choice})},

@@ -30,7 +30,7 @@ HttpResponse error_response(const core::Error& error,
 
 /// One of the most likely tokens of a step (top_logprobs).
 struct TopToken {
-  std::string token;  ///< the token as a string
+  std::string token;  ///< the bytes the token stands for
   float logprob = 0;
 };
 
@@ -38,7 +38,7 @@ struct TopToken {
 struct TokenOut {
   std::string text;    ///< its text (may be empty while UTF-8 is incomplete)
   float logprob = 0;
-  std::string token;   ///< the token as a string, for logprobs
+  std::string token;   ///< the bytes the token stands for (text::Tokenizer::token_bytes), for logprobs
   std::vector<TopToken> top;  ///< the step's most likely tokens, best first, when requested
 };
 
@@ -81,6 +81,7 @@ class ResponseFormatter {
   std::string id_;
   std::int64_t created_s_;
   bool logprobs_;
+  std::int64_t sent_characters_ = 0;  // completions' text_offset: characters already streamed
   bool sent_role_ = false;
 };
 

@@ -190,6 +190,30 @@ TEST(OpenAiFormat, TopLogprobsInBothFormats) {
       << "no alternatives asked for: null, as OpenAI sends";
 }
 
+// A token's text and real bytes, partial UTF-8 spelled as OpenAI does, and where each token's
+// text starts (characters) across streamed chunks.
+TEST(OpenAiFormat, LogprobTokensAreTextAndBytesWithOffsets) {
+  // "€" split over two tokens: the first holds E2 82, the text appears with the second.
+  const std::vector<TokenOut> first = {{"h\xC3\xA9", -0.5f, "h\xC3\xA9", {}}, {"", -0.2f, "\xE2\x82", {}}};
+  const std::vector<TokenOut> second = {{"\xE2\x82\xAC", -0.1f, "\xAC", {}}, {"!", -0.3f, "!", {}}};
+  ResponseFormatter chat(kChat, "m", 1, 1, /*logprobs=*/true);
+  auto content = json::parse(chat.chunk(first))["choices"][0]["logprobs"]["content"];
+  EXPECT_EQ(content[0]["token"], "h\xC3\xA9");
+  EXPECT_EQ(content[0]["bytes"], json::array({104, 0xC3, 0xA9}));
+  EXPECT_EQ(content[1]["token"], "bytes:\\xe2\\x82");
+  EXPECT_EQ(content[1]["bytes"], json::array({0xE2, 0x82}));
+  ResponseFormatter completion(kCompletion, "m", 1, 1, /*logprobs=*/true);
+  auto a = json::parse(completion.chunk(first))["choices"][0]["logprobs"];
+  auto b = json::parse(completion.chunk(second))["choices"][0]["logprobs"];
+  EXPECT_EQ(a["text_offset"], json::array({0, 2}));
+  EXPECT_EQ(b["text_offset"], json::array({2, 3}));  // "hé" is two characters, "€" one
+  EXPECT_EQ(b["tokens"][0], "bytes:\\xac");
+  std::vector<TokenOut> all = first;
+  all.insert(all.end(), second.begin(), second.end());
+  auto full = json::parse(completion.full_response("h\xC3\xA9\xE2\x82\xAC!", all, core::FinishReason::kLength, {1, 4}));
+  EXPECT_EQ(full["choices"][0]["logprobs"]["text_offset"], json::array({0, 2, 2, 3}));
+}
+
 TEST(OpenAiErrors, StatusTypeParamAndRetryAfter) {
   core::Error bad{core::ErrorCode::kInvalidArgument, "'temperature' must be ...", "temperature"};
   auto response = error_response(bad);

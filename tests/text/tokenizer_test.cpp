@@ -205,6 +205,28 @@ TEST(TokenizerTest, SentencePieceByteFallback) {
   EXPECT_EQ(t.decode(Ids{260, 3 + 0xA9, 3 + 0xA9}, false), "a\xEF\xBF\xBD\xEF\xBF\xBD");
 }
 
+// What logprobs report for one token: its bytes inside a text, partial UTF-8 kept as it is.
+TEST(TokenizerTest, TokenBytesAreWhatTheTokenStandsForInsideAText) {
+  const Tokenizer sp = make(sentence_piece(true));
+  EXPECT_EQ(sp.token_bytes(3 + 0xC3), "\xC3");  // a byte token alone: not repaired
+  EXPECT_EQ(sp.token_bytes(262), " a");          // "▁a": its space kept, as inside a text
+  const std::string text = "Hello world, caf\xC3\xA9 \xE2\x82\xAC" "5";
+  const auto joined = [](const Tokenizer& t, const Ids& ids) {
+    std::string out;
+    for (auto id : ids) out += t.token_bytes(id);
+    return out;
+  };
+  auto llama2 = Tokenizer::load(kData / "llama2" / "tokenizer.json");
+  ASSERT_TRUE(llama2.ok()) << llama2.error().message;
+  EXPECT_EQ(joined(*llama2, llama2->encode(text, false)), " " + text);  // SentencePiece's prefix space
+  auto qwen = Tokenizer::load(kData / "qwen2" / "tokenizer.json");
+  ASSERT_TRUE(qwen.ok()) << qwen.error().message;
+  const Ids ids = qwen->encode(text, false);
+  EXPECT_EQ(joined(*qwen, ids), text);
+  EXPECT_TRUE(std::any_of(ids.begin(), ids.end(), [&](auto id) { return qwen->token_bytes(id).front() == ' '; }));
+  EXPECT_EQ(qwen->token_bytes(-1), "");
+}
+
 TEST(TokenizerTest, SentencePieceWithoutFallbackFusesUnknowns) {
   const Tokenizer t = make(sentence_piece(false));
   EXPECT_EQ(t.encode("a\xC3\xA9\xC3\xA9" "b", false), (Ids{262, 0, 261}));

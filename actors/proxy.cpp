@@ -79,7 +79,17 @@ std::string token_string(const CatalogEntry& model, std::int32_t token) { return
 core::Result<std::vector<std::int32_t>> tokenize(const core::GenerationRequest& request,
                                                  const CatalogEntry& model) {
   if (request.api == core::GenerationRequest::Api::kCompletion) {
-    return model.tokenizer.encode(request.prompt, /*add_special_tokens=*/true);
+    if (request.prompt_token_ids.empty()) return model.tokenizer.encode(request.prompt, /*add_special_tokens=*/true);
+    const auto vocab = model.tokenizer.vocab_size();
+    for (std::int32_t id : request.prompt_token_ids) {
+      if (static_cast<std::size_t>(id) >= vocab) {
+        return core::Error{core::ErrorCode::kInvalidArgument,
+                           "'prompt' holds token id " + std::to_string(id) + ", outside model '" + model.name +
+                               "''s vocabulary of " + std::to_string(vocab),
+                           "prompt"};
+      }
+    }
+    return request.prompt_token_ids;
   }
   if (!model.chat_template) {
     core::Error e{core::ErrorCode::kInvalidArgument,

@@ -40,6 +40,7 @@ struct GenerationRequest {
   std::vector<ChatTurn> messages;  ///< kChat
   std::string chat_template_kwargs;  ///< kChat: a JSON object of extra chat template variables, or empty
   std::string prompt;              ///< kCompletion
+  std::vector<std::int32_t> prompt_token_ids;  ///< kCompletion: the prompt as token ids instead of text
   std::optional<std::int32_t> max_tokens;  ///< unset: up to the model's context
   std::vector<std::string> stop;   ///< at most 4; the stop text is not returned
   bool stream = false;

@@ -248,12 +248,18 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
   } else {
     auto prompt = root.find("prompt");
     if (prompt == root.end()) return invalid("prompt", "'prompt' is required");
-    if (prompt->is_string()) {
-      request.prompt = prompt->get<std::string>();
-    } else if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_string()) {
-      request.prompt = (*prompt)[0].get<std::string>();
+    // A string, or token ids (what evaluation harnesses send); one prompt of either, in a list.
+    const json& single = prompt->is_array() && prompt->size() == 1 && !(*prompt)[0].is_number() ? (*prompt)[0] : *prompt;
+    const auto is_token_id = [](const json& id) {
+      return id.is_number_integer() && id.get<std::int64_t>() >= 0 && id.get<std::int64_t>() <= INT32_MAX;
+    };
+    if (single.is_string()) {
+      request.prompt = single.get<std::string>();
+    } else if (single.is_array() && !single.empty() && std::all_of(single.begin(), single.end(), is_token_id)) {
+      for (const auto& id : single) request.prompt_token_ids.push_back(id.get<std::int32_t>());
     } else {
-      return invalid("prompt", "'prompt' must be a string (batched prompts are not supported)");
+      return invalid("prompt", "'prompt' must be a string or a non-empty list of token ids (batched prompts "
+                               "are not supported)");
     }
   }
 

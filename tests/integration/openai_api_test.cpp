@@ -109,6 +109,47 @@ TEST_F(OpenAiApi, ErrorsAreOpenAiObjectsNamingTheField) {
   EXPECT_EQ(not_json.status, 400);
 }
 
+// What evaluation harnesses send: the prompt as token ids continues exactly as its text does,
+// and the legacy logprobs say where each token's text starts.
+TEST_F(OpenAiApi, PromptAsTokenIdsContinuesAsItsText) {
+  auto tokens = post("/tokenize", {{"model", "demo-s"}, {"prompt", "Hello there"}, {"add_special_tokens", true}});
+  ASSERT_EQ(tokens.status, 200) << tokens.body;
+  const json ids = json::parse(tokens.body)["tokens"];
+  const json common = {{"model", "demo-s"}, {"max_tokens", 6}, {"temperature", 0}, {"logprobs", 1}};
+  json by_text = common;
+  by_text["prompt"] = "Hello there";
+  json by_ids = common;
+  by_ids["prompt"] = ids;
+  auto a = post("/v1/completions", by_text);
+  auto b = post("/v1/completions", by_ids);
+  ASSERT_EQ(a.status, 200) << a.body;
+  ASSERT_EQ(b.status, 200) << b.body;
+  const auto choice_a = json::parse(a.body)["choices"][0];
+  const auto choice_b = json::parse(b.body)["choices"][0];
+  EXPECT_EQ(choice_a["text"], choice_b["text"]);
+  EXPECT_EQ(choice_a["logprobs"]["tokens"], choice_b["logprobs"]["tokens"]);
+  EXPECT_EQ(json::parse(b.body)["usage"]["prompt_tokens"], ids.size());
+  const auto offsets = choice_b["logprobs"]["text_offset"];
+  ASSERT_EQ(offsets.size(), 6u);
+  for (std::size_t i = 1; i < offsets.size(); ++i) EXPECT_LE(offsets[i - 1], offsets[i]);
+  json outside = common;
+  outside["prompt"] = json::array({1, 100000});
+  auto refused = post("/v1/completions", outside);
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_EQ(json::parse(refused.body)["error"]["param"], "prompt");
+}
+
+TEST_F(OpenAiApi, ChatTemplateKwargsAreTemplateVariables) {
+  const json messages = json::array({{{"role", "user"}, {"content", "hi"}}});
+  auto ok = post("/v1/chat/completions", {{"model", "demo-xs"}, {"messages", messages}, {"max_tokens", 1},
+                                          {"chat_template_kwargs", {{"enable_thinking", false}}}});
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  auto reserved = post("/v1/chat/completions", {{"model", "demo-xs"}, {"messages", messages},
+                                                {"chat_template_kwargs", {{"messages", json::array()}}}});
+  EXPECT_EQ(reserved.status, 400);
+  EXPECT_EQ(json::parse(reserved.body)["error"]["param"], "chat_template_kwargs.messages");
+}
+
 TEST_F(OpenAiApi, TokenizeAndDetokenizeRoundTrip) {
   auto tokens = post("/tokenize", {{"model", "demo-m"}, {"prompt", "Hello there"}});
   ASSERT_EQ(tokens.status, 200);

@@ -79,6 +79,9 @@ TEST(OpenAiParse, ErrorsNameTheField) {
       {R"({"model": "m", "prompt": "x", "stream": true, "stream_options": {"include_usage": 1}})",
        kCompletion, "stream_options.include_usage", "boolean"},
       {R"({"model": "m", "prompt": ["a", "b"]})", kCompletion, "prompt", "batched"},
+      {R"({"model": "m", "prompt": [[1, 2], [3]]})", kCompletion, "prompt", "batched"},
+      {R"({"model": "m", "prompt": [1, -2]})", kCompletion, "prompt", "token ids"},
+      {R"({"model": "m", "prompt": []})", kCompletion, "prompt", "non-empty"},
       {R"({"model": "m", "prompt": "x", "presence_penalty": -2.5})", kCompletion, "presence_penalty", "between -2 and 2"},
       {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "logprobs": 1})", kChat, "logprobs", "boolean"},
       {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "echo": true})", kChat, "echo", "not supported"},
@@ -118,6 +121,19 @@ TEST(OpenAiParse, ErrorsNameTheField) {
     EXPECT_NE(request.error().message.find(c.message_part), std::string::npos)
         << c.body << " -> " << request.error().message;
   }
+}
+
+TEST(OpenAiParse, PromptAsTokenIds) {
+  for (const char* body : {R"({"model": "m", "prompt": [5, 0, 7]})", R"({"model": "m", "prompt": [[5, 0, 7]]})"}) {
+    auto request = parse_generation_request(body, kCompletion);
+    ASSERT_TRUE(request.ok()) << body << " -> " << request.error().message;
+    EXPECT_EQ(request->prompt_token_ids, (std::vector<std::int32_t>{5, 0, 7})) << body;
+    EXPECT_EQ(request->prompt, "");
+  }
+  auto text = parse_generation_request(R"({"model": "m", "prompt": ["hi"]})", kCompletion);
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(text->prompt, "hi");
+  EXPECT_TRUE(text->prompt_token_ids.empty());
 }
 
 TEST(OpenAiParse, ChatTemplateKwargsReachTheTemplate) {

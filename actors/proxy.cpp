@@ -13,6 +13,7 @@
 #include "actors/serving_atoms.hpp"
 #include "actors/serving_metrics.hpp"
 #include "text/tokenizer_incremental_decoder.hpp"
+#include "text/tool_calls.hpp"
 #include "rpc/http/openai_api.hpp"
 
 namespace aegaeon::actors {
@@ -33,6 +34,7 @@ struct Active {
   std::string held;                    // decoded text held back: it may start a stop string
   std::vector<openai::TokenOut> unsent;  // tokens whose text is not yet released (streaming)
   std::vector<openai::TokenOut> all_tokens;  // for non-streaming logprobs
+  std::optional<text::ToolCallScanner> tool_calls;  // the request offered tools: calls are not content
   std::int64_t prompt_tokens = 0;
   std::int64_t completion_tokens = 0;
   Clock::time_point arrival = Clock::now();
@@ -97,8 +99,20 @@ core::Result<std::vector<std::int32_t>> tokenize(const core::GenerationRequest& 
                   "model"};
     return e;
   }
+  if (!request.tools.empty()) {
+    // Tools the template would drop, or calls we could not read back, would fail silently.
+    if (!model.chat_template->renders_tools()) {
+      return core::Error{core::ErrorCode::kInvalidArgument,
+                         "model '" + model.name + "''s chat template does not render tools", "tools"};
+    }
+    if (model.chat_template->tool_call_format() == text::ToolCallFormat::kNone) {
+      return core::Error{core::ErrorCode::kInvalidArgument,
+                         "model '" + model.name + "' writes tool calls in a format this server does not parse yet",
+                         "tools"};
+    }
+  }
   auto prompt = model.chat_template->render(request.messages, /*add_generation_prompt=*/true,
-                                            request.chat_template_kwargs);
+                                            request.chat_template_kwargs, request.tools);
   if (!prompt.ok()) {
     core::Error e = prompt.error();
     e.code = core::ErrorCode::kInvalidArgument;
@@ -146,12 +160,24 @@ void finish(ProxyActor* self, policy::RequestId id, core::FinishReason reason,
   if (it == s.active.end()) return;
   Active& a = it->second;
   const std::string& model_name = a.model->name;
+  std::string rest;
   if (reason != core::FinishReason::kStop || a.held.empty()) {
     // Text held for stop matching is released unless a stop string ended the generation.
-    std::string rest = a.held + (reason == core::FinishReason::kStop ? "" : a.decoder.flush());
-    a.held.clear();
-    if (!rest.empty() || !a.unsent.empty()) send_chunk(a, std::move(rest));
+    rest = a.held + (reason == core::FinishReason::kStop ? "" : a.decoder.flush());
   }
+  a.held.clear();
+  std::vector<core::ToolCall> calls;
+  if (a.tool_calls && error.empty()) {
+    rest = a.tool_calls->feed(rest);
+    auto scanned = a.tool_calls->finish();
+    rest += scanned.content;
+    for (auto& call : scanned.calls) {
+      if (!calls.empty() && !a.request.parallel_tool_calls) break;
+      calls.push_back({"call_" + std::to_string(id) + "_" + std::to_string(calls.size()), std::move(call.name),
+                       std::move(call.arguments)});
+    }
+  }
+  if (!rest.empty() || !a.unsent.empty()) send_chunk(a, std::move(rest));
   openai::Usage usage{a.prompt_tokens, a.completion_tokens};
   if (!error.empty()) {
     auto response = openai::error_response(core::error(core::ErrorCode::kInternal, error));
@@ -163,13 +189,14 @@ void finish(ProxyActor* self, policy::RequestId id, core::FinishReason reason,
       a.responder.respond(std::move(response));
     }
   } else if (a.stream) {
-    a.stream->send(a.format.finish_chunk(reason));
+    if (!calls.empty()) a.stream->send(a.format.tool_calls_chunk(calls));
+    a.stream->send(a.format.finish_chunk(reason, !calls.empty()));
     if (a.request.include_usage) a.stream->send(a.format.usage_chunk(usage));
     a.stream->send("[DONE]");
     a.stream->close();
   } else if (reason != core::FinishReason::kCancelled) {
     rpc::http::HttpResponse response;
-    response.body = a.format.full_response(a.text, a.all_tokens, reason, usage);
+    response.body = a.format.full_response(a.text, a.all_tokens, reason, usage, calls);
     a.responder.respond(std::move(response));
   }
   auto now = Clock::now();
@@ -240,6 +267,7 @@ void on_tokens(ProxyActor* self, TokenEvent& event) {
     size_t keep = stop_prefix_suffix(a.held, a.request.stop);
     std::string release = a.held.substr(0, a.held.size() - keep);
     a.held.erase(0, a.held.size() - keep);
+    if (a.tool_calls) release = a.tool_calls->feed(release);
     if (!release.empty() || a.request.logprobs) send_chunk(a, std::move(release));
   }
   if (!a.first_token && !event.finished) return;
@@ -316,6 +344,7 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
                                      static_cast<std::int64_t>(std::time(nullptr)), request.logprobs),
            text::IncrementalDecoder(model->tokenizer, /*skip_special_tokens=*/true)};
   a.prompt_tokens = prompt_tokens;
+  if (!request.tools.empty()) a.tool_calls.emplace(model->chat_template->tool_call_format());
   s.active.emplace(id, std::move(a));
   s.metrics->waiting.add({{"model_name", model->name}}).increment();
   s.metrics->prompt_tokens.add({{"model_name", model->name}}).increment(prompt_tokens);

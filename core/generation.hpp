@@ -26,10 +26,19 @@ struct TokenLogprob {
   float logprob = 0;
 };
 
+/// A function call an assistant message made (OpenAI's tool_calls entry).
+struct ToolCall {
+  std::string id;
+  std::string name;
+  std::string arguments;  ///< JSON text, as the model wrote it
+};
+
 /// One message of a chat conversation.
 struct ChatTurn {
   std::string role;
   std::string content;
+  std::vector<ToolCall> tool_calls;  ///< role "assistant": the calls it made
+  std::string tool_call_id;          ///< role "tool": the call this is the result of
 };
 
 /// What the client asked for, validated.
@@ -39,6 +48,8 @@ struct GenerationRequest {
   std::string model;
   std::vector<ChatTurn> messages;  ///< kChat
   std::string chat_template_kwargs;  ///< kChat: a JSON object of extra chat template variables, or empty
+  std::string tools;               ///< kChat: the functions the model may call, a JSON array, or empty
+  bool parallel_tool_calls = true;  ///< false: at most one call per answer
   std::string prompt;              ///< kCompletion
   std::vector<std::int32_t> prompt_token_ids;  ///< kCompletion: the prompt as token ids instead of text
   std::optional<std::int32_t> max_tokens;  ///< unset: up to the model's context

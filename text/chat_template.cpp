@@ -38,7 +38,8 @@ core::Result<ChatTemplate> ChatTemplate::from_template(std::string_view template
                                                        std::string eos_token, std::string_view source) {
   auto parsed = jinja::Template::parse(template_text);
   if (!parsed.ok()) return invalid(std::string(source) + ": the chat template does not parse: " + parsed.error().message);
-  return ChatTemplate(std::move(*parsed), std::move(bos_token), std::move(eos_token), std::string(source));
+  return ChatTemplate(std::move(*parsed), text::tool_call_format(template_text), std::move(bos_token),
+                      std::move(eos_token), std::string(source));
 }
 
 core::Result<ChatTemplate> ChatTemplate::from_config_json(std::string_view json_text, std::string_view source) {
@@ -82,13 +83,31 @@ core::Result<ChatTemplate> ChatTemplate::load(const std::filesystem::path& dir) 
 }
 
 core::Result<std::string> ChatTemplate::render(std::span<const core::ChatTurn> messages, bool add_generation_prompt,
-                                               std::string_view extra_variables_json) const {
+                                               std::string_view extra_variables_json, std::string_view tools_json) const {
   std::vector<jinja::Value> list;
   list.reserve(messages.size());
   for (const core::ChatTurn& m : messages) {
     jinja::Object message;
     message.set("role", jinja::Value::string(m.role));
     message.set("content", jinja::Value::string(m.content));
+    if (!m.tool_calls.empty()) {
+      std::vector<jinja::Value> calls;
+      for (const core::ToolCall& call : m.tool_calls) {
+        // Templates print arguments with tojson: an object, as transformers and vLLM pass it
+        // (the text itself when it is not a JSON object).
+        auto arguments = jinja::parse_json(call.arguments);
+        jinja::Object function;
+        function.set("name", jinja::Value::string(call.name));
+        function.set("arguments", arguments.ok() && arguments->is_object() ? *arguments : jinja::Value::string(call.arguments));
+        jinja::Object entry;
+        entry.set("id", jinja::Value::string(call.id));
+        entry.set("type", jinja::Value::string("function"));
+        entry.set("function", jinja::Value::object(std::move(function)));
+        calls.push_back(jinja::Value::object(std::move(entry)));
+      }
+      message.set("tool_calls", jinja::Value::array(std::move(calls)));
+    }
+    if (!m.tool_call_id.empty()) message.set("tool_call_id", jinja::Value::string(m.tool_call_id));
     list.push_back(jinja::Value::object(std::move(message)));
   }
   jinja::Object context;
@@ -101,6 +120,13 @@ core::Result<std::string> ChatTemplate::render(std::span<const core::ChatTurn> m
     for (const auto& [name, value] : extra->attributes().entries()) context.set(name, value);
   }
   context.set("messages", jinja::Value::array(std::move(list)));
+  if (!tools_json.empty()) {
+    auto tools = jinja::parse_json(tools_json);
+    if (!tools.ok() || !tools->is_array()) {
+      return core::Error{ErrorCode::kInvalidArgument, "tools must be a JSON array", "tools"};
+    }
+    context.set("tools", *tools);
+  }
   context.set("add_generation_prompt", jinja::Value::boolean(add_generation_prompt));
   context.set("bos_token", jinja::Value::string(bos_));
   context.set("eos_token", jinja::Value::string(eos_));

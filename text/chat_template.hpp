@@ -14,6 +14,7 @@
 #include "core/generation.hpp"
 #include "core/result.hpp"
 #include "text/jinja/template.hpp"
+#include "text/tool_calls.hpp"
 
 namespace aegaeon::text {
 
@@ -33,21 +34,31 @@ class ChatTemplate {
 
   /// The prompt for `messages` (the template decides which roles it accepts); with
   /// `add_generation_prompt` it ends where the assistant's reply starts. `extra_variables_json`
-  /// (a JSON object, or empty) adds template variables such as Qwen3's `enable_thinking`. A
-  /// template error or raise_exception() (e.g. "roles must alternate") is kInvalidArgument with
-  /// the template's message and line; a bad `extra_variables_json` one with field
-  /// "chat_template_kwargs".
+  /// (a JSON object, or empty) adds template variables such as Qwen3's `enable_thinking`;
+  /// `tools_json` (OpenAI's tools array, or empty) is the `tools` variable. Assistant tool calls
+  /// reach the template as transformers passes them, `arguments` an object. A template error or
+  /// raise_exception() (e.g. "roles must alternate") is kInvalidArgument with the template's
+  /// message and line; a bad `extra_variables_json` one with field "chat_template_kwargs".
   [[nodiscard]] core::Result<std::string> render(std::span<const core::ChatTurn> messages, bool add_generation_prompt,
-                                                 std::string_view extra_variables_json = {}) const;
+                                                 std::string_view extra_variables_json = {},
+                                                 std::string_view tools_json = {}) const;
+
+  /// Whether the template renders the `tools` it is given (else tools would be dropped).
+  [[nodiscard]] bool renders_tools() const { return template_.reads("tools"); }
+
+  /// How the template teaches the model to write tool calls (kNone: no format aegaeon parses).
+  [[nodiscard]] ToolCallFormat tool_call_format() const { return tool_call_format_; }
 
   /// Fixes what the template's strftime_now() reads (tests); by default the system clock.
   void set_now(std::chrono::system_clock::time_point now) { options_.now = now; }
 
  private:
-  ChatTemplate(jinja::Template tmpl, std::string bos, std::string eos, std::string source)
-      : template_(std::move(tmpl)), bos_(std::move(bos)), eos_(std::move(eos)), source_(std::move(source)) {}
+  ChatTemplate(jinja::Template tmpl, ToolCallFormat format, std::string bos, std::string eos, std::string source)
+      : template_(std::move(tmpl)), tool_call_format_(format), bos_(std::move(bos)), eos_(std::move(eos)),
+        source_(std::move(source)) {}
 
   jinja::Template template_;
+  ToolCallFormat tool_call_format_;
   std::string bos_;
   std::string eos_;
   std::string source_;  // where the template came from, for errors

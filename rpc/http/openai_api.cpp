@@ -91,6 +91,30 @@ class FieldReader {
   const json& object_;
 };
 
+// An assistant message's `tool_calls`: [{"id", "type": "function", "function": {"name", "arguments"}}].
+core::Result<void> parse_tool_calls(const json& message, const std::string& field, core::ChatTurn& turn) {
+  auto calls = message.find("tool_calls");
+  if (calls == message.end() || calls->is_null()) return core::ok();
+  if (!calls->is_array()) return invalid(field + ".tool_calls", "'" + field + ".tool_calls' must be an array");
+  for (std::size_t i = 0; i < calls->size(); ++i) {
+    const json& call = (*calls)[i];
+    const std::string at = field + ".tool_calls[" + std::to_string(i) + "]";
+    if (!call.is_object() || !call.contains("function") || !call["function"].is_object()) {
+      return invalid(at, "'" + at + "' must be {\"id\", \"type\": \"function\", \"function\": {\"name\", \"arguments\"}}");
+    }
+    const json& function = call["function"];
+    if (!function.contains("name") || !function["name"].is_string()) {
+      return invalid(at + ".function.name", "'" + at + ".function.name' must be a string");
+    }
+    if (!function.contains("arguments") || !function["arguments"].is_string()) {
+      return invalid(at + ".function.arguments", "'" + at + ".function.arguments' must be a string of JSON");
+    }
+    turn.tool_calls.push_back({call.value("id", ""), function["name"].get<std::string>(),
+                               function["arguments"].get<std::string>()});
+  }
+  return core::ok();
+}
+
 // Chat content is a string or an array of {"type":"text","text":...} parts.
 core::Result<std::string> message_content(const json& content, const std::string& field) {
   if (content.is_string()) return content.get<std::string>();
@@ -128,19 +152,68 @@ core::Result<void> parse_messages(const json& body, GenerationRequest& request) 
     }
     std::string role_name = role->get<std::string>();
     if (role_name != "system" && role_name != "user" && role_name != "assistant" &&
-        role_name != "developer") {
-      return invalid(field + ".role", "'" + field + ".role' must be system, user or assistant, got '" +
+        role_name != "developer" && role_name != "tool") {
+      return invalid(field + ".role", "'" + field + ".role' must be system, developer, user, assistant or tool, got '" +
                                           role_name + "'");
     }
     if (role_name == "developer") role_name = "system";  // OpenAI's newer name for system
+    core::ChatTurn turn{role_name, "", {}, ""};
+    if (role_name == "assistant") AEGAEON_TRY(parse_tool_calls(message, field, turn));
+    if (role_name == "tool") {
+      auto id = message.find("tool_call_id");
+      if (id == message.end() || !id->is_string()) {
+        return invalid(field + ".tool_call_id", "'" + field + ".tool_call_id' is required for a tool message");
+      }
+      turn.tool_call_id = id->get<std::string>();
+    }
     auto content = message.find("content");
     if (content == message.end() || content->is_null()) {
-      return invalid(field + ".content", "'" + field + ".content' is required");
+      // An assistant turn that only calls tools has no content.
+      if (turn.tool_calls.empty()) return invalid(field + ".content", "'" + field + ".content' is required");
+    } else {
+      auto text = message_content(*content, field + ".content");
+      if (!text.ok()) return text.error();
+      turn.content = std::move(*text);
     }
-    auto text = message_content(*content, field + ".content");
-    if (!text.ok()) return text.error();
-    request.messages.push_back({role_name, std::move(*text)});
+    request.messages.push_back(std::move(turn));
   }
+  return core::ok();
+}
+
+// OpenAI's `tools`: [{"type": "function", "function": {"name", "description"?, "parameters"?}}],
+// kept as JSON for the chat template; `tool_choice` "auto" (or absent) lets the model decide,
+// "none" leaves the tools out; forcing a call needs constrained decoding, which is not here yet.
+core::Result<void> parse_tools(const json& body, GenerationRequest& request) {
+  auto tools = body.find("tools");
+  if (tools == body.end() || tools->is_null()) return core::ok();
+  if (!tools->is_array()) return invalid("tools", "'tools' must be an array");
+  for (std::size_t i = 0; i < tools->size(); ++i) {
+    const json& tool = (*tools)[i];
+    const std::string field = "tools[" + std::to_string(i) + "]";
+    if (!tool.is_object() || tool.value("type", "") != "function" || !tool.contains("function") ||
+        !tool["function"].is_object()) {
+      return invalid(field, "'" + field + "' must be {\"type\": \"function\", \"function\": {...}}");
+    }
+    const json& function = tool["function"];
+    if (!function.contains("name") || !function["name"].is_string() || function["name"].get<std::string>().empty()) {
+      return invalid(field + ".function.name", "'" + field + ".function.name' must be a non-empty string");
+    }
+    if (function.contains("parameters") && !function["parameters"].is_object() && !function["parameters"].is_null()) {
+      return invalid(field + ".function.parameters", "'" + field + ".function.parameters' must be a JSON Schema object");
+    }
+  }
+  if (auto choice = body.find("tool_choice"); choice != body.end() && !choice->is_null()) {
+    if (*choice == "none") return core::ok();  // the model is not to call tools: leave them out
+    if (*choice != "auto") {
+      return invalid("tool_choice", "'tool_choice' may be \"auto\" or \"none\"; forcing a call (\"required\" or a "
+                                    "named function) is not supported by this server yet");
+    }
+  }
+  if (auto parallel = body.find("parallel_tool_calls"); parallel != body.end() && !parallel->is_null()) {
+    if (!parallel->is_boolean()) return invalid("parallel_tool_calls", "'parallel_tool_calls' must be a boolean");
+    request.parallel_tool_calls = parallel->get<bool>();
+  }
+  if (!tools->empty()) request.tools = tools->dump();
   return core::ok();
 }
 
@@ -245,6 +318,7 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
   if (api == GenerationRequest::Api::kChat) {
     AEGAEON_TRY(parse_messages(root, request));
     AEGAEON_TRY(parse_chat_template_kwargs(root, request));
+    AEGAEON_TRY(parse_tools(root, request));
   } else {
     auto prompt = root.find("prompt");
     if (prompt == root.end()) return invalid("prompt", "'prompt' is required");
@@ -268,7 +342,7 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
                                          "n", "top_k", "seed", "max_tokens", "max_completion_tokens", "top_logprobs",
                                          "logprobs", "stream", "stream_options", "echo", "stop", "user"};
   if (chat) {
-    honoured.insert(honoured.end(), {"messages", "chat_template_kwargs"});
+    honoured.insert(honoured.end(), {"messages", "chat_template_kwargs", "tools", "tool_choice", "parallel_tool_calls"});
   } else {
     honoured.push_back("prompt");
   }
@@ -456,9 +530,33 @@ std::string ResponseFormatter::content_chunk(const std::string& text, const std:
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-std::string ResponseFormatter::finish_chunk(core::FinishReason reason) {
+namespace {
+json tool_calls_json(const std::vector<core::ToolCall>& calls, bool with_index) {
+  json out = json::array();
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    json call = {{"id", calls[i].id},
+                 {"type", "function"},
+                 {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}};
+    if (with_index) call["index"] = i;
+    out.push_back(std::move(call));
+  }
+  return out;
+}
+}  // namespace
+
+std::string ResponseFormatter::tool_calls_chunk(const std::vector<core::ToolCall>& calls) {
+  json delta = {{"tool_calls", tool_calls_json(calls, /*with_index=*/true)}};
+  if (!sent_role_) delta["role"] = "assistant";
+  sent_role_ = true;
+  json choice = {{"index", 0}, {"delta", delta}, {"finish_reason", nullptr}, {"logprobs", nullptr}};
+  json out = {{"id", id_}, {"object", "chat.completion.chunk"}, {"created", created_s_}, {"model", model_},
+              {"choices", json::array({choice})}};
+  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string ResponseFormatter::finish_chunk(core::FinishReason reason, bool tool_calls) {
   bool chat = api_ == GenerationRequest::Api::kChat;
-  json choice = {{"index", 0}, {"finish_reason", core::to_string(reason)}, {"logprobs", nullptr}};
+  json choice = {{"index", 0}, {"finish_reason", tool_calls ? "tool_calls" : core::to_string(reason)}, {"logprobs", nullptr}};
   if (chat) {
     choice["delta"] = sent_role_ ? json::object() : json{{"role", "assistant"}, {"content", ""}};
     sent_role_ = true;
@@ -480,11 +578,16 @@ std::string ResponseFormatter::usage_chunk(const Usage& usage) const {
 
 std::string ResponseFormatter::full_response(const std::string& text,
                                              const std::vector<TokenOut>& tokens,
-                                             core::FinishReason reason, const Usage& usage) const {
+                                             core::FinishReason reason, const Usage& usage,
+                                             const std::vector<core::ToolCall>& tool_calls) const {
   bool chat = api_ == GenerationRequest::Api::kChat;
-  json choice = {{"index", 0}, {"finish_reason", core::to_string(reason)}};
+  json choice = {{"index", 0}, {"finish_reason", tool_calls.empty() ? core::to_string(reason) : "tool_calls"}};
   if (chat) {
     choice["message"] = {{"role", "assistant"}, {"content", text}};
+    if (!tool_calls.empty()) {
+      if (text.empty()) choice["message"]["content"] = nullptr;
+      choice["message"]["tool_calls"] = tool_calls_json(tool_calls, /*with_index=*/false);
+    }
     choice["logprobs"] = logprobs_ ? chat_logprobs(tokens) : json(nullptr);
   } else {
     choice["text"] = text;

@@ -63,13 +63,19 @@ class ResponseFormatter {
   /// string) without a new token: its logprobs, when asked for, list no token, so that a
   /// client counting them sees exactly usage.completion_tokens.
   std::string text_chunk(const std::string& text);
-  /// The last content chunk: empty delta and the finish reason.
-  std::string finish_chunk(core::FinishReason reason);
+  /// A chat chunk with the answer's tool calls (each whole: id, name and arguments at once, as
+  /// OpenAI clients accumulate them).
+  std::string tool_calls_chunk(const std::vector<core::ToolCall>& calls);
+  /// The last content chunk: empty delta and the finish reason ("tool_calls" when the answer
+  /// made calls).
+  std::string finish_chunk(core::FinishReason reason, bool tool_calls = false);
   /// The usage chunk sent before [DONE] when stream_options.include_usage is set.
   std::string usage_chunk(const Usage& usage) const;
-  /// A complete (non-streaming) response.
+  /// A complete (non-streaming) response; with `tool_calls` the message carries them (content
+  /// null when there is no text) and finish_reason is "tool_calls".
   std::string full_response(const std::string& text, const std::vector<TokenOut>& tokens,
-                            core::FinishReason reason, const Usage& usage) const;
+                            core::FinishReason reason, const Usage& usage,
+                            const std::vector<core::ToolCall>& tool_calls = {}) const;
 
  private:
   std::string content_chunk(const std::string& text, const std::vector<TokenOut>& tokens);

@@ -150,6 +150,57 @@ TEST_F(OpenAiApi, ChatTemplateKwargsAreTemplateVariables) {
   EXPECT_EQ(json::parse(reserved.body)["error"]["param"], "chat_template_kwargs.messages");
 }
 
+// Tools go through the model's own template (the demo's is Qwen2.5's): they lengthen the prompt,
+// a history with tool calls and results is accepted, and a streamed answer's content equals the
+// complete one's (the tool-call scanner releases what cannot start a call).
+TEST_F(OpenAiApi, ToolsReachTheTemplateAndToolTurnsAreAccepted) {
+  const json tools = json::parse(R"([{"type": "function", "function": {"name": "get_weather",
+      "description": "Current weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}])");
+  const json messages = json::array({{{"role", "user"}, {"content", "Weather in Paris?"}}});
+  json plain = {{"model", "demo-xs"}, {"messages", messages}, {"max_tokens", 12}, {"temperature", 0}};
+  json with_tools = plain;
+  with_tools["tools"] = tools;
+  auto a = post("/v1/chat/completions", plain);
+  auto b = post("/v1/chat/completions", with_tools);
+  ASSERT_EQ(a.status, 200) << a.body;
+  ASSERT_EQ(b.status, 200) << b.body;
+  EXPECT_GT(json::parse(b.body)["usage"]["prompt_tokens"].get<int>(), json::parse(a.body)["usage"]["prompt_tokens"].get<int>() + 20)
+      << "the tool's JSON is in the prompt";
+  const auto answer = json::parse(b.body)["choices"][0];
+  EXPECT_TRUE(answer["finish_reason"] == "length" || answer["finish_reason"] == "tool_calls" || answer["finish_reason"] == "stop");
+
+  json streamed = with_tools;
+  streamed["stream"] = true;
+  testing::HttpConnection connection(server().port());
+  connection.send_request("POST", "/v1/chat/completions", streamed.dump());
+  ASSERT_EQ(connection.read_head(std::chrono::seconds(60)).status, 200);
+  std::string content;
+  std::optional<std::string> event;
+  while ((event = connection.read_event(std::chrono::seconds(60))) && *event != "[DONE]") {
+    const auto delta = json::parse(*event)["choices"][0]["delta"];
+    if (delta.contains("content") && delta["content"].is_string()) content += delta["content"].get<std::string>();
+  }
+  ASSERT_EQ(event, "[DONE]");
+  if (answer["message"]["content"].is_string()) {
+    EXPECT_EQ(content, answer["message"]["content"].get<std::string>());
+  }
+
+  json history = with_tools;
+  history["messages"] = json::array(
+      {{{"role", "user"}, {"content", "Weather in Paris?"}},
+       {{"role", "assistant"}, {"content", nullptr},
+        {"tool_calls", json::array({{{"id", "call_1"}, {"type", "function"},
+                                     {"function", {{"name", "get_weather"}, {"arguments", R"({"city": "Paris"})"}}}}})}},
+       {{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "21 C and sunny"}}});
+  auto c = post("/v1/chat/completions", history);
+  EXPECT_EQ(c.status, 200) << c.body;
+  json forced = with_tools;
+  forced["tool_choice"] = "required";
+  auto refused = post("/v1/chat/completions", forced);
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_EQ(json::parse(refused.body)["error"]["param"], "tool_choice");
+}
+
 TEST_F(OpenAiApi, TokenizeAndDetokenizeRoundTrip) {
   auto tokens = post("/tokenize", {{"model", "demo-m"}, {"prompt", "Hello there"}});
   ASSERT_EQ(tokens.status, 200);

@@ -100,10 +100,17 @@ TEST(OpenAiParse, ErrorsNameTheField) {
       {R"({"model": "m", "prompt": "x", "logit_bias": {"5": 100}})", kCompletion, "logit_bias", "not supported"},
       {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "response_format": {"type": "json_object"}})",
        kChat, "response_format", "not supported"},
+      {R"({"model": "m", "prompt": "x", "tools": [{"type": "function", "function": {"name": "f"}}]})", kCompletion,
+       "tools", "not supported"},
+      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "tools": [{"type": "function"}]})", kChat,
+       "tools[0]", "must be"},
       {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "tools": [{"type": "function",
-          "function": {"name": "f"}}]})", kChat, "tools", "not supported"},
-      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "tool_choice": "required"})", kChat,
-       "tool_choice", "not supported"},
+          "function": {"name": ""}}]})", kChat, "tools[0].function.name", "non-empty"},
+      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "tools": [{"type": "function",
+          "function": {"name": "f"}}], "tool_choice": "required"})", kChat, "tool_choice", "not supported"},
+      {R"({"model": "m", "messages": [{"role":"tool","content":"x"}]})", kChat, "messages[0].tool_call_id", "required"},
+      {R"({"model": "m", "messages": [{"role":"assistant","tool_calls":[{"type":"function","function":{"name":"f",
+          "arguments":{}}}]}]})", kChat, "messages[0].tool_calls[0].function.arguments", "string of JSON"},
       {R"({"model": "m", "prompt": "x", "min_p": 0.1})", kCompletion, "min_p", "not supported"},
       {R"({"model": "m", "prompt": "x", "best_of": 3})", kCompletion, "best_of", "not supported"},
       // chat_template_kwargs: chat only, an object, never the variables the server sets.
@@ -121,6 +128,47 @@ TEST(OpenAiParse, ErrorsNameTheField) {
     EXPECT_NE(request.error().message.find(c.message_part), std::string::npos)
         << c.body << " -> " << request.error().message;
   }
+}
+
+TEST(OpenAiParse, ToolsAndToolTurns) {
+  auto request = parse_generation_request(R"({"model": "m", "parallel_tool_calls": false, "tool_choice": "auto",
+      "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
+      "messages": [{"role": "user", "content": "Weather?"},
+                   {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+                    "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+                   {"role": "tool", "tool_call_id": "call_1", "content": "21 C"}]})",
+                                          kChat);
+  ASSERT_TRUE(request.ok()) << request.error().message;
+  EXPECT_EQ(json::parse(request->tools)[0]["function"]["name"], "get_weather");
+  EXPECT_FALSE(request->parallel_tool_calls);
+  ASSERT_EQ(request->messages.size(), 3u);
+  ASSERT_EQ(request->messages[1].tool_calls.size(), 1u);
+  EXPECT_EQ(request->messages[1].tool_calls[0].id, "call_1");
+  EXPECT_EQ(request->messages[1].tool_calls[0].arguments, R"({"city": "Paris"})");
+  EXPECT_EQ(request->messages[1].content, "");
+  EXPECT_EQ(request->messages[2].tool_call_id, "call_1");
+  auto none = parse_generation_request(R"({"model": "m", "messages": [{"role":"user","content":"x"}], "tool_choice": "none",
+      "tools": [{"type": "function", "function": {"name": "f"}}]})", kChat);
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_EQ(none->tools, "") << "tool_choice none: the model is not shown the tools";
+}
+
+TEST(OpenAiFormat, ToolCallsInBothShapes) {
+  const std::vector<core::ToolCall> calls{{"call_7_0", "get_weather", R"({"city":"Paris"})"}};
+  ResponseFormatter full(kChat, "m", 7, 1, false);
+  auto body = json::parse(full.full_response("", {}, core::FinishReason::kStop, {3, 9}, calls));
+  const auto& choice = body["choices"][0];
+  EXPECT_EQ(choice["finish_reason"], "tool_calls");
+  EXPECT_TRUE(choice["message"]["content"].is_null());
+  EXPECT_EQ(choice["message"]["tool_calls"][0]["id"], "call_7_0");
+  EXPECT_EQ(choice["message"]["tool_calls"][0]["type"], "function");
+  EXPECT_EQ(choice["message"]["tool_calls"][0]["function"]["arguments"], R"({"city":"Paris"})");
+  ResponseFormatter stream(kChat, "m", 7, 1, false);
+  auto delta = json::parse(stream.tool_calls_chunk(calls))["choices"][0]["delta"];
+  EXPECT_EQ(delta["role"], "assistant");
+  EXPECT_EQ(delta["tool_calls"][0]["index"], 0);
+  EXPECT_EQ(delta["tool_calls"][0]["function"]["name"], "get_weather");
+  EXPECT_EQ(json::parse(stream.finish_chunk(core::FinishReason::kStop, true))["choices"][0]["finish_reason"], "tool_calls");
 }
 
 TEST(OpenAiParse, PromptAsTokenIds) {

@@ -114,6 +114,32 @@ TEST(ChatTemplateTest, ChatTemplateJinjaBesideTheConfigWins) {
   EXPECT_EQ(render(*t, {{"user", "Hi"}}), "[user] Hi</s>");  // the file's one trailing newline dropped
 }
 
+// The demo models' template (deploy/demo): Qwen2.5's, tools included, with the Qwen2 test
+// tokenizer's default system prompt, so a conversation without tools renders as before.
+TEST(ChatTemplateTest, DemoTemplateRendersToolsAndToolTurns) {
+  const auto demo = std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "deploy" / "demo";
+  const ChatTemplate t = [&] {
+    auto loaded = ChatTemplate::load(demo);
+    EXPECT_TRUE(loaded.ok()) << loaded.error().message;
+    return std::move(loaded).value();
+  }();
+  EXPECT_EQ(render(t, {{"user", "Hello"}}), render(load("qwen2"), {{"user", "Hello"}}));
+  EXPECT_TRUE(t.renders_tools());
+  EXPECT_EQ(t.tool_call_format(), ToolCallFormat::kHermes);
+  const std::string tools =
+      R"([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}])";
+  const Messages history{{"user", "Weather?", {}, ""},
+                         {"assistant", "", {{"call_1", "get_weather", R"({"city": "Paris"})"}}, ""},
+                         {"tool", "21 C", {}, "call_1"}};
+  auto prompt = t.render(history, true, {}, tools);
+  ASSERT_TRUE(prompt.ok()) << prompt.error().message;
+  EXPECT_NE(prompt->find("<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"get_weather\""), std::string::npos) << *prompt;
+  EXPECT_NE(prompt->find("<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>"),
+            std::string::npos) << *prompt;  // arguments reach the template as an object
+  EXPECT_NE(prompt->find("<tool_response>\n21 C\n</tool_response>"), std::string::npos) << *prompt;
+  EXPECT_FALSE(load("qwen2").renders_tools());
+}
+
 TEST(ChatTemplateTest, NamedTemplateListUsesDefault) {
   auto t = ChatTemplate::from_config_json(
       R"({"chat_template": [{"name": "tool_use", "template": "x"}, {"name": "default", "template": "d:{{ messages[0].content }}"}]})",

@@ -1394,6 +1394,77 @@ class Interpreter {
 
 }  // namespace
 
+namespace {
+
+// Whether any Name node under `stmts` or `expr` is `name`.
+bool reads_name(const Expr* expr, std::string_view name);
+bool reads_name(const Body& body, std::string_view name);
+
+bool reads_any(const std::vector<ExprPtr>& exprs, std::string_view name) {
+  return std::any_of(exprs.begin(), exprs.end(), [&](const ExprPtr& e) { return reads_name(e.get(), name); });
+}
+
+bool reads_name(const Expr* expr, std::string_view name) {
+  if (expr == nullptr) return false;
+  return std::visit(
+      [&](const auto& node) -> bool {
+        using T = std::decay_t<decltype(node)>;
+        if constexpr (std::is_same_v<T, ast::Name>) return node.name == name;
+        if constexpr (std::is_same_v<T, ast::Member>) return reads_name(node.object.get(), name) || (node.computed && reads_name(node.property.get(), name));
+        if constexpr (std::is_same_v<T, ast::Slice>) {
+          return reads_name(node.object.get(), name) || reads_name(node.start.get(), name) ||
+                 reads_name(node.stop.get(), name) || reads_name(node.step.get(), name);
+        }
+        if constexpr (std::is_same_v<T, ast::Call>) return reads_name(node.callee.get(), name) || reads_any(node.args, name);
+        if constexpr (std::is_same_v<T, ast::Filter>) return reads_name(node.operand.get(), name) || reads_any(node.args, name);
+        if constexpr (std::is_same_v<T, ast::Test> || std::is_same_v<T, ast::Unary>) return reads_name(node.operand.get(), name);
+        if constexpr (std::is_same_v<T, ast::Binary>) return reads_name(node.left.get(), name) || reads_name(node.right.get(), name);
+        if constexpr (std::is_same_v<T, ast::Ternary>) {
+          return reads_name(node.condition.get(), name) || reads_name(node.if_true.get(), name) ||
+                 reads_name(node.if_false.get(), name);
+        }
+        if constexpr (std::is_same_v<T, ast::Select>) return reads_name(node.value.get(), name) || reads_name(node.condition.get(), name);
+        if constexpr (std::is_same_v<T, ast::ArrayLiteral>) return reads_any(node.items, name);
+        if constexpr (std::is_same_v<T, ast::ObjectLiteral>) {
+          return std::any_of(node.entries.begin(), node.entries.end(), [&](const auto& e) {
+            return reads_name(e.first.get(), name) || reads_name(e.second.get(), name);
+          });
+        }
+        if constexpr (std::is_same_v<T, ast::KeywordArg> || std::is_same_v<T, ast::Spread>) return reads_name(node.value.get(), name);
+        return false;  // literals
+      },
+      expr->node);
+}
+
+bool reads_name(const Body& body, std::string_view name) {
+  return std::any_of(body.begin(), body.end(), [&](const Stmt& stmt) {
+    return std::visit(
+        [&](const auto& node) -> bool {
+          using T = std::decay_t<decltype(node)>;
+          if constexpr (std::is_same_v<T, ast::Output>) return reads_name(node.expr.get(), name);
+          if constexpr (std::is_same_v<T, ast::If>) {
+            return reads_name(node.test.get(), name) || reads_name(node.body, name) || reads_name(node.otherwise, name);
+          }
+          if constexpr (std::is_same_v<T, ast::For>) {
+            return reads_name(node.iterable.get(), name) || reads_name(node.condition.get(), name) ||
+                   reads_name(node.body, name) || reads_name(node.otherwise, name);
+          }
+          if constexpr (std::is_same_v<T, ast::Set>) return reads_name(node.value.get(), name) || reads_name(node.body, name);
+          if constexpr (std::is_same_v<T, ast::Macro>) return reads_any(node.params, name) || reads_name(node.body, name);
+          if constexpr (std::is_same_v<T, ast::CallBlock>) {
+            return reads_name(node.call.get(), name) || reads_any(node.caller_params, name) || reads_name(node.body, name);
+          }
+          if constexpr (std::is_same_v<T, ast::FilterBlock>) return reads_name(node.filter.get(), name) || reads_name(node.body, name);
+          return false;  // text, break, continue
+        },
+        stmt.node);
+  });
+}
+
+}  // namespace
+
+bool Template::reads(std::string_view name) const { return reads_name(*body_, name); }
+
 core::Result<Template> Template::parse(std::string_view source) {
   auto body = jinja::parse(source);
   if (!body.ok()) return body.error();

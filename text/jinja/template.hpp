@@ -49,6 +49,10 @@ class Template {
   /// or raise_exception() is kInvalidArgument naming the line.
   [[nodiscard]] core::Result<std::string> render(const Value& context, const RenderOptions& options = {}) const;
 
+  /// Whether the template reads a variable called `name` anywhere (e.g. whether a chat
+  /// template renders `tools` at all).
+  [[nodiscard]] bool reads(std::string_view name) const;
+
  private:
   explicit Template(std::shared_ptr<const Body> body) : body_(std::move(body)) {}
   std::shared_ptr<const Body> body_;  // shared: a Template is cheap to copy

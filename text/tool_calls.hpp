@@ -1,0 +1,54 @@
+// Tool calls in generated text: which format a model writes them in (read from its chat
+// template) and a scanner that separates them from the content as the text streams in.
+// Hermes / Qwen2.5 / Qwen3 / QwQ write
+//   <tool_call>
+//   {"name": "get_weather", "arguments": {"city": "Paris"}}
+//   </tool_call>
+// once per call, after any content.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace aegaeon::text {
+
+enum class ToolCallFormat {
+  kNone,    ///< the template shows no tool-call format aegaeon parses
+  kHermes,  ///< <tool_call>{"name": ..., "arguments": {...}}</tool_call>
+};
+
+/// The format a chat template teaches its model (kNone when it has none we parse).
+ToolCallFormat tool_call_format(std::string_view chat_template);
+
+/// One parsed call: the function's name and its arguments as JSON text (an object).
+struct ParsedToolCall {
+  std::string name;
+  std::string arguments;
+};
+
+/// Separates content from tool calls in text that arrives piece by piece. Content before the
+/// first call is released as soon as it cannot be the start of one; everything from the first
+/// call on is held until finish(). Nothing is lost: text that does not parse as calls comes
+/// back as content.
+class ToolCallScanner {
+ public:
+  explicit ToolCallScanner(ToolCallFormat format) : format_(format) {}
+
+  /// Adds `piece`; returns the content that can be released now.
+  std::string feed(std::string_view piece);
+
+  struct Result {
+    std::string content;                ///< held content not released by feed()
+    std::vector<ParsedToolCall> calls;  ///< empty when the text held no (well-formed) call
+  };
+  /// The end of the text: what was held, as content and calls.
+  Result finish();
+
+ private:
+  ToolCallFormat format_;
+  std::string held_;
+  bool in_call_ = false;  // the first call's opening tag has been seen
+};
+
+}  // namespace aegaeon::text

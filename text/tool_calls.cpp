@@ -16,14 +16,41 @@ std::size_t partial_tag_suffix(std::string_view text, std::string_view tag) {
   return 0;
 }
 
-// {"name": "...", "arguments": {...} or "..."} → a call; false when it is not one.
+// Length of the JSON object `text` starts with (through its closing brace), or 0 when it does
+// not start with one or the object does not end.
+std::size_t json_object_end(std::string_view text) {
+  if (text.empty() || text.front() != '{') return 0;
+  int depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if ((c == '}' || c == ']') && --depth == 0) {
+      return i + 1;
+    }
+  }
+  return 0;
+}
+
+// {"name": "...", "arguments" (or Llama's "parameters"): {...} or "..."} → a call; false when
+// it is not one.
 bool parse_call(std::string_view body, ParsedToolCall& call) {
   const auto j = nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return false;
   const auto name = j.find("name");
   if (name == j.end() || !name->is_string() || name->get<std::string>().empty()) return false;
   call.name = name->get<std::string>();
-  const auto args = j.find("arguments");
+  auto args = j.find("arguments");
+  if (args == j.end()) args = j.find("parameters");
   if (args == j.end() || args->is_null()) {
     call.arguments = "{}";
   } else if (args->is_object()) {
@@ -41,7 +68,12 @@ bool parse_call(std::string_view body, ParsedToolCall& call) {
 }  // namespace
 
 ToolCallFormat tool_call_format(std::string_view chat_template) {
-  return chat_template.find(kOpen) != std::string_view::npos ? ToolCallFormat::kHermes : ToolCallFormat::kNone;
+  if (chat_template.find(kOpen) != std::string_view::npos) return ToolCallFormat::kHermes;
+  if (chat_template.find(R"({"name": function name, "parameters": dictionary of argument name and its value})") !=
+      std::string_view::npos) {
+    return ToolCallFormat::kLlama3Json;
+  }
+  return ToolCallFormat::kNone;
 }
 
 std::string ToolCallScanner::feed(std::string_view piece) {
@@ -52,6 +84,19 @@ std::string ToolCallScanner::feed(std::string_view piece) {
     return out;
   }
   if (in_call_) return {};
+  if (format_ == ToolCallFormat::kLlama3Json) {
+    // A call is the whole answer: hold it all if it starts with '{', else it is all content.
+    if (!decided_) {
+      const std::size_t first = held_.find_first_not_of(" \t\r\n");
+      if (first == std::string::npos) return {};
+      decided_ = true;
+      in_call_ = held_[first] == '{';
+      if (in_call_) return {};
+    }
+    std::string out = std::move(held_);
+    held_.clear();
+    return out;
+  }
   const std::size_t open = held_.find(kOpen);
   std::size_t release = 0;
   if (open != std::string::npos) {
@@ -69,6 +114,29 @@ ToolCallScanner::Result ToolCallScanner::finish() {
   Result result;
   if (!in_call_) {
     result.content = std::move(held_);
+    held_.clear();
+    return result;
+  }
+  if (format_ == ToolCallFormat::kLlama3Json) {
+    // One JSON object per call, ";" (and whitespace) between them.
+    std::vector<ParsedToolCall> calls;
+    std::string_view rest = held_;
+    bool well_formed = true;
+    while (well_formed) {
+      const std::size_t start = rest.find_first_not_of(" \t\r\n;");
+      if (start == std::string_view::npos) break;
+      rest.remove_prefix(start);
+      const std::size_t end = json_object_end(rest);
+      ParsedToolCall call;
+      well_formed = end != 0 && parse_call(rest.substr(0, end), call);
+      if (well_formed) calls.push_back(std::move(call));
+      rest.remove_prefix(well_formed ? end : rest.size());
+    }
+    if (well_formed) {
+      result.calls = std::move(calls);
+    } else {
+      result.content = std::move(held_);
+    }
     held_.clear();
     return result;
   }

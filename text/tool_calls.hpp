@@ -4,7 +4,9 @@
 //   <tool_call>
 //   {"name": "get_weather", "arguments": {"city": "Paris"}}
 //   </tool_call>
-// once per call, after any content.
+// once per call, after any content. Llama 3.1 / 3.2 / 4 answer with nothing but
+//   {"name": "get_weather", "parameters": {"city": "Paris"}}
+// (calls separated by ";"), after the special <|python_tag|> the decoder leaves out.
 #pragma once
 
 #include <string>
@@ -15,7 +17,8 @@ namespace aegaeon::text {
 
 enum class ToolCallFormat {
   kNone,    ///< the template shows no tool-call format aegaeon parses
-  kHermes,  ///< <tool_call>{"name": ..., "arguments": {...}}</tool_call>
+  kHermes,     ///< <tool_call>{"name": ..., "arguments": {...}}</tool_call>
+  kLlama3Json,  ///< the whole answer {"name": ..., "parameters": {...}} (";" between calls)
 };
 
 /// The format a chat template teaches its model (kNone when it has none we parse).
@@ -48,7 +51,8 @@ class ToolCallScanner {
  private:
   ToolCallFormat format_;
   std::string held_;
-  bool in_call_ = false;  // the first call's opening tag has been seen
+  bool in_call_ = false;  // kHermes: the first call's opening tag was seen; kLlama3Json: the answer starts with '{'
+  bool decided_ = false;  // kLlama3Json: the answer's first character was seen
 };
 
 }  // namespace aegaeon::text

@@ -10,7 +10,10 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include <unistd.h>
 
@@ -138,6 +141,23 @@ TEST(ChatTemplateTest, DemoTemplateRendersToolsAndToolTurns) {
             std::string::npos) << *prompt;  // arguments reach the template as an object
   EXPECT_NE(prompt->find("<tool_response>\n21 C\n</tool_response>"), std::string::npos) << *prompt;
   EXPECT_FALSE(load("qwen2").renders_tools());
+}
+
+// Which real templates take tools, and in which call format their models answer.
+TEST(ChatTemplateTest, RealTemplatesToolSupport) {
+  std::ifstream in(std::filesystem::path(__FILE__).parent_path() / "testdata" / "chat_templates" / "templates.json");
+  const auto templates = nlohmann::json::parse(in);
+  std::map<std::string, std::pair<bool, ToolCallFormat>> seen;
+  for (const auto& t : templates) {
+    auto parsed = ChatTemplate::from_template(t["template"].get<std::string>(), "", "", t["name"].get<std::string>());
+    ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+    seen[t["name"]] = {parsed->renders_tools(), parsed->tool_call_format()};
+  }
+  EXPECT_EQ(seen.at("qwen2.5-0.5b"), std::make_pair(true, ToolCallFormat::kHermes));
+  EXPECT_EQ(seen.at("qwen3-0.6b"), std::make_pair(true, ToolCallFormat::kHermes));
+  EXPECT_EQ(seen.at("llama3.1-8b"), std::make_pair(true, ToolCallFormat::kLlama3Json));
+  EXPECT_EQ(seen.at("llama3.2-3b"), std::make_pair(true, ToolCallFormat::kLlama3Json));
+  EXPECT_FALSE(seen.at("gemma2-2b").first);  // Gemma 2's template has no tools
 }
 
 TEST(ChatTemplateTest, NamedTemplateListUsesDefault) {

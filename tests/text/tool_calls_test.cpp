@@ -61,6 +61,28 @@ TEST(ToolCallsTest, MalformedCallsAreContentNotLost) {
   }
 }
 
+TEST(ToolCallsTest, Llama3AnswersWithJsonOnly) {
+  EXPECT_EQ(tool_call_format(R"(Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.)"),
+            ToolCallFormat::kLlama3Json);
+  ToolCallScanner calls(ToolCallFormat::kLlama3Json);
+  EXPECT_EQ(calls.feed("  "), "");
+  EXPECT_EQ(calls.feed("{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris; France\"}}"), "");
+  EXPECT_EQ(calls.feed("; {\"name\": \"get_time\", \"parameters\": {}}"), "");
+  const auto result = calls.finish();
+  ASSERT_EQ(result.calls.size(), 2u);
+  EXPECT_EQ(result.calls[0].arguments, R"({"city":"Paris; France"})");  // a ';' inside a string is not a separator
+  EXPECT_EQ(result.calls[1].name, "get_time");
+  EXPECT_EQ(result.content, "");
+  ToolCallScanner prose(ToolCallFormat::kLlama3Json);
+  EXPECT_EQ(prose.feed("It is sunny {mostly}."), "It is sunny {mostly}.");  // not a call: streamed at once
+  EXPECT_TRUE(prose.finish().calls.empty());
+  ToolCallScanner broken(ToolCallFormat::kLlama3Json);
+  EXPECT_EQ(broken.feed("{\"weather\": 1} and more"), "");
+  const auto back = broken.finish();
+  EXPECT_TRUE(back.calls.empty());
+  EXPECT_EQ(back.content, "{\"weather\": 1} and more");
+}
+
 TEST(ToolCallsTest, WithoutAFormatEverythingIsContent) {
   ToolCallScanner scanner(ToolCallFormat::kNone);
   EXPECT_EQ(scanner.feed("<tool_call>x"), "<tool_call>x");

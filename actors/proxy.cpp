@@ -258,7 +258,7 @@ void on_tokens(ProxyActor* self, TokenEvent& event) {
     for (const auto& stop : a.request.stop) {
       auto pos = a.held.find(stop);
       if (pos != std::string::npos) {
-        send_chunk(a, a.held.substr(0, pos));
+        send_chunk(a, a.held.substr(0, pos + (a.request.include_stop_str_in_output ? stop.size() : 0)));
         a.held.clear();
         finish(self, event.id, core::FinishReason::kStop);
         return;
@@ -342,7 +342,7 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
   Active a{request, model, responder, std::nullopt,
            openai::ResponseFormatter(request.api, model->name, static_cast<std::uint64_t>(id),
                                      static_cast<std::int64_t>(std::time(nullptr)), request.logprobs),
-           text::IncrementalDecoder(model->tokenizer, /*skip_special_tokens=*/true)};
+           text::IncrementalDecoder(model->tokenizer, request.skip_special_tokens)};
   a.prompt_tokens = prompt_tokens;
   if (!request.tools.empty()) a.tool_calls.emplace(model->chat_template->tool_call_format());
   s.active.emplace(id, std::move(a));

@@ -59,6 +59,8 @@ struct GenerationRequest {
   bool logprobs = false;           ///< return the sampled tokens' log-probabilities
   std::int32_t top_logprobs = 0;   ///< with logprobs: also the N most likely tokens per step
   bool echo = false;               ///< OpenAI's echo; parsed so that true can be refused clearly
+  bool skip_special_tokens = true;  ///< vLLM's: special tokens (e.g. <|im_end|>) left out of the text
+  bool include_stop_str_in_output = false;  ///< vLLM's: the matched stop string ends the text
   SamplingOptions sampling;
   std::string user;                ///< OpenAI's end-user id; for logs and fairness only
 };

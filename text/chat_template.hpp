@@ -44,7 +44,7 @@ class ChatTemplate {
                                                  std::string_view tools_json = {}) const;
 
   /// Whether the template renders the `tools` it is given (else tools would be dropped).
-  [[nodiscard]] bool renders_tools() const { return template_.reads("tools"); }
+  [[nodiscard]] bool renders_tools() const { return renders_tools_; }
 
   /// How the template teaches the model to write tool calls (kNone: no format aegaeon parses).
   [[nodiscard]] ToolCallFormat tool_call_format() const { return tool_call_format_; }
@@ -54,10 +54,11 @@ class ChatTemplate {
 
  private:
   ChatTemplate(jinja::Template tmpl, ToolCallFormat format, std::string bos, std::string eos, std::string source)
-      : template_(std::move(tmpl)), tool_call_format_(format), bos_(std::move(bos)), eos_(std::move(eos)),
-        source_(std::move(source)) {}
+      : template_(std::move(tmpl)), renders_tools_(template_.reads("tools")), tool_call_format_(format),
+        bos_(std::move(bos)), eos_(std::move(eos)), source_(std::move(source)) {}
 
   jinja::Template template_;
+  bool renders_tools_;
   ToolCallFormat tool_call_format_;
   std::string bos_;
   std::string eos_;

@@ -340,7 +340,8 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
   const bool chat = api == GenerationRequest::Api::kChat;
   std::vector<std::string_view> honoured{"model", "temperature", "top_p", "presence_penalty", "frequency_penalty",
                                          "n", "top_k", "seed", "max_tokens", "max_completion_tokens", "top_logprobs",
-                                         "logprobs", "stream", "stream_options", "echo", "stop", "user"};
+                                         "logprobs", "stream", "stream_options", "echo", "stop", "user",
+                                         "skip_special_tokens", "include_stop_str_in_output"};
   if (chat) {
     honoured.insert(honoured.end(), {"messages", "chat_template_kwargs", "tools", "tool_choice", "parallel_tool_calls"});
   } else {
@@ -360,7 +361,9 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
                  fields.integer("max_tokens", 1, max_tokens_cap, max_tokens),
                  fields.integer("max_completion_tokens", 1, max_tokens_cap, max_completion_tokens),
                  fields.integer("top_logprobs", 0, 20, top_logprobs),
-                 fields.boolean("stream", request.stream), fields.boolean("echo", request.echo)}) {
+                 fields.boolean("stream", request.stream), fields.boolean("echo", request.echo),
+                 fields.boolean("skip_special_tokens", request.skip_special_tokens),
+                 fields.boolean("include_stop_str_in_output", request.include_stop_str_in_output)}) {
     if (e) return *e;
   }
   if (fields.get("top_p") && s.top_p <= 0) return invalid("top_p", "'top_p' must be greater than 0");

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "core/utf8.hpp"
 #include "tests/integration/serve_process.hpp"
 #include "tests/support/http_client.hpp"
 
@@ -137,6 +138,36 @@ TEST_F(OpenAiApi, PromptAsTokenIdsContinuesAsItsText) {
   auto refused = post("/v1/completions", outside);
   EXPECT_EQ(refused.status, 400);
   EXPECT_EQ(json::parse(refused.body)["error"]["param"], "prompt");
+}
+
+// A stop string ends the text before it, or with it under vLLM's include_stop_str_in_output.
+TEST_F(OpenAiApi, StopStringsEndTheTextWithOrWithoutThemselves) {
+  const json request = {{"model", "demo-s"}, {"prompt", "Hello there"}, {"max_tokens", 16}, {"temperature", 0}};
+  auto free_run = post("/v1/completions", request);
+  ASSERT_EQ(free_run.status, 200) << free_run.body;
+  const std::string text = json::parse(free_run.body)["choices"][0]["text"];
+  ASSERT_GE(text.size(), 8u) << text;
+  // A stop string from the middle of the text, where it first occurs.
+  std::string stop;
+  std::size_t at = 0;
+  for (std::size_t start = 3; start + 3 <= text.size() && stop.empty(); ++start) {
+    const std::string candidate = text.substr(start, 3);
+    if (text.find(candidate) == start && core::is_valid_utf8(candidate)) {
+      stop = candidate;
+      at = start;
+    }
+  }
+  ASSERT_FALSE(stop.empty()) << text;
+  json stopped = request;
+  stopped["stop"] = stop;
+  auto cut = post("/v1/completions", stopped);
+  ASSERT_EQ(cut.status, 200) << cut.body;
+  EXPECT_EQ(json::parse(cut.body)["choices"][0]["text"], text.substr(0, at));
+  EXPECT_EQ(json::parse(cut.body)["choices"][0]["finish_reason"], "stop");
+  stopped["include_stop_str_in_output"] = true;
+  auto kept = post("/v1/completions", stopped);
+  ASSERT_EQ(kept.status, 200) << kept.body;
+  EXPECT_EQ(json::parse(kept.body)["choices"][0]["text"], text.substr(0, at + stop.size()));
 }
 
 TEST_F(OpenAiApi, ChatTemplateKwargsAreTemplateVariables) {

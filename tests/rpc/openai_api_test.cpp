@@ -171,6 +171,21 @@ TEST(OpenAiFormat, ToolCallsInBothShapes) {
   EXPECT_EQ(json::parse(stream.finish_chunk(core::FinishReason::kStop, true))["choices"][0]["finish_reason"], "tool_calls");
 }
 
+TEST(OpenAiParse, VllmTextExtensions) {
+  auto defaults = parse_generation_request(R"({"model": "m", "prompt": "x"})", kCompletion);
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_TRUE(defaults->skip_special_tokens);
+  EXPECT_FALSE(defaults->include_stop_str_in_output);
+  auto set = parse_generation_request(
+      R"({"model": "m", "prompt": "x", "skip_special_tokens": false, "include_stop_str_in_output": true})", kCompletion);
+  ASSERT_TRUE(set.ok()) << set.error().message;
+  EXPECT_FALSE(set->skip_special_tokens);
+  EXPECT_TRUE(set->include_stop_str_in_output);
+  auto bad = parse_generation_request(R"({"model": "m", "prompt": "x", "skip_special_tokens": 0})", kCompletion);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().field, "skip_special_tokens");
+}
+
 TEST(OpenAiParse, PromptAsTokenIds) {
   for (const char* body : {R"({"model": "m", "prompt": [5, 0, 7]})", R"({"model": "m", "prompt": [[5, 0, 7]]})"}) {
     auto request = parse_generation_request(body, kCompletion);

@@ -258,7 +258,9 @@ void on_tokens(ProxyActor* self, TokenEvent& event) {
     for (const auto& stop : a.request.stop) {
       auto pos = a.held.find(stop);
       if (pos != std::string::npos) {
-        send_chunk(a, a.held.substr(0, pos + (a.request.include_stop_str_in_output ? stop.size() : 0)));
+        std::string last = a.held.substr(0, pos + (a.request.include_stop_str_in_output ? stop.size() : 0));
+        if (a.tool_calls) last = a.tool_calls->feed(last);  // a call it holds ends the text in finish()
+        send_chunk(a, std::move(last));
         a.held.clear();
         finish(self, event.id, core::FinishReason::kStop);
         return;

@@ -54,15 +54,10 @@ core::Result<core::ServedModel> describe_model(const worker::ModelSpec& spec,
   model.tokenizer_json = std::move(*tokenizer);
   auto config_path = spec.path / "tokenizer_config.json";
   if (std::filesystem::exists(config_path)) {
-    auto config = read_text(config_path);
+    // With a chat_template.jinja beside it folded in: one text carries the template.
+    auto config = text::read_tokenizer_config(spec.path);
     if (!config.ok()) return config.error().with_context("model '" + spec.name + "'");
     model.tokenizer_config_json = std::move(*config);
-    // A chat_template.jinja beside it is the template (as transformers reads the folder).
-    if (auto jinja = read_text(spec.path / "chat_template.jinja"); jinja.ok()) {
-      auto merged = text::with_chat_template(model.tokenizer_config_json, *jinja, config_path.string());
-      if (!merged.ok()) return merged.error().with_context("model '" + spec.name + "'");
-      model.tokenizer_config_json = std::move(*merged);
-    }
   }
   // Where generation stops: generation_config.json's ids, then config.json's.
   for (const char* file : {"generation_config.json", "config.json"}) {

@@ -71,15 +71,9 @@ core::Result<ChatTemplate> ChatTemplate::from_config_json(std::string_view json_
 }
 
 core::Result<ChatTemplate> ChatTemplate::load(const std::filesystem::path& dir) {
-  const auto config_path = dir / "tokenizer_config.json";
-  auto config = read_file(config_path);
-  if (!config) return core::error(ErrorCode::kNotFound, config_path.string() + ": cannot read the file");
-  if (auto jinja_file = read_file(dir / "chat_template.jinja")) {
-    auto merged = with_chat_template(*config, *jinja_file, config_path.string());
-    if (!merged.ok()) return merged.error();
-    return from_config_json(*merged, (dir / "chat_template.jinja").string());
-  }
-  return from_config_json(*config, config_path.string());
+  auto config = read_tokenizer_config(dir);
+  if (!config.ok()) return config.error();
+  return from_config_json(*config, (dir / "tokenizer_config.json").string());
 }
 
 core::Result<std::string> ChatTemplate::render(std::span<const core::ChatTurn> messages, bool add_generation_prompt,
@@ -135,11 +129,15 @@ core::Result<std::string> ChatTemplate::render(std::span<const core::ChatTurn> m
   return prompt;
 }
 
-core::Result<std::string> with_chat_template(std::string_view tokenizer_config_json, std::string_view template_text,
-                                             std::string_view source) {
-  ordered_json config = ordered_json::parse(tokenizer_config_json, nullptr, /*allow_exceptions=*/false);
-  if (config.is_discarded() || !config.is_object()) return invalid(std::string(source) + ": not a JSON object");
-  config["chat_template"] = std::string(template_text);
+core::Result<std::string> read_tokenizer_config(const std::filesystem::path& dir) {
+  const auto config_path = dir / "tokenizer_config.json";
+  auto text = read_file(config_path);
+  if (!text) return core::error(ErrorCode::kNotFound, config_path.string() + ": cannot read the file");
+  auto jinja_file = read_file(dir / "chat_template.jinja");
+  if (!jinja_file) return std::move(*text);
+  ordered_json config = ordered_json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (config.is_discarded() || !config.is_object()) return invalid(config_path.string() + ": not a JSON object");
+  config["chat_template"] = std::move(*jinja_file);
   return config.dump();
 }
 

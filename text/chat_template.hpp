@@ -66,9 +66,9 @@ class ChatTemplate {
   jinja::RenderOptions options_;
 };
 
-/// tokenizer_config.json's text with `chat_template` set to `template_text` (what a folder's
-/// chat_template.jinja means); kInvalidArgument naming `source` when the JSON is not an object.
-core::Result<std::string> with_chat_template(std::string_view tokenizer_config_json, std::string_view template_text,
-                                             std::string_view source);
+/// `dir`/tokenizer_config.json's text, with a chat_template.jinja beside it folded in as its
+/// `chat_template` (the folder's template, as transformers reads it). kNotFound when there is no
+/// tokenizer_config.json; kInvalidArgument naming the file when it is not a JSON object.
+core::Result<std::string> read_tokenizer_config(const std::filesystem::path& dir);
 
 }  // namespace aegaeon::text

@@ -160,11 +160,11 @@ void finish(ProxyActor* self, policy::RequestId id, core::FinishReason reason,
   if (it == s.active.end()) return;
   Active& a = it->second;
   const std::string& model_name = a.model->name;
-  std::string rest;
-  if (reason != core::FinishReason::kStop || a.held.empty()) {
-    // Text held for stop matching is released unless a stop string ended the generation.
-    rest = a.held + (reason == core::FinishReason::kStop ? "" : a.decoder.flush());
-  }
+  // Text held because it might start a stop string is released: a matched stop string has
+  // already emptied `held` (on_tokens), so what is left here ended with EOS or the length limit.
+  // The decoder's partial character is flushed unless the generation stopped (after a stop
+  // string, those bytes would be text beyond it).
+  std::string rest = a.held + (reason == core::FinishReason::kStop ? "" : a.decoder.flush());
   a.held.clear();
   std::vector<core::ToolCall> calls;
   if (a.tool_calls && error.empty()) {

@@ -137,6 +137,12 @@ size_t stop_prefix_suffix(const std::string& text, const std::vector<std::string
   return keep;
 }
 
+// What of `text` is content now: all of it, unless the request offered tools, whose calls the
+// scanner holds back (finish() sends them).
+std::string content_of(Active& a, std::string text) {
+  return a.tool_calls ? a.tool_calls->feed(text) : std::move(text);
+}
+
 void send_chunk(Active& a, std::string piece) {
   a.text += piece;
   if (!a.stream) return;
@@ -168,7 +174,7 @@ void finish(ProxyActor* self, policy::RequestId id, core::FinishReason reason,
   a.held.clear();
   std::vector<core::ToolCall> calls;
   if (a.tool_calls && error.empty()) {
-    rest = a.tool_calls->feed(rest);
+    rest = content_of(a, std::move(rest));
     auto scanned = a.tool_calls->finish();
     rest += scanned.content;
     for (auto& call : scanned.calls) {
@@ -248,7 +254,8 @@ void on_tokens(ProxyActor* self, TokenEvent& event) {
     s.metrics->generation_tokens.add({{"model_name", model_name}}).increment();
 
     std::string piece = a.decoder.step(token);
-    openai::TokenOut out{piece, event.logprobs.at(i), token_string(*a.model, token), {}};
+    // A token's bytes are only reported with logprobs: not worth a decoder pass per token otherwise.
+    openai::TokenOut out{piece, event.logprobs.at(i), a.request.logprobs ? token_string(*a.model, token) : "", {}};
     if (i < event.top_logprobs.size()) {
       for (const auto& alt : event.top_logprobs[i]) out.top.push_back({token_string(*a.model, alt.token), alt.logprob});
     }
@@ -258,9 +265,7 @@ void on_tokens(ProxyActor* self, TokenEvent& event) {
     for (const auto& stop : a.request.stop) {
       auto pos = a.held.find(stop);
       if (pos != std::string::npos) {
-        std::string last = a.held.substr(0, pos + (a.request.include_stop_str_in_output ? stop.size() : 0));
-        if (a.tool_calls) last = a.tool_calls->feed(last);  // a call it holds ends the text in finish()
-        send_chunk(a, std::move(last));
+        send_chunk(a, content_of(a, a.held.substr(0, pos + (a.request.include_stop_str_in_output ? stop.size() : 0))));
         a.held.clear();
         finish(self, event.id, core::FinishReason::kStop);
         return;
@@ -269,7 +274,7 @@ void on_tokens(ProxyActor* self, TokenEvent& event) {
     size_t keep = stop_prefix_suffix(a.held, a.request.stop);
     std::string release = a.held.substr(0, a.held.size() - keep);
     a.held.erase(0, a.held.size() - keep);
-    if (a.tool_calls) release = a.tool_calls->feed(release);
+    release = content_of(a, std::move(release));
     if (!release.empty() || a.request.logprobs) send_chunk(a, std::move(release));
   }
   if (!a.first_token && !event.finished) return;

@@ -102,3 +102,10 @@ inline Result<void> ok() { return {}; }
       return aegaeon_try_result_.error();          \
     }                                              \
   } while (false)
+
+/// Declares `var` as the value of a Result-returning expression, or returns its error from the
+/// enclosing function (for code that unwraps one result after another, such as a parser).
+#define AEGAEON_TRY_ASSIGN(var, expr)                         \
+  auto var##_aegaeon_result_ = (expr);                        \
+  if (!var##_aegaeon_result_.ok()) return var##_aegaeon_result_.error(); \
+  auto var = std::move(var##_aegaeon_result_).value()

@@ -112,61 +112,45 @@ std::string ToolCallScanner::feed(std::string_view piece) {
 
 ToolCallScanner::Result ToolCallScanner::finish() {
   Result result;
-  if (!in_call_) {
-    result.content = std::move(held_);
-    held_.clear();
-    return result;
-  }
-  if (format_ == ToolCallFormat::kLlama3Json) {
-    // One JSON object per call, ";" (and whitespace) between them.
-    std::vector<ParsedToolCall> calls;
-    std::string_view rest = held_;
-    bool well_formed = true;
-    while (well_formed) {
-      const std::size_t start = rest.find_first_not_of(" \t\r\n;");
-      if (start == std::string_view::npos) break;
-      rest.remove_prefix(start);
-      const std::size_t end = json_object_end(rest);
-      ParsedToolCall call;
-      well_formed = end != 0 && parse_call(rest.substr(0, end), call);
-      if (well_formed) calls.push_back(std::move(call));
-      rest.remove_prefix(well_formed ? end : rest.size());
-    }
-    if (well_formed) {
-      result.calls = std::move(calls);
-    } else {
-      result.content = std::move(held_);
-    }
-    held_.clear();
-    return result;
-  }
-  // held_ starts with the first <tool_call>: every block must be a call, with only whitespace
-  // between and after them (a generation may stop before the last closing tag).
+  // From the first call on, every part of the held text must be a call, with only separators
+  // between and after them; otherwise the text is content after all.
   std::vector<ParsedToolCall> calls;
   std::string_view rest = held_;
-  bool well_formed = true;
+  bool well_formed = in_call_;
   while (well_formed) {
-    const std::size_t start = rest.find_first_not_of(" \t\r\n");
-    if (start == std::string_view::npos) break;
-    rest.remove_prefix(start);
-    if (rest.substr(0, kOpen.size()) != kOpen) {
-      well_formed = false;
-      break;
-    }
-    rest.remove_prefix(kOpen.size());
-    const std::size_t close = rest.find(kClose);
+    const std::optional<std::string_view> body = next_call_body(rest);
+    if (!body) break;
     ParsedToolCall call;
-    well_formed = parse_call(rest.substr(0, close), call);
+    well_formed = parse_call(*body, call);
     if (well_formed) calls.push_back(std::move(call));
-    rest.remove_prefix(close == std::string_view::npos ? rest.size() : close + kClose.size());
   }
   if (well_formed && !calls.empty()) {
     result.calls = std::move(calls);
   } else {
-    result.content = std::move(held_);  // not calls after all: the text is content
+    result.content = std::move(held_);
   }
   held_.clear();
   return result;
+}
+
+std::optional<std::string_view> ToolCallScanner::next_call_body(std::string_view& rest) const {
+  const bool llama = format_ == ToolCallFormat::kLlama3Json;
+  const std::size_t start = rest.find_first_not_of(llama ? " \t\r\n;" : " \t\r\n");
+  if (start == std::string_view::npos) return std::nullopt;
+  rest.remove_prefix(start);
+  std::string_view body;
+  if (llama) {  // one JSON object per call, ";" between them
+    body = rest.substr(0, json_object_end(rest));
+    rest.remove_prefix(body.empty() ? rest.size() : body.size());
+  } else if (rest.substr(0, kOpen.size()) == kOpen) {  // <tool_call>...</tool_call>; the last may be cut off
+    rest.remove_prefix(kOpen.size());
+    const std::size_t close = rest.find(kClose);
+    body = rest.substr(0, close);
+    rest.remove_prefix(close == std::string_view::npos ? rest.size() : close + kClose.size());
+  } else {
+    rest = {};  // text after the calls: not a call
+  }
+  return body;
 }
 
 }  // namespace aegaeon::text

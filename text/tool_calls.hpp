@@ -9,6 +9,7 @@
 // (calls separated by ";"), after the special <|python_tag|> the decoder leaves out.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,6 +50,10 @@ class ToolCallScanner {
   Result finish();
 
  private:
+  // The next call's text at the start of `rest` (after separators), taken off `rest`; nullopt
+  // when only separators are left, an empty view when what follows is not a call.
+  std::optional<std::string_view> next_call_body(std::string_view& rest) const;
+
   ToolCallFormat format_;
   std::string held_;
   bool in_call_ = false;  // kHermes: the first call's opening tag was seen; kLlama3Json: the answer starts with '{'

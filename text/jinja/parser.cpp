@@ -191,13 +191,9 @@ class Lexer {
     tokens_.back().value = std::string(strip_js_whitespace(tokens_.back().value, false, true));
     if (tokens_.back().value.empty()) tokens_.pop_back();
   }
-  void skip_leading_whitespace() {
-    while (pos_ < src_.size()) {
-      std::size_t next = pos_;
-      if (utf8::sequence_length(src_, pos_) == 0) return;
-      if (!is_js_whitespace(utf8::decode(src_, next))) return;
-      pos_ = next;
-    }
+  // Past JavaScript whitespace: after `-%}`, `-}}`, `-#}` and inside a tag.
+  void skip_whitespace() {
+    pos_ = src_.size() - strip_js_whitespace(std::string_view(src_).substr(pos_), true, false).size();
   }
 
   core::Result<std::monostate> lex_one() {
@@ -214,7 +210,7 @@ class Lexer {
         if (strip_before) strip_trailing_whitespace();
         push(Tok::kComment, "");
         pos_ = end + 2;
-        if (strip_after) skip_leading_whitespace();
+        if (strip_after) skip_whitespace();
         return std::monostate{};
       }
       if (at(pos_ + 2) == '-' && (next == '%' || next == '{')) {
@@ -225,17 +221,13 @@ class Lexer {
         return std::monostate{};
       }
     }
-    while (pos_ < src_.size()) {  // whitespace inside a tag
-      std::size_t next = pos_;
-      if (utf8::sequence_length(src_, pos_) == 0 || !is_js_whitespace(utf8::decode(src_, next))) break;
-      pos_ = next;
-    }
+    skip_whitespace();
     if (pos_ >= src_.size()) return fail("unexpected end of template inside a tag");
     const char c = src_[pos_];
     if (c == '-' && at(pos_ + 2) == '}' && (at(pos_ + 1) == '%' || at(pos_ + 1) == '}')) {
       push(at(pos_ + 1) == '%' ? Tok::kCloseStatement : Tok::kCloseExpression, at(pos_ + 1) == '%' ? "%}" : "}}");
       pos_ += 3;
-      skip_leading_whitespace();
+      skip_whitespace();
       return std::monostate{};
     }
     if (c == '-' || c == '+') {
@@ -347,12 +339,6 @@ ExprPtr make(int line, Node node) {
   return e;
 }
 
-// Every parse function returns Result; TRY_PARSE binds its value or returns its error.
-#define TRY_PARSE(var, expr)                                   \
-  auto var##_parsed = (expr);                                  \
-  if (!var##_parsed.ok()) return std::move(var##_parsed).error(); \
-  auto var = std::move(var##_parsed).value()
-
 using ExprResult = core::Result<ExprPtr>;
 
 class Parser {
@@ -435,7 +421,7 @@ class Parser {
       case Tok::kOpenExpression: {
         ++current_;
         const int at_line = line();
-        TRY_PARSE(expr, expression());
+        AEGAEON_TRY_ASSIGN(expr, expression());
         AEGAEON_TRY(expect(Tok::kCloseExpression, "'}}'"));
         body.push_back(Stmt{at_line, ast::Output{std::move(expr)}});
         return std::monostate{};
@@ -453,25 +439,25 @@ class Parser {
     const int at_line = line();
     ++current_;
     if (name == "set") {
-      TRY_PARSE(stmt, set_statement());
+      AEGAEON_TRY_ASSIGN(stmt, set_statement());
       body.push_back(Stmt{at_line, std::move(stmt)});
     } else if (name == "if") {
-      TRY_PARSE(stmt, if_statement());
+      AEGAEON_TRY_ASSIGN(stmt, if_statement());
       AEGAEON_TRY(expect_end_tag("endif"));
       body.push_back(Stmt{at_line, std::move(stmt)});
     } else if (name == "for") {
-      TRY_PARSE(stmt, for_statement());
+      AEGAEON_TRY_ASSIGN(stmt, for_statement());
       AEGAEON_TRY(expect_end_tag("endfor"));
       body.push_back(Stmt{at_line, std::move(stmt)});
     } else if (name == "macro") {
-      TRY_PARSE(stmt, macro_statement());
+      AEGAEON_TRY_ASSIGN(stmt, macro_statement());
       AEGAEON_TRY(expect_end_tag("endmacro"));
       body.push_back(Stmt{at_line, std::move(stmt)});
     } else if (name == "call") {
-      TRY_PARSE(stmt, call_statement());
+      AEGAEON_TRY_ASSIGN(stmt, call_statement());
       body.push_back(Stmt{at_line, std::move(stmt)});
     } else if (name == "filter") {
-      TRY_PARSE(filter, filter_application(nullptr));
+      AEGAEON_TRY_ASSIGN(filter, filter_application(nullptr));
       AEGAEON_TRY(expect(Tok::kCloseStatement, "'%}'"));
       ast::FilterBlock block{std::move(filter), {}};
       AEGAEON_TRY(parse_until(block.body, {"endfilter"}, "filter"));
@@ -492,11 +478,11 @@ class Parser {
   }
 
   core::Result<ast::Set> set_statement() {
-    TRY_PARSE(target, expression_sequence(false));
+    AEGAEON_TRY_ASSIGN(target, expression_sequence(false));
     ast::Set set{std::move(target), nullptr, {}};
     if (is(Tok::kEquals)) {
       ++current_;
-      TRY_PARSE(value, expression_sequence(false));
+      AEGAEON_TRY_ASSIGN(value, expression_sequence(false));
       set.value = std::move(value);
     } else {
       AEGAEON_TRY(expect(Tok::kCloseStatement, "'=' or '%}' in {% set %}"));
@@ -508,14 +494,14 @@ class Parser {
   }
 
   core::Result<ast::If> if_statement() {
-    TRY_PARSE(test, expression());
+    AEGAEON_TRY_ASSIGN(test, expression());
     AEGAEON_TRY(expect(Tok::kCloseStatement, "'%}' after the if condition"));
     ast::If node{std::move(test), {}, {}};
     AEGAEON_TRY(parse_until(node.body, {"elif", "else", "endif"}, "if"));
     if (is_statement({"elif"})) {
       const int at_line = line();
       current_ += 2;
-      TRY_PARSE(nested, if_statement());
+      AEGAEON_TRY_ASSIGN(nested, if_statement());
       node.otherwise.push_back(Stmt{at_line, std::move(nested)});
     } else if (is_statement({"else"})) {
       current_ += 2;
@@ -526,14 +512,14 @@ class Parser {
   }
 
   core::Result<ast::For> for_statement() {
-    TRY_PARSE(target, expression_sequence(true));
+    AEGAEON_TRY_ASSIGN(target, expression_sequence(true));
     const bool valid = std::holds_alternative<ast::Name>(target->node) ||
                        (std::holds_alternative<ast::ArrayLiteral>(target->node) &&
                         std::get<ast::ArrayLiteral>(target->node).tuple);
     if (!valid) return fail("expected a name or names for the loop variable");
     if (!is_identifier("in")) return fail("expected 'in' after the loop variable");
     ++current_;
-    TRY_PARSE(iterable, expression());
+    AEGAEON_TRY_ASSIGN(iterable, expression());
     AEGAEON_TRY(expect(Tok::kCloseStatement, "'%}' after the for clause"));
     ast::For node{std::move(target), nullptr, nullptr, {}, {}};
     if (auto* select = std::get_if<ast::Select>(&iterable->node)) {  // for x in xs if cond
@@ -555,7 +541,7 @@ class Parser {
     if (!is(Tok::kIdentifier)) return fail("expected the macro's name");
     ast::Macro macro{peek()->value, {}, {}, {}};
     ++current_;
-    TRY_PARSE(params, arguments(/*parameters=*/true));
+    AEGAEON_TRY_ASSIGN(params, arguments(/*parameters=*/true));
     macro.params = std::move(params);
     AEGAEON_TRY(expect(Tok::kCloseStatement, "'%}' after the macro's parameters"));
     special_names_.push_back({});
@@ -568,14 +554,14 @@ class Parser {
   core::Result<ast::CallBlock> call_statement() {
     ast::CallBlock block;
     if (is(Tok::kOpenParen)) {
-      TRY_PARSE(params, arguments(/*parameters=*/true));
+      AEGAEON_TRY_ASSIGN(params, arguments(/*parameters=*/true));
       block.caller_params = std::move(params);
     }
     if (!is(Tok::kIdentifier)) return fail("expected the name of the macro to call");
-    TRY_PARSE(callee, primary());
+    AEGAEON_TRY_ASSIGN(callee, primary());
     if (!is(Tok::kOpenParen)) return fail("expected '(' after the called macro's name");
     const int at_line = callee->line;
-    TRY_PARSE(args, arguments(false));
+    AEGAEON_TRY_ASSIGN(args, arguments(false));
     block.call = make(at_line, ast::Call{std::move(callee), std::move(args)});
     AEGAEON_TRY(expect(Tok::kCloseStatement, "'%}'"));
     special_names_.push_back({});
@@ -610,13 +596,13 @@ class Parser {
   // a, b, c → a tuple (for-loop targets, set targets, parenthesized tuples).
   ExprResult expression_sequence(bool primary_only) {
     const int at_line = line();
-    TRY_PARSE(first, primary_only ? primary() : expression());
+    AEGAEON_TRY_ASSIGN(first, primary_only ? primary() : expression());
     if (!is(Tok::kComma)) return first;
     ast::ArrayLiteral tuple{{}, true};
     tuple.items.push_back(std::move(first));
     while (is(Tok::kComma)) {
       ++current_;
-      TRY_PARSE(next, primary_only ? primary() : expression());
+      AEGAEON_TRY_ASSIGN(next, primary_only ? primary() : expression());
       tuple.items.push_back(std::move(next));
     }
     return make(at_line, std::move(tuple));
@@ -624,26 +610,26 @@ class Parser {
 
   ExprResult if_expression() {
     const int at_line = line();
-    TRY_PARSE(value, or_expression());
+    AEGAEON_TRY_ASSIGN(value, or_expression());
     if (!is_identifier("if")) return value;
     ++current_;
-    TRY_PARSE(condition, or_expression());
+    AEGAEON_TRY_ASSIGN(condition, or_expression());
     if (!is_identifier("else")) return make(at_line, ast::Select{std::move(value), std::move(condition)});
     ++current_;
     const Nesting nesting(*this);
     if (nesting.too_deep()) return fail("the expression nests too deeply");
-    TRY_PARSE(otherwise, if_expression());
+    AEGAEON_TRY_ASSIGN(otherwise, if_expression());
     return make(at_line, ast::Ternary{std::move(condition), std::move(value), std::move(otherwise)});
   }
 
   template <typename Next>
   ExprResult left_assoc(Next next, const std::function<bool()>& at_operator) {
-    TRY_PARSE(left, (this->*next)());
+    AEGAEON_TRY_ASSIGN(left, (this->*next)());
     while (at_operator()) {
       const int at_line = line();
       std::string op = peek()->value;
       ++current_;
-      TRY_PARSE(right, (this->*next)());
+      AEGAEON_TRY_ASSIGN(right, (this->*next)());
       left = make(at_line, ast::Binary{std::move(op), std::move(left), std::move(right)});
     }
     return left;
@@ -658,12 +644,12 @@ class Parser {
     if (nesting.too_deep()) return fail("the expression nests too deeply");
     const int at_line = line();
     ++current_;
-    TRY_PARSE(operand, not_expression());
+    AEGAEON_TRY_ASSIGN(operand, not_expression());
     return make(at_line, ast::Unary{"not", std::move(operand)});
   }
 
   ExprResult comparison() {
-    TRY_PARSE(left, additive());
+    AEGAEON_TRY_ASSIGN(left, additive());
     while (true) {
       const int at_line = line();
       std::string op;
@@ -676,7 +662,7 @@ class Parser {
       } else {
         break;
       }
-      TRY_PARSE(right, additive());
+      AEGAEON_TRY_ASSIGN(right, additive());
       left = make(at_line, ast::Binary{std::move(op), std::move(left), std::move(right)});
     }
     return left;
@@ -687,7 +673,7 @@ class Parser {
   ExprResult power() { return left_assoc(&Parser::test_expression, [&] { return is(Tok::kPower); }); }
 
   ExprResult test_expression() {
-    TRY_PARSE(operand, filter_expression());
+    AEGAEON_TRY_ASSIGN(operand, filter_expression());
     while (is_identifier("is")) {
       const int at_line = line();
       ++current_;
@@ -702,10 +688,10 @@ class Parser {
   }
 
   ExprResult filter_expression() {
-    TRY_PARSE(operand, unary_sign());
+    AEGAEON_TRY_ASSIGN(operand, unary_sign());
     while (is(Tok::kPipe)) {
       ++current_;
-      TRY_PARSE(filtered, filter_application(std::move(operand)));
+      AEGAEON_TRY_ASSIGN(filtered, filter_application(std::move(operand)));
       operand = std::move(filtered);
     }
     return operand;
@@ -718,7 +704,7 @@ class Parser {
     ast::Filter filter{std::move(operand), peek()->value, {}, false};
     ++current_;
     if (is(Tok::kOpenParen)) {
-      TRY_PARSE(args, arguments(false));
+      AEGAEON_TRY_ASSIGN(args, arguments(false));
       filter.args = std::move(args);
       filter.called = true;
     }
@@ -732,15 +718,15 @@ class Parser {
       const int at_line = line();
       std::string op = peek()->value;
       ++current_;
-      TRY_PARSE(operand, unary_sign());
+      AEGAEON_TRY_ASSIGN(operand, unary_sign());
       return make(at_line, ast::Unary{std::move(op), std::move(operand)});
     }
     return call_member();
   }
 
   ExprResult call_member() {
-    TRY_PARSE(head, primary());
-    TRY_PARSE(member, members(std::move(head)));
+    AEGAEON_TRY_ASSIGN(head, primary());
+    AEGAEON_TRY_ASSIGN(member, members(std::move(head)));
     if (is(Tok::kOpenParen)) return call(std::move(member));
     return member;
   }
@@ -749,9 +735,9 @@ class Parser {
     const Nesting nesting(*this);
     if (nesting.too_deep()) return fail("the expression nests too deeply");
     const int at_line = line();
-    TRY_PARSE(args, arguments(false));
+    AEGAEON_TRY_ASSIGN(args, arguments(false));
     ExprPtr result = make(at_line, ast::Call{std::move(callee), std::move(args)});
-    TRY_PARSE(member, members(std::move(result)));
+    AEGAEON_TRY_ASSIGN(member, members(std::move(result)));
     if (is(Tok::kOpenParen)) return call(std::move(member));
     return member;
   }
@@ -770,7 +756,7 @@ class Parser {
       if (parameters && (keyword_spread || spread)) return fail("argument unpacking is not allowed in parameters");
       if (keyword_spread) {
         ++current_;
-        TRY_PARSE(value, expression());
+        AEGAEON_TRY_ASSIGN(value, expression());
         args.push_back(make(at_line, ast::Spread{std::move(value), true}));
         if (is(Tok::kComma)) ++current_;
         if (!is(Tok::kCloseParen)) return fail("'**' must be applied to the last argument");
@@ -781,16 +767,16 @@ class Parser {
         if (saw_spread) return fail("only one '*' argument unpacking is allowed");
         saw_spread = true;
         ++current_;
-        TRY_PARSE(value, expression());
+        AEGAEON_TRY_ASSIGN(value, expression());
         argument = make(at_line, ast::Spread{std::move(value), false});
       } else {
-        TRY_PARSE(value, expression());
+        AEGAEON_TRY_ASSIGN(value, expression());
         argument = std::move(value);
         if (is(Tok::kEquals)) {
           ++current_;
           auto* name = std::get_if<ast::Name>(&argument->node);
           if (!name) return fail(parameters ? "expected a name for the parameter" : "expected a name for the keyword argument");
-          TRY_PARSE(default_value, expression());
+          AEGAEON_TRY_ASSIGN(default_value, expression());
           argument = make(at_line, ast::KeywordArg{name->name, std::move(default_value)});
         }
         const bool keyword = std::holds_alternative<ast::KeywordArg>(argument->node);
@@ -832,7 +818,7 @@ class Parser {
             expecting_part = true;
             continue;
           }
-          TRY_PARSE(part, expression());
+          AEGAEON_TRY_ASSIGN(part, expression());
           parts.push_back(std::move(part));
           expecting_part = false;
           if (is(Tok::kColon)) {
@@ -852,7 +838,7 @@ class Parser {
           object = make(at_line, ast::Member{std::move(object), std::move(parts[0]), true});
         }
       } else {
-        TRY_PARSE(property, primary());
+        AEGAEON_TRY_ASSIGN(property, primary());
         const bool valid = std::holds_alternative<ast::Name>(property->node) ||
                            (std::holds_alternative<ast::Literal>(property->node) &&
                             std::get<ast::Literal>(property->node).value.is(Value::Kind::kInteger));
@@ -889,7 +875,7 @@ class Parser {
       }
       case Tok::kOpenParen: {
         ++current_;
-        TRY_PARSE(inner, expression_sequence(false));
+        AEGAEON_TRY_ASSIGN(inner, expression_sequence(false));
         AEGAEON_TRY(expect(Tok::kCloseParen, "')'"));
         return inner;
       }
@@ -898,7 +884,7 @@ class Parser {
         ast::ArrayLiteral array;
         while (!is(Tok::kCloseSquare)) {
           if (current_ >= tokens_.size()) return fail("expected ']'");
-          TRY_PARSE(item, expression());
+          AEGAEON_TRY_ASSIGN(item, expression());
           array.items.push_back(std::move(item));
           if (is(Tok::kComma)) ++current_;
         }
@@ -910,9 +896,9 @@ class Parser {
         ast::ObjectLiteral object;
         while (!is(Tok::kCloseCurly)) {
           if (current_ >= tokens_.size()) return fail("expected '}'");
-          TRY_PARSE(key, expression());
+          AEGAEON_TRY_ASSIGN(key, expression());
           AEGAEON_TRY(expect(Tok::kColon, "':' between a key and its value"));
-          TRY_PARSE(value, expression());
+          AEGAEON_TRY_ASSIGN(value, expression());
           object.entries.emplace_back(std::move(key), std::move(value));
           if (is(Tok::kComma)) ++current_;
         }
@@ -940,8 +926,6 @@ class Parser {
     Parser& parser;
   };
 };
-
-#undef TRY_PARSE
 
 }  // namespace
 

@@ -47,11 +47,6 @@ core::Error template_error(int line, const std::string& message) {
 }
 core::Error plain_error(const std::string& message) { return core::error(core::ErrorCode::kInvalidArgument, message); }
 
-#define TRY_EVAL(var, expr)                                      \
-  auto var##_evaluated = (expr);                                 \
-  if (!var##_evaluated.ok()) return std::move(var##_evaluated).error(); \
-  auto var = std::move(var##_evaluated).value()
-
 // ---- string helpers (UTF-8 in, JavaScript semantics out) -------------------------------------
 
 std::vector<std::string> code_points(std::string_view s) {
@@ -618,26 +613,26 @@ class Interpreter {
           if constexpr (std::is_same_v<T, ast::Text>) {
             out += node.text;
           } else if constexpr (std::is_same_v<T, ast::Output>) {
-            TRY_EVAL(v, eval(*node.expr, env));
+            AEGAEON_TRY_ASSIGN(v, eval(*node.expr, env));
             out += v.to_output();
           } else if constexpr (std::is_same_v<T, ast::If>) {
-            TRY_EVAL(test, eval(*node.test, env));
-            TRY_EVAL(text, render(test.truthy() ? node.body : node.otherwise, env));
+            AEGAEON_TRY_ASSIGN(test, eval(*node.test, env));
+            AEGAEON_TRY_ASSIGN(text, render(test.truthy() ? node.body : node.otherwise, env));
             out += text;
           } else if constexpr (std::is_same_v<T, ast::For>) {
-            TRY_EVAL(text, render_for(node, env));
+            AEGAEON_TRY_ASSIGN(text, render_for(node, env));
             out += text;
           } else if constexpr (std::is_same_v<T, ast::Set>) {
             AEGAEON_TRY(execute_set(node, env, stmt.line));
           } else if constexpr (std::is_same_v<T, ast::Macro>) {
             define_macro(node, env);
           } else if constexpr (std::is_same_v<T, ast::CallBlock>) {
-            TRY_EVAL(v, call_block(node, env, stmt.line));
+            AEGAEON_TRY_ASSIGN(v, call_block(node, env, stmt.line));
             out += v.to_output();
           } else if constexpr (std::is_same_v<T, ast::FilterBlock>) {
-            TRY_EVAL(text, render(node.body, env));
+            AEGAEON_TRY_ASSIGN(text, render(node.body, env));
             const auto& filter = std::get<ast::Filter>(node.filter->node);
-            TRY_EVAL(v, apply_filter(Value::string(text), filter, env, node.filter->line));
+            AEGAEON_TRY_ASSIGN(v, apply_filter(Value::string(text), filter, env, node.filter->line));
             out += v.to_output();
           } else if constexpr (std::is_same_v<T, ast::Break>) {
             jump_ = Jump::kBreak;
@@ -665,7 +660,7 @@ class Interpreter {
 
   core::Result<std::string> render_for(const ast::For& node, Environment& env) {
     Environment& scope = new_scope(&env);
-    TRY_EVAL(iterable, eval(*node.iterable, scope));
+    AEGAEON_TRY_ASSIGN(iterable, eval(*node.iterable, scope));
     if (iterable.is_object()) {
       std::vector<Value> keys;
       for (const auto& entry : iterable.attributes().entries()) keys.push_back(Value::string(entry.first));
@@ -688,7 +683,7 @@ class Interpreter {
       if (node.condition) {
         Environment& test_scope = new_scope(&scope);
         AEGAEON_TRY(bind_target(*node.target, item, test_scope));
-        TRY_EVAL(keep, eval(*node.condition, test_scope));
+        AEGAEON_TRY_ASSIGN(keep, eval(*node.condition, test_scope));
         if (!keep.truthy()) continue;
       }
       items.push_back(item);
@@ -711,7 +706,7 @@ class Interpreter {
       scope.set("loop", Value::object(std::move(loop)));
       AEGAEON_TRY(step(node.target->line));
       AEGAEON_TRY(bind_target(*node.target, items[i], scope));
-      TRY_EVAL(text, render(node.body, scope));
+      AEGAEON_TRY_ASSIGN(text, render(node.body, scope));
       if (jump_ != Jump::kNone) {  // an iteration that breaks or continues adds nothing
         const Jump jump = jump_;
         jump_ = Jump::kNone;
@@ -722,7 +717,7 @@ class Interpreter {
       rendered_any = true;
     }
     if (!rendered_any) {
-      TRY_EVAL(text, render(node.otherwise, scope));
+      AEGAEON_TRY_ASSIGN(text, render(node.otherwise, scope));
       out += text;
     }
     return out;
@@ -731,10 +726,10 @@ class Interpreter {
   core::Result<std::monostate> execute_set(const ast::Set& node, Environment& env, int line) {
     Value value;
     if (node.value) {
-      TRY_EVAL(v, eval(*node.value, env));
+      AEGAEON_TRY_ASSIGN(v, eval(*node.value, env));
       value = std::move(v);
     } else {
-      TRY_EVAL(text, render(node.body, env));
+      AEGAEON_TRY_ASSIGN(text, render(node.body, env));
       value = Value::string(std::move(text));
     }
     const Expr& target = *node.target;
@@ -751,7 +746,7 @@ class Interpreter {
       return bind_target(target, value, env);
     }
     if (const auto* member = std::get_if<ast::Member>(&target.node)) {
-      TRY_EVAL(object, eval(*member->object, env));
+      AEGAEON_TRY_ASSIGN(object, eval(*member->object, env));
       if (!object.is(Kind::kNamespace)) return template_error(line, "cannot assign attribute on non-namespace object");
       const auto* property = std::get_if<ast::Name>(&member->property->node);
       if (member->computed || !property) return template_error(line, "Cannot assign to member with non-identifier property");
@@ -801,7 +796,7 @@ class Interpreter {
       return plain_error("macro " + display_name + " takes not more than " + std::to_string(params.size()) + " argument(s)");
     }
     for (const auto& [name, default_expr] : pending_defaults) {
-      TRY_EVAL(v, eval(*default_expr, scope));
+      AEGAEON_TRY_ASSIGN(v, eval(*default_expr, scope));
       scope.set(name, std::move(v));
     }
     return std::monostate{};
@@ -842,7 +837,7 @@ class Interpreter {
               }
               Environment& scope = new_scope(parent);
               AEGAEON_TRY(bind_arguments("'" + macro->name + "'", macro->params, macro->special, args, scope));
-              TRY_EVAL(text, render(macro->body, scope));
+              AEGAEON_TRY_ASSIGN(text, render(macro->body, scope));
               return Value::string(std::move(text));
             }));
   }
@@ -853,12 +848,12 @@ class Interpreter {
     Value caller = method([this, definition, block](Arguments& args, Environment&) -> core::Result<Value> {
       Environment& scope = new_scope(definition);
       AEGAEON_TRY(bind_arguments("None", block->caller_params, block->special, args, scope));
-      TRY_EVAL(text, render(block->body, scope));
+      AEGAEON_TRY_ASSIGN(text, render(block->body, scope));
       return Value::string(std::move(text));
     });
     const auto& call = std::get<ast::Call>(node.call->node);
-    TRY_EVAL(args, evaluate_arguments(call.args, env, /*always_keywords=*/true));
-    TRY_EVAL(fn, eval(*call.callee, env));
+    AEGAEON_TRY_ASSIGN(args, evaluate_arguments(call.args, env, /*always_keywords=*/true));
+    AEGAEON_TRY_ASSIGN(fn, eval(*call.callee, env));
     if (!fn.is(Kind::kFunction)) {
       return template_error(line, "Cannot call something that is not a function: got " + std::string(fn.type_name()));
     }
@@ -877,11 +872,11 @@ class Interpreter {
     bool any_keyword = false;
     for (const auto& e : exprs) {
       if (const auto* spread = std::get_if<ast::Spread>(&e->node); spread && !spread->keywords) {
-        TRY_EVAL(v, eval(*spread->value, env));
+        AEGAEON_TRY_ASSIGN(v, eval(*spread->value, env));
         if (!v.is_array()) return template_error(e->line, "Cannot unpack non-iterable type: " + std::string(v.type_name()));
         for (const auto& item : v.items()) positional.push_back(item);
       } else if (!std::holds_alternative<ast::KeywordArg>(e->node) && !std::holds_alternative<ast::Spread>(e->node)) {
-        TRY_EVAL(v, eval(*e, env));
+        AEGAEON_TRY_ASSIGN(v, eval(*e, env));
         positional.push_back(std::move(v));
       }
     }
@@ -893,10 +888,10 @@ class Interpreter {
         return std::monostate{};
       };
       if (const auto* kw = std::get_if<ast::KeywordArg>(&e->node)) {
-        TRY_EVAL(v, eval(*kw->value, env));
+        AEGAEON_TRY_ASSIGN(v, eval(*kw->value, env));
         AEGAEON_TRY(add(kw->name, std::move(v)));
       } else if (const auto* spread = std::get_if<ast::Spread>(&e->node); spread && spread->keywords) {
-        TRY_EVAL(v, eval(*spread->value, env));
+        AEGAEON_TRY_ASSIGN(v, eval(*spread->value, env));
         if (!v.is_object()) return template_error(e->line, "Argument after ** must be a mapping, not " + std::string(v.type_name()));
         for (const auto& [k, x] : v.attributes().entries()) AEGAEON_TRY(add(k, x));
       }
@@ -921,7 +916,7 @@ class Interpreter {
   core::Result<Value> eval_node(const ast::ArrayLiteral& node, int line, Environment& env) {
     std::vector<Value> items;
     for (const auto& e : node.items) {
-      TRY_EVAL(v, eval(*e, env));
+      AEGAEON_TRY_ASSIGN(v, eval(*e, env));
       items.push_back(std::move(v));
     }
     return bounded(Value::array(std::move(items), node.tuple ? Kind::kTuple : Kind::kArray), line);
@@ -930,19 +925,19 @@ class Interpreter {
   core::Result<Value> eval_node(const ast::ObjectLiteral& node, int line, Environment& env) {
     Object object;
     for (const auto& [key_expr, value_expr] : node.entries) {
-      TRY_EVAL(key, eval(*key_expr, env));
+      AEGAEON_TRY_ASSIGN(key, eval(*key_expr, env));
       if (!key.is(Kind::kString)) return template_error(line, "Object keys must be strings: got " + std::string(key.type_name()));
-      TRY_EVAL(value, eval(*value_expr, env));
+      AEGAEON_TRY_ASSIGN(value, eval(*value_expr, env));
       object.set(key.as_string(), std::move(value));
     }
     return bounded(Value::object(std::move(object)), line);
   }
 
   core::Result<Value> eval_node(const ast::Member& node, int line, Environment& env) {
-    TRY_EVAL(object, eval(*node.object, env));
+    AEGAEON_TRY_ASSIGN(object, eval(*node.object, env));
     Value property;
     if (node.computed) {
-      TRY_EVAL(p, eval(*node.property, env));
+      AEGAEON_TRY_ASSIGN(p, eval(*node.property, env));
       property = std::move(p);
     } else if (const auto* literal = std::get_if<ast::Literal>(&node.property->node)) {
       property = literal->value;
@@ -982,13 +977,13 @@ class Interpreter {
   }
 
   core::Result<Value> eval_node(const ast::Slice& node, int line, Environment& env) {
-    TRY_EVAL(object, eval(*node.object, env));
+    AEGAEON_TRY_ASSIGN(object, eval(*node.object, env));
     if (!object.is_array() && !object.is(Kind::kString)) return template_error(line, "Slice object must be an array or string");
     std::optional<std::int64_t> bounds[3];
     const ExprPtr* parts[3] = {&node.start, &node.stop, &node.step};
     for (int i = 0; i < 3; ++i) {
       if (!*parts[i]) continue;
-      TRY_EVAL(v, eval(**parts[i], env));
+      AEGAEON_TRY_ASSIGN(v, eval(**parts[i], env));
       if (v.is_undefined()) continue;
       if (!v.is(Kind::kInteger)) return template_error(line, "Slice indices must be integers or undefined");
       bounds[i] = v.as_integer();
@@ -1001,8 +996,8 @@ class Interpreter {
   }
 
   core::Result<Value> eval_node(const ast::Call& node, int line, Environment& env) {
-    TRY_EVAL(args, evaluate_arguments(node.args, env, false));
-    TRY_EVAL(fn, eval(*node.callee, env));
+    AEGAEON_TRY_ASSIGN(args, evaluate_arguments(node.args, env, false));
+    AEGAEON_TRY_ASSIGN(fn, eval(*node.callee, env));
     if (!fn.is(Kind::kFunction)) {
       return template_error(line, "Cannot call something that is not a function: got " + std::string(fn.type_name()));
     }
@@ -1012,30 +1007,30 @@ class Interpreter {
   }
 
   core::Result<Value> eval_node(const ast::Filter& node, int line, Environment& env) {
-    TRY_EVAL(operand, eval(*node.operand, env));
+    AEGAEON_TRY_ASSIGN(operand, eval(*node.operand, env));
     return apply_filter(std::move(operand), node, env, line);
   }
 
   core::Result<Value> eval_node(const ast::Test& node, int line, Environment& env) {
-    TRY_EVAL(operand, eval(*node.operand, env));
+    AEGAEON_TRY_ASSIGN(operand, eval(*node.operand, env));
     auto result = run_test(node.name, operand, Value::undefined());
     if (!result.ok()) return template_error(line, result.error().message);
     return Value::boolean(node.negate ? !*result : *result);
   }
 
   core::Result<Value> eval_node(const ast::Select& node, int, Environment& env) {
-    TRY_EVAL(condition, eval(*node.condition, env));
+    AEGAEON_TRY_ASSIGN(condition, eval(*node.condition, env));
     if (!condition.truthy()) return Value::undefined();
     return eval(*node.value, env);
   }
 
   core::Result<Value> eval_node(const ast::Ternary& node, int, Environment& env) {
-    TRY_EVAL(condition, eval(*node.condition, env));
+    AEGAEON_TRY_ASSIGN(condition, eval(*node.condition, env));
     return eval(condition.truthy() ? *node.if_true : *node.if_false, env);
   }
 
   core::Result<Value> eval_node(const ast::Unary& node, int line, Environment& env) {
-    TRY_EVAL(v, eval(*node.operand, env));
+    AEGAEON_TRY_ASSIGN(v, eval(*node.operand, env));
     if (node.op == "not") return Value::boolean(!v.truthy());
     const double sign = node.op == "-" ? -1.0 : 1.0;
     if (v.is(Kind::kFloat)) return Value::floating(sign * v.as_float());
@@ -1045,11 +1040,11 @@ class Interpreter {
   }
 
   core::Result<Value> eval_node(const ast::Binary& node, int line, Environment& env) {
-    TRY_EVAL(left, eval(*node.left, env));
+    AEGAEON_TRY_ASSIGN(left, eval(*node.left, env));
     const std::string& op = node.op;
     if (op == "and") return left.truthy() ? eval(*node.right, env) : core::Result<Value>(left);
     if (op == "or") return left.truthy() ? core::Result<Value>(left) : eval(*node.right, env);
-    TRY_EVAL(right, eval(*node.right, env));
+    AEGAEON_TRY_ASSIGN(right, eval(*node.right, env));
     auto result = binary(op, left, right);
     if (!result.ok()) return template_error(line, result.error().message);
     return bounded(std::move(result), line);
@@ -1131,7 +1126,7 @@ class Interpreter {
   core::Result<Value> plain_filter(const Value& v, const std::string& name, Environment& env) {
     if (name == "safe") return v;
     if (name == "tojson") {
-      TRY_EVAL(text, to_json(v));
+      AEGAEON_TRY_ASSIGN(text, to_json(v));
       return Value::string(std::move(text));
     }
     if (v.is_array()) {
@@ -1150,7 +1145,7 @@ class Interpreter {
       if (name == "string") {
         JsonOptions options;
         options.undefined_as_null = false;
-        TRY_EVAL(text, to_json(v, options));
+        AEGAEON_TRY_ASSIGN(text, to_json(v, options));
         return Value::string(std::move(text));
       }
       if (name == "unique") {
@@ -1236,7 +1231,7 @@ class Interpreter {
   // `value | name(args)`.
   core::Result<Value> call_filter(const Value& v, const ast::Filter& filter, Environment& env) {
     const std::string& name = filter.name;
-    TRY_EVAL(args, evaluate_arguments(filter.args, env, false));
+    AEGAEON_TRY_ASSIGN(args, evaluate_arguments(filter.args, env, false));
     const SplitArgs a(args);
     if (name == "tojson") {
       const Value indent_arg = a.keywords && a.keywords->find("indent") ? *a.keywords->find("indent") : Value::null();
@@ -1256,7 +1251,7 @@ class Interpreter {
         }
         options.separators.emplace(separators->items()[0].as_string(), separators->items()[1].as_string());
       }
-      TRY_EVAL(text, to_json(v, options));
+      AEGAEON_TRY_ASSIGN(text, to_json(v, options));
       return Value::string(std::move(text));
     }
     if (name == "join") {
@@ -1334,7 +1329,7 @@ class Interpreter {
             if (test.empty()) {
               passed = attribute->truthy();
             } else {
-              TRY_EVAL(r, run_test(test, *attribute, test_arg));
+              AEGAEON_TRY_ASSIGN(r, run_test(test, *attribute, test_arg));
               passed = r;
             }
           }
@@ -1389,8 +1384,6 @@ class Interpreter {
   std::int64_t steps_ = 0;
   int macro_depth_ = 0;
 };
-
-#undef TRY_EVAL
 
 }  // namespace
 

@@ -44,7 +44,7 @@ enum class Stage { kWhole, kPrefill, kDecode };
 // One request the router placed on a worker.
 struct Placed {
   caf::actor proxy;
-  policy::RequestId proxy_id = 0;
+  core::RequestId proxy_id = 0;
   core::GenerationJob job;              // as the proxy submitted it
   core::GenerationJob attempt_job;      // as the current attempt's prefill got it
   std::vector<std::int32_t> streamed;   // tokens already forwarded to the proxy
@@ -75,7 +75,7 @@ struct RouterState {
   RouterMetrics metrics;
   std::uint64_t next_key = 1;
   std::map<std::uint64_t, Placed> placed;
-  std::map<std::pair<caf::actor_addr, policy::RequestId>, std::uint64_t> by_proxy;
+  std::map<std::pair<caf::actor_addr, core::RequestId>, std::uint64_t> by_proxy;
   std::map<std::uint64_t, std::int64_t> in_flight;  // by node
   std::set<std::string> draining;                   // worker names the admin API drained
   // The host-cache placement (policy::assign_host_caches) of the workers with a cache limit, as
@@ -200,8 +200,10 @@ bool place(RouterActor* self, std::uint64_t key) {
   if (p.attempt >= kMaxAttempts) return false;
   p.attempt_job = p.job;
   p.attempt_job.prompt.insert(p.attempt_job.prompt.end(), p.streamed.begin(), p.streamed.end());
-  p.attempt_job.max_output_tokens -= static_cast<std::int32_t>(p.streamed.size());
-  p.attempt_job.resumed_tokens = static_cast<std::int32_t>(p.streamed.size());
+  const auto streamed = static_cast<std::int32_t>(p.streamed.size());
+  p.attempt_job.stop.max_tokens -= streamed;
+  p.attempt_job.stop.min_tokens = std::max(0, p.attempt_job.stop.min_tokens - streamed);
+  p.attempt_job.resumed_tokens = streamed;
   return start_on(self, key, "prefill", [&](const rpc::RegisteredNode& node, auto on_update) {
     auto generation = s.registry->generate(node.node_id, p.attempt_job, std::move(on_update));
     if (generation.ok()) p.stage = has_role(node, "decode") ? Stage::kWhole : Stage::kPrefill;
@@ -346,7 +348,7 @@ void on_update(RouterActor* self, std::uint64_t key, std::uint64_t attempt, core
     // it is excluded only once it is gone itself.
     if (p.stage != Stage::kDecode || !node_registered(self, p.node)) p.failed_nodes.insert(p.node);
     auto& model = p.job.model;
-    if (static_cast<std::int32_t>(p.streamed.size()) >= p.job.max_output_tokens) {
+    if (static_cast<std::int32_t>(p.streamed.size()) >= p.job.stop.max_tokens) {
       // Every token arrived; only the end was lost.
       TokenEvent event;
       event.id = p.proxy_id;
@@ -452,14 +454,8 @@ caf::behavior router_actor(RouterActor* self, rpc::ClusterRegistryServer* regist
         p.proxy_id = job.info.id;
         p.job.model = s.catalog->current()->at(job.info.model).name;
         p.job.prompt = std::move(job.prompt);
-        p.job.max_output_tokens = job.info.max_output_tokens;
-        p.job.temperature = job.sampling.temperature;
-        p.job.top_p = job.sampling.top_p;
-        p.job.top_k = job.sampling.top_k;
-        p.job.presence_penalty = job.sampling.presence_penalty;
-        p.job.frequency_penalty = job.sampling.frequency_penalty;
-        p.job.seed = job.sampling.seed;
-        p.job.top_logprobs = job.sampling.top_logprobs;
+        p.job.stop = job.stop;
+        p.job.sampling = job.sampling;
         std::string model = p.job.model;
         s.placed.emplace(key, std::move(p));
         s.by_proxy[{proxy.address(), job.info.id}] = key;
@@ -480,7 +476,7 @@ caf::behavior router_actor(RouterActor* self, rpc::ClusterRegistryServer* regist
         on_admin(self, action, name, report);
       },
       // From the proxy (twice: it tells "prefill" and "decode", both this router).
-      [self](cancel_atom, policy::RequestId id) {
+      [self](cancel_atom, core::RequestId id) {
         auto& s = self->state;
         auto it = s.by_proxy.find({caf::actor_cast<caf::actor_addr>(self->current_sender()), id});
         if (it == s.by_proxy.end()) return;

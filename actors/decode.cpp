@@ -39,16 +39,12 @@ struct DecodeState {
   std::vector<policy::DecodeInstance> policies;
   std::vector<Instance> instances;
   std::vector<policy::ExecutionEstimator> estimators;
-  std::unordered_map<policy::RequestId, Tracked> requests;
+  std::unordered_map<core::RequestId, Tracked> requests;
   Clock::time_point started = Clock::now();
   static inline const char* name = "decode";
 
   [[nodiscard]] double now_s() const {
     return std::chrono::duration<double>(Clock::now() - started).count();
-  }
-  [[nodiscard]] bool is_eos(worker::ModelId model, std::int32_t token) const {
-    const auto& eos = setup.eos_ids[static_cast<size_t>(model)];
-    return std::find(eos.begin(), eos.end(), token) != eos.end();
   }
 };
 
@@ -66,8 +62,8 @@ void push_alpha(DecodeActor* self) {
   for (size_t m = 0; m < s.costs.size(); ++m) {
     double best = 1e9;
     for (size_t i = 0; i < s.policies.size(); ++i) {
-      if (!s.setup.pins.allows(static_cast<worker::ModelId>(m), static_cast<policy::InstanceId>(i))) continue;
-      best = std::min(best, s.policies[i].what_if_alpha(static_cast<worker::ModelId>(m), kTypicalContext,
+      if (!s.setup.pins.allows(static_cast<core::ModelId>(m), static_cast<policy::InstanceId>(i))) continue;
+      best = std::min(best, s.policies[i].what_if_alpha(static_cast<core::ModelId>(m), kTypicalContext,
                                                         s.instances[i].resident));
     }
     alpha[m] = best;
@@ -81,14 +77,14 @@ std::vector<worker::SeqId> seqs_of(const DecodeState& s, const policy::DecodeBat
   for (const auto& r : batch.requests) {
     auto it = s.requests.find(r.info.id);
     if (it == s.requests.end() || it->second.failed) continue;
-    if (it->second.parked == want_parked) seqs.push_back(static_cast<worker::SeqId>(r.info.id));
+    if (it->second.parked == want_parked) seqs.push_back(r.info.id);
   }
   return seqs;
 }
 
 void set_parked(DecodeState& s, const std::vector<worker::SeqId>& seqs, bool parked) {
   for (auto seq : seqs) {
-    auto it = s.requests.find(static_cast<policy::RequestId>(seq));
+    auto it = s.requests.find(seq);
     if (it != s.requests.end()) it->second.parked = parked;
   }
 }
@@ -101,7 +97,7 @@ bool on_stepped(DecodeActor* self, size_t index, policy::BatchId batch_id, Decod
   auto& policy = s.policies[index];
   const auto* batch = policy.batch(batch_id);
   if (batch == nullptr) return false;
-  worker::ModelId model = batch->model;
+  core::ModelId model = batch->model;
   if (!outcome.tokens.empty()) {  // a failed step measured nothing
     auto& estimator = s.estimators[static_cast<size_t>(model)];
     estimator.observe_decode(static_cast<double>(batch->context_tokens),
@@ -111,10 +107,10 @@ bool on_stepped(DecodeActor* self, size_t index, policy::BatchId batch_id, Decod
   }
 
   std::vector<TokenEvent> events;
-  std::vector<policy::RequestId> eos;
-  std::unordered_map<policy::RequestId, core::FinishReason> early;
+  std::vector<core::RequestId> eos;
+  std::unordered_map<core::RequestId, core::FinishReason> early;
   for (const auto& token : outcome.tokens) {
-    auto id = static_cast<policy::RequestId>(token.seq);
+    auto id = token.seq;
     auto& tracked = s.requests.at(id);
     if (tracked.cancelled) {
       eos.push_back(id);
@@ -123,10 +119,11 @@ bool on_stepped(DecodeActor* self, size_t index, policy::BatchId batch_id, Decod
     }
     TokenEvent event;
     event.id = id;
-    if (s.is_eos(model, token.token)) {
+    if (token.finish != core::FinishReason::kNone) {  // the device's sequence decided
       eos.push_back(id);
-      early[id] = core::FinishReason::kStop;
-    } else {
+      early[id] = token.finish;
+    }
+    if (token.finish != core::FinishReason::kStop) {  // a stop token is not part of the text
       event.tokens = {token.token};
       event.logprobs = {token.logprob};
       event.top_logprobs = {token.top_logprobs};
@@ -151,7 +148,7 @@ bool on_stepped(DecodeActor* self, size_t index, policy::BatchId batch_id, Decod
     auto reason = early.find(id);
     found->reason = reason != early.end() ? reason->second : core::FinishReason::kLength;
     if (found->reason == core::FinishReason::kError) found->error = "the decode device lost this request";
-    self->send(s.instances[index].worker, release_atom::value, static_cast<worker::SeqId>(id));
+    self->send(s.instances[index].worker, release_atom::value, id);
     s.requests.erase(id);
   }
   // Elastic memory: the batch's KV grew past the device, so other batches' KV leaves; with
@@ -186,7 +183,7 @@ void admit_arrivals(DecodeActor* self, size_t index) {
     auto batch = policy.add_request(info, join, kv_here);
     bool park = elastic ? !kv_here : policy.current_batch() != batch || instance.resident != info.model;
     s.requests[info.id] = Tracked{index, park, false, false};
-    ImportCommand command{std::move(handoff.kv), handoff.job.sampling, handoff.first_token, park};
+    ImportCommand command{std::move(handoff.kv), park};
     auto id = info.id;
     self->request(instance.worker, caf::infinite, import_atom::value, std::move(command))
         .then([](bool) {},
@@ -299,7 +296,7 @@ void drive(DecodeActor* self, size_t index) {
 }
 
 // Loads a pinned model on its instance, so its first request does not pay for it.
-void preload(DecodeActor* self, size_t index, worker::ModelId model) {
+void preload(DecodeActor* self, size_t index, core::ModelId model) {
   auto& instance = self->state.instances[index];
   instance.busy = true;
   self->request(instance.worker, caf::infinite, switch_atom::value, SwitchBatchCommand{{}, model, {}})
@@ -343,7 +340,7 @@ caf::behavior decode_actor(DecodeActor* self, DecodeSetup setup, caf::actor prox
   auto models = static_cast<size_t>(s.setup.models->size());
   double bandwidth = s.setup.host_to_device_bytes_per_s;
   for (size_t m = 0; m < models; ++m) {
-    const auto& info = s.setup.models->info(static_cast<worker::ModelId>(m));
+    const auto& info = s.setup.models->info(static_cast<core::ModelId>(m));
     policy::ModelCosts cost;
     // Until measured: a batch-1 step reads the weights once (≈ 10 GB/s on a CPU core pair).
     cost.decode = {static_cast<double>(info.weight_bytes) / 10e9 + 0.001, 1e-7, 1e-4};
@@ -377,7 +374,7 @@ caf::behavior decode_actor(DecodeActor* self, DecodeSetup setup, caf::actor prox
         drive(self, index);
         push_alpha(self);
       },
-      [self](cancel_atom, policy::RequestId id) {
+      [self](cancel_atom, core::RequestId id) {
         auto it = self->state.requests.find(id);
         if (it != self->state.requests.end()) it->second.cancelled = true;
       },
@@ -387,7 +384,7 @@ caf::behavior decode_actor(DecodeActor* self, DecodeSetup setup, caf::actor prox
         preload_pins(self);
         push_alpha(self);
       },
-      [self](unload_atom, worker::ModelId model, DevicesForgot& done) {
+      [self](unload_atom, core::ModelId model, DevicesForgot& done) {
         forget_on_devices(self, model, std::move(done));
       },
   };

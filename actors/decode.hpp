@@ -28,7 +28,6 @@ struct DecodeSetup {
   /// Models with a decode device of their own at start (initial_pins); pin_atom replaces them.
   policy::ModelPins pins;
   std::vector<std::int64_t> kv_capacity_tokens;    ///< per model, on one decode device
-  std::vector<std::vector<std::int32_t>> eos_ids;  ///< per model
   double host_to_device_bytes_per_s = 8e9;         ///< for switch and swap estimates
 };
 

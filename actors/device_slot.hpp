@@ -17,24 +17,24 @@ namespace aegaeon::actors {
 /// being prefetched, and whether a command is in flight (one at a time).
 struct DeviceSlot {
   caf::actor worker;
-  std::optional<worker::ModelId> resident;
+  std::optional<core::ModelId> resident;
   policy::WeightCache held = policy::WeightCache();
-  std::optional<worker::ModelId> prefetching;
+  std::optional<core::ModelId> prefetching;
   bool busy = false;
 
   /// Records that `model` became active (a prefetch of it is used up).
-  void on_resident(worker::ModelId model) {
+  void on_resident(core::ModelId model) {
     resident = model;
     if (prefetching == model) prefetching.reset();
   }
   /// Records a switch's outcome: `model` active, `stats.resident` in the slots.
-  void on_switched(worker::ModelId model, const worker::SwitchStats& stats) {
+  void on_switched(core::ModelId model, const worker::SwitchStats& stats) {
     held.clear();
     for (auto m : stats.resident) held.insert(m);
     on_resident(model);
   }
   /// True when a prefetch hint for `model` should be sent now.
-  [[nodiscard]] bool should_prefetch(const std::optional<worker::ModelId>& model) const {
+  [[nodiscard]] bool should_prefetch(const std::optional<core::ModelId>& model) const {
     return model && model != prefetching && model != resident;
   }
 };
@@ -44,7 +44,7 @@ struct DeviceSlot {
 /// `instances`. A slot drops the model when its device answers, not before: a switch sent
 /// earlier answers first and would mark the model resident again.
 template <class Actor>
-void forget_on_devices(Actor* self, worker::ModelId model, DevicesForgot done) {
+void forget_on_devices(Actor* self, core::ModelId model, DevicesForgot done) {
   auto pending = std::make_shared<std::size_t>(self->state.instances.size());
   if (*pending == 0) {
     done();

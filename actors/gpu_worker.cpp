@@ -116,14 +116,14 @@ caf::behavior gpu_worker(caf::stateful_actor<GpuWorkerState>* self,
   // A detached actor initializes on its own thread: name it for top -H and bench/e2e.
   core::set_current_thread_name(core::thread_names::kDevice);
   return {
-      [self](switch_atom, worker::ModelId model) -> caf::result<worker::SwitchStats> {
+      [self](switch_atom, core::ModelId model) -> caf::result<worker::SwitchStats> {
         auto& s = self->state;
         auto stats = s.device->switch_model(model);
         if (!stats.ok()) return failure(stats.error());
         report(s, copied(*stats) ? &*stats : nullptr);
         return *stats;
       },
-      [self](prefetch_atom, worker::ModelId model) {
+      [self](prefetch_atom, core::ModelId model) {
         if (auto started = self->state.device->prefetch(model); !started.ok()) {
           spdlog::warn("{}: prefetch of model {} failed: {}", self->state.device_name, model, started.error().message);
         }
@@ -146,10 +146,7 @@ caf::behavior gpu_worker(caf::stateful_actor<GpuWorkerState>* self,
       [self](import_atom, ImportCommand& command) -> caf::result<bool> {
         auto& s = self->state;
         worker::SeqId seq = command.kv.seq;
-        // The tokens generated so far (the first one, from prefill) count for the penalties.
-        auto generated = std::move(command.kv.generated);
-        auto imported = s.device->import_sequence(std::move(command.kv), command.sampling,
-                                                  command.last_token, std::move(generated));
+        auto imported = s.device->import_sequence(std::move(command.kv));
         if (!imported.ok()) return failure(imported.error());
         // An import for a non-resident model already lands on the host slab.
         if (command.park && s.device->holds_device_kv(seq)) {
@@ -195,7 +192,7 @@ caf::behavior gpu_worker(caf::stateful_actor<GpuWorkerState>* self,
         }
         report(self->state);
       },
-      [self](forget_atom, worker::ModelId model) {
+      [self](forget_atom, core::ModelId model) {
         self->state.device->forget_model(model);
         report(self->state);
         return true;

@@ -72,7 +72,7 @@ core::Result<std::shared_ptr<const ModelCatalog>> ModelCatalog::load(
     std::span<const worker::ModelSpec> specs, const worker::HostModelCache& cache) {
   std::vector<core::ServedModel> models;
   for (size_t i = 0; i < specs.size(); ++i) {
-    auto model = describe_model(specs[i], cache.info(static_cast<worker::ModelId>(i)).max_context_tokens);
+    auto model = describe_model(specs[i], cache.info(static_cast<core::ModelId>(i)).max_context_tokens);
     if (!model.ok()) return model.error();
     models.push_back(std::move(*model));
   }
@@ -87,7 +87,7 @@ core::Result<std::shared_ptr<const ModelCatalog>> ModelCatalog::from_served(
     auto tokenizer = text::Tokenizer::from_json(model.tokenizer_json, model.name + "/tokenizer.json",
                                                model.tokenizer_config_json);
     if (!tokenizer.ok()) return tokenizer.error().with_context("model '" + model.name + "'");
-    CatalogEntry entry{static_cast<worker::ModelId>(i), model.name, *tokenizer, std::nullopt, {}, {}, 0};
+    CatalogEntry entry{static_cast<core::ModelId>(i), model.name, *tokenizer, std::nullopt, {}, {}, 0};
     if (model.tokenizer_config_json.empty()) {
       entry.no_chat_template_reason = "the model has no tokenizer_config.json";
     } else {

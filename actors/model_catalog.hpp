@@ -19,7 +19,7 @@ namespace aegaeon::actors {
 
 /// One served model as the front door sees it.
 struct CatalogEntry {
-  worker::ModelId id = 0;
+  core::ModelId id = 0;
   std::string name;
   text::Tokenizer tokenizer;
   std::optional<text::ChatTemplate> chat_template;  ///< absent: only /v1/completions
@@ -48,7 +48,7 @@ class ModelCatalog {
   /// The model called `name`, or nullptr.
   [[nodiscard]] const CatalogEntry* find(std::string_view name) const;
   /// The model with id `id`.
-  [[nodiscard]] const CatalogEntry& at(worker::ModelId id) const { return entries_.at(static_cast<size_t>(id)); }
+  [[nodiscard]] const CatalogEntry& at(core::ModelId id) const { return entries_.at(static_cast<size_t>(id)); }
   /// All models in id order.
   [[nodiscard]] const std::vector<CatalogEntry>& entries() const { return entries_; }
 

@@ -26,8 +26,8 @@ struct PrefillState {
   std::shared_ptr<ServingMetrics> metrics;
   std::unique_ptr<policy::PrefillScheduler> scheduler;
   std::vector<DeviceSlot> instances;
-  std::unordered_map<policy::RequestId, PrefillJob> jobs;
-  std::unordered_set<policy::RequestId> cancelled;
+  std::unordered_map<core::RequestId, PrefillJob> jobs;
+  std::unordered_set<core::RequestId> cancelled;
   std::vector<policy::ExecutionEstimator> estimators;  // per model, refit from measured prefills
   std::vector<double> decode_alpha;                    // per model, pushed by decode
   Clock::time_point started = Clock::now();
@@ -42,7 +42,7 @@ struct PrefillState {
     for (const auto& instance : instances) out.push_back(instance.held);
     return out;
   }
-  [[nodiscard]] double switch_s(worker::ModelId model) const {
+  [[nodiscard]] double switch_s(core::ModelId model) const {
     return static_cast<double>(setup.models->info(model).weight_bytes) / setup.host_to_device_bytes_per_s;
   }
   // Queue wait + switches + own prefill on the instance a new request of `job` would join.
@@ -50,7 +50,7 @@ struct PrefillState {
     auto dispatch = scheduler->preview(job.info.model, setup.pins, held());
     const auto& instance = instances[static_cast<size_t>(dispatch.instance)];
     double total = 0;
-    std::optional<worker::ModelId> model = instance.resident;
+    std::optional<core::ModelId> model = instance.resident;
     auto account = [&](const policy::RequestInfo& r) {
       // A model in the device's slots is activated without a copy.
       if (model != r.model && !instance.held.contains(r.model)) total += switch_s(r.model);
@@ -67,7 +67,7 @@ using PrefillActor = caf::stateful_actor<PrefillState>;
 
 void drive(PrefillActor* self, size_t index);
 
-void finish_with_error(PrefillActor* self, policy::RequestId id, const std::string& message) {
+void finish_with_error(PrefillActor* self, core::RequestId id, const std::string& message) {
   TokenEvent event;
   event.id = id;
   event.finished = true;
@@ -87,28 +87,28 @@ void on_prefilled(PrefillActor* self, size_t index, const PrefillJob& job, Prefi
 
   TokenEvent event;
   event.id = job.info.id;
-  event.tokens = {outcome.first.token};
-  event.logprobs = {outcome.first.logprob};
-  event.top_logprobs = {outcome.first.top_logprobs};
+  const auto finish = outcome.first.finish;  // the device's sequence decided
+  if (finish != core::FinishReason::kStop) {  // a stop token is not part of the text
+    event.tokens = {outcome.first.token};
+    event.logprobs = {outcome.first.logprob};
+    event.top_logprobs = {outcome.first.top_logprobs};
+  }
   event.queue_s = queue_s;
-  const auto& eos = s.setup.eos_ids[model];
-  bool is_eos = std::find(eos.begin(), eos.end(), outcome.first.token) != eos.end();
-  bool cancelled = s.cancelled.erase(job.info.id) > 0;
-  if (is_eos || job.info.max_output_tokens <= 1 || cancelled) {
+  const bool cancelled = s.cancelled.erase(job.info.id) > 0;
+  if (finish != core::FinishReason::kNone || cancelled) {
     event.finished = true;
-    event.reason = is_eos ? core::FinishReason::kStop
-                          : cancelled ? core::FinishReason::kCancelled : core::FinishReason::kLength;
+    event.reason = cancelled ? core::FinishReason::kCancelled : finish;
     self->send(s.proxy, token_atom::value, std::vector<TokenEvent>{std::move(event)});
     return;  // the exported KV is dropped with `outcome`
   }
   self->send(s.proxy, token_atom::value, std::vector<TokenEvent>{std::move(event)});
-  self->send(s.decode, handoff_atom::value, Handoff{job, std::move(outcome.kv), outcome.first.token});
+  self->send(s.decode, handoff_atom::value, Handoff{job, std::move(outcome.kv)});
   (void)index;
 }
 
 // Ends every request of `model` queued on the idle instance `index` with `reason` (a cancelled
 // one as cancelled).
-void fail_queued(PrefillActor* self, size_t index, worker::ModelId model, const std::string& reason) {
+void fail_queued(PrefillActor* self, size_t index, core::ModelId model, const std::string& reason) {
   auto& s = self->state;
   const auto instance = static_cast<policy::InstanceId>(index);
   for (const auto& request : s.scheduler->pending(instance)) {
@@ -125,7 +125,7 @@ void fail_queued(PrefillActor* self, size_t index, worker::ModelId model, const 
 }
 
 // Makes `model` resident on the instance, then carries on with its queue.
-void switch_model(PrefillActor* self, size_t index, worker::ModelId model) {
+void switch_model(PrefillActor* self, size_t index, core::ModelId model) {
   self->state.instances[index].busy = true;
   self->request(self->state.instances[index].worker, caf::infinite, switch_atom::value, model)
       .then(
@@ -181,8 +181,8 @@ void drive(PrefillActor* self, size_t index) {
       }
       instance.busy = true;
       double queue_s = s.now_s() - found->second.info.arrival_s;
-      worker::PrefillItem item{static_cast<worker::SeqId>(id), found->second.prompt, found->second.sampling,
-                               found->second.resumed_tokens};
+      worker::PrefillItem item{id, found->second.prompt, found->second.sampling,
+                               found->second.resumed_tokens, found->second.stop};
       self->request(instance.worker, caf::infinite, prefill_atom::value, std::move(item))
           .then(
               [self, index, id, queue_s](PrefillOutcome& outcome) {
@@ -250,7 +250,7 @@ caf::behavior prefill_actor(PrefillActor* self, PrefillSetup setup, caf::actor d
         drive(self, static_cast<size_t>(dispatch.instance));
         return AdmissionReply{true, 0, {}};
       },
-      [self](cancel_atom, policy::RequestId id) {
+      [self](cancel_atom, core::RequestId id) {
         if (self->state.jobs.count(id) != 0) self->state.cancelled.insert(id);
       },
       [self](alpha_atom, const std::vector<double>& alpha) { self->state.decode_alpha = alpha; },
@@ -259,7 +259,7 @@ caf::behavior prefill_actor(PrefillActor* self, PrefillSetup setup, caf::actor d
         self->state.setup.pins = std::move(pins);
         preload_pins(self);
       },
-      [self](unload_atom, worker::ModelId model, DevicesForgot& done) {
+      [self](unload_atom, core::ModelId model, DevicesForgot& done) {
         forget_on_devices(self, model, std::move(done));
       },
   };

@@ -28,7 +28,6 @@ struct PrefillSetup {
   /// Models with a prefill device of their own at start (initial_pins); pin_atom replaces them.
   policy::ModelPins pins;
   double host_to_device_bytes_per_s = 8e9;  ///< for switch estimates until measured
-  std::vector<std::vector<std::int32_t>> eos_ids;  ///< per model: tokens that end a generation
 };
 
 /// Spawns the prefill role; `decode` receives handoffs, `proxy` receives first tokens.

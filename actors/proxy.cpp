@@ -49,12 +49,12 @@ struct ProxyState {
   std::shared_ptr<ServingMetrics> metrics;
   caf::actor prefill;
   caf::actor decode;
-  policy::RequestId next_id = 1;
-  std::unordered_map<policy::RequestId, Active> active;
+  core::RequestId next_id = 1;
+  std::unordered_map<core::RequestId, Active> active;
   std::unordered_map<std::string, std::pair<std::int64_t, std::int64_t>> slo_met;  // model → (met, all)
   std::int32_t max_prompt_tokens = 0;  // 0: the model's context only
-  std::set<worker::ModelId> draining;   // models refusing new requests (admin drain)
-  std::set<worker::ModelId> unloaded;   // models whose weights left the node (admin unload)
+  std::set<core::ModelId> draining;   // models refusing new requests (admin drain)
+  std::set<core::ModelId> unloaded;   // models whose weights left the node (admin unload)
   std::mt19937_64 seeds{std::random_device{}()};
   static inline const char* name = "proxy";
 };
@@ -62,17 +62,6 @@ struct ProxyState {
 using ProxyActor = caf::stateful_actor<ProxyState>;
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-model::SamplingParams to_sampling(const core::SamplingOptions& o, std::mt19937_64& seeds) {
-  model::SamplingParams p;
-  p.temperature = o.temperature;
-  p.top_k = o.top_k;
-  p.top_p = o.top_p;
-  p.presence_penalty = o.presence_penalty;
-  p.frequency_penalty = o.frequency_penalty;
-  p.seed = o.seed ? *o.seed : seeds();
-  return p;
-}
 
 // What the API reports for a token in logprobs: the bytes it stands for in the text.
 std::string token_string(const CatalogEntry& model, std::int32_t token) { return model.tokenizer.token_bytes(token); }
@@ -159,7 +148,7 @@ void send_chunk(Active& a, std::string piece) {
   a.stream->send(a.format.chunk(tokens));
 }
 
-void finish(ProxyActor* self, policy::RequestId id, core::FinishReason reason,
+void finish(ProxyActor* self, core::RequestId id, core::FinishReason reason,
             const std::string& error = {}) {
   auto& s = self->state;
   auto it = s.active.find(id);
@@ -339,15 +328,42 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
     responder.respond(openai::error_response(e));
     return;
   }
-  policy::RequestId id = s.next_id++;
+  const std::int32_t max_tokens = request.max_tokens.value_or(room);
+  if (request.min_tokens > max_tokens) {
+    core::Error e{core::ErrorCode::kInvalidArgument,
+                  "min_tokens " + std::to_string(request.min_tokens) + " is more than max_tokens " +
+                      std::to_string(max_tokens) + (request.max_tokens ? "" : " (the context left after the prompt)"),
+                  "min_tokens"};
+    responder.respond(openai::error_response(e));
+    return;
+  }
+  const auto vocab = model->tokenizer.vocab_size();
+  for (std::size_t i = 0; i < request.stop_token_ids.size(); ++i) {
+    if (static_cast<std::size_t>(request.stop_token_ids[i]) >= vocab) {
+      core::Error e{core::ErrorCode::kInvalidArgument,
+                    "token id " + std::to_string(request.stop_token_ids[i]) + " is outside the vocabulary of " +
+                        std::to_string(vocab) + " tokens",
+                    "stop_token_ids[" + std::to_string(i) + "]"};
+      responder.respond(openai::error_response(e));
+      return;
+    }
+  }
+  core::RequestId id = s.next_id++;
   PrefillJob job;
-  job.info = policy::RequestInfo{id, model->id, 0.0, prompt_tokens, request.max_tokens.value_or(room)};
+  job.info = policy::RequestInfo{id, model->id, 0.0, prompt_tokens, max_tokens};
   job.prompt = std::move(*prompt);
-  job.sampling = to_sampling(request.sampling, s.seeds);
-  job.sampling.top_logprobs = request.top_logprobs;
+  job.stop.max_tokens = max_tokens;
+  job.stop.min_tokens = request.min_tokens;
+  job.stop.stop_token_ids = request.stop_token_ids;
+  if (!request.ignore_eos) {
+    job.stop.stop_token_ids.insert(job.stop.stop_token_ids.end(), model->eos_ids.begin(), model->eos_ids.end());
+  }
+  job.sampling = request.sampling;
+  // Drawn here, once: a generation resumed on another device or worker continues this stream.
+  if (!job.sampling.seed) job.sampling.seed = s.seeds();
 
   Active a{request, model, responder, std::nullopt,
-           openai::ResponseFormatter(request.api, model->name, static_cast<std::uint64_t>(id),
+           openai::ResponseFormatter(request.api, model->name, id,
                                      static_cast<std::int64_t>(std::time(nullptr)), request.logprobs),
            text::IncrementalDecoder(model->tokenizer, request.skip_special_tokens)};
   a.prompt_tokens = prompt_tokens;
@@ -432,7 +448,7 @@ caf::behavior proxy_actor(ProxyActor* self, std::shared_ptr<const ModelCatalog> 
       [self](token_atom, std::vector<TokenEvent>& events) {
         for (auto& event : events) on_tokens(self, event);
       },
-      [self](cancel_atom, policy::RequestId id) { finish(self, id, core::FinishReason::kCancelled); },
+      [self](cancel_atom, core::RequestId id) { finish(self, id, core::FinishReason::kCancelled); },
       [self](admin_atom, FrontAction action, const std::string& model, const FrontReport& report) {
         on_admin(self, action, model, report);
       },
@@ -447,8 +463,8 @@ caf::actor spawn_proxy(caf::actor_system& system, std::shared_ptr<const ModelCat
   return system.spawn(proxy_actor, std::move(catalog), slo, std::move(metrics), max_prompt_tokens);
 }
 
-void apply_unload_or_load(FrontAction action, policy::ModelId model, FrontActivity& activity,
-                          std::set<policy::ModelId>& unloaded) {
+void apply_unload_or_load(FrontAction action, core::ModelId model, FrontActivity& activity,
+                          std::set<core::ModelId>& unloaded) {
   if (action == FrontAction::kUnload && activity.running + activity.waiting == 0) {
     unloaded.insert(model);
     activity.unloaded = true;

@@ -49,8 +49,8 @@ struct FrontActivity {
 /// `activity` counts, in a front door's `unloaded` set and in `activity`. An unload takes only
 /// when none is in flight: checked and marked in one actor step, so no request slips in between.
 /// The proxy and a cluster worker's relay share it.
-void apply_unload_or_load(FrontAction action, policy::ModelId model, FrontActivity& activity,
-                          std::set<policy::ModelId>& unloaded);
+void apply_unload_or_load(FrontAction action, core::ModelId model, FrontActivity& activity,
+                          std::set<core::ModelId>& unloaded);
 
 /// Receives the proxy's answer to an admin action: every model, in catalog order. Called on the
 /// proxy's thread; it must not block.

@@ -19,7 +19,8 @@ namespace aegaeon::actors {
 struct PrefillJob {
   policy::RequestInfo info;               ///< id, model, arrival, prompt and max output lengths
   std::vector<std::int32_t> prompt;
-  model::SamplingParams sampling;
+  core::SamplingParams sampling;
+  core::StopConditions stop;              ///< stop.max_tokens is info.max_output_tokens
   std::int32_t resumed_tokens = 0;        ///< see worker::PrefillItem::resumed_tokens
 };
 
@@ -32,7 +33,7 @@ struct AdmissionReply {
 
 /// Tokens produced for one request (one decode step, or the first token from prefill).
 struct TokenEvent {
-  policy::RequestId id = 0;
+  core::RequestId id = 0;
   std::vector<std::int32_t> tokens;
   std::vector<float> logprobs;
   bool finished = false;
@@ -51,8 +52,7 @@ using DevicesForgot = std::function<void()>;
 /// A prefilled request moving to decode, with its KV.
 struct Handoff {
   PrefillJob job;
-  worker::KvExport kv;
-  std::int32_t first_token = 0;
+  worker::KvExport kv;  ///< with the sequence's state: kv.last_token is its first token
 };
 
 /// What a decode device does at a turn boundary (one round trip to the gpu_worker), in order:
@@ -61,15 +61,15 @@ struct Handoff {
 /// are sent are skipped.
 struct SwitchBatchCommand {
   std::vector<worker::SeqId> swap_out;
-  std::optional<worker::ModelId> load;
+  std::optional<core::ModelId> load;
   std::vector<worker::SeqId> swap_in;
-  std::vector<worker::ModelId> evict;
+  std::vector<core::ModelId> evict;
 };
 
 /// One decode step of a batch: its model is made active (at once when resident) and the KV of
 /// any of its sequences on the host comes onto the device first.
 struct DecodeCommand {
-  worker::ModelId model = 0;
+  core::ModelId model = 0;
   std::vector<worker::SeqId> seqs;
 };
 
@@ -91,8 +91,6 @@ struct DecodeOutcome {
 /// batch is not the one on the device).
 struct ImportCommand {
   worker::KvExport kv;
-  model::SamplingParams sampling;
-  std::int32_t last_token = 0;
   bool park = false;
 };
 

@@ -26,7 +26,7 @@ void log_memory_plan(const worker::ArenaLayout& arena, const worker::HostModelCa
   auto mib = [](std::uint64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); };
   std::string sizes;
   std::uint64_t total = 0;
-  for (worker::ModelId m = 0; m < models.size(); ++m) {
+  for (core::ModelId m = 0; m < models.size(); ++m) {
     const auto& info = models.info(m);
     sizes += fmt::format("{}{} {:.1f} MiB", m == 0 ? "" : ", ", info.name, mib(info.weight_bytes));
     total += info.weight_bytes;
@@ -98,11 +98,11 @@ std::vector<ModelStatus> model_statuses(const ModelCatalog& catalog, const Resid
 }
 
 // What the devices [first, first + count) of `residency` hold now.
-std::vector<std::optional<policy::ModelId>> residents(const ResidencyBoard& residency, size_t first, size_t count) {
-  std::vector<std::optional<policy::ModelId>> out;
+std::vector<std::optional<core::ModelId>> residents(const ResidencyBoard& residency, size_t first, size_t count) {
+  std::vector<std::optional<core::ModelId>> out;
   for (size_t d = first; d < first + count && d < residency.device_model.size(); ++d) {
     const auto model = residency.device_model[d].load();
-    out.push_back(model >= 0 ? std::optional<policy::ModelId>(model) : std::nullopt);
+    out.push_back(model >= 0 ? std::optional<core::ModelId>(model) : std::nullopt);
   }
   return out;
 }
@@ -138,10 +138,10 @@ struct ServingNode::Impl {
 
   // Starts an unload (kLoaded → kUnloading) or a load (kUnloaded → kLoading) of `model`: its id,
   // or the admin API's error (not served, a worker process, in another state, pinned).
-  core::Result<worker::ModelId> begin_load_change(const std::string& model, LoadState from, LoadState to) const {
+  core::Result<core::ModelId> begin_load_change(const std::string& model, LoadState from, LoadState to) const {
     auto entry = admin_entry(model);
     if (!entry.ok()) return entry.error();
-    const worker::ModelId id = (*entry)->id;
+    const core::ModelId id = (*entry)->id;
     std::lock_guard lock(board->mutex);
     const LoadState now = board->load[static_cast<size_t>(id)];
     if (now != from) {
@@ -192,7 +192,7 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
 
   auto metrics = std::make_shared<ServingMetrics>(registry);
   impl->metrics = metrics;
-  for (worker::ModelId m = 0; m < impl->models->size(); ++m) {
+  for (core::ModelId m = 0; m < impl->models->size(); ++m) {
     const auto& info = impl->models->info(m);
     metrics->host_weights_bytes.add({{"model_name", info.name}}).set(read_weights ? static_cast<double>(info.weight_bytes) : 0.0);
   }
@@ -218,7 +218,7 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
                        std::to_string(is_prefill ? d : d - options.prefill_devices);
     if (!is_prefill) {
       decode_arena = (*device)->arena_layout();
-      for (worker::ModelId m = 0; m < impl->models->size(); ++m) {
+      for (core::ModelId m = 0; m < impl->models->size(); ++m) {
         kv_capacity[static_cast<size_t>(m)] = (*device)->kv_capacity_tokens(m);
       }
     }
@@ -227,9 +227,6 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
     (is_prefill ? prefill_workers : decode_workers).push_back(actor);
     impl->workers.push_back(actor);
   }
-  std::vector<std::vector<std::int32_t>> eos_ids;
-  for (const auto& entry : impl->catalog->entries()) eos_ids.push_back(entry.eos_ids);
-
   impl->proxy = options.front ? options.front
                               : spawn_proxy(system, impl->catalog, options.slo, metrics, options.max_prompt_tokens);
   if (decode) {
@@ -242,7 +239,6 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
                                                           static_cast<std::int32_t>(decode_arena.weight_slots), options.slo.ttft_s);
     }
     decode_setup.kv_capacity_tokens = kv_capacity;
-    decode_setup.eos_ids = eos_ids;
     decode_setup.policy = options.policy;
     decode_setup.pins = impl->board->decode;
     impl->decode = spawn_decode(system, std::move(decode_setup), impl->proxy, metrics);
@@ -253,7 +249,6 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
     prefill_setup.models = impl->models;
     prefill_setup.slo = options.slo;
     prefill_setup.admission = options.admission;
-    prefill_setup.eos_ids = eos_ids;
     prefill_setup.policy = options.policy;
     prefill_setup.pins = impl->board->prefill;
     // Without a decode role here, handoffs go to the front, which ships them to another node.
@@ -297,7 +292,7 @@ std::vector<ModelStatus> ServingNode::models() const {
 void ServingNode::unload_model(std::string model, AdminDone done) const {
   auto started = impl_->begin_load_change(model, LoadState::kLoaded, LoadState::kUnloading);
   if (!started.ok()) return done(started.error());
-  const worker::ModelId id = *started;
+  const core::ModelId id = *started;
   const auto index = static_cast<size_t>(id);
   auto board = impl_->board;
   // 1. The front door refuses its new requests, unless some are in flight (checked in the same
@@ -337,7 +332,7 @@ void ServingNode::unload_model(std::string model, AdminDone done) const {
 void ServingNode::load_model(std::string model, AdminDone done) const {
   auto started = impl_->begin_load_change(model, LoadState::kUnloaded, LoadState::kLoading);
   if (!started.ok()) return done(started.error());
-  const worker::ModelId id = *started;
+  const core::ModelId id = *started;
   const auto index = static_cast<size_t>(id);
   auto board = impl_->board;
   std::lock_guard lock(impl_->loaders_mutex);
@@ -416,11 +411,11 @@ core::Result<void> ServingNode::set_pinned(std::string_view model, bool pinned) 
 
 const ModelCatalog& ServingNode::catalog() const { return *impl_->catalog; }
 
-std::uint64_t ServingNode::kv_bytes_per_token(worker::ModelId model) const {
+std::uint64_t ServingNode::kv_bytes_per_token(core::ModelId model) const {
   return impl_->models->info(model).kv_bytes_per_token;
 }
 
-std::uint64_t ServingNode::weight_bytes(worker::ModelId model) const {
+std::uint64_t ServingNode::weight_bytes(core::ModelId model) const {
   return impl_->models->info(model).weight_bytes;
 }
 

@@ -119,9 +119,9 @@ class ServingNode {
   /// Tokenizers and context lengths (immutable; safe from any thread).
   [[nodiscard]] const ModelCatalog& catalog() const;
   /// Bytes of KV one token of model `model` takes (safe from any thread).
-  [[nodiscard]] std::uint64_t kv_bytes_per_token(worker::ModelId model) const;
+  [[nodiscard]] std::uint64_t kv_bytes_per_token(core::ModelId model) const;
   /// Bytes of host memory model `model`'s weights take when loaded (safe from any thread).
-  [[nodiscard]] std::uint64_t weight_bytes(worker::ModelId model) const;
+  [[nodiscard]] std::uint64_t weight_bytes(core::ModelId model) const;
   /// Waits for loads in progress, then stops the actors (in-flight requests end with an error or
   /// cancellation).
   void stop();

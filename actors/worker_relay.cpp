@@ -22,15 +22,15 @@ using adopt_atom = caf::atom_constant<caf::atom("adopt")>;    // kj → relay: a
 // A generation in flight here: where its output goes and its model.
 struct RemoteGeneration {
   rpc::GenerationStream stream;
-  policy::ModelId model = 0;
+  core::ModelId model = 0;
 };
 
 struct RelayState {
   caf::actor prefill;
   caf::actor decode;
   std::shared_ptr<const ModelCatalog> catalog;  // the node's (catalog_atom)
-  std::unordered_map<policy::RequestId, RemoteGeneration> streams;
-  std::set<policy::ModelId> unloaded;  // out of this worker's host cache: new work is refused
+  std::unordered_map<core::RequestId, RemoteGeneration> streams;
+  std::set<core::ModelId> unloaded;  // out of this worker's host cache: new work is refused
   std::shared_ptr<RelayLoad> load;
   static inline const char* name = "worker_relay";
 };
@@ -38,7 +38,7 @@ struct RelayState {
 using RelayActor = caf::stateful_actor<RelayState>;
 
 // The name of `model` (its id until the node's catalog arrived).
-std::string model_name(const RelayState& s, policy::ModelId model) {
+std::string model_name(const RelayState& s, core::ModelId model) {
   return s.catalog ? s.catalog->at(model).name : std::to_string(model);
 }
 
@@ -50,28 +50,16 @@ void publish_load(RelayActor* self) {
   s.load->publish(std::move(by_model));
 }
 
-void forget(RelayActor* self, policy::RequestId id) {
+void forget(RelayActor* self, core::RequestId id) {
   if (self->state.streams.erase(id) != 0) publish_load(self);
 }
 
 // Stops the runtime's work on `id` (frees its KV) and forgets it.
-void cancel(RelayActor* self, policy::RequestId id) {
+void cancel(RelayActor* self, core::RequestId id) {
   if (self->state.streams.count(id) == 0) return;
   if (self->state.prefill) self->send(self->state.prefill, cancel_atom::value, id);
   if (self->state.decode) self->send(self->state.decode, cancel_atom::value, id);
   forget(self, id);
-}
-
-model::SamplingParams sampling_of(const core::GenerationJob& job) {
-  model::SamplingParams sampling;
-  sampling.temperature = job.temperature;
-  sampling.top_k = job.top_k;
-  sampling.top_p = job.top_p;
-  sampling.presence_penalty = job.presence_penalty;
-  sampling.frequency_penalty = job.frequency_penalty;
-  sampling.seed = job.seed;
-  sampling.top_logprobs = job.top_logprobs;
-  return sampling;
 }
 
 void end_with_error(const rpc::GenerationStream& stream, std::string message) {
@@ -84,7 +72,7 @@ void end_with_error(const rpc::GenerationStream& stream, std::string message) {
 
 // Refuses work for a model this worker no longer holds (the controller's placement moved it; a
 // job sent before the controller learnt that can still arrive). True when refused.
-bool refuse_unloaded(RelayActor* self, policy::ModelId model, const rpc::GenerationStream& stream) {
+bool refuse_unloaded(RelayActor* self, core::ModelId model, const rpc::GenerationStream& stream) {
   if (self->state.unloaded.count(model) == 0) return false;
   end_with_error(stream, "model '" + model_name(self->state, model) + "' is not loaded on this worker now");
   return true;
@@ -116,7 +104,7 @@ caf::behavior relay_actor(RelayActor* self, std::shared_ptr<RelayLoad> load) {
         on_admin(self, action, model, report);
       },
       [self](remote_atom, PrefillJob& job, const rpc::GenerationStream& stream) {
-        policy::RequestId id = job.info.id;
+        core::RequestId id = job.info.id;
         if (!self->state.prefill) return end_with_error(stream, "this worker only decodes (--role decode)");
         if (refuse_unloaded(self, job.info.model, stream)) return;
         self->state.streams.emplace(id, RemoteGeneration{stream, job.info.model});
@@ -160,7 +148,7 @@ caf::behavior relay_actor(RelayActor* self, std::shared_ptr<RelayLoad> load) {
         auto it = self->state.streams.find(handoff.job.info.id);
         if (it == self->state.streams.end()) return;  // cancelled: the KV is dropped here
         core::GenerationUpdate update;
-        update.handoff = core::KvHandoff{handoff.kv.tokens, handoff.first_token, handoff.kv.bytes.size(),
+        update.handoff = core::KvHandoff{handoff.kv.tokens, handoff.kv.last_token, handoff.kv.bytes.size(),
                                          std::move(handoff.kv.bytes), 0};
         it->second.stream.send(std::move(update));
         forget(self, handoff.job.info.id);
@@ -172,7 +160,7 @@ caf::behavior relay_actor(RelayActor* self, std::shared_ptr<RelayLoad> load) {
         publish_load(self);
         self->send(self->state.decode, handoff_atom::value, std::move(handoff));
       },
-      [self](cancel_atom, policy::RequestId id) { cancel(self, id); },
+      [self](cancel_atom, core::RequestId id) { cancel(self, id); },
   };
 }
 
@@ -205,8 +193,8 @@ namespace {
 // than the prompt has, and room in the context for both. Checked for generations and handoffs.
 bool job_fits(const core::GenerationJob& job, const CatalogEntry& model) {
   const auto prompt_tokens = static_cast<std::int64_t>(job.prompt.size());
-  return prompt_tokens > 0 && job.max_output_tokens >= 1 && job.resumed_tokens >= 0 &&
-         job.resumed_tokens < prompt_tokens && prompt_tokens + job.max_output_tokens <= model.max_context_tokens;
+  return prompt_tokens > 0 && job.stop.max_tokens >= 1 && job.resumed_tokens >= 0 &&
+         job.resumed_tokens < prompt_tokens && prompt_tokens + job.stop.max_tokens <= model.max_context_tokens;
 }
 
 }  // namespace
@@ -223,15 +211,16 @@ void start_remote_generation(const caf::actor& relay, const ModelCatalog& catalo
   if (!job_fits(job, *model)) {
     return end_with_error(stream, "job does not fit model '" + job.model + "': " +
                                       std::to_string(prompt_tokens) + " prompt + " +
-                                      std::to_string(job.max_output_tokens) + " output tokens (" +
+                                      std::to_string(job.stop.max_tokens) + " output tokens (" +
                                       std::to_string(job.resumed_tokens) + " of the prompt resumed), context " +
                                       std::to_string(model->max_context_tokens));
   }
   PrefillJob prefill;
-  prefill.info = policy::RequestInfo{static_cast<policy::RequestId>(id), model->id, 0.0,
-                                     static_cast<std::int32_t>(prompt_tokens), job.max_output_tokens};
+  prefill.info = policy::RequestInfo{id, model->id, 0.0,
+                                     static_cast<std::int32_t>(prompt_tokens), job.stop.max_tokens};
   prefill.prompt = std::move(job.prompt);
-  prefill.sampling = sampling_of(job);
+  prefill.sampling = job.sampling;
+  prefill.stop = job.stop;
   prefill.resumed_tokens = job.resumed_tokens;
   caf::anon_send(relay, remote_atom::value, std::move(prefill), std::move(stream));
 }
@@ -246,7 +235,7 @@ core::Result<void> check_handoff(const ModelCatalog& catalog, const core::Genera
   if (handoff.kv_tokens != prompt_tokens || !job_fits(job, *model)) {
     return core::error(core::ErrorCode::kInvalidArgument,
                        "handoff of " + std::to_string(handoff.kv_tokens) + " KV tokens does not fit a job of " +
-                           std::to_string(prompt_tokens) + " prompt + " + std::to_string(job.max_output_tokens) +
+                           std::to_string(prompt_tokens) + " prompt + " + std::to_string(job.stop.max_tokens) +
                            " output tokens on model '" + job.model + "' (context " +
                            std::to_string(model->max_context_tokens) + ")");
   }
@@ -267,27 +256,28 @@ void adopt_remote_generation(const caf::actor& relay, const ModelCatalog& catalo
   const CatalogEntry* model = catalog.find(job.model);
   if (model == nullptr) return end_with_error(stream, "model '" + job.model + "' is not served by this worker");
   Handoff adopted;
-  adopted.job.info = policy::RequestInfo{static_cast<policy::RequestId>(id), model->id, 0.0,
-                                         static_cast<std::int32_t>(job.prompt.size()), job.max_output_tokens};
-  adopted.job.sampling = sampling_of(job);
+  adopted.job.info = policy::RequestInfo{id, model->id, 0.0,
+                                         static_cast<std::int32_t>(job.prompt.size()), job.stop.max_tokens};
+  adopted.job.sampling = job.sampling;
   adopted.job.prompt = std::move(job.prompt);
-  adopted.kv.seq = static_cast<worker::SeqId>(id);
+  adopted.kv.seq = id;
   adopted.kv.model = model->id;
   adopted.kv.tokens = handoff.kv_tokens;
   adopted.kv.bytes = std::move(handoff.blob);
   adopted.kv.sampling = adopted.job.sampling;
+  adopted.kv.stop = job.stop;
+  adopted.kv.produced = 1;  // the prefill worker's first token
   adopted.kv.last_token = handoff.last_token;
   // What the request generated so far: the resumed tail of the prompt and the prefill worker's
   // first token. Penalties count them and the seeded stream skips their draws.
   const auto resumed = std::clamp<std::int32_t>(job.resumed_tokens, 0, static_cast<std::int32_t>(adopted.job.prompt.size()));
   adopted.kv.generated.assign(adopted.job.prompt.end() - resumed, adopted.job.prompt.end());
   adopted.kv.generated.push_back(handoff.last_token);
-  adopted.first_token = handoff.last_token;
   caf::anon_send(relay, adopt_atom::value, std::move(adopted), std::move(stream));
 }
 
 void cancel_remote_generation(const caf::actor& relay, std::uint64_t id) {
-  caf::anon_send(relay, cancel_atom::value, static_cast<policy::RequestId>(id));
+  caf::anon_send(relay, cancel_atom::value, id);
 }
 
 }  // namespace aegaeon::actors

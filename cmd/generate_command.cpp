@@ -26,7 +26,8 @@ struct GenerateOptions {
   std::string model;
   std::string prompt;
   int max_tokens = 128;
-  model::SamplingParams sampling;
+  core::SamplingParams sampling = core::SamplingParams::greedy();
+  std::uint64_t seed = 0;
   bool chat = false;
   bool quiet = false;  // the text only: no stats line
   int threads = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
@@ -52,8 +53,9 @@ std::vector<std::int32_t> prompt_ids(const GenerateOptions& o, const actors::Cat
   return model.tokenizer.encode(text, /*add_special_tokens=*/false);
 }
 
-void run_generate(const GenerateOptions& o) {
+void run_generate(GenerateOptions o) {
   if (o.sampling.top_p <= 0.0f) throw CommandError("--top-p: expected a value in (0, 1], got 0", 2);
+  o.sampling.seed = o.seed;
   const auto started = Clock::now();
   const fs::path dir(o.model);
   if (std::error_code ec; !fs::is_directory(dir, ec)) {
@@ -86,9 +88,6 @@ void run_generate(const GenerateOptions& o) {
   or_fail(device->switch_model(0));
   const double load_s = seconds_since(started);
 
-  const std::vector<std::int32_t>& stop_ids = model.eos_ids;
-  const auto is_stop = [&](std::int32_t id) { return std::find(stop_ids.begin(), stop_ids.end(), id) != stop_ids.end(); };
-
   text::IncrementalDecoder decoder(tokenizer, /*skip_special_tokens=*/true);
   const auto emit = [](const std::string& text) {
     std::fwrite(text.data(), 1, text.size(), stdout);
@@ -96,23 +95,23 @@ void run_generate(const GenerateOptions& o) {
   };
   constexpr worker::SeqId kSeq = 1;
   const auto prefill_start = Clock::now();
-  const auto first = or_fail(device->prefill(std::vector<worker::PrefillItem>{{kSeq, prompt, o.sampling}}));
+  const core::StopConditions stop{.max_tokens = o.max_tokens, .stop_token_ids = model.eos_ids};
+  worker::SampledToken sampled =
+      or_fail(device->prefill(std::vector<worker::PrefillItem>{{kSeq, prompt, o.sampling, 0, stop}})).front();
   const double prefill_s = seconds_since(prefill_start);
 
+  // The device's sequence says when it ends: at an end-of-sequence token (not printed) or at
+  // max tokens.
   int generated = 0;
-  bool stopped = false;
-  std::int32_t token = first.front().token;
   const auto decode_start = Clock::now();
-  while (true) {
-    if (is_stop(token)) {
-      stopped = true;
-      break;
-    }
-    emit(decoder.step(token));
-    if (++generated >= o.max_tokens) break;
+  while (sampled.finish != core::FinishReason::kStop) {
+    emit(decoder.step(sampled.token));
+    ++generated;
+    if (sampled.finish == core::FinishReason::kLength) break;
     const worker::SeqId seqs[] = {kSeq};
-    token = or_fail(device->decode_step(seqs)).front().token;
+    sampled = or_fail(device->decode_step(seqs)).front();
   }
+  const bool stopped = sampled.finish == core::FinishReason::kStop;
   const double decode_s = seconds_since(decode_start);
   emit(decoder.flush() + "\n");
   device->release(kSeq);
@@ -153,7 +152,10 @@ void add_generate_command(CLI::App& app) {
   sub->add_option("--top-k", o->sampling.top_k, "Keep only the k most likely tokens; 0 keeps all")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  sub->add_option("--seed", o->sampling.seed, "Sampling seed: same seed, same text")->capture_default_str();
+  sub->add_option("--min-p", o->sampling.min_p, "Drop tokens below this share of the most likely one's probability")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  sub->add_option("--seed", o->seed, "Sampling seed: same seed, same text")->capture_default_str();
   sub->add_flag("--chat", o->chat, "Wrap the prompt as a user message in the model's chat template");
   sub->add_flag("--quiet", o->quiet,
                 "Print only the generated text and one newline (no stats on stderr), e.g. to compare it "

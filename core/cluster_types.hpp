@@ -67,14 +67,8 @@ struct HeartbeatReport {
 struct GenerationJob {
   std::string model;
   std::vector<std::int32_t> prompt;  ///< re-submissions append the tokens already streamed
-  std::int32_t max_output_tokens = 1;
-  float temperature = 1.0f;
-  float top_p = 1.0f;
-  std::int32_t top_k = 0;
-  float presence_penalty = 0.0f;
-  float frequency_penalty = 0.0f;
-  std::uint64_t seed = 0;
-  std::int32_t top_logprobs = 0;  ///< most likely tokens to report per step (OpenAI top_logprobs)
+  StopConditions stop;      ///< re-submissions count the tokens already streamed off max and min
+  SamplingParams sampling;  ///< its seed is always set (the proxy drew one if the client did not)
   /// A re-submission: how many of the prompt's last tokens the request generated before. They
   /// count for the penalties and a seeded random stream continues after them.
   std::int32_t resumed_tokens = 0;

@@ -4,20 +4,61 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace aegaeon::core {
 
-/// How to pick tokens (OpenAI semantics; vLLM's extensions top_k and repetition handled alike).
-struct SamplingOptions {
-  float temperature = 1.0f;       ///< 0: greedy
-  float top_p = 1.0f;             ///< (0, 1]
-  std::int32_t top_k = 0;         ///< 0 or -1: disabled
-  float presence_penalty = 0.0f;  ///< [-2, 2]
-  float frequency_penalty = 0.0f; ///< [-2, 2]
+/// A served model's index in a node's catalog: the same number in the proxy, the policies and
+/// the device worker.
+using ModelId = std::int32_t;
+
+/// One generation, from the proxy that accepted it to the device that runs it (where it is the
+/// sequence's id).
+using RequestId = std::uint64_t;
+
+/// How to pick tokens, the one shape every layer uses: parsed from the API, carried through the
+/// actors and the cluster wire, applied by the sampler. OpenAI semantics and defaults; top_k,
+/// min_p and repetition_penalty as vLLM defines them.
+struct SamplingParams {
+  float temperature = 1.0f;         ///< 0: greedy (argmax)
+  float top_p = 1.0f;               ///< nucleus mass kept, (0, 1]
+  std::int32_t top_k = 0;           ///< 0 or -1: all tokens
+  float min_p = 0.0f;               ///< drop tokens below min_p × the top probability, [0, 1]
+  float presence_penalty = 0.0f;    ///< subtracted once from every token already generated, [-2, 2]
+  float frequency_penalty = 0.0f;   ///< subtracted per occurrence in the generated tokens, [-2, 2]
+  float repetition_penalty = 1.0f;  ///< HF/CTRL: divide positive, multiply negative logits of generated tokens
+  /// The random stream's seed. Unset in a request that gave none; the proxy draws one before the
+  /// request leaves it, so a generation resumed elsewhere continues the same stream.
   std::optional<std::uint64_t> seed;
+  std::int32_t top_logprobs = 0;    ///< most likely tokens to report per step (never sampled by)
+
+  bool operator==(const SamplingParams&) const = default;
+
+  /// Argmax of the logits: what tests, parity checks and `aegaeon generate` default to.
+  static SamplingParams greedy() {
+    SamplingParams p;
+    p.temperature = 0.0f;
+    return p;
+  }
+};
+
+/// When a generation ends, apart from stop strings (they need text, so the proxy matches them).
+/// The device worker's sequence applies these after every token it samples: the one place that
+/// decides a sequence is finished.
+struct StopConditions {
+  /// Tokens to generate at most, the first one included (unset: the model's context ends it).
+  std::int32_t max_tokens = std::numeric_limits<std::int32_t>::max();
+  /// Until this many tokens are generated the stop tokens cannot be sampled (vLLM's min_tokens:
+  /// their logits are masked, so the answer goes on instead of ending early).
+  std::int32_t min_tokens = 0;
+  /// Tokens that end the generation and are not part of its text: the model's end-of-sequence
+  /// ids (unless the request says ignore_eos) and the request's stop_token_ids.
+  std::vector<std::int32_t> stop_token_ids;
+
+  bool operator==(const StopConditions&) const = default;
 };
 
 /// A token and the model's log-probability of it at one step (logprobs and top_logprobs).
@@ -54,14 +95,16 @@ struct GenerationRequest {
   std::vector<std::int32_t> prompt_token_ids;  ///< kCompletion: the prompt as token ids instead of text
   std::optional<std::int32_t> max_tokens;  ///< unset: up to the model's context
   std::vector<std::string> stop;   ///< at most 4; the stop text is not returned
+  std::vector<std::int32_t> stop_token_ids;  ///< vLLM's: these tokens end the generation too
+  bool ignore_eos = false;         ///< vLLM's: the model's end-of-sequence tokens do not end it
+  std::int32_t min_tokens = 0;     ///< vLLM's: no stop token before this many tokens
   bool stream = false;
   bool include_usage = false;      ///< stream_options.include_usage
   bool logprobs = false;           ///< return the sampled tokens' log-probabilities
-  std::int32_t top_logprobs = 0;   ///< with logprobs: also the N most likely tokens per step
   bool echo = false;               ///< OpenAI's echo; parsed so that true can be refused clearly
   bool skip_special_tokens = true;  ///< vLLM's: special tokens (e.g. <|im_end|>) left out of the text
   bool include_stop_str_in_output = false;  ///< vLLM's: the matched stop string ends the text
-  SamplingOptions sampling;
+  SamplingParams sampling;         ///< sampling.top_logprobs: with logprobs, the N most likely tokens per step
   std::string user;                ///< OpenAI's end-user id; for logs and fairness only
 };
 

@@ -92,14 +92,20 @@ core::GenerationJob job_from_wire(schema::GenerationJob::Reader job) {
   core::GenerationJob out;
   out.model = wire_text(job.getModel());
   for (auto token : job.getPrompt()) out.prompt.push_back(token);
-  out.max_output_tokens = job.getMaxOutputTokens();
-  out.temperature = job.getTemperature();
-  out.top_p = job.getTopP();
-  out.top_k = job.getTopK();
-  out.presence_penalty = job.getPresencePenalty();
-  out.frequency_penalty = job.getFrequencyPenalty();
-  out.seed = job.getSeed();
-  out.top_logprobs = job.getTopLogprobs();
+  auto stop = job.getStop();
+  out.stop.max_tokens = stop.getMaxTokens();
+  out.stop.min_tokens = stop.getMinTokens();
+  for (auto token : stop.getStopTokenIds()) out.stop.stop_token_ids.push_back(token);
+  auto sampling = job.getSampling();
+  out.sampling.temperature = sampling.getTemperature();
+  out.sampling.top_p = sampling.getTopP();
+  out.sampling.top_k = sampling.getTopK();
+  out.sampling.min_p = sampling.getMinP();
+  out.sampling.presence_penalty = sampling.getPresencePenalty();
+  out.sampling.frequency_penalty = sampling.getFrequencyPenalty();
+  out.sampling.repetition_penalty = sampling.getRepetitionPenalty();
+  out.sampling.seed = sampling.getSeed();
+  out.sampling.top_logprobs = sampling.getTopLogprobs();
   out.resumed_tokens = job.getResumedTokens();
   return out;
 }
@@ -108,14 +114,21 @@ void job_to_wire(const core::GenerationJob& job, schema::GenerationJob::Builder 
   wire.setModel(job.model);
   auto prompt = wire.initPrompt(static_cast<unsigned>(job.prompt.size()));
   for (unsigned i = 0; i < job.prompt.size(); ++i) prompt.set(i, job.prompt[i]);
-  wire.setMaxOutputTokens(job.max_output_tokens);
-  wire.setTemperature(job.temperature);
-  wire.setTopP(job.top_p);
-  wire.setTopK(job.top_k);
-  wire.setPresencePenalty(job.presence_penalty);
-  wire.setFrequencyPenalty(job.frequency_penalty);
-  wire.setSeed(job.seed);
-  wire.setTopLogprobs(job.top_logprobs);
+  auto stop = wire.initStop();
+  stop.setMaxTokens(job.stop.max_tokens);
+  stop.setMinTokens(job.stop.min_tokens);
+  auto stop_ids = stop.initStopTokenIds(static_cast<unsigned>(job.stop.stop_token_ids.size()));
+  for (unsigned i = 0; i < job.stop.stop_token_ids.size(); ++i) stop_ids.set(i, job.stop.stop_token_ids[i]);
+  auto sampling = wire.initSampling();
+  sampling.setTemperature(job.sampling.temperature);
+  sampling.setTopP(job.sampling.top_p);
+  sampling.setTopK(job.sampling.top_k);
+  sampling.setMinP(job.sampling.min_p);
+  sampling.setPresencePenalty(job.sampling.presence_penalty);
+  sampling.setFrequencyPenalty(job.sampling.frequency_penalty);
+  sampling.setRepetitionPenalty(job.sampling.repetition_penalty);
+  sampling.setSeed(job.sampling.seed.value_or(0));
+  sampling.setTopLogprobs(job.sampling.top_logprobs);
   wire.setResumedTokens(job.resumed_tokens);
 }
 

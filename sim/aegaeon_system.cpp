@@ -18,14 +18,14 @@ namespace {
 enum EventKind : std::int32_t { kArrival, kPrefillDone, kDecodeArrive, kDecodeDone };
 
 struct Device {
-  std::optional<policy::ModelId> resident;
+  std::optional<core::ModelId> resident;
   bool busy = false;
   double busy_until = 0;
-  std::optional<policy::ModelId> prefetch_model;
+  std::optional<core::ModelId> prefetch_model;
   double prefetch_ready_s = 0;
   // The operation in flight.
   enum class Op { kNone, kSwitch, kPrefill, kStep, kLoad } op = Op::kNone;
-  policy::ModelId op_model = 0;
+  core::ModelId op_model = 0;
   std::int64_t op_request = 0;
   policy::BatchId op_batch = 0;
 };
@@ -92,18 +92,18 @@ class AegaeonSystem {
 
   policy::RequestInfo info(std::int64_t r) const {
     const auto& t = core_.workload.requests[static_cast<std::size_t>(r)];
-    return policy::RequestInfo{r, t.model, t.arrival_s, t.input_tokens, t.output_tokens};
+    return policy::RequestInfo{static_cast<core::RequestId>(r), t.model, t.arrival_s, t.input_tokens, t.output_tokens};
   }
 
   // Weight load time, shortened by a prefetch of the same model already under way.
-  double load_time(Device& d, policy::ModelId model) {
+  double load_time(Device& d, core::ModelId model) {
     double s = env_.models[static_cast<std::size_t>(model)].load_s;
     if (d.prefetch_model && *d.prefetch_model == model) s = std::max(0.0, d.prefetch_ready_s - core_.now());
     d.prefetch_model.reset();
     return s;
   }
 
-  void start_prefetch(Device& d, std::optional<policy::ModelId> model) {
+  void start_prefetch(Device& d, std::optional<core::ModelId> model) {
     if (!env_.config.prefetch || !model || (d.resident && *d.resident == *model)) return;
     if (d.prefetch_model && *d.prefetch_model == *model) return;
     d.prefetch_model = model;
@@ -140,7 +140,7 @@ class AegaeonSystem {
     const Device& pd = prefill_dev_[p];
     double wait = pd.busy ? std::max(0.0, pd.busy_until - core_.now()) : 0.0;
     // A load in flight already counts in busy_until: its model is the one to compare against.
-    std::optional<policy::ModelId> model = pd.op == Device::Op::kSwitch ? std::optional(pd.op_model) : pd.resident;
+    std::optional<core::ModelId> model = pd.op == Device::Op::kSwitch ? std::optional(pd.op_model) : pd.resident;
     for (const auto& q : prefill_.pending(where.instance)) {
       const auto& m = env_.models[static_cast<std::size_t>(q.model)];
       if (model != q.model) wait += m.load_s;
@@ -219,11 +219,11 @@ class AegaeonSystem {
   }
 
   // A prefill device's cache takes `model`, evicting the cheapest losses until its weights fit.
-  void admit_to_prefill_cache(std::size_t p, policy::ModelId model) {
+  void admit_to_prefill_cache(std::size_t p, core::ModelId model) {
     policy::WeightCache& cache = prefill_cache_[p];
     if (!elastic()) cache.clear();
     const double need = costs_[static_cast<std::size_t>(model)].weight_bytes;
-    for (policy::ModelId m : cache.eviction_order(costs_, core_.now())) {
+    for (core::ModelId m : cache.eviction_order(costs_, core_.now())) {
       if (cache.bytes(costs_) + need <= prefill_weight_bytes_) break;
       cache.erase(m);
     }
@@ -361,7 +361,7 @@ class AegaeonSystem {
     } else if (d.op == Device::Op::kStep) {
       const auto* b = decode_[i].batch(d.op_batch);
       for (const auto& r : b->requests) core_.token(r.info.id);
-      const policy::ModelId model = b->model;
+      const core::ModelId model = b->model;
       const auto out = decode_[i].on_step_done();
       if (!out.finished.empty() && !waiting_.empty()) freed_ = true;
       if (out.split_batch || !out.swapped_out.empty()) {

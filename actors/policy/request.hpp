@@ -3,12 +3,12 @@
 
 #include <cstdint>
 
+#include "core/generation.hpp"
+
 namespace aegaeon::policy {
 
-/// Index of a served model (dense, 0..models-1) inside one policy instance.
-using ModelId = std::int32_t;
-/// Unique id of a request across the cluster.
-using RequestId = std::int64_t;
+using core::ModelId;
+using core::RequestId;
 /// Index of a prefill or decode instance (one per device).
 using InstanceId = std::int32_t;
 

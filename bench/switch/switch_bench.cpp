@@ -98,12 +98,12 @@ int main(int argc, char** argv) {
   std::vector<std::int32_t> prompt(32);
   for (std::size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<std::int32_t>(i * 7 % 8192);
   for (int r = 0; r < reps + 1; ++r) {
-    const worker::ModelId now = r % 2;
+    const core::ModelId now = r % 2;
     if (auto s = w.switch_model(now); !s.ok()) return fail("switch", s.error());
     if (auto p = w.prefetch(1 - now); !p.ok()) return fail("prefetch", p.error());
     const worker::SeqId seq = static_cast<worker::SeqId>(r + 1);
     const auto t0 = Clock::now();
-    auto first = w.prefill(std::vector<worker::PrefillItem>{{seq, prompt, {}}});
+    auto first = w.prefill(std::vector<worker::PrefillItem>{{seq, prompt, core::SamplingParams::greedy()}});
     if (!first.ok()) return fail("prefill", first.error());
     const std::vector<worker::SeqId> ids{seq};
     for (int i = 0; i < 8; ++i) {

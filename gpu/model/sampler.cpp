@@ -6,7 +6,8 @@
 
 namespace aegaeon::model {
 
-Sampler::Sampler(SamplingParams params, std::uint64_t already_sampled) : params_(params), rng_(params.seed) {
+Sampler::Sampler(core::SamplingParams params, std::uint64_t already_sampled)
+    : params_(params), rng_(params.seed.value_or(0)) {
   // sample() draws once per token unless it is greedy.
   if (!(params_.temperature <= 0.0f || params_.top_k == 1)) rng_.discard(already_sampled);
 }

@@ -85,7 +85,9 @@ struct Sequence {
   ModelId model;
   std::size_t cache;  // index into the worker's per-shape caches
   model::Sampler sampler;
-  std::vector<std::int32_t> generated;
+  core::StopConditions stop;
+  std::int32_t produced = 0;  // tokens sampled for this generation (stop.max_tokens counts them)
+  std::vector<std::int32_t> generated;  // for the penalties (a resumed request's earlier tokens too)
   std::int32_t last_token = -1;
   // Imported KV the worker holds on the host until swap_in places it (like a swapped-out one).
   bool parked = false;
@@ -111,8 +113,6 @@ struct WeightSlot {
 
 class DeviceWorkerImpl final : public DeviceWorker {
  public:
-  using DeviceWorker::import_sequence;
-
   DeviceWorkerImpl(DeviceWorkerOptions options, std::shared_ptr<const HostModelCache> cache,
                    std::unique_ptr<backend::Backend> backend)
       : options_(std::move(options)), cache_(std::move(cache)), backend_(std::move(backend)) {}
@@ -337,6 +337,7 @@ class DeviceWorkerImpl final : public DeviceWorker {
       auto [it, inserted] = seqs_.try_emplace(items[i].seq, model, cache_index,
                                               model::Sampler(items[i].sampling, resumed));
       (void)inserted;
+      it->second.stop = items[i].stop;
       it->second.generated.assign(prompt.end() - static_cast<std::ptrdiff_t>(resumed), prompt.end());
       out.push_back(sample(items[i].seq, it->second, last_logits[i]));
     }
@@ -489,6 +490,8 @@ class DeviceWorkerImpl final : public DeviceWorker {
     }
     counters_.kv_transfer_bytes += out.bytes.size();
     out.sampling = s.sampler.params();
+    out.stop = std::move(s.stop);
+    out.produced = s.produced;
     out.last_token = s.last_token;
     out.generated = std::move(s.generated);
     out.sampler = std::move(s.sampler);
@@ -497,9 +500,7 @@ class DeviceWorkerImpl final : public DeviceWorker {
     return out;
   }
 
-  core::Result<void> import_sequence(KvExport kv, model::SamplingParams sampling,
-                                     std::int32_t last_token,
-                                     std::vector<std::int32_t> generated) override {
+  core::Result<void> import_sequence(KvExport kv) override {
     AEGAEON_TRY(check_model(kv.model, "import_sequence"));
     if (seqs_.count(kv.seq) != 0) {
       return core::error(ErrorCode::kAlreadyExists,
@@ -516,19 +517,21 @@ class DeviceWorkerImpl final : public DeviceWorker {
                              std::to_string(kv.tokens) + " tokens; model '" + info.name +
                              "' needs " + std::to_string(expected));
     }
-    if (last_token < 0 || last_token >= info.vocab_size) {
+    if (kv.last_token < 0 || kv.last_token >= info.vocab_size) {
       return core::error(ErrorCode::kInvalidArgument,
                          "import_sequence: " + seq_name(kv.seq) + ": last_token " +
-                             std::to_string(last_token) + " outside the vocabulary of " +
+                             std::to_string(kv.last_token) + " outside the vocabulary of " +
                              std::to_string(info.vocab_size));
     }
     model::Sampler sampler =
-        kv.sampler ? std::move(*kv.sampler) : model::Sampler(sampling, generated.size());
+        kv.sampler ? std::move(*kv.sampler) : model::Sampler(kv.sampling, kv.generated.size());
     auto [it, inserted] = seqs_.try_emplace(kv.seq, kv.model, cache_index, std::move(sampler));
     (void)inserted;
     Sequence& s = it->second;
-    s.generated = std::move(generated);
-    s.last_token = last_token;
+    s.stop = std::move(kv.stop);
+    s.produced = kv.produced;
+    s.generated = std::move(kv.generated);
+    s.last_token = kv.last_token;
     s.parked = true;
     s.parked_tokens = kv.tokens;
     s.host_bytes = std::move(kv.bytes);
@@ -714,15 +717,36 @@ class DeviceWorkerImpl final : public DeviceWorker {
     return *runners_[static_cast<std::size_t>(model) * slots_.size() + active_slot_];
   }
 
+  // Samples the sequence's next token and decides whether it ends there: the one place a
+  // generation's end (other than a stop string or a cancel) is decided.
   SampledToken sample(SeqId id, Sequence& s, std::span<const float> logits) {
-    const std::int32_t token = s.sampler.sample(logits, s.generated);
+    std::int32_t token = 0;
+    if (s.produced < s.stop.min_tokens && !s.stop.stop_token_ids.empty()) {
+      // Too early to stop: the stop tokens cannot be drawn (vLLM's min_tokens).
+      masked_.assign(logits.begin(), logits.end());
+      for (std::int32_t stop : s.stop.stop_token_ids) {
+        if (stop >= 0 && static_cast<std::size_t>(stop) < masked_.size()) {
+          masked_[static_cast<std::size_t>(stop)] = -std::numeric_limits<float>::infinity();
+        }
+      }
+      token = s.sampler.sample(masked_, s.generated);
+    } else {
+      token = s.sampler.sample(logits, s.generated);
+    }
     s.generated.push_back(token);
     s.last_token = token;
+    ++s.produced;
     const double log_norm = log_normalizer(logits);
     SampledToken out{id, token,
                      static_cast<float>(logits[static_cast<std::size_t>(token)] - log_norm), {}};
     if (const int top = s.sampler.params().top_logprobs; top > 0) {
       out.top_logprobs = top_logprobs(logits, log_norm, top);
+    }
+    const auto& stops = s.stop.stop_token_ids;
+    if (std::find(stops.begin(), stops.end(), token) != stops.end()) {
+      out.finish = core::FinishReason::kStop;
+    } else if (s.produced >= s.stop.max_tokens) {
+      out.finish = core::FinishReason::kLength;
     }
     return out;
   }
@@ -738,6 +762,7 @@ class DeviceWorkerImpl final : public DeviceWorker {
   std::vector<std::size_t> model_cache_;  // model → index in caches_
   std::vector<std::unique_ptr<model::ModelRunner>> runners_;  // [model * slots + slot]
   std::optional<ModelId> active_;
+  std::vector<float> masked_;  // a step's logits with the stop tokens masked (min_tokens)
   std::size_t active_slot_ = 0;
   std::uint64_t activations_ = 0;
   std::unique_ptr<backend::Event> compute_mark_, copy_mark_;

@@ -32,10 +32,9 @@ class Backend;
 
 namespace aegaeon::worker {
 
-/// Index of a served model, dense 0..N-1, identical to policy::ModelId.
-using ModelId = std::int32_t;
-/// A request's sequence id (the request id), unique in the process.
-using SeqId = std::uint64_t;
+using core::ModelId;
+/// A sequence is its request: the device names it by the request's id.
+using SeqId = core::RequestId;
 
 /// One model to serve: its name (the API's "model") and its Hugging Face folder.
 struct ModelSpec {
@@ -156,11 +155,13 @@ struct ArenaLayout {
 struct PrefillItem {
   SeqId seq = 0;
   std::vector<std::int32_t> prompt;
-  model::SamplingParams sampling;
+  core::SamplingParams sampling;
   /// A request resumed elsewhere (its worker died): how many of the prompt's last tokens it
   /// generated before. They count for the penalties, and a seeded random stream goes on after
   /// them, so the output continues as if nothing had happened. At most the prompt's size.
   std::int32_t resumed_tokens = 0;
+  /// When the sequence ends; the device decides it after each token (SampledToken::finish).
+  core::StopConditions stop;
 };
 
 /// A token and the model's log-probability of it at that step.
@@ -173,6 +174,9 @@ struct SampledToken {
   std::int32_t token = 0;
   float logprob = 0;
   std::vector<TokenLogprob> top_logprobs;
+  /// kStop: `token` is one of the sequence's stop tokens (it ends the generation and is not part
+  /// of its text); kLength: the sequence has its max_tokens; kNone: it goes on.
+  core::FinishReason finish = core::FinishReason::kNone;
 };
 
 /// A sequence's KV in host memory, for handoff between devices (prefill → decode).
@@ -181,10 +185,14 @@ struct KvExport {
   ModelId model = 0;
   std::int32_t tokens = 0;
   core::HostBytes bytes;  ///< blocks in cache layout, block after block
-  // Sampling state, filled by export_sequence so the importer can continue exactly.
-  model::SamplingParams sampling;        ///< the request's settings
+  // The sequence's state besides its KV, filled by export_sequence (or, across processes, by the
+  // adopting worker from the job) so the importer continues exactly.
+  core::SamplingParams sampling;        ///< the request's settings
+  core::StopConditions stop;            ///< when it ends
+  std::int32_t produced = 0;            ///< tokens this generation sampled so far (max/min tokens count these)
   std::int32_t last_token = -1;          ///< token the next decode step appends
-  std::vector<std::int32_t> generated;   ///< tokens generated so far (penalties)
+  /// Tokens generated so far, for the penalties: a resumed request's earlier ones included.
+  std::vector<std::int32_t> generated;
   /// The sequence's sampler with its generator state: an importer that uses it continues the
   /// seeded random stream, so seeded sampling gives the same tokens as staying on one device.
   /// In-process only (a process boundary sends `sampling` and restarts the stream).
@@ -247,23 +255,13 @@ class DeviceWorker {
   [[nodiscard]] virtual bool kv_ready(SeqId seq) = 0;
   /// Copies a resident sequence's KV (and sampling state) out for another device, then frees it.
   virtual core::Result<KvExport> export_sequence(SeqId seq) = 0;
-  /// Adopts a sequence exported by another device (same model); `last_token` is the token the
-  /// next decode step appends; `generated` the tokens generated so far (for penalties).
-  /// `kv.sampler`, when set, is used instead of a fresh Sampler(sampling) (continues the stream);
-  /// a fresh one skips the draws of the `generated` tokens, so a seeded stream continues too.
-  /// When its blocks fit, the KV is copied onto the device (asynchronously; kv_ready() says
-  /// when); otherwise the worker keeps it on the host like a swapped-out sequence and swap_in()
-  /// places it later.
-  virtual core::Result<void> import_sequence(KvExport kv, model::SamplingParams sampling,
-                                             std::int32_t last_token,
-                                             std::vector<std::int32_t> generated) = 0;
-  /// import_sequence with the sampling state the export carries.
-  core::Result<void> import_sequence(KvExport kv) {
-    auto sampling = kv.sampling;
-    auto last = kv.last_token;
-    auto generated = std::move(kv.generated);
-    return import_sequence(std::move(kv), sampling, last, std::move(generated));
-  }
+  /// Adopts a sequence exported by another device (same model) with the state `kv` carries:
+  /// `kv.sampler`, when set, is used instead of a fresh Sampler(kv.sampling) (continues the
+  /// stream); a fresh one skips the draws of the `kv.generated` tokens, so a seeded stream
+  /// continues too. When its blocks fit, the KV is copied onto the device (asynchronously;
+  /// kv_ready() says when); otherwise the worker keeps it on the host like a swapped-out sequence
+  /// and swap_in() places it later.
+  virtual core::Result<void> import_sequence(KvExport kv) = 0;
   /// Forgets a sequence (finished, cancelled) and frees its KV wherever it is.
   virtual void release(SeqId seq) = 0;
   /// True when the worker knows `seq` (resident, swapped out or parked after an import).

@@ -250,6 +250,24 @@ core::Result<void> parse_stop(const json& body, GenerationRequest& request) {
   return core::ok();
 }
 
+// vLLM's stop_token_ids: at most 64 token ids (the model's vocabulary is checked by the proxy).
+core::Result<void> parse_stop_token_ids(const json& body, GenerationRequest& request) {
+  auto it = body.find("stop_token_ids");
+  if (it == body.end() || it->is_null()) return core::ok();
+  constexpr std::size_t kMaxStopTokenIds = 64;
+  if (!it->is_array() || it->size() > kMaxStopTokenIds) {
+    return invalid("stop_token_ids", "'stop_token_ids' must be an array of at most 64 token ids");
+  }
+  for (std::size_t i = 0; i < it->size(); ++i) {
+    const json& id = (*it)[i];
+    if (!id.is_number_integer() || id.get<std::int64_t>() < 0 || id.get<std::int64_t>() > INT32_MAX) {
+      return invalid("stop_token_ids[" + std::to_string(i) + "]", "a token id must be a non-negative integer");
+    }
+    request.stop_token_ids.push_back(id.get<std::int32_t>());
+  }
+  return core::ok();
+}
+
 }  // namespace
 
 // Fields of the OpenAI schemas this server does not honour are refused, so a client can tell
@@ -269,8 +287,8 @@ constexpr Unhonoured kUnhonoured[] = {
     {"parallel_tool_calls", [](const json& v) { return v.is_boolean(); }},  // only about tools
     {"response_format", [](const json& v) { return v.is_object() && v.size() == 1 && v.value("type", "") == "text"; }},
     {"logit_bias", is_empty},
-    {"ignore_eos", is_false},
-    {"min_p", [](const json& v) { return v.is_number() && v.get<double>() == 0.0; }},
+    // The sampler applies it to the generated tokens only; vLLM counts the prompt's as well, and a
+    // quietly different penalty would be worse than none.
     {"repetition_penalty", [](const json& v) { return v.is_number() && v.get<double>() == 1.0; }},
     {"best_of", [](const json& v) { return v == 1; }},
     {"suffix", [](const json& v) { return v == ""; }},
@@ -338,10 +356,11 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
   }
 
   const bool chat = api == GenerationRequest::Api::kChat;
-  std::vector<std::string_view> honoured{"model", "temperature", "top_p", "presence_penalty", "frequency_penalty",
+  std::vector<std::string_view> honoured{"model", "temperature", "top_p", "min_p", "presence_penalty", "frequency_penalty",
                                          "n", "top_k", "seed", "max_tokens", "max_completion_tokens", "top_logprobs",
                                          "logprobs", "stream", "stream_options", "echo", "stop", "user",
-                                         "skip_special_tokens", "include_stop_str_in_output"};
+                                         "skip_special_tokens", "include_stop_str_in_output", "stop_token_ids",
+                                         "ignore_eos", "min_tokens"};
   if (chat) {
     honoured.insert(honoured.end(), {"messages", "chat_template_kwargs", "tools", "tool_choice", "parallel_tool_calls"});
   } else {
@@ -352,8 +371,9 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
   auto& s = request.sampling;
   const std::int64_t max_tokens_cap = max_tokens_limit > 0 ? max_tokens_limit : 1 << 24;
   std::optional<int64_t> n, top_k, seed, max_tokens, max_completion_tokens, logprobs_count,
-      top_logprobs;
+      top_logprobs, min_tokens;
   for (auto e : {fields.number("temperature", 0, 2, s.temperature), fields.number("top_p", 0, 1, s.top_p),
+                 fields.number("min_p", 0, 1, s.min_p),
                  fields.number("presence_penalty", -2, 2, s.presence_penalty),
                  fields.number("frequency_penalty", -2, 2, s.frequency_penalty),
                  fields.integer("n", 1, 128, n), fields.integer("top_k", -1, 1 << 20, top_k),
@@ -361,6 +381,8 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
                  fields.integer("max_tokens", 1, max_tokens_cap, max_tokens),
                  fields.integer("max_completion_tokens", 1, max_tokens_cap, max_completion_tokens),
                  fields.integer("top_logprobs", 0, 20, top_logprobs),
+                 fields.integer("min_tokens", 0, max_tokens_cap, min_tokens),
+                 fields.boolean("ignore_eos", request.ignore_eos),
                  fields.boolean("stream", request.stream), fields.boolean("echo", request.echo),
                  fields.boolean("skip_special_tokens", request.skip_special_tokens),
                  fields.boolean("include_stop_str_in_output", request.include_stop_str_in_output)}) {
@@ -372,6 +394,7 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
   if (seed) s.seed = static_cast<uint64_t>(*seed);
   if (max_completion_tokens) max_tokens = max_completion_tokens;  // the newer name wins
   if (max_tokens) request.max_tokens = static_cast<int32_t>(*max_tokens);
+  if (min_tokens) request.min_tokens = static_cast<int32_t>(*min_tokens);
   if (request.echo) return invalid("echo", "'echo' is not supported (the prompt is not returned)");
 
   // Chat: logprobs is a boolean and top_logprobs (0..20) the alternatives per token. Completions
@@ -381,7 +404,7 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
     if (top_logprobs && *top_logprobs > 0 && !request.logprobs) {
       return invalid("top_logprobs", "'top_logprobs' needs 'logprobs': true");
     }
-    request.top_logprobs = static_cast<std::int32_t>(top_logprobs.value_or(0));
+    s.top_logprobs = static_cast<std::int32_t>(top_logprobs.value_or(0));
   } else {
     if (top_logprobs) {
       return invalid("top_logprobs", "'top_logprobs' is a chat parameter; on /v1/completions ask for "
@@ -389,10 +412,11 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
     }
     if (auto e = fields.integer("logprobs", 0, 5, logprobs_count)) return *e;
     request.logprobs = logprobs_count.has_value();
-    request.top_logprobs = static_cast<std::int32_t>(logprobs_count.value_or(0));
+    s.top_logprobs = static_cast<std::int32_t>(logprobs_count.value_or(0));
   }
 
   AEGAEON_TRY(parse_stop(root, request));
+  AEGAEON_TRY(parse_stop_token_ids(root, request));
   if (const json* options = fields.get("stream_options")) {
     if (!options->is_object()) return invalid("stream_options", "'stream_options' must be an object");
     if (!request.stream) return invalid("stream_options", "'stream_options' is only allowed with stream: true");

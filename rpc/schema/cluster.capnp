@@ -14,7 +14,10 @@ $import "/capnp/c++.capnp".namespace("aegaeon::rpc::schema");
 #    in heartbeats), and Worker.hold, the controller's assignment.
 # 7: several controllers: heartbeats carry requests per model (a worker's in flight, a proxy
 #    controller's waiting) for the one controller that places models.
-const protocolVersion :UInt32 = 7;
+# 8: a job's sampling settings are one nested SamplingParams with every field (min_p and
+#    repetition_penalty were not sent) and its limits one StopConditions (min_tokens and the stop
+#    token ids, which the worker's sequence applies).
+const protocolVersion :UInt32 = 8;
 
 # One accelerator (or the CPU backend) a node offers.
 struct Device {
@@ -66,15 +69,29 @@ struct ModelRequests {
 struct GenerationJob {
   model @0 :Text;
   prompt @1 :List(Int32);     # on a re-submission: the prompt plus the tokens already streamed
-  maxOutputTokens @2 :Int32;
-  temperature @3 :Float32;
-  topP @4 :Float32;
-  topK @5 :Int32;
-  presencePenalty @6 :Float32;
-  frequencyPenalty @7 :Float32;
-  seed @8 :UInt64;
-  topLogprobs @9 :Int32;      # most likely tokens to report per step (0: none)
-  resumedTokens @10 :Int32;   # a re-submission: the prompt's last tokens the request generated before
+  stop @2 :StopConditions;
+  sampling @3 :SamplingParams;
+  resumedTokens @4 :Int32;    # a re-submission: the prompt's last tokens the request generated before
+}
+
+# core::StopConditions: when the worker's sequence ends (stop strings stay with the proxy).
+struct StopConditions {
+  maxTokens @0 :Int32;
+  minTokens @1 :Int32;
+  stopTokenIds @2 :List(Int32);  # the model's end-of-sequence ids unless ignore_eos, and the request's
+}
+
+# core::SamplingParams, every field (the seed is always set by the controller's proxy).
+struct SamplingParams {
+  temperature @0 :Float32 = 1.0;
+  topP @1 :Float32 = 1.0;
+  topK @2 :Int32;
+  minP @3 :Float32;
+  presencePenalty @4 :Float32;
+  frequencyPenalty @5 :Float32;
+  repetitionPenalty @6 :Float32 = 1.0;
+  seed @7 :UInt64;
+  topLogprobs @8 :Int32;      # most likely tokens to report per step (0: none)
 }
 
 enum FinishReason {

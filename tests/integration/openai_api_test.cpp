@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include "core/utf8.hpp"
 #include "tests/integration/serve_process.hpp"
 #include "tests/support/http_client.hpp"
@@ -168,6 +170,62 @@ TEST_F(OpenAiApi, StopStringsEndTheTextWithOrWithoutThemselves) {
   auto kept = post("/v1/completions", stopped);
   ASSERT_EQ(kept.status, 200) << kept.body;
   EXPECT_EQ(json::parse(kept.body)["choices"][0]["text"], text.substr(0, at + stop.size()));
+}
+
+// vLLM's stop_token_ids end the answer before the token; min_tokens keeps them from ending it early.
+TEST_F(OpenAiApi, StopTokenIdsAndMinTokensReachTheDevice) {
+  const json request = {{"model", "demo-s"}, {"prompt", "Hello there"}, {"max_tokens", 12}, {"temperature", 0},
+                        {"logprobs", 0}};
+  auto free_run = post("/v1/completions", request);
+  ASSERT_EQ(free_run.status, 200) << free_run.body;
+  const json free_choice = json::parse(free_run.body)["choices"][0];
+  const json tokens = free_choice["logprobs"]["tokens"];
+  ASSERT_EQ(tokens.size(), 12u);
+  // A whole-character token from the middle of the answer that did not come before and is one
+  // vocabulary entry: its id becomes the stop token, and the answer must end just before it.
+  const auto whole = [](const json& piece) { return piece.get<std::string>().rfind("bytes:", 0) != 0; };
+  std::size_t at = 0;
+  std::int32_t stop_id = -1;
+  for (std::size_t i = 1; i < tokens.size() && stop_id < 0; ++i) {
+    const auto earlier = tokens.begin() + static_cast<std::ptrdiff_t>(i);
+    if (!whole(tokens[i]) || std::find(tokens.begin(), earlier, tokens[i]) != earlier) continue;
+    auto ids = post("/tokenize", {{"model", "demo-s"}, {"prompt", tokens[i]}, {"add_special_tokens", false}});
+    ASSERT_EQ(ids.status, 200) << ids.body;
+    const json found = json::parse(ids.body)["tokens"];
+    if (found.size() == 1) {
+      stop_id = found[0];
+      at = i;
+    }
+  }
+  ASSERT_GE(stop_id, 0) << tokens.dump();
+
+  json stopped = request;
+  stopped["stop_token_ids"] = {stop_id};
+  auto cut = post("/v1/completions", stopped);
+  ASSERT_EQ(cut.status, 200) << cut.body;
+  const json choice = json::parse(cut.body)["choices"][0];
+  EXPECT_EQ(choice["finish_reason"], "stop");
+  EXPECT_EQ(choice["logprobs"]["tokens"], json(std::vector<json>(tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(at))));
+  const std::string text = free_choice["text"];
+  EXPECT_EQ(text.rfind(choice["text"].get<std::string>(), 0), 0u) << "a prefix of the free answer: " << cut.body;
+
+  stopped["min_tokens"] = at + 1;
+  auto later = post("/v1/completions", stopped);
+  ASSERT_EQ(later.status, 200) << later.body;
+  const json later_tokens = json::parse(later.body)["choices"][0]["logprobs"]["tokens"];
+  ASSERT_GT(later_tokens.size(), at) << later.body;
+  EXPECT_NE(later_tokens[at], tokens[at]) << "the stop token cannot come before min_tokens";
+
+  json too_many = request;
+  too_many["min_tokens"] = 13;
+  auto refused = post("/v1/completions", too_many);
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_EQ(json::parse(refused.body)["error"]["param"], "min_tokens");
+  json outside = request;
+  outside["stop_token_ids"] = {1, 1000000};
+  auto unknown = post("/v1/completions", outside);
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_EQ(json::parse(unknown.body)["error"]["param"], "stop_token_ids[1]");
 }
 
 TEST_F(OpenAiApi, ChatTemplateKwargsAreTemplateVariables) {

@@ -152,7 +152,7 @@ TEST_F(ClusterGenerationTest, AHandedOffKvReachesTheDecodeWorkerByteForByte) {
   decode.kv_shared_memory = shared_memory;
   uint64_t decoder = join(std::move(decode));
 
-  core::GenerationJob job{"m", {1, 2, 3}, 2};
+  core::GenerationJob job{"m", {1, 2, 3}, {.max_tokens = 2}};
   Updates prefilled;
   ASSERT_TRUE(server_->generate(prefill, job, [&](core::GenerationUpdate u) { prefilled.add(std::move(u)); }).ok());
   auto got = prefilled.wait_end();
@@ -193,7 +193,7 @@ TEST_F(ClusterGenerationTest, AHandoffIsRefusedBeforeAByteMovesOrLostWithItsPref
   uint64_t prefill = join(prefill_worker(blob));
   std::atomic<int> adopted{0};
   uint64_t decoder = join(decode_worker([&](uint64_t, core::GenerationJob, core::KvHandoff, GenerationStream) { ++adopted; }));
-  core::GenerationJob job{"m", {1, 2}, 4};
+  core::GenerationJob job{"m", {1, 2}, {.max_tokens = 4}};
 
   // Refused: the decode call fails with the worker's reason; nothing was adopted.
   Updates first;
@@ -252,10 +252,10 @@ TEST_F(ClusterGenerationTest, StreamsTokensInOrderThenTheEnd) {
   core::GenerationJob job;
   job.model = "m";
   job.prompt = {1, 2, 3};
-  job.max_output_tokens = 51;
-  job.temperature = 0;
-  job.seed = 42;
-  job.top_logprobs = 2;
+  job.stop = {.max_tokens = 51, .min_tokens = 3, .stop_token_ids = {2, 7}};
+  // Every sampling field crosses the wire, none at its default.
+  job.sampling = {.temperature = 0.7f, .top_p = 0.9f, .top_k = 40, .min_p = 0.05f, .presence_penalty = 0.5f,
+                  .frequency_penalty = -0.25f, .repetition_penalty = 1.1f, .seed = 42, .top_logprobs = 2};
   job.resumed_tokens = 1;
   Updates updates;
   auto id = server_->generate(node, job, [&](core::GenerationUpdate u) { updates.add(std::move(u)); });
@@ -278,14 +278,13 @@ TEST_F(ClusterGenerationTest, StreamsTokensInOrderThenTheEnd) {
     EXPECT_EQ(step[1].token, t + 100);
     EXPECT_FLOAT_EQ(step[1].logprob, -1.5f);
   }
-  EXPECT_EQ(received.top_logprobs, 2);
+  EXPECT_TRUE(received.sampling == job.sampling);
   EXPECT_EQ(received.resumed_tokens, 1);
   EXPECT_TRUE(got.back().finished);
   EXPECT_EQ(got.back().reason, core::FinishReason::kLength);
   EXPECT_FALSE(got.back().worker_lost);
   EXPECT_EQ(received.prompt, job.prompt);
-  EXPECT_EQ(received.seed, 42u);
-  EXPECT_EQ(received.max_output_tokens, 51);
+  EXPECT_TRUE(received.stop == job.stop);
 }
 
 TEST_F(ClusterGenerationTest, CancelReachesTheWorker) {
@@ -305,7 +304,7 @@ TEST_F(ClusterGenerationTest, CancelReachesTheWorker) {
                           cancelled_cv.notify_all();
                         }});
   Updates updates;
-  auto id = server_->generate(node, {"m", {1}, 4}, [&](core::GenerationUpdate u) { updates.add(std::move(u)); });
+  auto id = server_->generate(node, {"m", {1}, {.max_tokens = 4}}, [&](core::GenerationUpdate u) { updates.add(std::move(u)); });
   ASSERT_TRUE(id.ok());
   // Wait until the worker has it, then cancel.
   for (int i = 0; i < 500; ++i) {
@@ -332,7 +331,7 @@ TEST_F(ClusterGenerationTest, ABrokenConnectionReportsTheGenerationLost) {
                         },
                         [](uint64_t) {}});
   Updates updates;
-  auto id = server_->generate(node, {"m", {1}, 4}, [&](core::GenerationUpdate u) { updates.add(std::move(u)); });
+  auto id = server_->generate(node, {"m", {1}, {.max_tokens = 4}}, [&](core::GenerationUpdate u) { updates.add(std::move(u)); });
   ASSERT_TRUE(id.ok());
   for (int i = 0; i < 500 && !started; ++i) std::this_thread::sleep_for(2ms);
   client_.reset();  // the worker's connection goes away mid-generation
@@ -343,7 +342,7 @@ TEST_F(ClusterGenerationTest, ABrokenConnectionReportsTheGenerationLost) {
   // The node is gone too: nothing more is routed to it.
   for (int i = 0; i < 500 && !server_->nodes().empty(); ++i) std::this_thread::sleep_for(2ms);
   EXPECT_TRUE(server_->nodes().empty());
-  EXPECT_FALSE(server_->generate(node, {"m", {1}, 4}, [](core::GenerationUpdate) {}).ok());
+  EXPECT_FALSE(server_->generate(node, {"m", {1}, {.max_tokens = 4}}, [](core::GenerationUpdate) {}).ok());
 }
 
 }  // namespace

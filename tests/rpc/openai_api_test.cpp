@@ -19,7 +19,7 @@ TEST(OpenAiParse, ChatRequestWithEveryOption) {
       {"role": "user", "content": [{"type": "text", "text": "hi "}, {"type": "text", "text": "there"}]}],
     "temperature": 0.5, "top_p": 0.9, "top_k": 40, "seed": 7, "stop": ["\n\n", "END"],
     "max_completion_tokens": 12, "max_tokens": 99, "logprobs": true, "presence_penalty": 0.1,
-    "frequency_penalty": -0.2, "n": 1, "stream": true, "stream_options": {"include_usage": true},
+    "frequency_penalty": -0.2, "min_p": 0.05, "top_logprobs": 3, "n": 1, "stream": true, "stream_options": {"include_usage": true},
     "user": "u-1"})",
                                           kChat);
   ASSERT_TRUE(request.ok()) << request.error().message;
@@ -36,6 +36,8 @@ TEST(OpenAiParse, ChatRequestWithEveryOption) {
   EXPECT_TRUE(request->stream);
   EXPECT_TRUE(request->include_usage);
   EXPECT_FLOAT_EQ(request->sampling.frequency_penalty, -0.2f);
+  EXPECT_FLOAT_EQ(request->sampling.min_p, 0.05f);
+  EXPECT_EQ(request->sampling.top_logprobs, 3);
 }
 
 TEST(OpenAiParse, CompletionRequestDefaults) {
@@ -96,7 +98,10 @@ TEST(OpenAiParse, ErrorsNameTheField) {
       {R"({"model": "m", "prompt": "x", "temprature": 0})", kCompletion, "temprature", "unknown field"},
       {R"({"model": "m", "prompt": "x", "messages": []})", kCompletion, "messages", "unknown field"},
       {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "prompt": "x"})", kChat, "prompt", "unknown field"},
-      {R"({"model": "m", "prompt": "x", "ignore_eos": true})", kCompletion, "ignore_eos", "not supported"},
+      {R"({"model": "m", "prompt": "x", "ignore_eos": 1})", kCompletion, "ignore_eos", "boolean"},
+      {R"({"model": "m", "prompt": "x", "min_tokens": -1})", kCompletion, "min_tokens", "between 0"},
+      {R"({"model": "m", "prompt": "x", "stop_token_ids": 5})", kCompletion, "stop_token_ids", "array"},
+      {R"({"model": "m", "prompt": "x", "stop_token_ids": [5, -2]})", kCompletion, "stop_token_ids[1]", "non-negative"},
       {R"({"model": "m", "prompt": "x", "logit_bias": {"5": 100}})", kCompletion, "logit_bias", "not supported"},
       {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "response_format": {"type": "json_object"}})",
        kChat, "response_format", "not supported"},
@@ -111,7 +116,8 @@ TEST(OpenAiParse, ErrorsNameTheField) {
       {R"({"model": "m", "messages": [{"role":"tool","content":"x"}]})", kChat, "messages[0].tool_call_id", "required"},
       {R"({"model": "m", "messages": [{"role":"assistant","tool_calls":[{"type":"function","function":{"name":"f",
           "arguments":{}}}]}]})", kChat, "messages[0].tool_calls[0].function.arguments", "string of JSON"},
-      {R"({"model": "m", "prompt": "x", "min_p": 0.1})", kCompletion, "min_p", "not supported"},
+      {R"({"model": "m", "prompt": "x", "min_p": 1.5})", kCompletion, "min_p", "between 0 and 1"},
+      {R"({"model": "m", "prompt": "x", "repetition_penalty": 1.2})", kCompletion, "repetition_penalty", "not supported"},
       {R"({"model": "m", "prompt": "x", "best_of": 3})", kCompletion, "best_of", "not supported"},
       // chat_template_kwargs: chat only, an object, never the variables the server sets.
       {R"({"model": "m", "prompt": "x", "chat_template_kwargs": {}})", kCompletion, "chat_template_kwargs", "unknown field"},
@@ -207,6 +213,22 @@ TEST(OpenAiParse, ChatTemplateKwargsReachTheTemplate) {
   EXPECT_EQ(request->chat_template_kwargs, R"({"enable_thinking":false})");
 }
 
+// vLLM's stop controls, which benchmark clients send (ignore_eos to generate exactly max_tokens).
+TEST(OpenAiParse, StopTokenIdsIgnoreEosAndMinTokens) {
+  auto request = parse_generation_request(
+      R"({"model": "m", "prompt": "x", "stop_token_ids": [7, 11], "ignore_eos": true, "min_tokens": 4, "max_tokens": 9})",
+      kCompletion);
+  ASSERT_TRUE(request.ok()) << request.error().message;
+  EXPECT_EQ(request->stop_token_ids, (std::vector<std::int32_t>{7, 11}));
+  EXPECT_TRUE(request->ignore_eos);
+  EXPECT_EQ(request->min_tokens, 4);
+  auto defaults = parse_generation_request(R"({"model": "m", "prompt": "x"})", kCompletion);
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_TRUE(defaults->stop_token_ids.empty());
+  EXPECT_FALSE(defaults->ignore_eos);
+  EXPECT_EQ(defaults->min_tokens, 0);
+}
+
 // Options some clients send on every request with a value that asks for nothing are accepted.
 TEST(OpenAiParse, OptionsThatAskForNothingAreAccepted) {
   for (const char* extra :
@@ -243,11 +265,11 @@ TEST(OpenAiRequest, LogprobsCountsPerApi) {
       R"({"model": "m", "messages": [{"role":"user","content":"x"}], "logprobs": true, "top_logprobs": 3})", kChat);
   ASSERT_TRUE(chat.ok()) << chat.error().message;
   EXPECT_TRUE(chat->logprobs);
-  EXPECT_EQ(chat->top_logprobs, 3);
+  EXPECT_EQ(chat->sampling.top_logprobs, 3);
   auto completion = parse_generation_request(R"({"model": "m", "prompt": "x", "logprobs": 2})", kCompletion);
   ASSERT_TRUE(completion.ok()) << completion.error().message;
   EXPECT_TRUE(completion->logprobs);
-  EXPECT_EQ(completion->top_logprobs, 2);
+  EXPECT_EQ(completion->sampling.top_logprobs, 2);
   auto plain = parse_generation_request(R"({"model": "m", "prompt": "x"})", kCompletion);
   ASSERT_TRUE(plain.ok());
   EXPECT_FALSE(plain->logprobs);

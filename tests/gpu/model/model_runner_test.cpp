@@ -15,6 +15,7 @@
 namespace aegaeon::model {
 namespace {
 
+using core::SamplingParams;
 using testing::TempDir;
 using testing::TestEngine;
 
@@ -316,7 +317,8 @@ TEST(ModelRunnerEdgeTest, SampledGenerationIsReproducibleWithSeed) {
   std::vector<memory::SeqId> seqs = {1, 2, 3};
   std::vector<Sampler> samplers;
   for (std::uint64_t seed : {1234u, 1234u, 999u}) {
-    samplers.emplace_back(SamplingParams{0.9f, 40, 0.95f, 0.0f, 0.1f, 0.1f, 1.0f, seed});
+    samplers.emplace_back(SamplingParams{.temperature = 0.9f, .top_p = 0.95f, .top_k = 40, .presence_penalty = 0.1f,
+                                         .frequency_penalty = 0.1f, .seed = seed});
   }
   std::vector<SequenceChunk> chunks;
   for (auto s : seqs) {

@@ -9,25 +9,27 @@
 namespace aegaeon::model {
 namespace {
 
+using core::SamplingParams;
+
 const std::vector<float> kLogits = {1.0f, 3.0f, 2.5f, -1.0f, 0.0f};
 
 TEST(SamplerTest, GreedyPicksArgmax) {
-  Sampler sampler(SamplingParams{});
+  Sampler sampler(SamplingParams::greedy());
   EXPECT_EQ(sampler.sample(kLogits, {}), 1);
 }
 
 TEST(SamplerTest, PenaltiesDemoteGeneratedTokens) {
-  SamplingParams p;
+  SamplingParams p = SamplingParams::greedy();
   p.presence_penalty = 0.6f;  // 3.0 - 0.6 = 2.4 < 2.5
   Sampler presence(p);
   const std::vector<std::int32_t> seen = {1};
   EXPECT_EQ(presence.sample(kLogits, seen), 2);
-  SamplingParams q;
+  SamplingParams q = SamplingParams::greedy();
   q.frequency_penalty = 0.3f;  // two occurrences: 3.0 - 0.6 < 2.5
   Sampler frequency(q);
   EXPECT_EQ(frequency.sample(kLogits, std::vector<std::int32_t>{1}), 1);
   EXPECT_EQ(frequency.sample(kLogits, std::vector<std::int32_t>{1, 1}), 2);
-  SamplingParams r;
+  SamplingParams r = SamplingParams::greedy();
   r.repetition_penalty = 1.5f;  // 3.0 / 1.5 = 2.0 < 2.5
   Sampler repetition(r);
   EXPECT_EQ(repetition.sample(kLogits, seen), 2);
@@ -86,7 +88,7 @@ TEST(SamplerTest, AResumedSamplerContinuesTheSeededStream) {
   for (int i = 15; i < 40; ++i) again.push_back(restarted.sample(kLogits, {}));
   EXPECT_NE(again, rest);
   // Greedy draws nothing, so there is nothing to skip.
-  Sampler greedy(SamplingParams{}, 15);
+  Sampler greedy(SamplingParams::greedy(), 15);
   EXPECT_EQ(greedy.sample(kLogits, {}), 1);
 }
 

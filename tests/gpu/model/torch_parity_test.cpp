@@ -24,6 +24,8 @@
 namespace aegaeon::model {
 namespace {
 
+using core::SamplingParams;
+
 using nlohmann::json;
 using testing::TempDir;
 using testing::TestEngine;
@@ -186,7 +188,7 @@ void expect_batched_greedy_matches(TestEngine& e, const std::vector<Tokens>& pro
   }
   auto logits = e.runner->prefill(chunks);
   ASSERT_TRUE(logits.ok()) << logits.error().message;
-  std::vector<Sampler> samplers(prompts.size(), Sampler(SamplingParams{}));  // greedy
+  std::vector<Sampler> samplers(prompts.size(), Sampler(SamplingParams::greedy()));
   std::vector<Sampler*> sampler_ptrs;
   for (auto& s : samplers) sampler_ptrs.push_back(&s);
   std::vector<Tokens> generated(prompts.size());

@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +19,7 @@ namespace aegaeon::worker {
 namespace {
 
 using core::ErrorCode;
+const core::SamplingParams kGreedy = core::SamplingParams::greedy();
 
 constexpr int kSteps = 12;
 
@@ -82,7 +85,7 @@ std::int32_t one(const core::Result<std::vector<SampledToken>>& r) {
 
 // kSteps tokens of one sequence on a fresh worker, no switching.
 std::vector<std::int32_t> reference(ModelId model, SeqId seq, const std::vector<std::int32_t>& p,
-                                    model::SamplingParams sampling = {}) {
+                                    core::SamplingParams sampling = kGreedy) {
   auto worker = make_worker();
   EXPECT_TRUE(worker->switch_model(model).ok());
   std::vector<std::int32_t> out;
@@ -119,7 +122,7 @@ TEST(DeviceWorker, SwitchingBetweenTokensKeepsGreedyTokens) {
   ASSERT_TRUE(first.ok());
   EXPECT_EQ(first->bytes_copied, Models::get().cache->info(0).weight_bytes);
   EXPECT_FALSE(first->from_prefetch);
-  std::vector<std::int32_t> got_a{one(worker->prefill(std::vector<PrefillItem>{{1, p1, {}}}))};
+  std::vector<std::int32_t> got_a{one(worker->prefill(std::vector<PrefillItem>{{1, p1, kGreedy}}))};
   const std::vector<SeqId> s1{1}, s2{2};
   for (int i = 0; i < 3; ++i) got_a.push_back(one(worker->decode_step(s1)));
   // Turn of model b: a's KV leaves the device, the weights are replaced.
@@ -128,7 +131,7 @@ TEST(DeviceWorker, SwitchingBetweenTokensKeepsGreedyTokens) {
   ASSERT_TRUE(to_b.ok()) << to_b.error().message;
   EXPECT_EQ(to_b->bytes_copied, Models::get().cache->info(1).weight_bytes);
   EXPECT_EQ(worker->resident_model(), std::optional<ModelId>(1));
-  std::vector<std::int32_t> got_b{one(worker->prefill(std::vector<PrefillItem>{{2, p2, {}}}))};
+  std::vector<std::int32_t> got_b{one(worker->prefill(std::vector<PrefillItem>{{2, p2, kGreedy}}))};
   for (int i = 0; i < 5; ++i) got_b.push_back(one(worker->decode_step(s2)));
   ASSERT_TRUE(worker->swap_out(2).ok());
   // Back to a, and forth again until both finish.
@@ -164,12 +167,12 @@ TEST(DeviceWorker, SwitchingAcrossKvShapesKeepsTokens) {
   const std::vector<SeqId> s1{1}, s2{2};
   std::vector<std::int32_t> got_a, got_c;
   ASSERT_TRUE(worker->switch_model(0).ok());
-  got_a.push_back(one(worker->prefill(std::vector<PrefillItem>{{1, p1, {}}})));
+  got_a.push_back(one(worker->prefill(std::vector<PrefillItem>{{1, p1, kGreedy}})));
   for (int round = 0; static_cast<int>(got_a.size()) < kSteps || static_cast<int>(got_c.size()) < kSteps; ++round) {
     ASSERT_TRUE(worker->swap_out(1).ok());
     ASSERT_TRUE(worker->switch_model(2).ok());
     if (round == 0) {
-      got_c.push_back(one(worker->prefill(std::vector<PrefillItem>{{2, p2, {}}})));
+      got_c.push_back(one(worker->prefill(std::vector<PrefillItem>{{2, p2, kGreedy}})));
     } else {
       ASSERT_TRUE(worker->swap_in(2).ok());
     }
@@ -198,9 +201,9 @@ TEST(DeviceWorker, ResidentModelsOfTwoKvShapesInterleaveWithoutCopies) {
   EXPECT_EQ(worker->arena_layout().weight_slots, static_cast<std::uint64_t>(Models::get().cache->size()));
   const std::vector<SeqId> s1{1}, s2{2};
   ASSERT_TRUE(worker->switch_model(0).ok());
-  std::vector<std::int32_t> got_a{one(worker->prefill(std::vector<PrefillItem>{{1, p1, {}}}))};
+  std::vector<std::int32_t> got_a{one(worker->prefill(std::vector<PrefillItem>{{1, p1, kGreedy}}))};
   ASSERT_TRUE(worker->switch_model(2).ok());
-  std::vector<std::int32_t> got_c{one(worker->prefill(std::vector<PrefillItem>{{2, p2, {}}}))};
+  std::vector<std::int32_t> got_c{one(worker->prefill(std::vector<PrefillItem>{{2, p2, kGreedy}}))};
   while (static_cast<int>(got_a.size()) < kSteps) {
     ASSERT_TRUE(worker->switch_model(0).ok());
     got_a.push_back(one(worker->decode_step(s1)));
@@ -243,7 +246,7 @@ TEST(DeviceWorker, WeightSlotsEvictTheLeastRecentlyActiveModel) {
   // Greedy tokens of the model copied last match the reference.
   const auto p1 = prompt(6);
   const auto ref = reference(1, 1, p1);
-  std::vector<std::int32_t> got{one(worker->prefill(std::vector<PrefillItem>{{1, p1, {}}}))};
+  std::vector<std::int32_t> got{one(worker->prefill(std::vector<PrefillItem>{{1, p1, kGreedy}}))};
   const std::vector<SeqId> s1{1};
   while (static_cast<int>(got.size()) < kSteps) got.push_back(one(worker->decode_step(s1)));
   EXPECT_EQ(got, ref);
@@ -258,7 +261,7 @@ TEST(DeviceWorker, PrefetchIsAdoptedWithoutCopying) {
   ASSERT_TRUE(worker->prefetch(1).ok());
   ASSERT_TRUE(worker->prefetch(1).ok());  // no-op while in flight
   // Compute on the resident model overlaps the prefetch.
-  std::vector<std::int32_t> got_a{one(worker->prefill(std::vector<PrefillItem>{{2, p1, {}}}))};
+  std::vector<std::int32_t> got_a{one(worker->prefill(std::vector<PrefillItem>{{2, p1, kGreedy}}))};
   ASSERT_TRUE(worker->swap_out(2).ok());
   auto to_b = worker->switch_model(1);
   ASSERT_TRUE(to_b.ok()) << to_b.error().message;
@@ -268,7 +271,7 @@ TEST(DeviceWorker, PrefetchIsAdoptedWithoutCopying) {
   // The first switch copied a; the prefetch copied b once.
   EXPECT_EQ(worker->counters().weights_copy_bytes, Models::get().cache->info(0).weight_bytes +
                                                         Models::get().cache->info(1).weight_bytes);
-  std::vector<std::int32_t> got_b{one(worker->prefill(std::vector<PrefillItem>{{1, p1, {}}}))};
+  std::vector<std::int32_t> got_b{one(worker->prefill(std::vector<PrefillItem>{{1, p1, kGreedy}}))};
   const std::vector<SeqId> s1{1}, s2{2};
   for (int i = 0; i < 4; ++i) got_b.push_back(one(worker->decode_step(s1)));
   // And back: a never left its slot, so a prefetch of it is a no-op and the switch copies and
@@ -311,7 +314,7 @@ TEST(DeviceWorker, SwapOutAndInMidGenerationKeepsTokens) {
   const auto ref2 = reference(0, 2, p2);
   auto worker = make_worker();
   ASSERT_TRUE(worker->switch_model(0).ok());
-  auto first = worker->prefill(std::vector<PrefillItem>{{1, p1, {}}, {2, p2, {}}});
+  auto first = worker->prefill(std::vector<PrefillItem>{{1, p1, kGreedy}, {2, p2, kGreedy}});
   ASSERT_TRUE(first.ok());
   ASSERT_EQ(first->size(), 2U);
   std::vector<std::int32_t> got1{(*first)[0].token}, got2{(*first)[1].token};
@@ -336,13 +339,13 @@ TEST(DeviceWorker, SwapOutAndInMidGenerationKeepsTokens) {
 }
 
 TEST(DeviceWorker, ExportImportContinuesAsOnOneDevice) {
-  model::SamplingParams seeded;
+  core::SamplingParams seeded;
   seeded.temperature = 0.9f;
   seeded.top_k = 40;
   seeded.frequency_penalty = 0.3f;
   seeded.seed = 1234;
   const auto p1 = prompt(8, 23);
-  for (const auto& sampling : {model::SamplingParams{}, seeded}) {
+  for (const auto& sampling : {kGreedy, seeded}) {
     const auto ref = reference(0, 1, p1, sampling);
     auto prefill_worker = make_worker();
     auto decode_worker = make_worker();
@@ -368,6 +371,73 @@ TEST(DeviceWorker, ExportImportContinuesAsOnOneDevice) {
   }
 }
 
+// The sequence on the device decides where a generation ends: at a stop token (kStop), at
+// max_tokens (kLength), never at a stop token before min_tokens, and it keeps deciding after an
+// export and import.
+TEST(DeviceWorker, TheSequenceDecidesWhereItEnds) {
+  const auto p = prompt(5, 17);
+  const auto ref = reference(0, 1, p);
+  // A token of the greedy answer that did not come before it: the stop token.
+  std::size_t at = 1;
+  while (at < ref.size() && std::find(ref.begin(), ref.begin() + static_cast<std::ptrdiff_t>(at), ref[at]) !=
+                                ref.begin() + static_cast<std::ptrdiff_t>(at)) {
+    ++at;
+  }
+  ASSERT_LT(at, ref.size()) << "the greedy answer repeats one token";
+  const std::int32_t stop_token = ref[at];
+  const std::vector<SeqId> s1{1};
+
+  // Runs one sequence until its device says it ended (or kSteps), on one worker or, when
+  // `move_after` is set, exported after that many tokens and imported into another.
+  const auto run = [&](core::StopConditions stop, std::optional<std::size_t> move_after = std::nullopt) {
+    auto worker = make_worker();
+    EXPECT_TRUE(worker->switch_model(0).ok());
+    auto first = worker->prefill(std::vector<PrefillItem>{{1, p, kGreedy, 0, stop}});
+    EXPECT_TRUE(first.ok());
+    std::vector<SampledToken> out{first->front()};
+    while (out.back().finish == core::FinishReason::kNone && static_cast<int>(out.size()) < kSteps) {
+      if (move_after && out.size() == *move_after) {
+        auto exported = worker->export_sequence(1);
+        EXPECT_TRUE(exported.ok());
+        worker = make_worker();
+        EXPECT_TRUE(worker->switch_model(0).ok());
+        EXPECT_TRUE(worker->import_sequence(std::move(exported).value()).ok());
+      }
+      auto next = worker->decode_step(s1);
+      EXPECT_TRUE(next.ok());
+      out.push_back(next->front());
+    }
+    return out;
+  };
+  const auto tokens_of = [](const std::vector<SampledToken>& sampled) {
+    std::vector<std::int32_t> tokens;
+    for (const auto& t : sampled) tokens.push_back(t.token);
+    return tokens;
+  };
+  const auto prefix = [&](std::size_t n) { return std::vector<std::int32_t>(ref.begin(), ref.begin() + static_cast<std::ptrdiff_t>(n)); };
+
+  auto stopped = run({.stop_token_ids = {stop_token}});
+  EXPECT_EQ(tokens_of(stopped), prefix(at + 1));
+  EXPECT_EQ(stopped.back().finish, core::FinishReason::kStop);
+
+  auto limited = run({.max_tokens = 4});
+  EXPECT_EQ(tokens_of(limited), prefix(4));
+  EXPECT_EQ(limited.back().finish, core::FinishReason::kLength);
+  EXPECT_EQ(limited[2].finish, core::FinishReason::kNone);
+
+  // Not before min_tokens: the stop token is masked, so the answer goes on past it.
+  auto late = run({.min_tokens = static_cast<std::int32_t>(at) + 1, .stop_token_ids = {stop_token}});
+  ASSERT_GT(late.size(), at + 1);
+  EXPECT_EQ(tokens_of(late).front(), ref.front());
+  EXPECT_NE(late[at].token, stop_token);
+  for (std::size_t i = 0; i <= at; ++i) EXPECT_EQ(late[i].finish, core::FinishReason::kNone) << i;
+
+  // max_tokens counts the tokens sampled before the move.
+  auto moved = run({.max_tokens = 5}, 2);
+  EXPECT_EQ(tokens_of(moved), prefix(5));
+  EXPECT_EQ(moved.back().finish, core::FinishReason::kLength);
+}
+
 TEST(DeviceWorker, ImportWhileAnotherModelRunsLandsOnTheDevice) {
   const auto p1 = prompt(9, 30);
   const auto ref = reference(0, 1, p1);
@@ -375,13 +445,10 @@ TEST(DeviceWorker, ImportWhileAnotherModelRunsLandsOnTheDevice) {
   auto decode_worker = make_worker();
   ASSERT_TRUE(prefill_worker->switch_model(0).ok());
   ASSERT_TRUE(decode_worker->switch_model(2).ok());
-  std::vector<std::int32_t> got{one(prefill_worker->prefill(std::vector<PrefillItem>{{1, p1, {}}}))};
+  std::vector<std::int32_t> got{one(prefill_worker->prefill(std::vector<PrefillItem>{{1, p1, kGreedy}}))};
   auto exported = prefill_worker->export_sequence(1);
   ASSERT_TRUE(exported.ok());
-  auto sampling = exported->sampling;
-  auto last = exported->last_token;
-  auto generated = exported->generated;
-  ASSERT_TRUE(decode_worker->import_sequence(std::move(exported).value(), sampling, last, generated).ok());
+  ASSERT_TRUE(decode_worker->import_sequence(std::move(exported).value()).ok());
   // Its KV shares the device's KV space with model 2's (another geometry) though 2 is active.
   EXPECT_TRUE(decode_worker->holds_device_kv(1));
   EXPECT_EQ(decode_worker->context_tokens(1), 30);
@@ -397,7 +464,7 @@ TEST(DeviceWorker, ImportWhileAnotherModelRunsLandsOnTheDevice) {
 }
 
 TEST(DeviceWorker, SeededSamplingIsReproducible) {
-  model::SamplingParams sampling;
+  core::SamplingParams sampling;
   sampling.temperature = 1.0f;
   sampling.top_p = 0.95f;
   sampling.seed = 99;
@@ -412,7 +479,7 @@ TEST(DeviceWorker, BatchedPrefillSplitsByLimitsAndReportsLogprobs) {
   auto worker = make_worker({.max_batch_tokens = 16, .max_batch_seqs = 2});
   ASSERT_TRUE(worker->switch_model(0).ok());
   std::vector<PrefillItem> items;
-  for (int i = 0; i < 5; ++i) items.push_back({static_cast<SeqId>(100 + i), prompt(20 + i, 7 + 5 * i), {}});
+  for (int i = 0; i < 5; ++i) items.push_back({static_cast<SeqId>(100 + i), prompt(20 + i, 7 + 5 * i), kGreedy});
   auto first = worker->prefill(items);
   ASSERT_TRUE(first.ok()) << first.error().message;
   ASSERT_EQ(first->size(), 5U);
@@ -438,7 +505,7 @@ TEST(DeviceWorker, BatchedPrefillSplitsByLimitsAndReportsLogprobs) {
 TEST(DeviceWorker, ReportsTheMostLikelyTokensWhenAsked) {
   auto worker = make_worker();
   ASSERT_TRUE(worker->switch_model(0).ok());
-  model::SamplingParams sampling;  // greedy
+  core::SamplingParams sampling = kGreedy;
   sampling.top_logprobs = 5;
   auto first = worker->prefill(std::vector<PrefillItem>{{7, prompt(9), sampling}});
   ASSERT_TRUE(first.ok()) << first.error().message;
@@ -472,14 +539,14 @@ TEST(DeviceWorker, ReportsTheMostLikelyTokensWhenAsked) {
 TEST(DeviceWorker, ErrorsNameWhatIsWrong) {
   auto worker = make_worker();
   // Nothing resident yet.
-  auto no_model = worker->prefill(std::vector<PrefillItem>{{1, prompt(1), {}}});
+  auto no_model = worker->prefill(std::vector<PrefillItem>{{1, prompt(1), kGreedy}});
   ASSERT_FALSE(no_model.ok());
   EXPECT_NE(no_model.error().message.find("switch_model"), std::string::npos);
   auto bad_model = worker->switch_model(7);
   ASSERT_FALSE(bad_model.ok());
   EXPECT_EQ(bad_model.error().code, ErrorCode::kNotFound);
   ASSERT_TRUE(worker->switch_model(0).ok());
-  ASSERT_TRUE(worker->prefill(std::vector<PrefillItem>{{1, prompt(1), {}}}).ok());
+  ASSERT_TRUE(worker->prefill(std::vector<PrefillItem>{{1, prompt(1), kGreedy}}).ok());
   EXPECT_EQ(worker->resident_model(), std::optional<ModelId>(0));
   // Unknown sequences.
   const std::vector<SeqId> unknown{42};
@@ -493,13 +560,13 @@ TEST(DeviceWorker, ErrorsNameWhatIsWrong) {
   EXPECT_FALSE(worker->kv_ready(42));
   worker->release(42);  // no-op
   // Duplicates, bad prompts.
-  EXPECT_EQ(worker->prefill(std::vector<PrefillItem>{{1, prompt(2), {}}}).error().code,
+  EXPECT_EQ(worker->prefill(std::vector<PrefillItem>{{1, prompt(2), kGreedy}}).error().code,
             ErrorCode::kAlreadyExists);
-  EXPECT_EQ(worker->prefill(std::vector<PrefillItem>{{3, {}, {}}}).error().code,
+  EXPECT_EQ(worker->prefill(std::vector<PrefillItem>{{3, {}, kGreedy}}).error().code,
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(worker->prefill(std::vector<PrefillItem>{{3, {5, 256}, {}}}).error().code,
+  EXPECT_EQ(worker->prefill(std::vector<PrefillItem>{{3, {5, 256}, kGreedy}}).error().code,
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(worker->prefill(std::vector<PrefillItem>{{3, std::vector<std::int32_t>(4096, 1), {}}})
+  EXPECT_EQ(worker->prefill(std::vector<PrefillItem>{{3, std::vector<std::int32_t>(4096, 1), kGreedy}})
                 .error()
                 .code,
             ErrorCode::kOutOfRange);
@@ -511,7 +578,8 @@ TEST(DeviceWorker, ErrorsNameWhatIsWrong) {
   wrong.model = 0;
   wrong.tokens = 20;
   wrong.bytes = core::HostBytes(std::vector<std::byte>(10));
-  auto bad_import = worker->import_sequence(std::move(wrong), {}, 1, {});
+  wrong.last_token = 1;
+  auto bad_import = worker->import_sequence(std::move(wrong));
   ASSERT_FALSE(bad_import.ok());
   EXPECT_NE(bad_import.error().message.find("10 bytes"), std::string::npos);
   ASSERT_TRUE(worker->swap_out(1).ok());
@@ -532,14 +600,14 @@ TEST(DeviceWorker, FullKvFailsWithoutPartialEffects) {
   EXPECT_EQ(worker.kv_capacity_tokens(0), 48);
   ASSERT_TRUE(worker.switch_model(0).ok());
   // Two prompts needing 2 blocks each: neither is created.
-  auto both = worker.prefill(std::vector<PrefillItem>{{1, prompt(1, 20), {}}, {2, prompt(2, 20), {}}});
+  auto both = worker.prefill(std::vector<PrefillItem>{{1, prompt(1, 20), kGreedy}, {2, prompt(2, 20), kGreedy}});
   ASSERT_FALSE(both.ok());
   EXPECT_EQ(both.error().code, ErrorCode::kResourceExhausted);
   EXPECT_FALSE(worker.contains(1));
   EXPECT_FALSE(worker.contains(2));
   EXPECT_EQ(worker.kv_usage(), 0.0);
   // One sequence fills the cache; the step past 48 tokens fails and leaves it intact.
-  ASSERT_TRUE(worker.prefill(std::vector<PrefillItem>{{3, prompt(3, 40), {}}}).ok());
+  ASSERT_TRUE(worker.prefill(std::vector<PrefillItem>{{3, prompt(3, 40), kGreedy}}).ok());
   const std::vector<SeqId> ids{3};
   for (int i = 0; i < 8; ++i) ASSERT_TRUE(worker.decode_step(ids).ok());
   EXPECT_EQ(worker.context_tokens(3), 48);
@@ -621,7 +689,7 @@ TEST(DeviceWorker, UnloadedModelsAreNeverCopiedAndReloadReadsTheFolderAgain) {
   auto greedy = [&](ModelId model) {
     EXPECT_TRUE(worker.switch_model(model).ok());
     const SeqId seq = next_seq++;
-    std::vector<std::int32_t> out{one(worker.prefill(std::vector<PrefillItem>{{seq, p, {}}}))};
+    std::vector<std::int32_t> out{one(worker.prefill(std::vector<PrefillItem>{{seq, p, kGreedy}}))};
     const std::vector<SeqId> ids{seq};
     while (static_cast<int>(out.size()) < kSteps) out.push_back(one(worker.decode_step(ids)));
     worker.release(seq);

@@ -385,19 +385,14 @@ void on_update(RouterActor* self, std::uint64_t key, std::uint64_t attempt, core
   // first token's counts.
   const double queue_s = p.streamed.empty() ? update.queue_s : -1;
   p.streamed.insert(p.streamed.end(), update.tokens.begin(), update.tokens.end());
-  if (!update.tokens.empty() || update.finished) {
-    TokenEvent event;
+  const bool finished = update.finished;
+  if (!update.tokens.empty() || finished) {
+    TokenEvent event = std::move(update);  // the token event, without the hop's own fields
     event.id = p.proxy_id;
-    event.tokens = std::move(update.tokens);
-    event.logprobs = std::move(update.logprobs);
-    event.top_logprobs = std::move(update.top_logprobs);
-    event.finished = update.finished;
-    event.reason = update.reason;
-    event.error = std::move(update.error);
     event.queue_s = queue_s;
     self->send(p.proxy, token_atom::value, std::vector<TokenEvent>{std::move(event)});
   }
-  if (update.finished) return forget(self, key);
+  if (finished) return forget(self, key);
   if (update.handoff && !continue_on_decoder(self, key, *update.handoff)) {
     spdlog::error("cluster: request {} prefilled on node {} but no decode worker serves '{}'", p.proxy_id, p.node,
                   p.job.model);

@@ -141,7 +141,7 @@ bool on_stepped(DecodeActor* self, size_t index, policy::BatchId batch_id, Decod
   for (auto id : step.finished) {
     auto found = std::find_if(events.begin(), events.end(), [&](const TokenEvent& e) { return e.id == id; });
     if (found == events.end()) {
-      events.push_back(TokenEvent{id, {}, {}, false, core::FinishReason::kNone, {}, -1});
+      events.push_back(TokenEvent{.id = id});
       found = std::prev(events.end());
     }
     found->finished = true;

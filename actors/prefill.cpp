@@ -116,7 +116,7 @@ void fail_queued(PrefillActor* self, size_t index, core::ModelId model, const st
     s.scheduler->on_prefill_done(instance, request.id);
     s.jobs.erase(request.id);
     if (s.cancelled.erase(request.id) != 0) {
-      TokenEvent event{request.id, {}, {}, true, core::FinishReason::kCancelled, {}, -1};
+      TokenEvent event{.id = request.id, .finished = true, .reason = core::FinishReason::kCancelled};
       self->send(s.proxy, token_atom::value, std::vector<TokenEvent>{std::move(event)});
     } else {
       finish_with_error(self, request.id, reason);
@@ -174,7 +174,7 @@ void drive(PrefillActor* self, size_t index) {
         s.scheduler->on_prefill_done(static_cast<policy::InstanceId>(index), id);
         if (found != s.jobs.end()) s.jobs.erase(found);
         s.cancelled.erase(id);
-        TokenEvent event{id, {}, {}, true, core::FinishReason::kCancelled, {}, -1};
+        TokenEvent event{.id = id, .finished = true, .reason = core::FinishReason::kCancelled};
         self->send(s.proxy, token_atom::value, std::vector<TokenEvent>{std::move(event)});
         drive(self, index);
         return;

@@ -26,6 +26,7 @@ namespace openai = rpc::http::openai;
 struct Active {
   core::GenerationRequest request;
   const CatalogEntry* model = nullptr;
+  ModelSeries* series = nullptr;       // the model's metric series
   rpc::http::Responder responder;
   std::optional<rpc::http::EventStream> stream;
   openai::ResponseFormatter format;
@@ -51,6 +52,7 @@ struct ProxyState {
   caf::actor decode;
   core::RequestId next_id = 1;
   std::unordered_map<core::RequestId, Active> active;
+  std::unordered_map<core::ModelId, ModelSeries> series;  // looked up on a model's first request
   std::unordered_map<std::string, std::pair<std::int64_t, std::int64_t>> slo_met;  // model → (met, all)
   std::int32_t max_prompt_tokens = 0;  // 0: the model's context only
   std::set<core::ModelId> draining;   // models refusing new requests (admin drain)
@@ -196,9 +198,9 @@ void finish(ProxyActor* self, core::RequestId id, core::FinishReason reason,
   }
   auto now = Clock::now();
   auto& m = *s.metrics;
-  m.e2e_s.add({{"model_name", model_name}}).observe(seconds(now - a.arrival));
+  a.series->e2e_s.observe(seconds(now - a.arrival));
   m.requests.add({{"model_name", model_name}, {"finished_reason", core::to_string(reason)}}).increment();
-  (a.first_token ? m.running : m.waiting).add({{"model_name", model_name}}).decrement();
+  (a.first_token ? a.series->running : a.series->waiting).decrement();
   if (reason != core::FinishReason::kCancelled && error.empty()) {
     // Request-level attainment (DistServe/vLLM --goodput style): TTFT and mean TPOT within SLO.
     double ttft = a.first_token ? seconds(*a.first_token - a.arrival) : 1e9;
@@ -208,7 +210,7 @@ void finish(ProxyActor* self, core::RequestId id, core::FinishReason reason,
     auto& [met, all] = s.slo_met[model_name];
     met += (ttft <= s.slo.ttft_s && tpot <= s.slo.tbt_s) ? 1 : 0;
     all += 1;
-    m.slo_attainment.add({{"model_name", model_name}}).set(double(met) / double(all));
+    a.series->slo_attainment.set(double(met) / double(all));
   }
   if (reason != core::FinishReason::kLength && reason != core::FinishReason::kError) {
     // Stop string, EOS or cancellation: make sure prefill and decode let go of it.
@@ -224,23 +226,23 @@ void on_tokens(ProxyActor* self, TokenEvent& event) {
   if (it == s.active.end()) return;  // finished or cancelled already
   Active& a = it->second;
   auto now = Clock::now();
-  const std::string& model_name = a.model->name;
-  if (event.queue_s >= 0) s.metrics->queue_s.add({{"model_name", model_name}}).observe(event.queue_s);
+  ModelSeries& series = *a.series;
+  if (event.queue_s >= 0) series.queue_s.observe(event.queue_s);
   for (size_t i = 0; i < event.tokens.size(); ++i) {
     std::int32_t token = event.tokens[i];
     if (!a.first_token) {
       a.first_token = now;
-      s.metrics->ttft_s.add({{"model_name", model_name}}).observe(seconds(now - a.arrival));
-      s.metrics->waiting.add({{"model_name", model_name}}).decrement();
-      s.metrics->running.add({{"model_name", model_name}}).increment();
+      series.ttft_s.observe(seconds(now - a.arrival));
+      series.waiting.decrement();
+      series.running.increment();
     } else {
       double gap = seconds(now - a.last_token);
       a.max_gap_s = std::max(a.max_gap_s, gap);
-      s.metrics->inter_token_s.add({{"model_name", model_name}}).observe(gap);
+      series.inter_token_s.observe(gap);
     }
     a.last_token = now;
     ++a.completion_tokens;
-    s.metrics->generation_tokens.add({{"model_name", model_name}}).increment();
+    series.generation_tokens.increment();
 
     std::string piece = a.decoder.step(token);
     // A token's bytes are only reported with logprobs: not worth a decoder pass per token otherwise.
@@ -362,15 +364,16 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
   // Drawn here, once: a generation resumed on another device or worker continues this stream.
   if (!job.sampling.seed) job.sampling.seed = s.seeds();
 
-  Active a{request, model, responder, std::nullopt,
+  ModelSeries* series = &s.series.try_emplace(model->id, *s.metrics, model->name).first->second;
+  Active a{request, model, series, responder, std::nullopt,
            openai::ResponseFormatter(request.api, model->name, id,
                                      static_cast<std::int64_t>(std::time(nullptr)), request.logprobs),
            text::IncrementalDecoder(model->tokenizer, request.skip_special_tokens)};
   a.prompt_tokens = prompt_tokens;
   if (!request.tools.empty()) a.tool_calls.emplace(model->chat_template->tool_call_format());
+  a.series->waiting.increment();
+  a.series->prompt_tokens.increment(prompt_tokens);
   s.active.emplace(id, std::move(a));
-  s.metrics->waiting.add({{"model_name", model->name}}).increment();
-  s.metrics->prompt_tokens.add({{"model_name", model->name}}).increment(prompt_tokens);
   // Runs on the kj thread when the client goes away, whether it waits for a complete answer or
   // reads a stream: only a message is sent; finish() then lets go of the request everywhere.
   responder.on_cancel([proxy = caf::actor_cast<caf::actor>(self), id] {
@@ -388,7 +391,7 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
               core::Error e{core::ErrorCode::kResourceExhausted, "overloaded: " + reply.reason, {}};
               a.responder.respond(openai::error_response(e, static_cast<int>(std::ceil(reply.retry_after_s))));
               st.metrics->requests.add({{"model_name", a.model->name}, {"finished_reason", "rejected"}}).increment();
-              st.metrics->waiting.add({{"model_name", a.model->name}}).decrement();
+              a.series->waiting.decrement();
               st.active.erase(it);
               return;
             }

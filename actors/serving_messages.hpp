@@ -31,19 +31,7 @@ struct AdmissionReply {
   std::string reason;
 };
 
-/// Tokens produced for one request (one decode step, or the first token from prefill).
-struct TokenEvent {
-  core::RequestId id = 0;
-  std::vector<std::int32_t> tokens;
-  std::vector<float> logprobs;
-  bool finished = false;
-  core::FinishReason reason = core::FinishReason::kNone;
-  std::string error;                      ///< set when the request failed inside the runtime
-  double queue_s = -1;                    ///< set on the first event: arrival → prefill start
-  /// Per token, the most likely tokens of its step when the request asked for top_logprobs
-  /// (empty otherwise, or shorter than `tokens`).
-  std::vector<std::vector<worker::TokenLogprob>> top_logprobs;
-};
+using core::TokenEvent;
 
 /// Called by prefill or decode once each of its devices has forgotten a model being unloaded
 /// (unload_atom); on that role's thread, so it must not block.

@@ -54,4 +54,15 @@ ServingMetrics::ServingMetrics(core::Registry& r)
                              .help("Bytes of a model's weights in host memory (0 while an operator has it unloaded)")
                              .register_on(r)) {}
 
+ModelSeries::ModelSeries(ServingMetrics& m, const std::string& model_name)
+    : ttft_s(m.ttft_s.add({{"model_name", model_name}})),
+      inter_token_s(m.inter_token_s.add({{"model_name", model_name}})),
+      e2e_s(m.e2e_s.add({{"model_name", model_name}})),
+      queue_s(m.queue_s.add({{"model_name", model_name}})),
+      running(m.running.add({{"model_name", model_name}})),
+      waiting(m.waiting.add({{"model_name", model_name}})),
+      slo_attainment(m.slo_attainment.add({{"model_name", model_name}})),
+      prompt_tokens(m.prompt_tokens.add({{"model_name", model_name}})),
+      generation_tokens(m.generation_tokens.add({{"model_name", model_name}})) {}
+
 }  // namespace aegaeon::actors

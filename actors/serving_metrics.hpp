@@ -32,4 +32,21 @@ struct ServingMetrics {
   core::Family<core::Gauge>& host_weights_bytes;  ///< a model's weights in host memory, by model
 };
 
+/// One model's series of the families the proxy updates per token and per request, looked up
+/// once: a lookup by labels builds a label map and takes the family's lock, which no token
+/// should pay for.
+struct ModelSeries {
+  ModelSeries(ServingMetrics& metrics, const std::string& model_name);
+
+  core::Histogram& ttft_s;
+  core::Histogram& inter_token_s;
+  core::Histogram& e2e_s;
+  core::Histogram& queue_s;
+  core::Gauge& running;
+  core::Gauge& waiting;
+  core::Gauge& slo_attainment;
+  core::Counter& prompt_tokens;
+  core::Counter& generation_tokens;
+};
+
 }  // namespace aegaeon::actors

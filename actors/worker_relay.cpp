@@ -128,18 +128,14 @@ caf::behavior relay_actor(RelayActor* self, std::shared_ptr<RelayLoad> load) {
         for (auto& event : events) {
           auto it = self->state.streams.find(event.id);
           if (it == self->state.streams.end()) continue;  // cancelled already
+          const auto id = event.id;
+          const bool finished = event.finished;
           core::GenerationUpdate update;
-          update.tokens = std::move(event.tokens);
-          update.logprobs = std::move(event.logprobs);
-          update.top_logprobs = std::move(event.top_logprobs);
-          update.queue_s = event.queue_s;
-          update.finished = event.finished;
-          update.reason = event.reason;
-          update.error = std::move(event.error);
+          static_cast<TokenEvent&>(update) = std::move(event);
           if (!it->second.stream.send(std::move(update))) {
-            cancel(self, event.id);  // the controller is gone: stop generating
-          } else if (event.finished) {
-            forget(self, event.id);
+            cancel(self, id);  // the controller is gone: stop generating
+          } else if (finished) {
+            forget(self, id);
           }
         }
       },

@@ -97,18 +97,11 @@ struct KvHandoff {
 };
 
 /// What a remote generation reports, in order: tokens, then once `finished`, `handoff` or
-/// `worker_lost`.
-struct GenerationUpdate {
-  std::vector<std::int32_t> tokens;
-  std::vector<float> logprobs;
-  /// Per token, the most likely tokens of its step (best first) when the job asked for them.
-  std::vector<std::vector<TokenLogprob>> top_logprobs;
-  double queue_s = -1;          ///< set on the first update: arrival to prefill start
+/// `worker_lost`. The token event with what the hop between processes adds (its `id` is not
+/// sent: the call it answers names the generation).
+struct GenerationUpdate : TokenEvent {
   double kv_pull_s = -1;        ///< set on a decode's first update: how long its KV took to arrive
   bool kv_shared_memory = false;  ///< with kv_pull_s: read from the prefill worker's shared memory
-  bool finished = false;
-  FinishReason reason = FinishReason::kNone;
-  std::string error;            ///< set when the generation failed on the worker
   bool worker_lost = false;     ///< the worker died or became unreachable before finishing
   /// A prefill-only worker's last update: the generation goes on on a decode worker.
   std::optional<KvHandoff> handoff;

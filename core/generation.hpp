@@ -114,4 +114,20 @@ enum class FinishReason { kNone, kStop, kLength, kCancelled, kError };
 /// Text name of a finish reason ("stop", "length", ...).
 const char* to_string(FinishReason reason);
 
+/// Tokens one generation produced (a decode step's, or the first from prefill) and, with the
+/// last, how it ended: the one event every hop forwards, from the device roles to the proxy and,
+/// across processes, from a worker to its controller (GenerationUpdate adds that hop's fields).
+struct TokenEvent {
+  RequestId id = 0;
+  std::vector<std::int32_t> tokens;
+  std::vector<float> logprobs;
+  /// Per token, the most likely tokens of its step (best first) when the request asked for
+  /// top_logprobs (empty otherwise, or shorter than `tokens`).
+  std::vector<std::vector<TokenLogprob>> top_logprobs;
+  bool finished = false;
+  FinishReason reason = FinishReason::kNone;
+  std::string error;    ///< set when the generation failed
+  double queue_s = -1;  ///< set on the first event: arrival to prefill start
+};
+
 }  // namespace aegaeon::core

@@ -68,20 +68,33 @@ double seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 // What the API reports for a token in logprobs: the bytes it stands for in the text.
 std::string token_string(const CatalogEntry& model, std::int32_t token) { return model.tokenizer.token_bytes(token); }
 
+// The error naming `field` when `token` is not in the model's vocabulary.
+core::Result<void> check_in_vocabulary(const CatalogEntry& model, std::int32_t token, const std::string& field) {
+  const auto vocab = model.tokenizer.vocab_size();
+  if (token >= 0 && static_cast<std::size_t>(token) < vocab) return core::ok();
+  return core::Error{core::ErrorCode::kInvalidArgument,
+                     "'" + field + "' holds token id " + std::to_string(token) + ", outside model '" + model.name +
+                         "''s vocabulary of " + std::to_string(vocab),
+                     field};
+}
+
+// The token ids a request names besides its prompt (stop_token_ids, logit_bias) are the model's.
+core::Result<void> check_token_ids(const core::GenerationRequest& request, const CatalogEntry& model) {
+  for (std::size_t i = 0; i < request.stop_token_ids.size(); ++i) {
+    AEGAEON_TRY(check_in_vocabulary(model, request.stop_token_ids[i], "stop_token_ids[" + std::to_string(i) + "]"));
+  }
+  for (const auto& entry : request.sampling.logit_bias) {
+    AEGAEON_TRY(check_in_vocabulary(model, entry.first, "logit_bias." + std::to_string(entry.first)));
+  }
+  return core::ok();
+}
+
 // The prompt tokens of a request, or the error the client gets.
 core::Result<std::vector<std::int32_t>> tokenize(const core::GenerationRequest& request,
                                                  const CatalogEntry& model) {
   if (request.api == core::GenerationRequest::Api::kCompletion) {
     if (request.prompt_token_ids.empty()) return model.tokenizer.encode(request.prompt, /*add_special_tokens=*/true);
-    const auto vocab = model.tokenizer.vocab_size();
-    for (std::int32_t id : request.prompt_token_ids) {
-      if (static_cast<std::size_t>(id) >= vocab) {
-        return core::Error{core::ErrorCode::kInvalidArgument,
-                           "'prompt' holds token id " + std::to_string(id) + ", outside model '" + model.name +
-                               "''s vocabulary of " + std::to_string(vocab),
-                           "prompt"};
-      }
-    }
+    for (std::int32_t id : request.prompt_token_ids) AEGAEON_TRY(check_in_vocabulary(model, id, "prompt"));
     return request.prompt_token_ids;
   }
   if (!model.chat_template) {
@@ -339,16 +352,9 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
     responder.respond(openai::error_response(e));
     return;
   }
-  const auto vocab = model->tokenizer.vocab_size();
-  for (std::size_t i = 0; i < request.stop_token_ids.size(); ++i) {
-    if (static_cast<std::size_t>(request.stop_token_ids[i]) >= vocab) {
-      core::Error e{core::ErrorCode::kInvalidArgument,
-                    "token id " + std::to_string(request.stop_token_ids[i]) + " is outside the vocabulary of " +
-                        std::to_string(vocab) + " tokens",
-                    "stop_token_ids[" + std::to_string(i) + "]"};
-      responder.respond(openai::error_response(e));
-      return;
-    }
+  if (auto checked = check_token_ids(request, *model); !checked.ok()) {
+    responder.respond(openai::error_response(checked.error()));
+    return;
   }
   core::RequestId id = s.next_id++;
   PrefillJob job;

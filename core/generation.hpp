@@ -7,6 +7,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace aegaeon::core {
@@ -34,6 +35,9 @@ struct SamplingParams {
   /// request leaves it, so a generation resumed elsewhere continues the same stream.
   std::optional<std::uint64_t> seed;
   std::int32_t top_logprobs = 0;    ///< most likely tokens to report per step (never sampled by)
+  /// OpenAI's logit_bias: (token, bias in [-100, 100]) added to the token's logit before the
+  /// penalties and the sampling; -100 in effect bans a token, +100 all but forces it.
+  std::vector<std::pair<std::int32_t, float>> logit_bias;
 
   bool operator==(const SamplingParams&) const = default;
 

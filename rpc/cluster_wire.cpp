@@ -106,6 +106,7 @@ core::GenerationJob job_from_wire(schema::GenerationJob::Reader job) {
   out.sampling.repetition_penalty = sampling.getRepetitionPenalty();
   out.sampling.seed = sampling.getSeed();
   out.sampling.top_logprobs = sampling.getTopLogprobs();
+  for (auto entry : sampling.getLogitBias()) out.sampling.logit_bias.emplace_back(entry.getToken(), entry.getBias());
   out.resumed_tokens = job.getResumedTokens();
   return out;
 }
@@ -129,6 +130,11 @@ void job_to_wire(const core::GenerationJob& job, schema::GenerationJob::Builder 
   sampling.setRepetitionPenalty(job.sampling.repetition_penalty);
   sampling.setSeed(job.sampling.seed.value_or(0));
   sampling.setTopLogprobs(job.sampling.top_logprobs);
+  auto bias = sampling.initLogitBias(static_cast<unsigned>(job.sampling.logit_bias.size()));
+  for (unsigned i = 0; i < job.sampling.logit_bias.size(); ++i) {
+    bias[i].setToken(job.sampling.logit_bias[i].first);
+    bias[i].setBias(job.sampling.logit_bias[i].second);
+  }
   wire.setResumedTokens(job.resumed_tokens);
 }
 

@@ -17,6 +17,9 @@ std::int32_t Sampler::sample(std::span<const float> logits,
   work_.assign(logits.begin(), logits.end());
   const auto vocab = static_cast<std::int32_t>(work_.size());
   if (vocab == 0) return -1;
+  for (const auto& [token, bias] : params_.logit_bias) {
+    if (token >= 0 && token < vocab) work_[static_cast<std::size_t>(token)] += bias;
+  }
   if (!generated.empty() && (params_.presence_penalty != 0.0f ||
                              params_.frequency_penalty != 0.0f ||
                              params_.repetition_penalty != 1.0f)) {

@@ -1,4 +1,4 @@
-// Picks the next token from logits: penalties, temperature, top-k, top-p, min-p and a seeded
+// Picks the next token from logits: logit bias, penalties, temperature, top-k, top-p, min-p and a seeded
 // generator (the same seed and logits give the same tokens).
 #pragma once
 

@@ -3,7 +3,10 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <initializer_list>
 #include <iterator>
 
@@ -250,6 +253,34 @@ core::Result<void> parse_stop(const json& body, GenerationRequest& request) {
   return core::ok();
 }
 
+// OpenAI's logit_bias: {"token id": bias in [-100, 100]}, at most 1024 entries (the model's
+// vocabulary is checked by the proxy).
+core::Result<void> parse_logit_bias(const json& body, core::SamplingParams& sampling) {
+  auto it = body.find("logit_bias");
+  if (it == body.end() || it->is_null()) return core::ok();
+  constexpr std::size_t kMaxEntries = 1024;
+  if (!it->is_object() || it->size() > kMaxEntries) {
+    return invalid("logit_bias", "'logit_bias' must be an object of at most 1024 token ids (as strings) to biases");
+  }
+  for (auto entry = it->begin(); entry != it->end(); ++entry) {
+    const std::string& key = entry.key();
+    const std::string field = "logit_bias." + key;
+    char* end = nullptr;
+    errno = 0;
+    const long long id = key.empty() || key.size() > 10 || !std::isdigit(static_cast<unsigned char>(key[0]))
+                             ? -1
+                             : std::strtoll(key.c_str(), &end, 10);
+    if (id < 0 || id > INT32_MAX || errno != 0 || end == nullptr || *end != '\0') {
+      return invalid(field, "a logit_bias key must be a token id, a non-negative integer as a string");
+    }
+    if (!entry.value().is_number() || entry.value().get<double>() < -100 || entry.value().get<double>() > 100) {
+      return invalid(field, "a bias must be a number between -100 and 100");
+    }
+    sampling.logit_bias.emplace_back(static_cast<std::int32_t>(id), entry.value().get<float>());
+  }
+  return core::ok();
+}
+
 // vLLM's stop_token_ids: at most 64 token ids (the model's vocabulary is checked by the proxy).
 core::Result<void> parse_stop_token_ids(const json& body, GenerationRequest& request) {
   auto it = body.find("stop_token_ids");
@@ -286,7 +317,6 @@ constexpr Unhonoured kUnhonoured[] = {
     {"function_call", [](const json& v) { return v == "none" || v == "auto"; }},
     {"parallel_tool_calls", [](const json& v) { return v.is_boolean(); }},  // only about tools
     {"response_format", [](const json& v) { return v.is_object() && v.size() == 1 && v.value("type", "") == "text"; }},
-    {"logit_bias", is_empty},
     // The sampler applies it to the generated tokens only; vLLM counts the prompt's as well, and a
     // quietly different penalty would be worse than none.
     {"repetition_penalty", [](const json& v) { return v.is_number() && v.get<double>() == 1.0; }},
@@ -360,7 +390,7 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
                                          "n", "top_k", "seed", "max_tokens", "max_completion_tokens", "top_logprobs",
                                          "logprobs", "stream", "stream_options", "echo", "stop", "user",
                                          "skip_special_tokens", "include_stop_str_in_output", "stop_token_ids",
-                                         "ignore_eos", "min_tokens"};
+                                         "ignore_eos", "min_tokens", "logit_bias"};
   if (chat) {
     honoured.insert(honoured.end(), {"messages", "chat_template_kwargs", "tools", "tool_choice", "parallel_tool_calls"});
   } else {
@@ -417,6 +447,7 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
 
   AEGAEON_TRY(parse_stop(root, request));
   AEGAEON_TRY(parse_stop_token_ids(root, request));
+  AEGAEON_TRY(parse_logit_bias(root, request.sampling));
   if (const json* options = fields.get("stream_options")) {
     if (!options->is_object()) return invalid("stream_options", "'stream_options' must be an object");
     if (!request.stream) return invalid("stream_options", "'stream_options' is only allowed with stream: true");

@@ -15,7 +15,7 @@ $import "/capnp/c++.capnp".namespace("aegaeon::rpc::schema");
 # 7: several controllers: heartbeats carry requests per model (a worker's in flight, a proxy
 #    controller's waiting) for the one controller that places models.
 # 8: a job's sampling settings are one nested SamplingParams with every field (min_p and
-#    repetition_penalty were not sent) and its limits one StopConditions (min_tokens and the stop
+#    repetition_penalty were not sent; logit_bias is new) and its limits one StopConditions (min_tokens and the stop
 #    token ids, which the worker's sequence applies).
 const protocolVersion :UInt32 = 8;
 
@@ -92,6 +92,12 @@ struct SamplingParams {
   repetitionPenalty @6 :Float32 = 1.0;
   seed @7 :UInt64;
   topLogprobs @8 :Int32;      # most likely tokens to report per step (0: none)
+  logitBias @9 :List(TokenBias);
+}
+
+struct TokenBias {
+  token @0 :Int32;
+  bias @1 :Float32;
 }
 
 enum FinishReason {

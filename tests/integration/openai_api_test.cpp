@@ -228,6 +228,24 @@ TEST_F(OpenAiApi, StopTokenIdsAndMinTokensReachTheDevice) {
   EXPECT_EQ(json::parse(unknown.body)["error"]["param"], "stop_token_ids[1]");
 }
 
+// OpenAI's logit_bias reaches the sampler: +100 makes greedy decoding repeat one token, and an
+// id outside the vocabulary is a 400 naming the entry.
+TEST_F(OpenAiApi, LogitBiasSteersTheSampler) {
+  auto ids = post("/tokenize", {{"model", "demo-s"}, {"prompt", "Hello"}, {"add_special_tokens", false}});
+  ASSERT_EQ(ids.status, 200) << ids.body;
+  const std::int32_t token = json::parse(ids.body)["tokens"][0];
+  json request = {{"model", "demo-s"}, {"prompt", "Hello there"}, {"max_tokens", 4}, {"temperature", 0}, {"logprobs", 0}};
+  request["logit_bias"] = {{std::to_string(token), 100}};
+  auto forced = post("/v1/completions", request);
+  ASSERT_EQ(forced.status, 200) << forced.body;
+  const json choice = json::parse(forced.body)["choices"][0];
+  EXPECT_EQ(choice["logprobs"]["tokens"], json::array({"Hello", "Hello", "Hello", "Hello"})) << forced.body;
+  request["logit_bias"] = {{"1000000", 1}};
+  auto refused = post("/v1/completions", request);
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_EQ(json::parse(refused.body)["error"]["param"], "logit_bias.1000000");
+}
+
 TEST_F(OpenAiApi, ChatTemplateKwargsAreTemplateVariables) {
   const json messages = json::array({{{"role", "user"}, {"content", "hi"}}});
   auto ok = post("/v1/chat/completions", {{"model", "demo-xs"}, {"messages", messages}, {"max_tokens", 1},

@@ -102,7 +102,10 @@ TEST(OpenAiParse, ErrorsNameTheField) {
       {R"({"model": "m", "prompt": "x", "min_tokens": -1})", kCompletion, "min_tokens", "between 0"},
       {R"({"model": "m", "prompt": "x", "stop_token_ids": 5})", kCompletion, "stop_token_ids", "array"},
       {R"({"model": "m", "prompt": "x", "stop_token_ids": [5, -2]})", kCompletion, "stop_token_ids[1]", "non-negative"},
-      {R"({"model": "m", "prompt": "x", "logit_bias": {"5": 100}})", kCompletion, "logit_bias", "not supported"},
+      {R"({"model": "m", "prompt": "x", "logit_bias": [5]})", kCompletion, "logit_bias", "object"},
+      {R"({"model": "m", "prompt": "x", "logit_bias": {"5": 101}})", kCompletion, "logit_bias.5", "between -100 and 100"},
+      {R"({"model": "m", "prompt": "x", "logit_bias": {"x5": 1}})", kCompletion, "logit_bias.x5", "token id"},
+      {R"({"model": "m", "prompt": "x", "logit_bias": {"-5": 1}})", kCompletion, "logit_bias.-5", "token id"},
       {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "response_format": {"type": "json_object"}})",
        kChat, "response_format", "not supported"},
       {R"({"model": "m", "prompt": "x", "tools": [{"type": "function", "function": {"name": "f"}}]})", kCompletion,
@@ -178,6 +181,9 @@ TEST(OpenAiFormat, ToolCallsInBothShapes) {
 }
 
 TEST(OpenAiParse, VllmTextExtensions) {
+  auto biased = parse_generation_request(R"({"model": "m", "prompt": "x", "logit_bias": {"42": -100, "7": 2.5}})", kCompletion);
+  ASSERT_TRUE(biased.ok()) << biased.error().message;
+  EXPECT_EQ(biased->sampling.logit_bias, (std::vector<std::pair<std::int32_t, float>>{{42, -100.0f}, {7, 2.5f}}));
   auto defaults = parse_generation_request(R"({"model": "m", "prompt": "x"})", kCompletion);
   ASSERT_TRUE(defaults.ok());
   EXPECT_TRUE(defaults->skip_special_tokens);

@@ -35,6 +35,19 @@ TEST(SamplerTest, PenaltiesDemoteGeneratedTokens) {
   EXPECT_EQ(repetition.sample(kLogits, seen), 2);
 }
 
+TEST(SamplerTest, LogitBiasShiftsTokensBeforeSampling) {
+  SamplingParams p = SamplingParams::greedy();
+  p.logit_bias = {{2, 1.0f}};  // 2.5 + 1 > 3.0
+  EXPECT_EQ(Sampler(p).sample(kLogits, {}), 2);
+  p.logit_bias = {{1, -100.0f}, {2, -100.0f}, {99, 5.0f}};  // out of the vocabulary: ignored
+  EXPECT_EQ(Sampler(p).sample(kLogits, {}), 0);
+  p.temperature = 1.0f;
+  p.seed = 5;
+  p.logit_bias = {{3, 100.0f}};
+  Sampler forced(p);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(forced.sample(kLogits, {}), 3);
+}
+
 TEST(SamplerTest, SameSeedSameTokensAndTopKTopPRestrict) {
   SamplingParams p;
   p.temperature = 1.0f;

@@ -269,6 +269,8 @@ void adopt_remote_generation(const caf::actor& relay, const ModelCatalog& catalo
   const auto resumed = std::clamp<std::int32_t>(job.resumed_tokens, 0, static_cast<std::int32_t>(adopted.job.prompt.size()));
   adopted.kv.generated.assign(adopted.job.prompt.end() - resumed, adopted.job.prompt.end());
   adopted.kv.generated.push_back(handoff.last_token);
+  // The sampler starts here, where the prompt is at hand (the repetition penalty counts it).
+  adopted.kv.sampler.emplace(job.sampling, adopted.kv.generated.size(), adopted.job.prompt);
   caf::anon_send(relay, adopt_atom::value, std::move(adopted), std::move(stream));
 }
 

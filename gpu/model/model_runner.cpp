@@ -136,8 +136,8 @@ core::Result<BatchLogits> ModelRunner::forward(std::span<const SequenceChunk> ch
     for (std::int32_t token : chunk.tokens) {
       if (token < 0 || token >= c.vocab_size) {
         return core::error(ErrorCode::kInvalidArgument,
-                           "forward: token id " + std::to_string(token) + " outside vocab of " +
-                               std::to_string(c.vocab_size));
+                           "forward: sequence " + std::to_string(chunk.seq) + ": token id " + std::to_string(token) +
+                               " outside the vocabulary of " + std::to_string(c.vocab_size));
       }
     }
     const auto residency = kv_.residency(chunk.seq);

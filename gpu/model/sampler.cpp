@@ -3,13 +3,19 @@
 #include <algorithm>
 #include <cmath>
 #include <unordered_map>
+#include <utility>
 
 namespace aegaeon::model {
 
-Sampler::Sampler(core::SamplingParams params, std::uint64_t already_sampled)
-    : params_(params), rng_(params.seed.value_or(0)) {
+Sampler::Sampler(core::SamplingParams params, std::uint64_t already_sampled, std::span<const std::int32_t> prompt)
+    : params_(std::move(params)), rng_(params_.seed.value_or(0)) {
   // sample() draws once per token unless it is greedy.
   if (!(params_.temperature <= 0.0f || params_.top_k == 1)) rng_.discard(already_sampled);
+  if (params_.repetition_penalty != 1.0f) {
+    prompt_tokens_.assign(prompt.begin(), prompt.end());
+    std::sort(prompt_tokens_.begin(), prompt_tokens_.end());
+    prompt_tokens_.erase(std::unique(prompt_tokens_.begin(), prompt_tokens_.end()), prompt_tokens_.end());
+  }
 }
 
 std::int32_t Sampler::sample(std::span<const float> logits,
@@ -20,6 +26,17 @@ std::int32_t Sampler::sample(std::span<const float> logits,
   for (const auto& [token, bias] : params_.logit_bias) {
     if (token >= 0 && token < vocab) work_[static_cast<std::size_t>(token)] += bias;
   }
+  // vLLM's order and scope: the repetition penalty once per token seen in the prompt or the
+  // output, then the presence and frequency penalties of the output's tokens.
+  const auto repeat = [&](std::int32_t token) {
+    float& logit = work_[static_cast<std::size_t>(token)];
+    logit = logit > 0 ? logit / params_.repetition_penalty : logit * params_.repetition_penalty;
+  };
+  if (params_.repetition_penalty != 1.0f) {
+    for (std::int32_t token : prompt_tokens_) {
+      if (token >= 0 && token < vocab) repeat(token);
+    }
+  }
   if (!generated.empty() && (params_.presence_penalty != 0.0f ||
                              params_.frequency_penalty != 0.0f ||
                              params_.repetition_penalty != 1.0f)) {
@@ -28,11 +45,12 @@ std::int32_t Sampler::sample(std::span<const float> logits,
       if (token >= 0 && token < vocab) ++counts[token];
     }
     for (const auto& [token, count] : counts) {
-      float& logit = work_[static_cast<std::size_t>(token)];
-      if (params_.repetition_penalty != 1.0f) {
-        logit = logit > 0 ? logit / params_.repetition_penalty : logit * params_.repetition_penalty;
+      if (params_.repetition_penalty != 1.0f &&
+          !std::binary_search(prompt_tokens_.begin(), prompt_tokens_.end(), token)) {
+        repeat(token);
       }
-      logit -= params_.frequency_penalty * static_cast<float>(count) + params_.presence_penalty;
+      work_[static_cast<std::size_t>(token)] -= params_.frequency_penalty * static_cast<float>(count) +
+                                                params_.presence_penalty;
     }
   }
   if (params_.temperature <= 0.0f || params_.top_k == 1) {

@@ -16,11 +16,13 @@ class Sampler {
  public:
   /// Seeds the generator from params.seed (0 when unset). `already_sampled`: tokens the request
   /// sampled before from the same seed (it resumes on another device or process); the generator
-  /// skips their draws, so a seeded stream goes on where it was.
-  explicit Sampler(core::SamplingParams params, std::uint64_t already_sampled = 0);
+  /// skips their draws, so a seeded stream goes on where it was. `prompt`: the request's prompt,
+  /// whose tokens the repetition penalty counts as well (kept only when it is set).
+  explicit Sampler(core::SamplingParams params, std::uint64_t already_sampled = 0,
+                   std::span<const std::int32_t> prompt = {});
 
   /// The next token given `logits` (vocab-sized) and the tokens generated so far (for the
-  /// penalties).
+  /// penalties; a resumed request's earlier tokens among them).
   std::int32_t sample(std::span<const float> logits, std::span<const std::int32_t> generated);
 
   /// The settings in use.
@@ -29,6 +31,7 @@ class Sampler {
  private:
   core::SamplingParams params_;
   std::mt19937_64 rng_;
+  std::vector<std::int32_t> prompt_tokens_;                // sorted, distinct; only for repetition_penalty
   std::vector<float> work_;                                // penalized logits
   std::vector<std::pair<float, std::int32_t>> candidates_;  // (probability, token)
 };

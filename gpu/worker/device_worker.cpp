@@ -268,14 +268,6 @@ class DeviceWorkerImpl final : public DeviceWorker {
                                std::to_string(info.max_context_tokens) +
                                " tokens of context including the generated ones");
       }
-      for (std::int32_t token : item.prompt) {
-        if (token < 0 || token >= info.vocab_size) {
-          return core::error(ErrorCode::kInvalidArgument,
-                             "prefill: " + seq_name(item.seq) + ": token id " +
-                                 std::to_string(token) + " outside the vocabulary of " +
-                                 std::to_string(info.vocab_size));
-        }
-      }
     }
     // Reserve every prompt's blocks first, so running out of KV fails before any compute.
     auto undo = [&](std::size_t added) {
@@ -335,7 +327,7 @@ class DeviceWorkerImpl final : public DeviceWorker {
       const auto resumed = static_cast<std::size_t>(std::clamp<std::int32_t>(
           items[i].resumed_tokens, 0, static_cast<std::int32_t>(prompt.size())));
       auto [it, inserted] = seqs_.try_emplace(items[i].seq, model, cache_index,
-                                              model::Sampler(items[i].sampling, resumed));
+                                              model::Sampler(items[i].sampling, resumed, prompt));
       (void)inserted;
       it->second.stop = items[i].stop;
       it->second.generated.assign(prompt.end() - static_cast<std::ptrdiff_t>(resumed), prompt.end());

@@ -317,9 +317,6 @@ constexpr Unhonoured kUnhonoured[] = {
     {"function_call", [](const json& v) { return v == "none" || v == "auto"; }},
     {"parallel_tool_calls", [](const json& v) { return v.is_boolean(); }},  // only about tools
     {"response_format", [](const json& v) { return v.is_object() && v.size() == 1 && v.value("type", "") == "text"; }},
-    // The sampler applies it to the generated tokens only; vLLM counts the prompt's as well, and a
-    // quietly different penalty would be worse than none.
-    {"repetition_penalty", [](const json& v) { return v.is_number() && v.get<double>() == 1.0; }},
     {"best_of", [](const json& v) { return v == 1; }},
     {"suffix", [](const json& v) { return v == ""; }},
     {"store", is_false},
@@ -390,7 +387,8 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
                                          "n", "top_k", "seed", "max_tokens", "max_completion_tokens", "top_logprobs",
                                          "logprobs", "stream", "stream_options", "echo", "stop", "user",
                                          "skip_special_tokens", "include_stop_str_in_output", "stop_token_ids",
-                                         "ignore_eos", "min_tokens", "logit_bias"};
+                                         "ignore_eos", "min_tokens", "logit_bias",
+                                         "repetition_penalty"};
   if (chat) {
     honoured.insert(honoured.end(), {"messages", "chat_template_kwargs", "tools", "tool_choice", "parallel_tool_calls"});
   } else {
@@ -403,7 +401,7 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
   std::optional<int64_t> n, top_k, seed, max_tokens, max_completion_tokens, logprobs_count,
       top_logprobs, min_tokens;
   for (auto e : {fields.number("temperature", 0, 2, s.temperature), fields.number("top_p", 0, 1, s.top_p),
-                 fields.number("min_p", 0, 1, s.min_p),
+                 fields.number("min_p", 0, 1, s.min_p), fields.number("repetition_penalty", 0, 2, s.repetition_penalty),
                  fields.number("presence_penalty", -2, 2, s.presence_penalty),
                  fields.number("frequency_penalty", -2, 2, s.frequency_penalty),
                  fields.integer("n", 1, 128, n), fields.integer("top_k", -1, 1 << 20, top_k),
@@ -419,6 +417,9 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
     if (e) return *e;
   }
   if (fields.get("top_p") && s.top_p <= 0) return invalid("top_p", "'top_p' must be greater than 0");
+  if (fields.get("repetition_penalty") && s.repetition_penalty <= 0) {
+    return invalid("repetition_penalty", "'repetition_penalty' must be greater than 0");
+  }
   if (n && *n != 1) return invalid("n", "'n' must be 1 (several choices per request are not supported)");
   if (top_k) s.top_k = static_cast<int32_t>(*top_k < 0 ? 0 : *top_k);
   if (seed) s.seed = static_cast<uint64_t>(*seed);

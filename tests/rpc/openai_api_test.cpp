@@ -19,7 +19,7 @@ TEST(OpenAiParse, ChatRequestWithEveryOption) {
       {"role": "user", "content": [{"type": "text", "text": "hi "}, {"type": "text", "text": "there"}]}],
     "temperature": 0.5, "top_p": 0.9, "top_k": 40, "seed": 7, "stop": ["\n\n", "END"],
     "max_completion_tokens": 12, "max_tokens": 99, "logprobs": true, "presence_penalty": 0.1,
-    "frequency_penalty": -0.2, "min_p": 0.05, "top_logprobs": 3, "n": 1, "stream": true, "stream_options": {"include_usage": true},
+    "frequency_penalty": -0.2, "min_p": 0.05, "repetition_penalty": 1.15, "top_logprobs": 3, "n": 1, "stream": true, "stream_options": {"include_usage": true},
     "user": "u-1"})",
                                           kChat);
   ASSERT_TRUE(request.ok()) << request.error().message;
@@ -37,6 +37,7 @@ TEST(OpenAiParse, ChatRequestWithEveryOption) {
   EXPECT_TRUE(request->include_usage);
   EXPECT_FLOAT_EQ(request->sampling.frequency_penalty, -0.2f);
   EXPECT_FLOAT_EQ(request->sampling.min_p, 0.05f);
+  EXPECT_FLOAT_EQ(request->sampling.repetition_penalty, 1.15f);
   EXPECT_EQ(request->sampling.top_logprobs, 3);
 }
 
@@ -120,7 +121,8 @@ TEST(OpenAiParse, ErrorsNameTheField) {
       {R"({"model": "m", "messages": [{"role":"assistant","tool_calls":[{"type":"function","function":{"name":"f",
           "arguments":{}}}]}]})", kChat, "messages[0].tool_calls[0].function.arguments", "string of JSON"},
       {R"({"model": "m", "prompt": "x", "min_p": 1.5})", kCompletion, "min_p", "between 0 and 1"},
-      {R"({"model": "m", "prompt": "x", "repetition_penalty": 1.2})", kCompletion, "repetition_penalty", "not supported"},
+      {R"({"model": "m", "prompt": "x", "repetition_penalty": 0})", kCompletion, "repetition_penalty", "greater than 0"},
+      {R"({"model": "m", "prompt": "x", "repetition_penalty": 2.5})", kCompletion, "repetition_penalty", "between 0 and 2"},
       {R"({"model": "m", "prompt": "x", "best_of": 3})", kCompletion, "best_of", "not supported"},
       // chat_template_kwargs: chat only, an object, never the variables the server sets.
       {R"({"model": "m", "prompt": "x", "chat_template_kwargs": {}})", kCompletion, "chat_template_kwargs", "unknown field"},

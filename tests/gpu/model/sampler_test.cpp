@@ -35,6 +35,17 @@ TEST(SamplerTest, PenaltiesDemoteGeneratedTokens) {
   EXPECT_EQ(repetition.sample(kLogits, seen), 2);
 }
 
+// vLLM's repetition penalty: once per token seen in the prompt or the output.
+TEST(SamplerTest, RepetitionPenaltyCountsThePromptOnce) {
+  SamplingParams r = SamplingParams::greedy();
+  r.repetition_penalty = 1.5f;  // 3.0 / 1.5 = 2.0 < 2.5
+  const std::vector<std::int32_t> prompt = {1, 1, 4};
+  EXPECT_EQ(Sampler(r, 0, prompt).sample(kLogits, {}), 2);
+  EXPECT_EQ(Sampler(r).sample(kLogits, {}), 1) << "no prompt given, nothing seen";
+  r.repetition_penalty = 1.1f;  // once: 3.0 / 1.1 = 2.73 > 2.5; twice it would be 2.48
+  EXPECT_EQ(Sampler(r, 0, prompt).sample(kLogits, std::vector<std::int32_t>{1, 1}), 1);
+}
+
 TEST(SamplerTest, LogitBiasShiftsTokensBeforeSampling) {
   SamplingParams p = SamplingParams::greedy();
   p.logit_bias = {{2, 1.0f}};  // 2.5 + 1 > 3.0

@@ -564,8 +564,12 @@ TEST(DeviceWorker, ErrorsNameWhatIsWrong) {
             ErrorCode::kAlreadyExists);
   EXPECT_EQ(worker->prefill(std::vector<PrefillItem>{{3, {}, kGreedy}}).error().code,
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(worker->prefill(std::vector<PrefillItem>{{3, {5, 256}, kGreedy}}).error().code,
-            ErrorCode::kInvalidArgument);
+  auto outside = worker->prefill(std::vector<PrefillItem>{{3, {5, 256}, kGreedy}});
+  ASSERT_FALSE(outside.ok());
+  EXPECT_EQ(outside.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(outside.error().message.find("sequence 3: token id 256 outside the vocabulary"), std::string::npos)
+      << outside.error().message;
+  EXPECT_FALSE(worker->contains(3)) << "nothing of a failed prefill stays";
   EXPECT_EQ(worker->prefill(std::vector<PrefillItem>{{3, std::vector<std::int32_t>(4096, 1), kGreedy}})
                 .error()
                 .code,

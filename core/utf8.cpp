@@ -5,7 +5,9 @@
 
 namespace aegaeon::core {
 
-std::size_t utf8_sequence_length(std::string_view text) {
+std::size_t utf8_sequence_length(std::string_view text, std::size_t pos) {
+  if (pos >= text.size()) return 0;
+  text.remove_prefix(pos);
   const auto byte = [&](std::size_t i) { return static_cast<std::uint8_t>(text[i]); };
   const std::uint8_t lead = byte(0);
   if (lead < 0x80) return 1;
@@ -36,10 +38,10 @@ std::size_t utf8_sequence_length(std::string_view text) {
 }
 
 bool is_valid_utf8(std::string_view text) {
-  while (!text.empty()) {
-    const std::size_t length = utf8_sequence_length(text);
+  for (std::size_t pos = 0; pos < text.size();) {
+    const std::size_t length = utf8_sequence_length(text, pos);
     if (length == 0) return false;
-    text.remove_prefix(length);
+    pos += length;
   }
   return true;
 }
@@ -48,15 +50,34 @@ std::string to_valid_utf8(std::string_view text) {
   if (is_valid_utf8(text)) return std::string(text);
   std::string out;
   out.reserve(text.size() + 8);
-  while (!text.empty()) {
-    const std::size_t length = utf8_sequence_length(text);
-    if (length == 0) {
-      out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER, one per bad byte
-      text.remove_prefix(1);
-    } else {
-      out.append(text.substr(0, length));
-      text.remove_prefix(length);
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    if (const std::size_t length = utf8_sequence_length(text, pos); length != 0) {
+      out.append(text.substr(pos, length));
+      pos += length;
+      continue;
     }
+    // The maximal subpart: the lead byte and the continuation bytes that could still have
+    // completed its sequence (the same second-byte ranges as above).
+    const auto lead = static_cast<std::uint8_t>(text[pos]);
+    const std::size_t expected = lead >= 0xF0 && lead <= 0xF4 ? 4 : lead >= 0xE0 && lead <= 0xEF ? 3
+                                 : lead >= 0xC2 && lead <= 0xDF                    ? 2
+                                                                                   : 1;
+    std::size_t skip = 1;
+    for (std::size_t k = 1; k < expected && pos + k < text.size(); ++k) {
+      const auto b = static_cast<std::uint8_t>(text[pos + k]);
+      bool ok = b >= 0x80 && b <= 0xBF;
+      if (k == 1) {
+        if (lead == 0xE0) ok = b >= 0xA0 && b <= 0xBF;
+        if (lead == 0xED) ok = b >= 0x80 && b <= 0x9F;
+        if (lead == 0xF0) ok = b >= 0x90 && b <= 0xBF;
+        if (lead == 0xF4) ok = b >= 0x80 && b <= 0x8F;
+      }
+      if (!ok) break;
+      skip = k + 1;
+    }
+    out.append(kUtf8Replacement);
+    pos += skip;
   }
   return out;
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <mutex>
 
+#include "core/utf8.hpp"
 #include "text/tokenizer_impl.hpp"
 #include "text/utf8.hpp"
 
@@ -287,7 +288,7 @@ void append_byte_level(std::string_view token, std::string& bytes) {
   static const ByteDecoderTable table;
   const std::size_t mark = bytes.size();
   for (std::size_t pos = 0; pos < token.size();) {
-    if (utf8::sequence_length(token, pos) == 0) {
+    if (core::utf8_sequence_length(token, pos) == 0) {
       bytes.resize(mark);
       bytes.append(token);
       return;
@@ -331,7 +332,7 @@ std::string Tokenizer::Impl::run_decoders(std::vector<std::string> tokens, bool 
       case Decoder::Kind::kByteLevel: {
         std::string bytes;
         for (const std::string& t : tokens) append_byte_level(t, bytes);
-        tokens.assign(1, token_bytes ? std::move(bytes) : utf8::to_valid_lossy(bytes));
+        tokens.assign(1, token_bytes ? std::move(bytes) : core::to_valid_utf8(bytes));
         break;
       }
       case Decoder::Kind::kReplace:
@@ -352,10 +353,10 @@ std::string Tokenizer::Impl::run_decoders(std::vector<std::string> tokens, bool 
         std::size_t run_tokens = 0;
         const auto flush = [&] {
           if (run_tokens == 0) return;
-          if (token_bytes || utf8::is_valid(run)) {
+          if (token_bytes || core::is_valid_utf8(run)) {
             out.push_back(run);
           } else {
-            for (std::size_t i = 0; i < run_tokens; ++i) out.emplace_back(utf8::kReplacement);
+            for (std::size_t i = 0; i < run_tokens; ++i) out.emplace_back(core::kUtf8Replacement);
           }
           run.clear();
           run_tokens = 0;
@@ -417,7 +418,7 @@ std::string Tokenizer::Impl::run_decoders(std::vector<std::string> tokens, bool 
 
 std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
   const Impl& impl = *impl_;
-  const std::string valid = utf8::is_valid(text) ? std::string(text) : utf8::to_valid_lossy(text);
+  const std::string valid = core::is_valid_utf8(text) ? std::string(text) : core::to_valid_utf8(text);
 
   std::vector<Piece> raw;
   split_added(valid, true, impl.raw_matcher, raw);

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "text/tokenizer_impl.hpp"
-#include "text/utf8.hpp"
+#include "core/utf8.hpp"
 
 namespace aegaeon::text::tokenizer_detail {
 namespace {
@@ -58,7 +58,7 @@ void BpeModel::encode_word(std::string_view word, std::vector<std::int32_t>& out
     std::int32_t pending_unk = -1;
     std::string ch;
     for (std::size_t pos = 0; pos < word.size();) {
-      std::size_t len = utf8::sequence_length(word, pos);
+      std::size_t len = core::utf8_sequence_length(word, pos);
       if (len == 0) len = 1;
       ch.assign(word.substr(pos, len));
       pos += len;

@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "text/utf8.hpp"
+#include "core/utf8.hpp"
 
 namespace aegaeon::text {
 
@@ -14,14 +14,14 @@ std::string IncrementalDecoder::step(std::int32_t id) {
   // that look at neighbours (Strip, Metaspace, byte runs) see context; emit what grew.
   if (prefix_.empty() && !ids_.empty()) {
     std::string new_prefix = tokenizer_.decode(ids_, skip_special_tokens_);
-    if (!new_prefix.ends_with(utf8::kReplacement)) {
+    if (!new_prefix.ends_with(core::kUtf8Replacement)) {
       prefix_ = std::move(new_prefix);
       prefix_index_ = ids_.size();
     }
   }
   ids_.push_back(id);
   const std::string text = tokenizer_.decode(ids_, skip_special_tokens_);
-  const bool incomplete = text.ends_with(utf8::kReplacement) && ids_.size() - prefix_index_ <= kMaxHeldIds;
+  const bool incomplete = text.ends_with(core::kUtf8Replacement) && ids_.size() - prefix_index_ <= kMaxHeldIds;
   if (text.size() <= prefix_.size() || incomplete) return {};
   // (A decoder whose output for the window does not extend the prefix cannot happen with the
   // supported decoders; the new tail is emitted either way.)

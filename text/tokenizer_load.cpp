@@ -8,6 +8,7 @@
 #include <string>
 
 #include "text/tokenizer_impl.hpp"
+#include "core/utf8.hpp"
 #include "text/utf8.hpp"
 
 namespace aegaeon::text {
@@ -70,7 +71,7 @@ std::optional<std::string> byte_level_to_bytes(std::string_view token,
                                                const std::unordered_map<char32_t, unsigned char>& inverse) {
   std::string out;
   for (std::size_t pos = 0; pos < token.size();) {
-    if (utf8::sequence_length(token, pos) == 0) return std::nullopt;
+    if (core::utf8_sequence_length(token, pos) == 0) return std::nullopt;
     auto it = inverse.find(utf8::decode(token, pos));
     if (it == inverse.end()) return std::nullopt;
     out.push_back(static_cast<char>(it->second));
@@ -206,7 +207,7 @@ Result<void> parse_pre_tokenizer(const Reader& r, const json& node, const std::s
     p.kind = PreTokenizer::Kind::kMetaspace;
     p.replacement = *replacement;
     p.split = *split;
-    if (utf8::sequence_length(p.replacement, 0) != p.replacement.size() || p.replacement.empty()) {
+    if (core::utf8_sequence_length(p.replacement, 0) != p.replacement.size() || p.replacement.empty()) {
       return r.fail(path + ".replacement", "expected one character");
     }
     const json* scheme = Reader::member(node, "prepend_scheme");
@@ -277,7 +278,7 @@ Result<void> parse_decoder(const Reader& r, const json& node, const std::string&
     if (!content.ok()) return content.error();
     if (!start.ok()) return start.error();
     if (!stop.ok()) return stop.error();
-    if (utf8::sequence_length(*content, 0) != content->size() || content->empty()) {
+    if (core::utf8_sequence_length(*content, 0) != content->size() || content->empty()) {
       return r.fail(path + ".content", "expected one character");
     }
     d.kind = Decoder::Kind::kStrip;

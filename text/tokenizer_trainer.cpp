@@ -8,6 +8,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "core/utf8.hpp"
 #include "text/tokenizer_impl.hpp"
 #include "text/utf8.hpp"
 
@@ -23,7 +24,7 @@ std::uint64_t pair_key(int left, int right) {
 // The pieces the tokenizer's Split(Isolated) pre-tokenizer would produce: the matches and the
 // text between them, with how often each occurs.
 std::map<std::string, std::int64_t> count_words(std::string_view text, const Regex& split, bool nfc) {
-  std::string normalized = utf8::to_valid_lossy(text);
+  std::string normalized = core::to_valid_utf8(text);
   if (nfc) normalized = utf8::to_nfc(normalized);
   std::vector<std::pair<std::size_t, std::size_t>> matches;
   split.find_all(normalized, matches);

@@ -74,32 +74,6 @@ char32_t compose_pair(char32_t a, char32_t b) {
 
 }  // namespace
 
-std::size_t sequence_length(std::string_view text, std::size_t pos) {
-  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
-  const std::size_t n = text.size();
-  const unsigned char b0 = byte(pos);
-  if (b0 < 0x80) return 1;
-  const auto cont = [&](std::size_t i) { return i < n && (byte(i) & 0xC0) == 0x80; };
-  if (b0 >= 0xC2 && b0 <= 0xDF) return cont(pos + 1) ? 2 : 0;
-  if (b0 >= 0xE0 && b0 <= 0xEF) {
-    if (pos + 1 >= n) return 0;
-    const unsigned char b1 = byte(pos + 1);
-    const bool ok1 = b0 == 0xE0 ? (b1 >= 0xA0 && b1 <= 0xBF)
-                     : b0 == 0xED ? (b1 >= 0x80 && b1 <= 0x9F)
-                                  : (b1 & 0xC0) == 0x80;
-    return ok1 && cont(pos + 2) ? 3 : 0;
-  }
-  if (b0 >= 0xF0 && b0 <= 0xF4) {
-    if (pos + 1 >= n) return 0;
-    const unsigned char b1 = byte(pos + 1);
-    const bool ok1 = b0 == 0xF0 ? (b1 >= 0x90 && b1 <= 0xBF)
-                     : b0 == 0xF4 ? (b1 >= 0x80 && b1 <= 0x8F)
-                                  : (b1 & 0xC0) == 0x80;
-    return ok1 && cont(pos + 2) && cont(pos + 3) ? 4 : 0;
-  }
-  return 0;
-}
-
 char32_t decode(std::string_view text, std::size_t& pos) {
   const auto byte = [&](std::size_t i) { return static_cast<char32_t>(static_cast<unsigned char>(text[i])); };
   const char32_t b0 = byte(pos);
@@ -139,50 +113,6 @@ void append(std::string& out, char32_t cp) {
     out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
     out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
   }
-}
-
-bool is_valid(std::string_view text) {
-  for (std::size_t pos = 0; pos < text.size();) {
-    const std::size_t len = sequence_length(text, pos);
-    if (len == 0) return false;
-    pos += len;
-  }
-  return true;
-}
-
-std::string to_valid_lossy(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  std::size_t pos = 0;
-  while (pos < text.size()) {
-    const std::size_t len = sequence_length(text, pos);
-    if (len != 0) {
-      out.append(text.substr(pos, len));
-      pos += len;
-      continue;
-    }
-    // A maximal subpart of an ill-formed sequence becomes one U+FFFD (Unicode 3.9, as Rust).
-    std::size_t skip = 1;
-    const auto b0 = static_cast<unsigned char>(text[pos]);
-    const std::size_t expected = b0 >= 0xF0 && b0 <= 0xF4 ? 4 : b0 >= 0xE0 && b0 <= 0xEF ? 3
-                                 : b0 >= 0xC2 && b0 <= 0xDF                    ? 2
-                                                                               : 1;
-    for (std::size_t k = 1; k < expected && pos + k < text.size(); ++k) {
-      const auto b = static_cast<unsigned char>(text[pos + k]);
-      bool ok = (b & 0xC0) == 0x80;
-      if (k == 1) {
-        if (b0 == 0xE0) ok = b >= 0xA0 && b <= 0xBF;
-        if (b0 == 0xED) ok = b >= 0x80 && b <= 0x9F;
-        if (b0 == 0xF0) ok = b >= 0x90 && b <= 0xBF;
-        if (b0 == 0xF4) ok = b >= 0x80 && b <= 0x8F;
-      }
-      if (!ok) break;
-      skip = k + 1;
-    }
-    out.append(kReplacement);
-    pos += skip;
-  }
-  return out;
 }
 
 bool is_whitespace(char32_t cp) {

@@ -11,6 +11,7 @@
 #include <deque>
 #include <functional>
 
+#include "core/utf8.hpp"
 #include "text/jinja/parser.hpp"
 #include "text/utf8.hpp"
 
@@ -52,7 +53,7 @@ core::Error plain_error(const std::string& message) { return core::error(core::E
 std::vector<std::string> code_points(std::string_view s) {
   std::vector<std::string> out;
   for (std::size_t i = 0; i < s.size();) {
-    std::size_t n = utf8::sequence_length(s, i);
+    std::size_t n = core::utf8_sequence_length(s, i);
     if (n == 0) n = 1;
     out.emplace_back(s.substr(i, n));
     i += n;
@@ -122,7 +123,7 @@ Value split(const std::string& s, const Value& sep, std::int64_t maxsplit) {
       std::size_t end = 0;  // the end of the next run of non-whitespace
       while (end < rest.size()) {
         std::size_t next = end;
-        if (utf8::sequence_length(rest, end) == 0) { ++end; continue; }
+        if (core::utf8_sequence_length(rest, end) == 0) { ++end; continue; }
         if (is_js_whitespace(utf8::decode(rest, next))) break;
         end = next;
       }

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/utf8.hpp"
 #include "text/utf8.hpp"
 
 namespace aegaeon::text::jinja {
@@ -49,7 +50,7 @@ bool is_js_whitespace(char32_t cp) {
 std::string_view strip_js_whitespace(std::string_view s, bool leading, bool trailing) {
   if (leading) {
     std::size_t i = 0;
-    while (i < s.size() && utf8::sequence_length(s, i) != 0) {
+    while (i < s.size() && core::utf8_sequence_length(s, i) != 0) {
       std::size_t next = i;
       if (!is_js_whitespace(utf8::decode(s, next))) break;
       i = next;
@@ -60,7 +61,7 @@ std::string_view strip_js_whitespace(std::string_view s, bool leading, bool trai
     while (!s.empty()) {
       std::size_t start = s.size() - 1;  // back up to the last character's first byte
       while (start > 0 && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80) --start;
-      if (utf8::sequence_length(s, start) != s.size() - start) break;
+      if (core::utf8_sequence_length(s, start) != s.size() - start) break;
       std::size_t pos = start;
       if (!is_js_whitespace(utf8::decode(s, pos))) break;
       s.remove_suffix(s.size() - start);
@@ -197,7 +198,7 @@ void append_json_string(std::string& out, std::string_view s, bool ensure_ascii)
       continue;
     }
     const std::size_t start = i;
-    if (utf8::sequence_length(s, i) == 0) {  // not UTF-8: passed through as it is
+    if (core::utf8_sequence_length(s, i) == 0) {  // not UTF-8: passed through as it is
       out += s[i++];
       continue;
     }

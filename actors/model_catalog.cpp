@@ -1,9 +1,8 @@
 #include "actors/model_catalog.hpp"
+#include "core/file.hpp"
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -12,19 +11,11 @@ namespace {
 
 using nlohmann::json;
 
-core::Result<std::string> read_text(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return core::error(core::ErrorCode::kNotFound, "cannot read " + path.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // `eos_token_id` of a config.json or generation_config.json (an id or a list of ids) added to
 // `ids`; the file may be absent or lack the key.
 core::Result<void> add_eos_token_ids(const std::filesystem::path& path, std::vector<std::int32_t>& ids) {
   if (!std::filesystem::exists(path)) return core::ok();
-  auto text = read_text(path);
+  auto text = core::read_file(path);
   if (!text.ok()) return text.error();
   const json config = json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (config.is_discarded() || !config.is_object()) {
@@ -49,7 +40,7 @@ core::Result<void> add_eos_token_ids(const std::filesystem::path& path, std::vec
 core::Result<core::ServedModel> describe_model(const worker::ModelSpec& spec,
                                                std::int32_t max_context_tokens) {
   core::ServedModel model{spec.name, max_context_tokens, {}, {}, 0, {}};
-  auto tokenizer = read_text(spec.path / "tokenizer.json");
+  auto tokenizer = core::read_file(spec.path / "tokenizer.json");
   if (!tokenizer.ok()) return tokenizer.error().with_context("model '" + spec.name + "'");
   model.tokenizer_json = std::move(*tokenizer);
   auto config_path = spec.path / "tokenizer_config.json";

@@ -4,14 +4,13 @@
 
 #include <algorithm>
 #include <charconv>
-#include <fstream>
 #include <functional>
 #include <limits>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <system_error>
 
+#include "core/file.hpp"
 #include "core/logging.hpp"
 
 namespace aegaeon::core {
@@ -373,18 +372,8 @@ Result<Config> parse_config(std::string_view yaml_text, std::string_view source_
 }
 
 Result<Config> load_config_file(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    const bool exists = std::filesystem::exists(path, ec);
-    return error(exists ? ErrorCode::kInvalidArgument : ErrorCode::kNotFound,
-                 path.string() + (exists ? ": not a regular file" : ": no such file"));
-  }
-  std::ifstream file(path, std::ios::binary);
-  if (!file) return error(ErrorCode::kUnavailable, path.string() + ": cannot open for reading");
-  std::ostringstream text;
-  text << file.rdbuf();
-  if (file.bad()) return error(ErrorCode::kDataLoss, path.string() + ": read failed");
-  return parse_config(text.str(), path.string());
+  AEGAEON_TRY_ASSIGN(text, read_file(path));
+  return parse_config(text, path.string());
 }
 
 Result<void> apply_override(Config& config, std::string_view key_equals_value) {

@@ -1,8 +1,7 @@
 #include "text/chat_template.hpp"
+#include "core/file.hpp"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 namespace aegaeon::text {
 namespace {
@@ -22,14 +21,6 @@ std::string config_token(const ordered_json& config, const char* key) {
     if (content != it->end() && content->is_string()) return content->get<std::string>();
   }
   return {};
-}
-
-std::optional<std::string> read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 }  // namespace
@@ -131,13 +122,13 @@ core::Result<std::string> ChatTemplate::render(std::span<const core::ChatTurn> m
 
 core::Result<std::string> read_tokenizer_config(const std::filesystem::path& dir) {
   const auto config_path = dir / "tokenizer_config.json";
-  auto text = read_file(config_path);
-  if (!text) return core::error(ErrorCode::kNotFound, config_path.string() + ": cannot read the file");
-  auto jinja_file = read_file(dir / "chat_template.jinja");
-  if (!jinja_file) return std::move(*text);
-  ordered_json config = ordered_json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  AEGAEON_TRY_ASSIGN(text, core::read_file(config_path));
+  const auto jinja_path = dir / "chat_template.jinja";
+  if (!std::filesystem::exists(jinja_path)) return text;
+  AEGAEON_TRY_ASSIGN(jinja_file, core::read_file(jinja_path));
+  ordered_json config = ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (config.is_discarded() || !config.is_object()) return invalid(config_path.string() + ": not a JSON object");
-  config["chat_template"] = std::move(*jinja_file);
+  config["chat_template"] = std::move(jinja_file);
   return config.dump();
 }
 

@@ -2,12 +2,11 @@
 // piece is reported with the file and the JSON key, e.g.
 //   tokenizer.json: key 'model.merges[12]': expected a string "a b" or a pair of strings
 #include <algorithm>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 
 #include "text/tokenizer_impl.hpp"
+#include "core/file.hpp"
 #include "core/utf8.hpp"
 #include "text/utf8.hpp"
 
@@ -654,25 +653,14 @@ Result<Tokenizer> Tokenizer::from_json(std::string_view json_text, std::string_v
 }
 
 Result<Tokenizer> Tokenizer::load(const std::filesystem::path& tokenizer_json) {
-  const auto read = [](const std::filesystem::path& path) -> std::optional<std::string> {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return std::nullopt;
-    std::ostringstream text;
-    text << in.rdbuf();
-    return std::move(text).str();
-  };
-  auto text = read(tokenizer_json);
-  if (!text) {
-    return core::error(ErrorCode::kNotFound, tokenizer_json.string() + ": cannot read the file");
-  }
+  AEGAEON_TRY_ASSIGN(text, core::read_file(tokenizer_json));
   const std::filesystem::path config_path = tokenizer_json.parent_path() / "tokenizer_config.json";
   std::string config_text;
   if (std::filesystem::exists(config_path)) {
-    auto config = read(config_path);
-    if (!config) return core::error(ErrorCode::kNotFound, config_path.string() + ": cannot read the file");
-    config_text = std::move(*config);
+    AEGAEON_TRY_ASSIGN(config, core::read_file(config_path));
+    config_text = std::move(config);
   }
-  return from_json(*text, tokenizer_json.string(), config_text);
+  return from_json(text, tokenizer_json.string(), config_text);
 }
 
 }  // namespace aegaeon::text

@@ -1,10 +1,9 @@
 #include "gpu/model/model_config.hpp"
+#include "core/file.hpp"
 
 #include <nlohmann/json.hpp>
 
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 namespace aegaeon::model {
 
@@ -308,13 +307,8 @@ core::Result<ModelConfig> parse_model_config(std::string_view json_text, std::st
 
 core::Result<ModelConfig> load_model_config(const std::filesystem::path& dir) {
   const auto path = dir / "config.json";
-  std::ifstream in(path);
-  if (!in) {
-    return core::error(ErrorCode::kNotFound, path.string() + ": cannot open (no such file?)");
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_model_config(text.str(), path.string());
+  AEGAEON_TRY_ASSIGN(text, core::read_file(path));
+  return parse_model_config(text, path.string());
 }
 
 std::string model_config_to_json(const ModelConfig& c) {

@@ -5,9 +5,9 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 #include <string_view>
 
+#include "core/file.hpp"
 #include "gpu/model/safetensors.hpp"
 
 namespace aegaeon::model {
@@ -33,10 +33,8 @@ core::Result<std::map<std::string, std::filesystem::path>> weight_files(
   const auto single = dir / "model.safetensors";
   const auto index_path = dir / "model.safetensors.index.json";
   if (std::filesystem::exists(index_path)) {
-    std::ifstream in(index_path);
-    std::stringstream text;
-    text << in.rdbuf();
-    auto j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+    AEGAEON_TRY_ASSIGN(text, core::read_file(index_path));
+    auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object() || !j.contains("weight_map") ||
         !j["weight_map"].is_object()) {
       return core::error(ErrorCode::kInvalidArgument,

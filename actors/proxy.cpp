@@ -130,14 +130,7 @@ core::Result<std::vector<std::int32_t>> tokenize(const core::GenerationRequest& 
 // Length of the longest suffix of `text` that is a proper prefix of some stop string.
 size_t stop_prefix_suffix(const std::string& text, const std::vector<std::string>& stops) {
   size_t keep = 0;
-  for (const auto& stop : stops) {
-    for (size_t n = std::min(text.size(), stop.size() - 1); n > keep; --n) {
-      if (text.compare(text.size() - n, n, stop, 0, n) == 0) {
-        keep = n;
-        break;
-      }
-    }
-  }
+  for (const auto& stop : stops) keep = std::max(keep, text::partial_match_length(text, stop));
   return keep;
 }
 

@@ -8,14 +8,6 @@ namespace {
 constexpr std::string_view kOpen = "<tool_call>";
 constexpr std::string_view kClose = "</tool_call>";
 
-// Length of the longest suffix of `text` that is a proper prefix of `tag`.
-std::size_t partial_tag_suffix(std::string_view text, std::string_view tag) {
-  for (std::size_t n = std::min(text.size(), tag.size() - 1); n > 0; --n) {
-    if (text.substr(text.size() - n) == tag.substr(0, n)) return n;
-  }
-  return 0;
-}
-
 // Length of the JSON object `text` starts with (through its closing brace), or 0 when it does
 // not start with one or the object does not end.
 std::size_t json_object_end(std::string_view text) {
@@ -67,6 +59,13 @@ bool parse_call(std::string_view body, ParsedToolCall& call) {
 
 }  // namespace
 
+std::size_t partial_match_length(std::string_view text, std::string_view pattern) {
+  for (std::size_t n = std::min(text.size(), pattern.empty() ? 0 : pattern.size() - 1); n > 0; --n) {
+    if (text.substr(text.size() - n) == pattern.substr(0, n)) return n;
+  }
+  return 0;
+}
+
 ToolCallFormat tool_call_format(std::string_view chat_template) {
   if (chat_template.find(kOpen) != std::string_view::npos) return ToolCallFormat::kHermes;
   if (chat_template.find(R"({"name": function name, "parameters": dictionary of argument name and its value})") !=
@@ -103,7 +102,7 @@ std::string ToolCallScanner::feed(std::string_view piece) {
     in_call_ = true;
     release = open;
   } else {
-    release = held_.size() - partial_tag_suffix(held_, kOpen);
+    release = held_.size() - partial_match_length(held_, kOpen);
   }
   std::string out = held_.substr(0, release);
   held_.erase(0, release);

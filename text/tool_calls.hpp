@@ -25,6 +25,11 @@ enum class ToolCallFormat {
 /// The format a chat template teaches its model (kNone when it has none we parse).
 ToolCallFormat tool_call_format(std::string_view chat_template);
 
+/// Length of the longest suffix of `text` that is a proper prefix of `pattern`: streamed text
+/// to hold back while the next tokens may still complete `pattern` (a tool-call tag here, a stop
+/// string in the proxy).
+std::size_t partial_match_length(std::string_view text, std::string_view pattern);
+
 /// One parsed call: the function's name and its arguments as JSON text (an object).
 struct ParsedToolCall {
   std::string name;

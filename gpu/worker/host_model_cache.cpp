@@ -1,4 +1,5 @@
-// HostModelCache: every served model loaded once into pinned host memory.
+#include "gpu/worker/host_model_cache.hpp"
+
 #include <atomic>
 #include <mutex>
 #include <stdexcept>

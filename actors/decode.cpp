@@ -107,20 +107,20 @@ bool on_stepped(DecodeActor* self, size_t index, policy::BatchId batch_id, Decod
   }
 
   std::vector<TokenEvent> events;
-  std::vector<core::RequestId> eos;
+  std::vector<core::RequestId> ended;  // by the device (stop token, length), a cancel or a failed import
   std::unordered_map<core::RequestId, core::FinishReason> early;
   for (const auto& token : outcome.tokens) {
     auto id = token.seq;
     auto& tracked = s.requests.at(id);
     if (tracked.cancelled) {
-      eos.push_back(id);
+      ended.push_back(id);
       early[id] = core::FinishReason::kCancelled;
       continue;  // nobody wants this token
     }
     TokenEvent event;
     event.id = id;
     if (token.finish != core::FinishReason::kNone) {  // the device's sequence decided
-      eos.push_back(id);
+      ended.push_back(id);
       early[id] = token.finish;
     }
     if (token.finish != core::FinishReason::kStop) {  // a stop token is not part of the text
@@ -133,11 +133,11 @@ bool on_stepped(DecodeActor* self, size_t index, policy::BatchId batch_id, Decod
   // Requests the device could not run (failed import) end now too.
   for (const auto& r : batch->requests) {
     if (s.requests.at(r.info.id).failed) {
-      eos.push_back(r.info.id);
+      ended.push_back(r.info.id);
       early[r.info.id] = core::FinishReason::kError;
     }
   }
-  auto step = policy.on_step_done(eos);
+  auto step = policy.on_step_done(ended);
   for (auto id : step.finished) {
     auto found = std::find_if(events.begin(), events.end(), [&](const TokenEvent& e) { return e.id == id; });
     if (found == events.end()) {

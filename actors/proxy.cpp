@@ -164,7 +164,8 @@ void finish(ProxyActor* self, core::RequestId id, core::FinishReason reason,
   Active& a = it->second;
   const std::string& model_name = a.model->name;
   // Text held because it might start a stop string is released: a matched stop string has
-  // already emptied `held` (on_tokens), so what is left here ended with EOS or the length limit.
+  // already emptied `held` (on_tokens), so what is left here ended with a stop token (EOS or a
+  // stop_token_id) or the length limit.
   // The decoder's partial character is flushed unless the generation stopped (after a stop
   // string, those bytes would be text beyond it).
   std::string rest = a.held + (reason == core::FinishReason::kStop ? "" : a.decoder.flush());
@@ -261,7 +262,8 @@ void on_tokens(ProxyActor* self, TokenEvent& event) {
     a.held += piece;
     for (const auto& stop : a.request.stop) {
       auto pos = a.held.find(stop);
-      if (pos != std::string::npos) {
+      // As vLLM: no stop string ends an answer of min_tokens tokens or fewer.
+      if (pos != std::string::npos && a.completion_tokens > a.request.min_tokens) {
         send_chunk(a, content_of(a, a.held.substr(0, pos + (a.request.include_stop_str_in_output ? stop.size() : 0))));
         a.held.clear();
         finish(self, event.id, core::FinishReason::kStop);

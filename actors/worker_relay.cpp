@@ -186,11 +186,17 @@ caf::actor spawn_worker_relay(caf::actor_system& system, std::shared_ptr<RelayLo
 namespace {
 
 // Whether `job` fits `model`: a prompt, at least one token to generate, fewer resumed tokens
-// than the prompt has, and room in the context for both. Checked for generations and handoffs.
+// than the prompt has, room in the context for both, and sampling settings in the ranges the
+// API admits (the sampler divides by the temperature and the repetition penalty). Checked for
+// generations and handoffs.
 bool job_fits(const core::GenerationJob& job, const CatalogEntry& model) {
   const auto prompt_tokens = static_cast<std::int64_t>(job.prompt.size());
-  return prompt_tokens > 0 && job.stop.max_tokens >= 1 && job.resumed_tokens >= 0 &&
-         job.resumed_tokens < prompt_tokens && prompt_tokens + job.stop.max_tokens <= model.max_context_tokens;
+  const auto& s = job.sampling;
+  const bool sampling_ok = s.temperature >= 0 && s.top_p > 0 && s.top_p <= 1 && s.min_p >= 0 && s.min_p <= 1 &&
+                           s.repetition_penalty > 0 && s.top_logprobs >= 0;
+  return sampling_ok && prompt_tokens > 0 && job.stop.max_tokens >= 1 && job.stop.min_tokens >= 0 &&
+         job.resumed_tokens >= 0 && job.resumed_tokens < prompt_tokens &&
+         prompt_tokens + job.stop.max_tokens <= model.max_context_tokens;
 }
 
 }  // namespace
@@ -260,7 +266,7 @@ void adopt_remote_generation(const caf::actor& relay, const ModelCatalog& catalo
   adopted.kv.model = model->id;
   adopted.kv.tokens = handoff.kv_tokens;
   adopted.kv.bytes = std::move(handoff.blob);
-  adopted.kv.sampling = adopted.job.sampling;
+  adopted.job.stop = job.stop;
   adopted.kv.stop = job.stop;
   adopted.kv.produced = 1;  // the prefill worker's first token
   adopted.kv.last_token = handoff.last_token;

@@ -8,10 +8,13 @@ namespace aegaeon::core {
 
 Result<std::string> read_file(const std::filesystem::path& path) {
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    const bool exists = std::filesystem::exists(path, ec);
-    return error(exists ? ErrorCode::kInvalidArgument : ErrorCode::kNotFound,
-                 path.string() + (exists ? ": not a regular file" : ": no such file"));
+  const auto status = std::filesystem::status(path, ec);
+  if (status.type() == std::filesystem::file_type::not_found) {
+    return error(ErrorCode::kNotFound, path.string() + ": no such file");
+  }
+  if (ec) return error(ErrorCode::kUnavailable, path.string() + ": " + ec.message());
+  if (status.type() != std::filesystem::file_type::regular) {
+    return error(ErrorCode::kInvalidArgument, path.string() + ": not a regular file");
   }
   std::ifstream file(path, std::ios::binary);
   if (!file) return error(ErrorCode::kUnavailable, path.string() + ": cannot open for reading");

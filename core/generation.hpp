@@ -30,7 +30,7 @@ struct SamplingParams {
   float min_p = 0.0f;               ///< drop tokens below min_p × the top probability, [0, 1]
   float presence_penalty = 0.0f;    ///< subtracted once from every token already generated, [-2, 2]
   float frequency_penalty = 0.0f;   ///< subtracted per occurrence in the generated tokens, [-2, 2]
-  float repetition_penalty = 1.0f;  ///< HF/CTRL: divide positive, multiply negative logits of generated tokens
+  float repetition_penalty = 1.0f;  ///< vLLM's: divide positive, multiply negative logits of tokens in the prompt or output
   /// The random stream's seed. Unset in a request that gave none; the proxy draws one before the
   /// request leaves it, so a generation resumed elsewhere continues the same stream.
   std::optional<std::uint64_t> seed;
@@ -58,8 +58,9 @@ struct StopConditions {
   /// Until this many tokens are generated the stop tokens cannot be sampled (vLLM's min_tokens:
   /// their logits are masked, so the answer goes on instead of ending early).
   std::int32_t min_tokens = 0;
-  /// Tokens that end the generation and are not part of its text: the model's end-of-sequence
-  /// ids (unless the request says ignore_eos) and the request's stop_token_ids.
+  /// Tokens that end the generation and are not part of its text, its logprobs or its token
+  /// count: the model's end-of-sequence ids (unless the request says ignore_eos) and the
+  /// request's stop_token_ids (vLLM returns those unless they are special tokens).
   std::vector<std::int32_t> stop_token_ids;
 
   bool operator==(const StopConditions&) const = default;

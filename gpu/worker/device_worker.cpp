@@ -481,7 +481,6 @@ class DeviceWorkerImpl final : public DeviceWorker {
       kv.remove_sequence(seq);
     }
     counters_.kv_transfer_bytes += out.bytes.size();
-    out.sampling = s.sampler.params();
     out.stop = std::move(s.stop);
     out.produced = s.produced;
     out.last_token = s.last_token;
@@ -515,9 +514,10 @@ class DeviceWorkerImpl final : public DeviceWorker {
                              std::to_string(kv.last_token) + " outside the vocabulary of " +
                              std::to_string(info.vocab_size));
     }
-    model::Sampler sampler =
-        kv.sampler ? std::move(*kv.sampler) : model::Sampler(kv.sampling, kv.generated.size());
-    auto [it, inserted] = seqs_.try_emplace(kv.seq, kv.model, cache_index, std::move(sampler));
+    if (!kv.sampler) {
+      return core::error(ErrorCode::kInvalidArgument, "import_sequence: " + seq_name(kv.seq) + " comes without its sampler");
+    }
+    auto [it, inserted] = seqs_.try_emplace(kv.seq, kv.model, cache_index, std::move(*kv.sampler));
     (void)inserted;
     Sequence& s = it->second;
     s.stop = std::move(kv.stop);

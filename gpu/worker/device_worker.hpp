@@ -9,13 +9,10 @@
 #pragma once
 
 #include <cstdint>
-#include <filesystem>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "core/generation.hpp"
@@ -23,13 +20,6 @@
 #include "core/result.hpp"
 #include "gpu/model/sampler.hpp"
 #include "gpu/worker/host_model_cache.hpp"
-
-namespace aegaeon::model {
-struct HostModel;
-}  // namespace aegaeon::model
-namespace aegaeon::backend {
-class Backend;
-}  // namespace aegaeon::backend
 
 namespace aegaeon::worker {
 
@@ -124,15 +114,15 @@ struct KvExport {
   core::HostBytes bytes;  ///< blocks in cache layout, block after block
   // The sequence's state besides its KV, filled by export_sequence (or, across processes, by the
   // adopting worker from the job) so the importer continues exactly.
-  core::SamplingParams sampling;        ///< the request's settings
   core::StopConditions stop;            ///< when it ends
   std::int32_t produced = 0;            ///< tokens this generation sampled so far (max/min tokens count these)
   std::int32_t last_token = -1;          ///< token the next decode step appends
   /// Tokens generated so far, for the penalties: a resumed request's earlier ones included.
   std::vector<std::int32_t> generated;
-  /// The sequence's sampler with its generator state: an importer that uses it continues the
-  /// seeded random stream, so seeded sampling gives the same tokens as staying on one device.
-  /// In-process only (a process boundary sends `sampling` and restarts the stream).
+  /// The sequence's sampler (its settings, the prompt tokens its repetition penalty counts, its
+  /// generator state): required. An export moves it; a worker adopting a handoff from another
+  /// process builds it from the job, skipping the draws of the tokens generated so far, so a
+  /// seeded stream continues as on one device.
   std::optional<model::Sampler> sampler;
 };
 
@@ -192,10 +182,8 @@ class DeviceWorker {
   [[nodiscard]] virtual bool kv_ready(SeqId seq) = 0;
   /// Copies a resident sequence's KV (and sampling state) out for another device, then frees it.
   virtual core::Result<KvExport> export_sequence(SeqId seq) = 0;
-  /// Adopts a sequence exported by another device (same model) with the state `kv` carries:
-  /// `kv.sampler`, when set, is used instead of a fresh Sampler(kv.sampling) (continues the
-  /// stream); a fresh one skips the draws of the `kv.generated` tokens, so a seeded stream
-  /// continues too. When its blocks fit, the KV is copied onto the device (asynchronously;
+  /// Adopts a sequence exported by another device (same model) with the state `kv` carries (its
+  /// sampler included: kInvalidArgument without one). When its blocks fit, the KV is copied onto the device (asynchronously;
   /// kv_ready() says when); otherwise the worker keeps it on the host like a swapped-out sequence
   /// and swap_in() places it later.
   virtual core::Result<void> import_sequence(KvExport kv) = 0;

@@ -371,6 +371,7 @@ TEST_F(SplitVsWhole, SampledRequestsAndLogprobsCrossTheHandoffExactly) {
     sampled["seed"] = 4242;
     sampled["presence_penalty"] = 1.5;
     sampled["frequency_penalty"] = 0.5;
+    sampled["repetition_penalty"] = 1.3;  // counts the prompt: the adopting worker must know it
     const Completion reference = complete(whole_.http_port(), sampled);
     const Completion got = complete(split_.http_port(), sampled);
     ASSERT_GE(reference.completion_tokens, 3) << model;

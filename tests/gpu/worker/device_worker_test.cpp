@@ -343,6 +343,7 @@ TEST(DeviceWorker, ExportImportContinuesAsOnOneDevice) {
   seeded.temperature = 0.9f;
   seeded.top_k = 40;
   seeded.frequency_penalty = 0.3f;
+  seeded.repetition_penalty = 1.3f;  // counts the prompt: the sampler that moves must carry it
   seeded.seed = 1234;
   const auto p1 = prompt(8, 23);
   for (const auto& sampling : {kGreedy, seeded}) {

@@ -5,36 +5,49 @@
 
 namespace aegaeon::core {
 
-std::size_t utf8_sequence_length(std::string_view text, std::size_t pos) {
-  if (pos >= text.size()) return 0;
-  text.remove_prefix(pos);
-  const auto byte = [&](std::size_t i) { return static_cast<std::uint8_t>(text[i]); };
-  const std::uint8_t lead = byte(0);
-  if (lead < 0x80) return 1;
+namespace {
+
+// What a lead byte asks of the bytes after it (Unicode 15, table 3-7 "Well-Formed UTF-8 Byte
+// Sequences"): the sequence's length (0: it cannot start one) and the allowed range of the
+// second byte, which rules out overlongs, surrogates and > U+10FFFF.
+struct LeadByte {
   std::size_t length = 0;
-  // The allowed range of the second byte rules out overlongs, surrogates and > U+10FFFF
-  // (Unicode 15, table 3-7 "Well-Formed UTF-8 Byte Sequences").
   std::uint8_t second_min = 0x80;
   std::uint8_t second_max = 0xBF;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    if (lead == 0xE0) second_min = 0xA0;
-    if (lead == 0xED) second_max = 0x9F;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    if (lead == 0xF0) second_min = 0x90;
-    if (lead == 0xF4) second_max = 0x8F;
-  } else {
-    return 0;
+};
+
+LeadByte lead_byte(std::uint8_t lead) {
+  if (lead < 0x80) return {1};
+  if (lead >= 0xC2 && lead <= 0xDF) return {2};
+  if (lead >= 0xE0 && lead <= 0xEF) {
+    return {3, static_cast<std::uint8_t>(lead == 0xE0 ? 0xA0 : 0x80), static_cast<std::uint8_t>(lead == 0xED ? 0x9F : 0xBF)};
   }
-  if (text.size() < length) return 0;
-  if (byte(1) < second_min || byte(1) > second_max) return 0;
-  for (std::size_t i = 2; i < length; ++i) {
-    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
+  if (lead >= 0xF0 && lead <= 0xF4) {
+    return {4, static_cast<std::uint8_t>(lead == 0xF0 ? 0x90 : 0x80), static_cast<std::uint8_t>(lead == 0xF4 ? 0x8F : 0xBF)};
   }
-  return length;
+  return {};
+}
+
+// How many bytes from text[pos] (pos < size) follow its lead byte's rule: the whole sequence
+// when it is well-formed, else its maximal subpart (at least the lead byte itself).
+std::size_t matched_bytes(std::string_view text, std::size_t pos, const LeadByte& rule) {
+  std::size_t k = 1;
+  for (; k < rule.length && pos + k < text.size(); ++k) {
+    const auto b = static_cast<std::uint8_t>(text[pos + k]);
+    const bool ok = k == 1 ? b >= rule.second_min && b <= rule.second_max : b >= 0x80 && b <= 0xBF;
+    if (!ok) break;
+  }
+  return k;
+}
+
+}  // namespace
+
+std::size_t utf8_sequence_length(std::string_view text, std::size_t pos) {
+  if (pos >= text.size()) return 0;
+  const LeadByte rule = lead_byte(static_cast<std::uint8_t>(text[pos]));
+  if (rule.length == 0) return 0;
+  const std::size_t matched = matched_bytes(text, pos, rule);
+  return matched == rule.length ? matched : 0;
 }
 
 bool is_valid_utf8(std::string_view text) {
@@ -57,25 +70,9 @@ std::string to_valid_utf8(std::string_view text) {
       pos += length;
       continue;
     }
-    // The maximal subpart: the lead byte and the continuation bytes that could still have
-    // completed its sequence (the same second-byte ranges as above).
-    const auto lead = static_cast<std::uint8_t>(text[pos]);
-    const std::size_t expected = lead >= 0xF0 && lead <= 0xF4 ? 4 : lead >= 0xE0 && lead <= 0xEF ? 3
-                                 : lead >= 0xC2 && lead <= 0xDF                    ? 2
-                                                                                   : 1;
-    std::size_t skip = 1;
-    for (std::size_t k = 1; k < expected && pos + k < text.size(); ++k) {
-      const auto b = static_cast<std::uint8_t>(text[pos + k]);
-      bool ok = b >= 0x80 && b <= 0xBF;
-      if (k == 1) {
-        if (lead == 0xE0) ok = b >= 0xA0 && b <= 0xBF;
-        if (lead == 0xED) ok = b >= 0x80 && b <= 0x9F;
-        if (lead == 0xF0) ok = b >= 0x90 && b <= 0xBF;
-        if (lead == 0xF4) ok = b >= 0x80 && b <= 0x8F;
-      }
-      if (!ok) break;
-      skip = k + 1;
-    }
+    // One U+FFFD for the maximal subpart: the lead byte and the bytes that could still have
+    // completed its sequence.
+    const std::size_t skip = matched_bytes(text, pos, lead_byte(static_cast<std::uint8_t>(text[pos])));
     out.append(kUtf8Replacement);
     pos += skip;
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <unordered_map>
 #include <utility>
 
@@ -18,8 +19,8 @@ Sampler::Sampler(core::SamplingParams params, std::uint64_t already_sampled, std
   }
 }
 
-std::int32_t Sampler::sample(std::span<const float> logits,
-                             std::span<const std::int32_t> generated) {
+std::int32_t Sampler::sample(std::span<const float> logits, std::span<const std::int32_t> generated,
+                             std::span<const std::int32_t> banned) {
   work_.assign(logits.begin(), logits.end());
   const auto vocab = static_cast<std::int32_t>(work_.size());
   if (vocab == 0) return -1;
@@ -52,6 +53,9 @@ std::int32_t Sampler::sample(std::span<const float> logits,
       work_[static_cast<std::size_t>(token)] -= params_.frequency_penalty * static_cast<float>(count) +
                                                 params_.presence_penalty;
     }
+  }
+  for (std::int32_t token : banned) {
+    if (token >= 0 && token < vocab) work_[static_cast<std::size_t>(token)] = -std::numeric_limits<float>::infinity();
   }
   if (params_.temperature <= 0.0f || params_.top_k == 1) {
     return static_cast<std::int32_t>(std::max_element(work_.begin(), work_.end()) - work_.begin());

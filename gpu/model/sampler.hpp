@@ -22,8 +22,10 @@ class Sampler {
                    std::span<const std::int32_t> prompt = {});
 
   /// The next token given `logits` (vocab-sized) and the tokens generated so far (for the
-  /// penalties; a resumed request's earlier tokens among them).
-  std::int32_t sample(std::span<const float> logits, std::span<const std::int32_t> generated);
+  /// penalties; a resumed request's earlier tokens among them). `banned` tokens are never drawn
+  /// (a sequence's stop tokens before its min_tokens).
+  std::int32_t sample(std::span<const float> logits, std::span<const std::int32_t> generated,
+                      std::span<const std::int32_t> banned = {});
 
   /// The settings in use.
   [[nodiscard]] const core::SamplingParams& params() const { return params_; }

@@ -712,19 +712,10 @@ class DeviceWorkerImpl final : public DeviceWorker {
   // Samples the sequence's next token and decides whether it ends there: the one place a
   // generation's end (other than a stop string or a cancel) is decided.
   SampledToken sample(SeqId id, Sequence& s, std::span<const float> logits) {
-    std::int32_t token = 0;
-    if (s.produced < s.stop.min_tokens && !s.stop.stop_token_ids.empty()) {
-      // Too early to stop: the stop tokens cannot be drawn (vLLM's min_tokens).
-      masked_.assign(logits.begin(), logits.end());
-      for (std::int32_t stop : s.stop.stop_token_ids) {
-        if (stop >= 0 && static_cast<std::size_t>(stop) < masked_.size()) {
-          masked_[static_cast<std::size_t>(stop)] = -std::numeric_limits<float>::infinity();
-        }
-      }
-      token = s.sampler.sample(masked_, s.generated);
-    } else {
-      token = s.sampler.sample(logits, s.generated);
-    }
+    // Too early to stop: the stop tokens cannot be drawn (vLLM's min_tokens).
+    const bool may_stop = s.produced >= s.stop.min_tokens;
+    const std::int32_t token =
+        s.sampler.sample(logits, s.generated, may_stop ? std::span<const std::int32_t>{} : s.stop.stop_token_ids);
     s.generated.push_back(token);
     s.last_token = token;
     ++s.produced;
@@ -754,7 +745,6 @@ class DeviceWorkerImpl final : public DeviceWorker {
   std::vector<std::size_t> model_cache_;  // model → index in caches_
   std::vector<std::unique_ptr<model::ModelRunner>> runners_;  // [model * slots + slot]
   std::optional<ModelId> active_;
-  std::vector<float> masked_;  // a step's logits with the stop tokens masked (min_tokens)
   std::size_t active_slot_ = 0;
   std::uint64_t activations_ = 0;
   std::unique_ptr<backend::Event> compute_mark_, copy_mark_;

@@ -59,6 +59,18 @@ TEST(SamplerTest, LogitBiasShiftsTokensBeforeSampling) {
   for (int i = 0; i < 50; ++i) EXPECT_EQ(forced.sample(kLogits, {}), 3);
 }
 
+TEST(SamplerTest, BannedTokensAreNeverDrawn) {
+  EXPECT_EQ(Sampler(SamplingParams::greedy()).sample(kLogits, {}, std::vector<std::int32_t>{1}), 2);
+  SamplingParams p;
+  p.seed = 11;
+  Sampler sampler(p);
+  const std::vector<std::int32_t> banned = {1, 2};
+  for (int i = 0; i < 200; ++i) {
+    const auto t = sampler.sample(kLogits, {}, banned);
+    EXPECT_TRUE(t != 1 && t != 2) << t;
+  }
+}
+
 TEST(SamplerTest, SameSeedSameTokensAndTopKTopPRestrict) {
   SamplingParams p;
   p.temperature = 1.0f;

@@ -194,7 +194,6 @@ void add_plan_command(CLI::App& app) {
       ->check(CLI::Range(0.01, 1.0))->capture_default_str();
   sub->add_flag("--no-prefetch", opts->no_prefetch, "aegaeon: do not prefetch the next model");
   add_policy_variant_flags(*sub, *c);
-  sub->add_flag("--admission", c->admission.enabled, "aegaeon: reject early when the SLO is infeasible");
   sub->add_option("--json", opts->json_path, "Write the plan as JSON to this file");
   sub->callback([opts] { run_plan(*opts); });
 }

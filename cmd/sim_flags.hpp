@@ -11,7 +11,7 @@ struct SimConfig;
 
 namespace aegaeon::cmd {
 
-/// Adds --no-elastic-memory, --no-immediate-turns and --no-bounded-rounds to `sub`, writing into
+/// Adds --no-elastic-memory, --no-immediate-turns, --no-bounded-rounds and --no-admission to `sub`, writing into
 /// `config` (which must outlive the command).
 void add_policy_variant_flags(CLI::App& sub, sim::SimConfig& config);
 

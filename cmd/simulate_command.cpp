@@ -119,8 +119,8 @@ void add_simulate_command(CLI::App& app) {
   sub->add_option("--max-batch", c->max_batch_size, "Largest decode batch")->check(CLI::Range(1, 4096))->capture_default_str();
   sub->add_flag("--no-prefetch", opts->no_prefetch, "aegaeon: do not prefetch the next model during a turn");
   add_policy_variant_flags(*sub, *c);
-  sub->add_flag("--admission", c->admission.enabled, "aegaeon: reject requests early (429) when the SLO is infeasible");
-  sub->add_option("--admission-alpha", c->admission.alpha_limit, "aegaeon: admission rejects when the round's alpha would exceed this")
+  sub->add_option("--admission-alpha", c->admission.alpha_limit,
+                  "aegaeon with --no-elastic-memory: admission rejects when the round's alpha would exceed this")
       ->capture_default_str();
   sub->add_option("--json", opts->json_path, "Write the JSON report to this file ('-' for stdout)");
   sub->add_flag("--per-request", opts->per_request, "Include one row per request in the JSON report");

@@ -15,7 +15,7 @@ namespace aegaeon::sim::detail {
 
 namespace {
 
-enum EventKind : std::int32_t { kArrival, kPrefillDone, kDecodeArrive, kDecodeDone };
+enum EventKind : std::int32_t { kArrival, kPrefillDone, kDecodeArrive, kDecodeDone, kAdmissionDeadline };
 
 struct Device {
   std::optional<core::ModelId> resident;
@@ -80,6 +80,7 @@ class AegaeonSystem {
         case kPrefillDone: on_prefill_done(static_cast<std::size_t>(e.target)); break;
         case kDecodeArrive: on_decode_arrive(e.target); break;
         case kDecodeDone: on_decode_done(static_cast<std::size_t>(e.target)); break;
+        case kAdmissionDeadline: on_admission_deadline(e.target); break;
         default: break;
       }
     }
@@ -110,19 +111,21 @@ class AegaeonSystem {
     d.prefetch_ready_s = core_.now() + env_.models[static_cast<std::size_t>(*model)].load_s;
   }
 
-  // Front door: admission control (when enabled), then grouped-FCFS dispatch.
+  // Front door. Elastic devices place the request where it keeps its SLO, or it waits (and, with
+  // admission, is turned away at its deadline); the paper's devices take it through admission
+  // control (when enabled) to grouped-FCFS dispatch.
   void on_arrival(std::int64_t r) {
     const auto req = info(r);
+    if (elastic()) {
+      if (!place(r, /*prefilled=*/false)) wait(r, false);
+      return;
+    }
     if (env_.config.admission.enabled) {
       auto d = policy::decide_admission(env_.config.admission, env_.config.slo, admission_input(req));
       if (!d.admit) {
         core_.fail(r, true);
         return;
       }
-    }
-    if (elastic()) {
-      if (!place(r, /*prefilled=*/false)) wait(r, false);
-      return;
     }
     to_prefill_devices(req);
   }
@@ -239,6 +242,9 @@ class AegaeonSystem {
       // prefill device as well; prefill devices take the rest; without them a decode device does.
       auto site = policy::resident_prefill_site(decode_, req);
       if (!site && !prefill_dev_.empty()) {
+        // With admission, a prompt starts only when a decode device will take it within the TBT
+        // SLO: prefilled first, it would stream one token and then stall waiting for one.
+        if (env_.config.admission.enabled && !policy::place_decode(decode_, req)) return false;
         to_prefill_devices(req);
         return true;
       }
@@ -261,7 +267,22 @@ class AegaeonSystem {
   }
 
   // `r` waits for a device to admit it.
-  void wait(std::int64_t r, bool prefilled) { waiting_.push_back(Waiting{r, prefilled}); }
+  // With admission, a prompt is turned away if it is still waiting at its deadline.
+  void wait(std::int64_t r, bool prefilled) {
+    waiting_.push_back(Waiting{r, prefilled});
+    if (!prefilled && env_.config.admission.enabled) {
+      const double arrival_s = core_.workload.requests[static_cast<std::size_t>(r)].arrival_s;
+      core_.at(policy::admission_deadline_s(env_.config.admission, env_.config.slo, arrival_s), kAdmissionDeadline, r);
+    }
+  }
+
+  void on_admission_deadline(std::int64_t r) {
+    const auto it = std::find_if(waiting_.begin(), waiting_.end(),
+                                 [r](const Waiting& w) { return w.request == r && !w.prefilled; });
+    if (it == waiting_.end()) return;  // placed in time
+    waiting_.erase(it);
+    core_.fail(r, /*rejected=*/true);
+  }
 
   // Room was freed: waiting requests are placed in arrival order where they now fit.
   void retry_waiting() {

@@ -12,6 +12,7 @@
 #include <optional>
 #include <vector>
 
+#include "actors/policy/admission.hpp"
 #include "sim/sim_core.hpp"
 
 namespace aegaeon::sim::detail {
@@ -197,6 +198,7 @@ class ColocatedSystem {
   // Request-level: an empty device takes the model of the first (FCFS) or shortest (SRTF) request
   // of the global queue, with every queued request of that model.
   void on_drained(std::size_t j) {
+    std::erase_if(global_, [&](std::int64_t r) { return turned_away(r); });
     if (global_.empty()) return;
     auto pick = global_.begin();
     if (srtf_) {
@@ -232,6 +234,7 @@ class ColocatedSystem {
     for (std::size_t k = 0; k < d.slots.size(); ++k) {
       const std::size_t si = (d.rr + k) % d.slots.size();
       Slot& s = d.slots[si];
+      std::erase_if(s.waiting, [&](const Run& w) { return !w.prefilled && turned_away(w.request); });
       if (s.waiting.empty()) continue;
       if (srtf_) {
         std::stable_sort(s.waiting.begin(), s.waiting.end(), [](const Run& a, const Run& b) {
@@ -292,6 +295,16 @@ class ColocatedSystem {
     }
     // 3. Nothing to do.
     if (kind_ == SystemKind::kRequestLevel || kind_ == SystemKind::kRequestLevelSrtf) on_drained(j);
+  }
+
+  // Admission, as aegaeon's front door applies it: a prompt still waiting at its deadline is
+  // turned away (429) rather than started late. True when `r` was.
+  bool turned_away(std::int64_t r) {
+    if (!env_.config.admission.enabled) return false;
+    const double arrival_s = core_.workload.requests[static_cast<std::size_t>(r)].arrival_s;
+    if (core_.now() < policy::admission_deadline_s(env_.config.admission, env_.config.slo, arrival_s)) return false;
+    core_.fail(r, /*rejected=*/true);
+    return true;
   }
 
   void start(std::size_t j, double cost) {

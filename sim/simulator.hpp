@@ -49,7 +49,11 @@ struct SimConfig {
   bool immediate_turns = true;
   /// aegaeon: decode rounds last at most half the TTFT SLO (DecodeRoundConfig::max_round_s).
   bool bounded_rounds = true;
-  policy::AdmissionConfig admission{false};
+  /// Every system: a prompt still waiting at its TTFT deadline is turned away (429) instead of
+  /// started late; aegaeon's elastic devices also start a prompt only when a decode device will
+  /// take it within the TBT SLO, and the paper's devices predict TTFT and α at arrival
+  /// (decide_admission). On by default, as in `aegaeon serve`.
+  policy::AdmissionConfig admission;
   std::int32_t max_batch_size = 128;
   std::int32_t prefill_max_group = 8;
   bool progress = false;  ///< print progress to stderr

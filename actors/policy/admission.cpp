@@ -37,4 +37,8 @@ AdmissionDecision decide_admission(const AdmissionConfig& config, const Slo& slo
   return d;
 }
 
+double admission_deadline_s(const AdmissionConfig& config, const Slo& slo, double arrival_s) {
+  return arrival_s + config.ttft_factor * slo.ttft_s;
+}
+
 }  // namespace aegaeon::policy

@@ -195,6 +195,24 @@ BatchLoad DecodeInstance::load_of(ModelId model, std::int64_t context_tokens, st
                    c.model_switch_s, c.kv_swap_s_per_token * static_cast<double>(context_tokens)};
 }
 
+double DecodeInstance::decode_share(ModelId model) const {
+  double own = 0.0, all = 0.0;
+  for (const auto& b : batches_) {
+    const double step_s = load_of(b.model, b.context_tokens, static_cast<std::int64_t>(b.requests.size())).step_s;
+    all += step_s;
+    if (b.model == model) own += step_s;
+  }
+  return all > 0.0 ? own / all : 0.0;
+}
+
+double DecodeInstance::first_finish_s() const {
+  std::int32_t tokens = std::numeric_limits<std::int32_t>::max();
+  for (const auto& b : batches_) {
+    for (const auto& r : b.requests) tokens = std::min(tokens, r.remaining_tokens);
+  }
+  return batches_.empty() ? std::numeric_limits<double>::infinity() : tokens * config_.round.tbt_slo_s;
+}
+
 std::vector<BatchLoad> DecodeInstance::round_loads(std::optional<RequestInfo> extra) const {
   struct Item {
     ModelId model;
@@ -570,6 +588,22 @@ DecodeDispatch dispatch_by_batches(std::span<const DecodeInstance> instances, Mo
   return DecodeDispatch{static_cast<InstanceId>(best.value_or(0)), std::nullopt};
 }
 
+// A model held somewhere gets another copy only when each device that holds it is full of the
+// model's own batches (at least half of its decode time) or frees no room within a newcomer's
+// patience (half the TTFT SLO: the round bound). A copy costs a load and evicts other models,
+// which then miss in turn (memory thrashes once models outnumber what devices hold), where a
+// request that waits for its model's device, while other models' requests there end, costs only
+// its own wait.
+bool justifies_another_copy(std::span<const DecodeInstance> instances, ModelId model, const ModelPins& pins) {
+  for (std::size_t i = 0; i < instances.size(); ++i) {
+    const auto& inst = instances[i];
+    if (!pins.allows(model, static_cast<InstanceId>(i)) || !inst.holds_model(model)) continue;
+    const double patience_s = inst.config().round.max_round_s > 0.0 ? inst.config().round.max_round_s : std::numeric_limits<double>::infinity();
+    if (inst.decode_share(model) < 0.5 && inst.first_finish_s() <= patience_s) return false;
+  }
+  return true;
+}
+
 // Elastic instances: where the request costs the SLO least; with `alpha_limit`, only where the
 // next round's α stays within it.
 std::optional<DecodeDispatch> dispatch_by_cost(std::span<const DecodeInstance> instances, ModelId model,
@@ -592,6 +626,7 @@ std::optional<DecodeDispatch> dispatch_by_cost(std::span<const DecodeInstance> i
     if (!join) join = here;
   }
   if (join) return join;
+  if (std::isfinite(alpha_limit) && !justifies_another_copy(instances, model, pins)) return std::nullopt;
   struct Score {
     double alpha;
     bool resident;

@@ -148,6 +148,12 @@ class DecodeInstance {
   /// Whether `model`'s weights are on the device (elastic memory: any resident model; else the
   /// model of the batch last switched in).
   [[nodiscard]] bool holds_model(ModelId model) const { return weights_.contains(model); }
+  /// The share of this device's decode time (the sum of its batches' step times) that `model`'s
+  /// batches take; 0 when it has none.
+  [[nodiscard]] double decode_share(ModelId model) const;
+  /// Seconds until the first of its requests ends, at the TBT SLO's pace (infinite when idle):
+  /// when a request waiting for room here could expect it.
+  [[nodiscard]] double first_finish_s() const;
   /// Bytes free on the device for weights and KV (elastic memory only; 0 otherwise).
   [[nodiscard]] double free_bytes() const;
   /// Whether `batch`'s KV is on the device (elastic memory: any batch's; else the current one).

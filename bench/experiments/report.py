@@ -20,7 +20,7 @@ def load(name):
     """{system: row} of run NAME (the baselines' file and the paper variant's). A run repeated
     over seeds (NAME-sSEED) gives the mean of each attainment."""
     seeds = sorted(glob.glob(os.path.join(OUT, "json", name + "-s*.json")))
-    seeds = [p for p in seeds if not p.endswith("-paper.json")]
+    seeds = [p for p in seeds if not p.endswith(("-paper.json", "-noadm.json"))]
     if seeds:
         runs = [load(os.path.basename(p)[: -len(".json")]) for p in seeds]
         mean = {}
@@ -31,6 +31,14 @@ def load(name):
             mean[s] = row
         return mean
     rows = {r["system"]: r for r in json.load(open(os.path.join(OUT, "json", name + ".json")))}
+    # Each baseline at its best: with or without admission, whichever attains more (per metric).
+    noadm = os.path.join(OUT, "json", name + "-noadm.json")
+    if os.path.exists(noadm):
+        for r in json.load(open(noadm)):
+            row = dict(rows[r["system"]])
+            for key in ("attainment_qos", "attainment_requests"):
+                row[key] = max(row[key], r[key])
+            rows[r["system"]] = row
     paper = os.path.join(OUT, "json", name + "-paper.json")
     if os.path.exists(paper):
         rows["aegaeon-paper"] = json.load(open(paper))[0]
@@ -81,7 +89,7 @@ with open(os.path.join(OUT, "variants.csv"), "w") as f:
     f.write("variant,rate," + ",".join(f"{s}_qos,{s}_req" for s in SYSTEMS) + "\n")
     for path in sorted(glob.glob(os.path.join(OUT, "json", "variant-*.json"))):
         name = os.path.basename(path)[:-5]
-        if name.endswith("-paper"):
+        if name.endswith(("-paper", "-noadm")):
             continue
         variant, rate = name[len("variant-"):].rsplit("-", 1)
         rows = load(name)

@@ -187,21 +187,68 @@ TEST(Simulator, StaticMuxPacksWhatFitsAndNeverSwitches) {
   EXPECT_DOUBLE_EQ(r->request_attainment, 0.75);
 }
 
-TEST(Simulator, AdmissionRejectsWhenPrefillQueueBreaksTtft) {
-  // 40 long prompts of one model at once on 1P+1D with TTFT 1.2 s: prefill is 0.05 + 1e-4·4000 =
-  // 0.45 s each after a 0.22 s load: r0 is predicted 0.67 s, r1 1.12 s (admitted), r2 1.57 s
-  // (429) and so on: 38 rejections. (Counting the in-flight load twice would reject r1 too.)
+TEST(Simulator, PaperAdmissionRejectsWhenPrefillQueueBreaksTtft) {
+  // 40 long prompts of one model at once on the paper's 1P+1D with TTFT 1.2 s: prefill is 0.05 +
+  // 1e-4·4000 = 0.45 s each after a 0.22 s load: r0 is predicted 0.67 s, r1 1.12 s (admitted),
+  // r2 1.57 s (429) and so on: 38 rejections. (Counting the in-flight load twice would reject r1
+  // too.)
   std::vector<TraceRequest> reqs;
   for (int i = 0; i < 40; ++i) reqs.push_back({0.0, 0, 4000, 5});
   auto w = workload(reqs, 1);
-  auto c = config(SystemKind::kAegaeon, 2, 1);
+  auto c = paper_config(2, 1);
   c.slo.ttft_s = 1.2;
-  c.admission.enabled = true;
   auto r = simulate(w, c, exact_profiles());
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->rejected, 38);
   EXPECT_TRUE(r->requests[0].met_slo);
   EXPECT_TRUE(r->requests[1].met_slo);
+}
+
+// One decode device, TBT SLO 0.03 s: a batch's 0.02 s step is 2/3 of it, so the device keeps the
+// SLO for one batch only (α of two is 4/3). r0 (model 0, 200 tokens) decodes from about 0.3 s
+// (after a 0.22 s load and its prefill, on whichever device) for 4 s; r1 (model 1) at 0.5 s finds
+// no device that would keep its SLO.
+TEST(Simulator, ElasticAdmissionTurnsAwayAPromptStillWaitingAtItsDeadline) {
+  auto w = workload({{0.0, 0, 100, 200}, {0.5, 1, 100, 11}}, 2);
+  for (int prefill : {0, 1}) {
+    SCOPED_TRACE(prefill);
+    auto c = config(SystemKind::kAegaeon, 1 + prefill, prefill);
+    c.slo = policy::Slo{1.0, 0.03};
+    auto r = simulate(w, c, exact_profiles());
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    // r1 waits unprefilled (a prefill device would stream its first token, then stall it) and is
+    // turned away at 1.5 s; r0 never shares its device and keeps its SLO.
+    EXPECT_EQ(r->rejected, 1);
+    EXPECT_TRUE(r->requests[1].rejected);
+    EXPECT_TRUE(r->requests[0].met_slo);
+    EXPECT_EQ(r->switches, 1 + prefill);  // model 0 only, once per device
+
+    // Without admission r1 is served, however late: after r0, or by time-sharing the device.
+    c.admission.enabled = false;
+    auto all = simulate(w, c, exact_profiles());
+    ASSERT_TRUE(all.ok());
+    EXPECT_EQ(all->rejected, 0);
+    EXPECT_TRUE(all->requests[1].served);
+    EXPECT_FALSE(all->requests[1].met_slo);
+  }
+}
+
+// Request-level, one device: r1 (model 1) waits in the global queue until r0 (model 0, 200
+// tokens, done at L + 4.04) drains the device, past its TTFT deadline of 1.001 s: turned away.
+TEST(Simulator, BaselinesTurnAwayAPromptStillWaitingAtItsDeadline) {
+  auto w = workload({{0.0, 0, 100, 200}, {0.001, 1, 100, 11}}, 2);
+  auto c = config(SystemKind::kRequestLevel, 1, 0);
+  c.slo.ttft_s = 1.0;
+  auto r = simulate(w, c, exact_profiles());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->rejected, 1);
+  EXPECT_TRUE(r->requests[1].rejected);
+  EXPECT_EQ(r->switches, 1);
+  c.admission.enabled = false;
+  auto all = simulate(w, c, exact_profiles());
+  ASSERT_TRUE(all.ok());
+  EXPECT_TRUE(all->requests[1].served);
+  EXPECT_EQ(all->switches, 2);
 }
 
 TEST(Workload, TraceErrorsNameFileLineAndField) {

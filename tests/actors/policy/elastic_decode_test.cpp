@@ -207,5 +207,49 @@ TEST(ElasticDecode, PlacementRefusesWhatWouldBreakTheTbtSlo) {
   EXPECT_EQ(resident_prefill_site(inst, req(5, 0, 9, 10)), std::nullopt);  // not loaded yet
 }
 
+// A step costs 0.01 s per request (n = 10 / B at TBT 0.1 s), so a device keeps its SLO for ten
+// requests in all. Device 0 holds models 0 and 1 with ten requests (1,000 tokens still to go);
+// device 1 is empty. Model 0 gets a second copy only when its own batch fills most of device 0
+// (8 of the 10 requests), or when device 0 frees no room within a newcomer's patience (rounds
+// bounded to 0.5 s: its first request ends in 100 s). Otherwise, with 3 requests there, the next
+// one waits for device 0 rather than load model 0 again (evicting someone else's model there).
+TEST(ElasticDecode, PlacementCopiesAModelOnlyWhenItsOwnLoadFillsItsDevice) {
+  ModelCosts c{DecodeCost{0.0, 0.0, 0.01}, 0.1, 0.0, 0, 10.0, 1.0};
+  const std::vector<ModelCosts> table(3, c);
+  struct Case {
+    int own;
+    double max_round_s;
+    bool copies;
+  };
+  for (const Case& k : {Case{3, 0.0, false}, Case{8, 0.0, true}, Case{3, 0.5, true}}) {
+    SCOPED_TRACE(testing::Message() << k.own << " requests, rounds within " << k.max_round_s << " s");
+    DecodeInstanceConfig config = elastic(1e6);
+    config.round.max_round_s = k.max_round_s;
+    std::vector<DecodeInstance> inst(2, DecodeInstance(config, table));
+    RequestId id = 1;
+    for (int r = 0; r < 10; ++r) {
+      const ModelId m = r < k.own ? 0 : 1;
+      inst[0].add_request(req(id++, m, 9, 1000), inst[0].joinable_batch(m, 10));
+    }
+    for (int step = 0; step < 200 && !(inst[0].holds_model(0) && inst[0].holds_model(1)); ++step) {
+      ASSERT_EQ(until_step(inst[0], 0.01 * step).kind, DecodeAction::Kind::kStep);
+      inst[0].on_step_done();
+    }
+    ASSERT_TRUE(inst[0].holds_model(0) && inst[0].holds_model(1));
+    EXPECT_GT(inst[0].what_if_alpha(0, 10, std::nullopt, 10), 1.0);
+    const auto placed = place_decode(inst, req(id, 0, 9, 10));
+    if (k.copies) {
+      ASSERT_TRUE(placed.has_value());
+      EXPECT_EQ(placed->instance, 1);
+    } else {
+      EXPECT_FALSE(placed.has_value());
+    }
+    // A model no device holds goes where it fits.
+    const auto fresh = place_decode(inst, req(id + 1, 2, 9, 10));
+    ASSERT_TRUE(fresh.has_value());
+    EXPECT_EQ(fresh->instance, 1);
+  }
+}
+
 }  // namespace
 }  // namespace aegaeon::policy

@@ -11,8 +11,8 @@ struct SimConfig;
 
 namespace aegaeon::cmd {
 
-/// Adds --no-elastic-memory, --no-immediate-turns, --no-bounded-rounds and --no-admission to `sub`, writing into
-/// `config` (which must outlive the command).
+/// Adds --no-elastic-memory, --no-immediate-turns, --no-bounded-rounds and --no-admission to
+/// `sub`, writing into `config` (which must outlive the command).
 void add_policy_variant_flags(CLI::App& sub, sim::SimConfig& config);
 
 }  // namespace aegaeon::cmd

@@ -266,8 +266,8 @@ class AegaeonSystem {
     return true;
   }
 
-  // `r` waits for a device to admit it.
-  // With admission, a prompt is turned away if it is still waiting at its deadline.
+  // `r` waits for a device to admit it; with admission, a prompt still waiting at its deadline is
+  // turned away.
   void wait(std::int64_t r, bool prefilled) {
     waiting_.push_back(Waiting{r, prefilled});
     if (!prefilled && env_.config.admission.enabled) {

@@ -41,10 +41,10 @@ struct AdmissionInput {
 AdmissionDecision decide_admission(const AdmissionConfig& config, const Slo& slo,
                                    const AdmissionInput& input);
 
-/// Admission for elastic devices, which place a prompt only where its decode keeps the TBT SLO
-/// (place_decode): a prompt no device can take waits, in arrival order, until this time, and is
-/// then turned away (429). By then it has missed its TTFT SLO; serving it late would also delay
-/// every prompt queued behind it, where turning it away lets them start on time.
+/// When a prompt that has not started yet is turned away (429): a prompt waits for room (elastic
+/// devices place it only where its decode keeps the TBT SLO; a baseline queues it) until this
+/// time. By then it has missed its TTFT SLO; serving it late would also delay every prompt queued
+/// behind it, where turning it away lets them start on time.
 double admission_deadline_s(const AdmissionConfig& config, const Slo& slo, double arrival_s);
 
 }  // namespace aegaeon::policy

@@ -598,7 +598,8 @@ bool justifies_another_copy(std::span<const DecodeInstance> instances, ModelId m
   for (std::size_t i = 0; i < instances.size(); ++i) {
     const auto& inst = instances[i];
     if (!pins.allows(model, static_cast<InstanceId>(i)) || !inst.holds_model(model)) continue;
-    const double patience_s = inst.config().round.max_round_s > 0.0 ? inst.config().round.max_round_s : std::numeric_limits<double>::infinity();
+    const double bound_s = inst.config().round.max_round_s;
+    const double patience_s = bound_s > 0.0 ? bound_s : std::numeric_limits<double>::infinity();
     if (inst.decode_share(model) < 0.5 && inst.first_finish_s() <= patience_s) return false;
   }
   return true;

@@ -17,6 +17,9 @@ void add_policy_variant_flags(CLI::App& sub, sim::SimConfig& config) {
                "aegaeon: a new decode batch waits for the next round (the paper) instead of joining the running one");
   sub.add_flag("--no-bounded-rounds", [c](std::int64_t) { c->bounded_rounds = false; },
                "aegaeon: decode rounds bounded only by Q_max per batch (the paper) instead of half the TTFT SLO");
+  sub.add_flag("--no-adaptive-split", [c](std::int64_t) { c->adaptive_split = false; },
+               "aegaeon: keep the --prefill split fixed instead of the prefill device decoding while the models in "
+               "demand and their KV fit on the devices (the adaptive split applies with --prefill 1, the default)");
   sub.add_flag("--no-admission", [c](std::int64_t) { c->admission.enabled = false; },
                "Admit every request and serve it however late (the paper's artifact) instead of turning a prompt "
                "away (429) when it is still waiting at its TTFT deadline; applies to every system");

@@ -111,7 +111,11 @@ void add_simulate_command(CLI::App& app) {
                   "Comma list of systems: aegaeon, dedicated, request-level, request-level-srtf, static-mux, or all")->capture_default_str();
   sub->add_option("--device", c->device, "Device kind: H100, H800, H20, A100, A10")->capture_default_str();
   sub->add_option("--devices", c->devices, "Number of devices")->check(CLI::Range(1, 100000))->capture_default_str();
-  sub->add_option("--prefill", c->prefill_devices, "aegaeon: prefill devices (the rest decode, and prefill the models they hold; the paper used 6 of 16)")->capture_default_str();
+  sub->add_option("--prefill", c->prefill_devices,
+                  "aegaeon: prefill devices (the rest decode, and prefill the models they hold; the paper used 6 of 16). "
+                  "With 1, that device decodes too while the models in demand and their KV fit in memory "
+                  "(--no-adaptive-split keeps it prefilling)")
+      ->capture_default_str();
   sub->add_option("--ttft", c->slo.ttft_s, "SLO: time to first token, seconds")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--tbt", c->slo.tbt_s, "SLO: time between tokens, seconds")->check(CLI::PositiveNumber)->capture_default_str();
   sub->add_option("--h2d-efficiency", c->h2d_efficiency, "Share of nominal host->device bandwidth weight/KV copies reach")

@@ -4,10 +4,12 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "actors/policy/admission.hpp"
 #include "actors/policy/decode_instance.hpp"
+#include "actors/policy/placement.hpp"
 #include "actors/policy/prefill_scheduler.hpp"
 #include "sim/sim_core.hpp"
 
@@ -15,7 +17,7 @@ namespace aegaeon::sim::detail {
 
 namespace {
 
-enum EventKind : std::int32_t { kArrival, kPrefillDone, kDecodeArrive, kDecodeDone, kAdmissionDeadline };
+enum EventKind : std::int32_t { kArrival, kPrefillDone, kDecodeArrive, kDecodeDone, kAdmissionDeadline, kSplitProbe };
 
 struct Device {
   std::optional<core::ModelId> resident;
@@ -42,7 +44,8 @@ class AegaeonSystem {
         env_(core.env),
         prefill_(env_.config.prefill_devices, policy::PrefillConfig{env_.config.prefill_max_group}),
         prefill_dev_(static_cast<std::size_t>(env_.config.prefill_devices)),
-        decode_dev_(static_cast<std::size_t>(env_.config.devices - env_.config.prefill_devices)),
+        // The adaptive split's device has a decode role too: the last decode device.
+        decode_dev_(static_cast<std::size_t>(env_.config.devices - env_.config.prefill_devices + (adaptive() ? 1 : 0))),
         pending_(decode_dev_.size()) {
     double max_kv_per_token = 0;
     for (const auto& m : env_.models) {
@@ -59,7 +62,7 @@ class AegaeonSystem {
     // A prefill device holds weights beside the KV of the prompt it runs (one per batch).
     prefill_weight_bytes_ = env_.usable_bytes - kPrefillKvTokens * max_kv_per_token;
     prefill_cache_.resize(prefill_dev_.size());
-    policy::DecodeInstanceConfig dc;
+    policy::DecodeInstanceConfig& dc = decode_config_;
     dc.round.tbt_slo_s = env_.config.slo.tbt_s;
     dc.max_batch_size = env_.config.max_batch_size;
     dc.prefetch = env_.config.prefetch;
@@ -73,6 +76,7 @@ class AegaeonSystem {
   void run() {
     const auto& reqs = core_.workload.requests;
     for (std::size_t i = 0; i < reqs.size(); ++i) core_.at(reqs[i].arrival_s, kArrival, static_cast<std::int64_t>(i));
+    if (adaptive()) core_.at(kSplitProbeS, kSplitProbe, 0);
     Event e;
     while (core_.next(e)) {
       switch (e.kind) {
@@ -81,6 +85,7 @@ class AegaeonSystem {
         case kDecodeArrive: on_decode_arrive(e.target); break;
         case kDecodeDone: on_decode_done(static_cast<std::size_t>(e.target)); break;
         case kAdmissionDeadline: on_admission_deadline(e.target); break;
+        case kSplitProbe: on_split_probe(); break;
         default: break;
       }
     }
@@ -90,6 +95,66 @@ class AegaeonSystem {
   static constexpr double kPrefillKvTokens = 8192;  // the longest prompt a prefill device holds
 
   bool elastic() const { return env_.config.elastic_memory; }
+
+  // ---- adaptive prefill/decode split ------------------------------------------------------
+  // One device switches between the prefill and the decode role as policy::wants_prefill_device
+  // says from the memory pressure it measures every kSplitProbeS. A role changes once the device
+  // has drained the old one's work.
+  static constexpr double kSplitProbeS = 10.0;    // how often the pressure is measured
+  static constexpr double kDemandWindowS = 60.0;  // a model requested this recently is in demand
+  enum class Role { kDecode, kPrefill };
+
+  bool adaptive() const { return elastic() && env_.config.adaptive_split && env_.config.prefill_devices == 1; }
+  std::size_t flex() const { return decode_.size() - 1; }
+  // Decode devices that take new work: all but the adaptive device while it prefills or is on its
+  // way to (or from) prefilling.
+  std::span<policy::DecodeInstance> placeable() {
+    const bool flex_out = adaptive() && (role_ == Role::kPrefill || target_ == Role::kPrefill);
+    return std::span(decode_).first(decode_.size() - (flex_out ? 1 : 0));
+  }
+  // Whether prompts of models no decode device holds go to a prefill device.
+  bool prefill_routing() const {
+    return !prefill_dev_.empty() && (!adaptive() || (role_ == Role::kPrefill && target_ == Role::kPrefill));
+  }
+
+  void on_split_probe() {
+    const auto now = core_.now();
+    policy::SplitPressure pressure;
+    for (std::size_t m = 0; m < env_.models.size(); ++m) {
+      if (last_request_s_[m] >= 0 && now - last_request_s_[m] <= kDemandWindowS) {
+        pressure.demanded_weight_bytes += costs_[m].weight_bytes;
+      }
+    }
+    for (const auto& inst : decode_) {
+      for (const auto& b : inst.batches()) {
+        std::int64_t tokens = b.context_tokens;
+        for (const auto& r : b.requests) tokens += r.remaining_tokens;
+        pressure.kv_bytes += static_cast<double>(tokens) * costs_[static_cast<std::size_t>(b.model)].kv_bytes_per_token;
+      }
+    }
+    pressure.device_bytes = env_.usable_bytes * static_cast<double>(decode_.size());
+    target_ = policy::wants_prefill_device(pressure, target_ == Role::kPrefill) ? Role::kPrefill : Role::kDecode;
+    finish_role_change();
+    if (now < core_.workload.requests.back().arrival_s) core_.at(now + kSplitProbeS, kSplitProbe, 0);
+  }
+
+  // The adaptive device takes its target role once the other one has no work left on it.
+  void finish_role_change() {
+    if (!adaptive() || role_ == target_) return;
+    if (target_ == Role::kPrefill) {
+      const auto& inst = decode_[flex()];
+      if (decode_dev_[flex()].busy || !inst.batches().empty() || inst.queued_prefills() > 0 || !pending_[flex()].empty()) return;
+      prefill_dev_[0] = Device{};
+      prefill_cache_[0].clear();
+      role_ = Role::kPrefill;
+    } else {
+      if (prefill_dev_[0].busy || !prefill_.pending(0).empty()) return;
+      decode_[flex()] = policy::DecodeInstance(decode_config_, costs_);
+      decode_dev_[flex()] = Device{};
+      role_ = Role::kDecode;
+      retry_waiting();
+    }
+  }
 
   policy::RequestInfo info(std::int64_t r) const {
     const auto& t = core_.workload.requests[static_cast<std::size_t>(r)];
@@ -116,6 +181,7 @@ class AegaeonSystem {
   // control (when enabled) to grouped-FCFS dispatch.
   void on_arrival(std::int64_t r) {
     const auto req = info(r);
+    last_request_s_[static_cast<std::size_t>(req.model)] = core_.now();
     if (elastic()) {
       if (!place(r, /*prefilled=*/false)) wait(r, false);
       return;
@@ -219,6 +285,7 @@ class AegaeonSystem {
     }
     d.op = Device::Op::kNone;
     schedule_prefill(p);
+    finish_role_change();
   }
 
   // A prefill device's cache takes `model`, evicting the cheapest losses until its weights fit.
@@ -240,16 +307,16 @@ class AegaeonSystem {
     if (!prefilled) {
       // A decode device holding the model prefills it, so its weights need not be loaded on a
       // prefill device as well; prefill devices take the rest; without them a decode device does.
-      auto site = policy::resident_prefill_site(decode_, req);
-      if (!site && !prefill_dev_.empty()) {
+      auto site = policy::resident_prefill_site(placeable(), req);
+      if (!site && prefill_routing()) {
         // With admission, a prompt starts only when a decode device will take it within the TBT
         // SLO: prefilled first, it would stream one token and then stall waiting for one.
-        if (env_.config.admission.enabled && !policy::place_decode(decode_, req)) return false;
+        if (env_.config.admission.enabled && !policy::place_decode(placeable(), req)) return false;
         to_prefill_devices(req);
         return true;
       }
       if (!site) {
-        const auto d = policy::place_decode(decode_, req);
+        const auto d = policy::place_decode(placeable(), req);
         if (!d) return false;
         site = d->instance;
       }
@@ -258,7 +325,7 @@ class AegaeonSystem {
       schedule_decode(i);
       return true;
     }
-    const auto d = policy::place_decode(decode_, req);
+    const auto d = policy::place_decode(placeable(), req);
     if (!d) return false;
     const auto i = static_cast<std::size_t>(d->instance);
     decode_[i].add_arrival(req);
@@ -400,6 +467,7 @@ class AegaeonSystem {
     }
     d.op = Device::Op::kNone;
     schedule_decode(i);
+    if (adaptive() && i == flex()) finish_role_change();
     if (freed_) {
       freed_ = false;
       retry_waiting();
@@ -426,6 +494,10 @@ class AegaeonSystem {
   };
   std::vector<Waiting> waiting_;  // elastic: requests no device admits yet, in arrival order
   bool freed_ = false;
+  policy::DecodeInstanceConfig decode_config_;
+  Role role_ = Role::kDecode;  // the adaptive device's role (it starts decoding: nothing is in demand yet)
+  Role target_ = Role::kDecode;
+  std::vector<double> last_request_s_ = std::vector<double>(env_.models.size(), -1.0);
   std::vector<policy::WeightCache> prefill_cache_;
   std::vector<policy::ModelCosts> costs_;
   policy::PrefillScheduler prefill_;

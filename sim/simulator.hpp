@@ -49,6 +49,10 @@ struct SimConfig {
   bool immediate_turns = true;
   /// aegaeon: decode rounds last at most half the TTFT SLO (DecodeRoundConfig::max_round_s).
   bool bounded_rounds = true;
+  /// aegaeon with elastic memory and one prefill device: that device prefills only while the
+  /// weights of the models in demand plus the KV in use exceed what the devices hold, and decodes
+  /// otherwise (an online prefill/decode split; false: the split stays as configured).
+  bool adaptive_split = true;
   /// Every system: a prompt still waiting at its TTFT deadline is turned away (429) instead of
   /// started late; aegaeon's elastic devices also start a prompt only when a decode device will
   /// take it within the TBT SLO, and the paper's devices predict TTFT and α at arrival

@@ -190,4 +190,10 @@ CacheAssignment assign_host_caches(std::span<const CacheNode> nodes, std::span<c
   return out;
 }
 
+bool wants_prefill_device(const SplitPressure& pressure, bool prefilling_now, double hysteresis) {
+  if (pressure.device_bytes <= 0.0) return prefilling_now;
+  const double share = (pressure.demanded_weight_bytes + pressure.kv_bytes) / pressure.device_bytes;
+  return prefilling_now ? share >= 1.0 - hysteresis : share > 1.0;
+}
+
 }  // namespace aegaeon::policy

@@ -100,4 +100,20 @@ inline constexpr double kDemandPerCopy = 8.0;
 CacheAssignment assign_host_caches(std::span<const CacheNode> nodes, std::span<const CacheModel> models,
                                    double demand_per_copy = kDemandPerCopy);
 
+// ---- the prefill/decode split, online ----------------------------------------------------------
+
+/// What the split decision measures across the devices that may decode.
+struct SplitPressure {
+  double demanded_weight_bytes = 0.0;  ///< weights of the models requested recently
+  double kv_bytes = 0.0;               ///< KV the running requests will hold by their last token
+  double device_bytes = 0.0;           ///< memory of every device that may decode
+};
+
+/// Whether one device should prefill prompts (rather than decode): while the models in demand and
+/// their KV exceed the devices' memory, prompts keep arriving for models no decode device holds,
+/// and loading those on decode devices evicts models in use there; a prefill device takes them.
+/// Otherwise every prompt finds a decode device that holds its model and a prefill device would
+/// idle. `hysteresis` (a share of memory) keeps the answer from flapping around the boundary.
+bool wants_prefill_device(const SplitPressure& pressure, bool prefilling_now, double hysteresis = 0.05);
+
 }  // namespace aegaeon::policy

@@ -2,7 +2,7 @@
 # Reproduces the simulator experiments of docs/simulator.md on workloads generated here (the
 # artifact's traces are a sample; the policy is judged on workloads it has not seen): 16 H800,
 # SLO TTFT 10 s / TBT 0.1 s unless noted, 600 s of Poisson arrivals per point, lengths drawn from
-# the built-in ShareGPT-like trace. Systems: aegaeon (the default policy, 1 prefill device),
+# the built-in ShareGPT-like trace. Systems: aegaeon (the default policy, 1 adaptive prefill device),
 # aegaeon-paper (--no-elastic-memory --no-immediate-turns --no-bounded-rounds, 6P + 10D as the
 # paper), request-level, static-mux. Every system but aegaeon-paper (the artifact admits
 # everything) runs with admission (a prompt still waiting at its TTFT deadline is turned away);
@@ -88,7 +88,7 @@ done
 progress "ablation"
 for point in "96 0.1" "56 0.5"; do
   read -r m rate <<<"$point"
-  for flag in none --no-admission --no-elastic-memory --no-immediate-turns --no-bounded-rounds --no-prefetch; do
+  for flag in none --no-adaptive-split --no-admission --no-elastic-memory --no-immediate-turns --no-bounded-rounds --no-prefetch; do
     extra=(); [[ $flag != none ]] && extra=("$flag")
     for p in 0 1 2; do
       for seed in $MODEL_SEEDS; do

@@ -67,9 +67,16 @@ TEST(ModelCatalog, ShapesMatchPublishedParameterCounts) {
 //   prefill device: load qwen (L), prefill 0.05 + 1e-4·100 = 0.06 -> first token at L + 0.06;
 //   KV handoff 101 tokens (h = 101·kv); decode device: load qwen + swap in 101 tokens (L + h),
 //   then 10 steps of 0.02 s. E2E = L + 0.06 + h + L + h + 0.2.
+// A fixed split of one prefill and one decode device (the adaptive one would decode on both).
+SimConfig fixed_split(int devices, int prefill) {
+  SimConfig c = config(SystemKind::kAegaeon, devices, prefill);
+  c.adaptive_split = false;
+  return c;
+}
+
 TEST(Simulator, AegaeonSingleRequestTimelineByHand) {
   auto w = workload({{0.0, 0, 100, 11}}, 1);
-  auto r = simulate(w, config(SystemKind::kAegaeon, 2, 1), exact_profiles());
+  auto r = simulate(w, fixed_split(2, 1), exact_profiles());
   ASSERT_TRUE(r.ok()) << r.error().message;
   const double L = qwen_load_s(), h = 101 * qwen_kv_s();
   const auto& o = r->requests[0];
@@ -124,7 +131,7 @@ TEST(Simulator, AegaeonInterleavesModelsOnOneDecodeDevice) {
 // step by step, so both keep TPOT = 2 steps = 0.04 s.
 TEST(Simulator, AegaeonSwitchesOnlyOnAMissWhenModelsFit) {
   auto w = workload({{0.0, 0, 100, 200}, {0.001, 1, 100, 200}}, 2);
-  auto aeg = simulate(w, config(SystemKind::kAegaeon, 2, 1), exact_profiles());
+  auto aeg = simulate(w, fixed_split(2, 1), exact_profiles());
   ASSERT_TRUE(aeg.ok()) << aeg.error().message;
   EXPECT_EQ(aeg->switches, 4);
   for (const auto& o : aeg->requests) {
@@ -135,6 +142,22 @@ TEST(Simulator, AegaeonSwitchesOnlyOnAMissWhenModelsFit) {
   auto paper = simulate(w, paper_config(2, 1), exact_profiles());
   ASSERT_TRUE(paper.ok());
   EXPECT_GT(paper->switches, aeg->switches);  // the paper's device reloads at every turn
+}
+
+// The adaptive split: while the models in demand fit on the devices, the prefill device decodes
+// too, so a prompt is prefilled where it will decode (one load, no KV handoff): TTFT = L + 0.06,
+// where the fixed split loads the model on both devices and hands the KV over.
+TEST(Simulator, AdaptiveSplitDecodesOnEveryDeviceWhileModelsFit) {
+  auto w = workload({{0.0, 0, 100, 11}}, 1);
+  auto r = simulate(w, config(SystemKind::kAegaeon, 2, 1), exact_profiles());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const double L = qwen_load_s();
+  EXPECT_EQ(r->switches, 1);
+  EXPECT_NEAR(r->requests[0].ttft_s, L + 0.06, 1e-6);
+  EXPECT_NEAR(r->requests[0].e2e_s, L + 0.06 + 0.2, 1e-6);
+  auto fixed = simulate(w, fixed_split(2, 1), exact_profiles());
+  ASSERT_TRUE(fixed.ok());
+  EXPECT_EQ(fixed->switches, 2);
 }
 
 // Without prefill devices, decode devices prefill the prompts themselves: one load per model.
@@ -212,7 +235,7 @@ TEST(Simulator, ElasticAdmissionTurnsAwayAPromptStillWaitingAtItsDeadline) {
   auto w = workload({{0.0, 0, 100, 200}, {0.5, 1, 100, 11}}, 2);
   for (int prefill : {0, 1}) {
     SCOPED_TRACE(prefill);
-    auto c = config(SystemKind::kAegaeon, 1 + prefill, prefill);
+    auto c = fixed_split(1 + prefill, prefill);
     c.slo = policy::Slo{1.0, 0.03};
     auto r = simulate(w, c, exact_profiles());
     ASSERT_TRUE(r.ok()) << r.error().message;

@@ -129,5 +129,15 @@ TEST(HostCachePlacement, CachedModelsThatNoLongerFitMakeRoom) {
   EXPECT_EQ(assign_host_caches(nodes, models)[1], (Models{"b"}));
 }
 
+// 100 bytes of memory: a prefill device pays once the models in demand and their KV exceed it, and
+// stays until they fall 5% below (no flapping at the boundary).
+TEST(Placement, OnlineSplitPrefillsOnlyWhileDemandOutgrowsMemory) {
+  EXPECT_FALSE(wants_prefill_device({80.0, 15.0, 100.0}, false));
+  EXPECT_TRUE(wants_prefill_device({90.0, 15.0, 100.0}, false));
+  EXPECT_TRUE(wants_prefill_device({85.0, 12.0, 100.0}, true));   // 97%: within the hysteresis
+  EXPECT_FALSE(wants_prefill_device({85.0, 12.0, 100.0}, false));
+  EXPECT_FALSE(wants_prefill_device({80.0, 10.0, 100.0}, true));  // 90%: decodes again
+}
+
 }  // namespace
 }  // namespace aegaeon::policy

@@ -306,8 +306,12 @@ void DecodeInstance::start_round(std::optional<ModelId> resident) {
   order_.clear();
   order_quota_s_.clear();
   // Start with the batch already on the device when it belongs to the resident model, so a
-  // round does not open with a needless swap.
-  std::vector<std::size_t> order = plan_.order;
+  // round does not open with a needless swap. The plan also counts requests placed here and not
+  // in a batch yet (round_loads lists them after the batches): they get turns from the next round.
+  std::vector<std::size_t> order;
+  for (std::size_t i : plan_.order) {
+    if (i < batches_.size()) order.push_back(i);
+  }
   if (keep_current) {
     auto it = std::find_if(order.begin(), order.end(),
                            [&](std::size_t i) { return batches_[i].id == *current_; });

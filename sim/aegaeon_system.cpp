@@ -76,7 +76,7 @@ class AegaeonSystem {
   void run() {
     const auto& reqs = core_.workload.requests;
     for (std::size_t i = 0; i < reqs.size(); ++i) core_.at(reqs[i].arrival_s, kArrival, static_cast<std::int64_t>(i));
-    if (adaptive()) core_.at(kSplitProbeS, kSplitProbe, 0);
+    if (adaptive() && !reqs.empty()) core_.at(kSplitProbeS, kSplitProbe, 0);
     Event e;
     while (core_.next(e)) {
       switch (e.kind) {

@@ -125,13 +125,7 @@ class AegaeonSystem {
         pressure.demanded_weight_bytes += costs_[m].weight_bytes;
       }
     }
-    for (const auto& inst : decode_) {
-      for (const auto& b : inst.batches()) {
-        std::int64_t tokens = b.context_tokens;
-        for (const auto& r : b.requests) tokens += r.remaining_tokens;
-        pressure.kv_bytes += static_cast<double>(tokens) * costs_[static_cast<std::size_t>(b.model)].kv_bytes_per_token;
-      }
-    }
+    for (const auto& inst : decode_) pressure.kv_bytes += inst.kv_bytes_at_completion();
     pressure.device_bytes = env_.usable_bytes * static_cast<double>(decode_.size());
     target_ = policy::wants_prefill_device(pressure, target_ == Role::kPrefill) ? Role::kPrefill : Role::kDecode;
     finish_role_change();

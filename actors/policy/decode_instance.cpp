@@ -205,6 +205,16 @@ double DecodeInstance::decode_share(ModelId model) const {
   return all > 0.0 ? own / all : 0.0;
 }
 
+double DecodeInstance::kv_bytes_at_completion() const {
+  double bytes = 0.0;
+  for (const auto& b : batches_) {
+    std::int64_t tokens = b.context_tokens;
+    for (const auto& r : b.requests) tokens += r.remaining_tokens;
+    bytes += static_cast<double>(tokens) * costs_[static_cast<std::size_t>(b.model)].kv_bytes_per_token;
+  }
+  return bytes;
+}
+
 double DecodeInstance::first_finish_s() const {
   std::int32_t tokens = std::numeric_limits<std::int32_t>::max();
   for (const auto& b : batches_) {

@@ -151,6 +151,8 @@ class DecodeInstance {
   /// The share of this device's decode time (the sum of its batches' step times) that `model`'s
   /// batches take; 0 when it has none.
   [[nodiscard]] double decode_share(ModelId model) const;
+  /// Bytes of KV its batches will hold once every request has produced its last token.
+  [[nodiscard]] double kv_bytes_at_completion() const;
   /// Seconds until the first of its requests ends, at the TBT SLO's pace (infinite when idle):
   /// when a request waiting for room here could expect it.
   [[nodiscard]] double first_finish_s() const;

@@ -78,7 +78,8 @@ core::Result<std::shared_ptr<const ModelCatalog>> ModelCatalog::from_served(
     auto tokenizer = text::Tokenizer::from_json(model.tokenizer_json, model.name + "/tokenizer.json",
                                                model.tokenizer_config_json);
     if (!tokenizer.ok()) return tokenizer.error().with_context("model '" + model.name + "'");
-    CatalogEntry entry{static_cast<core::ModelId>(i), model.name, *tokenizer, std::nullopt, {}, {}, 0};
+    CatalogEntry entry{static_cast<core::ModelId>(i), model.name, *tokenizer, std::nullopt, {}, {}, 0,
+                       std::make_shared<text::StructuredOutputs>(*tokenizer)};
     if (model.tokenizer_config_json.empty()) {
       entry.no_chat_template_reason = "the model has no tokenizer_config.json";
     } else {

@@ -12,6 +12,7 @@
 #include "core/cluster_types.hpp"
 #include "core/result.hpp"
 #include "text/chat_template.hpp"
+#include "text/constrained_decoding.hpp"
 #include "text/tokenizer.hpp"
 #include "gpu/worker/device_worker.hpp"
 
@@ -26,6 +27,15 @@ struct CatalogEntry {
   std::string no_chat_template_reason;              ///< why chat_template is absent
   std::vector<std::int32_t> eos_ids;                 ///< tokens that end a generation
   std::int32_t max_context_tokens = 0;
+  /// Structured outputs over this model's vocabulary: CatalogEntry::constrain's schemas.
+  std::shared_ptr<text::StructuredOutputs> structured_outputs;
+
+  /// The start of an output that must satisfy `schema_json` (SamplingParams::json_schema), for a
+  /// job's constraint; a schema it cannot enforce is kInvalidArgument naming the field under `path`.
+  [[nodiscard]] core::Result<std::shared_ptr<const core::TokenConstraint>> constrain(
+      std::string_view schema_json, std::string_view path = "response_format") const {
+    return structured_outputs->start(schema_json, path);
+  }
 };
 
 /// What a worker tells the controller about a model: its tokenizer files' text and context.

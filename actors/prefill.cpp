@@ -181,7 +181,7 @@ void drive(PrefillActor* self, size_t index) {
       instance.busy = true;
       double queue_s = s.now_s() - found->second.info.arrival_s;
       worker::PrefillItem item{id, found->second.prompt, found->second.sampling,
-                               found->second.resumed_tokens, found->second.stop};
+                               found->second.resumed_tokens, found->second.stop, found->second.constraint};
       self->request(instance.worker, caf::infinite, prefill_atom::value, std::move(item))
           .then(
               [self, index, id, queue_s](PrefillOutcome& outcome) {

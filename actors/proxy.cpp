@@ -78,6 +78,21 @@ core::Result<void> check_in_vocabulary(const CatalogEntry& model, std::int32_t t
                      field};
 }
 
+// Structured outputs: the schema's grammar over the model's vocabulary. The JSON ends with one
+// of the model's end-of-sequence tokens, so a request must leave them in place.
+core::Result<std::shared_ptr<const core::TokenConstraint>> start_constraint(const core::GenerationRequest& request,
+                                                                            const CatalogEntry& model) {
+  if (request.ignore_eos || model.eos_ids.empty()) {
+    return core::Error{core::ErrorCode::kInvalidArgument,
+                       request.ignore_eos ? "'response_format' needs the end-of-sequence token to end the JSON; "
+                                            "it cannot be combined with 'ignore_eos'"
+                                          : "model '" + model.name + "' names no end-of-sequence token to end "
+                                            "a structured output with",
+                       "response_format"};
+  }
+  return model.constrain(request.sampling.json_schema, "response_format.json_schema.schema");
+}
+
 // The token ids a request names besides its prompt (stop_token_ids, logit_bias) are the model's.
 core::Result<void> check_token_ids(const core::GenerationRequest& request, const CatalogEntry& model) {
   for (std::size_t i = 0; i < request.stop_token_ids.size(); ++i) {
@@ -351,6 +366,15 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
     responder.respond(openai::error_response(checked.error()));
     return;
   }
+  std::shared_ptr<const core::TokenConstraint> constraint;
+  if (!request.sampling.json_schema.empty()) {
+    auto started = start_constraint(request, *model);
+    if (!started.ok()) {
+      responder.respond(openai::error_response(started.error()));
+      return;
+    }
+    constraint = std::move(*started);
+  }
   core::RequestId id = s.next_id++;
   PrefillJob job;
   job.info = policy::RequestInfo{id, model->id, 0.0, prompt_tokens, max_tokens};
@@ -362,6 +386,7 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
     job.stop.stop_token_ids.insert(job.stop.stop_token_ids.end(), model->eos_ids.begin(), model->eos_ids.end());
   }
   job.sampling = request.sampling;
+  job.constraint = std::move(constraint);
   // Drawn here, once: a generation resumed on another device or worker continues this stream.
   if (!job.sampling.seed) job.sampling.seed = s.seeds();
 

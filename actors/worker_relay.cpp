@@ -199,6 +199,14 @@ bool job_fits(const core::GenerationJob& job, const CatalogEntry& model) {
          prompt_tokens + job.stop.max_tokens <= model.max_context_tokens;
 }
 
+// The job's structured-output constraint over this worker's copy of the model's vocabulary
+// (null without one); the controller compiled the same schema, so an error means a mismatch.
+core::Result<std::shared_ptr<const core::TokenConstraint>> constrain(const core::GenerationJob& job,
+                                                                     const CatalogEntry& model) {
+  if (job.sampling.json_schema.empty()) return std::shared_ptr<const core::TokenConstraint>();
+  return model.constrain(job.sampling.json_schema);
+}
+
 }  // namespace
 
 void start_remote_generation(const caf::actor& relay, const ModelCatalog& catalog, std::uint64_t id,
@@ -217,6 +225,8 @@ void start_remote_generation(const caf::actor& relay, const ModelCatalog& catalo
                                       std::to_string(job.resumed_tokens) + " of the prompt resumed), context " +
                                       std::to_string(model->max_context_tokens));
   }
+  auto constraint = constrain(job, *model);
+  if (!constraint.ok()) return end_with_error(stream, constraint.error().message);
   PrefillJob prefill;
   prefill.info = policy::RequestInfo{id, model->id, 0.0,
                                      static_cast<std::int32_t>(prompt_tokens), job.stop.max_tokens};
@@ -224,6 +234,7 @@ void start_remote_generation(const caf::actor& relay, const ModelCatalog& catalo
   prefill.sampling = job.sampling;
   prefill.stop = job.stop;
   prefill.resumed_tokens = job.resumed_tokens;
+  prefill.constraint = std::move(*constraint);
   caf::anon_send(relay, remote_atom::value, std::move(prefill), std::move(stream));
 }
 
@@ -257,6 +268,8 @@ void adopt_remote_generation(const caf::actor& relay, const ModelCatalog& catalo
                              core::GenerationJob job, core::KvHandoff handoff, rpc::GenerationStream stream) {
   const CatalogEntry* model = catalog.find(job.model);
   if (model == nullptr) return end_with_error(stream, "model '" + job.model + "' is not served by this worker");
+  auto constraint = constrain(job, *model);
+  if (!constraint.ok()) return end_with_error(stream, constraint.error().message);
   Handoff adopted;
   adopted.job.info = policy::RequestInfo{id, model->id, 0.0,
                                          static_cast<std::int32_t>(job.prompt.size()), job.stop.max_tokens};
@@ -276,7 +289,7 @@ void adopt_remote_generation(const caf::actor& relay, const ModelCatalog& catalo
   adopted.kv.generated.assign(adopted.job.prompt.end() - resumed, adopted.job.prompt.end());
   adopted.kv.generated.push_back(handoff.last_token);
   // The sampler starts here, where the prompt is at hand (the repetition penalty counts it).
-  adopted.kv.sampler.emplace(job.sampling, adopted.kv.generated.size(), adopted.job.prompt);
+  adopted.kv.sampler.emplace(job.sampling, adopted.kv.generated, adopted.job.prompt, *constraint);
   caf::anon_send(relay, adopt_atom::value, std::move(adopted), std::move(stream));
 }
 

@@ -38,6 +38,10 @@ struct SamplingParams {
   /// OpenAI's logit_bias: (token, bias in [-100, 100]) added to the token's logit before the
   /// penalties and the sampling; -100 in effect bans a token, +100 all but forces it.
   std::vector<std::pair<std::int32_t, float>> logit_bias;
+  /// Structured outputs (OpenAI's response_format): the JSON Schema, as text, that the output
+  /// must satisfy (`{"type":"object"}` for json_object); empty: any text. Tokens that would
+  /// leave its grammar are masked (text/constrained_decoding.hpp).
+  std::string json_schema;
 
   bool operator==(const SamplingParams&) const = default;
 

@@ -8,10 +8,17 @@
 
 namespace aegaeon::model {
 
-Sampler::Sampler(core::SamplingParams params, std::uint64_t already_sampled, std::span<const std::int32_t> prompt)
+Sampler::Sampler(core::SamplingParams params, std::span<const std::int32_t> generated,
+                 std::span<const std::int32_t> prompt, const std::shared_ptr<const core::TokenConstraint>& constraint)
     : params_(std::move(params)), rng_(params_.seed.value_or(0)) {
   // sample() draws once per token unless it is greedy.
-  if (!(params_.temperature <= 0.0f || params_.top_k == 1)) rng_.discard(already_sampled);
+  if (!(params_.temperature <= 0.0f || params_.top_k == 1)) rng_.discard(generated.size());
+  if (constraint) {
+    constraint_ = constraint->clone();
+    // Tokens generated under the same constraint before: each is allowed (a stop token never
+    // is, and none is among them).
+    for (std::int32_t token : generated) constraint_->advance(token);
+  }
   if (params_.repetition_penalty != 1.0f) {
     prompt_tokens_.assign(prompt.begin(), prompt.end());
     std::sort(prompt_tokens_.begin(), prompt_tokens_.end());
@@ -19,8 +26,54 @@ Sampler::Sampler(core::SamplingParams params, std::uint64_t already_sampled, std
   }
 }
 
+Sampler::Sampler(const Sampler& other)
+    : params_(other.params_),
+      rng_(other.rng_),
+      constraint_(other.constraint_ ? other.constraint_->clone() : nullptr),
+      prompt_tokens_(other.prompt_tokens_) {}
+
+Sampler& Sampler::operator=(const Sampler& other) {
+  if (this != &other) *this = Sampler(other);
+  return *this;
+}
+
+Sampler::~Sampler() = default;
+
+void Sampler::mask(std::span<const std::int32_t> stop_tokens, bool may_stop) {
+  constexpr float kNever = -std::numeric_limits<float>::infinity();
+  const auto vocab = static_cast<std::int32_t>(work_.size());
+  if (!constraint_) {
+    if (may_stop) return;
+    for (std::int32_t token : stop_tokens) {
+      if (token >= 0 && token < vocab) work_[static_cast<std::size_t>(token)] = kNever;
+    }
+    return;
+  }
+  const auto allowed = constraint_->allowed();
+  // A complete text may end (min_tokens or not); an incomplete one may not. A vocabulary that
+  // cannot spell any continuation ends it too rather than draw from nothing.
+  const bool may_end = constraint_->complete() || std::all_of(allowed.begin(), allowed.end(),
+                                                              [](std::uint64_t word) { return word == 0; });
+  std::vector<float> stop_logits;
+  for (std::int32_t token : stop_tokens) {
+    stop_logits.push_back(token >= 0 && token < vocab ? work_[static_cast<std::size_t>(token)] : kNever);
+  }
+  for (std::int32_t base = 0; base < vocab; base += 64) {
+    const auto word = static_cast<std::size_t>(base / 64);
+    const std::uint64_t bits = word < allowed.size() ? allowed[word] : 0;
+    if (bits == ~std::uint64_t{0}) continue;
+    for (std::int32_t t = base; t < std::min(base + 64, vocab); ++t) {
+      if (((bits >> (t - base)) & 1U) == 0) work_[static_cast<std::size_t>(t)] = kNever;
+    }
+  }
+  for (std::size_t i = 0; i < stop_tokens.size(); ++i) {
+    const std::int32_t token = stop_tokens[i];
+    if (token >= 0 && token < vocab) work_[static_cast<std::size_t>(token)] = may_end ? stop_logits[i] : kNever;
+  }
+}
+
 std::int32_t Sampler::sample(std::span<const float> logits, std::span<const std::int32_t> generated,
-                             std::span<const std::int32_t> banned) {
+                             std::span<const std::int32_t> stop_tokens, bool may_stop) {
   work_.assign(logits.begin(), logits.end());
   const auto vocab = static_cast<std::int32_t>(work_.size());
   if (vocab == 0) return -1;
@@ -54,9 +107,16 @@ std::int32_t Sampler::sample(std::span<const float> logits, std::span<const std:
                                                 params_.presence_penalty;
     }
   }
-  for (std::int32_t token : banned) {
-    if (token >= 0 && token < vocab) work_[static_cast<std::size_t>(token)] = -std::numeric_limits<float>::infinity();
+  mask(stop_tokens, may_stop);
+  const std::int32_t token = draw();
+  if (constraint_ && std::find(stop_tokens.begin(), stop_tokens.end(), token) == stop_tokens.end()) {
+    constraint_->advance(token);
   }
+  return token;
+}
+
+std::int32_t Sampler::draw() {
+  const auto vocab = static_cast<std::int32_t>(work_.size());
   if (params_.temperature <= 0.0f || params_.top_k == 1) {
     return static_cast<std::int32_t>(std::max_element(work_.begin(), work_.end()) - work_.begin());
   }

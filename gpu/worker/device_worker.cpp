@@ -326,11 +326,12 @@ class DeviceWorkerImpl final : public DeviceWorker {
       const auto& prompt = items[i].prompt;
       const auto resumed = static_cast<std::size_t>(std::clamp<std::int32_t>(
           items[i].resumed_tokens, 0, static_cast<std::int32_t>(prompt.size())));
+      const std::span<const std::int32_t> generated(prompt.end() - static_cast<std::ptrdiff_t>(resumed), prompt.end());
       auto [it, inserted] = seqs_.try_emplace(items[i].seq, model, cache_index,
-                                              model::Sampler(items[i].sampling, resumed, prompt));
+                                              model::Sampler(items[i].sampling, generated, prompt, items[i].constraint));
       (void)inserted;
       it->second.stop = items[i].stop;
-      it->second.generated.assign(prompt.end() - static_cast<std::ptrdiff_t>(resumed), prompt.end());
+      it->second.generated.assign(generated.begin(), generated.end());
       out.push_back(sample(items[i].seq, it->second, last_logits[i]));
     }
     return out;
@@ -714,8 +715,7 @@ class DeviceWorkerImpl final : public DeviceWorker {
   SampledToken sample(SeqId id, Sequence& s, std::span<const float> logits) {
     // Too early to stop: the stop tokens cannot be drawn (vLLM's min_tokens).
     const bool may_stop = s.produced >= s.stop.min_tokens;
-    const std::int32_t token =
-        s.sampler.sample(logits, s.generated, may_stop ? std::span<const std::int32_t>{} : s.stop.stop_token_ids);
+    const std::int32_t token = s.sampler.sample(logits, s.generated, s.stop.stop_token_ids, may_stop);
     s.generated.push_back(token);
     s.last_token = token;
     ++s.produced;

@@ -89,6 +89,8 @@ struct PrefillItem {
   std::int32_t resumed_tokens = 0;
   /// When the sequence ends; the device decides it after each token (SampledToken::finish).
   core::StopConditions stop;
+  /// Structured outputs: where the output must start (its sampler clones it), or null.
+  std::shared_ptr<const core::TokenConstraint> constraint;
 };
 
 /// A token and the model's log-probability of it at that step.

@@ -220,6 +220,63 @@ core::Result<void> parse_tools(const json& body, GenerationRequest& request) {
   return core::ok();
 }
 
+// OpenAI's response_format: {"type": "text"}, {"type": "json_object"} or {"type": "json_schema",
+// "json_schema": {"name", "description"?, "schema", "strict"?}}. JSON output is enforced as it is
+// generated (strict or not: text/constrained_decoding.hpp), so the schema is kept as written —
+// `body`, the request's text, is read again in order, since generation follows the order of
+// its properties. The proxy compiles it and refuses what it cannot enforce.
+core::Result<void> parse_response_format(const json& root, std::string_view body, GenerationRequest& request) {
+  auto it = root.find("response_format");
+  if (it == root.end() || it->is_null()) return core::ok();
+  const auto only = [](const json& object, std::initializer_list<std::string_view> keys,
+                       const std::string& field) -> core::Result<void> {
+    for (auto item = object.begin(); item != object.end(); ++item) {
+      if (std::find(keys.begin(), keys.end(), item.key()) == keys.end()) {
+        return invalid(field + "." + item.key(), "unknown field '" + field + "." + item.key() + "'");
+      }
+    }
+    return core::ok();
+  };
+  if (!it->is_object() || !it->contains("type") || !(*it)["type"].is_string()) {
+    return invalid("response_format", "'response_format' must be an object with a 'type'");
+  }
+  const std::string type = (*it)["type"].get<std::string>();
+  if (type == "text") return only(*it, {"type"}, "response_format");
+  if (!request.tools.empty()) {
+    return invalid("response_format", "'response_format' with 'tools' is not supported: the output is held to "
+                                      "JSON, so the model could not call a tool");
+  }
+  if (type == "json_object") {
+    AEGAEON_TRY(only(*it, {"type"}, "response_format"));
+    request.sampling.json_schema = R"({"type":"object"})";
+    return core::ok();
+  }
+  if (type != "json_schema") {
+    return invalid("response_format.type", "'response_format.type' must be \"text\", \"json_object\" or \"json_schema\"");
+  }
+  AEGAEON_TRY(only(*it, {"type", "json_schema"}, "response_format"));
+  const std::string field = "response_format.json_schema";
+  auto spec = it->find("json_schema");
+  if (spec == it->end() || !spec->is_object()) return invalid(field, "'" + field + "' must be an object");
+  AEGAEON_TRY(only(*spec, {"name", "description", "schema", "strict"}, field));
+  const auto name = spec->find("name");
+  const std::string name_text = name != spec->end() && name->is_string() ? name->get<std::string>() : "";
+  const auto name_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-'; };
+  if (name_text.empty() || name_text.size() > 64 || !std::all_of(name_text.begin(), name_text.end(), name_char)) {
+    return invalid(field + ".name", "'" + field + ".name' must be 1 to 64 letters, digits, '_' or '-'");
+  }
+  if (auto strict = spec->find("strict"); strict != spec->end() && !strict->is_null() && !strict->is_boolean()) {
+    return invalid(field + ".strict", "'" + field + ".strict' must be a boolean");
+  }
+  auto schema = spec->find("schema");
+  if (schema == spec->end() || !(schema->is_object() || schema->is_boolean())) {
+    return invalid(field + ".schema", "'" + field + ".schema' must be a JSON Schema (an object)");
+  }
+  const auto ordered = nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
+  request.sampling.json_schema = ordered["response_format"]["json_schema"]["schema"].dump();
+  return core::ok();
+}
+
 // vLLM's `chat_template_kwargs`: extra variables for the model's chat template (e.g. Qwen3's
 // {"enable_thinking": false}); the ones the server sets itself cannot be replaced.
 core::Result<void> parse_chat_template_kwargs(const json& body, GenerationRequest& request) {
@@ -316,7 +373,6 @@ constexpr Unhonoured kUnhonoured[] = {
     {"tool_choice", [](const json& v) { return v == "none" || v == "auto"; }},
     {"function_call", [](const json& v) { return v == "none" || v == "auto"; }},
     {"parallel_tool_calls", [](const json& v) { return v.is_boolean(); }},  // only about tools
-    {"response_format", [](const json& v) { return v.is_object() && v.size() == 1 && v.value("type", "") == "text"; }},
     {"best_of", [](const json& v) { return v == 1; }},
     {"suffix", [](const json& v) { return v == ""; }},
     {"store", is_false},
@@ -388,7 +444,7 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
                                          "logprobs", "stream", "stream_options", "echo", "stop", "user",
                                          "skip_special_tokens", "include_stop_str_in_output", "stop_token_ids",
                                          "ignore_eos", "min_tokens", "logit_bias",
-                                         "repetition_penalty"};
+                                         "repetition_penalty", "response_format"};
   if (chat) {
     honoured.insert(honoured.end(), {"messages", "chat_template_kwargs", "tools", "tool_choice", "parallel_tool_calls"});
   } else {
@@ -449,6 +505,7 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
   AEGAEON_TRY(parse_stop(root, request));
   AEGAEON_TRY(parse_stop_token_ids(root, request));
   AEGAEON_TRY(parse_logit_bias(root, request.sampling));
+  AEGAEON_TRY(parse_response_format(root, body, request));
   if (const json* options = fields.get("stream_options")) {
     if (!options->is_object()) return invalid("stream_options", "'stream_options' must be an object");
     if (!request.stream) return invalid("stream_options", "'stream_options' is only allowed with stream: true");

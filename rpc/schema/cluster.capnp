@@ -17,7 +17,8 @@ $import "/capnp/c++.capnp".namespace("aegaeon::rpc::schema");
 # 8: a job's sampling settings are one nested SamplingParams with every field (min_p and
 #    repetition_penalty were not sent; logit_bias is new) and its limits one StopConditions (min_tokens and the stop
 #    token ids, which the worker's sequence applies).
-const protocolVersion :UInt32 = 8;
+# 9: sampling settings carry the structured output's JSON Schema (jsonSchema).
+const protocolVersion :UInt32 = 9;
 
 # One accelerator (or the CPU backend) a node offers.
 struct Device {
@@ -93,6 +94,7 @@ struct SamplingParams {
   seed @7 :UInt64;
   topLogprobs @8 :Int32;      # most likely tokens to report per step (0: none)
   logitBias @9 :List(TokenBias);
+  jsonSchema @10 :Text;       # structured outputs: the schema the output must satisfy ("": any text)
 }
 
 struct TokenBias {

@@ -107,8 +107,25 @@ TEST(OpenAiParse, ErrorsNameTheField) {
       {R"({"model": "m", "prompt": "x", "logit_bias": {"5": 101}})", kCompletion, "logit_bias.5", "between -100 and 100"},
       {R"({"model": "m", "prompt": "x", "logit_bias": {"x5": 1}})", kCompletion, "logit_bias.x5", "token id"},
       {R"({"model": "m", "prompt": "x", "logit_bias": {"-5": 1}})", kCompletion, "logit_bias.-5", "token id"},
-      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "response_format": {"type": "json_object"}})",
-       kChat, "response_format", "not supported"},
+      {R"({"model": "m", "prompt": "x", "response_format": {"type": "json"}})", kCompletion, "response_format.type",
+       "json_schema"},
+      {R"({"model": "m", "prompt": "x", "response_format": "json_object"})", kCompletion, "response_format", "object"},
+      {R"({"model": "m", "prompt": "x", "response_format": {"type": "json_object", "schema": {}}})", kCompletion,
+       "response_format.schema", "unknown field"},
+      {R"({"model": "m", "prompt": "x", "response_format": {"type": "json_schema"}})", kCompletion,
+       "response_format.json_schema", "object"},
+      {R"({"model": "m", "prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"schema": {}}}})",
+       kCompletion, "response_format.json_schema.name", "letters"},
+      {R"({"model": "m", "prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"name": "a b",
+          "schema": {}}}})", kCompletion, "response_format.json_schema.name", "letters"},
+      {R"({"model": "m", "prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"name": "n"}}})",
+       kCompletion, "response_format.json_schema.schema", "JSON Schema"},
+      {R"({"model": "m", "prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"name": "n",
+          "schema": {}, "strict": "yes"}}})", kCompletion, "response_format.json_schema.strict", "boolean"},
+      {R"({"model": "m", "prompt": "x", "response_format": {"type": "json_schema", "json_schema": {"name": "n",
+          "schema": {}, "strict": true, "extra": 1}}})", kCompletion, "response_format.json_schema.extra", "unknown field"},
+      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "response_format": {"type": "json_object"},
+          "tools": [{"type": "function", "function": {"name": "f"}}]})", kChat, "response_format", "tools"},
       {R"({"model": "m", "prompt": "x", "tools": [{"type": "function", "function": {"name": "f"}}]})", kCompletion,
        "tools", "not supported"},
       {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "tools": [{"type": "function"}]})", kChat,
@@ -235,6 +252,25 @@ TEST(OpenAiParse, StopTokenIdsIgnoreEosAndMinTokens) {
   EXPECT_TRUE(defaults->stop_token_ids.empty());
   EXPECT_FALSE(defaults->ignore_eos);
   EXPECT_EQ(defaults->min_tokens, 0);
+}
+
+// response_format: json_object asks for any object; json_schema keeps the schema as written,
+// its properties in their order (generation follows it).
+TEST(OpenAiParse, ResponseFormatKeepsTheSchemaAsWritten) {
+  auto object = parse_generation_request(R"({"model": "m", "prompt": "x", "response_format": {"type": "json_object"}})",
+                                         kCompletion);
+  ASSERT_TRUE(object.ok()) << object.error().message;
+  EXPECT_EQ(object->sampling.json_schema, R"({"type":"object"})");
+  auto schema = parse_generation_request(R"({"model": "m", "messages": [{"role":"user","content":"x"}],
+      "response_format": {"type": "json_schema", "json_schema": {"name": "w-1", "strict": true,
+        "schema": {"type": "object", "properties": {"zeta": {"type": "string"}, "alpha": {"type": "integer"}}}}}})",
+                                         kChat);
+  ASSERT_TRUE(schema.ok()) << schema.error().message;
+  EXPECT_EQ(schema->sampling.json_schema,
+            R"({"type":"object","properties":{"zeta":{"type":"string"},"alpha":{"type":"integer"}}})");
+  auto text = parse_generation_request(R"({"model": "m", "prompt": "x", "response_format": {"type": "text"}})", kCompletion);
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(text->sampling.json_schema, "");
 }
 
 // Options some clients send on every request with a value that asks for nothing are accepted.

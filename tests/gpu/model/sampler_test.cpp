@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <map>
+#include <set>
 
 namespace aegaeon::model {
 namespace {
@@ -40,10 +41,10 @@ TEST(SamplerTest, RepetitionPenaltyCountsThePromptOnce) {
   SamplingParams r = SamplingParams::greedy();
   r.repetition_penalty = 1.5f;  // 3.0 / 1.5 = 2.0 < 2.5
   const std::vector<std::int32_t> prompt = {1, 1, 4};
-  EXPECT_EQ(Sampler(r, 0, prompt).sample(kLogits, {}), 2);
+  EXPECT_EQ(Sampler(r, {}, prompt).sample(kLogits, {}), 2);
   EXPECT_EQ(Sampler(r).sample(kLogits, {}), 1) << "no prompt given, nothing seen";
   r.repetition_penalty = 1.1f;  // once: 3.0 / 1.1 = 2.73 > 2.5; twice it would be 2.48
-  EXPECT_EQ(Sampler(r, 0, prompt).sample(kLogits, std::vector<std::int32_t>{1, 1}), 1);
+  EXPECT_EQ(Sampler(r, {}, prompt).sample(kLogits, std::vector<std::int32_t>{1, 1}), 1);
 }
 
 TEST(SamplerTest, LogitBiasShiftsTokensBeforeSampling) {
@@ -59,14 +60,15 @@ TEST(SamplerTest, LogitBiasShiftsTokensBeforeSampling) {
   for (int i = 0; i < 50; ++i) EXPECT_EQ(forced.sample(kLogits, {}), 3);
 }
 
-TEST(SamplerTest, BannedTokensAreNeverDrawn) {
-  EXPECT_EQ(Sampler(SamplingParams::greedy()).sample(kLogits, {}, std::vector<std::int32_t>{1}), 2);
+TEST(SamplerTest, StopTokensAreNeverDrawnBeforeTheSequenceMayStop) {
+  EXPECT_EQ(Sampler(SamplingParams::greedy()).sample(kLogits, {}, std::vector<std::int32_t>{1}, false), 2);
+  EXPECT_EQ(Sampler(SamplingParams::greedy()).sample(kLogits, {}, std::vector<std::int32_t>{1}, true), 1);
   SamplingParams p;
   p.seed = 11;
   Sampler sampler(p);
   const std::vector<std::int32_t> banned = {1, 2};
   for (int i = 0; i < 200; ++i) {
-    const auto t = sampler.sample(kLogits, {}, banned);
+    const auto t = sampler.sample(kLogits, {}, banned, false);
     EXPECT_TRUE(t != 1 && t != 2) << t;
   }
 }
@@ -106,7 +108,7 @@ TEST(SamplerTest, SameSeedSameTokensAndTopKTopPRestrict) {
 }
 
 // A request resumed elsewhere continues its seeded stream: a sampler told how many tokens were
-// sampled before draws exactly what the original would have drawn next.
+// generated before draws exactly what the original would have drawn next.
 TEST(SamplerTest, AResumedSamplerContinuesTheSeededStream) {
   SamplingParams p;
   p.temperature = 1.0f;
@@ -114,7 +116,7 @@ TEST(SamplerTest, AResumedSamplerContinuesTheSeededStream) {
   Sampler original(p);
   std::vector<std::int32_t> all;
   for (int i = 0; i < 40; ++i) all.push_back(original.sample(kLogits, {}));
-  Sampler resumed(p, /*already_sampled=*/15);
+  Sampler resumed(p, std::span<const std::int32_t>(all).first(15));
   std::vector<std::int32_t> rest;
   for (int i = 15; i < 40; ++i) rest.push_back(resumed.sample(kLogits, {}));
   EXPECT_EQ(rest, std::vector<std::int32_t>(all.begin() + 15, all.end()));
@@ -124,7 +126,7 @@ TEST(SamplerTest, AResumedSamplerContinuesTheSeededStream) {
   for (int i = 15; i < 40; ++i) again.push_back(restarted.sample(kLogits, {}));
   EXPECT_NE(again, rest);
   // Greedy draws nothing, so there is nothing to skip.
-  Sampler greedy(SamplingParams::greedy(), 15);
+  Sampler greedy(SamplingParams::greedy(), std::span<const std::int32_t>(all).first(15));
   EXPECT_EQ(greedy.sample(kLogits, {}), 1);
 }
 
@@ -142,6 +144,52 @@ TEST(SamplerTest, TemperatureSamplingFollowsSoftmax) {
     const double expected = std::exp(kLogits[t] / 2.0) / total;
     EXPECT_NEAR(counts[static_cast<std::int32_t>(t)] / double(draws), expected, 0.015) << t;
   }
+}
+
+// A constraint over the 5-token vocabulary: tokens 1 and 4 alternate ("14" repeated), and the
+// text is complete after two tokens.
+class Alternating final : public core::TokenConstraint {
+ public:
+  [[nodiscard]] std::unique_ptr<core::TokenConstraint> clone() const override {
+    return std::make_unique<Alternating>(*this);
+  }
+  std::span<const std::uint64_t> allowed() override {
+    mask_ = std::uint64_t{1} << (taken_ % 2 == 0 ? 1 : 4);
+    return {&mask_, 1};
+  }
+  [[nodiscard]] bool complete() const override { return taken_ >= 2; }
+  bool advance(std::int32_t token) override {
+    if (token != (taken_ % 2 == 0 ? 1 : 4)) return false;
+    ++taken_;
+    return true;
+  }
+
+ private:
+  int taken_ = 0;
+  std::uint64_t mask_ = 0;
+};
+
+TEST(SamplerTest, AConstraintAllowsItsTokensAndStopsOnlyOnceComplete) {
+  const auto start = std::make_shared<const Alternating>();
+  const std::vector<std::int32_t> stop = {2};  // the most likely token after 1
+  SamplingParams p;
+  p.seed = 3;
+  for (int run = 0; run < 20; ++run) {
+    p.seed = static_cast<std::uint64_t>(run);
+    Sampler sampler(p, {}, {}, start);
+    EXPECT_EQ(sampler.sample(kLogits, {}, stop), 1);
+    EXPECT_EQ(sampler.sample(kLogits, {}, stop), 4) << "token 2 stops, and the text is not complete";
+    const auto third = sampler.sample(kLogits, {}, stop, /*may_stop=*/false);
+    EXPECT_TRUE(third == 1 || third == 2) << "complete: the stop token is allowed even before min_tokens";
+  }
+  // A resumed sequence reads what it generated before; a copy goes on by itself.
+  Sampler resumed(SamplingParams::greedy(), std::vector<std::int32_t>{1}, {}, start);
+  Sampler copy = resumed;
+  EXPECT_EQ(resumed.sample(kLogits, {}, stop), 4);
+  EXPECT_EQ(copy.sample(kLogits, {}, stop), 4);
+  const std::vector<float> stop_likeliest = {0.0f, 1.0f, 5.0f, 0.0f, 0.0f};
+  EXPECT_EQ(resumed.sample(stop_likeliest, {}, stop), 2) << "complete: the stop token may end it";
+  EXPECT_EQ(Sampler(SamplingParams::greedy()).sample(kLogits, {}, stop), 1) << "no constraint: plain argmax";
 }
 
 }  // namespace

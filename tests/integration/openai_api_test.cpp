@@ -5,9 +5,12 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <filesystem>
+#include <sstream>
 
 #include "core/utf8.hpp"
 #include "tests/integration/serve_process.hpp"
+#include "tests/support/child_process.hpp"
 #include "tests/support/http_client.hpp"
 
 namespace aegaeon {
@@ -15,6 +18,9 @@ namespace {
 
 using json = nlohmann::json;
 using testing::ServeProcess;
+
+const std::string kValidator =
+    (std::filesystem::path(__FILE__).parent_path() / "validate_json.py").string();
 
 // One server for the suite: starting it loads the four demo models.
 class OpenAiApi : public testing::SharedServeSuite<OpenAiApi> {
@@ -244,6 +250,100 @@ TEST_F(OpenAiApi, LogitBiasSteersTheSampler) {
   auto refused = post("/v1/completions", request);
   EXPECT_EQ(refused.status, 400);
   EXPECT_EQ(json::parse(refused.body)["error"]["param"], "logit_bias.1000000");
+}
+
+// Structured outputs: whatever the (random-weight) demo models would write, what they generate
+// under response_format is JSON that satisfies the schema — checked by python3-jsonschema, not
+// by our own grammar — for completions and streamed chat, greedy and sampled. The schemas are
+// bounded (string lengths, item counts), so every answer ends before max_tokens.
+TEST_F(OpenAiApi, StructuredOutputsSatisfyTheirSchemas) {
+  const std::vector<json> schemas = {
+      json::parse(R"({"type": "object", "properties": {"name": {"type": "string", "maxLength": 10},
+          "age": {"type": "integer"}, "tags": {"type": "array", "items": {"enum": ["x", "y", 3]}, "maxItems": 3},
+          "ok": {"type": "boolean"}}, "required": ["name", "age", "tags"], "additionalProperties": false})"),
+      json::parse(R"({"anyOf": [{"type": "null"}, {"type": "array", "items": {"type": "number"}, "minItems": 1,
+          "maxItems": 4}]})"),
+      json::parse(R"({"type": "object", "properties": {"point": {"$ref": "#/$defs/point"}, "label": {"type": ["string",
+          "null"], "minLength": 2, "maxLength": 6}}, "required": ["point", "label"], "$defs": {"point": {"type": "object",
+          "properties": {"x": {"type": "number"}, "y": {"type": "number"}}, "required": ["x", "y"]}}})")};
+  std::string cases;  // JSON lines for the validator
+  int answers = 0;
+  for (std::size_t i = 0; i < schemas.size(); ++i) {
+    const json format = {{"type", "json_schema"},
+                         {"json_schema", {{"name", "case" + std::to_string(i)}, {"schema", schemas[i]}, {"strict", true}}}};
+    for (const char* model : {"demo-xs", "demo-m"}) {
+      for (int seed : {0, 1, 2}) {
+        json request = {{"model", model}, {"prompt", "Describe a person as JSON:"}, {"max_tokens", 400},
+                        {"response_format", format}, {"temperature", seed == 0 ? 0.0 : 1.0}, {"seed", seed}};
+        auto response = post("/v1/completions", request);
+        ASSERT_EQ(response.status, 200) << response.body;
+        const json choice = json::parse(response.body)["choices"][0];
+        EXPECT_EQ(choice["finish_reason"], "stop") << choice["text"];
+        cases += json{{"schema", schemas[i]}, {"text", choice["text"]}}.dump() + "\n";
+        ++answers;
+      }
+      // Streamed chat: the deltas, joined, are the JSON.
+      testing::HttpConnection connection(server().port());
+      connection.send_request("POST", "/v1/chat/completions",
+                              json{{"model", model}, {"messages", {{{"role", "user"}, {"content", "JSON please"}}}},
+                                   {"max_tokens", 400}, {"response_format", format}, {"temperature", 0.8}, {"seed", 5},
+                                   {"stream", true}}
+                                  .dump());
+      ASSERT_EQ(connection.read_head(std::chrono::seconds(60)).status, 200);
+      std::string text;
+      std::string finish;
+      std::optional<std::string> event;
+      while ((event = connection.read_event(std::chrono::seconds(60))) && *event != "[DONE]") {
+        const json chunk = json::parse(*event);
+        const json& choice = chunk["choices"][0];
+        if (choice["delta"].contains("content")) text += choice["delta"]["content"].get<std::string>();
+        if (choice["finish_reason"].is_string()) finish = choice["finish_reason"];
+      }
+      EXPECT_EQ(finish, "stop") << text;
+      cases += json{{"schema", schemas[i]}, {"text", text}}.dump() + "\n";
+      ++answers;
+    }
+  }
+  auto [code, verdicts] = testing::run_command({"/usr/bin/python3", kValidator}, cases, std::chrono::seconds(60));
+  ASSERT_EQ(code, 0) << verdicts << "\nIt needs /usr/bin/python3 with jsonschema: run scripts/install-deps";
+  std::istringstream lines(verdicts);
+  std::string verdict;
+  int valid = 0;
+  for (std::istringstream input(cases); std::getline(lines, verdict);) {
+    std::string sent;
+    std::getline(input, sent);
+    EXPECT_EQ(verdict, "ok") << sent;
+    valid += verdict == "ok" ? 1 : 0;
+  }
+  EXPECT_EQ(valid, answers);
+}
+
+// json_object: any object; what a response_format cannot enforce is a 400 naming the keyword.
+TEST_F(OpenAiApi, StructuredOutputsRefuseWhatTheyCannotEnforce) {
+  json request = {{"model", "demo-s"}, {"prompt", "Hello"}, {"max_tokens", 64}, {"temperature", 0},
+                  {"response_format", {{"type", "json_object"}}}};
+  auto object = post("/v1/completions", request);
+  ASSERT_EQ(object.status, 200) << object.body;
+  const json choice = json::parse(object.body)["choices"][0];
+  const std::string text = choice["text"];
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.find_first_not_of(" \t\r\n"), text.find('{')) << "an object: " << text;
+  if (choice["finish_reason"] == "stop") {
+    EXPECT_TRUE(json::parse(text, nullptr, false).is_object()) << text;
+  }
+  request["response_format"] = {
+      {"type", "json_schema"},
+      {"json_schema", {{"name", "p"}, {"schema", {{"type", "object"}, {"properties", {{"age", {{"type", "integer"},
+                                                                                               {"minimum", 0}}}}}}}}}};
+  auto refused = post("/v1/completions", request);
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_EQ(json::parse(refused.body)["error"]["param"], "response_format.json_schema.schema.properties.age.minimum")
+      << refused.body;
+  request["response_format"] = {{"type", "json_object"}};
+  request["ignore_eos"] = true;
+  auto endless = post("/v1/completions", request);
+  EXPECT_EQ(endless.status, 400);
+  EXPECT_EQ(json::parse(endless.body)["error"]["param"], "response_format") << endless.body;
 }
 
 TEST_F(OpenAiApi, ChatTemplateKwargsAreTemplateVariables) {

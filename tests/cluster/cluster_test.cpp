@@ -407,6 +407,28 @@ TEST_F(SplitVsWhole, SampledRequestsAndLogprobsCrossTheHandoffExactly) {
             static_cast<double>(models_.size() + 1));
 }
 
+// A structured output crosses the handoff: the decode worker's sampler continues the schema's
+// grammar where the prefill worker's first token left it, so the split cluster writes what one
+// worker writes, and it is JSON of the schema's shape.
+TEST_F(SplitVsWhole, StructuredOutputsContinueAcrossTheHandoff) {
+  const json schema = json::parse(R"({"type": "object", "properties": {"name": {"type": "string", "maxLength": 8},
+      "size": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "boolean"}, "maxItems": 3}},
+      "required": ["name", "size", "tags"], "additionalProperties": false})");
+  for (const auto& model : models_) {
+    json request = request_body(model, prompt_, 200, false);
+    request["temperature"] = 1.0;
+    request["seed"] = 99;
+    request["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "thing"}, {"schema", schema}}}};
+    const Completion reference = complete(whole_.http_port(), request);
+    const Completion got = complete(split_.http_port(), request);
+    EXPECT_EQ(got.text, reference.text) << model;
+    EXPECT_EQ(got.finish_reason, "stop") << model << ": " << got.text;
+    const json value = json::parse(got.text, nullptr, false);
+    ASSERT_TRUE(value.is_object()) << got.text;
+    EXPECT_TRUE(value["name"].is_string() && value["size"].is_number_integer() && value["tags"].is_array()) << got.text;
+  }
+}
+
 // A decode worker killed mid-stream: its requests are prefilled again (prompt + tokens already
 // streamed) and handed to the other decode worker; every stream equals the no-fault output. The
 // decode workers pull the KV over RPC (--kv-transport rpc), as between hosts: the path the

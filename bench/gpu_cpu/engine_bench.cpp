@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/gpu_cpu/structured_outputs_cost.hpp"
 #include "bench/gpu_cpu/timing_backend.hpp"
 #include "gpu/backend/cpu/cpu_backend.hpp"
 #include "gpu/backend/cpu/cpu_kernels.hpp"
@@ -403,7 +404,10 @@ struct Bench {
                   batch == 1 && dtype == DType::kBF16 ? "  [target ≥ 0.7 × memory read]" : "");
       if (o.profile) print_profile(timing, s);
       result.decode_tokens_s.emplace_back(batch, batch / best);
-      if (batch == 1) result.decode1_vs_bandwidth = bw_ratio;
+      if (batch == 1) {
+        result.decode1_vs_bandwidth = bw_ratio;
+        if (dtype == DType::kBF16) bench::report_structured_outputs_cost(c.vocab_size, best);
+      }
     }
     return result;
   }

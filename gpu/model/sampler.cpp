@@ -120,39 +120,56 @@ std::int32_t Sampler::draw() {
   if (params_.temperature <= 0.0f || params_.top_k == 1) {
     return static_cast<std::int32_t>(std::max_element(work_.begin(), work_.end()) - work_.begin());
   }
-  // Probabilities at temperature, sorted descending, then truncated by top-k / top-p / min-p.
+  // Probabilities at temperature of the tokens not masked out (-inf), in id order.
   const float max_logit = *std::max_element(work_.begin(), work_.end());
   candidates_.clear();
   double total = 0.0;
   for (std::int32_t t = 0; t < vocab; ++t) {
-    const float p = std::exp((work_[static_cast<std::size_t>(t)] - max_logit) / params_.temperature);
+    const float logit = work_[static_cast<std::size_t>(t)];
+    if (logit == -std::numeric_limits<float>::infinity()) continue;
+    const float p = std::exp((logit - max_logit) / params_.temperature);
     candidates_.emplace_back(p, t);
     total += p;
   }
-  std::size_t keep = candidates_.size();
-  if (params_.top_k > 0) keep = std::min(keep, static_cast<std::size_t>(params_.top_k));
-  // Ties broken by token id so the order (and thus sampling) is deterministic.
-  auto by_prob = [](const auto& a, const auto& b) {
+  if (candidates_.empty()) return 0;  // every token masked (a constraint with no way on and no stop token)
+  // Truncated by top-k / top-p / min-p, the draw follows descending probability (ties by id,
+  // so it is deterministic); sorted only as far as the truncation needs (a full sort of a 150k
+  // vocabulary costs most of a decode step). Untruncated, it follows id order and sorts nothing.
+  const auto by_prob = [](const auto& a, const auto& b) {
     return a.first > b.first || (a.first == b.first && a.second < b.second);
   };
-  std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<std::ptrdiff_t>(keep),
-                    candidates_.end(), by_prob);
-  candidates_.resize(keep);
-  if (params_.top_p < 1.0f) {
-    double mass = 0.0;
-    std::size_t cut = 0;
-    while (cut < candidates_.size()) {
-      mass += candidates_[cut].first / total;
-      ++cut;
-      if (mass >= params_.top_p) break;
-    }
-    candidates_.resize(std::max<std::size_t>(cut, 1));
+  const auto at = [this](std::size_t n) { return candidates_.begin() + static_cast<std::ptrdiff_t>(n); };
+  if (params_.top_k > 0 && static_cast<std::size_t>(params_.top_k) < candidates_.size()) {
+    std::nth_element(candidates_.begin(), at(static_cast<std::size_t>(params_.top_k) - 1), candidates_.end(), by_prob);
+    candidates_.resize(static_cast<std::size_t>(params_.top_k));
   }
   if (params_.min_p > 0.0f) {
-    const float threshold = candidates_.front().first * params_.min_p;
-    std::size_t cut = 1;
-    while (cut < candidates_.size() && candidates_[cut].first >= threshold) ++cut;
+    const float top = std::max_element(candidates_.begin(), candidates_.end(), [](const auto& a, const auto& b) {
+                        return a.first < b.first;
+                      })->first;
+    const float threshold = top * params_.min_p;
+    std::erase_if(candidates_, [&](const auto& c) { return c.first < threshold; });
+  }
+  if (params_.top_p < 1.0f) {
+    // The smallest prefix by probability holding top_p of the mass: sort a growing prefix.
+    std::size_t sorted = 0;
+    std::size_t cut = candidates_.size();
+    double mass = 0.0;
+    for (std::size_t prefix = 64; sorted < candidates_.size(); prefix *= 8) {
+      const std::size_t end = std::min(prefix, candidates_.size());
+      std::partial_sort(at(sorted), at(end), candidates_.end(), by_prob);
+      for (; sorted < end; ++sorted) {
+        mass += candidates_[sorted].first / total;
+        if (mass >= params_.top_p) break;
+      }
+      if (sorted < end) {
+        cut = sorted + 1;
+        break;
+      }
+    }
     candidates_.resize(cut);
+  } else if (params_.top_k > 0 || params_.min_p > 0.0f) {
+    std::sort(candidates_.begin(), candidates_.end(), by_prob);
   }
   double kept = 0.0;
   for (const auto& c : candidates_) kept += c.first;

@@ -18,6 +18,7 @@ std::span<const FuzzTarget> fuzz_targets() {
       FuzzTarget{"http_request", fuzz_http_request},
       FuzzTarget{"cluster_message", fuzz_cluster_message},
       FuzzTarget{"cluster_rpc", fuzz_cluster_rpc},
+      FuzzTarget{"json_schema", fuzz_json_schema},
   };
   return kTargets;
 }

@@ -42,6 +42,10 @@ int fuzz_cluster_message(const std::uint8_t* data, std::size_t size);
 /// loopback; it must answer or close within a deadline and stay responsive.
 int fuzz_cluster_rpc(const std::uint8_t* data, std::size_t size);
 
+/// A JSON Schema through text::JsonGrammar::compile, then text read through the grammar: what
+/// it completes must parse as JSON.
+int fuzz_json_schema(const std::uint8_t* data, std::size_t size);
+
 /// Reports a broken invariant and aborts, so libFuzzer records the input as a crash and the
 /// replay test fails.
 [[noreturn]] void fuzz_fail(std::string_view what);

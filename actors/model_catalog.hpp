@@ -30,11 +30,11 @@ struct CatalogEntry {
   /// Structured outputs over this model's vocabulary: CatalogEntry::constrain's schemas.
   std::shared_ptr<text::StructuredOutputs> structured_outputs;
 
-  /// The start of an output that must satisfy `schema_json` (SamplingParams::json_schema), for a
-  /// job's constraint; a schema it cannot enforce is kInvalidArgument naming the field under `path`.
+  /// The start of an output that must be `output` (SamplingParams::structured), for a job's
+  /// constraint; a schema it cannot enforce is kInvalidArgument naming the field under `path`.
   [[nodiscard]] core::Result<std::shared_ptr<const core::TokenConstraint>> constrain(
-      std::string_view schema_json, std::string_view path = "response_format") const {
-    return structured_outputs->start(schema_json, path);
+      const core::StructuredOutput& output, std::string_view path = "response_format") const {
+    return structured_outputs->start(output, path);
   }
 };
 

@@ -78,19 +78,36 @@ core::Result<void> check_in_vocabulary(const CatalogEntry& model, std::int32_t t
                      field};
 }
 
-// Structured outputs: the schema's grammar over the model's vocabulary. The JSON ends with one
-// of the model's end-of-sequence tokens, so a request must leave them in place.
-core::Result<std::shared_ptr<const core::TokenConstraint>> start_constraint(const core::GenerationRequest& request,
-                                                                            const CatalogEntry& model) {
+// Structured outputs: what the answer must be — response_format's JSON, or a forced tool call in
+// the model's call format — and where its grammar over the model's vocabulary starts (null when
+// the answer may be anything). The answer ends with one of the model's end-of-sequence tokens,
+// so a request must leave them in place.
+struct ConstrainedOutput {
+  core::StructuredOutput output;
+  std::shared_ptr<const core::TokenConstraint> start;
+};
+core::Result<ConstrainedOutput> constrain_output(const core::GenerationRequest& request, const CatalogEntry& model) {
+  ConstrainedOutput c{request.sampling.structured, nullptr};
+  std::string field = "response_format";
+  std::string path = "response_format.json_schema.schema";
+  if (request.forced_tool) {
+    AEGAEON_TRY_ASSIGN(call, text::forced_tool_call(model.chat_template->tool_call_format(), request.tools,
+                                                    *request.forced_tool));
+    c.output = std::move(call);
+    field = path = "tool_choice";
+  }
+  if (c.output.empty()) return c;
   if (request.ignore_eos || model.eos_ids.empty()) {
     return core::Error{core::ErrorCode::kInvalidArgument,
-                       request.ignore_eos ? "'response_format' needs the end-of-sequence token to end the JSON; "
-                                            "it cannot be combined with 'ignore_eos'"
+                       request.ignore_eos ? "'" + field + "' needs the end-of-sequence token to end the answer; it "
+                                            "cannot be combined with 'ignore_eos'"
                                           : "model '" + model.name + "' names no end-of-sequence token to end "
-                                            "a structured output with",
-                       "response_format"};
+                                            "a constrained answer with",
+                       field};
   }
-  return model.constrain(request.sampling.json_schema, "response_format.json_schema.schema");
+  AEGAEON_TRY_ASSIGN(start, model.constrain(c.output, path));
+  c.start = std::move(start);
+  return c;
 }
 
 // The token ids a request names besides its prompt (stop_token_ids, logit_bias) are the model's.
@@ -366,14 +383,10 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
     responder.respond(openai::error_response(checked.error()));
     return;
   }
-  std::shared_ptr<const core::TokenConstraint> constraint;
-  if (!request.sampling.json_schema.empty()) {
-    auto started = start_constraint(request, *model);
-    if (!started.ok()) {
-      responder.respond(openai::error_response(started.error()));
-      return;
-    }
-    constraint = std::move(*started);
+  auto constrained = constrain_output(request, *model);
+  if (!constrained.ok()) {
+    responder.respond(openai::error_response(constrained.error()));
+    return;
   }
   core::RequestId id = s.next_id++;
   PrefillJob job;
@@ -386,7 +399,8 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
     job.stop.stop_token_ids.insert(job.stop.stop_token_ids.end(), model->eos_ids.begin(), model->eos_ids.end());
   }
   job.sampling = request.sampling;
-  job.constraint = std::move(constraint);
+  job.sampling.structured = std::move(constrained->output);
+  job.constraint = std::move(constrained->start);
   // Drawn here, once: a generation resumed on another device or worker continues this stream.
   if (!job.sampling.seed) job.sampling.seed = s.seeds();
 

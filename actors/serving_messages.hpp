@@ -22,7 +22,7 @@ struct PrefillJob {
   core::SamplingParams sampling;
   core::StopConditions stop;              ///< stop.max_tokens is info.max_output_tokens
   std::int32_t resumed_tokens = 0;        ///< see worker::PrefillItem::resumed_tokens
-  /// Structured outputs: the start of sampling.json_schema's grammar over the model's vocabulary
+  /// Structured outputs: the start of sampling.structured's grammar over the model's vocabulary
   /// (CatalogEntry::constrain), or null. Built where the job enters a process.
   std::shared_ptr<const core::TokenConstraint> constraint;
 };

@@ -203,8 +203,8 @@ bool job_fits(const core::GenerationJob& job, const CatalogEntry& model) {
 // (null without one); the controller compiled the same schema, so an error means a mismatch.
 core::Result<std::shared_ptr<const core::TokenConstraint>> constrain(const core::GenerationJob& job,
                                                                      const CatalogEntry& model) {
-  if (job.sampling.json_schema.empty()) return std::shared_ptr<const core::TokenConstraint>();
-  return model.constrain(job.sampling.json_schema);
+  if (job.sampling.structured.empty()) return std::shared_ptr<const core::TokenConstraint>();
+  return model.constrain(job.sampling.structured);
 }
 
 }  // namespace

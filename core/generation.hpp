@@ -23,6 +23,19 @@ using RequestId = std::uint64_t;
 /// How to pick tokens, the one shape every layer uses: parsed from the API, carried through the
 /// actors and the cluster wire, applied by the sampler. OpenAI semantics and defaults; top_k,
 /// min_p and repetition_penalty as vLLM defines them.
+/// Structured outputs: the generated text must be exactly `before`, then JSON satisfying
+/// `json_schema`, then exactly `after` — OpenAI's response_format (nothing around the JSON) or a
+/// forced tool call in the model's format (e.g. Hermes' <tool_call> tags). Tokens that would
+/// leave it are masked (text/constrained_decoding.hpp).
+struct StructuredOutput {
+  std::string json_schema;  ///< a JSON Schema as text (`{"type":"object"}`: any object); empty: any text
+  std::string before;
+  std::string after;
+
+  [[nodiscard]] bool empty() const { return json_schema.empty(); }
+  bool operator==(const StructuredOutput&) const = default;
+};
+
 struct SamplingParams {
   float temperature = 1.0f;         ///< 0: greedy (argmax)
   float top_p = 1.0f;               ///< nucleus mass kept, (0, 1]
@@ -38,10 +51,8 @@ struct SamplingParams {
   /// OpenAI's logit_bias: (token, bias in [-100, 100]) added to the token's logit before the
   /// penalties and the sampling; -100 in effect bans a token, +100 all but forces it.
   std::vector<std::pair<std::int32_t, float>> logit_bias;
-  /// Structured outputs (OpenAI's response_format): the JSON Schema, as text, that the output
-  /// must satisfy (`{"type":"object"}` for json_object); empty: any text. Tokens that would
-  /// leave its grammar are masked (text/constrained_decoding.hpp).
-  std::string json_schema;
+  /// Structured outputs: what the text must be (empty: anything).
+  StructuredOutput structured;
 
   bool operator==(const SamplingParams&) const = default;
 
@@ -100,6 +111,9 @@ struct GenerationRequest {
   std::string chat_template_kwargs;  ///< kChat: a JSON object of extra chat template variables, or empty
   std::string tools;               ///< kChat: the functions the model may call, a JSON array, or empty
   bool parallel_tool_calls = true;  ///< false: at most one call per answer
+  /// kChat, tool_choice: set when the answer must be a tool call — to this function, or to any
+  /// of the tools when empty ("required"). Unset: the model decides ("auto").
+  std::optional<std::string> forced_tool;
   std::string prompt;              ///< kCompletion
   std::vector<std::int32_t> prompt_token_ids;  ///< kCompletion: the prompt as token ids instead of text
   std::optional<std::int32_t> max_tokens;  ///< unset: up to the model's context

@@ -107,7 +107,7 @@ core::GenerationJob job_from_wire(schema::GenerationJob::Reader job) {
   out.sampling.seed = sampling.getSeed();
   out.sampling.top_logprobs = sampling.getTopLogprobs();
   for (auto entry : sampling.getLogitBias()) out.sampling.logit_bias.emplace_back(entry.getToken(), entry.getBias());
-  out.sampling.json_schema = sampling.getJsonSchema();
+  out.sampling.structured = {sampling.getJsonSchema(), sampling.getTextBefore(), sampling.getTextAfter()};
   out.resumed_tokens = job.getResumedTokens();
   return out;
 }
@@ -136,7 +136,9 @@ void job_to_wire(const core::GenerationJob& job, schema::GenerationJob::Builder 
     bias[i].setToken(job.sampling.logit_bias[i].first);
     bias[i].setBias(job.sampling.logit_bias[i].second);
   }
-  sampling.setJsonSchema(job.sampling.json_schema);
+  sampling.setJsonSchema(job.sampling.structured.json_schema);
+  sampling.setTextBefore(job.sampling.structured.before);
+  sampling.setTextAfter(job.sampling.structured.after);
   wire.setResumedTokens(job.resumed_tokens);
 }
 

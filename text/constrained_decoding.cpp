@@ -146,26 +146,26 @@ StructuredOutputs::StructuredOutputs(Tokenizer tokenizer) : tokenizer_(std::move
 
 StructuredOutputs::~StructuredOutputs() = default;
 
-core::Result<std::shared_ptr<const core::TokenConstraint>> StructuredOutputs::start(std::string_view schema_json,
-                                                                                  std::string_view path) {
+core::Result<std::shared_ptr<const core::TokenConstraint>> StructuredOutputs::start(
+    const core::StructuredOutput& output, std::string_view path) {
   std::shared_ptr<Compiled> compiled;
   {
     std::lock_guard lock(mutex_);
-    auto found = std::find_if(schemas_.begin(), schemas_.end(), [&](const auto& s) { return s.first == schema_json; });
+    auto found = std::find_if(schemas_.begin(), schemas_.end(), [&](const auto& s) { return s.first == output; });
     if (found != schemas_.end()) {
       compiled = found->second;
       std::rotate(found, found + 1, schemas_.end());  // now the most recent
     }
   }
   if (!compiled) {
-    AEGAEON_TRY_ASSIGN(grammar, JsonGrammar::compile(schema_json, path));
+    AEGAEON_TRY_ASSIGN(grammar, JsonGrammar::compile(output.json_schema, path, output.before, output.after));
     compiled = std::make_shared<Compiled>();
     compiled->grammar = std::move(grammar);
     std::lock_guard lock(mutex_);
     if (!vocabulary_) vocabulary_ = index_vocabulary(tokenizer_);
     compiled->vocabulary = vocabulary_;
     if (schemas_.size() == kCachedSchemas) schemas_.erase(schemas_.begin());
-    schemas_.emplace_back(std::string(schema_json), compiled);
+    schemas_.emplace_back(output, compiled);
   }
   return std::shared_ptr<const core::TokenConstraint>(
       std::make_shared<JsonConstraint>(compiled, compiled->grammar->start()));

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/generation.hpp"
 #include "core/result.hpp"
 #include "core/token_constraint.hpp"
 #include "text/tokenizer.hpp"
@@ -32,11 +33,11 @@ class StructuredOutputs {
   explicit StructuredOutputs(Tokenizer tokenizer);
   ~StructuredOutputs();
 
-  /// The start of an output that must be JSON satisfying `schema_json` (a JSON Schema as text;
-  /// `{"type": "object"}` for any object). Errors: the schema is invalid or uses what
-  /// JsonGrammar does not support (kInvalidArgument, its field under `path`). The last
-  /// kCachedSchemas schemas stay compiled, with their masks.
-  core::Result<std::shared_ptr<const core::TokenConstraint>> start(std::string_view schema_json,
+  /// The start of an output that must be `output`: its `before` text, JSON satisfying its
+  /// schema, its `after` text. Errors: the schema is invalid or uses what JsonGrammar does not
+  /// support (kInvalidArgument, its field under `path`). The last kCachedSchemas outputs stay
+  /// compiled, with their masks.
+  core::Result<std::shared_ptr<const core::TokenConstraint>> start(const core::StructuredOutput& output,
                                                                    std::string_view path = "schema");
 
   static constexpr std::size_t kCachedSchemas = 16;
@@ -50,7 +51,7 @@ class StructuredOutputs {
   Tokenizer tokenizer_;
   std::shared_ptr<const Vocabulary> vocabulary_;  // once indexed
   std::mutex mutex_;
-  std::vector<std::pair<std::string, std::shared_ptr<Compiled>>> schemas_;  // most recent last
+  std::vector<std::pair<core::StructuredOutput, std::shared_ptr<Compiled>>> schemas_;  // most recent last
 };
 
 }  // namespace aegaeon::text

@@ -19,7 +19,8 @@ constexpr std::uint32_t kMaxCount = std::numeric_limits<std::uint16_t>::max();  
 constexpr std::size_t kMaxNodes = 8192;
 constexpr std::size_t kMaxStacks = 256;  // alternatives read side by side; more are dropped
 
-enum class Kind : std::uint8_t { kObject, kArray, kString, kNumber, kInteger, kLiteral, kAnyOf };
+// kSequence: its `alternatives` one after the other (text around the JSON).
+enum class Kind : std::uint8_t { kObject, kArray, kString, kNumber, kInteger, kLiteral, kAnyOf, kSequence };
 
 // Phases (Frame::phase); 0 is "before the value" for every node.
 enum : std::uint8_t { kBefore = 0 };
@@ -304,12 +305,26 @@ JsonGrammar::JsonGrammar(std::vector<Node> nodes, std::uint16_t key_node)
     : nodes_(std::move(nodes)), key_node_(key_node) {}
 JsonGrammar::~JsonGrammar() = default;
 
-core::Result<std::shared_ptr<const JsonGrammar>> JsonGrammar::compile(std::string_view schema_json, std::string_view path) {
+core::Result<std::shared_ptr<const JsonGrammar>> JsonGrammar::compile(std::string_view schema_json, std::string_view path,
+                                                                      std::string_view before, std::string_view after) {
   const json schema = json::parse(schema_json, nullptr, /*allow_exceptions=*/false);
   if (schema.is_discarded()) return refuse(std::string(path), "the schema is not valid JSON");
   Compiler compiler(schema);
   AEGAEON_TRY_ASSIGN(root, compiler.compile(schema, std::string(path)));
-  compiler.nodes[0].alternatives = {root};
+  if (before.empty() && after.empty()) {
+    compiler.nodes[0].alternatives = {root};
+  } else {
+    const auto literal = [&](std::string_view text) {
+      compiler.nodes.push_back(Node{.kind = Kind::kLiteral, .literals = {std::string(text)}});
+      return static_cast<std::uint16_t>(compiler.nodes.size() - 1);
+    };
+    std::vector<std::uint16_t> parts;
+    if (!before.empty()) parts.push_back(literal(before));
+    parts.push_back(root);
+    if (!after.empty()) parts.push_back(literal(after));
+    compiler.nodes[0].kind = Kind::kSequence;
+    compiler.nodes[0].alternatives = std::move(parts);
+  }
   // The keys of objects without declared properties: any string.
   compiler.nodes.push_back(Node{.kind = Kind::kString});
   const auto key_node = static_cast<std::uint16_t>(compiler.nodes.size() - 1);
@@ -366,6 +381,11 @@ void JsonGrammar::finish_value(Stack& stack, const std::vector<Node>& nodes) {
   Frame& parent = stack.top();
   const Node& node = nodes[parent.node];
   parent.spaces = 0;
+  if (node.kind == Kind::kSequence) {
+    if (++parent.a == node.alternatives.size()) return finish_value(stack, nodes);
+    stack.frames[stack.depth++] = Frame{.node = node.alternatives[parent.a]};  // a sequence is only at the root
+    return;
+  }
   if (node.kind == Kind::kObject) {
     if (parent.phase == kObjectKey) {  // a key of an object without declared properties
       parent.phase = kObjectColon;
@@ -393,13 +413,19 @@ void JsonGrammar::feed(Stack s, std::uint8_t c, State& out) const {
     if (f.phase == kBefore) {
       if (is_space(c)) {
         if (f.spaces < kMaxSpaces) {
-          ++f.spaces;
-          out.push_back(s);
+          Stack t = s;
+          ++t.top().spaces;
+          out.push_back(t);
         }
-        return;
+        // Only the text around the JSON (a literal of kSequence) may itself start with one.
+        if (n.kind != Kind::kLiteral) return;
       }
       const Frame opened{.node = f.node, .phase = 1};
       switch (n.kind) {
+        case Kind::kSequence:
+          f.phase = 1;
+          if (!open(n.alternatives[0])) return;
+          continue;  // the first part reads this byte
         case Kind::kAnyOf:
           for (std::uint16_t alternative : n.alternatives) {
             Stack t = s;
@@ -450,7 +476,8 @@ void JsonGrammar::feed(Stack s, std::uint8_t c, State& out) const {
     }
     switch (n.kind) {
       case Kind::kAnyOf:
-        return;  // replaced by an alternative before its first byte
+      case Kind::kSequence:
+        return;  // replaced by an alternative, or reading its part, from its first byte on
       case Kind::kLiteral: {
         const std::string& literal = n.literals[f.a];
         if (static_cast<std::uint8_t>(literal[f.b]) != c) return;

@@ -37,10 +37,14 @@ class JsonGrammar {
   static constexpr int kMaxIntegerDigits = 16;
   static constexpr int kMaxFractionDigits = 16;
 
-  /// Compiles a JSON Schema given as JSON text. Errors are kInvalidArgument; their field is the
-  /// path of what was refused under `path` (e.g. "schema.properties.age.minimum").
+  /// Compiles a JSON Schema given as JSON text; the text read is exactly `before`, the JSON,
+  /// then exactly `after` (a forced tool call's tags; whitespace may precede each). Errors are
+  /// kInvalidArgument; their field is the path of what was refused under `path` (e.g.
+  /// "schema.properties.age.minimum").
   static core::Result<std::shared_ptr<const JsonGrammar>> compile(std::string_view schema_json,
-                                                                  std::string_view path = "schema");
+                                                                  std::string_view path = "schema",
+                                                                  std::string_view before = {},
+                                                                  std::string_view after = {});
 
   /// One value being read: its grammar node, how far into it (`phase`), the whitespace run so
   /// far and two counters whose meaning depends on the node (property and key position,

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "text/json_grammar.hpp"
+
 namespace aegaeon::text {
 namespace {
 
@@ -58,6 +60,53 @@ bool parse_call(std::string_view body, ParsedToolCall& call) {
 }
 
 }  // namespace
+
+core::Result<core::StructuredOutput> forced_tool_call(ToolCallFormat format, std::string_view tools,
+                                                      std::string_view function) {
+  const auto refuse = [](std::string field, std::string message) {
+    core::Error e = core::error(core::ErrorCode::kInvalidArgument, std::move(message));
+    e.field = std::move(field);
+    return e;
+  };
+  if (format == ToolCallFormat::kNone) {
+    return refuse("tool_choice", "this model writes tool calls in a format aegaeon cannot force");
+  }
+  const auto list = nlohmann::ordered_json::parse(tools, nullptr, /*allow_exceptions=*/false);
+  if (list.is_discarded() || !list.is_array() || list.empty()) return refuse("tool_choice", "'tool_choice' needs 'tools'");
+  // Hermes: {"name", "arguments"} between tags on lines of their own, as the templates teach;
+  // Llama 3: the whole answer is {"name", "parameters"}.
+  const char* arguments_key = format == ToolCallFormat::kHermes ? "arguments" : "parameters";
+  nlohmann::ordered_json calls = nlohmann::ordered_json::array();
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const auto& f = list[i]["function"];
+    const std::string name = f.value("name", "");
+    if (!function.empty() && name != function) continue;
+    const std::string field = "tools[" + std::to_string(i) + "].function.parameters";
+    nlohmann::ordered_json parameters = f.contains("parameters") && !f["parameters"].is_null()
+                                            ? f["parameters"]
+                                            : nlohmann::ordered_json{{"type", "object"}};
+    // Checked on its own, so an error names the tool; references would not resolve once the
+    // parameters sit inside the call's schema.
+    if (parameters.dump().find("\"$ref\"") != std::string::npos) {
+      return refuse(field, "a function whose parameters use $ref cannot be forced yet");
+    }
+    AEGAEON_TRY(JsonGrammar::compile(parameters.dump(), field));
+    calls.push_back({{"type", "object"},
+                     {"properties", {{"name", {{"const", name}}}, {arguments_key, std::move(parameters)}}},
+                     {"required", {"name", arguments_key}},
+                     {"additionalProperties", false}});
+  }
+  if (calls.empty()) {
+    return refuse("tool_choice.function.name", "'" + std::string(function) + "' is not among the request's tools");
+  }
+  core::StructuredOutput out;
+  out.json_schema = calls.size() == 1 ? calls[0].dump() : nlohmann::ordered_json{{"anyOf", calls}}.dump();
+  if (format == ToolCallFormat::kHermes) {
+    out.before = std::string(kOpen) + "\n";
+    out.after = "\n" + std::string(kClose);
+  }
+  return out;
+}
 
 std::size_t partial_match_length(std::string_view text, std::string_view pattern) {
   for (std::size_t n = std::min(text.size(), pattern.empty() ? 0 : pattern.size() - 1); n > 0; --n) {

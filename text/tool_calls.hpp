@@ -14,6 +14,9 @@
 #include <string_view>
 #include <vector>
 
+#include "core/generation.hpp"
+#include "core/result.hpp"
+
 namespace aegaeon::text {
 
 enum class ToolCallFormat {
@@ -24,6 +27,14 @@ enum class ToolCallFormat {
 
 /// The format a chat template teaches its model (kNone when it has none we parse).
 ToolCallFormat tool_call_format(std::string_view chat_template);
+
+/// What the answer must be when a request forces a tool call (OpenAI's tool_choice "required",
+/// or a named function): one call in `format`, to `function` or, when it is empty, to any of
+/// `tools` (the request's OpenAI tools array as JSON), its arguments satisfying the function's
+/// `parameters`. Errors (kInvalidArgument): no such function, a format aegaeon cannot force,
+/// or parameters the grammar cannot enforce (the field names them, under "tools[i]").
+core::Result<core::StructuredOutput> forced_tool_call(ToolCallFormat format, std::string_view tools,
+                                                      std::string_view function);
 
 /// Length of the longest suffix of `text` that is a proper prefix of `pattern`: streamed text
 /// to hold back while the next tokens may still complete `pattern` (a tool-call tag here, a stop

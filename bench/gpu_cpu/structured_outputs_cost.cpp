@@ -89,7 +89,7 @@ void report_structured_outputs_cost(int vocab, double decode_step_s) {
   }
   text::StructuredOutputs outputs(*tokenizer);
   const auto index_start = Clock::now();
-  auto start = outputs.start(kSchema);
+  auto start = outputs.start({kSchema});
   const double index_s = std::chrono::duration<double>(Clock::now() - index_start).count();
   if (!start.ok()) {
     std::printf("structured outputs: %s\n", start.error().message.c_str());

@@ -185,10 +185,17 @@ core::Result<void> parse_messages(const json& body, GenerationRequest& request) 
 
 // OpenAI's `tools`: [{"type": "function", "function": {"name", "description"?, "parameters"?}}],
 // kept as JSON for the chat template; `tool_choice` "auto" (or absent) lets the model decide,
-// "none" leaves the tools out; forcing a call needs constrained decoding, which is not here yet.
+// "none" leaves the tools out, "required" or {"type": "function", "function": {"name"}} forces a
+// call (the proxy builds the constrained output in the model's call format).
 core::Result<void> parse_tools(const json& body, GenerationRequest& request) {
   auto tools = body.find("tools");
-  if (tools == body.end() || tools->is_null()) return core::ok();
+  if (tools == body.end() || tools->is_null()) {
+    auto choice = body.find("tool_choice");
+    if (choice != body.end() && !choice->is_null() && *choice != "none" && *choice != "auto") {
+      return invalid("tool_choice", "a forced tool call needs 'tools'");
+    }
+    return core::ok();
+  }
   if (!tools->is_array()) return invalid("tools", "'tools' must be an array");
   for (std::size_t i = 0; i < tools->size(); ++i) {
     const json& tool = (*tools)[i];
@@ -207,10 +214,25 @@ core::Result<void> parse_tools(const json& body, GenerationRequest& request) {
   }
   if (auto choice = body.find("tool_choice"); choice != body.end() && !choice->is_null()) {
     if (*choice == "none") return core::ok();  // the model is not to call tools: leave them out
-    if (*choice != "auto") {
-      return invalid("tool_choice", "'tool_choice' may be \"auto\" or \"none\"; forcing a call (\"required\" or a "
-                                    "named function) is not supported by this server yet");
+    if (*choice == "required") {
+      request.forced_tool = "";
+    } else if (choice->is_object()) {
+      const json* function = choice->contains("function") ? &(*choice)["function"] : nullptr;
+      if (choice->value("type", "") != "function" || function == nullptr || !function->is_object() ||
+          !function->contains("name") || !(*function)["name"].is_string()) {
+        return invalid("tool_choice", "'tool_choice' must be \"auto\", \"none\", \"required\" or {\"type\": "
+                                      "\"function\", \"function\": {\"name\": ...}}");
+      }
+      const std::string name = (*function)["name"].get<std::string>();
+      const bool listed = std::any_of(tools->begin(), tools->end(),
+                                      [&](const json& tool) { return tool["function"].value("name", "") == name; });
+      if (!listed) return invalid("tool_choice.function.name", "'" + name + "' is not among 'tools'");
+      request.forced_tool = name;
+    } else if (*choice != "auto") {
+      return invalid("tool_choice", "'tool_choice' must be \"auto\", \"none\", \"required\" or {\"type\": "
+                                    "\"function\", \"function\": {\"name\": ...}}");
     }
+    if (request.forced_tool && tools->empty()) return invalid("tool_choice", "a forced tool call needs 'tools'");
   }
   if (auto parallel = body.find("parallel_tool_calls"); parallel != body.end() && !parallel->is_null()) {
     if (!parallel->is_boolean()) return invalid("parallel_tool_calls", "'parallel_tool_calls' must be a boolean");
@@ -248,7 +270,7 @@ core::Result<void> parse_response_format(const json& root, std::string_view body
   }
   if (type == "json_object") {
     AEGAEON_TRY(only(*it, {"type"}, "response_format"));
-    request.sampling.json_schema = R"({"type":"object"})";
+    request.sampling.structured.json_schema = R"({"type":"object"})";
     return core::ok();
   }
   if (type != "json_schema") {
@@ -273,7 +295,7 @@ core::Result<void> parse_response_format(const json& root, std::string_view body
     return invalid(field + ".schema", "'" + field + ".schema' must be a JSON Schema (an object)");
   }
   const auto ordered = nlohmann::ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
-  request.sampling.json_schema = ordered["response_format"]["json_schema"]["schema"].dump();
+  request.sampling.structured.json_schema = ordered["response_format"]["json_schema"]["schema"].dump();
   return core::ok();
 }
 

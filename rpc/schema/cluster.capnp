@@ -17,7 +17,7 @@ $import "/capnp/c++.capnp".namespace("aegaeon::rpc::schema");
 # 8: a job's sampling settings are one nested SamplingParams with every field (min_p and
 #    repetition_penalty were not sent; logit_bias is new) and its limits one StopConditions (min_tokens and the stop
 #    token ids, which the worker's sequence applies).
-# 9: sampling settings carry the structured output's JSON Schema (jsonSchema).
+# 9: sampling settings carry the structured output: its JSON Schema and the text around it.
 const protocolVersion :UInt32 = 9;
 
 # One accelerator (or the CPU backend) a node offers.
@@ -95,6 +95,8 @@ struct SamplingParams {
   topLogprobs @8 :Int32;      # most likely tokens to report per step (0: none)
   logitBias @9 :List(TokenBias);
   jsonSchema @10 :Text;       # structured outputs: the schema the output must satisfy ("": any text)
+  textBefore @11 :Text;       # structured outputs: exact text before the JSON (a forced tool call's tag)
+  textAfter @12 :Text;        # and after it
 }
 
 struct TokenBias {

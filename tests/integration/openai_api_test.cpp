@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <sstream>
 
 #include "core/utf8.hpp"
@@ -19,8 +20,20 @@ namespace {
 using json = nlohmann::json;
 using testing::ServeProcess;
 
-const std::string kValidator =
-    (std::filesystem::path(__FILE__).parent_path() / "validate_json.py").string();
+// Each (schema, text) through python3-jsonschema (validate_json.py): one verdict per case, "ok"
+// or why not.
+std::vector<std::string> validate_with_jsonschema(const std::vector<std::pair<json, std::string>>& cases) {
+  const std::string validator = (std::filesystem::path(__FILE__).parent_path() / "validate_json.py").string();
+  std::string lines;
+  for (const auto& [schema, text] : cases) lines += json{{"schema", schema}, {"text", text}}.dump() + "\n";
+  auto [code, output] = testing::run_command({"/usr/bin/python3", validator}, lines, std::chrono::seconds(60));
+  EXPECT_EQ(code, 0) << output << "\nIt needs /usr/bin/python3 with jsonschema: run scripts/install-deps";
+  std::vector<std::string> verdicts;
+  std::istringstream in(output);
+  for (std::string line; std::getline(in, line);) verdicts.push_back(line);
+  EXPECT_EQ(verdicts.size(), cases.size()) << output;
+  return verdicts;
+}
 
 // One server for the suite: starting it loads the four demo models.
 class OpenAiApi : public testing::SharedServeSuite<OpenAiApi> {
@@ -266,26 +279,25 @@ TEST_F(OpenAiApi, StructuredOutputsSatisfyTheirSchemas) {
       json::parse(R"({"type": "object", "properties": {"point": {"$ref": "#/$defs/point"}, "label": {"type": ["string",
           "null"], "minLength": 2, "maxLength": 6}}, "required": ["point", "label"], "$defs": {"point": {"type": "object",
           "properties": {"x": {"type": "number"}, "y": {"type": "number"}}, "required": ["x", "y"]}}})")};
-  std::string cases;  // JSON lines for the validator
-  int answers = 0;
+  std::vector<std::pair<json, std::string>> answers;
   for (std::size_t i = 0; i < schemas.size(); ++i) {
     const json format = {{"type", "json_schema"},
                          {"json_schema", {{"name", "case" + std::to_string(i)}, {"schema", schemas[i]}, {"strict", true}}}};
-    for (const char* model : {"demo-xs", "demo-m"}) {
-      for (int seed : {0, 1, 2}) {
-        json request = {{"model", model}, {"prompt", "Describe a person as JSON:"}, {"max_tokens", 400},
-                        {"response_format", format}, {"temperature", seed == 0 ? 0.0 : 1.0}, {"seed", seed}};
-        auto response = post("/v1/completions", request);
-        ASSERT_EQ(response.status, 200) << response.body;
-        const json choice = json::parse(response.body)["choices"][0];
-        EXPECT_EQ(choice["finish_reason"], "stop") << choice["text"];
-        cases += json{{"schema", schemas[i]}, {"text", choice["text"]}}.dump() + "\n";
-        ++answers;
-      }
+    // Greedy and sampled, two architectures (Qwen2, Qwen3).
+    for (const auto& [model, seed] : {std::pair{"demo-xs", 0}, std::pair{"demo-m", 1}}) {
+      json request = {{"model", model}, {"prompt", "Describe a person as JSON:"}, {"max_tokens", 400},
+                      {"response_format", format}, {"temperature", seed == 0 ? 0.0 : 1.0}, {"seed", seed}};
+      auto response = post("/v1/completions", request);
+      ASSERT_EQ(response.status, 200) << response.body;
+      const json choice = json::parse(response.body)["choices"][0];
+      EXPECT_EQ(choice["finish_reason"], "stop") << choice["text"];
+      answers.emplace_back(schemas[i], choice["text"]);
+    }
+    {
       // Streamed chat: the deltas, joined, are the JSON.
       testing::HttpConnection connection(server().port());
       connection.send_request("POST", "/v1/chat/completions",
-                              json{{"model", model}, {"messages", {{{"role", "user"}, {"content", "JSON please"}}}},
+                              json{{"model", "demo-xs"}, {"messages", {{{"role", "user"}, {"content", "JSON please"}}}},
                                    {"max_tokens", 400}, {"response_format", format}, {"temperature", 0.8}, {"seed", 5},
                                    {"stream", true}}
                                   .dump());
@@ -300,22 +312,64 @@ TEST_F(OpenAiApi, StructuredOutputsSatisfyTheirSchemas) {
         if (choice["finish_reason"].is_string()) finish = choice["finish_reason"];
       }
       EXPECT_EQ(finish, "stop") << text;
-      cases += json{{"schema", schemas[i]}, {"text", text}}.dump() + "\n";
-      ++answers;
+      answers.emplace_back(schemas[i], text);
     }
   }
-  auto [code, verdicts] = testing::run_command({"/usr/bin/python3", kValidator}, cases, std::chrono::seconds(60));
-  ASSERT_EQ(code, 0) << verdicts << "\nIt needs /usr/bin/python3 with jsonschema: run scripts/install-deps";
-  std::istringstream lines(verdicts);
-  std::string verdict;
-  int valid = 0;
-  for (std::istringstream input(cases); std::getline(lines, verdict);) {
-    std::string sent;
-    std::getline(input, sent);
-    EXPECT_EQ(verdict, "ok") << sent;
-    valid += verdict == "ok" ? 1 : 0;
+  const auto verdicts = validate_with_jsonschema(answers);
+  for (std::size_t i = 0; i < verdicts.size(); ++i) EXPECT_EQ(verdicts[i], "ok") << answers[i].second;
+}
+
+// tool_choice forces a call: whatever the demo models would write, the answer is one call
+// (finish_reason "tool_calls") to the named function, or to one of the tools for "required",
+// with arguments that satisfy its parameters (python3-jsonschema); streamed as OpenAI streams it.
+TEST_F(OpenAiApi, AForcedToolCallIsACallWithValidArguments) {
+  const json tools = json::parse(R"([
+      {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 12},
+          "days": {"type": "integer"}}, "required": ["city", "days"], "additionalProperties": false}}},
+      {"type": "function", "function": {"name": "now", "description": "The time",
+        "parameters": {"type": "object", "properties": {"tz": {"enum": ["UTC", "CET"]}}, "required": ["tz"]}}}])");
+  std::map<std::string, json> parameters;
+  for (const auto& tool : tools) parameters[tool["function"]["name"]] = tool["function"]["parameters"];
+  const json messages = json::array({{{"role", "user"}, {"content", "Weather in Oslo for 3 days?"}}});
+  std::vector<std::pair<json, std::string>> arguments;
+  for (const json& choice : {json{{"type", "function"}, {"function", {{"name", "get_weather"}}}}, json("required")}) {
+    for (int seed : {0, 1}) {
+      json request = {{"model", "demo-xs"}, {"messages", messages}, {"tools", tools}, {"tool_choice", choice},
+                      {"max_tokens", 300}, {"temperature", seed == 0 ? 0.0 : 1.0}, {"seed", seed}};
+      auto response = post("/v1/chat/completions", request);
+      ASSERT_EQ(response.status, 200) << response.body;
+      const json answer = json::parse(response.body)["choices"][0];
+      EXPECT_EQ(answer["finish_reason"], "tool_calls") << answer;
+      ASSERT_EQ(answer["message"]["tool_calls"].size(), 1u) << answer;
+      const json& function = answer["message"]["tool_calls"][0]["function"];
+      if (choice.is_object()) {
+        EXPECT_EQ(function["name"], "get_weather");
+      }
+      ASSERT_EQ(parameters.count(function["name"]), 1u) << function;
+      arguments.emplace_back(parameters[function["name"]], function["arguments"]);
+    }
   }
-  EXPECT_EQ(valid, answers);
+  const auto verdicts = validate_with_jsonschema(arguments);
+  for (std::size_t i = 0; i < verdicts.size(); ++i) EXPECT_EQ(verdicts[i], "ok") << arguments[i].second;
+
+  testing::HttpConnection connection(server().port());
+  connection.send_request("POST", "/v1/chat/completions",
+                          json{{"model", "demo-m"}, {"messages", messages}, {"tools", tools}, {"tool_choice", "required"},
+                               {"max_tokens", 300}, {"stream", true}}
+                              .dump());
+  ASSERT_EQ(connection.read_head(std::chrono::seconds(60)).status, 200);
+  int calls = 0;
+  std::string finish;
+  std::optional<std::string> event;
+  while ((event = connection.read_event(std::chrono::seconds(60))) && *event != "[DONE]") {
+    const json chunk = json::parse(*event);
+    const json& delta = chunk["choices"][0]["delta"];
+    if (delta.contains("tool_calls")) calls += static_cast<int>(delta["tool_calls"].size());
+    if (chunk["choices"][0]["finish_reason"].is_string()) finish = chunk["choices"][0]["finish_reason"];
+  }
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(finish, "tool_calls");
 }
 
 // json_object: any object; what a response_format cannot enforce is a 400 naming the keyword.
@@ -344,6 +398,26 @@ TEST_F(OpenAiApi, StructuredOutputsRefuseWhatTheyCannotEnforce) {
   auto endless = post("/v1/completions", request);
   EXPECT_EQ(endless.status, 400);
   EXPECT_EQ(json::parse(endless.body)["error"]["param"], "response_format") << endless.body;
+}
+
+// vLLM's ignore_eos: with the end-of-sequence token made the likeliest by logit_bias, an answer
+// ends at once; with ignore_eos it runs to max_tokens, the token being no longer a stop token.
+TEST_F(OpenAiApi, IgnoreEosRunsToMaxTokens) {
+  auto ids = post("/tokenize", {{"model", "demo-s"}, {"prompt", "<|im_end|>"}, {"add_special_tokens", false}});
+  ASSERT_EQ(ids.status, 200) << ids.body;
+  const json tokens = json::parse(ids.body)["tokens"];
+  ASSERT_EQ(tokens.size(), 1u) << "<|im_end|> is one special token of the demo tokenizer";
+  json request = {{"model", "demo-s"}, {"prompt", "Hello there"}, {"max_tokens", 6}, {"temperature", 0}};
+  request["logit_bias"] = {{std::to_string(tokens[0].get<int>()), 100}};
+  auto stops = post("/v1/completions", request);
+  ASSERT_EQ(stops.status, 200) << stops.body;
+  EXPECT_EQ(json::parse(stops.body)["choices"][0]["finish_reason"], "stop") << stops.body;
+  EXPECT_EQ(json::parse(stops.body)["usage"]["completion_tokens"], 0) << "the stop token is not counted";
+  request["ignore_eos"] = true;
+  auto runs = post("/v1/completions", request);
+  ASSERT_EQ(runs.status, 200) << runs.body;
+  EXPECT_EQ(json::parse(runs.body)["choices"][0]["finish_reason"], "length") << runs.body;
+  EXPECT_EQ(json::parse(runs.body)["usage"]["completion_tokens"], 6);
 }
 
 TEST_F(OpenAiApi, ChatTemplateKwargsAreTemplateVariables) {
@@ -402,10 +476,10 @@ TEST_F(OpenAiApi, ToolsReachTheTemplateAndToolTurnsAreAccepted) {
   auto c = post("/v1/chat/completions", history);
   EXPECT_EQ(c.status, 200) << c.body;
   json forced = with_tools;
-  forced["tool_choice"] = "required";
+  forced["tool_choice"] = {{"type", "function"}, {"function", {{"name", "get_time"}}}};
   auto refused = post("/v1/chat/completions", forced);
   EXPECT_EQ(refused.status, 400);
-  EXPECT_EQ(json::parse(refused.body)["error"]["param"], "tool_choice");
+  EXPECT_EQ(json::parse(refused.body)["error"]["param"], "tool_choice.function.name");
 }
 
 TEST_F(OpenAiApi, TokenizeAndDetokenizeRoundTrip) {

@@ -256,7 +256,7 @@ TEST_F(ClusterGenerationTest, StreamsTokensInOrderThenTheEnd) {
   // Every sampling field crosses the wire, none at its default.
   job.sampling = {.temperature = 0.7f, .top_p = 0.9f, .top_k = 40, .min_p = 0.05f, .presence_penalty = 0.5f,
                   .frequency_penalty = -0.25f, .repetition_penalty = 1.1f, .seed = 42, .top_logprobs = 2,
-                  .logit_bias = {{5, -100.0f}, {9, 2.5f}}, .json_schema = R"({"type": "object"})"};
+                  .logit_bias = {{5, -100.0f}, {9, 2.5f}}, .structured = {R"({"type": "object"})", "<a>", "</a>"}};
   job.resumed_tokens = 1;
   Updates updates;
   auto id = server_->generate(node, job, [&](core::GenerationUpdate u) { updates.add(std::move(u)); });

@@ -133,7 +133,12 @@ TEST(OpenAiParse, ErrorsNameTheField) {
       {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "tools": [{"type": "function",
           "function": {"name": ""}}]})", kChat, "tools[0].function.name", "non-empty"},
       {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "tools": [{"type": "function",
-          "function": {"name": "f"}}], "tool_choice": "required"})", kChat, "tool_choice", "not supported"},
+          "function": {"name": "f"}}], "tool_choice": "anything"})", kChat, "tool_choice", "\"required\""},
+      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "tools": [{"type": "function",
+          "function": {"name": "f"}}], "tool_choice": {"type": "function", "function": {"name": "g"}}})", kChat,
+       "tool_choice.function.name", "not among"},
+      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "tool_choice": "required"})", kChat,
+       "tool_choice", "needs 'tools'"},
       {R"({"model": "m", "messages": [{"role":"tool","content":"x"}]})", kChat, "messages[0].tool_call_id", "required"},
       {R"({"model": "m", "messages": [{"role":"assistant","tool_calls":[{"type":"function","function":{"name":"f",
           "arguments":{}}}]}]})", kChat, "messages[0].tool_calls[0].function.arguments", "string of JSON"},
@@ -254,23 +259,38 @@ TEST(OpenAiParse, StopTokenIdsIgnoreEosAndMinTokens) {
   EXPECT_EQ(defaults->min_tokens, 0);
 }
 
+// tool_choice: "required" forces a call to any tool, a named function a call to it.
+TEST(OpenAiParse, ToolChoiceForcesACall) {
+  const std::string start = R"({"model": "m", "messages": [{"role":"user","content":"x"}], "tools": [{"type": "function",
+      "function": {"name": "f"}}], "tool_choice": )";
+  auto required = parse_generation_request(start + R"("required"})", kChat);
+  ASSERT_TRUE(required.ok()) << required.error().message;
+  EXPECT_EQ(required->forced_tool, std::optional<std::string>(""));
+  auto named = parse_generation_request(start + R"({"type": "function", "function": {"name": "f"}}})", kChat);
+  ASSERT_TRUE(named.ok()) << named.error().message;
+  EXPECT_EQ(named->forced_tool, std::optional<std::string>("f"));
+  auto automatic = parse_generation_request(start + R"("auto"})", kChat);
+  ASSERT_TRUE(automatic.ok());
+  EXPECT_FALSE(automatic->forced_tool.has_value());
+}
+
 // response_format: json_object asks for any object; json_schema keeps the schema as written,
 // its properties in their order (generation follows it).
 TEST(OpenAiParse, ResponseFormatKeepsTheSchemaAsWritten) {
   auto object = parse_generation_request(R"({"model": "m", "prompt": "x", "response_format": {"type": "json_object"}})",
                                          kCompletion);
   ASSERT_TRUE(object.ok()) << object.error().message;
-  EXPECT_EQ(object->sampling.json_schema, R"({"type":"object"})");
+  EXPECT_EQ(object->sampling.structured.json_schema, R"({"type":"object"})");
   auto schema = parse_generation_request(R"({"model": "m", "messages": [{"role":"user","content":"x"}],
       "response_format": {"type": "json_schema", "json_schema": {"name": "w-1", "strict": true,
         "schema": {"type": "object", "properties": {"zeta": {"type": "string"}, "alpha": {"type": "integer"}}}}}})",
                                          kChat);
   ASSERT_TRUE(schema.ok()) << schema.error().message;
-  EXPECT_EQ(schema->sampling.json_schema,
+  EXPECT_EQ(schema->sampling.structured.json_schema,
             R"({"type":"object","properties":{"zeta":{"type":"string"},"alpha":{"type":"integer"}}})");
   auto text = parse_generation_request(R"({"model": "m", "prompt": "x", "response_format": {"type": "text"}})", kCompletion);
   ASSERT_TRUE(text.ok());
-  EXPECT_EQ(text->sampling.json_schema, "");
+  EXPECT_EQ(text->sampling.structured.json_schema, "");
 }
 
 // Options some clients send on every request with a value that asks for nothing are accepted.

@@ -41,7 +41,7 @@ class ConstrainedDecoding : public ::testing::TestWithParam<std::string> {};
 TEST_P(ConstrainedDecoding, MasksAllowExactlyTheTokensTheGrammarTakesAndWalksEndInValidJson) {
   const Tokenizer tokenizer = load(GetParam());
   StructuredOutputs outputs(tokenizer);
-  auto start = outputs.start(kSchema);
+  auto start = outputs.start({kSchema});
   ASSERT_TRUE(start.ok()) << start.error().message;
   std::mt19937 rng(11);
   for (int run = 0; run < 20; ++run) {
@@ -81,13 +81,13 @@ INSTANTIATE_TEST_SUITE_P(Families, ConstrainedDecoding, ::testing::Values("qwen2
 TEST(StructuredOutputs, TheSameSchemaIsCompiledOnceAndErrorsNameTheField) {
   const Tokenizer tokenizer = load("qwen2");
   StructuredOutputs outputs(tokenizer);
-  auto first = outputs.start(R"({"type": "object"})");
-  auto second = outputs.start(R"({"type": "object"})");
+  auto first = outputs.start({R"({"type": "object"})"});
+  auto second = outputs.start({R"({"type": "object"})"});
   ASSERT_TRUE(first.ok() && second.ok());
   auto a = (*first)->clone();
   auto b = (*second)->clone();
   EXPECT_EQ(a->allowed().data(), b->allowed().data()) << "one cached mask for one state";
-  auto refused = outputs.start(R"({"type": "integer", "minimum": 3})", "response_format.json_schema.schema");
+  auto refused = outputs.start({R"({"type": "integer", "minimum": 3})"}, "response_format.json_schema.schema");
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().field, "response_format.json_schema.schema.minimum");
 }

@@ -120,6 +120,20 @@ TEST(JsonGrammar, ReferencesResolveIntoDefinitionsRecursively) {
   EXPECT_FALSE(may_continue(*tree, deep)) << "nesting is bounded";
 }
 
+TEST(JsonGrammar, TextAroundTheJsonIsReadExactly) {
+  auto g = JsonGrammar::compile(R"({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]})",
+                                "schema", "<tool_call>\n", "\n</tool_call>");
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  EXPECT_TRUE(accepts(**g, "<tool_call>\n{\"n\": 5}\n</tool_call>"));
+  EXPECT_TRUE(accepts(**g, "<tool_call>\n{\"n\":-1}  \n</tool_call>")) << "whitespace may precede the closing text";
+  EXPECT_FALSE(accepts(**g, "<tool_call>\n{\"n\": 5}")) << "the closing text is required";
+  EXPECT_FALSE(may_continue(**g, "{\"n\"")) << "the opening text is required";
+  EXPECT_FALSE(may_continue(**g, "<tool_call>\n{\"n\": 5}\n</tool_call>x")) << "nothing after it";
+  auto number = JsonGrammar::compile(R"({"type": "integer"})", "schema", "", ";");
+  ASSERT_TRUE(number.ok());
+  EXPECT_TRUE(accepts(**number, "12;")) << "a number ends where the text after it starts";
+}
+
 TEST(JsonGrammar, RefusesWhatItCannotEnforceNamingWhere) {
   const struct {
     const char* schema;

@@ -2,6 +2,8 @@
 // that does not parse as calls is returned as content, so nothing is lost.
 #include "text/tool_calls.hpp"
 
+#include "text/json_grammar.hpp"
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -87,6 +89,61 @@ TEST(ToolCallsTest, WithoutAFormatEverythingIsContent) {
   ToolCallScanner scanner(ToolCallFormat::kNone);
   EXPECT_EQ(scanner.feed("<tool_call>x"), "<tool_call>x");
   EXPECT_TRUE(scanner.finish().calls.empty());
+}
+
+// A forced call (tool_choice): the answer is one call in the model's format, its grammar built
+// from the tools; whatever the grammar completes, the scanner reads back as that call.
+TEST(ToolCallsTest, AForcedCallIsOneCallInTheModelsFormat) {
+  const std::string tools = R"([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object",
+      "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
+    {"type": "function", "function": {"name": "now"}}])";
+  auto named = forced_tool_call(ToolCallFormat::kHermes, tools, "get_weather");
+  ASSERT_TRUE(named.ok()) << named.error().message;
+  EXPECT_EQ(named->before, "<tool_call>\n");
+  EXPECT_EQ(named->after, "\n</tool_call>");
+  auto grammar = JsonGrammar::compile(named->json_schema, "schema", named->before, named->after);
+  ASSERT_TRUE(grammar.ok()) << grammar.error().message;
+  const std::string call = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>";
+  JsonGrammar::State state = (*grammar)->start();
+  JsonGrammar::State next;
+  for (char c : call) {
+    (*grammar)->step(state, static_cast<std::uint8_t>(c), next);
+    ASSERT_FALSE(next.empty()) << call;
+    std::swap(state, next);
+  }
+  EXPECT_TRUE((*grammar)->complete(state));
+  ToolCallScanner scanner(ToolCallFormat::kHermes);
+  EXPECT_EQ(scanner.feed(call), "");
+  const auto parsed = scanner.finish();
+  ASSERT_EQ(parsed.calls.size(), 1u);
+  EXPECT_EQ(parsed.calls[0].name, "get_weather");
+  EXPECT_EQ(parsed.calls[0].arguments, R"({"city":"Oslo"})");
+
+  auto any = forced_tool_call(ToolCallFormat::kLlama3Json, tools, "");
+  ASSERT_TRUE(any.ok());
+  EXPECT_TRUE(any->before.empty() && any->after.empty()) << "Llama 3 answers with the call alone";
+  EXPECT_NE(any->json_schema.find("anyOf"), std::string::npos) << "required: any of the tools";
+  EXPECT_NE(any->json_schema.find("\"parameters\""), std::string::npos);
+
+  const struct {
+    std::string tools;
+    std::string function;
+    ToolCallFormat format;
+    std::string field;
+  } refused[] = {
+      {tools, "get_time", ToolCallFormat::kHermes, "tool_choice.function.name"},
+      {tools, "", ToolCallFormat::kNone, "tool_choice"},
+      {R"([{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties":
+          {"n": {"type": "integer", "minimum": 1}}}}}])", "f", ToolCallFormat::kHermes,
+       "tools[0].function.parameters.properties.n.minimum"},
+      {R"([{"type": "function", "function": {"name": "f", "parameters": {"$ref": "#/$defs/a", "$defs": {"a": {}}}}}])",
+       "", ToolCallFormat::kHermes, "tools[0].function.parameters"},
+  };
+  for (const auto& r : refused) {
+    auto result = forced_tool_call(r.format, r.tools, r.function);
+    ASSERT_FALSE(result.ok()) << r.field;
+    EXPECT_EQ(result.error().field, r.field) << result.error().message;
+  }
 }
 
 }  // namespace

@@ -20,9 +20,6 @@ using ModelId = std::int32_t;
 /// sequence's id).
 using RequestId = std::uint64_t;
 
-/// How to pick tokens, the one shape every layer uses: parsed from the API, carried through the
-/// actors and the cluster wire, applied by the sampler. OpenAI semantics and defaults; top_k,
-/// min_p and repetition_penalty as vLLM defines them.
 /// Structured outputs: the generated text must be exactly `before`, then JSON satisfying
 /// `json_schema`, then exactly `after` — OpenAI's response_format (nothing around the JSON) or a
 /// forced tool call in the model's format (e.g. Hermes' <tool_call> tags). Tokens that would
@@ -36,6 +33,9 @@ struct StructuredOutput {
   bool operator==(const StructuredOutput&) const = default;
 };
 
+/// How to pick tokens, the one shape every layer uses: parsed from the API, carried through the
+/// actors and the cluster wire, applied by the sampler. OpenAI semantics and defaults; top_k,
+/// min_p and repetition_penalty as vLLM defines them.
 struct SamplingParams {
   float temperature = 1.0f;         ///< 0: greedy (argmax)
   float top_p = 1.0f;               ///< nucleus mass kept, (0, 1]

@@ -36,6 +36,9 @@ enum : std::uint16_t {
   kHex4 = 2, kHex3, kHex2, kHex1,            // \u and this many hex digits to go
   kTail1 = 9, kTail2, kTail3,                // UTF-8 continuation bytes to go
   kAfterE0 = 12, kAfterED, kAfterF0, kAfterF4,  // lead bytes whose next byte has a narrower range
+  // \uD…: a UTF-16 surrogate must come as a pair (\uD800-\uDBFF then \uDC00-\uDFFF), as
+  // strict parsers require.
+  kHexD = 16, kHighHex2, kHighHex1, kPairBackslash, kPairU, kLowD, kLowC,
 };
 
 bool is_space(std::uint8_t c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
@@ -517,16 +520,38 @@ void JsonGrammar::feed(Stack s, std::uint8_t c, State& out) const {
             else ok = false;
             break;
           case kEscape:
-            ok = c == 'u' || std::strchr("\"\\/bfnrt", c) != nullptr;
+            ok = c == 'u' || std::string_view("\"\\/bfnrt").find(static_cast<char>(c)) != std::string_view::npos;
             f.b = c == 'u' ? kHex4 : kPlain;
             break;
           case kHex4:
+            ok = is_hex(c);
+            f.b = c == 'd' || c == 'D' ? kHexD : kHex3;
+            break;
           case kHex3:
           case kHex2:
           case kHex1:
             ok = is_hex(c);
             f.b = f.b == kHex1 ? std::uint16_t{kPlain} : static_cast<std::uint16_t>(f.b + 1);
             break;
+          case kHexD:  // \uD8-\uDB: a high surrogate; \uDC-\uDF alone: refused
+            ok = is_digit(c) || (c >= 'a' && c <= 'b') || (c >= 'A' && c <= 'B');
+            f.b = c >= '0' && c <= '7' ? kHex2 : kHighHex2;
+            break;
+          case kHighHex2:
+          case kHighHex1:
+          case kPairBackslash:
+          case kPairU:
+          case kLowD:
+          case kLowC: {
+            const std::uint16_t state = f.b;
+            ok = state == kHighHex2 || state == kHighHex1 ? is_hex(c)
+                 : state == kPairBackslash               ? c == '\\'
+                 : state == kPairU                       ? c == 'u'
+                 : state == kLowD                        ? c == 'd' || c == 'D'
+                                                         : (c >= 'c' && c <= 'f') || (c >= 'C' && c <= 'F');
+            f.b = state == kLowC ? std::uint16_t{kHex2} : static_cast<std::uint16_t>(state + 1);
+            break;
+          }
           case kTail1:
           case kTail2:
           case kTail3:
@@ -589,7 +614,9 @@ void JsonGrammar::feed(Stack s, std::uint8_t c, State& out) const {
             if (is_digit(c)) return to(kExponent, 1);
             return;
           case kExponent:
-            if (is_digit(c) && f.a < 3) return to(kExponent, f.a + 1);
+            // Two digits: with 16 before the point a number stays far inside a double (a
+            // three-digit exponent overflows strict parsers; found by fuzzing).
+            if (is_digit(c) && f.a < 2) return to(kExponent, f.a + 1);
             break;
           default:
             return;

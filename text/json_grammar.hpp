@@ -15,7 +15,8 @@
 // - whitespace between tokens is allowed in runs of at most kMaxSpaces bytes and nowhere after
 //   the value, so a model cannot pad forever;
 // - numbers have at most kMaxIntegerDigits integer digits, kMaxFractionDigits fraction digits
-//   and three exponent digits; strings are valid UTF-8 (escapes included);
+//   and two exponent digits (a double holds any such number); strings are valid UTF-8 (escapes
+//   included, UTF-16 surrogates only in pairs);
 // - nesting is at most kMaxDepth values deep.
 #pragma once
 

@@ -66,6 +66,11 @@ TEST(JsonGrammar, StringLengthsCountCodePointsAndStringsAreValidUtf8) {
   EXPECT_FALSE(may_continue(*g, "{\"name\":\"a\x01")) << "control character";
   EXPECT_TRUE(may_continue(*g, R"({"name":"\u00e9\"")"));
   EXPECT_FALSE(may_continue(*g, R"({"name":"\x)")) << "unknown escape";
+  EXPECT_FALSE(may_continue(*g, std::string("{\"name\":\"\\") + '\0')) << "a NUL is no escape (found by fuzzing)";
+  EXPECT_TRUE(may_continue(*g, R"({"name":"\ud83d\ude00\uD7FF\uE000")")) << "a surrogate pair, and code points around them";
+  EXPECT_FALSE(may_continue(*g, R"({"name":"\ud800")")) << "a lone high surrogate (found by fuzzing)";
+  EXPECT_FALSE(may_continue(*g, R"({"name":"\udc00)")) << "a lone low surrogate";
+  EXPECT_FALSE(may_continue(*g, R"({"name":"\ud800\u0041)")) << "a high surrogate must be followed by a low one";
 }
 
 TEST(JsonGrammar, NumbersFollowJsonAndIntegersHaveNoFraction) {
@@ -76,6 +81,8 @@ TEST(JsonGrammar, NumbersFollowJsonAndIntegersHaveNoFraction) {
   EXPECT_TRUE(accepts(*integer, "-42"));
   EXPECT_FALSE(may_continue(*integer, "4.")) << "no fraction";
   EXPECT_FALSE(may_continue(*integer, std::string(JsonGrammar::kMaxIntegerDigits + 1, '1'))) << "digits are bounded";
+  EXPECT_TRUE(accepts(*number, "8e99"));
+  EXPECT_FALSE(may_continue(*number, "8e309")) << "a double overflows (found by fuzzing)";
 }
 
 TEST(JsonGrammar, EnumsConstsAnyOfAndTypeListsReadAlternativesSideBySide) {

@@ -6,6 +6,17 @@
 
 namespace aegaeon::policy {
 
+namespace {
+
+// The batch's KV in tokens once every request has produced its last token.
+std::int64_t final_context_tokens(const DecodeBatch& b) {
+  std::int64_t tokens = 0;
+  for (const auto& r : b.requests) tokens += r.context_tokens + r.remaining_tokens;
+  return tokens;
+}
+
+}  // namespace
+
 DecodeInstance::DecodeInstance(DecodeInstanceConfig config, std::span<const ModelCosts> costs)
     : config_(config), costs_(costs) {}
 
@@ -208,9 +219,7 @@ double DecodeInstance::decode_share(ModelId model) const {
 double DecodeInstance::kv_bytes_at_completion() const {
   double bytes = 0.0;
   for (const auto& b : batches_) {
-    std::int64_t tokens = b.context_tokens;
-    for (const auto& r : b.requests) tokens += r.remaining_tokens;
-    bytes += static_cast<double>(tokens) * costs_[static_cast<std::size_t>(b.model)].kv_bytes_per_token;
+    bytes += static_cast<double>(final_context_tokens(b)) * costs_[static_cast<std::size_t>(b.model)].kv_bytes_per_token;
   }
   return bytes;
 }
@@ -232,9 +241,8 @@ std::vector<BatchLoad> DecodeInstance::round_loads(std::optional<RequestInfo> ex
   };
   std::vector<Item> items;
   for (const auto& b : batches_) {
-    std::int64_t final_context = 0;
-    for (const auto& r : b.requests) final_context += r.context_tokens + r.remaining_tokens;
-    items.push_back(Item{b.model, b.context_tokens, static_cast<std::int64_t>(b.requests.size()), final_context});
+    items.push_back(
+        Item{b.model, b.context_tokens, static_cast<std::int64_t>(b.requests.size()), final_context_tokens(b)});
   }
   // Requests placed here and not in a batch yet (and the one asked about) join their model's
   // batch, or open one.

@@ -15,6 +15,7 @@
 #include "actors/serving_atoms.hpp"
 #include "actors/serving_metrics.hpp"
 #include "core/metrics.hpp"
+#include "core/utf8.hpp"
 
 // Travels from the kj thread to the router only; never serialized.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::core::GenerationUpdate)
@@ -60,13 +61,13 @@ struct Placed {
 
 // The router's metrics (registered by ClusterFront).
 struct RouterMetrics {
-  core::Family<core::Counter>* resubmissions = nullptr;
-  core::Family<core::Counter>* placements = nullptr;  // by worker name
+  prometheus::Family<prometheus::Counter>* resubmissions = nullptr;
+  prometheus::Family<prometheus::Counter>* placements = nullptr;  // by worker name
   // KV handed from prefill-only to decode workers: count, bytes, seconds the transfers took, by
   // transport ("shared_memory" on one host, "rpc" through the controller).
-  core::Family<core::Counter>* handoffs = nullptr;
-  core::Family<core::Counter>* handoff_bytes = nullptr;
-  core::Family<core::Counter>* handoff_seconds = nullptr;
+  prometheus::Family<prometheus::Counter>* handoffs = nullptr;
+  prometheus::Family<prometheus::Counter>* handoff_bytes = nullptr;
+  prometheus::Family<prometheus::Counter>* handoff_seconds = nullptr;
 };
 
 struct RouterState {
@@ -180,7 +181,7 @@ bool start_on(RouterActor* self, std::uint64_t key, std::string_view role, Submi
       p.node = *chosen;
       p.generation = *generation;
       ++s.in_flight[p.node];
-      s.metrics.placements->add({{"node", node.registration.node_name}}).increment();
+      s.metrics.placements->Add({{"node", core::to_valid_utf8(node.registration.node_name)}}).Increment();
       return true;
     }
     // It left between the snapshot and the call: try the next one.
@@ -365,7 +366,7 @@ void on_update(RouterActor* self, std::uint64_t key, std::uint64_t attempt, core
       fail(self, key, "worker lost (" + update.error + ") and no other worker serves model '" + model + "'");
       return;
     }
-    s.metrics.resubmissions->add({{"model_name", model}}).increment();
+    s.metrics.resubmissions->Add(model_labels(model)).Increment();
     if (p.parked_since) {
       spdlog::warn("cluster: request {} lost on node {} after {} token(s) ({}); re-prefilled once a worker loads '{}'",
                    p.proxy_id, lost_on, p.streamed.size(), update.error, model);
@@ -376,10 +377,10 @@ void on_update(RouterActor* self, std::uint64_t key, std::uint64_t attempt, core
     return;
   }
   if (update.kv_pull_s >= 0 && p.stage == Stage::kDecode) {
-    const core::Labels transport{{"transport", update.kv_shared_memory ? "shared_memory" : "rpc"}};
-    s.metrics.handoffs->add(transport).increment();
-    s.metrics.handoff_bytes->add(transport).increment(static_cast<double>(p.handoff_bytes));
-    s.metrics.handoff_seconds->add(transport).increment(update.kv_pull_s);
+    const prometheus::Labels transport{{"transport", update.kv_shared_memory ? "shared_memory" : "rpc"}};
+    s.metrics.handoffs->Add(transport).Increment();
+    s.metrics.handoff_bytes->Add(transport).Increment(static_cast<double>(p.handoff_bytes));
+    s.metrics.handoff_seconds->Add(transport).Increment(update.kv_pull_s);
   }
   // The queue time of a re-submission or of the decode stage is not the request's: only the
   // first token's counts.
@@ -515,34 +516,34 @@ std::map<std::string, std::uint32_t> ParkedBoard::by_model() const {
 
 ClusterFront::ClusterFront(caf::actor_system& system, rpc::ClusterRegistryServer& registry,
                            std::shared_ptr<const ClusterCatalog> catalog, policy::Slo slo,
-                           core::Registry& metrics, bool places_models)
+                           prometheus::Registry& metrics, bool places_models)
     : system_(system), registry_(registry), catalog_(std::move(catalog)), slo_(slo),
       serving_metrics_(std::make_shared<ServingMetrics>(metrics)) {
   RouterMetrics router_metrics;
-  router_metrics.resubmissions = &core::build_counter()
-                                      .name("aegaeon_cluster_resubmissions_total")
-                                      .help("Requests re-prefilled on another worker after theirs was lost")
-                                      .register_on(metrics);
+  router_metrics.resubmissions = &prometheus::BuildCounter()
+                                      .Name("aegaeon_cluster_resubmissions_total")
+                                      .Help("Requests re-prefilled on another worker after theirs was lost")
+                                      .Register(metrics);
   // Per worker: how work spreads, and that a worker which just joined gets its share.
-  router_metrics.placements = &core::build_counter()
-                                   .name("aegaeon_cluster_placements_total")
-                                   .help("Generations started on a worker (new requests, re-prefills, decodes "
+  router_metrics.placements = &prometheus::BuildCounter()
+                                   .Name("aegaeon_cluster_placements_total")
+                                   .Help("Generations started on a worker (new requests, re-prefills, decodes "
                                          "of handed-off KV), by worker name")
-                                   .register_on(metrics);
-  router_metrics.handoffs = &core::build_counter()
-                                 .name("aegaeon_cluster_kv_handoffs_total")
-                                 .help("Prefilled requests whose KV a decode worker took from a prefill-only worker, "
+                                   .Register(metrics);
+  router_metrics.handoffs = &prometheus::BuildCounter()
+                                 .Name("aegaeon_cluster_kv_handoffs_total")
+                                 .Help("Prefilled requests whose KV a decode worker took from a prefill-only worker, "
                                        "by transport (shared_memory on one host, rpc through the controller)")
-                                 .register_on(metrics);
-  router_metrics.handoff_bytes = &core::build_counter()
-                                      .name("aegaeon_cluster_kv_handoff_bytes_total")
-                                      .help("Bytes of KV decode workers took from prefill-only workers, by transport")
-                                      .register_on(metrics);
-  router_metrics.handoff_seconds = &core::build_counter()
-                                        .name("aegaeon_cluster_kv_handoff_seconds_total")
-                                        .help("Seconds decode workers spent taking handed-off KV, by transport "
+                                 .Register(metrics);
+  router_metrics.handoff_bytes = &prometheus::BuildCounter()
+                                      .Name("aegaeon_cluster_kv_handoff_bytes_total")
+                                      .Help("Bytes of KV decode workers took from prefill-only workers, by transport")
+                                      .Register(metrics);
+  router_metrics.handoff_seconds = &prometheus::BuildCounter()
+                                        .Name("aegaeon_cluster_kv_handoff_seconds_total")
+                                        .Help("Seconds decode workers spent taking handed-off KV, by transport "
                                               "(bytes / seconds: the transfer rate)")
-                                        .register_on(metrics);
+                                        .Register(metrics);
   router_ = system.spawn(router_actor, &registry_, catalog_, router_metrics, places_models, parked_);
 }
 

@@ -31,7 +31,7 @@
 #include "rpc/cluster_registry.hpp"
 #include "rpc/http/http_types.hpp"
 
-namespace aegaeon::core {
+namespace prometheus {
 class Registry;
 }
 
@@ -91,7 +91,7 @@ class ClusterFront {
   /// `places_models`: this controller places models on the workers' host caches (one per
   /// cluster); without it, it routes by what the workers report holding (a proxy controller).
   ClusterFront(caf::actor_system& system, rpc::ClusterRegistryServer& registry,
-               std::shared_ptr<const ClusterCatalog> catalog, policy::Slo slo, core::Registry& metrics,
+               std::shared_ptr<const ClusterCatalog> catalog, policy::Slo slo, prometheus::Registry& metrics,
                bool places_models = true);
   ~ClusterFront();
 

@@ -35,6 +35,7 @@ struct DecodeState {
   caf::actor proxy;
   caf::actor prefill;
   std::shared_ptr<ServingMetrics> metrics;
+  std::vector<prometheus::Histogram*> step_seconds;  // per instance, into `metrics`
   std::vector<policy::ModelCosts> costs;  // stable storage: the instances borrow it
   std::vector<policy::DecodeInstance> policies;
   std::vector<Instance> instances;
@@ -271,8 +272,7 @@ void drive(DecodeActor* self, size_t index) {
               [self, index, batch_id, model, parked](DecodeOutcome& outcome) {
                 set_parked(self->state, parked, false);
                 self->state.instances[index].on_resident(model);
-                self->state.metrics->decode_step_s.add({{"device", "decode-" + std::to_string(index)}})
-                    .observe(outcome.seconds);
+                self->state.step_seconds[index]->Observe(outcome.seconds);
                 const bool changed = on_stepped(self, index, batch_id, outcome);
                 self->state.instances[index].busy = false;
                 if (changed) push_alpha(self);  // not after every step: it plans a round per model
@@ -357,6 +357,8 @@ caf::behavior decode_actor(DecodeActor* self, DecodeSetup setup, caf::actor prox
   }
   for (auto& worker : s.setup.workers) {
     s.policies.emplace_back(s.setup.config, std::span<const policy::ModelCosts>(s.costs));
+    s.step_seconds.push_back(
+        &s.metrics->decode_step_s.series({{"device", "decode-" + std::to_string(s.instances.size())}}));
     s.instances.push_back(Instance{{.worker = worker}, {}});
   }
   preload_pins(self);

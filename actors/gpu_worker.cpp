@@ -18,7 +18,8 @@ using Clock = std::chrono::steady_clock;
 struct GpuWorkerState {
   std::unique_ptr<worker::DeviceWorker> device;
   std::string device_name;
-  std::shared_ptr<ServingMetrics> metrics;
+  std::shared_ptr<ServingMetrics> metrics;  // owns the families `series` refers into
+  std::unique_ptr<DeviceSeries> series;
   std::shared_ptr<ResidencyBoard> residency;
   size_t slot = 0;
   worker::WorkerCounters reported;  // counters already added to the Prometheus families
@@ -37,33 +38,28 @@ template <typename Call>
 auto engine_call(GpuWorkerState& s, Call&& call) {
   const double cpu_start = core::current_thread_cpu_seconds();
   auto result = call();
-  s.metrics->engine_cpu_s.add({{"device", s.device_name}})
-      .increment(core::current_thread_cpu_seconds() - cpu_start);
+  s.series->engine_cpu_s.Increment(core::current_thread_cpu_seconds() - cpu_start);
   return result;
 }
 
 // Publishes what the device did since the last report: switch latency, counters, residency
 // and KV usage (after every command, so a release shows at once, not at the next step).
 void report(GpuWorkerState& s, const worker::SwitchStats* stats = nullptr) {
-  auto& m = *s.metrics;
+  auto& series = *s.series;
   const auto now = s.device->counters();
-  auto add = [](core::Counter& counter, std::uint64_t after, std::uint64_t before) {
-    if (after > before) counter.increment(static_cast<double>(after - before));
+  auto add = [](prometheus::Counter& counter, std::uint64_t after, std::uint64_t before) {
+    if (after > before) counter.Increment(static_cast<double>(after - before));
   };
-  add(m.switches.add({{"device", s.device_name}, {"prefetched", "false"}}),
-      now.switches - now.switches_adopted, s.reported.switches - s.reported.switches_adopted);
-  add(m.switches.add({{"device", s.device_name}, {"prefetched", "true"}}), now.switches_adopted,
-      s.reported.switches_adopted);
-  add(m.weights_copy_bytes.add({{"device", s.device_name}}), now.weights_copy_bytes,
-      s.reported.weights_copy_bytes);
-  add(m.kv_swap_bytes.add({{"device", s.device_name}, {"direction", "swap"}}), now.kv_swap_bytes,
-      s.reported.kv_swap_bytes);
-  add(m.kv_swap_bytes.add({{"device", s.device_name}, {"direction", "handoff"}}),
-      now.kv_transfer_bytes, s.reported.kv_transfer_bytes);
+  add(series.switches_copied, now.switches - now.switches_adopted,
+      s.reported.switches - s.reported.switches_adopted);
+  add(series.switches_prefetched, now.switches_adopted, s.reported.switches_adopted);
+  add(series.weights_copy_bytes, now.weights_copy_bytes, s.reported.weights_copy_bytes);
+  add(series.kv_swap_bytes, now.kv_swap_bytes, s.reported.kv_swap_bytes);
+  add(series.kv_handoff_bytes, now.kv_transfer_bytes, s.reported.kv_transfer_bytes);
   s.reported = now;
-  if (stats != nullptr) m.switch_s.add({{"device", s.device_name}}).observe(stats->seconds);
+  if (stats != nullptr) series.switch_s.Observe(stats->seconds);
   s.residency->device_model[s.slot].store(s.device->resident_model().value_or(-1));
-  m.kv_usage.add({{"device", s.device_name}}).set(s.device->kv_usage());
+  series.kv_usage.Set(s.device->kv_usage());
 }
 
 // Runs `op` (which needs device KV blocks for `keep`); while the KV space is exhausted, moves
@@ -111,6 +107,7 @@ caf::behavior gpu_worker(caf::stateful_actor<GpuWorkerState>* self,
   s.device = std::move(*device);
   s.device_name = std::move(name);
   s.metrics = std::move(metrics);
+  s.series = std::make_unique<DeviceSeries>(*s.metrics, s.device_name);
   s.residency = std::move(residency);
   s.slot = slot;
   // A detached actor initializes on its own thread: name it for top -H and bench/e2e.

@@ -237,9 +237,9 @@ void finish(ProxyActor* self, core::RequestId id, core::FinishReason reason,
   }
   auto now = Clock::now();
   auto& m = *s.metrics;
-  a.series->e2e_s.observe(seconds(now - a.arrival));
-  m.requests.add({{"model_name", model_name}, {"finished_reason", core::to_string(reason)}}).increment();
-  (a.first_token ? a.series->running : a.series->waiting).decrement();
+  a.series->e2e_s.Observe(seconds(now - a.arrival));
+  m.requests.Add(model_labels(model_name, {{"finished_reason", core::to_string(reason)}})).Increment();
+  (a.first_token ? a.series->running : a.series->waiting).Decrement();
   if (reason != core::FinishReason::kCancelled && error.empty()) {
     // Request-level attainment (DistServe/vLLM --goodput style): TTFT and mean TPOT within SLO.
     double ttft = a.first_token ? seconds(*a.first_token - a.arrival) : 1e9;
@@ -249,7 +249,7 @@ void finish(ProxyActor* self, core::RequestId id, core::FinishReason reason,
     auto& [met, all] = s.slo_met[model_name];
     met += (ttft <= s.slo.ttft_s && tpot <= s.slo.tbt_s) ? 1 : 0;
     all += 1;
-    a.series->slo_attainment.set(double(met) / double(all));
+    a.series->slo_attainment.Set(double(met) / double(all));
   }
   if (reason != core::FinishReason::kLength && reason != core::FinishReason::kError) {
     // Stop string, EOS or cancellation: make sure prefill and decode let go of it.
@@ -266,22 +266,22 @@ void on_tokens(ProxyActor* self, TokenEvent& event) {
   Active& a = it->second;
   auto now = Clock::now();
   ModelSeries& series = *a.series;
-  if (event.queue_s >= 0) series.queue_s.observe(event.queue_s);
+  if (event.queue_s >= 0) series.queue_s.Observe(event.queue_s);
   for (size_t i = 0; i < event.tokens.size(); ++i) {
     std::int32_t token = event.tokens[i];
     if (!a.first_token) {
       a.first_token = now;
-      series.ttft_s.observe(seconds(now - a.arrival));
-      series.waiting.decrement();
-      series.running.increment();
+      series.ttft_s.Observe(seconds(now - a.arrival));
+      series.waiting.Decrement();
+      series.running.Increment();
     } else {
       double gap = seconds(now - a.last_token);
       a.max_gap_s = std::max(a.max_gap_s, gap);
-      series.inter_token_s.observe(gap);
+      series.inter_token_s.Observe(gap);
     }
     a.last_token = now;
     ++a.completion_tokens;
-    series.generation_tokens.increment();
+    series.generation_tokens.Increment();
 
     std::string piece = a.decoder.step(token);
     // A token's bytes are only reported with logprobs: not worth a decoder pass per token otherwise.
@@ -411,8 +411,8 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
            text::IncrementalDecoder(model->tokenizer, request.skip_special_tokens)};
   a.prompt_tokens = prompt_tokens;
   if (!request.tools.empty()) a.tool_calls.emplace(model->chat_template->tool_call_format());
-  a.series->waiting.increment();
-  a.series->prompt_tokens.increment(prompt_tokens);
+  a.series->waiting.Increment();
+  a.series->prompt_tokens.Increment(prompt_tokens);
   s.active.emplace(id, std::move(a));
   // Runs on the kj thread when the client goes away, whether it waits for a complete answer or
   // reads a stream: only a message is sent; finish() then lets go of the request everywhere.
@@ -430,8 +430,8 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
             if (!reply.admitted) {
               core::Error e{core::ErrorCode::kResourceExhausted, "overloaded: " + reply.reason, {}};
               a.responder.respond(openai::error_response(e, static_cast<int>(std::ceil(reply.retry_after_s))));
-              st.metrics->requests.add({{"model_name", a.model->name}, {"finished_reason", "rejected"}}).increment();
-              a.series->waiting.decrement();
+              st.metrics->requests.Add(model_labels(a.model->name, {{"finished_reason", "rejected"}})).Increment();
+              a.series->waiting.Decrement();
               st.active.erase(it);
               return;
             }

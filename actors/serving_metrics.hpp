@@ -1,5 +1,6 @@
 // The serving metrics (vLLM-compatible names with the aegaeon_ prefix, label model_name, plus
-// the switch-specific ones), registered once and updated lock-free by the actors.
+// the switch-specific ones), registered once and updated by the actors through series they
+// looked up once (ModelSeries, DeviceSeries).
 #pragma once
 
 #include <string>
@@ -10,43 +11,63 @@ namespace aegaeon::actors {
 
 /// Every family the serving roles update. Borrowed references; the Registry outlives it.
 struct ServingMetrics {
-  explicit ServingMetrics(core::Registry& registry);
+  explicit ServingMetrics(prometheus::Registry& registry);
 
-  core::Family<core::Histogram>& ttft_s;
-  core::Family<core::Histogram>& inter_token_s;
-  core::Family<core::Histogram>& e2e_s;
-  core::Family<core::Histogram>& queue_s;
-  core::Family<core::Gauge>& running;
-  core::Family<core::Gauge>& waiting;
-  core::Family<core::Gauge>& kv_usage;
-  core::Family<core::Counter>& prompt_tokens;
-  core::Family<core::Counter>& generation_tokens;
-  core::Family<core::Counter>& requests;          ///< by model_name and finished_reason
-  core::Family<core::Histogram>& switch_s;
-  core::Family<core::Counter>& switches;
-  core::Family<core::Counter>& kv_swap_bytes;
-  core::Family<core::Counter>& weights_copy_bytes;
-  core::Family<core::Gauge>& slo_attainment;
-  core::Family<core::Histogram>& decode_step_s;   ///< device compute per decode step, by device
-  core::Family<core::Counter>& engine_cpu_s;      ///< device-thread CPU inside forward passes
-  core::Family<core::Gauge>& host_weights_bytes;  ///< a model's weights in host memory, by model
+  core::HistogramFamily ttft_s;
+  core::HistogramFamily inter_token_s;
+  core::HistogramFamily e2e_s;
+  core::HistogramFamily queue_s;
+  prometheus::Family<prometheus::Gauge>& running;
+  prometheus::Family<prometheus::Gauge>& waiting;
+  prometheus::Family<prometheus::Gauge>& kv_usage;
+  prometheus::Family<prometheus::Counter>& prompt_tokens;
+  prometheus::Family<prometheus::Counter>& generation_tokens;
+  prometheus::Family<prometheus::Counter>& requests;  ///< by model_name and finished_reason
+  core::HistogramFamily switch_s;
+  prometheus::Family<prometheus::Counter>& switches;
+  prometheus::Family<prometheus::Counter>& kv_swap_bytes;
+  prometheus::Family<prometheus::Counter>& weights_copy_bytes;
+  prometheus::Family<prometheus::Gauge>& slo_attainment;
+  core::HistogramFamily decode_step_s;                     ///< device compute per decode step, by device
+  prometheus::Family<prometheus::Counter>& engine_cpu_s;  ///< device-thread CPU inside forward passes
+  prometheus::Family<prometheus::Gauge>& host_weights_bytes;  ///< a model's weights in host memory
 };
 
+/// The label set {model_name: name} plus `more`, the name made valid UTF-8 (a folder's name need
+/// not be; the exposition must be).
+prometheus::Labels model_labels(const std::string& model_name, prometheus::Labels more = {});
+
 /// One model's series of the families the proxy updates per token and per request, looked up
-/// once: a lookup by labels builds a label map and takes the family's lock, which no token
-/// should pay for.
+/// once.
 struct ModelSeries {
   ModelSeries(ServingMetrics& metrics, const std::string& model_name);
 
-  core::Histogram& ttft_s;
-  core::Histogram& inter_token_s;
-  core::Histogram& e2e_s;
-  core::Histogram& queue_s;
-  core::Gauge& running;
-  core::Gauge& waiting;
-  core::Gauge& slo_attainment;
-  core::Counter& prompt_tokens;
-  core::Counter& generation_tokens;
+  prometheus::Histogram& ttft_s;
+  prometheus::Histogram& inter_token_s;
+  prometheus::Histogram& e2e_s;
+  prometheus::Histogram& queue_s;
+  prometheus::Gauge& running;
+  prometheus::Gauge& waiting;
+  prometheus::Gauge& slo_attainment;
+  prometheus::Counter& prompt_tokens;
+  prometheus::Counter& generation_tokens;
+
+ private:
+  ModelSeries(ServingMetrics& metrics, const prometheus::Labels& model);
+};
+
+/// One device's series of the families its gpu_worker updates after every command.
+struct DeviceSeries {
+  DeviceSeries(ServingMetrics& metrics, const std::string& device_name);
+
+  prometheus::Counter& switches_copied;     ///< switches that copied the weights
+  prometheus::Counter& switches_prefetched; ///< switches that adopted a finished prefetch
+  prometheus::Counter& weights_copy_bytes;
+  prometheus::Counter& kv_swap_bytes;       ///< to and from the host slab
+  prometheus::Counter& kv_handoff_bytes;    ///< prefill → decode handoffs
+  prometheus::Histogram& switch_s;
+  prometheus::Gauge& kv_usage;
+  prometheus::Counter& engine_cpu_s;
 };
 
 }  // namespace aegaeon::actors

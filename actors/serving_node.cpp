@@ -164,7 +164,7 @@ ServingNode::~ServingNode() { stop(); }
 
 core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system& system,
                                                               ServingOptions options,
-                                                              core::Registry& registry) {
+                                                              prometheus::Registry& registry) {
   if (options.models.empty()) return core::error(core::ErrorCode::kInvalidArgument, "no models to serve");
   const bool prefill = runs_prefill(options.role);
   const bool decode = runs_decode(options.role);
@@ -194,7 +194,7 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
   impl->metrics = metrics;
   for (core::ModelId m = 0; m < impl->models->size(); ++m) {
     const auto& info = impl->models->info(m);
-    metrics->host_weights_bytes.add({{"model_name", info.name}}).set(read_weights ? static_cast<double>(info.weight_bytes) : 0.0);
+    metrics->host_weights_bytes.Add(model_labels(info.name)).Set(read_weights ? static_cast<double>(info.weight_bytes) : 0.0);
   }
   impl->policy = options.policy;
   impl->prefill_devices = options.prefill_devices;
@@ -319,7 +319,7 @@ void ServingNode::unload_model(std::string model, AdminDone done) const {
         DevicesForgot forgotten = [=] {
           if (pending->fetch_sub(1) != 1) return;
           cache->free_weights(id);
-          metrics->host_weights_bytes.add({{"model_name", model}}).set(0);
+          metrics->host_weights_bytes.Add(model_labels(model)).Set(0);
           board->set_load(index, LoadState::kUnloaded);
           spdlog::info("host cache: model {} unloaded ({:.1f} MiB of host memory freed)", model,
                        static_cast<double>(cache->info(id).weight_bytes) / (1024.0 * 1024.0));
@@ -352,7 +352,7 @@ void ServingNode::load_model(std::string model, AdminDone done) const {
       return done(core::error(core::ErrorCode::kFailedPrecondition, loaded.error().message + " (the model stays unloaded)"));
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    metrics->host_weights_bytes.add({{"model_name", model}}).set(static_cast<double>(cache->info(id).weight_bytes));
+    metrics->host_weights_bytes.Add(model_labels(model)).Set(static_cast<double>(cache->info(id).weight_bytes));
     send_front_action(proxy, FrontAction::kLoad, model,
                       [index, model, seconds, board, cache, id, catalog, residency, done](std::vector<FrontActivity> activity) {
                         board->set_load(index, LoadState::kLoaded);

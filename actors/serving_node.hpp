@@ -19,7 +19,7 @@
 #include "gpu/worker/device_worker.hpp"
 #include "rpc/http/http_types.hpp"
 
-namespace aegaeon::core {
+namespace prometheus {
 class Registry;
 }
 
@@ -88,7 +88,7 @@ class ServingNode {
   /// Loads every model (progress is logged), creates the devices and spawns the actors.
   static core::Result<std::unique_ptr<ServingNode>> start(caf::actor_system& system,
                                                           ServingOptions options,
-                                                          core::Registry& registry);
+                                                          prometheus::Registry& registry);
   ~ServingNode();
 
   /// Hands a validated request to the proxy; it answers through `responder`.

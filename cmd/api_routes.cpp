@@ -114,16 +114,16 @@ void add_api_routes(http::HttpRouter& router, ModelFront front, const std::strin
   }));
 }
 
-HttpMetrics::HttpMetrics(core::Registry& registry)
-    : requests_(core::build_counter()
-                    .name("aegaeon_http_requests_total")
-                    .help("HTTP requests answered, by route and status code")
-                    .register_on(registry)),
-      durations_(core::build_histogram()
-                     .name("aegaeon_http_request_duration_seconds")
-                     .help("Time from request to the end of its response, by route")
-                     .buckets(core::exponential_buckets(0.0005, 4, 10))
-                     .register_on(registry)) {}
+HttpMetrics::HttpMetrics(prometheus::Registry& registry)
+    : requests_(prometheus::BuildCounter()
+                    .Name("aegaeon_http_requests_total")
+                    .Help("HTTP requests answered, by route and status code")
+                    .Register(registry)),
+      durations_(prometheus::BuildHistogram()
+                     .Name("aegaeon_http_request_duration_seconds")
+                     .Help("Time from request to the end of its response, by route")
+                     .Register(registry),
+                 core::exponential_buckets(0.0005, 4, 10)) {}
 
 // The route label of `path`: a known route, an admin action with the model or worker name
 // replaced by :name (names are not bounded: any path may carry one), or "other".
@@ -150,23 +150,23 @@ std::string route_label(std::string_view path) {
 
 void HttpMetrics::observe(const http::HttpRequest& request, int status, double duration_s) {
   const std::string route = route_label(request.path);
-  requests_.add({{"route", route}, {"code", std::to_string(status)}}).increment();
-  durations_.add({{"route", route}}).observe(duration_s);
+  requests_.Add({{"route", route}, {"code", std::to_string(status)}}).Increment();
+  durations_.series({{"route", route}}).Observe(duration_s);
 }
 
-void register_process_metrics(core::Registry& registry) {
-  core::build_gauge()
-      .name("aegaeon_build_info")
-      .help("Always 1; the version label says which aegaeon build is running")
-      .register_on(registry)
-      .add({{"version", AEGAEON_VERSION}})
-      .set(1);
-  core::build_gauge()
-      .name("process_start_time_seconds")
-      .help("Start time of the process since the Unix epoch in seconds")
-      .register_on(registry)
-      .add({})
-      .set(static_cast<double>(std::time(nullptr)));
+void register_process_metrics(prometheus::Registry& registry) {
+  prometheus::BuildGauge()
+      .Name("aegaeon_build_info")
+      .Help("Always 1; the version label says which aegaeon build is running")
+      .Register(registry)
+      .Add({{"version", AEGAEON_VERSION}})
+      .Set(1);
+  prometheus::BuildGauge()
+      .Name("process_start_time_seconds")
+      .Help("Start time of the process since the Unix epoch in seconds")
+      .Register(registry)
+      .Add({})
+      .Set(static_cast<double>(std::time(nullptr)));
 }
 
 }  // namespace aegaeon::cmd

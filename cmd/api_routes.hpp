@@ -52,16 +52,16 @@ std::string route_label(std::string_view path);
 /// HTTP metrics of the public and the admin port, labelled by route_label.
 class HttpMetrics {
  public:
-  explicit HttpMetrics(core::Registry& registry);
+  explicit HttpMetrics(prometheus::Registry& registry);
   /// Records one answered request.
   void observe(const rpc::http::HttpRequest& request, int status, double duration_s);
 
  private:
-  core::Family<core::Counter>& requests_;
-  core::Family<core::Histogram>& durations_;
+  prometheus::Family<prometheus::Counter>& requests_;
+  core::HistogramFamily durations_;
 };
 
 /// aegaeon_build_info and process_start_time_seconds.
-void register_process_metrics(core::Registry& registry);
+void register_process_metrics(prometheus::Registry& registry);
 
 }  // namespace aegaeon::cmd

@@ -95,18 +95,18 @@ void run_controller(ControllerOptions options) {
   pthread_sigmask(SIG_BLOCK, &shutdown_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  core::Registry registry;
+  prometheus::Registry registry;
   register_process_metrics(registry);
   HttpMetrics http_metrics(registry);
-  auto& workers_gauge = core::build_gauge()
-                            .name("aegaeon_cluster_workers")
-                            .help("Workers registered with this controller")
-                            .register_on(registry)
-                            .add({});
-  auto& departures = core::build_counter()
-                         .name("aegaeon_cluster_worker_departures_total")
-                         .help("Workers dropped, by reason: connection_lost or heartbeat_timeout")
-                         .register_on(registry);
+  auto& workers_gauge = prometheus::BuildGauge()
+                            .Name("aegaeon_cluster_workers")
+                            .Help("Workers registered with this controller")
+                            .Register(registry)
+                            .Add({});
+  auto& departures = prometheus::BuildCounter()
+                         .Name("aegaeon_cluster_worker_departures_total")
+                         .Help("Workers dropped, by reason: connection_lost or heartbeat_timeout")
+                         .Register(registry);
 
   auto actor_runtime = std::make_unique<actors::ActorRuntime>();
   auto kj = rpc::KjRuntime::start();
@@ -127,7 +127,7 @@ void run_controller(ControllerOptions options) {
       reporting_only->insert(node.node_id);
       return;
     }
-    workers_gauge.increment();
+    workers_gauge.Increment();
     if (auto added = catalog->add(node.registration); !added.ok()) {
       spdlog::error("cluster: cannot use the models of node {}: {}", node.node_id, added.error().message);
     }
@@ -135,8 +135,8 @@ void run_controller(ControllerOptions options) {
   cluster.on_leave = [&workers_gauge, &departures, reporting_only](uint64_t node_id, rpc::LeaveReason reason,
                                                                    const std::string&) {
     if (reporting_only->erase(node_id) != 0) return;
-    workers_gauge.decrement();
-    departures.add({{"reason", rpc::to_string(reason)}}).increment();
+    workers_gauge.Decrement();
+    departures.Add({{"reason", rpc::to_string(reason)}}).Increment();
   };
   auto started = rpc::ClusterRegistryServer::start(*kj_runtime, cluster);
   if (!started.ok()) throw CommandError(started.error().message);
@@ -151,7 +151,7 @@ void run_controller(ControllerOptions options) {
     responder.respond(health(*cluster_server));
   });
   router.add("GET", "/metrics", [&registry](const rpc::http::HttpRequest&, const rpc::http::Responder& responder) {
-    responder.respond({200, "text/plain; version=0.0.4; charset=utf-8", registry.serialize(), {}});
+    responder.respond({200, std::string(core::kPrometheusContentType), core::serialize_metrics(registry), {}});
   });
   ModelFront model_front{
       [&front](core::GenerationRequest request, const rpc::http::Responder& responder) {

@@ -101,7 +101,7 @@ void run_serve(const ServeOptions& options) {
   pthread_sigmask(SIG_BLOCK, &shutdown_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  core::Registry registry;
+  prometheus::Registry registry;
   register_process_metrics(registry);
   HttpMetrics http_metrics(registry);
 
@@ -135,7 +135,7 @@ void run_serve(const ServeOptions& options) {
   router.add("GET", "/metrics",
              [&registry](const rpc::http::HttpRequest&, const rpc::http::Responder& responder) {
                rpc::http::HttpResponse response{
-                   200, "text/plain; version=0.0.4; charset=utf-8", registry.serialize(), {}};
+                   200, std::string(core::kPrometheusContentType), core::serialize_metrics(registry), {}};
                responder.respond(std::move(response));
              });
   add_api_routes(router, front_of(*serving), config.http.api_key,

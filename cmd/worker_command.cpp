@@ -108,7 +108,7 @@ void run_worker(WorkerOptions options) {
   pthread_sigmask(SIG_BLOCK, &shutdown_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  core::Registry registry;
+  prometheus::Registry registry;
   actors::ServingOptions serving = serving_options(config.serve);
   serving.role = options.role == "prefill" ? actors::NodeRole::kPrefill
                  : options.role == "decode" ? actors::NodeRole::kDecode

@@ -67,7 +67,7 @@ TEST(ServingNodeAdmin, AModelUnloadsAndLoadsWhileAnotherGenerates) {
   write_model(dir / "comes-and-goes", 2);
 
   ActorRuntime actors(2);
-  core::Registry registry;
+  prometheus::Registry registry;
   ServingOptions options;
   options.models = {{"stays", dir / "stays"}, {"comes-and-goes", dir / "comes-and-goes"}};
   options.device.kv_bytes = std::uint64_t{4} << 20;
@@ -144,7 +144,7 @@ TEST(CacheKeeper, HoldsWhatThePlacementAsksWithinItsLimit) {
   for (const char* name : {"a", "b", "c"}) write_model(dir / name, 1);
 
   ActorRuntime actors(2);
-  core::Registry registry;
+  prometheus::Registry registry;
   ServingOptions options;
   options.models = {{"a", dir / "a"}, {"b", dir / "b"}, {"c", dir / "c"}};
   options.device.kv_bytes = std::uint64_t{4} << 20;

@@ -12,6 +12,7 @@
 #include "rpc/http/exchange.hpp"
 #include "rpc/kj_context.hpp"
 #include "rpc/kj_runtime.hpp"
+#include "rpc/tls_stream.hpp"
 
 namespace aegaeon::rpc::http {
 namespace {
@@ -320,8 +321,15 @@ struct HttpServer::Impl {
   Impl(KjRuntime& rt, HttpServerOptions opts, HttpRouter r)
       : runtime(rt), options(std::move(opts)), router(std::move(r)) {}
 
-  void destroy_on_loop() {
+  // Stops accepting: the loop goes before the listener it waits on (kj's HttpServer keeps the
+  // connections it accepted in tasks of its own, which drain()).
+  void stop_listening() {
     tasks = nullptr;
+    listener = nullptr;
+  }
+
+  void destroy_on_loop() {
+    stop_listening();
     server = nullptr;
     listener = nullptr;
     table = nullptr;
@@ -356,15 +364,22 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::start(KjRuntime& runtime,
           return kj::heap<KjHttpService>(*s->table, s->options, s->router, timer, connection.getFd());
         });
     s->tasks = kj::heap<kj::TaskSet>(log_errors);
+    // Binding reports to `bound` (this thread waits on it); the accept loop starts only after,
+    // so its failures go to the log and never to `bound`.
     auto listening =
         ctx.network.parseAddress(s->options.host, s->options.port)
-            .then([s, &bound](kj::Own<kj::NetworkAddress> addr) {
+            .then([s, &bound, &timer = ctx.timer](kj::Own<kj::NetworkAddress> addr) {
               s->listener = addr->listen();
-              bound.set_value(static_cast<uint16_t>(s->listener->getPort()));
-              return s->server->listenHttp(*s->listener);
+              const auto port = static_cast<uint16_t>(s->listener->getPort());
+              if (s->options.tls) {
+                s->listener = listen_tls(kj::mv(s->listener), s->options.tls, timer,
+                                         "https " + s->options.host + ":" + std::to_string(port),
+                                         s->options.on_tls_refused);
+              }
+              s->tasks->add(s->server->listenHttp(*s->listener));
+              bound.set_value(port);
             })
-            .catch_([&bound, s, address](kj::Exception&& e) {
-              if (s->listener) throw kj::mv(e);  // failed after binding: just log
+            .catch_([&bound, address](kj::Exception&& e) {  // parsing or binding failed
               bound.set_value(core::error(core::ErrorCode::kUnavailable,
                                           "cannot listen on " + address + ": " +
                                               e.getDescription().cStr()));
@@ -379,13 +394,15 @@ core::Result<std::unique_ptr<HttpServer>> HttpServer::start(KjRuntime& runtime,
     return port.error();
   }
   impl->port = *port;
-  spdlog::info("http: listening on {}:{}", impl->options.host, impl->port);
+  spdlog::info("http: listening on {}:{}{}", impl->options.host, impl->port, impl->options.tls ? " (TLS)" : "");
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
 HttpServer::~HttpServer() { shutdown(); }
 
 uint16_t HttpServer::port() const { return impl_->port; }
+
+const char* HttpServer::scheme() const { return impl_->options.tls ? "https" : "http"; }
 
 void HttpServer::shutdown() {
   if (impl_->stopped) return;
@@ -394,7 +411,7 @@ void HttpServer::shutdown() {
   std::promise<void> done;
   auto done_future = done.get_future();
   bool scheduled = s->runtime.execute_sync([s, &done](KjContext& ctx) {
-    s->listener = nullptr;  // refuse new connections at once
+    s->stop_listening();  // refuse new connections at once
     auto timeout = ctx.timer.afterDelay(s->options.drain_timeout.count() * kj::MILLISECONDS);
     ctx.tasks.add(s->server->drain()
                       .exclusiveJoin(kj::mv(timeout))

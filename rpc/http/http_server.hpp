@@ -10,6 +10,7 @@
 
 #include "core/result.hpp"
 #include "rpc/http/http_types.hpp"
+#include "rpc/tls.hpp"
 
 namespace aegaeon::rpc {
 class KjRuntime;
@@ -48,6 +49,10 @@ struct HttpServerOptions {
   uint64_t max_header_bytes = 64 << 10;     ///< larger header blocks get 431
   std::chrono::milliseconds drain_timeout{5000};  ///< shutdown waits this long for in-flight work
   CompletionObserver on_complete;
+  /// HTTPS when set (a server-side context); connections whose handshake fails are refused,
+  /// logged and passed to on_tls_refused.
+  std::shared_ptr<const TlsContext> tls;
+  TlsRefusalObserver on_tls_refused;
 };
 
 /// A running server. Create and destroy it from a thread other than the kj thread.
@@ -64,6 +69,8 @@ class HttpServer {
 
   /// The bound port (the ephemeral one when options.port was 0).
   [[nodiscard]] uint16_t port() const;
+  /// "https" or "http", for the URLs a log line shows.
+  [[nodiscard]] const char* scheme() const;
 
   /// Stops accepting connections and requests, lets in-flight requests finish for up to
   /// drain_timeout, then cancels what is left (their streams see cancelled()). Blocks until done.

@@ -138,8 +138,14 @@ std::pair<int, std::string> run_command(const std::vector<std::string>& argv,
     if (n <= 0) break;
     output.append(buffer, static_cast<size_t>(n));
   }
+  // Closing its output is not exiting: give it until the deadline to exit on its own.
   int status = 0;
-  if (::waitpid(pid, &status, WNOHANG) != pid) {
+  bool exited = ::waitpid(pid, &status, WNOHANG) == pid;
+  while (!exited && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    exited = ::waitpid(pid, &status, WNOHANG) == pid;
+  }
+  if (!exited) {
     ::kill(pid, SIGKILL);
     ::waitpid(pid, &status, 0);
   }

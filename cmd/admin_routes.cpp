@@ -164,7 +164,8 @@ void check_admin_config(const core::AdminConfig& admin) {
 
 std::unique_ptr<http::HttpServer> start_admin_server(rpc::KjRuntime& runtime, const core::AdminConfig& admin,
                                                      http::HttpRouter router, const std::string& routes,
-                                                     HttpMetrics& metrics) {
+                                                     HttpMetrics& metrics, std::shared_ptr<const rpc::TlsContext> tls,
+                                                     rpc::TlsRefusalObserver on_tls_refused) {
   if (!admin.enabled) return nullptr;
   http::HttpServerOptions options;
   options.host = admin.host;
@@ -173,9 +174,12 @@ std::unique_ptr<http::HttpServer> start_admin_server(rpc::KjRuntime& runtime, co
   options.on_complete = [&metrics](const http::HttpRequest& request, int status, double duration_s) {
     metrics.observe(request, status, duration_s);
   };
+  options.tls = std::move(tls);  // the same certificate as the public port
+  options.on_tls_refused = std::move(on_tls_refused);
   auto server = http::HttpServer::start(runtime, options, std::move(router));
   if (!server.ok()) throw CommandError(server.error().with_context("admin port").message);
-  spdlog::info("admin API on http://{}:{} ({}; key: admin.api_key)", admin.host, (*server)->port(), routes);
+  spdlog::info("admin API on {}://{}:{} ({}; key: admin.api_key)", (*server)->scheme(), admin.host, (*server)->port(),
+               routes);
   return std::move(*server);
 }
 

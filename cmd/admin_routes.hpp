@@ -28,10 +28,13 @@ void add_cluster_admin_routes(rpc::http::HttpRouter& router, actors::ClusterFron
 void check_admin_config(const core::AdminConfig& admin);
 
 /// Starts the admin port (admin.host, admin.port) with `router` and logs where it listens; its
-/// requests are counted in `metrics` (which must outlive the server). nullptr when admin.enabled
-/// is false. Throws CommandError when it cannot bind.
+/// requests are counted in `metrics` (which must outlive the server). HTTPS when `tls` is set
+/// (the public port's certificate), its refusals passed to `on_tls_refused`. nullptr when
+/// admin.enabled is false. Throws CommandError when it cannot bind.
 std::unique_ptr<rpc::http::HttpServer> start_admin_server(rpc::KjRuntime& runtime, const core::AdminConfig& admin,
                                                           rpc::http::HttpRouter router, const std::string& routes,
-                                                          HttpMetrics& metrics);
+                                                          HttpMetrics& metrics,
+                                                          std::shared_ptr<const rpc::TlsContext> tls = nullptr,
+                                                          rpc::TlsRefusalObserver on_tls_refused = {});
 
 }  // namespace aegaeon::cmd

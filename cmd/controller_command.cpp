@@ -20,6 +20,8 @@
 #include "cmd/cluster_flags.hpp"
 #include "cmd/commands.hpp"
 #include "cmd/membership.hpp"
+#include "cmd/process_signals.hpp"
+#include "cmd/tls_config.hpp"
 #include "cmd/serve_config.hpp"
 #include "core/logging.hpp"
 #include "core/metrics.hpp"
@@ -88,16 +90,17 @@ void run_controller(ControllerOptions options) {
                        2);
   }
 
-  sigset_t shutdown_signals;
-  sigemptyset(&shutdown_signals);
-  sigaddset(&shutdown_signals, SIGINT);
-  sigaddset(&shutdown_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &shutdown_signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  // Certificates load before anything starts: a bad file is a start-up error naming its key.
+  const auto tls = http_tls(config.http);
+  const auto cluster_server_tls = cluster_tls(config.cluster, rpc::TlsContext::Side::kServer);
+  // Joining the controller at --placement-at, this one is a client of the same cluster CA.
+  const auto cluster_client_tls = placement_at ? cluster_tls(config.cluster, rpc::TlsContext::Side::kClient) : nullptr;
 
+  const ProcessSignals signals;  // before any thread starts
   prometheus::Registry registry;
   register_process_metrics(registry);
   HttpMetrics http_metrics(registry);
+  TlsMetrics tls_metrics(registry);
   auto& workers_gauge = prometheus::BuildGauge()
                             .Name("aegaeon_cluster_workers")
                             .Help("Workers registered with this controller")
@@ -120,6 +123,8 @@ void run_controller(ControllerOptions options) {
   cluster.cluster_token = options.cluster_token;
   cluster.heartbeat_interval_ms = options.heartbeat_interval_ms;
   cluster.heartbeat_timeout_ms = options.heartbeat_timeout_ms;
+  cluster.tls = cluster_server_tls;
+  cluster.on_tls_refused = tls_metrics.observer("cluster");
   // Proxy controllers reporting here are nodes too, but not workers (kj thread only).
   auto reporting_only = std::make_shared<std::set<uint64_t>>();
   cluster.on_register = [catalog, &workers_gauge, reporting_only](const rpc::RegisteredNode& node) {
@@ -170,16 +175,19 @@ void run_controller(ControllerOptions options) {
                                              double duration_s) {
     http_metrics.observe(request, status_code, duration_s);
   };
+  http_options.tls = tls;
+  http_options.on_tls_refused = tls_metrics.observer("http");
   auto server = rpc::http::HttpServer::start(*kj_runtime, http_options, std::move(router));
   if (!server.ok()) throw CommandError(server.error().message);
-  spdlog::info("aegaeon {} controller: workers join {}:{}; serving on http://{}:{}", AEGAEON_VERSION,
-               listen.host, cluster_server->port(), config.http.host, (*server)->port());
+  spdlog::info("aegaeon {} controller: workers join {}:{}{}; serving on {}://{}:{}", AEGAEON_VERSION, listen.host,
+               cluster_server->port(), cluster_server_tls ? " (mutual TLS)" : "", (*server)->scheme(), config.http.host,
+               (*server)->port());
 
   // Workers' state and drain on the admin port (admin.*), apart from the public API.
   rpc::http::HttpRouter admin_router;
   if (config.admin.enabled) add_cluster_admin_routes(admin_router, *front, config.admin.api_key);
   auto admin_server = start_admin_server(*kj_runtime, config.admin, std::move(admin_router), "GET /admin/workers",
-                                         http_metrics);
+                                         http_metrics, tls, tls_metrics.observer("admin"));
 
   // A proxy controller reports the requests waiting here for a model to the controller that
   // places models, as a node of its own (it offers no generations).
@@ -190,7 +198,7 @@ void run_controller(ControllerOptions options) {
     me.protocol_version = rpc::cluster_protocol_version();
     me.roles = {"proxy"};
     placement_link = std::make_unique<Membership>(
-        *kj_runtime, *placement_at, me, options.cluster_token, nullptr,
+        *kj_runtime, *placement_at, cluster_client_tls, me, options.cluster_token, nullptr,
         [&front] {
           core::HeartbeatReport beat;
           beat.model_requests = front->waiting();
@@ -201,8 +209,7 @@ void run_controller(ControllerOptions options) {
                  placement_at->host, placement_at->port);
   }
 
-  int received = 0;
-  sigwait(&shutdown_signals, &received);
+  const int received = signals.wait_for_stop({tls, cluster_server_tls, cluster_client_tls});
   std::optional<std::string> refusal = placement_link ? placement_link->refusal() : std::nullopt;
   if (!refusal) spdlog::info("received {}: draining in-flight requests", received == SIGINT ? "SIGINT" : "SIGTERM");
   placement_link.reset();

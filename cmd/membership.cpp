@@ -7,10 +7,11 @@
 
 namespace aegaeon::cmd {
 
-Membership::Membership(rpc::KjRuntime& kj, HostPort controller, core::NodeRegistration node, std::string token,
+Membership::Membership(rpc::KjRuntime& kj, HostPort controller, std::shared_ptr<const rpc::TlsContext> tls,
+                       core::NodeRegistration node, std::string token,
                        std::shared_ptr<const rpc::WorkerHandlers> handlers,
                        std::function<core::HeartbeatReport()> report, std::chrono::milliseconds backoff_max)
-    : kj_(kj), controller_(std::move(controller)), node_(std::move(node)), token_(std::move(token)),
+    : kj_(kj), controller_(std::move(controller)), tls_(std::move(tls)), node_(std::move(node)), token_(std::move(token)),
       handlers_(std::move(handlers)), report_(std::move(report)), backoff_max_(backoff_max),
       waiter_(pthread_self()), thread_([this] { run(); }) {}
 
@@ -53,7 +54,7 @@ void Membership::run() {
   std::chrono::milliseconds backoff = first_backoff;
   std::string address = controller_.host + ":" + std::to_string(controller_.port);
   while (true) {
-    auto client = rpc::ClusterClient::connect(kj_, controller_.host, controller_.port);
+    auto client = rpc::ClusterClient::connect(kj_, controller_.host, controller_.port, tls_);
     node_.held_models = report_().held_models;
     auto reply = client.ok() ? (*client)->register_node(node_, token_, handlers_)
                              : core::Result<core::RegistrationReply>(client.error());

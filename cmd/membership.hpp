@@ -32,8 +32,10 @@ namespace aegaeon::cmd {
 class Membership {
  public:
   /// `report` fills a heartbeat's load report (requests, models held); its models held also go
-  /// with each join. `handlers` null: a node that reports only (a proxy controller).
-  Membership(rpc::KjRuntime& kj, HostPort controller, core::NodeRegistration node, std::string token,
+  /// with each join. `handlers` null: a node that reports only (a proxy controller). `tls` set:
+  /// the connection is mutual TLS (a client-side context of the cluster CA).
+  Membership(rpc::KjRuntime& kj, HostPort controller, std::shared_ptr<const rpc::TlsContext> tls,
+             core::NodeRegistration node, std::string token,
              std::shared_ptr<const rpc::WorkerHandlers> handlers, std::function<core::HeartbeatReport()> report,
              std::chrono::milliseconds backoff_max);
   ~Membership();
@@ -50,6 +52,7 @@ class Membership {
 
   rpc::KjRuntime& kj_;
   HostPort controller_;
+  std::shared_ptr<const rpc::TlsContext> tls_;
   core::NodeRegistration node_;
   std::string token_;
   std::shared_ptr<const rpc::WorkerHandlers> handlers_;

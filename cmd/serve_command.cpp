@@ -20,7 +20,9 @@
 #include "cmd/api_routes.hpp"
 #include "cmd/commands.hpp"
 #include "cmd/demo_models.hpp"
+#include "cmd/process_signals.hpp"
 #include "cmd/serve_config.hpp"
+#include "cmd/tls_config.hpp"
 #include "core/config.hpp"
 #include "core/logging.hpp"
 #include "core/metrics.hpp"
@@ -91,19 +93,13 @@ void run_serve(const ServeOptions& options) {
     throw CommandError(logging.error().message, 2);
   }
   check_admin_config(config.admin);
+  const auto tls = http_tls(config.http);  // before anything starts: a bad file is a start-up error
 
-  // Block the shutdown signals before any thread starts, so every thread inherits the mask and
-  // only sigwait() below sees them.
-  sigset_t shutdown_signals;
-  sigemptyset(&shutdown_signals);
-  sigaddset(&shutdown_signals, SIGINT);
-  sigaddset(&shutdown_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &shutdown_signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
-
+  const ProcessSignals signals;  // before any thread starts
   prometheus::Registry registry;
   register_process_metrics(registry);
   HttpMetrics http_metrics(registry);
+  TlsMetrics tls_metrics(registry);
 
   auto actor_runtime = std::make_unique<actors::ActorRuntime>();
   auto status = actors::spawn_status_actor(actor_runtime->system(), {AEGAEON_VERSION, "local"});
@@ -149,21 +145,24 @@ void run_serve(const ServeOptions& options) {
                                              double duration_s) {
     http_metrics.observe(request, status_code, duration_s);
   };
+  http_options.tls = tls;
+  http_options.on_tls_refused = tls_metrics.observer("http");
   auto server = rpc::http::HttpServer::start(*kj_runtime, http_options, std::move(router));
   if (!server.ok()) throw CommandError(server.error().message);
-  spdlog::info("aegaeon {} serving on http://{}:{} (try /v1/models, /health, /metrics)", AEGAEON_VERSION,
+  const char* scheme = (*server)->scheme();
+  spdlog::info("aegaeon {} serving on {}://{}:{} (try /v1/models, /health, /metrics)", AEGAEON_VERSION, scheme,
                config.http.host, (*server)->port());
-  spdlog::info("try: curl -s http://{}:{}/v1/completions -d '{{\"model\":\"{}\",\"prompt\":\"Hello\",\"max_tokens\":16}}'",
-               config.http.host, (*server)->port(), serving->models().front().name);
+  spdlog::info("try: curl -s {}{}://{}:{}/v1/completions -d '{{\"model\":\"{}\",\"prompt\":\"Hello\",\"max_tokens\":16}}'",
+               tls ? "--cacert CA.pem " : "", scheme, config.http.host, (*server)->port(),
+               serving->models().front().name);
 
   // The admin API listens apart, so firewalls and keys can treat it apart from the public API.
   rpc::http::HttpRouter admin_router;
   if (config.admin.enabled) add_admin_routes(admin_router, *serving, config.admin.api_key);
   auto admin_server = start_admin_server(*kj_runtime, config.admin, std::move(admin_router), "GET /admin/models",
-                                         http_metrics);
+                                         http_metrics, tls, tls_metrics.observer("admin"));
 
-  int received = 0;
-  sigwait(&shutdown_signals, &received);
+  const int received = signals.wait_for_stop({tls});
   spdlog::info("received {}: draining in-flight requests", received == SIGINT ? "SIGINT" : "SIGTERM");
 
   // Order matters (DESIGN.md rule 4): HTTP drains, the kj loop stops, then the actors.

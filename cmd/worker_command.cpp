@@ -25,6 +25,8 @@
 #include "cmd/cluster_flags.hpp"
 #include "cmd/commands.hpp"
 #include "cmd/membership.hpp"
+#include "cmd/process_signals.hpp"
+#include "cmd/tls_config.hpp"
 #include "cmd/serve_config.hpp"
 #include "core/logging.hpp"
 #include "core/metrics.hpp"
@@ -101,12 +103,9 @@ void run_worker(WorkerOptions options) {
   if (options.cluster_token.empty()) throw CommandError("--cluster-token is required", 2);
   if (options.name.empty()) options.name = default_node_name();
 
-  sigset_t shutdown_signals;
-  sigemptyset(&shutdown_signals);
-  sigaddset(&shutdown_signals, SIGINT);
-  sigaddset(&shutdown_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &shutdown_signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  // Certificates load before anything starts: a bad file is a start-up error naming its key.
+  const auto tls = cluster_tls(config.cluster, rpc::TlsContext::Side::kClient);
+  const ProcessSignals signals;  // before any thread starts
 
   prometheus::Registry registry;
   actors::ServingOptions serving = serving_options(config.serve);
@@ -170,13 +169,12 @@ void run_worker(WorkerOptions options) {
   const core::NodeRegistration description = describe_node(options, serving, *node, host_cache_bytes);
   std::vector<std::unique_ptr<Membership>> memberships;
   for (const HostPort& controller : controllers) {
-    memberships.push_back(std::make_unique<Membership>(*kj_runtime, controller, description, options.cluster_token,
+    memberships.push_back(std::make_unique<Membership>(*kj_runtime, controller, tls, description, options.cluster_token,
                                                        handlers, report,
                                                        std::chrono::milliseconds(options.rejoin_backoff_max_ms)));
   }
 
-  int received = 0;
-  sigwait(&shutdown_signals, &received);
+  const int received = signals.wait_for_stop({tls});
   std::optional<std::string> refusal;
   for (const auto& membership : memberships) {
     if (!refusal) refusal = membership->refusal();

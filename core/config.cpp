@@ -163,6 +163,8 @@ const std::vector<Field>& fields() {
     t.push_back(byte_size_field("http.max_header_bytes", &Config::http,
                                 &HttpConfig::max_header_bytes, 1 << 10, 16 << 20));
     t.push_back(string_field("http.api_key", &Config::http, &HttpConfig::api_key, true, true));
+    t.push_back(string_field("http.tls_cert_file", &Config::http, &HttpConfig::tls_cert_file, true));
+    t.push_back(string_field("http.tls_key_file", &Config::http, &HttpConfig::tls_key_file, true));
     t.push_back(enum_field("log.level", &Config::log, &LogConfig::level,
                            {"trace", "debug", "info", "warn", "error", "off"}));
     t.push_back(enum_field("log.format", &Config::log, &LogConfig::format, {"text", "json"}));
@@ -190,6 +192,9 @@ const std::vector<Field>& fields() {
     t.push_back(string_field("admin.host", &Config::admin, &AdminConfig::host, false));
     t.push_back(integer_field("admin.port", &Config::admin, &AdminConfig::port, 0, 65535));
     t.push_back(string_field("admin.api_key", &Config::admin, &AdminConfig::api_key, true, true));
+    t.push_back(string_field("cluster.tls_ca_file", &Config::cluster, &ClusterConfig::tls_ca_file, true));
+    t.push_back(string_field("cluster.tls_cert_file", &Config::cluster, &ClusterConfig::tls_cert_file, true));
+    t.push_back(string_field("cluster.tls_key_file", &Config::cluster, &ClusterConfig::tls_key_file, true));
     return t;
   }();
   return table;

@@ -21,6 +21,17 @@ struct HttpConfig {
   std::uint64_t max_body_bytes = 1 << 20;     ///< larger request bodies get HTTP 413
   std::uint64_t max_header_bytes = 64 << 10;  ///< larger header blocks get HTTP 431
   std::string api_key;                        ///< empty: no authentication; never logged
+  /// HTTPS on this port and the admin port when both are set (PEM files; reloaded on SIGHUP).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+};
+
+/// Mutual TLS between controllers and workers (all three set, or none: plain TCP). Every
+/// certificate the CA signed is a member of the cluster; the cluster token is still required.
+struct ClusterConfig {
+  std::string tls_ca_file;    ///< the cluster's CA: a peer must present a certificate it signed
+  std::string tls_cert_file;  ///< this process's certificate, signed by that CA
+  std::string tls_key_file;   ///< its private key
 };
 
 /// Logging to stderr.
@@ -77,6 +88,7 @@ struct Config {
   LogConfig log;
   ServeConfig serve;
   AdminConfig admin;
+  ClusterConfig cluster;
 };
 
 /// Parses YAML text; `source_name` (usually the file name) prefixes every error message.

@@ -15,6 +15,7 @@
 #include "rpc/kj_runtime.hpp"
 #include "rpc/cluster_wire.hpp"
 #include "rpc/shared_kv.hpp"
+#include "rpc/tls_stream.hpp"
 
 namespace aegaeon::rpc {
 
@@ -358,6 +359,11 @@ core::Result<std::unique_ptr<ClusterRegistryServer>> ClusterRegistryServer::star
     return ctx.network.parseAddress(s->options.host, s->options.port)
         .then([s, &timer = ctx.timer](kj::Own<kj::NetworkAddress> address) {
           s->listener = address->listen();
+          if (s->options.tls) {
+            s->listener = listen_tls(kj::mv(s->listener), s->options.tls, timer,
+                                     "cluster " + s->options.host + ":" + std::to_string(s->listener->getPort()),
+                                     s->options.on_tls_refused);
+          }
           s->tasks->add(s->accept_loop());
           s->tasks->add(s->reap_silent_nodes(timer));
           return static_cast<uint16_t>(s->listener->getPort());
@@ -369,7 +375,8 @@ core::Result<std::unique_ptr<ClusterRegistryServer>> ClusterRegistryServer::star
                                                     port.error().message);
   }
   impl->port = *port;
-  spdlog::info("cluster: registry listening on {}:{}", impl->options.host, impl->port);
+  spdlog::info("cluster: registry listening on {}:{}{}", impl->options.host, impl->port,
+               impl->options.tls ? " (mutual TLS)" : "");
   return std::unique_ptr<ClusterRegistryServer>(new ClusterRegistryServer(std::move(impl)));
 }
 
@@ -752,13 +759,18 @@ struct ClusterClient::Impl {
 ClusterClient::ClusterClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 core::Result<std::unique_ptr<ClusterClient>> ClusterClient::connect(
-    KjRuntime& runtime, const std::string& host, uint16_t port,
+    KjRuntime& runtime, const std::string& host, uint16_t port, std::shared_ptr<const TlsContext> tls,
     std::chrono::milliseconds timeout) {
   auto impl = std::make_unique<Impl>(runtime, timeout);
   Impl* c = impl.get();
-  auto connected = call_blocking<bool>(runtime, timeout, [c, host, port](KjContext& ctx) {
+  auto connected = call_blocking<bool>(runtime, timeout, [c, host, port, tls](KjContext& ctx) {
     return ctx.network.parseAddress(host, port)
         .then([](kj::Own<kj::NetworkAddress> address) { return address->connect(); })
+        .then([tls, &timer = ctx.timer, peer = host + ":" + std::to_string(port)](
+                  kj::Own<kj::AsyncIoStream> stream) -> kj::Promise<kj::Own<kj::AsyncIoStream>> {
+          if (!tls) return kj::mv(stream);
+          return connect_tls(*tls, kj::mv(stream), timer, peer);
+        })
         .then([c](kj::Own<kj::AsyncIoStream> stream) {
           c->connection = kj::mv(stream);
           c->rpc = kj::heap<capnp::TwoPartyClient>(*c->connection);

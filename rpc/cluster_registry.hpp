@@ -12,6 +12,7 @@
 
 #include "core/cluster_types.hpp"
 #include "core/result.hpp"
+#include "rpc/tls.hpp"
 
 namespace aegaeon::rpc {
 
@@ -92,6 +93,10 @@ class ClusterRegistryServer {
     std::function<void(const core::HeartbeatReport&)> on_heartbeat;
     /// A node left: its connection broke or its heartbeats stopped (`why` says it in words).
     std::function<void(uint64_t node_id, LeaveReason reason, const std::string& why)> on_leave;
+    /// Mutual TLS when set (a server-side context with a CA): a peer without a certificate the
+    /// CA signed is refused before it can say anything, logged and passed to on_tls_refused.
+    std::shared_ptr<const TlsContext> tls;
+    TlsRefusalObserver on_tls_refused;
   };
 
   /// Called on the kj thread (must not block) for each update of a remote generation: tokens in
@@ -139,9 +144,10 @@ class ClusterRegistryServer {
 /// thread) for at most `timeout`.
 class ClusterClient {
  public:
-  /// Connects to host:port; fails with kUnavailable when nothing answers.
+  /// Connects to host:port, over TLS when `tls` is set (a client-side context); fails with
+  /// kUnavailable when nothing answers or the handshake fails (the reason in words).
   static core::Result<std::unique_ptr<ClusterClient>> connect(
-      KjRuntime& runtime, const std::string& host, uint16_t port,
+      KjRuntime& runtime, const std::string& host, uint16_t port, std::shared_ptr<const TlsContext> tls = nullptr,
       std::chrono::milliseconds timeout = std::chrono::seconds(5));
   ~ClusterClient();
 

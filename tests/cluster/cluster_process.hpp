@@ -36,7 +36,7 @@ class ControllerProcess {
         launch_argv(launch, {AEGAEON_BINARY, "controller", "--listen", listen, "--http", "127.0.0.1:0",
                              "--cluster-token", kClusterToken}));
     auto match = process_->wait_for_line(
-        std::regex(R"(workers join [0-9.]+:([0-9]+); serving on http://[0-9.]+:([0-9]+))"),
+        std::regex(R"(workers join [0-9.]+:([0-9]+)(?: \(mutual TLS\))?; serving on https?://[0-9.]+:([0-9]+))"),
         std::chrono::seconds(30));
     if (match) {
       cluster_port_ = static_cast<uint16_t>(std::stoi((*match)[1]));

@@ -134,13 +134,15 @@ TEST(ConfigErrors, UnknownKeysSuggest) {
   ASSERT_FALSE(far.ok());
   EXPECT_EQ(far.error().message,
             "c.yaml:2: unknown key 'http.completely_unrelated'; known keys: http.host, http.port, "
-            "http.max_body_bytes, http.max_header_bytes, http.api_key, log.level, log.format, "
+            "http.max_body_bytes, http.max_header_bytes, http.api_key, http.tls_cert_file, http.tls_key_file, "
+            "log.level, log.format, "
             "serve.models_dir, serve.data_dir, serve.prefill_devices, serve.decode_devices, "
             "serve.device, serve.device_threads, serve.kv_bytes, serve.weight_slots, serve.host_cache_bytes, "
             "serve.ttft_slo_ms, "
             "serve.tbt_slo_ms, "
             "serve.admission, serve.policy, serve.max_prompt_tokens, serve.max_tokens_limit, "
-            "admin.enabled, admin.host, admin.port, admin.api_key");
+            "admin.enabled, admin.host, admin.port, admin.api_key, "
+            "cluster.tls_ca_file, cluster.tls_cert_file, cluster.tls_key_file");
 }
 
 TEST(ConfigErrors, StructureAndDuplicates) {
@@ -233,7 +235,8 @@ TEST(ConfigOverride, AppliesAndValidates) {
                        "override: unknown key 'log.levle' (did you mean 'log.level'?)");
   expect_error_message(apply_override(config, "http=1"),
                        "override: 'http' is a section, not a key; its keys: http.host, http.port, "
-                       "http.max_body_bytes, http.max_header_bytes, http.api_key");
+                       "http.max_body_bytes, http.max_header_bytes, http.api_key, http.tls_cert_file, "
+                       "http.tls_key_file");
   EXPECT_EQ(config.http.port, 9000);  // failed overrides changed nothing
 }
 
@@ -254,6 +257,8 @@ TEST(ConfigDescribe, ListsEveryKeyAndRedactsSecrets) {
             "http.max_body_bytes: 1MiB\n"
             "http.max_header_bytes: 64KiB\n"
             "http.api_key: <redacted>\n"
+            "http.tls_cert_file: \n"
+            "http.tls_key_file: \n"
             "log.level: info\n"
             "log.format: text\n"
             "serve.models_dir: \n"
@@ -274,7 +279,10 @@ TEST(ConfigDescribe, ListsEveryKeyAndRedactsSecrets) {
             "admin.enabled: false\n"
             "admin.host: 127.0.0.1\n"
             "admin.port: 8001\n"
-            "admin.api_key: <unset>\n");
+            "admin.api_key: <unset>\n"
+            "cluster.tls_ca_file: \n"
+            "cluster.tls_cert_file: \n"
+            "cluster.tls_key_file: \n");
   // Every described value parses back to the same config through overrides.
   Config round_trip;
   round_trip.http.port = 1;

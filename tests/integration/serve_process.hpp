@@ -39,7 +39,7 @@ class ServeProcess {
                                      "serve.data_dir=" AEGAEON_TEST_DATA_DIR};
     argv.insert(argv.end(), extra.begin(), extra.end());
     process_ = std::make_unique<ChildProcess>(argv);
-    auto match = process_->wait_for_line(std::regex(R"(serving on http://[0-9.]+:([0-9]+))"), std::chrono::seconds(60));
+    auto match = process_->wait_for_line(std::regex(R"(serving on https?://[0-9.]+:([0-9]+))"), std::chrono::seconds(60));
     if (match) port_ = static_cast<uint16_t>(std::stoi((*match)[1]));
   }
   [[nodiscard]] uint16_t port() const { return port_; }

@@ -1,15 +1,21 @@
 // `aegaeon serve` as a user runs it: a real process, real HTTP, promtool on the real /metrics,
-// graceful shutdown on signals, and clear errors for bad configuration.
+// graceful shutdown on signals, clear errors for bad configuration, and HTTPS with a certificate
+// renewed on SIGHUP.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <signal.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 #include "tests/integration/serve_process.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/metrics_scrape.hpp"
+#include "tests/support/test_certificates.hpp"
 
 namespace aegaeon {
 namespace {
@@ -107,6 +113,78 @@ TEST(ServeProcess, AHostCacheLimitBelowTheModelsIsAClearError) {
 
   ServeProcess roomy({"--set", "serve.host_cache_bytes=1GiB"});
   ASSERT_NE(roomy.port(), 0) << roomy.process().output();
+}
+
+// HTTPS as an operator sets it up: certificates from the openssl CLI, curl as the client, a plain
+// HTTP client refused and counted, the certificate renewed in place and reloaded on SIGHUP.
+TEST(ServeProcess, ServesHttpsAndReloadsItsCertificateOnSighup) {
+  const auto curl = testing::find_on_path("curl");
+  if (!curl) GTEST_SKIP() << "curl is not on PATH (Debian package 'curl')";
+  const auto dir = std::filesystem::temp_directory_path() / ("aegaeon-serve-https-" + std::to_string(::getpid()));
+  auto certs = testing::TestCertificates::make(dir);
+  ASSERT_TRUE(certs.ok()) << certs.error().message;
+  const std::string cert = (dir / "live.pem").string();
+  const std::string key = (dir / "live.key").string();
+  auto install = [&](const testing::CertificateFiles& from) {
+    std::filesystem::copy_file(from.cert, cert, std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::copy_file(from.key, key, std::filesystem::copy_options::overwrite_existing);
+  };
+  install(certs->server);
+
+  ServeProcess serve({"--set", "http.tls_cert_file=" + cert, "--set", "http.tls_key_file=" + key});
+  ASSERT_NE(serve.port(), 0) << serve.process().output();
+  const std::string base = "https://127.0.0.1:" + std::to_string(serve.port());
+  auto get = [&](const std::string& path, const std::string& ca, const std::string& body = {}) {
+    std::vector<std::string> argv = {*curl, "-sS", "--fail-with-body", "--max-time", "60", "--cacert", ca};
+    if (!body.empty()) argv.insert(argv.end(), {"-H", "Content-Type: application/json", "--data-binary", body});
+    argv.push_back(base + path);
+    return testing::run_command(argv, {}, 70s);
+  };
+
+  auto [code, answer] = get("/v1/completions", certs->ca,
+                            R"({"model":"demo-xs","prompt":"Hello","max_tokens":4,"temperature":0})");
+  ASSERT_EQ(code, 0) << answer;
+  EXPECT_EQ(nlohmann::json::parse(answer)["usage"]["completion_tokens"], 4) << answer;
+
+  // Plain HTTP on the HTTPS port gets no answer, and the refusal shows in /metrics.
+  int plain_status = 0;
+  try {
+    plain_status = testing::http_request(serve.port(), "GET", "/health", {}, {}, 5s).status;
+  } catch (const std::runtime_error&) {
+  }
+  EXPECT_NE(plain_status, 200);
+  auto [metrics_code, metrics] = get("/metrics", certs->ca);
+  ASSERT_EQ(metrics_code, 0) << metrics;
+  EXPECT_GE(testing::MetricsSnapshot::parse(metrics).sum("aegaeon_tls_handshake_failures_total",
+                                                          R"(listener="http",reason="not_tls")"),
+            1)
+      << metrics;
+
+  // Renewed by another CA and reloaded on SIGHUP: new connections get the new certificate.
+  install(certs->server_renewed);
+  serve.process().signal(SIGHUP);
+  ASSERT_TRUE(serve.process().wait_for_line(std::regex("SIGHUP: reloaded"), 10s)) << serve.process().output();
+  auto [renewed, health] = get("/health", certs->other_ca);
+  EXPECT_EQ(renewed, 0) << health;
+  EXPECT_EQ(get("/health", certs->ca).first, 60) << "the old certificate is still served";
+
+  serve.process().signal(SIGTERM);
+  EXPECT_EQ(serve.process().wait(10s), 0) << serve.process().output();
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ServeProcess, HalfATlsPairIsAClearError) {
+  auto [code, output] = testing::run_command(
+      {AEGAEON_BINARY, "serve", "--port", "0", "--set", "http.tls_cert_file=/etc/ssl/certs/none.pem"}, {}, 60s);
+  EXPECT_EQ(code, 2) << output;
+  EXPECT_NE(output.find("http.tls_key_file is not set"), std::string::npos) << output;
+
+  auto [missing, missing_output] =
+      testing::run_command({AEGAEON_BINARY, "serve", "--port", "0", "--set", "http.tls_cert_file=/nonexistent/a.pem",
+                            "--set", "http.tls_key_file=/nonexistent/a.key"},
+                           {}, 60s);
+  EXPECT_EQ(missing, 2) << missing_output;
+  EXPECT_NE(missing_output.find("/nonexistent/a.pem"), std::string::npos) << missing_output;
 }
 
 TEST(AegaeonCli, VersionAndHelp) {

@@ -109,7 +109,7 @@ TEST_F(ClusterRegistryTest, RefusesWrongTokenAndWrongVersion) {
 TEST_F(ClusterRegistryTest, ConnectToClosedPortFailsClearly) {
   uint16_t port = server_->port();
   server_.reset();
-  auto client = ClusterClient::connect(*client_runtime_, "127.0.0.1", port,
+  auto client = ClusterClient::connect(*client_runtime_, "127.0.0.1", port, nullptr,
                                        std::chrono::milliseconds(2000));
   ASSERT_FALSE(client.ok());
   EXPECT_EQ(client.error().code, core::ErrorCode::kUnavailable);

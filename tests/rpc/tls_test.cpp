@@ -1,6 +1,8 @@
-// HTTPS on the HTTP server over real loopback sockets, with certificates made by the openssl CLI
-// and curl as the client: requests and streams over TLS, peers refused (plain HTTP, a silent
-// one that must not hold up others), and a certificate reload that keeps open streams.
+// TLS over real loopback sockets, with certificates made by the openssl CLI. HTTPS on the HTTP
+// server with curl as the client: requests and streams, peers refused (plain HTTP, a silent one
+// that must not hold up others), a certificate reload that keeps open streams. Mutual TLS on
+// the cluster registry: members join; another CA's certificate, an expired one, none, and plain
+// TCP are refused, each with its reason, and the registry keeps serving.
 #include "rpc/tls.hpp"
 
 #include <arpa/inet.h>
@@ -9,12 +11,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <thread>
 
+#include "rpc/cluster_registry.hpp"
 #include "rpc/http/http_server.hpp"
 #include "rpc/kj_runtime.hpp"
 #include "tests/support/child_process.hpp"
@@ -253,6 +257,97 @@ TEST_F(HttpsTest, ReloadServesTheNewCertificateAndKeepsOpenStreams) {
   ASSERT_TRUE(stream.wait_for_line(std::regex("data: \\[DONE\\]"), 10s)) << stream.output();
   EXPECT_EQ(stream.wait(10s), 0) << stream.output();
   std::filesystem::remove_all(live);
+}
+
+
+class ClusterMutualTlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(certificates().ok()) << certificates().error().message;
+    certs_ = &*certificates();
+    auto server_runtime = KjRuntime::start();
+    auto client_runtime = KjRuntime::start();  // a second loop: the client is another "process"
+    ASSERT_TRUE(server_runtime.ok() && client_runtime.ok());
+    server_runtime_ = std::move(*server_runtime);
+    client_runtime_ = std::move(*client_runtime);
+    auto tls = TlsContext::load(TlsContext::Side::kServer, {certs_->server.cert, certs_->server.key, certs_->ca});
+    ASSERT_TRUE(tls.ok()) << tls.error().message;
+    ClusterRegistryServer::Options options;
+    options.cluster_token = "s3cret";
+    options.tls = *tls;
+    options.on_tls_refused = [this](const TlsRefusal& refusal) {
+      std::lock_guard lock(mutex_);
+      refused_kinds_.push_back(refusal.kind);
+      refused_.notify_all();
+    };
+    auto server = ClusterRegistryServer::start(*server_runtime_, options);
+    ASSERT_TRUE(server.ok()) << server.error().message;
+    server_ = std::move(*server);
+  }
+  void TearDown() override {
+    server_.reset();
+    client_runtime_.reset();
+    server_runtime_.reset();
+  }
+
+  // Connects with `files` (no certificate when empty) trusting `ca`, and registers.
+  core::Result<core::RegistrationReply> join(const testing::CertificateFiles& files, const std::string& ca) {
+    auto tls = TlsContext::load(TlsContext::Side::kClient, {files.cert, files.key, ca});
+    if (!tls.ok()) return tls.error();
+    auto client = ClusterClient::connect(*client_runtime_, "127.0.0.1", server_->port(), *tls, 5s);
+    if (!client.ok()) return client.error();
+    core::NodeRegistration node;
+    node.node_name = "worker";
+    node.protocol_version = cluster_protocol_version();
+    return (*client)->register_node(node, "s3cret");
+  }
+
+  // True when the registry reported a refusal of `kind` within 5 s.
+  bool refused(const std::string& kind) {
+    std::unique_lock lock(mutex_);
+    return refused_.wait_for(lock, 5s, [&] {
+      return std::find(refused_kinds_.begin(), refused_kinds_.end(), kind) != refused_kinds_.end();
+    });
+  }
+
+  const testing::TestCertificates* certs_ = nullptr;
+  std::unique_ptr<KjRuntime> server_runtime_;
+  std::unique_ptr<KjRuntime> client_runtime_;
+  std::unique_ptr<ClusterRegistryServer> server_;
+  std::mutex mutex_;
+  std::condition_variable refused_;
+  std::vector<std::string> refused_kinds_;
+};
+
+TEST_F(ClusterMutualTlsTest, AMemberJoinsAndOthersAreRefusedWithTheirReason) {
+  auto member = join(certs_->client, certs_->ca);
+  ASSERT_TRUE(member.ok()) << member.error().message;
+
+  EXPECT_FALSE(join(certs_->stranger, certs_->ca).ok()) << "another CA's certificate joined";
+  EXPECT_TRUE(refused("untrusted_certificate"));
+  EXPECT_FALSE(join(certs_->expired, certs_->ca).ok()) << "an expired certificate joined";
+  EXPECT_TRUE(refused("expired_certificate"));
+  EXPECT_FALSE(join({}, certs_->ca).ok()) << "a client without a certificate joined";
+  EXPECT_TRUE(refused("no_certificate"));
+
+  auto plain = ClusterClient::connect(*client_runtime_, "127.0.0.1", server_->port(), nullptr, 5s);
+  if (plain.ok()) {
+    core::NodeRegistration node;
+    node.node_name = "plain";
+    node.protocol_version = cluster_protocol_version();
+    EXPECT_FALSE((*plain)->register_node(node, "s3cret").ok()) << "plain TCP joined";
+  }
+  EXPECT_TRUE(refused("not_tls"));
+
+  // A worker that does not trust the registry's CA refuses it; the registry sees its alert.
+  auto distrustful = join(certs_->client, certs_->other_ca);
+  ASSERT_FALSE(distrustful.ok());
+  EXPECT_NE(distrustful.error().message.find("not signed by the trusted CA"), std::string::npos)
+      << distrustful.error().message;
+
+  // The registry kept serving through all of it.
+  auto again = join(certs_->client, certs_->ca);
+  EXPECT_TRUE(again.ok()) << again.error().message;
 }
 
 }  // namespace

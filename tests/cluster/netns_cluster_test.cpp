@@ -1,9 +1,10 @@
 // A cluster spread over "hosts": network namespaces made by deploy/netns/hosts.sh, each with its
 // own address on a private bridge. The controller runs in h1 (cluster RPC on h1's veth address,
 // HTTP on h1's loopback), workers in h2 and h3 join over the veth links, and h4 plays a bad peer.
+// Every cluster connection is mutual TLS (certificates made by the openssl CLI).
 // The HTTP client is curl run inside h1 (`ip netns exec`), so the test process itself never
 // changes namespace. Covered: serving across hosts, a partition (h2's link goes down) while
-// streams run, healing it, and a refused peer; every stream is checked token for token against
+// streams run, healing it, and refused peers (another CA's certificate, a wrong token); every stream is checked token for token against
 // the no-fault output at temperature 0. Needs root, `ip netns` and curl (CI has all three);
 // skips with the reason otherwise.
 #include <gtest/gtest.h>
@@ -11,14 +12,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <future>
 #include <optional>
 #include <regex>
 #include <sstream>
+#include <thread>
 #include <tuple>
 
 #include "tests/cluster/cluster_process.hpp"
 #include "tests/cluster/completion.hpp"
+#include "tests/support/test_certificates.hpp"
 
 namespace aegaeon {
 namespace {
@@ -137,14 +141,26 @@ std::vector<Case> cases_for(const std::vector<std::string>& names) {
           {names[names.size() - 1], "Tokens flow between hosts"}, {names[0], "Hello there"}};
 }
 
+// --set flags for the cluster's mutual TLS with `files` as this process's certificate.
+std::vector<std::string> cluster_tls(const std::string& ca, const testing::CertificateFiles& files) {
+  return {"--set", "cluster.tls_ca_file=" + ca, "--set", "cluster.tls_cert_file=" + files.cert,
+          "--set", "cluster.tls_key_file=" + files.key};
+}
+
 class NetnsCluster : public ::testing::Test {
  protected:
   void SetUp() override {
     if (auto why = unavailable()) GTEST_SKIP() << *why;
+    auto certs = testing::TestCertificates::make(std::filesystem::temp_directory_path() /
+                                                 ("aegaeon-netns-tls-" + std::to_string(getpid())));
+    ASSERT_TRUE(certs.ok()) << certs.error().message;
+    certs_ = std::move(*certs);
     hosts_ = std::make_unique<Hosts>();
     ASSERT_TRUE(hosts_->up()) << hosts_->output();
     Launch controller{hosts_->exec_in(kControllerHost),
                       {"--heartbeat-interval-ms", kHeartbeatIntervalMs, "--heartbeat-timeout-ms", kHeartbeatTimeoutMs}};
+    const auto tls = cluster_tls(certs_.ca, certs_.server);
+    controller.extra_args.insert(controller.extra_args.end(), tls.begin(), tls.end());
     controller_ = std::make_unique<ControllerProcess>(Hosts::address(kControllerHost) + ":0", controller);
     ASSERT_NE(controller_->http_port(), 0) << controller_->process().output();
     for (int host : {2, 3}) {
@@ -156,10 +172,14 @@ class NetnsCluster : public ::testing::Test {
     }
   }
 
-  std::unique_ptr<WorkerProcess> start_worker(int host, const std::string& name, const std::string& token) {
+  // A worker on `host`; its certificate is the cluster's client one unless `certificate` is set.
+  std::unique_ptr<WorkerProcess> start_worker(int host, const std::string& name, const std::string& token,
+                                              const testing::CertificateFiles* certificate = nullptr) {
     std::string join = Hosts::address(kControllerHost) + ":" + std::to_string(controller_->cluster_port());
-    return std::make_unique<WorkerProcess>(join, name, token,
-                                           Launch{hosts_->exec_in(host), {"--rejoin-backoff-max-ms", "500"}});
+    Launch launch{hosts_->exec_in(host), {"--rejoin-backoff-max-ms", "500"}};
+    const auto tls = cluster_tls(certs_.ca, certificate != nullptr ? *certificate : certs_.client);
+    launch.extra_args.insert(launch.extra_args.end(), tls.begin(), tls.end());
+    return std::make_unique<WorkerProcess>(join, name, token, launch);
   }
 
   // curl on the controller's host against its HTTP API; fails (exit code 22) on HTTP errors.
@@ -233,6 +253,7 @@ class NetnsCluster : public ::testing::Test {
 
   // Members go in reverse order: processes first, then the hosts they ran in.
   std::unique_ptr<Hosts> hosts_;
+  testing::TestCertificates certs_;
   std::unique_ptr<ControllerProcess> controller_;
   std::vector<std::unique_ptr<WorkerProcess>> workers_;
   std::vector<uint64_t> node_ids_;
@@ -315,6 +336,23 @@ TEST_F(NetnsCluster, RefusesABadPeerOnAnotherHost) {
   EXPECT_EQ(*code, 2) << intruder->process().output();
   EXPECT_NE(intruder->process().output().find("cluster token rejected"), std::string::npos)
       << intruder->process().output();
+  // A worker on h4 whose certificate another CA signed never gets past the handshake; the
+  // garbage above was no TLS either. Both show in the controller's log and /metrics.
+  auto stranger = start_worker(kBadPeerHost, "stranger", testing::kClusterToken, &certs_.stranger);
+  auto refusals = [this](const std::string& reason) {
+    return get("/metrics").find(R"(aegaeon_tls_handshake_failures_total{listener="cluster",reason=")" + reason +
+                                "\"}") != std::string::npos;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (!refusals("untrusted_certificate") && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(refusals("untrusted_certificate")) << get("/metrics");
+  EXPECT_TRUE(refusals("not_tls")) << get("/metrics");
+  EXPECT_TRUE(controller_->process().wait_for_line(std::regex("its certificate is not signed by the trusted CA"), 10s))
+      << controller_->process().output();
+  EXPECT_EQ(stranger->wait_joined(1s), 0u) << stranger->process().output();
+  stranger.reset();
 
   // The cluster is unharmed.
   auto expected = node_ids_;

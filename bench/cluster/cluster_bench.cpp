@@ -12,7 +12,8 @@
 // per second the decode worker takes from the prefill worker (the controller's counters) against
 // a memcpy of the same bytes in this process, the physical limit of a copy on this machine — by
 // shared memory (both on this host, the default), then pulled over RPC through the controller
-// (`--kv-transport rpc`), the baseline of that shortcut. A placed topology (two workers whose host
+// (`--kv-transport rpc`), the baseline of that shortcut, and over RPC again with every cluster
+// connection mutual TLS (what TLS costs a handoff). A placed topology (two workers whose host
 // caches hold the largest demo model or the three others, never all: `serve.host_cache_bytes`)
 // runs the same burst, the controller moving models between the caches as the requests come,
 // against two workers that hold every model: the throughput that placement keeps while each
@@ -21,6 +22,7 @@
 #include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -39,6 +41,7 @@
 #include "tests/support/child_process.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/metrics_scrape.hpp"
+#include "tests/support/test_certificates.hpp"
 
 namespace aegaeon::bench {
 namespace {
@@ -87,15 +90,20 @@ class Topology {
   }
 
   /// A controller and `workers` workers; with `roles`, worker i runs roles[i] (--role); every
-  /// worker gets `worker_args` too.
+  /// worker gets `worker_args` too, and every process (controller and workers) `shared_args`.
   static std::unique_ptr<Topology> cluster(const Options& o, int workers, std::vector<std::string> roles = {},
-                                           std::vector<std::string> worker_args = {}, std::string name = {}) {
+                                           std::vector<std::string> worker_args = {}, std::string name = {},
+                                           const std::vector<std::string>& shared_args = {}) {
     if (name.empty()) name = roles.empty() ? "cluster:" + std::to_string(workers) : "split:1+1";
     auto t = std::unique_ptr<Topology>(new Topology(std::move(name)));
-    auto& controller = *t->processes_.emplace_back(std::make_unique<testing::ChildProcess>(std::vector<std::string>{
-        o.binary, "controller", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--cluster-token", kClusterToken}));
+    std::vector<std::string> controller_argv = {o.binary,      "controller", "--listen",      "127.0.0.1:0", "--http",
+                                                "127.0.0.1:0", "--cluster-token", kClusterToken};
+    controller_argv.insert(controller_argv.end(), shared_args.begin(), shared_args.end());
+    auto& controller =
+        *t->processes_.emplace_back(std::make_unique<testing::ChildProcess>(std::move(controller_argv)));
     auto match = controller.wait_for_line(
-        std::regex(R"(workers join [0-9.]+:([0-9]+); serving on http://[0-9.]+:([0-9]+))"), std::chrono::seconds(60));
+        std::regex(R"(workers join [0-9.]+:([0-9]+)(?: \(mutual TLS\))?; serving on http://[0-9.]+:([0-9]+))"),
+        std::chrono::seconds(60));
     if (!match) throw std::runtime_error("aegaeon controller did not start:\n" + controller.output());
     const std::string join = "127.0.0.1:" + std::string((*match)[1]);
     t->http_port_ = static_cast<std::uint16_t>(std::stoi((*match)[2]));
@@ -104,6 +112,7 @@ class Topology {
                                        "--cluster-token", kClusterToken, "--set", "serve.data_dir=" + o.data_dir};
       if (static_cast<std::size_t>(i) < roles.size()) argv.insert(argv.end(), {"--role", roles[static_cast<std::size_t>(i)]});
       argv.insert(argv.end(), worker_args.begin(), worker_args.end());
+      argv.insert(argv.end(), shared_args.begin(), shared_args.end());
       t->processes_.push_back(std::make_unique<testing::ChildProcess>(pinned(o, i, std::move(argv))));
     }
     for (int i = 1; i <= workers; ++i) {
@@ -146,6 +155,7 @@ struct Result {
 // The KV handoff through a split topology, by one transport.
 struct HandoffResult {
   std::string transport;  // "shared_memory" or "rpc"
+  bool tls = false;       // the cluster's connections are mutual TLS
   double handoffs = 0, bytes = 0, pull_s = 0;
   // Client-side gap between a probe's first token (from the prefill worker) and its second (from
   // the decode worker): export, handoff, import and one decode step, end to end.
@@ -195,7 +205,8 @@ double memcpy_bytes_per_s(std::size_t size, bool fresh) {
 
 // Long prompts, two tokens each (so every request reaches its decode worker), one at a time on
 // every model: the controller's handoff counters of `transport` over the run give the rate.
-HandoffResult measure_handoff(const Options& o, const Topology& topology, const std::string& transport) {
+HandoffResult measure_handoff(const Options& o, const Topology& topology, const std::string& transport,
+                              bool tls = false) {
   const std::uint16_t port = topology.http_port();
   const std::string label = "transport=\"" + transport + "\"";
   const double handoffs0 = read_counter(port, "aegaeon_cluster_kv_handoffs_total", label);
@@ -220,6 +231,7 @@ HandoffResult measure_handoff(const Options& o, const Topology& topology, const 
   }
   HandoffResult r;
   r.transport = transport;
+  r.tls = tls;
   r.second_token_gap_s = gap_count > 0 ? gaps / gap_count : 0;
   r.handoffs = read_counter(port, "aegaeon_cluster_kv_handoffs_total", label) - handoffs0;
   r.bytes = read_counter(port, "aegaeon_cluster_kv_handoff_bytes_total", label) - bytes0;
@@ -333,9 +345,9 @@ void print_report(const Options& o, const std::vector<Result>& results, const st
   const double mib = 1024.0 * 1024.0;
   for (const HandoffResult& h : handoffs) {
     auto ratio = [&](double limit) { return limit > 0 ? h.bytes_per_s() / limit : 0.0; };
-    std::printf("KV handoff (split:1+1) by %s%s: %.0f handoffs, %.1f MiB each, at %.1f MiB/s, %.1f ms each; "
+    std::printf("KV handoff (split:1+1) by %s%s%s: %.0f handoffs, %.1f MiB each, at %.1f MiB/s, %.1f ms each; "
                 "client gap first -> second token %.1f ms\n",
-                h.transport.c_str(),
+                h.transport.c_str(), h.tls ? " over mutual TLS" : "",
                 h.transport == "rpc" ? " (prefill worker -> controller -> decode worker)" : " (one host, memory file)",
                 h.handoffs, h.bytes / h.handoffs / mib, h.bytes_per_s() / mib, 1e3 * h.pull_s / h.handoffs,
                 1e3 * h.second_token_gap_s);
@@ -343,6 +355,17 @@ void print_report(const Options& o, const std::vector<Result>& results, const st
                 "(ratio %.3f)\n",
                 h.memcpy_fresh_bytes_per_s / mib, ratio(h.memcpy_fresh_bytes_per_s), h.memcpy_warm_bytes_per_s / mib,
                 ratio(h.memcpy_warm_bytes_per_s));
+  }
+  const HandoffResult* rpc = nullptr;
+  const HandoffResult* rpc_tls = nullptr;
+  for (const HandoffResult& h : handoffs) {
+    if (h.transport == "rpc") (h.tls ? rpc_tls : rpc) = &h;
+  }
+  if (rpc != nullptr && rpc_tls != nullptr) {
+    std::printf("KV handoff over RPC, mutual TLS against plain TCP: %.2fx the time per handoff, %.2fx the client gap "
+                "first -> second token\n",
+                (rpc_tls->pull_s / rpc_tls->handoffs) / (rpc->pull_s / rpc->handoffs),
+                rpc_tls->second_token_gap_s / rpc->second_token_gap_s);
   }
   const Result* two = nullptr;
   const Result* placed = nullptr;
@@ -436,6 +459,19 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "[split:1+1] again, the decode worker pulling the KV over RPC (--kv-transport rpc)\n");
       handoffs.push_back(measure_handoff(o, *Topology::cluster(o, 2, {"prefill", "decode"}, {"--kv-transport", "rpc"}),
                                          "rpc"));
+      // The same over mutual TLS: one certificate (the CA's, no usage limits) for every process.
+      const auto dir = std::filesystem::temp_directory_path() / ("aegaeon-bench-cluster-tls-" + std::to_string(getpid()));
+      auto certs = aegaeon::testing::TestCertificates::make(dir);
+      if (!certs.ok()) throw std::runtime_error(certs.error().message);
+      std::fprintf(stderr, "[split:1+1] again over RPC, every cluster connection mutual TLS\n");
+      handoffs.push_back(measure_handoff(
+          o,
+          *Topology::cluster(o, 2, {"prefill", "decode"}, {"--kv-transport", "rpc"}, "split:1+1 tls",
+                             {"--set", "cluster.tls_ca_file=" + certs->ca, "--set",
+                              "cluster.tls_cert_file=" + certs->server.cert, "--set",
+                              "cluster.tls_key_file=" + certs->server.key}),
+          "rpc", /*tls=*/true));
+      std::filesystem::remove_all(dir);
     }
     PlacementLimit placement;
     if (o.placed) {

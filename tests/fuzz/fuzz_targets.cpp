@@ -16,6 +16,7 @@ std::span<const FuzzTarget> fuzz_targets() {
       FuzzTarget{"model_config", fuzz_model_config},
       FuzzTarget{"openai_request", fuzz_openai_request},
       FuzzTarget{"http_request", fuzz_http_request},
+      FuzzTarget{"https_request", fuzz_https_request},
       FuzzTarget{"cluster_message", fuzz_cluster_message},
       FuzzTarget{"cluster_rpc", fuzz_cluster_rpc},
       FuzzTarget{"json_schema", fuzz_json_schema},

@@ -36,6 +36,9 @@ int fuzz_openai_request(const std::uint8_t* data, std::size_t size);
 /// Raw bytes from a client to the real HttpServer over loopback; it must answer or close
 /// within a deadline and stay responsive.
 int fuzz_http_request(const std::uint8_t* data, std::size_t size);
+/// The same server over TLS: the first byte picks the plaintext of a real TLS connection (even)
+/// or raw bytes at the TLS port (odd); it must answer or close within a deadline.
+int fuzz_https_request(const std::uint8_t* data, std::size_t size);
 /// A flat Cap'n Proto message read as cluster NodeInfo and Heartbeat with bounded limits.
 int fuzz_cluster_message(const std::uint8_t* data, std::size_t size);
 /// Raw bytes from a peer to the real ClusterRegistryServer (two-party capnp RPC) over

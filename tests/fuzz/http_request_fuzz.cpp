@@ -1,9 +1,17 @@
 // Target "http_request": whatever a client sends to the real HttpServer (kj-http on a
-// KjRuntime) over loopback. The server must answer or close within the deadline and keep
-// answering /health afterwards.
+// KjRuntime) over loopback. Target "https_request": the same server over TLS (rpc/tls.cpp),
+// the first byte choosing what the rest is — the plaintext of a real TLS client's connection
+// (even), or raw bytes at the TLS port, where the handshake parses them (odd). Either way the
+// server must answer or close within the deadline and keep answering /health afterwards.
+#include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <csignal>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -12,6 +20,7 @@
 #include "rpc/kj_runtime.hpp"
 #include "tests/fuzz/fuzz_targets.hpp"
 #include "tests/fuzz/loopback_exchange.hpp"
+#include "tests/support/test_certificates.hpp"
 
 namespace aegaeon::fuzz {
 namespace {
@@ -19,12 +28,13 @@ namespace {
 constexpr auto kDeadline = std::chrono::milliseconds(5000);
 constexpr int kHealthCheckEvery = 16;
 
-// One server per process; members are destroyed in reverse order, server before runtime.
+// One server per process and target; members are destroyed in reverse order, server before
+// runtime. With `tls` it serves HTTPS.
 struct HttpFixture {
   std::unique_ptr<rpc::KjRuntime> runtime;
   std::unique_ptr<rpc::http::HttpServer> server;
 
-  HttpFixture() {
+  explicit HttpFixture(std::shared_ptr<const rpc::TlsContext> tls = nullptr) {
     spdlog::set_level(spdlog::level::off);
     auto rt = rpc::KjRuntime::start();
     if (!rt.ok()) fuzz_fail("KjRuntime::start: " + rt.error().message);
@@ -66,19 +76,75 @@ struct HttpFixture {
     options.max_body_bytes = 4096;   // small limits so inputs reach the 413 and 431 paths
     options.max_header_bytes = 1024;
     options.drain_timeout = std::chrono::milliseconds(1000);
+    options.tls = std::move(tls);
     auto started = rpc::http::HttpServer::start(*runtime, options, std::move(router));
     if (!started.ok()) fuzz_fail("HttpServer::start: " + started.error().message);
     server = std::move(*started);
   }
 
-  void check_health() const {
-    static const std::string kRequest =
-        "GET /health HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
-    auto reply = loopback_exchange(server->port(), reinterpret_cast<const std::uint8_t*>(kRequest.data()),
-                                   kRequest.size(), kDeadline);
-    if (!reply.closed || reply.bytes.rfind("HTTP/1.1 200", 0) != 0) {
-      fuzz_fail("the HTTP server stopped answering /health after an input");
+};
+
+const std::string kHealthRequest = "GET /health HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
+
+void expect_health(const LoopbackReply& reply) {
+  if (!reply.closed || reply.bytes.rfind("HTTP/1.1 200", 0) != 0) {
+    fuzz_fail("the HTTP server stopped answering /health after an input");
+  }
+}
+
+// The HTTPS server, and a client context (TLS 1.2+, trusting the test CA) for real TLS
+// connections to it; the certificates come from the openssl CLI at start.
+struct HttpsFixture {
+  std::unique_ptr<HttpFixture> http;
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> client{nullptr, SSL_CTX_free};
+
+  HttpsFixture() {
+    std::signal(SIGPIPE, SIG_IGN);  // the server may close while a client still writes
+    auto certs = testing::TestCertificates::make(std::filesystem::temp_directory_path() /
+                                                 ("aegaeon-fuzz-tls-" + std::to_string(::getpid())));
+    if (!certs.ok()) fuzz_fail("certificates: " + certs.error().message);
+    auto tls = rpc::TlsContext::load(rpc::TlsContext::Side::kServer, {certs->server.cert, certs->server.key, ""});
+    if (!tls.ok()) fuzz_fail("TlsContext::load: " + tls.error().message);
+    http = std::make_unique<HttpFixture>(*tls);
+    client.reset(SSL_CTX_new(TLS_client_method()));
+    SSL_CTX_set_min_proto_version(client.get(), TLS1_2_VERSION);
+    if (SSL_CTX_load_verify_locations(client.get(), certs->ca.c_str(), nullptr) != 1) fuzz_fail("client CA");
+    SSL_CTX_set_verify(client.get(), SSL_VERIFY_PEER, nullptr);
+  }
+
+  // A real TLS connection: handshake, `size` plaintext bytes, half-close, then read until the
+  // server closes, all with socket timeouts of `kDeadline`.
+  [[nodiscard]] LoopbackReply exchange(const std::uint8_t* data, std::size_t size) const {
+    LoopbackReply reply;
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) fuzz_fail("socket");
+    timeval timeout{kDeadline.count() / 1000, (kDeadline.count() % 1000) * 1000};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(http->server->port());
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) fuzz_fail("connect");
+    std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(client.get()), SSL_free);
+    SSL_set_fd(ssl.get(), fd);
+    if (SSL_connect(ssl.get()) != 1) fuzz_fail("the HTTPS server's handshake failed");
+    // A write may fail once the server answered and closed (a bad request): that is an answer.
+    if (size == 0 || SSL_write(ssl.get(), data, static_cast<int>(size)) > 0) ::shutdown(fd, SHUT_WR);
+    char buffer[16384];
+    while (true) {
+      const int n = SSL_read(ssl.get(), buffer, sizeof buffer);
+      if (n > 0) {
+        if (reply.bytes.size() < (1u << 16)) reply.bytes.append(buffer, static_cast<std::size_t>(n));
+        continue;
+      }
+      // Closed (cleanly or not) unless the read timed out with the connection still open.
+      reply.closed = !(SSL_get_error(ssl.get(), n) == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK));
+      break;
     }
+    ssl.reset();
+    ::close(fd);
+    return reply;
   }
 };
 
@@ -89,7 +155,24 @@ int fuzz_http_request(const std::uint8_t* data, std::size_t size) {
   static std::atomic<int> inputs{0};
   auto reply = loopback_exchange(fixture.server->port(), data, size, kDeadline);
   if (!reply.closed) fuzz_fail("the HTTP server neither answered nor closed within 5 s");
-  if (inputs++ % kHealthCheckEvery == 0) fixture.check_health();
+  if (inputs++ % kHealthCheckEvery == 0) {
+    expect_health(loopback_exchange(fixture.server->port(), reinterpret_cast<const std::uint8_t*>(kHealthRequest.data()),
+                                    kHealthRequest.size(), kDeadline));
+  }
+  return 0;
+}
+
+int fuzz_https_request(const std::uint8_t* data, std::size_t size) {
+  static const HttpsFixture fixture;
+  static std::atomic<int> inputs{0};
+  if (size == 0) return 0;
+  const bool raw = (data[0] & 1) != 0;
+  const auto reply = raw ? loopback_exchange(fixture.http->server->port(), data + 1, size - 1, kDeadline)
+                         : fixture.exchange(data + 1, size - 1);
+  if (!reply.closed) fuzz_fail("the HTTPS server neither answered nor closed within 5 s");
+  if (inputs++ % kHealthCheckEvery == 0) {
+    expect_health(fixture.exchange(reinterpret_cast<const std::uint8_t*>(kHealthRequest.data()), kHealthRequest.size()));
+  }
   return 0;
 }
 

@@ -4,13 +4,17 @@
 // (even), or raw bytes at the TLS port, where the handshake parses them (odd). Either way the
 // server must answer or close within the deadline and keep answering /health afterwards.
 #include <netinet/in.h>
+#include <poll.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -113,38 +117,85 @@ struct HttpsFixture {
   }
 
   // A real TLS connection: handshake, `size` plaintext bytes, half-close, then read until the
-  // server closes, all with socket timeouts of `kDeadline`.
+  // server closes, every blocking call bounded by `kDeadline` (socket timeouts).
   [[nodiscard]] LoopbackReply exchange(const std::uint8_t* data, std::size_t size) const {
     LoopbackReply reply;
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) fuzz_fail("socket");
-    timeval timeout{kDeadline.count() / 1000, (kDeadline.count() % 1000) * 1000};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(http->server->port());
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) fuzz_fail("connect");
+    const int fd = connect_loopback(http->server->port());
     std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(client.get()), SSL_free);
     SSL_set_fd(ssl.get(), fd);
-    if (SSL_connect(ssl.get()) != 1) fuzz_fail("the HTTPS server's handshake failed");
+    if (const int result = retry_interrupted(ssl.get(), [&] { return SSL_connect(ssl.get()); }); result != 1) {
+      const char* reason = ERR_reason_error_string(ERR_peek_error());
+      fuzz_fail("the handshake with the HTTPS server failed: SSL error " +
+                std::to_string(SSL_get_error(ssl.get(), result)) + ", " + std::strerror(errno) +
+                (reason != nullptr ? std::string(", ") + reason : std::string()));
+    }
     // A write may fail once the server answered and closed (a bad request): that is an answer.
-    if (size == 0 || SSL_write(ssl.get(), data, static_cast<int>(size)) > 0) ::shutdown(fd, SHUT_WR);
+    if (size == 0 ||
+        retry_interrupted(ssl.get(), [&] { return SSL_write(ssl.get(), data, static_cast<int>(size)); }) > 0) {
+      ::shutdown(fd, SHUT_WR);
+    }
     char buffer[16384];
     while (true) {
-      const int n = SSL_read(ssl.get(), buffer, sizeof buffer);
+      const int n = retry_interrupted(ssl.get(), [&] { return SSL_read(ssl.get(), buffer, sizeof buffer); });
       if (n > 0) {
         if (reply.bytes.size() < (1u << 16)) reply.bytes.append(buffer, static_cast<std::size_t>(n));
         continue;
       }
-      // Closed (cleanly or not) unless the read timed out with the connection still open.
-      reply.closed = !(SSL_get_error(ssl.get(), n) == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK));
+      reply.closed = !timed_out(ssl.get(), n);  // closed cleanly or not, unless the read timed out
       break;
     }
     ssl.reset();
     ::close(fd);
     return reply;
+  }
+
+ private:
+  // A blocking socket connected to 127.0.0.1:`port` whose reads and writes time out after
+  // kDeadline. libFuzzer's once-a-second SIGALRM may interrupt any blocking call (EINTR).
+  static int connect_loopback(std::uint16_t port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) fuzz_fail(std::string("socket: ") + std::strerror(errno));
+    const timeval timeout{kDeadline.count() / 1000, (kDeadline.count() % 1000) * 1000};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) return fd;
+    if (errno == EINTR) {  // the connection goes on: wait until it is made
+      pollfd writable{fd, POLLOUT, 0};
+      int ready = 0;
+      do {
+        ready = ::poll(&writable, 1, static_cast<int>(kDeadline.count()));
+      } while (ready < 0 && errno == EINTR);
+      int error = ready > 0 ? 0 : ETIMEDOUT;
+      socklen_t length = sizeof error;
+      if (ready > 0) ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
+      if (error == 0) return fd;
+      errno = error;
+    }
+    fuzz_fail(std::string("cannot connect to the HTTPS server: ") + std::strerror(errno));
+  }
+
+  // Runs an OpenSSL call on the blocking socket again while a signal interrupts it.
+  template <typename Call>
+  static int retry_interrupted(SSL* ssl, Call call) {
+    while (true) {
+      errno = 0;
+      const int result = call();
+      if (result > 0) return result;
+      const int error = SSL_get_error(ssl, result);
+      const bool retry = error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_SYSCALL;
+      if (!(retry && errno == EINTR)) return result;
+    }
+  }
+
+  // True when a failed call `result` of retry_interrupted ran into the socket's timeout.
+  static bool timed_out(SSL* ssl, int result) {
+    const int error = SSL_get_error(ssl, result);
+    const bool waiting = error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_SYSCALL;
+    return waiting && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 };
 

@@ -226,10 +226,12 @@ class TlsStream final : public kj::AsyncIoStream {
     if (error == SSL_ERROR_WANT_READ && !eof_) {
       return send_pending().then([this] { return receive(); }).then([this] { return handshake_step(); });
     }
-    // Send the alert that says why (so the peer's log names the reason too), then give up.
+    // Why, read now from this thread's OpenSSL error queue; then send the alert that says it (so
+    // the peer's log names the reason too) and give up.
+    TlsRefusal refusal = refusal_for(error);
     return send_pending()
         .catch_([](kj::Exception&&) {})  // the peer may be gone already
-        .then([refusal = refusal_for(error)]() mutable -> kj::Maybe<TlsRefusal> { return kj::mv(refusal); });
+        .then([refusal = std::move(refusal)]() mutable -> kj::Maybe<TlsRefusal> { return kj::mv(refusal); });
   }
 
   TlsRefusal refusal_for(int ssl_error) {

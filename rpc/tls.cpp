@@ -467,7 +467,6 @@ core::Result<void> TlsContext::reload() {
   return {};
 }
 
-TlsContext::Side TlsContext::side() const { return impl_->side; }
 const TlsFiles& TlsContext::files() const { return impl_->files; }
 
 kj::Own<kj::ConnectionReceiver> listen_tls(kj::Own<kj::ConnectionReceiver> tcp,

@@ -50,7 +50,6 @@ class TlsContext {
   /// settings in use stay and the error says why.
   core::Result<void> reload();
 
-  [[nodiscard]] Side side() const;
   [[nodiscard]] const TlsFiles& files() const;
 
   struct Impl;  ///< opaque; defined in tls.cpp, used by tls_stream.hpp

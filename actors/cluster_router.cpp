@@ -16,6 +16,7 @@
 #include "actors/serving_metrics.hpp"
 #include "core/metrics.hpp"
 #include "core/utf8.hpp"
+#include "rpc/http/openai_api.hpp"
 
 // Travels from the kj thread to the router only; never serialized.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(aegaeon::core::GenerationUpdate)
@@ -516,9 +517,10 @@ std::map<std::string, std::uint32_t> ParkedBoard::by_model() const {
 
 ClusterFront::ClusterFront(caf::actor_system& system, rpc::ClusterRegistryServer& registry,
                            std::shared_ptr<const ClusterCatalog> catalog, policy::Slo slo,
-                           prometheus::Registry& metrics, bool places_models)
+                           prometheus::Registry& metrics, bool places_models, std::chrono::milliseconds join_window)
     : system_(system), registry_(registry), catalog_(std::move(catalog)), slo_(slo),
-      serving_metrics_(std::make_shared<ServingMetrics>(metrics)) {
+      serving_metrics_(std::make_shared<ServingMetrics>(metrics)),
+      join_window_ends_(std::chrono::steady_clock::now() + join_window) {
   RouterMetrics router_metrics;
   router_metrics.resubmissions = &prometheus::BuildCounter()
                                       .Name("aegaeon_cluster_resubmissions_total")
@@ -560,6 +562,14 @@ void ClusterFront::submit(core::GenerationRequest request, const rpc::http::Resp
   {
     std::lock_guard lock(mutex_);
     auto catalog = catalog_->current();
+    if (catalog->find(request.model) == nullptr && std::chrono::steady_clock::now() < join_window_ends_) {
+      core::Error e{core::ErrorCode::kUnavailable,
+                    "model '" + request.model + "' is not known yet: this controller has just started and its "
+                    "workers are still joining",
+                    "model"};
+      responder.respond(rpc::http::openai::error_response(e, 1));
+      return;
+    }
     if (catalog != proxy_catalog_) {
       proxies_.push_back(spawn_proxy(system_, catalog, slo_, serving_metrics_));
       wire_proxy(proxies_.back(), router_, router_);

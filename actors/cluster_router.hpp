@@ -13,6 +13,7 @@
 // does not place: it routes by what workers hold and reports its parked requests instead.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -90,9 +91,13 @@ class ClusterFront {
  public:
   /// `places_models`: this controller places models on the workers' host caches (one per
   /// cluster); without it, it routes by what the workers report holding (a proxy controller).
+  /// `join_window`: for this long after its start the front answers a model it does not know
+  /// yet with 503 and Retry-After rather than 404: the workers of a restarted controller join
+  /// again within their rejoin backoff, and until then their models are unknown here, not
+  /// absent from the cluster.
   ClusterFront(caf::actor_system& system, rpc::ClusterRegistryServer& registry,
                std::shared_ptr<const ClusterCatalog> catalog, policy::Slo slo, prometheus::Registry& metrics,
-               bool places_models = true);
+               bool places_models = true, std::chrono::milliseconds join_window = std::chrono::seconds(15));
   ~ClusterFront();
 
   /// Hands a validated request to the current proxy (non-blocking; callable from the kj thread).
@@ -119,6 +124,7 @@ class ClusterFront {
   std::mutex mutex_;  // guards the proxies
   std::vector<caf::actor> proxies_;  // the last one takes new requests
   std::shared_ptr<const ModelCatalog> proxy_catalog_;
+  std::chrono::steady_clock::time_point join_window_ends_;
 };
 
 }  // namespace aegaeon::actors

@@ -39,6 +39,7 @@ struct ControllerOptions {
   std::string cluster_token;
   uint32_t heartbeat_interval_ms = 1000;
   uint32_t heartbeat_timeout_ms = 3000;
+  uint32_t join_window_ms = 15000;
   std::string placement_at;  // HOST:PORT of the controller that places models; empty: this one
   std::string name;          // as a proxy, its node name there (default HOST-PID)
   uint32_t rejoin_backoff_max_ms = 5000;
@@ -149,7 +150,8 @@ void run_controller(ControllerOptions options) {
 
   policy::Slo slo{config.serve.ttft_slo_ms / 1000.0, config.serve.tbt_slo_ms / 1000.0};
   auto front = std::make_unique<actors::ClusterFront>(actor_runtime->system(), *cluster_server, catalog, slo,
-                                                      registry, !placement_at);
+                                                      registry, !placement_at,
+                                                      std::chrono::milliseconds(options.join_window_ms));
 
   rpc::http::HttpRouter router;
   router.add("GET", "/health", [&cluster_server](const rpc::http::HttpRequest&, const rpc::http::Responder& responder) {
@@ -261,6 +263,11 @@ void add_controller_command(CLI::App& app) {
                   "A worker silent this long is dropped and its requests move (default 3000);\n"
                   "this is how fast a network partition is detected")
       ->check(CLI::Range(20u, 600000u));
+  sub->add_option("--join-window-ms", options->join_window_ms,
+                  "For this long after it starts, a request for a model no worker has registered yet gets\n"
+                  "503 with Retry-After (the workers of a restarted controller are joining again), then 404\n"
+                  "(default 15000; workers re-join within their --rejoin-backoff-max-ms, 5000 by default)")
+      ->check(CLI::Range(0u, 600000u));
   add_config_options(*sub, options->serve);
   sub->callback([options] { run_controller(*options); });
 }

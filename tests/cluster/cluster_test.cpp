@@ -145,8 +145,21 @@ TEST_F(Cluster, ServesTheWorkersModelsAndReportsThem) {
                                          {"max_tokens", 4}}.dump(),
                                     {{"Content-Type", "application/json"}});
   EXPECT_EQ(chat.status, 200) << chat.body;
+  // A model nobody registered: while workers may still be joining a controller that has just
+  // started, "not known yet, retry" (503); once its join window closed, "not found" (404).
   auto unknown = testing::http_request(http(), "POST", "/v1/completions",
                                        request_body("no-such-model", "x", 2, false).dump(),
+                                       {{"Content-Type", "application/json"}});
+  EXPECT_EQ(unknown.status, 503) << unknown.body;
+  EXPECT_EQ(unknown.header("retry-after"), std::optional<std::string>("1"));
+  EXPECT_NE(unknown.body.find("workers are still joining"), std::string::npos) << unknown.body;
+}
+
+TEST_F(Cluster, AModelNobodyRegisteredIsNotFoundOnceTheJoinWindowCloses) {
+  ControllerProcess controller("127.0.0.1:0", testing::Launch{{}, {"--join-window-ms", "0"}});
+  ASSERT_NE(controller.http_port(), 0) << controller.process().output();
+  auto unknown = testing::http_request(controller.http_port(), "POST", "/v1/completions",
+                                       request_body(models().front(), "x", 2, false).dump(),
                                        {{"Content-Type", "application/json"}});
   EXPECT_EQ(unknown.status, 404) << unknown.body;
 }

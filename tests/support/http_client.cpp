@@ -20,7 +20,8 @@ std::optional<std::string> ClientResponse::header(const std::string& lower_name)
 }
 
 HttpConnection::HttpConnection(uint16_t port) {
-  fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  // Close-on-exec: a process a test spawns while this connection is open must not hold it.
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) throw std::runtime_error("socket() failed");
   sockaddr_in addr{};
   addr.sin_family = AF_INET;

@@ -766,10 +766,10 @@ core::Result<std::unique_ptr<ClusterClient>> ClusterClient::connect(
   auto connected = call_blocking<bool>(runtime, timeout, [c, host, port, tls](KjContext& ctx) {
     return ctx.network.parseAddress(host, port)
         .then([](kj::Own<kj::NetworkAddress> address) { return address->connect(); })
-        .then([tls, &timer = ctx.timer, peer = host + ":" + std::to_string(port)](
+        .then([tls, &timer = ctx.timer, host, port](
                   kj::Own<kj::AsyncIoStream> stream) -> kj::Promise<kj::Own<kj::AsyncIoStream>> {
           if (!tls) return kj::mv(stream);
-          return connect_tls(*tls, kj::mv(stream), timer, peer);
+          return connect_tls(*tls, kj::mv(stream), timer, host, port);
         })
         .then([c](kj::Own<kj::AsyncIoStream> stream) {
           c->connection = kj::mv(stream);

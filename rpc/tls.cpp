@@ -245,6 +245,10 @@ class TlsStream final : public kj::AsyncIoStream {
       case X509_V_ERR_CERT_HAS_EXPIRED: return refusal("expired_certificate", "its certificate has expired");
       case X509_V_ERR_CERT_NOT_YET_VALID:
         return refusal("certificate_not_yet_valid", "its certificate is not valid yet");
+      case X509_V_ERR_HOSTNAME_MISMATCH:
+      case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        return refusal("wrong_name", "its certificate does not name the host this side connected to (" +
+                                         peer_ + "): add that name or address to the certificate's subjectAltName");
       default:
         return refusal("untrusted_certificate", std::string("its certificate is not signed by the trusted CA (") +
                                                     X509_verify_cert_error_string(verify) + ")");
@@ -469,6 +473,21 @@ core::Result<void> TlsContext::reload() {
 
 const TlsFiles& TlsContext::files() const { return impl_->files; }
 
+namespace {
+
+// Makes the handshake check that the server's certificate names `host` (subjectAltName; an IP
+// address as an address, a name as a DNS name, also sent as SNI), as any TLS client does: a
+// certificate the cluster CA signed for another machine does not pass for this one.
+bool expect_name(SSL* ssl, const std::string& host) {
+  in6_addr address{};
+  const bool is_address =
+      inet_pton(AF_INET, host.c_str(), &address) == 1 || inet_pton(AF_INET6, host.c_str(), &address) == 1;
+  if (is_address) return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str()) == 1;
+  return SSL_set1_host(ssl, host.c_str()) == 1 && SSL_set_tlsext_host_name(ssl, host.c_str()) == 1;
+}
+
+}  // namespace
+
 kj::Own<kj::ConnectionReceiver> listen_tls(kj::Own<kj::ConnectionReceiver> tcp,
                                            std::shared_ptr<const TlsContext> tls, kj::Timer& timer,
                                            std::string listener, TlsRefusalObserver on_refused) {
@@ -476,8 +495,14 @@ kj::Own<kj::ConnectionReceiver> listen_tls(kj::Own<kj::ConnectionReceiver> tcp,
 }
 
 kj::Promise<kj::Own<kj::AsyncIoStream>> connect_tls(const TlsContext& tls, kj::Own<kj::AsyncIoStream> tcp,
-                                                    kj::Timer& timer, std::string peer) {
-  auto stream = kj::heap<TlsStream>(kj::mv(tcp), tls.impl().new_ssl(), TlsContext::Side::kClient);
+                                                    kj::Timer& timer, const std::string& host, uint16_t port) {
+  auto ssl = tls.impl().new_ssl();
+  std::string peer = host + ":" + std::to_string(port);
+  if (!tls.files().ca_file.empty() && !expect_name(ssl.get(), host)) {
+    return KJ_EXCEPTION(FAILED, "TLS with " + peer + ": cannot check the server's certificate against '" + host +
+                                    "': " + openssl_errors());
+  }
+  auto stream = kj::heap<TlsStream>(kj::mv(tcp), kj::mv(ssl), TlsContext::Side::kClient);
   auto outcome = handshake_within_deadline(*stream, timer);
   return outcome.then([stream = kj::mv(stream), peer = std::move(peer)](
                           kj::Maybe<TlsRefusal> refusal) mutable -> kj::Own<kj::AsyncIoStream> {

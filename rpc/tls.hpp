@@ -23,7 +23,7 @@ struct TlsFiles {
 /// A peer whose TLS handshake failed, for one log line and one metric sample.
 struct TlsRefusal {
   /// not_tls | no_certificate | untrusted_certificate | expired_certificate |
-  /// certificate_not_yet_valid | refused_our_certificate | closed | timeout | protocol
+  /// certificate_not_yet_valid | wrong_name | refused_our_certificate | closed | timeout | protocol
   std::string kind;
   std::string message;  ///< in words, with OpenSSL's reason
   std::string peer;     ///< the peer's address, HOST:PORT

@@ -5,6 +5,7 @@
 #include <kj/async-io.h>
 #include <kj/async.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -24,9 +25,10 @@ kj::Own<kj::ConnectionReceiver> listen_tls(kj::Own<kj::ConnectionReceiver> tcp,
                                            std::shared_ptr<const TlsContext> tls, kj::Timer& timer,
                                            std::string listener, TlsRefusalObserver on_refused);
 
-/// The client handshake over a new connection to `peer` (HOST:PORT, for messages). Rejects with
-/// the reason in words when the server's certificate does not verify or the handshake fails.
+/// The client handshake over a new connection to `host`:`port`. When `tls` has a CA, the server's
+/// certificate must be signed by it and name `host` (a DNS name or an IP address in its
+/// subjectAltName). Rejects with the reason in words when it does not or the handshake fails.
 kj::Promise<kj::Own<kj::AsyncIoStream>> connect_tls(const TlsContext& tls, kj::Own<kj::AsyncIoStream> tcp,
-                                                    kj::Timer& timer, std::string peer);
+                                                    kj::Timer& timer, const std::string& host, uint16_t port);
 
 }  // namespace aegaeon::rpc

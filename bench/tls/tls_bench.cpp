@@ -39,8 +39,8 @@ Pair connect(kj::AsyncIoContext& io, const rpc::TlsContext* client_tls,
   auto connected = io.provider->getNetwork().parseAddress("127.0.0.1", port).wait(io.waitScope)->connect();
   kj::Promise<kj::Own<kj::AsyncIoStream>> client = kj::mv(connected);
   if (client_tls) {
-    client = client.then([client_tls, &timer](kj::Own<kj::AsyncIoStream> tcp) {
-      return rpc::connect_tls(*client_tls, kj::mv(tcp), timer, "bench");
+    client = client.then([client_tls, &timer, port](kj::Own<kj::AsyncIoStream> tcp) {
+      return rpc::connect_tls(*client_tls, kj::mv(tcp), timer, "127.0.0.1", port);
     });
   }
   auto both = kj::joinPromises(kj::arr(kj::mv(client), kj::mv(accepted))).wait(io.waitScope);

@@ -270,7 +270,18 @@ class ClusterMutualTlsTest : public ::testing::Test {
     ASSERT_TRUE(server_runtime.ok() && client_runtime.ok());
     server_runtime_ = std::move(*server_runtime);
     client_runtime_ = std::move(*client_runtime);
-    auto tls = TlsContext::load(TlsContext::Side::kServer, {certs_->server.cert, certs_->server.key, certs_->ca});
+    serve_with(certs_->server);
+  }
+  void TearDown() override {
+    server_.reset();
+    client_runtime_.reset();
+    server_runtime_.reset();
+  }
+
+  // (Re)starts the registry with `certificate` as its own.
+  void serve_with(const testing::CertificateFiles& certificate) {
+    server_.reset();
+    auto tls = TlsContext::load(TlsContext::Side::kServer, {certificate.cert, certificate.key, certs_->ca});
     ASSERT_TRUE(tls.ok()) << tls.error().message;
     ClusterRegistryServer::Options options;
     options.cluster_token = "s3cret";
@@ -283,11 +294,6 @@ class ClusterMutualTlsTest : public ::testing::Test {
     auto server = ClusterRegistryServer::start(*server_runtime_, options);
     ASSERT_TRUE(server.ok()) << server.error().message;
     server_ = std::move(*server);
-  }
-  void TearDown() override {
-    server_.reset();
-    client_runtime_.reset();
-    server_runtime_.reset();
   }
 
   // Connects with `files` (no certificate when empty) trusting `ca`, and registers.
@@ -348,6 +354,17 @@ TEST_F(ClusterMutualTlsTest, AMemberJoinsAndOthersAreRefusedWithTheirReason) {
   // The registry kept serving through all of it.
   auto again = join(certs_->client, certs_->ca);
   EXPECT_TRUE(again.ok()) << again.error().message;
+}
+
+TEST_F(ClusterMutualTlsTest, AWorkerRefusesARegistryWhoseCertificateNamesAnotherHost) {
+  // Signed by the cluster CA, but for elsewhere.invalid: not the 127.0.0.1 the worker joins.
+  serve_with(certs_->elsewhere);
+  auto misnamed = join(certs_->client, certs_->ca);
+  ASSERT_FALSE(misnamed.ok()) << "joined a registry whose certificate names another host";
+  EXPECT_NE(misnamed.error().message.find("does not name the host this side connected to (127.0.0.1:"),
+            std::string::npos)
+      << misnamed.error().message;
+  EXPECT_TRUE(refused("refused_our_certificate"));
 }
 
 }  // namespace

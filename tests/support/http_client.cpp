@@ -1,5 +1,6 @@
 #include "tests/support/http_client.hpp"
 
+#include <cstring>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -28,9 +29,10 @@ HttpConnection::HttpConnection(uint16_t port) {
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const int error = errno;
     ::close(fd_);
     fd_ = -1;
-    throw std::runtime_error("connect to 127.0.0.1:" + std::to_string(port) + " failed");
+    throw std::runtime_error("connect to 127.0.0.1:" + std::to_string(port) + " failed: " + std::strerror(error));
   }
 }
 

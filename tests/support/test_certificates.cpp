@@ -38,14 +38,16 @@ core::Result<TestCertificates> TestCertificates::make(const std::filesystem::pat
   };
   // A key and a signing request, then the CA's signature (`openssl ca` when the validity must be
   // in the past, which `openssl x509 -req` cannot express).
-  write_file(dir / "san.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+  // 10.213.0.1 is deploy/netns/hosts.sh's first host, where the netns suites run the controller.
+  write_file(dir / "san.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:10.213.0.1\n");
+  write_file(dir / "elsewhere.ext", "subjectAltName=DNS:elsewhere.invalid\n");
   write_file(dir / "index.txt", "");
   write_file(dir / "ca.cnf",
              "[ca]\ndefault_ca=test\n[test]\ndatabase=" + at("index.txt") + "\nnew_certs_dir=" + dir.string() +
                  "\nserial=" + at("serial") + "\ndefault_md=sha256\npolicy=any\n[any]\ncommonName=supplied\n");
   write_file(dir / "serial", "1000\n");
-  auto make_leaf = [&](const std::string& name, const std::string& ca, const std::string& subject,
-                       bool expired) -> core::Result<CertificateFiles> {
+  auto make_leaf = [&](const std::string& name, const std::string& ca, const std::string& subject, bool expired,
+                       const std::string& names) -> core::Result<CertificateFiles> {
     Command request = {*openssl, "req"};
     request.insert(request.end(), new_key.begin(), new_key.end());
     request.insert(request.end(), {"-keyout", at(name + ".key"), "-out", at(name + ".csr"), "-subj", subject});
@@ -56,7 +58,7 @@ core::Result<TestCertificates> TestCertificates::make(const std::filesystem::pat
                           "-startdate", "20200101000000Z", "-enddate", "20200102000000Z"}
                 : Command{*openssl, "x509", "-req", "-in", at(name + ".csr"), "-CA", at(ca + ".pem"), "-CAkey",
                           at(ca + ".key"), "-CAcreateserial", "-out", at(name + ".pem"), "-days", "2", "-extfile",
-                          at("san.ext")};
+                          at(names)};
     if (auto signed_ = run(sign); !signed_.ok()) return signed_.error();
     return CertificateFiles{at(name + ".pem"), at(name + ".key")};
   };
@@ -73,13 +75,15 @@ core::Result<TestCertificates> TestCertificates::make(const std::filesystem::pat
     const char* ca;
     const char* subject;
     bool expired;
+    const char* names = "san.ext";  // the subjectAltName extension file
   };
   for (const Leaf& leaf : {Leaf{&made.server, "server", "ca", "/CN=localhost", false},
                            Leaf{&made.server_renewed, "server_renewed", "other_ca", "/CN=localhost", false},
                            Leaf{&made.client, "client", "ca", "/CN=worker", false},
                            Leaf{&made.stranger, "stranger", "other_ca", "/CN=stranger", false},
-                           Leaf{&made.expired, "expired", "ca", "/CN=expired", true}}) {
-    auto files = make_leaf(leaf.name, leaf.ca, leaf.subject, leaf.expired);
+                           Leaf{&made.expired, "expired", "ca", "/CN=expired", true},
+                           Leaf{&made.elsewhere, "elsewhere", "ca", "/CN=elsewhere.invalid", false, "elsewhere.ext"}}) {
+    auto files = make_leaf(leaf.name, leaf.ca, leaf.subject, leaf.expired, leaf.names);
     if (!files.ok()) return files.error();
     *leaf.files = std::move(*files);
   }

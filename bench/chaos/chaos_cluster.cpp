@@ -10,8 +10,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <fstream>
 #include <stdexcept>
 #include <thread>
 
@@ -67,25 +69,40 @@ uint16_t free_loopback_port() {
   return ntohs(addr.sin_port);
 }
 
-// Moves the calling thread (and every thread it starts later) into network namespace `name`.
-void enter_network_namespace(const std::string& name) {
+// Moves the calling thread (and every thread it starts later) into network namespace `name`;
+// returns a descriptor of the namespace it left, for leave_network_namespace().
+int enter_network_namespace(const std::string& name) {
+  const int left = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   int fd = ::open(("/var/run/netns/" + name).c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
     if (fd >= 0) ::close(fd);
+    if (left >= 0) ::close(left);
     throw std::runtime_error("cannot enter network namespace " + name);
   }
   ::close(fd);
+  return left;
+}
+
+// Back to the namespace enter_network_namespace() left (`hosts.sh down` kills every process in
+// the hosts' namespaces, and this one counts as in h1 while its main thread is there).
+void leave_network_namespace(int left) {
+  if (left < 0) return;
+  if (::setns(left, CLONE_NEWNET) != 0) std::perror("bench_chaos: cannot leave the controller's network namespace");
+  ::close(left);
 }
 
 // The --set flags of the cluster's mutual TLS with `own` as this process's certificate.
-void add_tls_flags(std::vector<std::string>& argv, const std::string& ca, const testing::CertificateFiles& own) {
-  argv.insert(argv.end(), {"--set", "cluster.tls_ca_file=" + ca, "--set", "cluster.tls_cert_file=" + own.cert,
-                           "--set", "cluster.tls_key_file=" + own.key});
+void add_tls_flags(std::vector<std::string>& argv, const std::string& ca,
+                   const testing::CertificateFiles& own) {
+  argv.insert(argv.end(),
+              {"--set", "cluster.tls_ca_file=" + ca, "--set", "cluster.tls_cert_file=" + own.cert,
+               "--set", "cluster.tls_key_file=" + own.key});
 }
 
 }  // namespace
 
-LoggedProcess::LoggedProcess(const std::vector<std::string>& argv, const std::filesystem::path& log) : log_(log) {
+LoggedProcess::LoggedProcess(const std::vector<std::string>& argv, const std::filesystem::path& log)
+    : log_(log) {
   int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (out < 0) throw std::runtime_error("cannot open " + log.string());
   posix_spawn_file_actions_t actions;
@@ -151,12 +168,12 @@ ChaosCluster::ChaosCluster(ClusterOptions options) : options_(std::move(options)
     } else {
       hosts_prefix_ = "aeg-" + std::to_string(getpid());
       hosts_sh({"prune"});
-      auto [code, output] = hosts_sh({"up", "--prefix", *hosts_prefix_, "--hosts",
-                                      std::to_string(options_.workers + 1)});
+      auto [code, output] = hosts_sh(
+          {"up", "--prefix", *hosts_prefix_, "--hosts", std::to_string(options_.workers + 1)});
       if (code != 0) throw std::runtime_error("hosts.sh up failed: " + output);
       // The clients, the health checks and the metrics scrapes all go to the controller's
       // loopback, as a client on its host would.
-      enter_network_namespace(*hosts_prefix_ + "-h" + std::to_string(kControllerHost));
+      left_namespace_ = enter_network_namespace(*hosts_prefix_ + "-h" + std::to_string(kControllerHost));
     }
   }
   if (hosts_prefix_) {
@@ -176,7 +193,8 @@ ChaosCluster::ChaosCluster(ClusterOptions options) : options_(std::move(options)
     workers_.push_back(spawn(worker_name(worker), worker_argv(worker)));
   }
   if (!wait_all_joined(300s)) {
-    throw std::runtime_error("the workers did not all join within 300 s; logs in " + options_.out.string());
+    throw std::runtime_error("the workers did not all join within 300 s; logs in " +
+                             options_.out.string());
   }
 }
 
@@ -186,12 +204,16 @@ ChaosCluster::~ChaosCluster() {
     controller_.reset();
     workers_.clear();
   }
-  if (hosts_prefix_) hosts_sh({"down", "--prefix", *hosts_prefix_});
+  if (hosts_prefix_) {
+    leave_network_namespace(left_namespace_);
+    hosts_sh({"down", "--prefix", *hosts_prefix_});
+  }
 }
 
 std::string ChaosCluster::where() const {
-  std::string place = hosts_prefix_ ? "hosts (network namespaces " + *hosts_prefix_ + "-h*)"
-                                    : std::string("loopback (no partitions: network namespaces need root)");
+  std::string place = hosts_prefix_
+                          ? "hosts (network namespaces " + *hosts_prefix_ + "-h*)"
+                          : std::string("loopback (no partitions: network namespaces need root)");
   return place + (certificates_ ? ", mutual TLS between controller and workers" : ", plain TCP");
 }
 
@@ -203,9 +225,10 @@ std::vector<std::string> ChaosCluster::controller_argv() const {
     argv = {"ip", "netns", "exec", *hosts_prefix_ + "-h" + std::to_string(kControllerHost)};
     listen = host_address(kControllerHost) + ":" + std::to_string(cluster_port_);
   }
-  argv.insert(argv.end(), {options_.binary, "controller", "--listen", listen, "--http", http, "--cluster-token",
-                           kClusterToken, "--heartbeat-interval-ms", std::to_string(options_.heartbeat_interval_ms),
-                           "--heartbeat-timeout-ms", std::to_string(options_.heartbeat_timeout_ms)});
+  argv.insert(argv.end(), {options_.binary, "controller", "--listen", listen, "--http", http,
+                           "--cluster-token", kClusterToken, "--heartbeat-interval-ms",
+                           std::to_string(options_.heartbeat_interval_ms), "--heartbeat-timeout-ms",
+                           std::to_string(options_.heartbeat_timeout_ms)});
   if (certificates_) add_tls_flags(argv, certificates_->ca, certificates_->server);
   return argv;
 }
@@ -218,15 +241,17 @@ std::vector<std::string> ChaosCluster::worker_argv(int worker) const {
     join = host_address(kControllerHost) + ":" + std::to_string(cluster_port_);
   }
   argv.insert(argv.end(), {options_.binary, "worker", "--join", join, "--name", worker_name(worker),
-                           "--cluster-token", kClusterToken, "--rejoin-backoff-max-ms", "500", "--set",
-                           "serve.data_dir=" + options_.data_dir});
+                           "--cluster-token", kClusterToken, "--rejoin-backoff-max-ms", "500",
+                           "--set", "serve.data_dir=" + options_.data_dir});
   if (certificates_) add_tls_flags(argv, certificates_->ca, certificates_->client);
   return argv;
 }
 
-std::unique_ptr<LoggedProcess> ChaosCluster::spawn(const std::string& name, const std::vector<std::string>& argv) {
+std::unique_ptr<LoggedProcess> ChaosCluster::spawn(const std::string& name,
+                                                   const std::vector<std::string>& argv) {
   int incarnation = ++incarnations_[name];
-  return std::make_unique<LoggedProcess>(argv, options_.out / (name + "." + std::to_string(incarnation) + ".log"));
+  return std::make_unique<LoggedProcess>(
+      argv, options_.out / (name + "." + std::to_string(incarnation) + ".log"));
 }
 
 void ChaosCluster::start_controller() {
@@ -234,10 +259,12 @@ void ChaosCluster::start_controller() {
     std::lock_guard lock(mutex_);
     controller_ = spawn("controller", controller_argv());
   }
-  for (auto deadline = Clock::now() + 60s; Clock::now() < deadline; std::this_thread::sleep_for(100ms)) {
+  for (auto deadline = Clock::now() + 60s; Clock::now() < deadline;
+       std::this_thread::sleep_for(100ms)) {
     if (!health().empty()) return;
   }
-  throw std::runtime_error("the controller does not serve after 60 s; log: " + controller_->log().string());
+  throw std::runtime_error("the controller does not serve after 60 s; log: " +
+                           controller_->log().string());
 }
 
 void ChaosCluster::kill_worker(int worker) {
@@ -262,11 +289,13 @@ void ChaosCluster::continue_worker(int worker) {
 }
 
 void ChaosCluster::cut(int worker) {
-  if (hosts_prefix_) hosts_sh({"cut", "--prefix", *hosts_prefix_, std::to_string(host_of_worker(worker))});
+  if (hosts_prefix_)
+    hosts_sh({"cut", "--prefix", *hosts_prefix_, std::to_string(host_of_worker(worker))});
 }
 
 void ChaosCluster::heal(int worker) {
-  if (hosts_prefix_) hosts_sh({"heal", "--prefix", *hosts_prefix_, std::to_string(host_of_worker(worker))});
+  if (hosts_prefix_)
+    hosts_sh({"heal", "--prefix", *hosts_prefix_, std::to_string(host_of_worker(worker))});
 }
 
 void ChaosCluster::kill_controller() {
@@ -287,12 +316,14 @@ std::string ChaosCluster::health() {
 }
 
 bool ChaosCluster::wait_all_joined(std::chrono::seconds timeout) {
-  for (auto deadline = Clock::now() + timeout; Clock::now() < deadline; std::this_thread::sleep_for(200ms)) {
+  for (auto deadline = Clock::now() + timeout; Clock::now() < deadline;
+       std::this_thread::sleep_for(200ms)) {
     auto body = nlohmann::json::parse(health(), nullptr, false);
     if (body.is_discarded()) continue;
     int listed = 0;
     for (int worker = 0; worker < options_.workers; ++worker) {
-      for (const auto& node : body["workers"]) listed += node["name"] == worker_name(worker) ? 1 : 0;
+      for (const auto& node : body["workers"])
+        listed += node["name"] == worker_name(worker) ? 1 : 0;
     }
     if (listed == options_.workers) return true;
   }
@@ -312,15 +343,17 @@ std::map<std::string, Resources> ChaosCluster::sample() {
 std::vector<std::string> ChaosCluster::stop_all() {
   std::lock_guard lock(mutex_);
   std::vector<std::pair<std::string, LoggedProcess*>> all;
-  for (int worker = 0; worker < options_.workers; ++worker) all.emplace_back(worker_name(worker), workers_[worker].get());
+  for (int worker = 0; worker < options_.workers; ++worker)
+    all.emplace_back(worker_name(worker), workers_[worker].get());
   all.emplace_back("controller", controller_.get());
   for (auto& [name, process] : all) process->signal(SIGTERM);
   std::vector<std::string> unclean;
   for (auto& [name, process] : all) {
     auto code = process->wait(30s);
     if (code != 0) {
-      unclean.push_back(name + (code ? " exited with " + std::to_string(*code) : std::string(" did not exit")) +
-                        " (log " + process->log().string() + ")");
+      unclean.push_back(
+          name + (code ? " exited with " + std::to_string(*code) : std::string(" did not exit")) +
+          " (log " + process->log().string() + ")");
     }
   }
   return unclean;

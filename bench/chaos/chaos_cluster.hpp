@@ -2,8 +2,9 @@
 // processes, each writing its log to a file of its own (a pipe nobody drains would stall a
 // process that runs for half an hour). On "hosts" (network namespaces made by
 // deploy/netns/hosts.sh, controller on h1, worker i on h(i+1)) where this runs as root, on
-// loopback otherwise; mutual TLS between controller and workers unless turned off. It carries out the faults (SIGKILL, SIGSTOP/SIGCONT,
-// partition and heal, controller restart) and samples each process's RSS and open files.
+// loopback otherwise; mutual TLS between controller and workers unless turned off. It carries out
+// the faults (SIGKILL, SIGSTOP/SIGCONT, partition and heal, controller restart) and samples each
+// process's RSS and open files.
 #pragma once
 
 #include <sys/types.h>
@@ -54,11 +55,11 @@ Resources resources_of(pid_t pid);
 
 struct ClusterOptions {
   std::string binary;
-  std::string data_dir;         ///< serve.data_dir of the workers (demo models synthesized there)
-  std::filesystem::path out;    ///< logs and certificates go here
+  std::string data_dir;       ///< serve.data_dir of the workers (demo models synthesized there)
+  std::filesystem::path out;  ///< logs and certificates go here
   int workers = 3;
-  bool netns = true;            ///< hosts when possible; false: loopback
-  bool tls = true;              ///< mutual TLS between controller and workers
+  bool netns = true;  ///< hosts when possible; false: loopback
+  bool tls = true;    ///< mutual TLS between controller and workers
   int heartbeat_interval_ms = 250;
   int heartbeat_timeout_ms = 2500;
 };
@@ -83,13 +84,13 @@ class ChaosCluster {
   [[nodiscard]] int workers() const { return options_.workers; }
   static std::string worker_name(int worker) { return "w" + std::to_string(worker + 1); }
 
-  void kill_worker(int worker);      ///< SIGKILL, reaped
-  void restart_worker(int worker);   ///< a new process under the same name (joins in the background)
-  void stop_worker(int worker);      ///< SIGSTOP
+  void kill_worker(int worker);     ///< SIGKILL, reaped
+  void restart_worker(int worker);  ///< a new process under the same name (joins in the background)
+  void stop_worker(int worker);     ///< SIGSTOP
   void continue_worker(int worker);  ///< SIGCONT
   void cut(int worker);              ///< the worker's host loses its link (hosts only)
   void heal(int worker);
-  void kill_controller();            ///< SIGKILL, reaped
+  void kill_controller();  ///< SIGKILL, reaped
   /// Starts the controller again on the same ports; throws when it does not serve within 60 s.
   void restart_controller();
 
@@ -106,11 +107,13 @@ class ChaosCluster {
  private:
   std::vector<std::string> controller_argv() const;
   std::vector<std::string> worker_argv(int worker) const;
-  std::unique_ptr<LoggedProcess> spawn(const std::string& name, const std::vector<std::string>& argv);
+  std::unique_ptr<LoggedProcess> spawn(const std::string& name,
+                                       const std::vector<std::string>& argv);
   void start_controller();  // and wait until it serves
 
   ClusterOptions options_;
-  std::optional<std::string> hosts_prefix_;  // set when running on hosts
+  std::optional<std::string> hosts_prefix_;                // set when running on hosts
+  int left_namespace_ = -1;  // on hosts: the network namespace this process came from
   std::optional<testing::TestCertificates> certificates_;  // set when the cluster speaks TLS
   uint16_t cluster_port_ = 0;
   uint16_t http_port_ = 0;

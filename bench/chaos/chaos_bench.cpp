@@ -35,6 +35,7 @@
 #include "bench/chaos/chaos_load.hpp"
 #include "bench/chaos/chaos_options.hpp"
 #include "bench/chaos/fault_injector.hpp"
+#include "bench/statistics.hpp"
 #include "tests/support/http_client.hpp"
 
 namespace aegaeon::bench::chaos {
@@ -42,29 +43,6 @@ namespace {
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
-
-// ---- statistics ---------------------------------------------------------------------------------
-
-double percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  return values[std::min(values.size() - 1,
-                         static_cast<size_t>(p * static_cast<double>(values.size() - 1) + 0.5))];
-}
-
-// Least-squares slope of y over x.
-double slope(const std::vector<std::pair<double, double>>& points) {
-  if (points.size() < 2) return 0;
-  double n = static_cast<double>(points.size()), sx = 0, sy = 0, sxx = 0, sxy = 0;
-  for (auto [x, y] : points) {
-    sx += x;
-    sy += y;
-    sxx += x * x;
-    sxy += x * y;
-  }
-  const double denominator = n * sxx - sx * sx;
-  return denominator == 0 ? 0 : (n * sxy - sx * sy) / denominator;
-}
 
 // ---- resources
 // ------------------------------------------------------------------------------------
@@ -304,7 +282,7 @@ int run(Options options) {
     }
     const bool files_ok =
         held_after.open_files <= held_before.open_files + options.open_files_slack;
-    const double growth = slope(second_half) * 3600;
+    const double growth = least_squares_slope(second_half) * 3600;
     const bool rss_ok = !judge_rss || !lived_through || growth <= options.max_rss_growth_mib_per_h;
     resources_flat = resources_flat && files_ok && rss_ok;
     char rss_trend[96] = "restarted shortly before or in the second half";

@@ -127,10 +127,4 @@ std::vector<std::string> served_models(std::uint16_t port) {
   return names;
 }
 
-double percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  return values[static_cast<std::size_t>(p * static_cast<double>(values.size() - 1) + 0.5)];
-}
-
 }  // namespace aegaeon::bench

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "bench/statistics.hpp"  // percentile, for the reports of its users
+
 namespace aegaeon::bench {
 
 /// One request to replay.
@@ -51,8 +53,5 @@ RequestTimeline stream_request(std::uint16_t port, const LoadRequest& request,
 /// The model ids GET /v1/models lists on the server at `port`; throws std::runtime_error when
 /// there is none.
 std::vector<std::string> served_models(std::uint16_t port);
-
-/// The nearest-rank `p` quantile (0..1) of `values`; 0 for none.
-double percentile(std::vector<double> values, double p);
 
 }  // namespace aegaeon::bench

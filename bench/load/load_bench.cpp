@@ -22,11 +22,14 @@
 #include <thread>
 #include <vector>
 
+#include "bench/statistics.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/http_client.hpp"
 
 namespace {
 
+using aegaeon::bench::least_squares_slope;
+using aegaeon::bench::percentile;
 using aegaeon::testing::ChildProcess;
 using aegaeon::testing::HttpConnection;
 using json = nlohmann::json;
@@ -71,13 +74,6 @@ struct PhaseStats {
     token_chunks += static_cast<long>(gaps.size()) + 1;
   }
 };
-
-double percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  auto rank = static_cast<size_t>(p * static_cast<double>(values.size() - 1) + 0.5);
-  return values[std::min(rank, values.size() - 1)];
-}
 
 // One streaming completion; returns its outcome class and fills TTFT and the gaps between token
 // chunks (the finishing chunk, which carries no token, is not counted).
@@ -207,20 +203,6 @@ long rss_kib(pid_t pid) {
   return -1;
 }
 
-// Least-squares slope of y over x.
-double slope(const std::vector<std::pair<double, double>>& points) {
-  if (points.size() < 2) return 0;
-  double n = static_cast<double>(points.size()), sx = 0, sy = 0, sxx = 0, sxy = 0;
-  for (auto [x, y] : points) {
-    sx += x;
-    sy += y;
-    sxx += x * x;
-    sxy += x * y;
-  }
-  double denominator = n * sxx - sx * sx;
-  return denominator == 0 ? 0 : (n * sxy - sx * sy) / denominator;
-}
-
 void print_phase(const char* name, PhaseStats& stats, double seconds) {
   std::printf("%s (%.0f s):\n  outcomes:", name, seconds);
   for (const auto& [outcome, count] : stats.outcomes) std::printf(" %s=%ld", outcome.c_str(), count);
@@ -321,7 +303,7 @@ int run(const Options& options) {
   // The second half excludes the allocations a fresh process makes while it warms up.
   std::vector<std::pair<double, double>> steady(rss.begin() + static_cast<long>(rss.size() / 2), rss.end());
   std::printf("\n  growth: %+.1f MiB/h over the soak, %+.1f MiB/h over its second half (least-squares slope)\n",
-              slope(rss) * 3600, slope(steady) * 3600);
+              least_squares_slope(rss) * 3600, least_squares_slope(steady) * 3600);
 
   stop_drain = true;
   drain.join();

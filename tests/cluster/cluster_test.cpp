@@ -145,21 +145,23 @@ TEST_F(Cluster, ServesTheWorkersModelsAndReportsThem) {
                                          {"max_tokens", 4}}.dump(),
                                     {{"Content-Type", "application/json"}});
   EXPECT_EQ(chat.status, 200) << chat.body;
-  // A model nobody registered: while workers may still be joining a controller that has just
-  // started, "not known yet, retry" (503); once its join window closed, "not found" (404).
-  auto unknown = testing::http_request(http(), "POST", "/v1/completions",
-                                       request_body("no-such-model", "x", 2, false).dump(),
-                                       {{"Content-Type", "application/json"}});
-  EXPECT_EQ(unknown.status, 503) << unknown.body;
-  EXPECT_EQ(unknown.header("retry-after"), std::optional<std::string>("1"));
-  EXPECT_NE(unknown.body.find("workers are still joining"), std::string::npos) << unknown.body;
 }
 
-TEST_F(Cluster, AModelNobodyRegisteredIsNotFoundOnceTheJoinWindowCloses) {
-  ControllerProcess controller("127.0.0.1:0", testing::Launch{{}, {"--join-window-ms", "0"}});
-  ASSERT_NE(controller.http_port(), 0) << controller.process().output();
-  auto unknown = testing::http_request(controller.http_port(), "POST", "/v1/completions",
-                                       request_body(models().front(), "x", 2, false).dump(),
+// A model nobody registered: while workers may still be joining a controller that has just
+// started, "not known yet, retry" (503 + Retry-After); once its join window closed, "not found".
+// Both controllers have no worker; the windows are explicit, so no timing decides the answer.
+TEST_F(Cluster, AModelNobodyRegisteredIsUnavailableInTheJoinWindowThenNotFound) {
+  ControllerProcess joining("127.0.0.1:0", testing::Launch{{}, {"--join-window-ms", "600000"}});
+  ControllerProcess settled("127.0.0.1:0", testing::Launch{{}, {"--join-window-ms", "0"}});
+  ASSERT_NE(joining.http_port(), 0) << joining.process().output();
+  ASSERT_NE(settled.http_port(), 0) << settled.process().output();
+  const auto body = request_body(models().front(), "x", 2, false).dump();
+  auto early = testing::http_request(joining.http_port(), "POST", "/v1/completions", body,
+                                     {{"Content-Type", "application/json"}});
+  EXPECT_EQ(early.status, 503) << early.body;
+  EXPECT_EQ(early.header("retry-after"), std::optional<std::string>("1"));
+  EXPECT_NE(early.body.find("workers are still joining"), std::string::npos) << early.body;
+  auto unknown = testing::http_request(settled.http_port(), "POST", "/v1/completions", body,
                                        {{"Content-Type", "application/json"}});
   EXPECT_EQ(unknown.status, 404) << unknown.body;
 }

@@ -35,6 +35,7 @@
 #include "bench/chaos/chaos_load.hpp"
 #include "bench/chaos/chaos_options.hpp"
 #include "bench/chaos/fault_injector.hpp"
+#include "bench/e2e/load_generator.hpp"
 #include "bench/statistics.hpp"
 #include "tests/support/http_client.hpp"
 
@@ -44,8 +45,7 @@ namespace {
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
-// ---- resources
-// ------------------------------------------------------------------------------------
+// ---- resources ----
 
 struct Sample {
   double at_s;
@@ -84,18 +84,7 @@ class ResourceSampler {
   std::thread thread_;
 };
 
-// ---- the run
-// --------------------------------------------------------------------------------------
-
-std::vector<std::string> served_models(uint16_t port) {
-  std::vector<std::string> models;
-  auto list = json::parse(testing::http_request(port, "GET", "/v1/models").body, nullptr, false);
-  if (!list.is_discarded()) {
-    for (const auto& model : list["data"]) models.push_back(model["id"]);
-  }
-  if (models.empty()) throw std::runtime_error("GET /v1/models lists no model");
-  return models;
-}
+// ---- the run ----
 
 // Waits until no worker runs or queues a request (what the controller's /health reports).
 bool drained(ChaosCluster& cluster, std::chrono::seconds timeout) {
@@ -148,9 +137,8 @@ int run(Options options) {
   if (options.seed == 0)
     options.seed = static_cast<uint64_t>(Clock::now().time_since_epoch().count());
   std::printf(
-      "bench_chaos: seed %llu, %d workers, %d streaming clients, %.0f s without faults, then %.1f "
-      "min with"
-      " a fault every %.0f-%.0f s; logs in %s\n",
+      "bench_chaos: seed %llu, %d workers, %d streaming clients, %.0f s without faults, then "
+      "%.1f min with a fault every %.0f-%.0f s; logs in %s\n",
       static_cast<unsigned long long>(options.seed), options.cluster.workers, options.clients,
       options.baseline_seconds, options.minutes, options.fault_gap_min_s, options.fault_gap_max_s,
       options.cluster.out.c_str());
@@ -225,29 +213,26 @@ int run(Options options) {
   for (const auto& note : ledger.mismatch_notes_) std::printf("  MISMATCH %s\n", note.c_str());
 
   // Counted by class: the figures in a message ("1.19x the SLO") do not make a class of their own.
-  auto failure_class = [](const std::string& why) {
-    return std::regex_replace(why, std::regex("[0-9]+\\.[0-9]+"), "#");
-  };
+  const std::regex figure("[0-9]+\\.[0-9]+");
   std::map<std::string, int> explained, unexplained;
+  std::vector<const Failure*> unexplained_failures;
   for (const auto& failure : ledger.failures_) {
     auto explanation = explain(failure, injector.controller_outages_);
     if (explanation.empty()) {
       ++unexplained[failure.why];
+      unexplained_failures.push_back(&failure);
     } else {
-      ++explained[failure_class(failure.why) + "  <- " + explanation];
+      ++explained[std::regex_replace(failure.why, figure, "#") + "  <- " + explanation];
     }
   }
   std::printf("failed attempts, retried: %zu\n", ledger.failures_.size());
   for (const auto& [why, count] : explained) std::printf("  %5d  %s\n", count, why.c_str());
   for (const auto& [why, count] : unexplained)
     std::printf("  %5d  %s  UNEXPLAINED\n", count, why.c_str());
-  int listed = 0;
-  for (const auto& failure : ledger.failures_) {
-    if (listed < 20 && explain(failure, injector.controller_outages_).empty()) {
-      std::printf("         UNEXPLAINED: sent at %.1f s, failed at %.1f s: %s\n", failure.started_s,
-                  failure.at_s, failure.why.c_str());
-      ++listed;
-    }
+  for (size_t i = 0; i < unexplained_failures.size() && i < 20; ++i) {
+    std::printf("         UNEXPLAINED: sent at %.1f s, failed at %.1f s: %s\n",
+                unexplained_failures[i]->started_s, unexplained_failures[i]->at_s,
+                unexplained_failures[i]->why.c_str());
   }
   for (const auto& request : ledger.gave_up_) std::printf("  gave up: %s\n", request.c_str());
 
@@ -299,8 +284,6 @@ int run(Options options) {
   }
   if (!judge_rss) std::printf("  (RSS growth is judged on fault phases of 20 minutes or more)\n");
 
-  int unexplained_count = 0;
-  for (const auto& [why, count] : unexplained) unexplained_count += count;
   struct Criterion {
     const char* what;
     bool held;
@@ -308,7 +291,7 @@ int run(Options options) {
   const Criterion criteria[] = {
       {"no mismatched stream", ledger.mismatches_ == 0},
       {"streams compared with faults", ledger.compared_ > 0 && total_faults > 0},
-      {"every failure explained", unexplained_count == 0 && ledger.gave_up_.empty()},
+      {"every failure explained", unexplained_failures.empty() && ledger.gave_up_.empty()},
       {"load drained before and after the faults", drained_before && drained_after},
       {"every worker joined again", rejoined},
       {"open files and RSS flat", resources_flat},
@@ -333,8 +316,7 @@ int main(int argc, char** argv) {
   std::string out = cluster.out.string();
   CLI::App app{
       "Load with faults arriving at random against a real cluster; every completed stream is "
-      "compared "
-      "token by token with a no-fault run (bench/chaos/README.md)"};
+      "compared token by token with a no-fault run (bench/chaos/README.md)"};
   app.add_option("--minutes", options.minutes, "Length of the fault phase")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 24 * 60.0));

@@ -206,6 +206,7 @@ bool place(RouterActor* self, std::uint64_t key) {
   p.attempt_job.stop.max_tokens -= streamed;
   p.attempt_job.stop.min_tokens = std::max(0, p.attempt_job.stop.min_tokens - streamed);
   p.attempt_job.resumed_tokens = streamed;
+  if (streamed > 0) p.attempt_job.sampling.prompt_logprobs = -1;  // the first batch carried them
   return start_on(self, key, "prefill", [&](const rpc::RegisteredNode& node, auto on_update) {
     auto generation = s.registry->generate(node.node_id, p.attempt_job, std::move(on_update));
     if (generation.ok()) p.stage = has_role(node, "decode") ? Stage::kWhole : Stage::kPrefill;
@@ -350,8 +351,8 @@ void on_update(RouterActor* self, std::uint64_t key, std::uint64_t attempt, core
     // it is excluded only once it is gone itself.
     if (p.stage != Stage::kDecode || !node_registered(self, p.node)) p.failed_nodes.insert(p.node);
     auto& model = p.job.model;
-    if (static_cast<std::int32_t>(p.streamed.size()) >= p.job.stop.max_tokens) {
-      // Every token arrived; only the end was lost.
+    if (p.job.stop.max_tokens > 0 && static_cast<std::int32_t>(p.streamed.size()) >= p.job.stop.max_tokens) {
+      // Every token arrived; only the end was lost (a job scoring its prompt only must run again).
       TokenEvent event;
       event.id = p.proxy_id;
       event.finished = true;

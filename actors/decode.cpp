@@ -124,7 +124,7 @@ bool on_stepped(DecodeActor* self, size_t index, policy::BatchId batch_id, Decod
       ended.push_back(id);
       early[id] = token.finish;
     }
-    if (token.finish != core::FinishReason::kStop) {  // a stop token is not part of the text
+    if (token.is_output()) {  // a stop token is not part of the text
       event.tokens = {token.token};
       event.logprobs = {token.logprob};
       event.top_logprobs = {token.top_logprobs};

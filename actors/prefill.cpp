@@ -87,11 +87,13 @@ void on_prefilled(PrefillActor* self, size_t index, const PrefillJob& job, Prefi
   TokenEvent event;
   event.id = job.info.id;
   const auto finish = outcome.first.finish;  // the device's sequence decided
-  if (finish != core::FinishReason::kStop) {  // a stop token is not part of the text
+  if (outcome.first.is_output()) {  // a stop token is not part of the text
     event.tokens = {outcome.first.token};
     event.logprobs = {outcome.first.logprob};
     event.top_logprobs = {outcome.first.top_logprobs};
   }
+  event.prompt_logprobs = std::move(outcome.first.prompt_logprobs);
+  event.prompt_top_logprobs = std::move(outcome.first.prompt_top_logprobs);
   event.queue_s = queue_s;
   const bool cancelled = s.cancelled.erase(job.info.id) > 0;
   if (finish != core::FinishReason::kNone || cancelled) {

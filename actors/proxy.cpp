@@ -22,26 +22,41 @@ namespace {
 using Clock = std::chrono::steady_clock;
 namespace openai = rpc::http::openai;
 
-// One request between admission and its last token.
+struct Response;
+
+// One generation — a choice of a response — between admission and its last token.
 struct Active {
-  core::GenerationRequest request;
-  const CatalogEntry* model = nullptr;
+  Response* response = nullptr;        // owns it; outlives it
+  std::int32_t index = 0;              // the choice's index in the response
   ModelSeries* series = nullptr;       // the model's metric series
-  rpc::http::Responder responder;
-  std::optional<rpc::http::EventStream> stream;
   openai::ResponseFormatter format;
   text::IncrementalDecoder decoder;
+  std::vector<std::int32_t> echo;      // echo: the prompt, returned before the first token
   std::string text;                    // everything released to the client so far
   std::string held;                    // decoded text held back: it may start a stop string
   std::vector<openai::TokenOut> unsent;  // tokens whose text is not yet released (streaming)
   std::vector<openai::TokenOut> all_tokens;  // for non-streaming logprobs
   std::optional<text::ToolCallScanner> tool_calls;  // the request offered tools: calls are not content
-  std::int64_t prompt_tokens = 0;
   std::int64_t completion_tokens = 0;
   Clock::time_point arrival = Clock::now();
   std::optional<Clock::time_point> first_token;
   Clock::time_point last_token;
   double max_gap_s = 0;
+};
+
+// One HTTP request between admission and its answer: n choices for each of its prompts, each its
+// own generation, answered together (a stream ends when the last choice has).
+struct Response {
+  core::RequestId key = 0;  // its first generation's id
+  core::GenerationRequest request;
+  const CatalogEntry* model = nullptr;
+  rpc::http::Responder responder;
+  openai::ResponseFormatter format;  // the response's own parts: the complete body, usage
+  std::optional<rpc::http::EventStream> stream;
+  std::vector<core::RequestId> generations;  // by choice index; 0 once that one ended
+  std::vector<openai::Choice> choices;       // non-streaming: each as it ends
+  std::size_t unfinished = 0;
+  openai::Usage usage;
 };
 
 struct ProxyState {
@@ -51,6 +66,7 @@ struct ProxyState {
   caf::actor prefill;
   caf::actor decode;
   core::RequestId next_id = 1;
+  std::unordered_map<core::RequestId, Response> responses;  // by their first generation's id
   std::unordered_map<core::RequestId, Active> active;
   std::unordered_map<core::ModelId, ModelSeries> series;  // looked up on a model's first request
   std::unordered_map<std::string, std::pair<std::int64_t, std::int64_t>> slo_met;  // model → (met, all)
@@ -121,13 +137,20 @@ core::Result<void> check_token_ids(const core::GenerationRequest& request, const
   return core::ok();
 }
 
-// The prompt tokens of a request, or the error the client gets.
-core::Result<std::vector<std::int32_t>> tokenize(const core::GenerationRequest& request,
-                                                 const CatalogEntry& model) {
+// The tokens of a request's prompts (a chat's one), or the error the client gets.
+core::Result<std::vector<std::vector<std::int32_t>>> tokenize(const core::GenerationRequest& request,
+                                                              const CatalogEntry& model) {
   if (request.api == core::GenerationRequest::Api::kCompletion) {
-    if (request.prompt_token_ids.empty()) return model.tokenizer.encode(request.prompt, /*add_special_tokens=*/true);
-    for (std::int32_t id : request.prompt_token_ids) AEGAEON_TRY(check_in_vocabulary(model, id, "prompt"));
-    return request.prompt_token_ids;
+    std::vector<std::vector<std::int32_t>> prompts;
+    for (const auto& prompt : request.prompts) {
+      if (prompt.token_ids.empty()) {
+        prompts.push_back(model.tokenizer.encode(prompt.text, /*add_special_tokens=*/true));
+        continue;
+      }
+      for (std::int32_t id : prompt.token_ids) AEGAEON_TRY(check_in_vocabulary(model, id, "prompt"));
+      prompts.push_back(prompt.token_ids);
+    }
+    return prompts;
   }
   if (!model.chat_template) {
     core::Error e{core::ErrorCode::kInvalidArgument,
@@ -156,7 +179,7 @@ core::Result<std::vector<std::int32_t>> tokenize(const core::GenerationRequest& 
     return e;
   }
   // The template writes BOS itself where the model wants it (as transformers encodes chats).
-  return model.tokenizer.encode(*prompt, /*add_special_tokens=*/false);
+  return std::vector<std::vector<std::int32_t>>{model.tokenizer.encode(*prompt, /*add_special_tokens=*/false)};
 }
 
 // Length of the longest suffix of `text` that is a proper prefix of some stop string.
@@ -174,78 +197,38 @@ std::string content_of(Active& a, std::string text) {
 
 void send_chunk(Active& a, std::string piece) {
   a.text += piece;
-  if (!a.stream) return;
-  if (piece.empty() && !(a.request.logprobs && !a.unsent.empty())) return;
+  Response& r = *a.response;
+  if (!r.stream) return;
+  if (piece.empty() && !(r.request.logprobs && !a.unsent.empty())) return;
   // The chunk's text is what was released now; its tokens are those not yet reported.
   std::vector<openai::TokenOut> tokens = std::move(a.unsent);
   a.unsent.clear();
   if (tokens.empty()) {  // held text released at the end: no token of its own
-    a.stream->send(a.format.text_chunk(piece));
+    r.stream->send(a.format.text_chunk(piece));
     return;
   }
   tokens.front().text = std::move(piece);
   for (size_t i = 1; i < tokens.size(); ++i) tokens[i].text.clear();
-  a.stream->send(a.format.chunk(tokens));
+  r.stream->send(a.format.chunk(tokens));
 }
 
-void finish(ProxyActor* self, core::RequestId id, core::FinishReason reason,
-            const std::string& error = {}) {
+// The generation `a` ends: its metrics, and (unless the device already let go of it after a stop
+// token or its length) a cancel to prefill and decode. `outcome` labels the requests counter.
+void end_generation(ProxyActor* self, core::RequestId id, Active& a, core::FinishReason reason,
+                    const std::string& outcome) {
   auto& s = self->state;
-  auto it = s.active.find(id);
-  if (it == s.active.end()) return;
-  Active& a = it->second;
-  const std::string& model_name = a.model->name;
-  // Text held because it might start a stop string is released: a matched stop string has
-  // already emptied `held` (on_tokens), so what is left here ended with a stop token (EOS or a
-  // stop_token_id) or the length limit.
-  // The decoder's partial character is flushed unless the generation stopped (after a stop
-  // string, those bytes would be text beyond it).
-  std::string rest = a.held + (reason == core::FinishReason::kStop ? "" : a.decoder.flush());
-  a.held.clear();
-  std::vector<core::ToolCall> calls;
-  if (a.tool_calls && error.empty()) {
-    rest = content_of(a, std::move(rest));
-    auto scanned = a.tool_calls->finish();
-    rest += scanned.content;
-    for (auto& call : scanned.calls) {
-      if (!calls.empty() && !a.request.parallel_tool_calls) break;
-      calls.push_back({"call_" + std::to_string(id) + "_" + std::to_string(calls.size()), std::move(call.name),
-                       std::move(call.arguments)});
-    }
-  }
-  if (!rest.empty() || !a.unsent.empty()) send_chunk(a, std::move(rest));
-  openai::Usage usage{a.prompt_tokens, a.completion_tokens};
-  if (!error.empty()) {
-    auto response = openai::error_response(core::error(core::ErrorCode::kInternal, error));
-    if (a.stream) {
-      a.stream->send(response.body);
-      a.stream->send("[DONE]");
-      a.stream->close();
-    } else {
-      a.responder.respond(std::move(response));
-    }
-  } else if (a.stream) {
-    if (!calls.empty()) a.stream->send(a.format.tool_calls_chunk(calls));
-    a.stream->send(a.format.finish_chunk(reason, !calls.empty()));
-    if (a.request.include_usage) a.stream->send(a.format.usage_chunk(usage));
-    a.stream->send("[DONE]");
-    a.stream->close();
-  } else if (reason != core::FinishReason::kCancelled) {
-    rpc::http::HttpResponse response;
-    response.body = a.format.full_response(a.text, a.all_tokens, reason, usage, calls);
-    a.responder.respond(std::move(response));
-  }
+  const std::string& model_name = a.response->model->name;
   auto now = Clock::now();
-  auto& m = *s.metrics;
   a.series->e2e_s.Observe(seconds(now - a.arrival));
-  m.requests.Add(model_labels(model_name, {{"finished_reason", core::to_string(reason)}})).Increment();
+  s.metrics->requests.Add(model_labels(model_name, {{"finished_reason", outcome}})).Increment();
   (a.first_token ? a.series->running : a.series->waiting).Decrement();
-  if (reason != core::FinishReason::kCancelled && error.empty()) {
+  if (reason == core::FinishReason::kStop || reason == core::FinishReason::kLength) {
     // Request-level attainment (DistServe/vLLM --goodput style): TTFT and mean TPOT within SLO.
     double ttft = a.first_token ? seconds(*a.first_token - a.arrival) : 1e9;
     double tpot = a.completion_tokens > 1
                       ? seconds(a.last_token - *a.first_token) / double(a.completion_tokens - 1)
                       : 0.0;
+    if (a.response->request.max_tokens == 0) ttft = 0;  // echo scoring its prompt only: no token to wait for
     auto& [met, all] = s.slo_met[model_name];
     met += (ttft <= s.slo.ttft_s && tpot <= s.slo.tbt_s) ? 1 : 0;
     all += 1;
@@ -256,7 +239,118 @@ void finish(ProxyActor* self, core::RequestId id, core::FinishReason reason,
     self->send(s.prefill, cancel_atom::value, id);
     self->send(s.decode, cancel_atom::value, id);
   }
+}
+
+// Ends a whole response early: `error` goes to the client (none when it went away), every
+// choice still running is cancelled.
+void abandon(ProxyActor* self, core::RequestId key, const std::optional<rpc::http::HttpResponse>& error,
+             const std::string& outcome) {
+  auto& s = self->state;
+  auto found = s.responses.find(key);
+  if (found == s.responses.end()) return;
+  Response& r = found->second;
+  if (error && r.stream) {
+    r.stream->send(error->body);
+    r.stream->send("[DONE]");
+    r.stream->close();
+  } else if (error) {
+    r.responder.respond(*error);
+  } else if (r.stream) {
+    r.stream->close();
+  }
+  for (core::RequestId id : r.generations) {
+    auto it = s.active.find(id);
+    if (it == s.active.end()) continue;
+    end_generation(self, id, it->second, core::FinishReason::kCancelled, outcome);
+    s.active.erase(it);
+  }
+  s.responses.erase(found);
+}
+
+// Generation `id` ended with `reason`: its last text and calls go out, and with the response's
+// last choice the answer (or the stream's end). An error or a cancel ends the whole response.
+void finish(ProxyActor* self, core::RequestId id, core::FinishReason reason, const std::string& error = {}) {
+  auto& s = self->state;
+  auto it = s.active.find(id);
+  if (it == s.active.end()) return;
+  Active& a = it->second;
+  Response& r = *a.response;
+  const core::RequestId key = r.key;
+  if (!error.empty() || reason == core::FinishReason::kCancelled) {
+    end_generation(self, id, a, reason, core::to_string(reason));
+    s.active.erase(it);
+    if (error.empty()) return abandon(self, key, std::nullopt, "cancelled");
+    return abandon(self, key, openai::error_response(core::error(core::ErrorCode::kInternal, error)), "cancelled");
+  }
+  // Text held because it might start a stop string is released: a matched stop string has
+  // already emptied `held` (on_tokens), so what is left here ended with a stop token (EOS or a
+  // stop_token_id) or the length limit.
+  // The decoder's partial character is flushed unless the generation stopped (after a stop
+  // string, those bytes would be text beyond it).
+  std::string rest = a.held + (reason == core::FinishReason::kStop ? "" : a.decoder.flush());
+  a.held.clear();
+  std::vector<core::ToolCall> calls;
+  if (a.tool_calls) {
+    rest = content_of(a, std::move(rest));
+    auto scanned = a.tool_calls->finish();
+    rest += scanned.content;
+    for (auto& call : scanned.calls) {
+      if (!calls.empty() && !r.request.parallel_tool_calls) break;
+      calls.push_back({"call_" + std::to_string(id) + "_" + std::to_string(calls.size()), std::move(call.name),
+                       std::move(call.arguments)});
+    }
+  }
+  if (!rest.empty() || !a.unsent.empty()) send_chunk(a, std::move(rest));
+  r.usage.completion_tokens += a.completion_tokens;
+  if (r.stream) {
+    if (!calls.empty()) r.stream->send(a.format.tool_calls_chunk(calls));
+    r.stream->send(a.format.finish_chunk(reason, !calls.empty()));
+  } else {
+    r.choices[static_cast<std::size_t>(a.index)] = {std::move(a.text), std::move(a.all_tokens), reason, std::move(calls)};
+  }
+  end_generation(self, id, a, reason, core::to_string(reason));
+  r.generations[static_cast<std::size_t>(a.index)] = 0;
   s.active.erase(it);
+  if (--r.unfinished > 0) return;
+  if (r.stream) {
+    if (r.request.include_usage) r.stream->send(r.format.usage_chunk(r.usage));
+    r.stream->send("[DONE]");
+    r.stream->close();
+  } else {
+    rpc::http::HttpResponse response;
+    response.body = r.format.full_response(r.choices, r.usage);
+    r.responder.respond(std::move(response));
+  }
+  s.responses.erase(r.key);
+}
+
+// Echo: the prompt goes out before the first token, as text and, with logprobs, as tokens
+// scored by the device (the first has nothing before it).
+void echo_prompt(Active& a, const TokenEvent& event) {
+  const Response& r = *a.response;
+  text::IncrementalDecoder decoder(r.model->tokenizer, r.request.skip_special_tokens);
+  std::string text;
+  std::vector<openai::TokenOut> tokens;
+  for (std::size_t i = 0; i < a.echo.size(); ++i) {
+    std::string piece = decoder.step(a.echo[i]);
+    text += piece;
+    if (!r.request.logprobs) continue;
+    openai::TokenOut out{std::move(piece), std::nullopt, token_string(*r.model, a.echo[i]), {}};
+    if (i > 0 && i - 1 < event.prompt_logprobs.size()) out.logprob = event.prompt_logprobs[i - 1];
+    if (i > 0 && i - 1 < event.prompt_top_logprobs.size()) {
+      for (const auto& alt : event.prompt_top_logprobs[i - 1]) {
+        out.top.push_back({token_string(*r.model, alt.token), alt.logprob});
+      }
+    }
+    tokens.push_back(std::move(out));
+  }
+  std::string rest = decoder.flush();
+  text += rest;
+  if (!tokens.empty()) tokens.back().text += rest;
+  a.echo.clear();
+  a.unsent = tokens;
+  a.all_tokens = std::move(tokens);
+  send_chunk(a, std::move(text));
 }
 
 void on_tokens(ProxyActor* self, TokenEvent& event) {
@@ -264,9 +358,12 @@ void on_tokens(ProxyActor* self, TokenEvent& event) {
   auto it = s.active.find(event.id);
   if (it == s.active.end()) return;  // finished or cancelled already
   Active& a = it->second;
+  const core::GenerationRequest& request = a.response->request;
+  const CatalogEntry& model = *a.response->model;
   auto now = Clock::now();
   ModelSeries& series = *a.series;
   if (event.queue_s >= 0) series.queue_s.Observe(event.queue_s);
+  if (!a.echo.empty() && event.error.empty()) echo_prompt(a, event);
   for (size_t i = 0; i < event.tokens.size(); ++i) {
     std::int32_t token = event.tokens[i];
     if (!a.first_token) {
@@ -285,41 +382,92 @@ void on_tokens(ProxyActor* self, TokenEvent& event) {
 
     std::string piece = a.decoder.step(token);
     // A token's bytes are only reported with logprobs: not worth a decoder pass per token otherwise.
-    openai::TokenOut out{piece, event.logprobs.at(i), a.request.logprobs ? token_string(*a.model, token) : "", {}};
+    openai::TokenOut out{piece, event.logprobs.at(i), request.logprobs ? token_string(model, token) : "", {}};
     if (i < event.top_logprobs.size()) {
-      for (const auto& alt : event.top_logprobs[i]) out.top.push_back({token_string(*a.model, alt.token), alt.logprob});
+      for (const auto& alt : event.top_logprobs[i]) out.top.push_back({token_string(model, alt.token), alt.logprob});
     }
     a.unsent.push_back(out);
     a.all_tokens.push_back(std::move(out));
     a.held += piece;
-    for (const auto& stop : a.request.stop) {
+    for (const auto& stop : request.stop) {
       auto pos = a.held.find(stop);
       // As vLLM: no stop string ends an answer of min_tokens tokens or fewer.
-      if (pos != std::string::npos && a.completion_tokens > a.request.min_tokens) {
-        send_chunk(a, content_of(a, a.held.substr(0, pos + (a.request.include_stop_str_in_output ? stop.size() : 0))));
+      if (pos != std::string::npos && a.completion_tokens > request.min_tokens) {
+        send_chunk(a, content_of(a, a.held.substr(0, pos + (request.include_stop_str_in_output ? stop.size() : 0))));
         a.held.clear();
         finish(self, event.id, core::FinishReason::kStop);
         return;
       }
     }
-    size_t keep = stop_prefix_suffix(a.held, a.request.stop);
+    size_t keep = stop_prefix_suffix(a.held, request.stop);
     std::string release = a.held.substr(0, a.held.size() - keep);
     a.held.erase(0, a.held.size() - keep);
     release = content_of(a, std::move(release));
-    if (!release.empty() || a.request.logprobs) send_chunk(a, std::move(release));
+    if (!release.empty() || request.logprobs) send_chunk(a, std::move(release));
   }
-  if (!a.first_token && !event.finished) return;
   if (event.finished) {
-    if (!event.error.empty()) {
-      finish(self, event.id, core::FinishReason::kError, event.error);
-    } else {
-      finish(self, event.id, event.reason);
-    }
+    finish(self, event.id, event.error.empty() ? event.reason : core::FinishReason::kError, event.error);
   }
 }
 
-void on_submit(ProxyActor* self, core::GenerationRequest& request,
-               const rpc::http::Responder& responder) {
+// The 400 for a prompt of `prompt_tokens` the model cannot take with this request's limits;
+// else the most tokens a choice of it may generate.
+core::Result<std::int32_t> check_prompt(const ProxyState& s, const core::GenerationRequest& request,
+                                        const CatalogEntry& model, std::int32_t prompt_tokens) {
+  const char* prompt_field = request.api == core::GenerationRequest::Api::kChat ? "messages" : "prompt";
+  auto refuse = [](std::string message, const char* field) {
+    return core::Error{core::ErrorCode::kInvalidArgument, std::move(message), field};
+  };
+  if (prompt_tokens == 0) return refuse("the prompt is empty (no tokens)", prompt_field);
+  if (s.max_prompt_tokens > 0 && prompt_tokens > s.max_prompt_tokens) {
+    return refuse("the prompt has " + std::to_string(prompt_tokens) + " tokens; this server accepts at most " +
+                      std::to_string(s.max_prompt_tokens) + " (serve.max_prompt_tokens)",
+                  prompt_field);
+  }
+  std::int32_t room = model.max_context_tokens - prompt_tokens;
+  if (room < 1) {
+    return refuse("the prompt has " + std::to_string(prompt_tokens) + " tokens; model '" + model.name +
+                      "' has a context of " + std::to_string(model.max_context_tokens) + " tokens",
+                  prompt_field);
+  }
+  if (request.max_tokens && *request.max_tokens > room) {
+    return refuse("max_tokens " + std::to_string(*request.max_tokens) + " + " + std::to_string(prompt_tokens) +
+                      " prompt tokens exceed the context of " + std::to_string(model.max_context_tokens),
+                  "max_tokens");
+  }
+  const std::int32_t max_tokens = request.max_tokens.value_or(room);
+  if (request.min_tokens > max_tokens) {
+    return refuse("min_tokens " + std::to_string(request.min_tokens) + " is more than max_tokens " +
+                      std::to_string(max_tokens) + (request.max_tokens ? "" : " (the context left after the prompt)"),
+                  "min_tokens");
+  }
+  return max_tokens;
+}
+
+// Asks prefill to admit generation `id`; a refusal or a failure ends its whole response.
+void admit(ProxyActor* self, core::RequestId id, PrefillJob job) {
+  self->request(self->state.prefill, caf::infinite, admit_atom::value, std::move(job))
+      .then(
+          [self, id](const AdmissionReply& reply) {
+            auto& st = self->state;
+            auto it = st.active.find(id);
+            if (it == st.active.end()) return;
+            Response& r = *it->second.response;
+            if (!reply.admitted) {
+              core::Error e{core::ErrorCode::kResourceExhausted, "overloaded: " + reply.reason, {}};
+              abandon(self, r.key, openai::error_response(e, static_cast<int>(std::ceil(reply.retry_after_s))),
+                      "rejected");
+              return;
+            }
+            if (r.request.stream && !r.stream) r.stream = r.responder.open_stream();
+          },
+          [self, id](caf::error& error) {
+            finish(self, id, core::FinishReason::kError, "admission failed: " + self->system().render(error));
+          });
+}
+
+// A new request: checked whole (every prompt) before any of its choices starts.
+void on_submit(ProxyActor* self, core::GenerationRequest& request, const rpc::http::Responder& responder) {
   auto& s = self->state;
   const CatalogEntry* model = s.catalog->find(request.model);
   if (model == nullptr) {
@@ -338,46 +486,19 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
     responder.respond(openai::error_response(e, kDrainRetryAfterS));
     return;
   }
-  auto prompt = tokenize(request, *model);
-  if (!prompt.ok()) {
-    responder.respond(openai::error_response(prompt.error()));
+  auto prompts = tokenize(request, *model);
+  if (!prompts.ok()) {
+    responder.respond(openai::error_response(prompts.error()));
     return;
   }
-  auto prompt_tokens = static_cast<std::int32_t>(prompt->size());
-  const char* prompt_field = request.api == core::GenerationRequest::Api::kChat ? "messages" : "prompt";
-  if (s.max_prompt_tokens > 0 && prompt_tokens > s.max_prompt_tokens) {
-    core::Error e{core::ErrorCode::kInvalidArgument,
-                  "the prompt has " + std::to_string(prompt_tokens) + " tokens; this server accepts at most " +
-                      std::to_string(s.max_prompt_tokens) + " (serve.max_prompt_tokens)",
-                  prompt_field};
-    responder.respond(openai::error_response(e));
-    return;
-  }
-  std::int32_t room = model->max_context_tokens - prompt_tokens;
-  if (room < 1) {
-    core::Error e{core::ErrorCode::kInvalidArgument,
-                  "the prompt has " + std::to_string(prompt_tokens) + " tokens; model '" + model->name +
-                      "' has a context of " + std::to_string(model->max_context_tokens) + " tokens",
-                  prompt_field};
-    responder.respond(openai::error_response(e));
-    return;
-  }
-  if (request.max_tokens && *request.max_tokens > room) {
-    core::Error e{core::ErrorCode::kInvalidArgument,
-                  "max_tokens " + std::to_string(*request.max_tokens) + " + " + std::to_string(prompt_tokens) +
-                      " prompt tokens exceed the context of " + std::to_string(model->max_context_tokens),
-                  "max_tokens"};
-    responder.respond(openai::error_response(e));
-    return;
-  }
-  const std::int32_t max_tokens = request.max_tokens.value_or(room);
-  if (request.min_tokens > max_tokens) {
-    core::Error e{core::ErrorCode::kInvalidArgument,
-                  "min_tokens " + std::to_string(request.min_tokens) + " is more than max_tokens " +
-                      std::to_string(max_tokens) + (request.max_tokens ? "" : " (the context left after the prompt)"),
-                  "min_tokens"};
-    responder.respond(openai::error_response(e));
-    return;
+  std::vector<std::int32_t> max_tokens;
+  for (const auto& prompt : *prompts) {
+    auto checked = check_prompt(s, request, *model, static_cast<std::int32_t>(prompt.size()));
+    if (!checked.ok()) {
+      responder.respond(openai::error_response(checked.error()));
+      return;
+    }
+    max_tokens.push_back(*checked);
   }
   if (auto checked = check_token_ids(request, *model); !checked.ok()) {
     responder.respond(openai::error_response(checked.error()));
@@ -388,58 +509,58 @@ void on_submit(ProxyActor* self, core::GenerationRequest& request,
     responder.respond(openai::error_response(constrained.error()));
     return;
   }
-  core::RequestId id = s.next_id++;
-  PrefillJob job;
-  job.info = policy::RequestInfo{id, model->id, 0.0, prompt_tokens, max_tokens};
-  job.prompt = std::move(*prompt);
-  job.stop.max_tokens = max_tokens;
-  job.stop.min_tokens = request.min_tokens;
-  job.stop.stop_token_ids = request.stop_token_ids;
-  if (!request.ignore_eos) {
-    job.stop.stop_token_ids.insert(job.stop.stop_token_ids.end(), model->eos_ids.begin(), model->eos_ids.end());
-  }
-  job.sampling = request.sampling;
-  job.sampling.structured = std::move(constrained->output);
-  job.constraint = std::move(constrained->start);
-  // Drawn here, once: a generation resumed on another device or worker continues this stream.
-  if (!job.sampling.seed) job.sampling.seed = s.seeds();
 
+  const core::RequestId key = s.next_id;
+  const auto created_s = static_cast<std::int64_t>(std::time(nullptr));
+  auto formatter = [&](std::int32_t index) {
+    return openai::ResponseFormatter(request.api, model->name, key, created_s, request.logprobs, index);
+  };
+  Response& r = s.responses.try_emplace(key, Response{key, request, model, responder, formatter(0)}).first->second;
+  r.unfinished = prompts->size() * static_cast<std::size_t>(request.n);
+  r.choices.resize(r.unfinished);
   ModelSeries* series = &s.series.try_emplace(model->id, *s.metrics, model->name).first->second;
-  Active a{request, model, series, responder, std::nullopt,
-           openai::ResponseFormatter(request.api, model->name, id,
-                                     static_cast<std::int64_t>(std::time(nullptr)), request.logprobs),
-           text::IncrementalDecoder(model->tokenizer, request.skip_special_tokens)};
-  a.prompt_tokens = prompt_tokens;
-  if (!request.tools.empty()) a.tool_calls.emplace(model->chat_template->tool_call_format());
-  a.series->waiting.Increment();
-  a.series->prompt_tokens.Increment(prompt_tokens);
-  s.active.emplace(id, std::move(a));
-  // Runs on the kj thread when the client goes away, whether it waits for a complete answer or
-  // reads a stream: only a message is sent; finish() then lets go of the request everywhere.
-  responder.on_cancel([proxy = caf::actor_cast<caf::actor>(self), id] {
-    caf::anon_send(proxy, cancel_atom::value, id);
-  });
+  std::vector<std::pair<core::RequestId, PrefillJob>> jobs;
+  for (std::size_t p = 0; p < prompts->size(); ++p) {
+    const auto& prompt = (*prompts)[p];
+    const auto prompt_tokens = static_cast<std::int32_t>(prompt.size());
+    r.usage.prompt_tokens += prompt_tokens;
+    series->prompt_tokens.Increment(prompt_tokens);
+    for (std::int32_t j = 0; j < request.n; ++j) {
+      const auto index = static_cast<std::int32_t>(r.generations.size());
+      const core::RequestId id = s.next_id++;
+      r.generations.push_back(id);
+      PrefillJob job;
+      job.info = policy::RequestInfo{id, model->id, 0.0, prompt_tokens, max_tokens[p]};
+      job.prompt = prompt;
+      job.stop.max_tokens = max_tokens[p];
+      job.stop.min_tokens = request.min_tokens;
+      job.stop.stop_token_ids = request.stop_token_ids;
+      if (!request.ignore_eos) {
+        job.stop.stop_token_ids.insert(job.stop.stop_token_ids.end(), model->eos_ids.begin(), model->eos_ids.end());
+      }
+      job.sampling = request.sampling;
+      job.sampling.structured = constrained->output;
+      job.constraint = constrained->start;
+      // Drawn here, once: a generation resumed on another device or worker continues this
+      // stream. With the request's own seed, choice i draws from seed + i: different choices,
+      // the same ones on every run.
+      job.sampling.seed = request.sampling.seed ? *request.sampling.seed + static_cast<std::uint64_t>(index) : s.seeds();
 
-  self->request(s.prefill, caf::infinite, admit_atom::value, std::move(job))
-      .then(
-          [self, id](const AdmissionReply& reply) {
-            auto& st = self->state;
-            auto it = st.active.find(id);
-            if (it == st.active.end()) return;
-            Active& a = it->second;
-            if (!reply.admitted) {
-              core::Error e{core::ErrorCode::kResourceExhausted, "overloaded: " + reply.reason, {}};
-              a.responder.respond(openai::error_response(e, static_cast<int>(std::ceil(reply.retry_after_s))));
-              st.metrics->requests.Add(model_labels(a.model->name, {{"finished_reason", "rejected"}})).Increment();
-              a.series->waiting.Decrement();
-              st.active.erase(it);
-              return;
-            }
-            if (a.request.stream && !a.stream) a.stream = a.responder.open_stream();
-          },
-          [self, id](caf::error& error) {
-            finish(self, id, core::FinishReason::kError, "admission failed: " + self->system().render(error));
-          });
+      Active a{&r, index, series, formatter(index),
+               text::IncrementalDecoder(model->tokenizer, request.skip_special_tokens)};
+      if (request.echo) a.echo = prompt;
+      if (!request.tools.empty()) a.tool_calls.emplace(model->chat_template->tool_call_format());
+      series->waiting.Increment();
+      s.active.emplace(id, std::move(a));
+      jobs.emplace_back(id, std::move(job));
+    }
+  }
+  // Runs on the kj thread when the client goes away, whether it waits for a complete answer or
+  // reads a stream: only a message is sent; abandon() then lets go of every choice.
+  responder.on_cancel([proxy = caf::actor_cast<caf::actor>(self), key] {
+    caf::anon_send(proxy, cancel_atom::value, key);
+  });
+  for (auto& [id, job] : jobs) admit(self, id, std::move(job));
 }
 
 // Applies an admin action, then reports every model's flags and requests in flight.
@@ -450,7 +571,7 @@ void on_admin(ProxyActor* self, FrontAction action, const std::string& model_nam
     out.push_back({entry.name, s.draining.count(entry.id) != 0, s.unloaded.count(entry.id) != 0, 0, 0});
   }
   for (const auto& [id, a] : s.active) {
-    auto& activity = out.at(static_cast<size_t>(a.model->id));
+    auto& activity = out.at(static_cast<size_t>(a.response->model->id));
     ++(a.first_token ? activity.running : activity.waiting);
   }
   if (const CatalogEntry* model = s.catalog->find(model_name)) {
@@ -491,7 +612,7 @@ caf::behavior proxy_actor(ProxyActor* self, std::shared_ptr<const ModelCatalog> 
       [self](token_atom, std::vector<TokenEvent>& events) {
         for (auto& event : events) on_tokens(self, event);
       },
-      [self](cancel_atom, core::RequestId id) { finish(self, id, core::FinishReason::kCancelled); },
+      [self](cancel_atom, core::RequestId key) { abandon(self, key, std::nullopt, "cancelled"); },
       [self](admin_atom, FrontAction action, const std::string& model, const FrontReport& report) {
         on_admin(self, action, model, report);
       },

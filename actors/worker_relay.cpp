@@ -185,7 +185,7 @@ caf::actor spawn_worker_relay(caf::actor_system& system, std::shared_ptr<RelayLo
 
 namespace {
 
-// Whether `job` fits `model`: a prompt, at least one token to generate, fewer resumed tokens
+// Whether `job` fits `model`: a prompt, a max_tokens (0: echo only scores the prompt), fewer resumed tokens
 // than the prompt has, room in the context for both, and sampling settings in the ranges the
 // API admits (the sampler divides by the temperature and the repetition penalty). Checked for
 // generations and handoffs.
@@ -193,8 +193,8 @@ bool job_fits(const core::GenerationJob& job, const CatalogEntry& model) {
   const auto prompt_tokens = static_cast<std::int64_t>(job.prompt.size());
   const auto& s = job.sampling;
   const bool sampling_ok = s.temperature >= 0 && s.top_p > 0 && s.top_p <= 1 && s.min_p >= 0 && s.min_p <= 1 &&
-                           s.repetition_penalty > 0 && s.top_logprobs >= 0;
-  return sampling_ok && prompt_tokens > 0 && job.stop.max_tokens >= 1 && job.stop.min_tokens >= 0 &&
+                           s.repetition_penalty > 0 && s.top_logprobs >= 0 && s.prompt_logprobs >= -1;
+  return sampling_ok && prompt_tokens > 0 && job.stop.max_tokens >= 0 && job.stop.min_tokens >= 0 &&
          job.resumed_tokens >= 0 && job.resumed_tokens < prompt_tokens &&
          prompt_tokens + job.stop.max_tokens <= model.max_context_tokens;
 }

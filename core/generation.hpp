@@ -48,6 +48,9 @@ struct SamplingParams {
   /// request leaves it, so a generation resumed elsewhere continues the same stream.
   std::optional<std::uint64_t> seed;
   std::int32_t top_logprobs = 0;    ///< most likely tokens to report per step (never sampled by)
+  /// Score the prompt too (OpenAI's echo with logprobs): -1 no; N >= 0: every prompt token's
+  /// logprob given the tokens before it, with the N most likely tokens of that position.
+  std::int32_t prompt_logprobs = -1;
   /// OpenAI's logit_bias: (token, bias in [-100, 100]) added to the token's logit before the
   /// penalties and the sampling; -100 in effect bans a token, +100 all but forces it.
   std::vector<std::pair<std::int32_t, float>> logit_bias;
@@ -69,6 +72,7 @@ struct SamplingParams {
 /// decides a sequence is finished.
 struct StopConditions {
   /// Tokens to generate at most, the first one included (unset: the model's context ends it).
+  /// 0: none; the prompt is only scored (SamplingParams::prompt_logprobs).
   std::int32_t max_tokens = std::numeric_limits<std::int32_t>::max();
   /// Until this many tokens are generated the stop tokens cannot be sampled (vLLM's min_tokens:
   /// their logits are masked, so the answer goes on instead of ending early).
@@ -102,6 +106,12 @@ struct ChatTurn {
   std::string tool_call_id;          ///< role "tool": the call this is the result of
 };
 
+/// One prompt of /v1/completions: text, or token ids (what evaluation harnesses send).
+struct CompletionPrompt {
+  std::string text;
+  std::vector<std::int32_t> token_ids;  ///< non-empty: the prompt, instead of `text`
+};
+
 /// What the client asked for, validated.
 struct GenerationRequest {
   enum class Api { kChat, kCompletion };
@@ -114,8 +124,9 @@ struct GenerationRequest {
   /// kChat, tool_choice: set when the answer must be a tool call — to this function, or to any
   /// of the tools when empty ("required"). Unset: the model decides ("auto").
   std::optional<std::string> forced_tool;
-  std::string prompt;              ///< kCompletion
-  std::vector<std::int32_t> prompt_token_ids;  ///< kCompletion: the prompt as token ids instead of text
+  /// kCompletion: at least one; each gets `n` choices, indexed prompt by prompt.
+  std::vector<CompletionPrompt> prompts;
+  std::int32_t n = 1;              ///< choices per prompt, each its own generation
   std::optional<std::int32_t> max_tokens;  ///< unset: up to the model's context
   std::vector<std::string> stop;   ///< at most 4; the stop text is not returned
   std::vector<std::int32_t> stop_token_ids;  ///< vLLM's: these tokens end the generation too
@@ -124,7 +135,7 @@ struct GenerationRequest {
   bool stream = false;
   bool include_usage = false;      ///< stream_options.include_usage
   bool logprobs = false;           ///< return the sampled tokens' log-probabilities
-  bool echo = false;               ///< OpenAI's echo; parsed so that true can be refused clearly
+  bool echo = false;               ///< kCompletion: the answer starts with the prompt (scored with logprobs)
   bool skip_special_tokens = true;  ///< vLLM's: special tokens (e.g. <|im_end|>) left out of the text
   bool include_stop_str_in_output = false;  ///< vLLM's: the matched stop string ends the text
   SamplingParams sampling;         ///< sampling.top_logprobs: with logprobs, the N most likely tokens per step
@@ -147,6 +158,11 @@ struct TokenEvent {
   /// Per token, the most likely tokens of its step (best first) when the request asked for
   /// top_logprobs (empty otherwise, or shorter than `tokens`).
   std::vector<std::vector<TokenLogprob>> top_logprobs;
+  /// On the first event, when SamplingParams::prompt_logprobs asked: the logprob of prompt token
+  /// i + 1 given the tokens before it (the first prompt token has none), and with each the most
+  /// likely tokens of that position.
+  std::vector<float> prompt_logprobs;
+  std::vector<std::vector<TokenLogprob>> prompt_top_logprobs;
   bool finished = false;
   FinishReason reason = FinishReason::kNone;
   std::string error;    ///< set when the generation failed

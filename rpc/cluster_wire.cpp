@@ -106,6 +106,7 @@ core::GenerationJob job_from_wire(schema::GenerationJob::Reader job) {
   out.sampling.repetition_penalty = sampling.getRepetitionPenalty();
   out.sampling.seed = sampling.getSeed();
   out.sampling.top_logprobs = sampling.getTopLogprobs();
+  out.sampling.prompt_logprobs = sampling.getPromptLogprobs();
   for (auto entry : sampling.getLogitBias()) out.sampling.logit_bias.emplace_back(entry.getToken(), entry.getBias());
   out.sampling.structured = {sampling.getJsonSchema(), sampling.getTextBefore(), sampling.getTextAfter()};
   out.resumed_tokens = job.getResumedTokens();
@@ -131,6 +132,7 @@ void job_to_wire(const core::GenerationJob& job, schema::GenerationJob::Builder 
   sampling.setRepetitionPenalty(job.sampling.repetition_penalty);
   sampling.setSeed(job.sampling.seed.value_or(0));
   sampling.setTopLogprobs(job.sampling.top_logprobs);
+  sampling.setPromptLogprobs(job.sampling.prompt_logprobs);
   auto bias = sampling.initLogitBias(static_cast<unsigned>(job.sampling.logit_bias.size()));
   for (unsigned i = 0; i < job.sampling.logit_bias.size(); ++i) {
     bias[i].setToken(job.sampling.logit_bias[i].first);
@@ -142,19 +144,47 @@ void job_to_wire(const core::GenerationJob& job, schema::GenerationJob::Builder 
   wire.setResumedTokens(job.resumed_tokens);
 }
 
+namespace {
+
+// Per position, its most likely tokens: at most `positions` of them are kept (a peer's extra
+// ones belong to no token).
+void alternatives_from_wire(capnp::List<schema::Alternatives>::Reader steps, std::size_t positions,
+                            std::vector<std::vector<core::TokenLogprob>>& out) {
+  for (auto step : steps) {
+    if (out.size() == positions) break;
+    auto& alternatives = out.emplace_back();
+    auto tokens = step.getTokens();
+    auto logprobs = step.getLogprobs();
+    for (unsigned i = 0; i < tokens.size() && i < logprobs.size(); ++i) alternatives.push_back({tokens[i], logprobs[i]});
+  }
+}
+
+template <typename Init>
+void alternatives_to_wire(const std::vector<std::vector<core::TokenLogprob>>& steps, Init init) {
+  if (steps.empty()) return;
+  auto wire = init(static_cast<unsigned>(steps.size()));
+  for (unsigned i = 0; i < steps.size(); ++i) {
+    const auto& alternatives = steps[i];
+    auto tokens = wire[i].initTokens(static_cast<unsigned>(alternatives.size()));
+    auto logprobs = wire[i].initLogprobs(static_cast<unsigned>(alternatives.size()));
+    for (unsigned a = 0; a < alternatives.size(); ++a) {
+      tokens.set(a, alternatives[a].token);
+      logprobs.set(a, alternatives[a].logprob);
+    }
+  }
+}
+
+}  // namespace
+
 void batch_from_wire(schema::TokenBatch::Reader batch, core::GenerationUpdate& update) {
   for (auto token : batch.getTokens()) update.tokens.push_back(token);
   for (auto logprob : batch.getLogprobs()) update.logprobs.push_back(logprob);
   // A peer may send fewer logprobs than tokens; consumers index them by token.
   update.logprobs.resize(update.tokens.size(), 0.0f);
   // Alternatives beyond the last token belong to no token: dropped.
-  for (auto step : batch.getTopLogprobs()) {
-    if (update.top_logprobs.size() == update.tokens.size()) break;
-    auto& alternatives = update.top_logprobs.emplace_back();
-    auto tokens = step.getTokens();
-    auto logprobs = step.getLogprobs();
-    for (unsigned i = 0; i < tokens.size() && i < logprobs.size(); ++i) alternatives.push_back({tokens[i], logprobs[i]});
-  }
+  alternatives_from_wire(batch.getTopLogprobs(), update.tokens.size(), update.top_logprobs);
+  for (auto logprob : batch.getPromptLogprobs()) update.prompt_logprobs.push_back(logprob);
+  alternatives_from_wire(batch.getPromptTopLogprobs(), update.prompt_logprobs.size(), update.prompt_top_logprobs);
   update.queue_s = batch.getQueueSeconds();
   update.kv_pull_s = batch.getKvPullSeconds();
   update.kv_shared_memory = batch.getKvSharedMemory();
@@ -165,18 +195,10 @@ void batch_to_wire(const core::GenerationUpdate& update, schema::TokenBatch::Bui
   for (unsigned i = 0; i < update.tokens.size(); ++i) tokens.set(i, update.tokens[i]);
   auto logprobs = batch.initLogprobs(static_cast<unsigned>(update.logprobs.size()));
   for (unsigned i = 0; i < update.logprobs.size(); ++i) logprobs.set(i, update.logprobs[i]);
-  if (!update.top_logprobs.empty()) {
-    auto steps = batch.initTopLogprobs(static_cast<unsigned>(update.top_logprobs.size()));
-    for (unsigned i = 0; i < update.top_logprobs.size(); ++i) {
-      const auto& alternatives = update.top_logprobs[i];
-      auto tokens = steps[i].initTokens(static_cast<unsigned>(alternatives.size()));
-      auto logprobs = steps[i].initLogprobs(static_cast<unsigned>(alternatives.size()));
-      for (unsigned a = 0; a < alternatives.size(); ++a) {
-        tokens.set(a, alternatives[a].token);
-        logprobs.set(a, alternatives[a].logprob);
-      }
-    }
-  }
+  alternatives_to_wire(update.top_logprobs, [&](unsigned n) { return batch.initTopLogprobs(n); });
+  auto prompt_logprobs = batch.initPromptLogprobs(static_cast<unsigned>(update.prompt_logprobs.size()));
+  for (unsigned i = 0; i < update.prompt_logprobs.size(); ++i) prompt_logprobs.set(i, update.prompt_logprobs[i]);
+  alternatives_to_wire(update.prompt_top_logprobs, [&](unsigned n) { return batch.initPromptTopLogprobs(n); });
   batch.setQueueSeconds(update.queue_s);
   batch.setKvPullSeconds(update.kv_pull_s);
   batch.setKvSharedMemory(update.kv_shared_memory);

@@ -50,8 +50,8 @@ std::size_t ModelRunner::scratch_bytes(const ModelConfig& config, const RunnerLi
                   memory::KvCache::kBlockTokens +
               1);
   std::size_t bytes = 0;
-  // Metadata: ids, token_seq, token_pos (t each), offsets + last rows (n each), block tables.
-  bytes += 3 * padded(t * 4) + 2 * padded(n * 4) + padded(max_blocks * 4);
+  // Metadata: ids, token_seq, token_pos, scored rows (t each), offsets (n), block tables.
+  bytes += 4 * padded(t * 4) + padded(n * 4) + padded(max_blocks * 4);
   // Activations: x, xn, attn-out/tmp (hidden); q, attn (q); k, v (kv); gate, up (inter).
   bytes += 3 * padded(t * s.hidden * 4) + 2 * padded(t * s.q * 4) + 2 * padded(t * s.kv * 4) +
            2 * padded(t * s.inter * 4);
@@ -115,7 +115,7 @@ core::Result<BatchLogits> ModelRunner::forward(std::span<const SequenceChunk> ch
                                                    std::to_string(limits_.max_batch_seqs));
   }
   // Host-side metadata: token ids, owning sequence, positions, block tables.
-  std::vector<std::int32_t> ids, token_seq, token_pos, offsets, last_rows, tables;
+  std::vector<std::int32_t> ids, token_seq, token_pos, offsets, scored_rows, tables;
   for (int i = 0; i < num_seqs; ++i) {
     const SequenceChunk& chunk = chunks[static_cast<std::size_t>(i)];
     for (int j = 0; j < i; ++j) {
@@ -152,7 +152,11 @@ core::Result<BatchLogits> ModelRunner::forward(std::span<const SequenceChunk> ch
       token_seq.push_back(i);
       token_pos.push_back(start + static_cast<int>(j));
     }
-    last_rows.push_back(static_cast<std::int32_t>(ids.size()) - 1);
+    if (chunk.every_row) {
+      for (std::size_t j = chunk.tokens.size(); j > 0; --j) scored_rows.push_back(static_cast<std::int32_t>(ids.size() - j));
+    } else {
+      scored_rows.push_back(static_cast<std::int32_t>(ids.size()) - 1);
+    }
   }
   const auto num_tokens = static_cast<int>(ids.size());
   if (num_tokens > limits_.max_batch_tokens) {
@@ -181,7 +185,7 @@ core::Result<BatchLogits> ModelRunner::forward(std::span<const SequenceChunk> ch
   auto d_seq = take_ints(t);
   auto d_pos = take_ints(t);
   auto d_offsets = take_ints(n);
-  auto d_last = take_ints(n);
+  auto d_scored = take_ints(scored_rows.size());
   auto d_tables = take_ints(tables.size());
   auto x = take_floats(t * s.hidden);
   auto xn = take_floats(t * s.hidden);
@@ -194,7 +198,7 @@ core::Result<BatchLogits> ModelRunner::forward(std::span<const SequenceChunk> ch
   auto up = take_floats(t * s.inter);
   auto last = take_floats(n * s.hidden);
   auto logits = take_floats(n * s.vocab);
-  for (const auto* r : {&d_ids, &d_seq, &d_pos, &d_offsets, &d_last, &d_tables, &x, &xn, &tmp,
+  for (const auto* r : {&d_ids, &d_seq, &d_pos, &d_offsets, &d_scored, &d_tables, &x, &xn, &tmp,
                         &q, &attn, &k, &v, &gate, &up, &last, &logits}) {
     if (!r->ok()) return r->error();
   }
@@ -206,7 +210,7 @@ core::Result<BatchLogits> ModelRunner::forward(std::span<const SequenceChunk> ch
   upload(*d_seq, token_seq);
   upload(*d_pos, token_pos);
   upload(*d_offsets, offsets);
-  upload(*d_last, last_rows);
+  upload(*d_scored, scored_rows);
   upload(*d_tables, tables);
 
   auto f = [](core::Result<void*>& r) { return static_cast<float*>(*r); };
@@ -244,15 +248,23 @@ core::Result<BatchLogits> ModelRunner::forward(std::span<const SequenceChunk> ch
     backend_.matmul({f(gate), w.down_proj, {}, f(tmp), num_tokens, h, inter});
     backend_.add(f(x), f(tmp), t * s.hidden, f(x));
   }
-  backend_.gather_rows(f(x), i32(d_last), num_seqs, h, f(last));
-  backend_.rms_norm(f(last), weights_.final_norm, c.rms_norm_eps, num_seqs, h, f(last));
-  backend_.matmul({f(last), weights_.lm_head, {}, f(logits), num_seqs, c.vocab_size, h});
-
+  // The scored rows go through the final norm and the LM head in groups of at most num_seqs
+  // rows (what the scratch holds): one group unless a chunk asked for every row.
   BatchLogits out;
   out.vocab_size = c.vocab_size;
-  out.values.resize(n * s.vocab);
-  backend_.copy(backend::Queue::kCompute, out.values.data(), *logits,
-                out.values.size() * sizeof(float), backend::CopyKind::kDeviceToHost);
+  out.values.resize(scored_rows.size() * s.vocab);
+  for (std::size_t i = 0, row = 0; i < chunks.size(); ++i) {
+    out.first.push_back(row);
+    row += chunks[i].every_row ? chunks[i].tokens.size() : 1;
+  }
+  for (std::size_t done = 0; done < scored_rows.size(); done += n) {
+    const auto rows = static_cast<int>(std::min(n, scored_rows.size() - done));
+    backend_.gather_rows(f(x), i32(d_scored) + done, rows, h, f(last));
+    backend_.rms_norm(f(last), weights_.final_norm, c.rms_norm_eps, rows, h, f(last));
+    backend_.matmul({f(last), weights_.lm_head, {}, f(logits), rows, c.vocab_size, h});
+    backend_.copy(backend::Queue::kCompute, out.values.data() + done * s.vocab, *logits,
+                  static_cast<std::size_t>(rows) * s.vocab * sizeof(float), backend::CopyKind::kDeviceToHost);
+  }
   backend_.record(backend::Queue::kCompute, *done_);
   backend_.synchronize(*done_);
   for (const SequenceChunk& chunk : chunks) {

@@ -21,6 +21,7 @@ class Sampler;
 struct SequenceChunk {
   memory::SeqId seq = 0;
   std::span<const std::int32_t> tokens;
+  bool every_row = false;  ///< logits after every token (scoring a prompt), not only the last
 };
 
 /// Capacity limits of one forward call (they size the scratch region).
@@ -29,15 +30,22 @@ struct RunnerLimits {
   int max_batch_seqs = 32;
 };
 
-/// Next-token logits of a batch: row i belongs to the batch's i-th sequence.
+/// Next-token logits of a batch: one row per chunk (after its last token), or one per token of
+/// an every_row chunk, in chunk order.
 struct BatchLogits {
   int vocab_size = 0;
-  std::vector<float> values;  ///< [num_seqs, vocab_size]
+  std::vector<float> values;     ///< [rows, vocab_size]
+  std::vector<std::size_t> first;  ///< per chunk, its first row
 
-  /// The logits row of sequence `i`.
+  /// Logits after chunk `i`'s last token.
   [[nodiscard]] std::span<const float> row(std::size_t i) const {
-    return {values.data() + i * static_cast<std::size_t>(vocab_size),
-            static_cast<std::size_t>(vocab_size)};
+    return at((i + 1 < first.size() ? first[i + 1] : rows()) - 1);
+  }
+  /// Logits after token `j` of chunk `i` (an every_row chunk; j = 0 for the others).
+  [[nodiscard]] std::span<const float> row(std::size_t i, std::size_t j) const { return at(first[i] + j); }
+  [[nodiscard]] std::size_t rows() const { return values.size() / static_cast<std::size_t>(vocab_size); }
+  [[nodiscard]] std::span<const float> at(std::size_t r) const {
+    return {values.data() + r * static_cast<std::size_t>(vocab_size), static_cast<std::size_t>(vocab_size)};
   }
 };
 
@@ -62,7 +70,8 @@ class ModelRunner {
                                                            RunnerLimits limits);
 
   /// Runs the chunks' tokens through the model (sequences may have any lengths and cached
-  /// contexts), appends their K/V and returns each chunk's last-token logits. Sequences must
+  /// contexts), appends their K/V and returns each chunk's last-token logits (every token's for
+  /// an every_row chunk). Sequences must
   /// exist in the KV cache and not be swapped out; a swap-in in flight is waited for.
   core::Result<BatchLogits> forward(std::span<const SequenceChunk> chunks);
 

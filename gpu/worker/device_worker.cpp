@@ -76,6 +76,30 @@ std::vector<TokenLogprob> top_logprobs(std::span<const float> logits, double log
   return out;
 }
 
+// Rows of logits a prompt being scored brings to the host per forward (~40 MB of floats for a
+// 150k-token vocabulary).
+constexpr std::size_t kScoredChunkTokens = 64;
+
+// A prompt's scores (SamplingParams::prompt_logprobs), gathered chunk by chunk.
+struct PromptScores {
+  std::vector<float> logprobs;
+  std::vector<std::vector<TokenLogprob>> top;
+
+  // Scores the prompt tokens that follow the `count` rows of chunk `chunk` in `logits`, whose
+  // first token is the prompt's token `offset`: each row gives the next token's logprob.
+  void add(const model::BatchLogits& logits, std::size_t chunk, std::size_t count, const PrefillItem& item,
+           std::size_t offset) {
+    const int alternatives = item.sampling.prompt_logprobs;
+    for (std::size_t j = 0; j < count && offset + j + 1 < item.prompt.size(); ++j) {
+      const auto row = logits.row(chunk, j);
+      const double log_norm = log_normalizer(row);
+      const auto next = static_cast<std::size_t>(item.prompt[offset + j + 1]);
+      logprobs.push_back(static_cast<float>(row[next] - log_norm));
+      if (alternatives > 0) top.push_back(top_logprobs(row, log_norm, alternatives));
+    }
+  }
+};
+
 std::string seq_name(SeqId seq) { return "sequence " + std::to_string(seq); }
 
 // One request's state on this device.
@@ -285,9 +309,12 @@ class DeviceWorkerImpl final : public DeviceWorker {
     }
     model::ModelRunner& runner = runner_for(model);
     // Prompts go through in forwards of at most max_batch_tokens / max_batch_seqs, a long
-    // prompt in several chunks; a sequence is sampled by the forward holding its last token.
+    // prompt in several chunks; a sequence is sampled by the forward holding its last token. A
+    // prompt to score (prompt_logprobs) goes in chunks of at most kScoredChunkTokens, as each of
+    // its tokens brings a row of logits to the host.
     std::vector<std::size_t> offsets(items.size(), 0);
     std::vector<std::vector<float>> last_logits(items.size());
+    std::vector<PromptScores> scores(items.size());
     std::vector<model::SequenceChunk> chunks;
     std::vector<std::size_t> owners;
     std::size_t finished = 0;
@@ -300,8 +327,10 @@ class DeviceWorkerImpl final : public DeviceWorker {
            ++i) {
         const std::size_t left = items[i].prompt.size() - offsets[i];
         if (left == 0) continue;
-        const std::size_t take = std::min(left, static_cast<std::size_t>(budget));
-        chunks.push_back({items[i].seq, std::span(items[i].prompt).subspan(offsets[i], take)});
+        const bool scored = items[i].sampling.prompt_logprobs >= 0;
+        const std::size_t take = std::min({left, static_cast<std::size_t>(budget),
+                                           scored ? kScoredChunkTokens : left});
+        chunks.push_back({items[i].seq, std::span(items[i].prompt).subspan(offsets[i], take), scored});
         owners.push_back(i);
         budget -= static_cast<int>(take);
       }
@@ -312,6 +341,7 @@ class DeviceWorkerImpl final : public DeviceWorker {
       }
       for (std::size_t j = 0; j < chunks.size(); ++j) {
         const std::size_t i = owners[j];
+        if (chunks[j].every_row) scores[i].add(*logits, j, chunks[j].tokens.size(), items[i], offsets[i]);
         offsets[i] += chunks[j].tokens.size();
         if (offsets[i] == items[i].prompt.size()) {
           auto row = logits->row(j);
@@ -333,6 +363,8 @@ class DeviceWorkerImpl final : public DeviceWorker {
       it->second.stop = items[i].stop;
       it->second.generated.assign(generated.begin(), generated.end());
       out.push_back(sample(items[i].seq, it->second, last_logits[i]));
+      out.back().prompt_logprobs = std::move(scores[i].logprobs);
+      out.back().prompt_top_logprobs = std::move(scores[i].top);
     }
     return out;
   }
@@ -713,6 +745,7 @@ class DeviceWorkerImpl final : public DeviceWorker {
   // Samples the sequence's next token and decides whether it ends there: the one place a
   // generation's end (other than a stop string or a cancel) is decided.
   SampledToken sample(SeqId id, Sequence& s, std::span<const float> logits) {
+    if (s.stop.max_tokens <= 0) return SampledToken{id, SampledToken::kNone, 0, {}, core::FinishReason::kLength};
     // Too early to stop: the stop tokens cannot be drawn (vLLM's min_tokens).
     const bool may_stop = s.produced >= s.stop.min_tokens;
     const std::int32_t token = s.sampler.sample(logits, s.generated, s.stop.stop_token_ids, may_stop);

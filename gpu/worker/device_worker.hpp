@@ -99,13 +99,22 @@ using TokenLogprob = core::TokenLogprob;
 /// One sampled token of a sequence, with its log-probability and, when the sequence's
 /// SamplingParams::top_logprobs asks for them, the most likely tokens of that step (best first).
 struct SampledToken {
+  static constexpr std::int32_t kNone = -1;
   SeqId seq = 0;
+  /// kNone when nothing was sampled: a prefill with max_tokens 0 only scores its prompt.
   std::int32_t token = 0;
   float logprob = 0;
   std::vector<TokenLogprob> top_logprobs;
   /// kStop: `token` is one of the sequence's stop tokens (it ends the generation and is not part
   /// of its text); kLength: the sequence has its max_tokens; kNone: it goes on.
   core::FinishReason finish = core::FinishReason::kNone;
+  /// A prefill's token, when SamplingParams::prompt_logprobs asked: the prompt's scores (as
+  /// core::TokenEvent's fields of the same names).
+  std::vector<float> prompt_logprobs;
+  std::vector<std::vector<TokenLogprob>> prompt_top_logprobs;
+
+  /// Whether `token` is part of the output (not a stop token, not kNone).
+  [[nodiscard]] bool is_output() const { return token != kNone && finish != core::FinishReason::kStop; }
 };
 
 /// A sequence's KV in host memory, for handoff between devices (prefill → decode).
@@ -170,7 +179,8 @@ class DeviceWorker {
   /// several when they exceed max_batch_tokens/max_batch_seqs) and samples each one's first
   /// token. Their KV stays on this device. All-or-nothing: on error no sequence is created.
   /// SampledToken::logprob is log softmax of the raw logits (temperature 1, no penalties): the
-  /// model's probability of the token, whatever the sampling settings.
+  /// model's probability of the token, whatever the sampling settings; prompt logprobs alike.
+  /// A sequence whose max_tokens is 0 samples nothing (its prompt is scored) and ends there.
   virtual core::Result<std::vector<SampledToken>> prefill(std::span<const PrefillItem> items) = 0;
   /// One decode step for resident sequences of the active model: appends each sequence's last
   /// sampled token and samples the next one (with the sequence's SamplingParams and history).

@@ -423,6 +423,39 @@ std::optional<core::Error> refuse_unhonoured(const json& root, const std::vector
   return std::nullopt;
 }
 
+// /v1/completions' prompt: a string, token ids (what evaluation harnesses send), or a list of
+// either.
+core::Result<void> parse_prompts(const json& root, GenerationRequest& request) {
+  auto prompt = root.find("prompt");
+  if (prompt == root.end()) return invalid("prompt", "'prompt' is required");
+  const auto is_token_id = [](const json& id) {
+    return id.is_number_integer() && id.get<std::int64_t>() >= 0 && id.get<std::int64_t>() <= INT32_MAX;
+  };
+  const auto read = [&](const json& one, const std::string& field) -> core::Result<void> {
+    core::CompletionPrompt out;
+    if (one.is_string()) {
+      out.text = one.get<std::string>();
+    } else if (one.is_array() && !one.empty() && std::all_of(one.begin(), one.end(), is_token_id)) {
+      for (const auto& id : one) out.token_ids.push_back(id.get<std::int32_t>());
+    } else {
+      return invalid(field, "'" + field + "' must be a string or a non-empty list of token ids");
+    }
+    request.prompts.push_back(std::move(out));
+    return core::ok();
+  };
+  const bool one_prompt = prompt->is_string() || (prompt->is_array() && !prompt->empty() && (*prompt)[0].is_number());
+  if (one_prompt) return read(*prompt, "prompt");
+  if (!prompt->is_array() || prompt->empty()) {
+    return invalid("prompt", "'prompt' must be a string, a list of token ids, or a non-empty list of those");
+  }
+  if (prompt->size() > kMaxChoices) {
+    return invalid("prompt", "'prompt' lists " + std::to_string(prompt->size()) + " prompts; at most " +
+                                 std::to_string(kMaxChoices) + " per request");
+  }
+  for (std::size_t i = 0; i < prompt->size(); ++i) AEGAEON_TRY(read((*prompt)[i], "prompt[" + std::to_string(i) + "]"));
+  return core::ok();
+}
+
 core::Result<GenerationRequest> parse_generation_request(std::string_view body,
                                                          GenerationRequest::Api api,
                                                          std::int32_t max_tokens_limit) {
@@ -443,21 +476,7 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
     AEGAEON_TRY(parse_chat_template_kwargs(root, request));
     AEGAEON_TRY(parse_tools(root, request));
   } else {
-    auto prompt = root.find("prompt");
-    if (prompt == root.end()) return invalid("prompt", "'prompt' is required");
-    // A string, or token ids (what evaluation harnesses send); one prompt of either, in a list.
-    const json& single = prompt->is_array() && prompt->size() == 1 && !(*prompt)[0].is_number() ? (*prompt)[0] : *prompt;
-    const auto is_token_id = [](const json& id) {
-      return id.is_number_integer() && id.get<std::int64_t>() >= 0 && id.get<std::int64_t>() <= INT32_MAX;
-    };
-    if (single.is_string()) {
-      request.prompt = single.get<std::string>();
-    } else if (single.is_array() && !single.empty() && std::all_of(single.begin(), single.end(), is_token_id)) {
-      for (const auto& id : single) request.prompt_token_ids.push_back(id.get<std::int32_t>());
-    } else {
-      return invalid("prompt", "'prompt' must be a string or a non-empty list of token ids (batched prompts "
-                               "are not supported)");
-    }
+    AEGAEON_TRY(parse_prompts(root, request));
   }
 
   const bool chat = api == GenerationRequest::Api::kChat;
@@ -482,9 +501,9 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
                  fields.number("min_p", 0, 1, s.min_p), fields.number("repetition_penalty", 0, 2, s.repetition_penalty),
                  fields.number("presence_penalty", -2, 2, s.presence_penalty),
                  fields.number("frequency_penalty", -2, 2, s.frequency_penalty),
-                 fields.integer("n", 1, 128, n), fields.integer("top_k", -1, 1 << 20, top_k),
+                 fields.integer("n", 1, kMaxChoices, n), fields.integer("top_k", -1, 1 << 20, top_k),
                  fields.integer("seed", INT64_MIN, INT64_MAX, seed),
-                 fields.integer("max_tokens", 1, max_tokens_cap, max_tokens),
+                 fields.integer("max_tokens", chat ? 1 : 0, max_tokens_cap, max_tokens),
                  fields.integer("max_completion_tokens", 1, max_tokens_cap, max_completion_tokens),
                  fields.integer("top_logprobs", 0, 20, top_logprobs),
                  fields.integer("min_tokens", 0, max_tokens_cap, min_tokens),
@@ -498,13 +517,20 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
   if (fields.get("repetition_penalty") && s.repetition_penalty <= 0) {
     return invalid("repetition_penalty", "'repetition_penalty' must be greater than 0");
   }
-  if (n && *n != 1) return invalid("n", "'n' must be 1 (several choices per request are not supported)");
+  if (n) request.n = static_cast<std::int32_t>(*n);
+  if (request.n > 1 && request.n * static_cast<std::int64_t>(std::max<std::size_t>(request.prompts.size(), 1)) > kMaxChoices) {
+    return invalid("n", "n × the prompts asks for " + std::to_string(request.n * request.prompts.size()) +
+                            " choices; at most " + std::to_string(kMaxChoices) + " per request");
+  }
   if (top_k) s.top_k = static_cast<int32_t>(*top_k < 0 ? 0 : *top_k);
   if (seed) s.seed = static_cast<uint64_t>(*seed);
   if (max_completion_tokens) max_tokens = max_completion_tokens;  // the newer name wins
   if (max_tokens) request.max_tokens = static_cast<int32_t>(*max_tokens);
   if (min_tokens) request.min_tokens = static_cast<int32_t>(*min_tokens);
-  if (request.echo) return invalid("echo", "'echo' is not supported (the prompt is not returned)");
+  if (request.echo && chat) return invalid("echo", "'echo' is a /v1/completions parameter");
+  if (request.max_tokens == 0 && !request.echo) {
+    return invalid("max_tokens", "'max_tokens' must be at least 1 (0 only with 'echo': true, to score the prompt)");
+  }
 
   // Chat: logprobs is a boolean and top_logprobs (0..20) the alternatives per token. Completions
   // (the legacy API): logprobs is the number of alternatives (0..5) and turns logprobs on.
@@ -522,6 +548,8 @@ core::Result<GenerationRequest> parse_generation_request(std::string_view body,
     if (auto e = fields.integer("logprobs", 0, 5, logprobs_count)) return *e;
     request.logprobs = logprobs_count.has_value();
     s.top_logprobs = static_cast<std::int32_t>(logprobs_count.value_or(0));
+    // Echo returns the prompt, so its tokens are scored as well (what loglikelihood evaluations read).
+    if (request.echo && request.logprobs) s.prompt_logprobs = s.top_logprobs;
   }
 
   AEGAEON_TRY(parse_stop(root, request));
@@ -566,12 +594,13 @@ HttpResponse error_response(const core::Error& error, std::optional<int> retry_a
 
 ResponseFormatter::ResponseFormatter(GenerationRequest::Api api, std::string model,
                                      std::uint64_t request_id, std::int64_t created_s,
-                                     bool logprobs)
+                                     bool logprobs, std::int32_t index)
     : api_(api),
       model_(std::move(model)),
       id_((api == GenerationRequest::Api::kChat ? "chatcmpl-" : "cmpl-") + std::to_string(request_id)),
       created_s_(created_s),
-      logprobs_(logprobs) {}
+      logprobs_(logprobs),
+      index_(index) {}
 
 namespace {
 
@@ -590,10 +619,10 @@ std::string logprob_token(const std::string& bytes) {
 }
 
 // OpenAI's logprob entry of one token: the token, its logprob and its bytes.
-json chat_token_logprob(const std::string& token_bytes, float logprob) {
+json chat_token_logprob(const std::string& token_bytes, std::optional<float> logprob) {
   json bytes = json::array();
   for (unsigned char c : token_bytes) bytes.push_back(c);
-  return {{"token", logprob_token(token_bytes)}, {"logprob", logprob}, {"bytes", bytes}};
+  return {{"token", logprob_token(token_bytes)}, {"logprob", logprob ? json(*logprob) : json(nullptr)}, {"bytes", bytes}};
 }
 
 json chat_logprobs(const std::vector<TokenOut>& tokens) {
@@ -618,7 +647,7 @@ json completion_logprobs(const std::vector<TokenOut>& tokens, std::int64_t first
   std::int64_t offset = first_offset;
   for (const auto& t : tokens) {
     text_tokens.push_back(logprob_token(t.token));
-    token_logprobs.push_back(t.logprob);
+    token_logprobs.push_back(t.logprob ? json(*t.logprob) : json(nullptr));
     offsets.push_back(offset);
     offset += core::utf8_length(t.text);
     // {token: logprob} of the alternatives, or null when none were asked for.
@@ -651,7 +680,7 @@ std::string ResponseFormatter::text_chunk(const std::string& text) { return cont
 
 std::string ResponseFormatter::content_chunk(const std::string& text, const std::vector<TokenOut>& tokens) {
   bool chat = api_ == GenerationRequest::Api::kChat;
-  json choice = {{"index", 0}, {"finish_reason", nullptr}};
+  json choice = {{"index", index_}, {"finish_reason", nullptr}};
   if (chat) {
     json delta = {{"content", text}};
     if (!sent_role_) delta["role"] = "assistant";
@@ -686,7 +715,7 @@ std::string ResponseFormatter::tool_calls_chunk(const std::vector<core::ToolCall
   json delta = {{"tool_calls", tool_calls_json(calls, /*with_index=*/true)}};
   if (!sent_role_) delta["role"] = "assistant";
   sent_role_ = true;
-  json choice = {{"index", 0}, {"delta", delta}, {"finish_reason", nullptr}, {"logprobs", nullptr}};
+  json choice = {{"index", index_}, {"delta", delta}, {"finish_reason", nullptr}, {"logprobs", nullptr}};
   json out = {{"id", id_}, {"object", "chat.completion.chunk"}, {"created", created_s_}, {"model", model_},
               {"choices", json::array({choice})}};
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -694,7 +723,7 @@ std::string ResponseFormatter::tool_calls_chunk(const std::vector<core::ToolCall
 
 std::string ResponseFormatter::finish_chunk(core::FinishReason reason, bool tool_calls) {
   bool chat = api_ == GenerationRequest::Api::kChat;
-  json choice = {{"index", 0}, {"finish_reason", tool_calls ? "tool_calls" : core::to_string(reason)}, {"logprobs", nullptr}};
+  json choice = {{"index", index_}, {"finish_reason", tool_calls ? "tool_calls" : core::to_string(reason)}, {"logprobs", nullptr}};
   if (chat) {
     choice["delta"] = sent_role_ ? json::object() : json{{"role", "assistant"}, {"content", ""}};
     sent_role_ = true;
@@ -714,25 +743,27 @@ std::string ResponseFormatter::usage_chunk(const Usage& usage) const {
   return out.dump();
 }
 
-std::string ResponseFormatter::full_response(const std::string& text,
-                                             const std::vector<TokenOut>& tokens,
-                                             core::FinishReason reason, const Usage& usage,
-                                             const std::vector<core::ToolCall>& tool_calls) const {
+std::string ResponseFormatter::full_response(const std::vector<Choice>& choices, const Usage& usage) const {
   bool chat = api_ == GenerationRequest::Api::kChat;
-  json choice = {{"index", 0}, {"finish_reason", tool_calls.empty() ? core::to_string(reason) : "tool_calls"}};
-  if (chat) {
-    choice["message"] = {{"role", "assistant"}, {"content", text}};
-    if (!tool_calls.empty()) {
-      if (text.empty()) choice["message"]["content"] = nullptr;
-      choice["message"]["tool_calls"] = tool_calls_json(tool_calls, /*with_index=*/false);
+  json out_choices = json::array();
+  for (std::size_t i = 0; i < choices.size(); ++i) {
+    const Choice& c = choices[i];
+    json choice = {{"index", i}, {"finish_reason", c.tool_calls.empty() ? core::to_string(c.reason) : "tool_calls"}};
+    if (chat) {
+      choice["message"] = {{"role", "assistant"}, {"content", c.text}};
+      if (!c.tool_calls.empty()) {
+        if (c.text.empty()) choice["message"]["content"] = nullptr;
+        choice["message"]["tool_calls"] = tool_calls_json(c.tool_calls, /*with_index=*/false);
+      }
+      choice["logprobs"] = logprobs_ ? chat_logprobs(c.tokens) : json(nullptr);
+    } else {
+      choice["text"] = c.text;
+      choice["logprobs"] = logprobs_ ? completion_logprobs(c.tokens, 0) : json(nullptr);
     }
-    choice["logprobs"] = logprobs_ ? chat_logprobs(tokens) : json(nullptr);
-  } else {
-    choice["text"] = text;
-    choice["logprobs"] = logprobs_ ? completion_logprobs(tokens, 0) : json(nullptr);
+    out_choices.push_back(std::move(choice));
   }
   json out = {{"id", id_}, {"object", chat ? "chat.completion" : "text_completion"},
-              {"created", created_s_}, {"model", model_}, {"choices", json::array({choice})},
+              {"created", created_s_}, {"model", model_}, {"choices", std::move(out_choices)},
               {"usage", usage_json(usage)}};
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }

@@ -15,6 +15,9 @@
 
 namespace aegaeon::rpc::http::openai {
 
+/// Choices one request may ask for: n × its prompts.
+inline constexpr std::int64_t kMaxChoices = 128;
+
 /// Parses and validates a request body for `api`. Errors are kInvalidArgument with
 /// Error::field naming the offending field (e.g. "temperature", "messages[1].content").
 /// `max_tokens_limit` (0: none) caps max_tokens and max_completion_tokens (the operator's
@@ -37,7 +40,7 @@ struct TopToken {
 /// One generated token as the API reports it.
 struct TokenOut {
   std::string text;    ///< its text (may be empty while UTF-8 is incomplete)
-  float logprob = 0;
+  std::optional<float> logprob;  ///< unset for an echoed prompt's first token (nothing before it)
   std::string token;   ///< the bytes the token stands for (text::Tokenizer::token_bytes), for logprobs
   std::vector<TopToken> top;  ///< the step's most likely tokens, best first, when requested
 };
@@ -48,13 +51,22 @@ struct Usage {
   std::int64_t completion_tokens = 0;
 };
 
-/// Formats the responses of one request: ids, timestamps and object names stay consistent
-/// across its chunks.
+/// One finished choice of a complete (non-streaming) response.
+struct Choice {
+  std::string text;
+  std::vector<TokenOut> tokens;  ///< for logprobs (an echoed prompt's first)
+  core::FinishReason reason = core::FinishReason::kNone;
+  std::vector<core::ToolCall> tool_calls;  ///< the message carries them; finish_reason "tool_calls"
+};
+
+/// Formats one choice of a request's responses: ids, timestamps and object names stay
+/// consistent across its chunks and the request's other choices.
 class ResponseFormatter {
  public:
-  /// `request_id` becomes "chatcmpl-…" or "cmpl-…"; `created_s` is Unix seconds.
+  /// `request_id` becomes "chatcmpl-…" or "cmpl-…"; `created_s` is Unix seconds; `index` is the
+  /// choice's.
   ResponseFormatter(core::GenerationRequest::Api api, std::string model, std::uint64_t request_id,
-                    std::int64_t created_s, bool logprobs);
+                    std::int64_t created_s, bool logprobs, std::int32_t index = 0);
 
   /// An SSE chunk carrying `tokens` (their concatenated text); the first chat chunk also carries
   /// the assistant role.
@@ -71,11 +83,9 @@ class ResponseFormatter {
   std::string finish_chunk(core::FinishReason reason, bool tool_calls = false);
   /// The usage chunk sent before [DONE] when stream_options.include_usage is set.
   std::string usage_chunk(const Usage& usage) const;
-  /// A complete (non-streaming) response; with `tool_calls` the message carries them (content
-  /// null when there is no text) and finish_reason is "tool_calls".
-  std::string full_response(const std::string& text, const std::vector<TokenOut>& tokens,
-                            core::FinishReason reason, const Usage& usage,
-                            const std::vector<core::ToolCall>& tool_calls = {}) const;
+  /// A complete (non-streaming) response with every choice, `choices[i]` as index i; a choice's
+  /// message carries its tool calls (content null when there is no text).
+  std::string full_response(const std::vector<Choice>& choices, const Usage& usage) const;
 
  private:
   std::string content_chunk(const std::string& text, const std::vector<TokenOut>& tokens);
@@ -87,6 +97,7 @@ class ResponseFormatter {
   std::string id_;
   std::int64_t created_s_;
   bool logprobs_;
+  std::int32_t index_;
   std::int64_t sent_characters_ = 0;  // completions' text_offset: characters already streamed
   bool sent_role_ = false;
 };

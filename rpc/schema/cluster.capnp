@@ -18,7 +18,9 @@ $import "/capnp/c++.capnp".namespace("aegaeon::rpc::schema");
 #    repetition_penalty were not sent; logit_bias is new) and its limits one StopConditions (min_tokens and the stop
 #    token ids, which the worker's sequence applies).
 # 9: sampling settings carry the structured output: its JSON Schema and the text around it.
-const protocolVersion :UInt32 = 9;
+# 10: sampling settings ask for prompt logprobs (echo); the first token batch carries them; a job
+#     may generate nothing (max_tokens 0) when it scores its prompt.
+const protocolVersion :UInt32 = 10;
 
 # One accelerator (or the CPU backend) a node offers.
 struct Device {
@@ -97,6 +99,7 @@ struct SamplingParams {
   jsonSchema @10 :Text;       # structured outputs: the schema the output must satisfy ("": any text)
   textBefore @11 :Text;       # structured outputs: exact text before the JSON (a forced tool call's tag)
   textAfter @12 :Text;        # and after it
+  promptLogprobs @13 :Int32 = -1;  # score the prompt with this many alternatives per token (-1: no)
 }
 
 struct TokenBias {
@@ -120,6 +123,8 @@ struct TokenBatch {
   kvPullSeconds @3 :Float64 = -1;  # set (>= 0) on a decode's first batch: how long its KV took to arrive
   topLogprobs @4 :List(Alternatives);  # per token, when the job asked for them; else empty
   kvSharedMemory @5 :Bool;    # with kvPullSeconds: the KV was read from shared memory, not pulled
+  promptLogprobs @6 :List(Float32);  # first batch, when asked: prompt token i + 1's logprob
+  promptTopLogprobs @7 :List(Alternatives);  # and its position's most likely tokens, when asked
 }
 
 # The most likely tokens of one step, best first.

@@ -72,7 +72,7 @@ struct HttpFixture {
       if (!parsed.ok()) return r.respond(rpc::http::openai::error_response(parsed.error()));
       rpc::http::openai::ResponseFormatter formatter(Api::kChat, parsed->model, 1, 1700000000, false);
       r.respond(HttpResponse::json(
-          200, formatter.full_response("ok", {}, core::FinishReason::kStop, {1, 1})));
+          200, formatter.full_response({{"ok", {}, core::FinishReason::kStop}}, {1, 1})));
     });
     // Drops the Responder without answering: the server must still answer (500).
     router.add("POST", "/v1/drop", [](const HttpRequest&, const Responder&) {});

@@ -27,7 +27,7 @@ int fuzz_openai_request(const std::uint8_t* data, std::size_t size) {
     (void)formatter.chunk(tokens);
     (void)formatter.finish_chunk(core::FinishReason::kStop);
     (void)formatter.usage_chunk({3, 2});
-    (void)formatter.full_response("Hello", tokens, core::FinishReason::kLength, {3, 2});
+    (void)formatter.full_response({{"Hello", tokens, core::FinishReason::kLength}}, {3, 2});
   }
   return 0;
 }

@@ -482,6 +482,164 @@ TEST_F(OpenAiApi, ToolsReachTheTemplateAndToolTurnsAreAccepted) {
   EXPECT_EQ(json::parse(refused.body)["error"]["param"], "tool_choice.function.name");
 }
 
+// What loglikelihood evaluations (lm-evaluation-harness) send: echo, max_tokens 0, logprobs.
+// The prompt comes back as text and tokens, each position scored given the tokens before it:
+// its most likely tokens are those a generation from that prefix reports for its first token.
+TEST_F(OpenAiApi, EchoScoresThePromptAsLoglikelihoodEvaluationsAsk) {
+  const std::string text = "Request 0: tell me about the sea";
+  auto tokens = post("/tokenize", {{"model", "demo-s"}, {"prompt", text}, {"add_special_tokens", true}});
+  ASSERT_EQ(tokens.status, 200) << tokens.body;
+  const json ids = json::parse(tokens.body)["tokens"];
+  ASSERT_GE(ids.size(), 4u);
+  auto scored = post("/v1/completions", {{"model", "demo-s"}, {"prompt", ids}, {"echo", true}, {"max_tokens", 0},
+                                         {"logprobs", 5}});
+  ASSERT_EQ(scored.status, 200) << scored.body;
+  const json body = json::parse(scored.body);
+  const json& choice = body["choices"][0];
+  EXPECT_EQ(choice["finish_reason"], "length");
+  EXPECT_EQ(body["usage"]["completion_tokens"], 0);
+  EXPECT_EQ(body["usage"]["prompt_tokens"], ids.size());
+  EXPECT_EQ(choice["text"], text);
+  const json& logprobs = choice["logprobs"];
+  ASSERT_EQ(logprobs["tokens"].size(), ids.size()) << scored.body;
+  EXPECT_TRUE(logprobs["token_logprobs"][0].is_null()) << "nothing comes before the first token";
+  EXPECT_TRUE(logprobs["top_logprobs"][0].is_null());
+  EXPECT_EQ(logprobs["text_offset"][0], 0);
+  for (std::size_t i = 1; i < ids.size(); ++i) {
+    const double logprob = logprobs["token_logprobs"][i].get<double>();
+    EXPECT_LE(logprob, 0.0);
+    const json& top = logprobs["top_logprobs"][i];
+    ASSERT_EQ(top.size(), 5u) << i;
+    // The prompt's token is at most as likely as the position's best.
+    double best = -1e9;
+    for (const auto& [token, value] : top.items()) best = std::max(best, value.get<double>());
+    EXPECT_LE(logprob, best + 1e-5) << i;
+    const json prefix(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(i));
+    auto generated = post("/v1/completions", {{"model", "demo-s"}, {"prompt", prefix}, {"max_tokens", 1},
+                                              {"temperature", 0}, {"logprobs", 5}});
+    ASSERT_EQ(generated.status, 200) << generated.body;
+    const json expected = json::parse(generated.body)["choices"][0]["logprobs"]["top_logprobs"][0];
+    ASSERT_EQ(expected.size(), 5u);
+    for (const auto& [token, value] : expected.items()) {
+      ASSERT_TRUE(top.contains(token)) << "position " << i << ": " << token;
+      EXPECT_NEAR(top[token].get<double>(), value.get<double>(), 1e-4) << "position " << i << ": " << token;
+    }
+  }
+
+  // Streamed, the prompt comes first with its scores, then the generated tokens with theirs.
+  testing::HttpConnection connection(server().port());
+  connection.send_request("POST", "/v1/completions",
+                          json{{"model", "demo-s"}, {"prompt", ids}, {"echo", true}, {"max_tokens", 3},
+                               {"temperature", 0}, {"logprobs", 1}, {"stream", true}}
+                              .dump());
+  ASSERT_EQ(connection.read_head(std::chrono::seconds(60)).status, 200);
+  std::string streamed;
+  json streamed_tokens = json::array();
+  std::optional<std::string> event;
+  while ((event = connection.read_event(std::chrono::seconds(60))) && *event != "[DONE]") {
+    const json streamed_choice = json::parse(*event)["choices"][0];
+    streamed += streamed_choice["text"].get<std::string>();
+    if (streamed_choice["logprobs"].is_object()) {
+      for (const auto& token : streamed_choice["logprobs"]["tokens"]) streamed_tokens.push_back(token);
+    }
+  }
+  ASSERT_EQ(event, "[DONE]");
+  EXPECT_EQ(streamed.substr(0, text.size()), text);
+  ASSERT_EQ(streamed_tokens.size(), ids.size() + 3);
+  for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(streamed_tokens[i], logprobs["tokens"][i]) << i;
+
+  // Echo without logprobs prepends the prompt to the same generated text.
+  json echoed = {{"model", "demo-s"}, {"prompt", "Hello there"}, {"temperature", 0}};
+  echoed["echo"] = true;
+  echoed["max_tokens"] = 4;
+  json plain = echoed;
+  plain.erase("echo");
+  auto with = post("/v1/completions", echoed);
+  auto without = post("/v1/completions", plain);
+  ASSERT_EQ(with.status, 200) << with.body;
+  ASSERT_EQ(without.status, 200) << without.body;
+  EXPECT_EQ(json::parse(with.body)["choices"][0]["text"],
+            "Hello there" + json::parse(without.body)["choices"][0]["text"].get<std::string>());
+}
+
+// n choices per prompt and lists of prompts: choice p·n + j is prompt p's j-th, its own
+// generation; with a seed, choice i draws from seed + i, so each is reproducible alone.
+TEST_F(OpenAiApi, SeveralChoicesForSeveralPrompts) {
+  const std::vector<std::string> prompts = {"Hello there", "Request 0: tell me about the sea"};
+  const json request = {{"model", "demo-xs"}, {"prompt", prompts}, {"n", 2}, {"max_tokens", 6},
+                        {"temperature", 1.0}, {"seed", 40}};
+  auto response = post("/v1/completions", request);
+  ASSERT_EQ(response.status, 200) << response.body;
+  const json body = json::parse(response.body);
+  ASSERT_EQ(body["choices"].size(), 4u);
+  std::int64_t prompt_tokens = 0;
+  for (const auto& prompt : prompts) {
+    auto tokens = post("/tokenize", {{"model", "demo-xs"}, {"prompt", prompt}, {"add_special_tokens", true}});
+    prompt_tokens += static_cast<std::int64_t>(json::parse(tokens.body)["tokens"].size());
+  }
+  EXPECT_EQ(body["usage"]["prompt_tokens"], prompt_tokens) << "each prompt counted once, not once per choice";
+  std::int64_t completion_tokens = 0;
+  for (std::size_t i = 0; i < 4; ++i) {
+    const json& choice = body["choices"][i];
+    EXPECT_EQ(choice["index"], i);
+    EXPECT_EQ(choice["finish_reason"], "length");
+    completion_tokens += 6;
+    json alone = {{"model", "demo-xs"}, {"prompt", prompts[i / 2]}, {"max_tokens", 6}, {"temperature", 1.0},
+                  {"seed", 40 + static_cast<int>(i)}};
+    auto single = post("/v1/completions", alone);
+    ASSERT_EQ(single.status, 200) << single.body;
+    EXPECT_EQ(json::parse(single.body)["choices"][0]["text"], choice["text"]) << "choice " << i;
+  }
+  EXPECT_EQ(body["usage"]["completion_tokens"], completion_tokens);
+  auto again = post("/v1/completions", request);
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(json::parse(again.body)["choices"], body["choices"]);
+}
+
+// A streamed chat with n = 2: chunks name their choice, each choice ends with its own finish
+// chunk, usage and [DONE] come once after both; each choice's text is the non-streamed one's.
+TEST_F(OpenAiApi, StreamedChoicesEachEndAndUsageComesOnce) {
+  json request = {{"model", "demo-s"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 5},
+                  {"n", 2}, {"seed", 3}, {"temperature", 1.0}};
+  auto whole = post("/v1/chat/completions", request);
+  ASSERT_EQ(whole.status, 200) << whole.body;
+  const json expected = json::parse(whole.body)["choices"];
+  ASSERT_EQ(expected.size(), 2u);
+  request["stream"] = true;
+  request["stream_options"] = {{"include_usage", true}};
+  testing::HttpConnection connection(server().port());
+  connection.send_request("POST", "/v1/chat/completions", request.dump());
+  ASSERT_EQ(connection.read_head(std::chrono::seconds(60)).status, 200);
+  std::map<int, std::string> text;
+  std::map<int, int> finishes;
+  int usages = 0;
+  std::optional<std::string> event;
+  while ((event = connection.read_event(std::chrono::seconds(60))) && *event != "[DONE]") {
+    auto chunk = json::parse(*event);
+    if (chunk["usage"].is_object()) {
+      ++usages;
+      EXPECT_TRUE(chunk["choices"].empty());
+      EXPECT_EQ(chunk["usage"]["completion_tokens"], 10);
+      EXPECT_EQ(finishes.size(), 2u) << "usage comes after both choices ended";
+      continue;
+    }
+    ASSERT_EQ(chunk["choices"].size(), 1u) << *event;
+    const json& choice = chunk["choices"][0];
+    const int index = choice["index"];
+    EXPECT_EQ(finishes.count(index), 0u) << "nothing of a choice after its finish chunk";
+    if (choice["delta"].contains("content") && choice["delta"]["content"].is_string()) {
+      text[index] += choice["delta"]["content"].get<std::string>();
+    }
+    if (!choice["finish_reason"].is_null()) ++finishes[index];
+  }
+  ASSERT_EQ(event, "[DONE]");
+  EXPECT_EQ(usages, 1);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(finishes[i], 1) << "choice " << i;
+    EXPECT_EQ(text[i], expected[i]["message"]["content"]) << "choice " << i;
+  }
+}
+
 TEST_F(OpenAiApi, TokenizeAndDetokenizeRoundTrip) {
   auto tokens = post("/tokenize", {{"model", "demo-m"}, {"prompt", "Hello there"}});
   ASSERT_EQ(tokens.status, 200);

@@ -44,7 +44,11 @@ TEST(OpenAiParse, ChatRequestWithEveryOption) {
 TEST(OpenAiParse, CompletionRequestDefaults) {
   auto request = parse_generation_request(R"({"model": "m", "prompt": "Once upon"})", kCompletion);
   ASSERT_TRUE(request.ok()) << request.error().message;
-  EXPECT_EQ(request->prompt, "Once upon");
+  ASSERT_EQ(request->prompts.size(), 1u);
+  EXPECT_EQ(request->prompts[0].text, "Once upon");
+  EXPECT_EQ(request->n, 1);
+  EXPECT_FALSE(request->echo);
+  EXPECT_EQ(request->sampling.prompt_logprobs, -1);
   EXPECT_FALSE(request->max_tokens.has_value());
   EXPECT_FLOAT_EQ(request->sampling.temperature, 1.0f);
   EXPECT_FALSE(request->stream);
@@ -73,22 +77,21 @@ TEST(OpenAiParse, ErrorsNameTheField) {
       {R"({"model": "m", "prompt": "x", "temperature": 3})", kCompletion, "temperature", "between 0 and 2"},
       {R"({"model": "m", "prompt": "x", "temperature": "hot"})", kCompletion, "temperature", "number"},
       {R"({"model": "m", "prompt": "x", "top_p": 0})", kCompletion, "top_p", "greater than 0"},
-      {R"({"model": "m", "prompt": "x", "n": 2})", kCompletion, "n", "must be 1"},
-      {R"({"model": "m", "prompt": "x", "max_tokens": 0})", kCompletion, "max_tokens", "between 1"},
+      {R"({"model": "m", "prompt": "x", "n": 200})", kCompletion, "n", "between 1 and 128"},
+      {R"({"model": "m", "prompt": "x", "max_tokens": 0})", kCompletion, "max_tokens", "only with 'echo'"},
+      {R"({"model": "m", "prompt": "x", "max_completion_tokens": 0})", kCompletion, "max_completion_tokens", "between 1"},
       {R"({"model": "m", "prompt": "x", "max_tokens": 1.5})", kCompletion, "max_tokens", "integer"},
       {R"({"model": "m", "prompt": "x", "stop": ["a","b","c","d","e"]})", kCompletion, "stop", "at most 4"},
       {R"({"model": "m", "prompt": "x", "stream_options": {"include_usage": true}})", kCompletion,
        "stream_options", "stream: true"},
       {R"({"model": "m", "prompt": "x", "stream": true, "stream_options": {"include_usage": 1}})",
        kCompletion, "stream_options.include_usage", "boolean"},
-      {R"({"model": "m", "prompt": ["a", "b"]})", kCompletion, "prompt", "batched"},
-      {R"({"model": "m", "prompt": [[1, 2], [3]]})", kCompletion, "prompt", "batched"},
+      {R"({"model": "m", "prompt": [[1, 2], [3, -1]]})", kCompletion, "prompt[1]", "token ids"},
       {R"({"model": "m", "prompt": [1, -2]})", kCompletion, "prompt", "token ids"},
       {R"({"model": "m", "prompt": []})", kCompletion, "prompt", "non-empty"},
       {R"({"model": "m", "prompt": "x", "presence_penalty": -2.5})", kCompletion, "presence_penalty", "between -2 and 2"},
       {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "logprobs": 1})", kChat, "logprobs", "boolean"},
-      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "echo": true})", kChat, "echo", "not supported"},
-      {R"({"model": "m", "prompt": "x", "echo": true})", kCompletion, "echo", "not supported"},
+      {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "echo": true})", kChat, "echo", "/v1/completions"},
       {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "top_logprobs": 2})", kChat,
        "top_logprobs", "needs 'logprobs': true"},
       {R"({"model": "m", "messages": [{"role":"user","content":"x"}], "logprobs": true, "top_logprobs": 21})",
@@ -189,7 +192,7 @@ TEST(OpenAiParse, ToolsAndToolTurns) {
 TEST(OpenAiFormat, ToolCallsInBothShapes) {
   const std::vector<core::ToolCall> calls{{"call_7_0", "get_weather", R"({"city":"Paris"})"}};
   ResponseFormatter full(kChat, "m", 7, 1, false);
-  auto body = json::parse(full.full_response("", {}, core::FinishReason::kStop, {3, 9}, calls));
+  auto body = json::parse(full.full_response({{"", {}, core::FinishReason::kStop, calls}}, {3, 9}));
   const auto& choice = body["choices"][0];
   EXPECT_EQ(choice["finish_reason"], "tool_calls");
   EXPECT_TRUE(choice["message"]["content"].is_null());
@@ -226,13 +229,67 @@ TEST(OpenAiParse, PromptAsTokenIds) {
   for (const char* body : {R"({"model": "m", "prompt": [5, 0, 7]})", R"({"model": "m", "prompt": [[5, 0, 7]]})"}) {
     auto request = parse_generation_request(body, kCompletion);
     ASSERT_TRUE(request.ok()) << body << " -> " << request.error().message;
-    EXPECT_EQ(request->prompt_token_ids, (std::vector<std::int32_t>{5, 0, 7})) << body;
-    EXPECT_EQ(request->prompt, "");
+    ASSERT_EQ(request->prompts.size(), 1u) << body;
+    EXPECT_EQ(request->prompts[0].token_ids, (std::vector<std::int32_t>{5, 0, 7})) << body;
+    EXPECT_EQ(request->prompts[0].text, "");
   }
   auto text = parse_generation_request(R"({"model": "m", "prompt": ["hi"]})", kCompletion);
   ASSERT_TRUE(text.ok());
-  EXPECT_EQ(text->prompt, "hi");
-  EXPECT_TRUE(text->prompt_token_ids.empty());
+  ASSERT_EQ(text->prompts.size(), 1u);
+  EXPECT_EQ(text->prompts[0].text, "hi");
+  EXPECT_TRUE(text->prompts[0].token_ids.empty());
+}
+
+TEST(OpenAiParse, SeveralPromptsAndChoices) {
+  auto mixed = parse_generation_request(R"({"model": "m", "prompt": ["a", [1, 2], "b"], "n": 3})", kCompletion);
+  ASSERT_TRUE(mixed.ok()) << mixed.error().message;
+  ASSERT_EQ(mixed->prompts.size(), 3u);
+  EXPECT_EQ(mixed->prompts[0].text, "a");
+  EXPECT_EQ(mixed->prompts[1].token_ids, (std::vector<std::int32_t>{1, 2}));
+  EXPECT_EQ(mixed->prompts[2].text, "b");
+  EXPECT_EQ(mixed->n, 3);
+  auto chat = parse_generation_request(R"({"model": "m", "messages": [{"role":"user","content":"x"}], "n": 2})", kChat);
+  ASSERT_TRUE(chat.ok()) << chat.error().message;
+  EXPECT_EQ(chat->n, 2);
+  // Each refusal names the field that caused it.
+  const std::pair<const char*, const char*> refused[] = {
+      {R"({"model": "m", "prompt": ["a", 5]})", "prompt[1]"},
+      {R"({"model": "m", "prompt": []})", "prompt"},
+      {R"({"model": "m", "prompt": [[]]})", "prompt[0]"},
+      {R"({"model": "m", "prompt": "a", "n": 0})", "n"},
+      {R"({"model": "m", "prompt": "a", "n": 129})", "n"},
+      {R"({"model": "m", "prompt": ["a", "b", "c"], "n": 50})", "n"},
+  };
+  for (const auto& [body, field] : refused) {
+    auto request = parse_generation_request(body, kCompletion);
+    ASSERT_FALSE(request.ok()) << body;
+    EXPECT_EQ(request.error().field, field) << body << ": " << request.error().message;
+  }
+}
+
+TEST(OpenAiParse, EchoScoresThePromptAndMayGenerateNothing) {
+  auto scored = parse_generation_request(R"({"model": "m", "prompt": "a b", "echo": true, "max_tokens": 0, "logprobs": 2})",
+                                         kCompletion);
+  ASSERT_TRUE(scored.ok()) << scored.error().message;
+  EXPECT_TRUE(scored->echo);
+  EXPECT_EQ(scored->max_tokens, 0);
+  EXPECT_EQ(scored->sampling.prompt_logprobs, 2);
+  EXPECT_EQ(scored->sampling.top_logprobs, 2);
+  auto plain = parse_generation_request(R"({"model": "m", "prompt": "a b", "echo": true})", kCompletion);
+  ASSERT_TRUE(plain.ok()) << plain.error().message;
+  EXPECT_EQ(plain->sampling.prompt_logprobs, -1) << "without logprobs the prompt is echoed, not scored";
+  const std::pair<const char*, const char*> refused[] = {
+      {R"({"model": "m", "prompt": "a", "max_tokens": 0})", "max_tokens"},
+      {R"({"model": "m", "prompt": "a", "echo": 1})", "echo"},
+  };
+  for (const auto& [body, field] : refused) {
+    auto request = parse_generation_request(body, kCompletion);
+    ASSERT_FALSE(request.ok()) << body;
+    EXPECT_EQ(request.error().field, field) << body << ": " << request.error().message;
+  }
+  auto chat = parse_generation_request(R"({"model": "m", "messages": [{"role":"user","content":"x"}], "echo": true})", kChat);
+  ASSERT_FALSE(chat.ok());
+  EXPECT_EQ(chat.error().field, "echo");
 }
 
 TEST(OpenAiParse, ChatTemplateKwargsReachTheTemplate) {
@@ -342,7 +399,7 @@ TEST(OpenAiRequest, LogprobsCountsPerApi) {
 TEST(OpenAiFormat, TopLogprobsInBothFormats) {
   const std::vector<TokenOut> tokens = {{"a", -0.1f, "a", {{"a", -0.1f}, {"b", -2.5f}}}};
   ResponseFormatter chat(kChat, "m", 1, 1, /*logprobs=*/true);
-  auto entry = json::parse(chat.full_response("a", tokens, core::FinishReason::kLength, {1, 1}))
+  auto entry = json::parse(chat.full_response({{"a", tokens, core::FinishReason::kLength}}, {1, 1}))
                    ["choices"][0]["logprobs"]["content"][0];
   ASSERT_EQ(entry["top_logprobs"].size(), 2u);
   EXPECT_EQ(entry["top_logprobs"][1]["token"], "b");
@@ -375,7 +432,7 @@ TEST(OpenAiFormat, LogprobTokensAreTextAndBytesWithOffsets) {
   EXPECT_EQ(b["tokens"][0], "bytes:\\xac");
   std::vector<TokenOut> all = first;
   all.insert(all.end(), second.begin(), second.end());
-  auto full = json::parse(completion.full_response("h\xC3\xA9\xE2\x82\xAC!", all, core::FinishReason::kLength, {1, 4}));
+  auto full = json::parse(completion.full_response({{"h\xC3\xA9\xE2\x82\xAC!", all, core::FinishReason::kLength}}, {1, 4}));
   EXPECT_EQ(full["choices"][0]["logprobs"]["text_offset"], json::array({0, 2, 2, 3}));
 }
 
@@ -436,7 +493,7 @@ TEST(OpenAiFormat, TextChunkListsNoToken) {
 
 TEST(OpenAiFormat, FullCompletionResponse) {
   ResponseFormatter format(kCompletion, "m", 7, 1, /*logprobs=*/false);
-  auto body = json::parse(format.full_response("abc", {}, core::FinishReason::kStop, {2, 3}));
+  auto body = json::parse(format.full_response({{"abc", {}, core::FinishReason::kStop}}, {2, 3}));
   EXPECT_EQ(body["id"], "cmpl-7");
   EXPECT_EQ(body["object"], "text_completion");
   EXPECT_EQ(body["choices"][0]["text"], "abc");
@@ -448,7 +505,7 @@ TEST(OpenAiFormat, FullCompletionResponse) {
 
 TEST(OpenAiFormat, InvalidUtf8InTextIsReplacedNotThrown) {
   ResponseFormatter format(kChat, "m", 1, 1, false);
-  auto text = json::parse(format.full_response(std::string("a\xff"), {}, core::FinishReason::kStop, {}));
+  auto text = json::parse(format.full_response({{std::string("a\xff"), {}, core::FinishReason::kStop}}, {}));
   EXPECT_EQ(text["choices"][0]["message"]["content"], "a\xEF\xBF\xBD");
 }
 

@@ -537,6 +537,53 @@ TEST(DeviceWorker, ReportsTheMostLikelyTokensWhenAsked) {
   EXPECT_EQ(after->at(0).top_logprobs.size(), 5U);
 }
 
+// Echo with logprobs: every prompt token's logprob given the tokens before it, and that
+// position's most likely tokens, equal to what a prefill of just those tokens reports for its
+// next token. The prompt is longer than one scored chunk and shares its forwards with a prompt
+// that is not scored; max_tokens 0 samples nothing.
+TEST(DeviceWorker, ScoresThePromptWhenAsked) {
+  auto worker = make_worker({.max_batch_tokens = 96});
+  ASSERT_TRUE(worker->switch_model(0).ok());
+  core::SamplingParams scored = kGreedy;
+  scored.prompt_logprobs = 3;
+  const auto long_prompt = prompt(5, 150);
+  core::StopConditions nothing;
+  nothing.max_tokens = 0;
+  auto first = worker->prefill(std::vector<PrefillItem>{{1, long_prompt, scored, 0, nothing}, {2, prompt(6), kGreedy}});
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  const SampledToken& only_scored = first->at(0);
+  EXPECT_EQ(only_scored.token, SampledToken::kNone);
+  EXPECT_EQ(only_scored.finish, core::FinishReason::kLength);
+  EXPECT_FALSE(only_scored.is_output());
+  EXPECT_EQ(first->at(1).token, reference(0, 2, prompt(6))[0]) << "a prompt beside a scored one is unchanged";
+  EXPECT_TRUE(first->at(1).prompt_logprobs.empty()) << "scores only when asked for";
+  ASSERT_EQ(only_scored.prompt_logprobs.size(), long_prompt.size() - 1);
+  ASSERT_EQ(only_scored.prompt_top_logprobs.size(), long_prompt.size() - 1);
+
+  // The reference: each prefix prefilled alone, with the whole next-token distribution reported.
+  auto reference_worker = make_worker();
+  ASSERT_TRUE(reference_worker->switch_model(0).ok());
+  core::SamplingParams everything = kGreedy;
+  everything.top_logprobs = 256;
+  for (std::size_t i = 0; i + 1 < long_prompt.size(); i += 7) {
+    const std::vector<std::int32_t> prefix(long_prompt.begin(), long_prompt.begin() + static_cast<std::ptrdiff_t>(i + 1));
+    const auto seq = static_cast<SeqId>(1000 + i);
+    auto next = reference_worker->prefill(std::vector<PrefillItem>{{seq, prefix, everything}});
+    ASSERT_TRUE(next.ok()) << next.error().message;
+    reference_worker->release(seq);
+    const auto& distribution = next->at(0).top_logprobs;
+    const auto target = std::find_if(distribution.begin(), distribution.end(),
+                                     [&](const TokenLogprob& t) { return t.token == long_prompt[i + 1]; });
+    ASSERT_NE(target, distribution.end());
+    EXPECT_NEAR(only_scored.prompt_logprobs[i], target->logprob, 1e-4) << "position " << i + 1;
+    ASSERT_EQ(only_scored.prompt_top_logprobs[i].size(), 3u);
+    for (std::size_t k = 0; k < 3; ++k) {
+      EXPECT_EQ(only_scored.prompt_top_logprobs[i][k].token, distribution[k].token) << "position " << i + 1;
+      EXPECT_NEAR(only_scored.prompt_top_logprobs[i][k].logprob, distribution[k].logprob, 1e-4);
+    }
+  }
+}
+
 TEST(DeviceWorker, ErrorsNameWhatIsWrong) {
   auto worker = make_worker();
   // Nothing resident yet.

@@ -435,6 +435,45 @@ TEST_F(SplitVsWhole, SampledRequestsAndLogprobsCrossTheHandoffExactly) {
             static_cast<double>(models_.size() + 1));
 }
 
+// Echo's prompt scores cross the wire from the prefill worker (max_tokens 0: no handoff), and
+// several choices of several prompts are generations of their own on the split cluster as on one
+// worker.
+TEST_F(SplitVsWhole, EchoScoresAndSeveralChoicesCrossTheCluster) {
+  const json scored = {{"model", models_.front()}, {"prompt", prompt_}, {"echo", true}, {"max_tokens", 0},
+                       {"logprobs", 2}};
+  const json choices = {{"model", models_.back()}, {"prompt", {prompt_, "Hello there"}}, {"n", 2}, {"max_tokens", 5},
+                        {"temperature", 1.0}, {"seed", 77}};
+  auto body_of = [](uint16_t port, const json& request) {
+    auto response = testing::http_request(port, "POST", "/v1/completions", request.dump(),
+                                          {{"Content-Type", "application/json"}});
+    EXPECT_EQ(response.status, 200) << response.body;
+    return json::parse(response.body);
+  };
+  const json split_scored = body_of(split_.http_port(), scored);
+  const json whole_scored = body_of(whole_.http_port(), scored);
+  const json& got = split_scored["choices"][0]["logprobs"];
+  const json& want = whole_scored["choices"][0]["logprobs"];
+  ASSERT_EQ(got["tokens"].size(), split_scored["usage"]["prompt_tokens"].get<std::size_t>());
+  ASSERT_GT(got["tokens"].size(), 64u) << "more than one scored chunk";
+  EXPECT_EQ(got["tokens"], want["tokens"]);
+  EXPECT_EQ(split_scored["choices"][0]["text"], prompt_);
+  EXPECT_TRUE(got["token_logprobs"][0].is_null());
+  for (std::size_t i = 1; i < got["tokens"].size(); ++i) {
+    EXPECT_NEAR(got["token_logprobs"][i].get<double>(), want["token_logprobs"][i].get<double>(), 1e-4) << i;
+    EXPECT_EQ(got["top_logprobs"][i].size(), 2u) << i;
+  }
+  EXPECT_EQ(split_scored["usage"]["completion_tokens"], 0);
+
+  const json split_choices = body_of(split_.http_port(), choices);
+  const json whole_choices = body_of(whole_.http_port(), choices);
+  ASSERT_EQ(split_choices["choices"].size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(split_choices["choices"][i]["index"], i);
+    EXPECT_EQ(split_choices["choices"][i]["text"], whole_choices["choices"][i]["text"]) << i;
+  }
+  EXPECT_EQ(split_choices["usage"], whole_choices["usage"]);
+}
+
 // A structured output crosses the handoff: the decode worker's sampler continues the schema's
 // grammar where the prefill worker's first token left it, so the split cluster writes what one
 // worker writes, and it is JSON of the schema's shape.

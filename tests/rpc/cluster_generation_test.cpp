@@ -234,6 +234,10 @@ TEST_F(ClusterGenerationTest, StreamsTokensInOrderThenTheEnd) {
                           // Sent from the worker's kj thread here; actors send from their own.
                           for (std::int32_t t = 0; t < 50; ++t) {
                             core::GenerationUpdate update;
+                            if (t == 0) {  // the first batch carries the prompt's scores
+                              update.prompt_logprobs = {-2.0f, -3.0f};
+                              update.prompt_top_logprobs = {{{4, -0.25f}}, {{5, -0.75f}, {6, -1.0f}}};
+                            }
                             update.tokens = {t};
                             update.logprobs = {-0.5f};
                             update.top_logprobs = {{{t, -0.5f}, {t + 100, -1.5f}}};
@@ -256,7 +260,7 @@ TEST_F(ClusterGenerationTest, StreamsTokensInOrderThenTheEnd) {
   // Every sampling field crosses the wire, none at its default.
   job.sampling = {.temperature = 0.7f, .top_p = 0.9f, .top_k = 40, .min_p = 0.05f, .presence_penalty = 0.5f,
                   .frequency_penalty = -0.25f, .repetition_penalty = 1.1f, .seed = 42, .top_logprobs = 2,
-                  .logit_bias = {{5, -100.0f}, {9, 2.5f}}, .structured = {R"({"type": "object"})", "<a>", "</a>"}};
+                  .prompt_logprobs = 1, .logit_bias = {{5, -100.0f}, {9, 2.5f}}, .structured = {R"({"type": "object"})", "<a>", "</a>"}};
   job.resumed_tokens = 1;
   Updates updates;
   auto id = server_->generate(node, job, [&](core::GenerationUpdate u) { updates.add(std::move(u)); });
@@ -270,6 +274,12 @@ TEST_F(ClusterGenerationTest, StreamsTokensInOrderThenTheEnd) {
   }
   ASSERT_EQ(tokens.size(), 51u);
   for (std::int32_t t = 0; t <= 50; ++t) EXPECT_EQ(tokens[static_cast<size_t>(t)], t);
+  EXPECT_EQ(got.front().prompt_logprobs, (std::vector<float>{-2.0f, -3.0f}));
+  ASSERT_EQ(got.front().prompt_top_logprobs.size(), 2u);
+  ASSERT_EQ(got.front().prompt_top_logprobs[1].size(), 2u);
+  EXPECT_EQ(got.front().prompt_top_logprobs[1][1].token, 6);
+  EXPECT_FLOAT_EQ(got.front().prompt_top_logprobs[1][1].logprob, -1.0f);
+  EXPECT_TRUE(got.back().prompt_logprobs.empty());
   // Each token's alternatives arrive with it; the last batch asked for none.
   ASSERT_EQ(alternatives.size(), 50u);
   for (std::int32_t t = 0; t < 50; ++t) {

@@ -59,6 +59,27 @@ bool parse_call(std::string_view body, ParsedToolCall& call) {
   return true;
 }
 
+// Points the local references of `schema` ("#", "#/$defs/…", "#/definitions/…") at the same
+// places once `schema` itself sits at `base` (a JSON pointer such as "#/$defs/tool0"). Values
+// (const, enum, default, examples) are data, not schemas: left as they are.
+void rebase_references(nlohmann::ordered_json& schema, const std::string& base) {
+  if (schema.is_array()) {
+    for (auto& item : schema) rebase_references(item, base);
+    return;
+  }
+  if (!schema.is_object()) return;
+  for (auto it = schema.begin(); it != schema.end(); ++it) {
+    const std::string& key = it.key();
+    if (key == "const" || key == "enum" || key == "default" || key == "examples") continue;
+    if (key == "$ref" && it->is_string()) {
+      const std::string ref = it->get<std::string>();
+      if (ref == "#" || ref.rfind("#/", 0) == 0) *it = base + ref.substr(1);
+      continue;
+    }
+    rebase_references(*it, base);
+  }
+}
+
 }  // namespace
 
 core::Result<core::StructuredOutput> forced_tool_call(ToolCallFormat format, std::string_view tools,
@@ -77,6 +98,7 @@ core::Result<core::StructuredOutput> forced_tool_call(ToolCallFormat format, std
   // Llama 3: the whole answer is {"name", "parameters"}.
   const char* arguments_key = format == ToolCallFormat::kHermes ? "arguments" : "parameters";
   nlohmann::ordered_json calls = nlohmann::ordered_json::array();
+  nlohmann::ordered_json definitions = nlohmann::ordered_json::object();
   for (std::size_t i = 0; i < list.size(); ++i) {
     const auto& f = list[i]["function"];
     const std::string name = f.value("name", "");
@@ -85,22 +107,24 @@ core::Result<core::StructuredOutput> forced_tool_call(ToolCallFormat format, std
     nlohmann::ordered_json parameters = f.contains("parameters") && !f["parameters"].is_null()
                                             ? f["parameters"]
                                             : nlohmann::ordered_json{{"type", "object"}};
-    // Checked on its own, so an error names the tool; references would not resolve once the
-    // parameters sit inside the call's schema.
-    if (parameters.dump().find("\"$ref\"") != std::string::npos) {
-      return refuse(field, "a function whose parameters use $ref cannot be forced yet");
-    }
+    // Checked on its own, so an error names the tool. In the call's schema the parameters sit
+    // under $defs/tool<i>, their references moved there with them.
     AEGAEON_TRY(JsonGrammar::compile(parameters.dump(), field));
+    const std::string key = "tool" + std::to_string(i);
+    rebase_references(parameters, "#/$defs/" + key);
+    definitions[key] = std::move(parameters);
     calls.push_back({{"type", "object"},
-                     {"properties", {{"name", {{"const", name}}}, {arguments_key, std::move(parameters)}}},
+                     {"properties", {{"name", {{"const", name}}}, {arguments_key, {{"$ref", "#/$defs/" + key}}}}},
                      {"required", {"name", arguments_key}},
                      {"additionalProperties", false}});
   }
   if (calls.empty()) {
     return refuse("tool_choice.function.name", "'" + std::string(function) + "' is not among the request's tools");
   }
+  nlohmann::ordered_json schema = calls.size() == 1 ? calls[0] : nlohmann::ordered_json{{"anyOf", calls}};
+  schema["$defs"] = std::move(definitions);
   core::StructuredOutput out;
-  out.json_schema = calls.size() == 1 ? calls[0].dump() : nlohmann::ordered_json{{"anyOf", calls}}.dump();
+  out.json_schema = schema.dump();
   if (format == ToolCallFormat::kHermes) {
     out.before = std::string(kOpen) + "\n";
     out.after = "\n" + std::string(kClose);

@@ -136,14 +136,47 @@ TEST(ToolCallsTest, AForcedCallIsOneCallInTheModelsFormat) {
       {R"([{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties":
           {"n": {"type": "integer", "minimum": 1}}}}}])", "f", ToolCallFormat::kHermes,
        "tools[0].function.parameters.properties.n.minimum"},
-      {R"([{"type": "function", "function": {"name": "f", "parameters": {"$ref": "#/$defs/a", "$defs": {"a": {}}}}}])",
-       "", ToolCallFormat::kHermes, "tools[0].function.parameters"},
+      {R"([{"type": "function", "function": {"name": "f", "parameters": {"$ref": "#/$defs/missing", "$defs": {}}}}])",
+       "", ToolCallFormat::kHermes, "tools[0].function.parameters.$ref"},
   };
   for (const auto& r : refused) {
     auto result = forced_tool_call(r.format, r.tools, r.function);
     ASSERT_FALSE(result.ok()) << r.field;
     EXPECT_EQ(result.error().field, r.field) << result.error().message;
   }
+}
+
+// Parameters with references ($defs, definitions, recursion through "#") keep them when the
+// call is forced: each tool's references follow its parameters into the call's schema.
+TEST(ToolCallsTest, AForcedCallKeepsItsParametersReferences) {
+  const std::string tools = R"([
+    {"type": "function", "function": {"name": "tree", "parameters": {"type": "object",
+      "properties": {"label": {"$ref": "#/$defs/label"}, "children": {"type": "array", "items": {"$ref": "#"}}},
+      "required": ["label"], "$defs": {"label": {"type": "string", "maxLength": 4}}}}},
+    {"type": "function", "function": {"name": "pick", "parameters": {"type": "object",
+      "properties": {"choice": {"$ref": "#/definitions/choice"}, "note": {"const": {"$ref": "#"}}},
+      "definitions": {"choice": {"enum": ["a", "b"]}}}}}])";
+  auto forced = forced_tool_call(ToolCallFormat::kLlama3Json, tools, "");
+  ASSERT_TRUE(forced.ok()) << forced.error().message;
+  auto grammar = JsonGrammar::compile(forced->json_schema);
+  ASSERT_TRUE(grammar.ok()) << grammar.error().message << "\n" << forced->json_schema;
+  const auto accepts = [&](const std::string& text) {
+    JsonGrammar::State state = (*grammar)->start();
+    JsonGrammar::State next;
+    for (char c : text) {
+      (*grammar)->step(state, static_cast<std::uint8_t>(c), next);
+      if (next.empty()) return false;
+      std::swap(state, next);
+    }
+    return (*grammar)->complete(state);
+  };
+  EXPECT_TRUE(accepts(R"({"name": "tree", "parameters": {"label": "root", "children": [{"label": "leaf"}]}})"));
+  EXPECT_FALSE(accepts(R"({"name": "tree", "parameters": {"label": "too long"}})")) << "the $defs entry holds";
+  EXPECT_FALSE(accepts(R"({"name": "tree", "parameters": {"label": "a", "children": [{"choice": "a"}]}})"))
+      << "'#' is the tool's parameters, not the call";
+  EXPECT_TRUE(accepts(R"({"name": "pick", "parameters": {"choice": "b", "note": {"$ref":"#"}}})"))
+      << "a const is data: its $ref is not rewritten";
+  EXPECT_FALSE(accepts(R"({"name": "pick", "parameters": {"choice": "c"}})"));
 }
 
 }  // namespace

@@ -401,6 +401,10 @@ constexpr Unhonoured kUnhonoured[] = {
     {"metadata", is_empty},
     {"service_tier", [](const json& v) { return v == "auto" || v == "default"; }},
     {"modalities", [](const json& v) { return v == json::array({"text"}); }},
+    {"audio", [](const json&) { return false; }},        // audio output
+    {"prediction", [](const json&) { return false; }},   // predicted outputs
+    {"reasoning_effort", [](const json&) { return false; }},
+    {"web_search_options", [](const json&) { return false; }},
 };
 
 // 400 naming the first field of `root` that is neither read by the parser (`honoured`) nor

@@ -366,6 +366,82 @@ TEST(OpenAiParse, OptionsThatAskForNothingAreAccepted) {
 }
 
 // serve.max_tokens_limit: either spelling above the cap is refused, naming the field the client used.
+// Every field of the official client's request schemas (openai 4.104.0, node_modules/openai:
+// ChatCompletionCreateParamsBase and CompletionCreateParamsBase), each sent with a value that asks
+// for something: either the server honours it (docs/api.md says what it does) or the request is
+// a 400 naming the field as not supported — never an "unknown field", never accepted silently.
+TEST(OpenAiParse, EveryFieldOfTheOfficialSchemasIsHonouredOrRefused) {
+  struct Field {
+    const char* name;
+    json value;
+    bool honoured;
+  };
+  const std::vector<Field> chat = {
+      {"audio", {{"voice", "alloy"}, {"format", "wav"}}, false},
+      {"frequency_penalty", 0.5, true},
+      {"function_call", {{"name", "f"}}, false},
+      {"functions", json::array({{{"name", "f"}}}), false},
+      {"logit_bias", {{"7", 5}}, true},
+      {"logprobs", true, true},
+      {"max_completion_tokens", 8, true},
+      {"max_tokens", 8, true},
+      {"metadata", {{"k", "v"}}, false},
+      {"modalities", json::array({"text", "audio"}), false},
+      {"n", 2, true},
+      {"parallel_tool_calls", false, true},
+      {"prediction", {{"type", "content"}, {"content", "x"}}, false},
+      {"presence_penalty", 0.5, true},
+      {"reasoning_effort", "low", false},
+      {"response_format", {{"type", "json_object"}}, true},
+      {"seed", 3, true},
+      {"service_tier", "flex", false},
+      {"stop", "x", true},
+      {"store", true, false},
+      {"stream", true, true},
+      {"temperature", 0.5, true},
+      {"tool_choice", "required", true},
+      {"tools", json::array({{{"type", "function"}, {"function", {{"name", "f"}}}}}), true},
+      {"top_p", 0.5, true},
+      {"user", "u", true},
+      {"web_search_options", {{"search_context_size", "low"}}, false},
+  };
+  const std::vector<Field> completion = {
+      {"best_of", 2, false},
+      {"echo", true, true},
+      {"frequency_penalty", 0.5, true},
+      {"logit_bias", {{"7", 5}}, true},
+      {"logprobs", 2, true},
+      {"max_tokens", 8, true},
+      {"n", 2, true},
+      {"presence_penalty", 0.5, true},
+      {"seed", 3, true},
+      {"stop", "x", true},
+      {"stream", true, true},
+      {"suffix", "end", false},
+      {"temperature", 0.5, true},
+      {"top_p", 0.5, true},
+      {"user", "u", true},
+  };
+  const json chat_base = {{"model", "m"}, {"messages", {{{"role", "user"}, {"content", "x"}}}}};
+  const json completion_base = {{"model", "m"}, {"prompt", "x"}};
+  for (const auto& [fields, base, api] : {std::tuple{&chat, &chat_base, kChat}, std::tuple{&completion, &completion_base, kCompletion}}) {
+    for (const Field& field : *fields) {
+      json body = *base;
+      body[field.name] = field.value;
+      if (std::string(field.name) == "tool_choice") body["tools"] = json::array({{{"type", "function"}, {"function", {{"name", "f"}}}}});
+      auto request = parse_generation_request(body.dump(), api);
+      if (field.honoured) {
+        EXPECT_TRUE(request.ok()) << field.name << ": " << (request.ok() ? "" : request.error().message);
+        continue;
+      }
+      ASSERT_FALSE(request.ok()) << field.name << " was accepted with a value this server cannot honour";
+      EXPECT_EQ(request.error().field, field.name);
+      EXPECT_NE(request.error().message.find("not supported"), std::string::npos)
+          << field.name << ": " << request.error().message;
+    }
+  }
+}
+
 TEST(OpenAiRequest, MaxTokensLimitNamesTheField) {
   auto within = parse_generation_request(R"({"model": "m", "prompt": "x", "max_tokens": 64})", kCompletion, 64);
   ASSERT_TRUE(within.ok()) << within.error().message;

@@ -26,7 +26,7 @@ struct Response;
 
 // One generation — a choice of a response — between admission and its last token.
 struct Active {
-  Response* response = nullptr;        // owns it; outlives it
+  Response* response = nullptr;        // the response it is a choice of (which outlives it)
   std::int32_t index = 0;              // the choice's index in the response
   ModelSeries* series = nullptr;       // the model's metric series
   openai::ResponseFormatter format;
@@ -53,7 +53,7 @@ struct Response {
   rpc::http::Responder responder;
   openai::ResponseFormatter format;  // the response's own parts: the complete body, usage
   std::optional<rpc::http::EventStream> stream;
-  std::vector<core::RequestId> generations;  // by choice index; 0 once that one ended
+  std::vector<core::RequestId> generations;  // by choice index
   std::vector<openai::Choice> choices;       // non-streaming: each as it ends
   std::size_t unfinished = 0;
   openai::Usage usage;
@@ -309,7 +309,6 @@ void finish(ProxyActor* self, core::RequestId id, core::FinishReason reason, con
     r.choices[static_cast<std::size_t>(a.index)] = {std::move(a.text), std::move(a.all_tokens), reason, std::move(calls)};
   }
   end_generation(self, id, a, reason, core::to_string(reason));
-  r.generations[static_cast<std::size_t>(a.index)] = 0;
   s.active.erase(it);
   if (--r.unfinished > 0) return;
   if (r.stream) {
@@ -321,7 +320,7 @@ void finish(ProxyActor* self, core::RequestId id, core::FinishReason reason, con
     response.body = r.format.full_response(r.choices, r.usage);
     r.responder.respond(std::move(response));
   }
-  s.responses.erase(r.key);
+  s.responses.erase(key);  // not r.key: the erase destroys it
 }
 
 // Echo: the prompt goes out before the first token, as text and, with logprobs, as tokens

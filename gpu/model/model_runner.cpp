@@ -196,8 +196,11 @@ core::Result<BatchLogits> ModelRunner::forward(std::span<const SequenceChunk> ch
   auto v = take_floats(t * s.kv);
   auto gate = take_floats(t * s.inter);
   auto up = take_floats(t * s.inter);
-  auto last = take_floats(n * s.hidden);
-  auto logits = take_floats(n * s.vocab);
+  // Rows through the final norm and the LM head at a time: every scored row in one go, unless a
+  // chunk asked for every row; then as many as the scratch holds.
+  const std::size_t group = scored_rows.size() > n ? static_cast<std::size_t>(limits_.max_batch_seqs) : n;
+  auto last = take_floats(group * s.hidden);
+  auto logits = take_floats(group * s.vocab);
   for (const auto* r : {&d_ids, &d_seq, &d_pos, &d_offsets, &d_scored, &d_tables, &x, &xn, &tmp,
                         &q, &attn, &k, &v, &gate, &up, &last, &logits}) {
     if (!r->ok()) return r->error();
@@ -248,8 +251,6 @@ core::Result<BatchLogits> ModelRunner::forward(std::span<const SequenceChunk> ch
     backend_.matmul({f(gate), w.down_proj, {}, f(tmp), num_tokens, h, inter});
     backend_.add(f(x), f(tmp), t * s.hidden, f(x));
   }
-  // The scored rows go through the final norm and the LM head in groups of at most num_seqs
-  // rows (what the scratch holds): one group unless a chunk asked for every row.
   BatchLogits out;
   out.vocab_size = c.vocab_size;
   out.values.resize(scored_rows.size() * s.vocab);
@@ -257,8 +258,8 @@ core::Result<BatchLogits> ModelRunner::forward(std::span<const SequenceChunk> ch
     out.first.push_back(row);
     row += chunks[i].every_row ? chunks[i].tokens.size() : 1;
   }
-  for (std::size_t done = 0; done < scored_rows.size(); done += n) {
-    const auto rows = static_cast<int>(std::min(n, scored_rows.size() - done));
+  for (std::size_t done = 0; done < scored_rows.size(); done += group) {
+    const auto rows = static_cast<int>(std::min(group, scored_rows.size() - done));
     backend_.gather_rows(f(x), i32(d_scored) + done, rows, h, f(last));
     backend_.rms_norm(f(last), weights_.final_norm, c.rms_norm_eps, rows, h, f(last));
     backend_.matmul({f(last), weights_.lm_head, {}, f(logits), rows, c.vocab_size, h});

@@ -10,6 +10,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "actors/gpu_worker.hpp"
 #include "actors/policy/decode_instance.hpp"
 #include "actors/policy/model_pins.hpp"
 #include "actors/policy/serving_policy.hpp"
@@ -21,7 +22,7 @@ struct ServingMetrics;
 
 /// What the decode role is built from.
 struct DecodeSetup {
-  std::vector<caf::actor> workers;  ///< one gpu_worker per decode device
+  std::vector<GpuWorkerActor> workers;  ///< one gpu_worker per decode device
   std::shared_ptr<const worker::HostModelCache> models;
   policy::DecodeInstanceConfig config;  ///< aegaeon's knobs; the policy adjusts them
   policy::ServingPolicy policy = policy::ServingPolicy::kAegaeon;

@@ -4,8 +4,7 @@
 #include <memory>
 #include <optional>
 
-#include <caf/actor.hpp>
-
+#include "actors/gpu_worker.hpp"
 #include "actors/policy/weight_cache.hpp"
 #include "actors/serving_atoms.hpp"
 #include "gpu/worker/device_worker.hpp"
@@ -16,7 +15,7 @@ namespace aegaeon::actors {
 /// prefills and steps run), every model in its weight slots as of the last switch, the model
 /// being prefetched, and whether a command is in flight (one at a time).
 struct DeviceSlot {
-  caf::actor worker;
+  GpuWorkerActor worker;
   std::optional<core::ModelId> resident;
   policy::WeightCache held = policy::WeightCache();
   std::optional<core::ModelId> prefetching;

@@ -99,10 +99,10 @@ core::Result<void> swap_in_all(GpuWorkerState& s, const std::vector<worker::SeqI
 // Whether a switch moved weights (an activation of a resident model is not a switch).
 bool copied(const worker::SwitchStats& stats) { return stats.bytes_copied > 0 || stats.from_prefetch; }
 
-caf::behavior gpu_worker(caf::stateful_actor<GpuWorkerState>* self,
-                         std::shared_ptr<std::unique_ptr<worker::DeviceWorker>> device,
-                         std::string name, std::shared_ptr<ServingMetrics> metrics,
-                         std::shared_ptr<ResidencyBoard> residency, size_t slot) {
+GpuWorkerActor::behavior_type gpu_worker(GpuWorkerActor::stateful_pointer<GpuWorkerState> self,
+                                        std::shared_ptr<std::unique_ptr<worker::DeviceWorker>> device,
+                                        std::string name, std::shared_ptr<ServingMetrics> metrics,
+                                        std::shared_ptr<ResidencyBoard> residency, size_t slot) {
   auto& s = self->state;
   s.device = std::move(*device);
   s.device_name = std::move(name);
@@ -203,9 +203,9 @@ caf::behavior gpu_worker(caf::stateful_actor<GpuWorkerState>* self,
 
 }  // namespace
 
-caf::actor spawn_gpu_worker(caf::actor_system& system, std::unique_ptr<worker::DeviceWorker> device,
-                            std::string name, std::shared_ptr<ServingMetrics> metrics,
-                            std::shared_ptr<ResidencyBoard> residency, size_t slot) {
+GpuWorkerActor spawn_gpu_worker(caf::actor_system& system, std::unique_ptr<worker::DeviceWorker> device,
+                                std::string name, std::shared_ptr<ServingMetrics> metrics,
+                                std::shared_ptr<ResidencyBoard> residency, size_t slot) {
   // CAF copies spawn arguments; the device travels inside a shared_ptr and is moved out once.
   auto holder = std::make_shared<std::unique_ptr<worker::DeviceWorker>>(std::move(device));
   return system.spawn<caf::detached>(gpu_worker, std::move(holder), std::move(name), std::move(metrics),

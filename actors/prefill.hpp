@@ -11,6 +11,7 @@
 #include "actors/policy/admission.hpp"
 #include "actors/policy/model_pins.hpp"
 #include "actors/policy/request.hpp"
+#include "actors/gpu_worker.hpp"
 #include "actors/policy/serving_policy.hpp"
 #include "gpu/worker/device_worker.hpp"
 
@@ -20,7 +21,7 @@ struct ServingMetrics;
 
 /// What the prefill role is built from.
 struct PrefillSetup {
-  std::vector<caf::actor> workers;  ///< one gpu_worker per prefill device
+  std::vector<GpuWorkerActor> workers;  ///< one gpu_worker per prefill device
   std::shared_ptr<const worker::HostModelCache> models;
   policy::Slo slo;
   policy::AdmissionConfig admission;

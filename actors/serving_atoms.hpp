@@ -1,5 +1,5 @@
 // CAF atoms and message-type permissions of the serving roles. Included by the actor .cpp
-// files only.
+// files and by gpu_worker.hpp, whose typed protocol names them.
 #pragma once
 
 #include <caf/allowed_unsafe_message_type.hpp>

@@ -120,7 +120,7 @@ struct ServingNode::Impl {
   caf::actor proxy;
   caf::actor prefill;
   caf::actor decode;
-  std::vector<caf::actor> workers;
+  std::vector<GpuWorkerActor> workers;
   // One thread per model reads its files on an admin load (a model has one load at a time);
   // joined before the next load of the model and at stop.
   std::mutex loaders_mutex;
@@ -203,8 +203,8 @@ core::Result<std::unique_ptr<ServingNode>> ServingNode::start(caf::actor_system&
   impl->board->decode = policy::initial_pins(options.policy, model_count, options.decode_devices);
   int devices = options.prefill_devices + options.decode_devices;
   impl->residency = std::make_shared<ResidencyBoard>(static_cast<size_t>(devices));
-  std::vector<caf::actor> prefill_workers;
-  std::vector<caf::actor> decode_workers;
+  std::vector<GpuWorkerActor> prefill_workers;
+  std::vector<GpuWorkerActor> decode_workers;
   std::vector<std::int64_t> kv_capacity(static_cast<size_t>(impl->models->size()), 0);
   worker::ArenaLayout decode_arena;
   for (int d = 0; d < devices; ++d) {

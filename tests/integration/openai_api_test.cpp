@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <sstream>
+#include <thread>
 
 #include "core/utf8.hpp"
 #include "tests/integration/serve_process.hpp"
@@ -40,6 +42,34 @@ class OpenAiApi : public testing::SharedServeSuite<OpenAiApi> {
  public:
   static std::vector<std::string> server_args() { return {}; }
 };
+
+// Admission control may turn a request away (429 + Retry-After) while the machine is loaded, as
+// it would tell any client: these wait as told and try again, at most kAdmissionTries times.
+constexpr int kAdmissionTries = 20;
+
+testing::ClientResponse post_admitted(uint16_t port, const std::string& path, const json& body) {
+  testing::ClientResponse response;
+  for (int attempt = 0; attempt < kAdmissionTries; ++attempt) {
+    response = testing::post_json(port, path, body);
+    if (response.status != 429) break;
+    std::this_thread::sleep_for(std::chrono::seconds(std::stoi(response.header("retry-after").value_or("1"))));
+  }
+  return response;
+}
+
+// A streamed request's connection once its head says 200 (or the last refusal's status).
+std::unique_ptr<testing::HttpConnection> stream_admitted(uint16_t port, const std::string& path, const json& body,
+                                                         int& status) {
+  for (int attempt = 0; attempt < kAdmissionTries; ++attempt) {
+    auto connection = std::make_unique<testing::HttpConnection>(port);
+    connection->send_request("POST", path, body.dump());
+    auto head = connection->read_head(std::chrono::seconds(60));
+    status = head.status;
+    if (status != 429) return connection;
+    std::this_thread::sleep_for(std::chrono::seconds(std::stoi(head.header("retry-after").value_or("1"))));
+  }
+  return nullptr;
+}
 
 TEST_F(OpenAiApi, ListsTheDemoModels) {
   auto response = testing::http_request(server().port(), "GET", "/v1/models");
@@ -491,7 +521,7 @@ TEST_F(OpenAiApi, EchoScoresThePromptAsLoglikelihoodEvaluationsAsk) {
   ASSERT_EQ(tokens.status, 200) << tokens.body;
   const json ids = json::parse(tokens.body)["tokens"];
   ASSERT_GE(ids.size(), 4u);
-  auto scored = post("/v1/completions", {{"model", "demo-s"}, {"prompt", ids}, {"echo", true}, {"max_tokens", 0},
+  auto scored = post_admitted(server().port(), "/v1/completions", {{"model", "demo-s"}, {"prompt", ids}, {"echo", true}, {"max_tokens", 0},
                                          {"logprobs", 5}});
   ASSERT_EQ(scored.status, 200) << scored.body;
   const json body = json::parse(scored.body);
@@ -515,7 +545,7 @@ TEST_F(OpenAiApi, EchoScoresThePromptAsLoglikelihoodEvaluationsAsk) {
     for (const auto& [token, value] : top.items()) best = std::max(best, value.get<double>());
     EXPECT_LE(logprob, best + 1e-5) << i;
     const json prefix(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(i));
-    auto generated = post("/v1/completions", {{"model", "demo-s"}, {"prompt", prefix}, {"max_tokens", 1},
+    auto generated = post_admitted(server().port(), "/v1/completions", {{"model", "demo-s"}, {"prompt", prefix}, {"max_tokens", 1},
                                               {"temperature", 0}, {"logprobs", 5}});
     ASSERT_EQ(generated.status, 200) << generated.body;
     const json expected = json::parse(generated.body)["choices"][0]["logprobs"]["top_logprobs"][0];
@@ -527,16 +557,16 @@ TEST_F(OpenAiApi, EchoScoresThePromptAsLoglikelihoodEvaluationsAsk) {
   }
 
   // Streamed, the prompt comes first with its scores, then the generated tokens with theirs.
-  testing::HttpConnection connection(server().port());
-  connection.send_request("POST", "/v1/completions",
-                          json{{"model", "demo-s"}, {"prompt", ids}, {"echo", true}, {"max_tokens", 3},
-                               {"temperature", 0}, {"logprobs", 1}, {"stream", true}}
-                              .dump());
-  ASSERT_EQ(connection.read_head(std::chrono::seconds(60)).status, 200);
+  int status = 0;
+  auto connection = stream_admitted(server().port(), "/v1/completions",
+                                    json{{"model", "demo-s"}, {"prompt", ids}, {"echo", true}, {"max_tokens", 3},
+                                         {"temperature", 0}, {"logprobs", 1}, {"stream", true}},
+                                    status);
+  ASSERT_EQ(status, 200);
   std::string streamed;
   json streamed_tokens = json::array();
   std::optional<std::string> event;
-  while ((event = connection.read_event(std::chrono::seconds(60))) && *event != "[DONE]") {
+  while ((event = connection->read_event(std::chrono::seconds(60))) && *event != "[DONE]") {
     const json streamed_choice = json::parse(*event)["choices"][0];
     streamed += streamed_choice["text"].get<std::string>();
     if (streamed_choice["logprobs"].is_object()) {
@@ -554,8 +584,8 @@ TEST_F(OpenAiApi, EchoScoresThePromptAsLoglikelihoodEvaluationsAsk) {
   echoed["max_tokens"] = 4;
   json plain = echoed;
   plain.erase("echo");
-  auto with = post("/v1/completions", echoed);
-  auto without = post("/v1/completions", plain);
+  auto with = post_admitted(server().port(), "/v1/completions", echoed);
+  auto without = post_admitted(server().port(), "/v1/completions", plain);
   ASSERT_EQ(with.status, 200) << with.body;
   ASSERT_EQ(without.status, 200) << without.body;
   EXPECT_EQ(json::parse(with.body)["choices"][0]["text"],
@@ -568,7 +598,7 @@ TEST_F(OpenAiApi, SeveralChoicesForSeveralPrompts) {
   const std::vector<std::string> prompts = {"Hello there", "Request 0: tell me about the sea"};
   const json request = {{"model", "demo-xs"}, {"prompt", prompts}, {"n", 2}, {"max_tokens", 6},
                         {"temperature", 1.0}, {"seed", 40}};
-  auto response = post("/v1/completions", request);
+  auto response = post_admitted(server().port(), "/v1/completions", request);
   ASSERT_EQ(response.status, 200) << response.body;
   const json body = json::parse(response.body);
   ASSERT_EQ(body["choices"].size(), 4u);
@@ -586,12 +616,12 @@ TEST_F(OpenAiApi, SeveralChoicesForSeveralPrompts) {
     completion_tokens += 6;
     json alone = {{"model", "demo-xs"}, {"prompt", prompts[i / 2]}, {"max_tokens", 6}, {"temperature", 1.0},
                   {"seed", 40 + static_cast<int>(i)}};
-    auto single = post("/v1/completions", alone);
+    auto single = post_admitted(server().port(), "/v1/completions", alone);
     ASSERT_EQ(single.status, 200) << single.body;
     EXPECT_EQ(json::parse(single.body)["choices"][0]["text"], choice["text"]) << "choice " << i;
   }
   EXPECT_EQ(body["usage"]["completion_tokens"], completion_tokens);
-  auto again = post("/v1/completions", request);
+  auto again = post_admitted(server().port(), "/v1/completions", request);
   ASSERT_EQ(again.status, 200) << again.body;
   EXPECT_EQ(json::parse(again.body)["choices"], body["choices"]);
 }
@@ -601,20 +631,20 @@ TEST_F(OpenAiApi, SeveralChoicesForSeveralPrompts) {
 TEST_F(OpenAiApi, StreamedChoicesEachEndAndUsageComesOnce) {
   json request = {{"model", "demo-s"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 5},
                   {"n", 2}, {"seed", 3}, {"temperature", 1.0}};
-  auto whole = post("/v1/chat/completions", request);
+  auto whole = post_admitted(server().port(), "/v1/chat/completions", request);
   ASSERT_EQ(whole.status, 200) << whole.body;
   const json expected = json::parse(whole.body)["choices"];
   ASSERT_EQ(expected.size(), 2u);
   request["stream"] = true;
   request["stream_options"] = {{"include_usage", true}};
-  testing::HttpConnection connection(server().port());
-  connection.send_request("POST", "/v1/chat/completions", request.dump());
-  ASSERT_EQ(connection.read_head(std::chrono::seconds(60)).status, 200);
+  int status = 0;
+  auto connection = stream_admitted(server().port(), "/v1/chat/completions", request, status);
+  ASSERT_EQ(status, 200);
   std::map<int, std::string> text;
   std::map<int, int> finishes;
   int usages = 0;
   std::optional<std::string> event;
-  while ((event = connection.read_event(std::chrono::seconds(60))) && *event != "[DONE]") {
+  while ((event = connection->read_event(std::chrono::seconds(60))) && *event != "[DONE]") {
     auto chunk = json::parse(*event);
     if (chunk["usage"].is_object()) {
       ++usages;

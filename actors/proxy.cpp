@@ -84,6 +84,14 @@ double seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 // What the API reports for a token in logprobs: the bytes it stands for in the text.
 std::string token_string(const CatalogEntry& model, std::int32_t token) { return model.tokenizer.token_bytes(token); }
 
+// A position's most likely tokens as the API reports them (generated or, with echo, prompt ones).
+std::vector<openai::TopToken> top_tokens(const CatalogEntry& model, const std::vector<core::TokenLogprob>& alternatives) {
+  std::vector<openai::TopToken> out;
+  out.reserve(alternatives.size());
+  for (const auto& alt : alternatives) out.push_back({token_string(model, alt.token), alt.logprob});
+  return out;
+}
+
 // The error naming `field` when `token` is not in the model's vocabulary.
 core::Result<void> check_in_vocabulary(const CatalogEntry& model, std::int32_t token, const std::string& field) {
   const auto vocab = model.tokenizer.vocab_size();
@@ -336,11 +344,7 @@ void echo_prompt(Active& a, const TokenEvent& event) {
     if (!r.request.logprobs) continue;
     openai::TokenOut out{std::move(piece), std::nullopt, token_string(*r.model, a.echo[i]), {}};
     if (i > 0 && i - 1 < event.prompt_logprobs.size()) out.logprob = event.prompt_logprobs[i - 1];
-    if (i > 0 && i - 1 < event.prompt_top_logprobs.size()) {
-      for (const auto& alt : event.prompt_top_logprobs[i - 1]) {
-        out.top.push_back({token_string(*r.model, alt.token), alt.logprob});
-      }
-    }
+    if (i > 0 && i - 1 < event.prompt_top_logprobs.size()) out.top = top_tokens(*r.model, event.prompt_top_logprobs[i - 1]);
     tokens.push_back(std::move(out));
   }
   std::string rest = decoder.flush();
@@ -382,9 +386,7 @@ void on_tokens(ProxyActor* self, TokenEvent& event) {
     std::string piece = a.decoder.step(token);
     // A token's bytes are only reported with logprobs: not worth a decoder pass per token otherwise.
     openai::TokenOut out{piece, event.logprobs.at(i), request.logprobs ? token_string(model, token) : "", {}};
-    if (i < event.top_logprobs.size()) {
-      for (const auto& alt : event.top_logprobs[i]) out.top.push_back({token_string(model, alt.token), alt.logprob});
-    }
+    if (i < event.top_logprobs.size()) out.top = top_tokens(model, event.top_logprobs[i]);
     a.unsent.push_back(out);
     a.all_tokens.push_back(std::move(out));
     a.held += piece;

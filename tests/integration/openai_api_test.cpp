@@ -47,12 +47,17 @@ class OpenAiApi : public testing::SharedServeSuite<OpenAiApi> {
 // it would tell any client: these wait as told and try again, at most kAdmissionTries times.
 constexpr int kAdmissionTries = 20;
 
+// Sleeps for a refusal's Retry-After (1 s when it names none).
+void wait_as_told(const testing::ClientResponse& refusal) {
+  std::this_thread::sleep_for(std::chrono::seconds(std::stoi(refusal.header("retry-after").value_or("1"))));
+}
+
 testing::ClientResponse post_admitted(uint16_t port, const std::string& path, const json& body) {
   testing::ClientResponse response;
   for (int attempt = 0; attempt < kAdmissionTries; ++attempt) {
     response = testing::post_json(port, path, body);
     if (response.status != 429) break;
-    std::this_thread::sleep_for(std::chrono::seconds(std::stoi(response.header("retry-after").value_or("1"))));
+    wait_as_told(response);
   }
   return response;
 }
@@ -66,7 +71,7 @@ std::unique_ptr<testing::HttpConnection> stream_admitted(uint16_t port, const st
     auto head = connection->read_head(std::chrono::seconds(60));
     status = head.status;
     if (status != 429) return connection;
-    std::this_thread::sleep_for(std::chrono::seconds(std::stoi(head.header("retry-after").value_or("1"))));
+    wait_as_told(head);
   }
   return nullptr;
 }
